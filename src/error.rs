@@ -1,0 +1,79 @@
+//! The one error type. Every message a user can see is written here, and every variant names
+//! the file, line or endpoint it is about, so `patrol` can say exactly what to fix.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    /// A file with several mistakes: every one is listed.
+    #[error("{}", format_many(.path, .problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+    #[error("{path}: snapshot schema version {found} is not supported (this build reads {supported}.x); upgrade patrol")]
+    UnsupportedSchema {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{endpoint}: {message}")]
+    Source { endpoint: String, message: String },
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+}
+
+/// One mistake in a file, located by line and column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+fn format_many(path: &std::path::Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "{} has {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str(&format!(
+            "\n  {}:{}:{}: {}",
+            path.display(),
+            p.line,
+            p.column,
+            p.message
+        ));
+    }
+    out
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn bad_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,264 @@
+//! The metric catalogue: which numbers a snapshot holds, under which entity and metric name, and
+//! how to print them. Rules select series by these names, so this is the vocabulary of
+//! rules/*.toml; `docs/snapshot-format.md` lists it.
+
+use crate::model::{ContainerState, Snapshot};
+use crate::units::Dimension;
+
+/// One reading: `None` is a null the source reported; absence (no reading at all) means the
+/// source or entity was not there.
+pub struct Reading {
+    pub entity: String,
+    pub metric: &'static str,
+    pub value: Option<f64>,
+}
+
+fn push(out: &mut Vec<Reading>, entity: &str, metric: &'static str, value: Option<f64>) {
+    out.push(Reading {
+        entity: entity.to_string(),
+        metric,
+        value,
+    });
+}
+
+fn u(v: Option<u64>) -> Option<f64> {
+    v.map(|x| x as f64)
+}
+
+/// Every numeric reading in a snapshot.
+pub fn readings(s: &Snapshot) -> Vec<Reading> {
+    let mut out = Vec::with_capacity(64);
+    if let Some(h) = &s.host {
+        push(&mut out, "host", "uptime_s", u(h.uptime_s));
+        push(&mut out, "host", "mem_total_bytes", u(h.mem_total_bytes));
+        push(&mut out, "host", "mem_available_bytes", u(h.mem_available_bytes));
+        push(&mut out, "host", "mem_free_bytes", u(h.mem_free_bytes));
+        push(&mut out, "host", "swap_used_bytes", u(h.swap_used_bytes));
+        push(&mut out, "host", "swap_cached_bytes", u(h.swap_cached_bytes));
+        push(&mut out, "host", "cpu_steal_pct", h.cpu_steal_pct);
+        push(&mut out, "host", "load1", h.load1);
+        if h.clock_offset_ms.is_some() {
+            push(&mut out, "host", "clock_offset_ms", h.clock_offset_ms);
+        }
+        for d in &h.disks {
+            let e = format!("disk:{}", d.mount);
+            push(&mut out, &e, "used_pct", d.used_pct);
+            push(&mut out, &e, "used_bytes", u(d.used_bytes));
+            push(&mut out, &e, "size_bytes", u(d.size_bytes));
+        }
+    }
+    for g in s.gpus.iter().flatten() {
+        let e = format!("gpu:{}", g.index);
+        push(&mut out, &e, "util_pct", g.util_pct);
+        push(&mut out, &e, "mem_used_pct", g.mem_used_pct);
+        push(&mut out, &e, "mem_used_bytes", u(g.mem_used_bytes));
+        push(&mut out, &e, "temp_c", g.temp_c);
+        if g.fan_pct.is_some() {
+            push(&mut out, &e, "fan_pct", g.fan_pct);
+        }
+    }
+    for c in s.containers.iter().flatten() {
+        let e = format!("container:{}", c.name);
+        let running = matches!(c.state, ContainerState::Running);
+        push(&mut out, &e, "running", Some(if running { 1.0 } else { 0.0 }));
+        push(&mut out, &e, "mem_usage_bytes", u(c.mem_usage_bytes));
+        push(&mut out, &e, "cpu_cores", c.cpu_cores);
+        push(&mut out, &e, "restart_count", c.restart_count.map(f64::from));
+        push(&mut out, &e, "size_rw_bytes", u(c.size_rw_bytes));
+        push(&mut out, &e, "size_root_fs_bytes", u(c.size_root_fs_bytes));
+        if c.mem_limit_bytes.is_some() {
+            push(&mut out, &e, "mem_limit_bytes", u(c.mem_limit_bytes));
+        }
+        if c.blkio_write_bytes.is_some() {
+            push(&mut out, &e, "blkio_write_bytes", u(c.blkio_write_bytes));
+        }
+    }
+    for p in &s.postgres {
+        let e = format!("postgres:{}", p.name);
+        push(&mut out, &e, "active_connections", u(p.active_connections));
+        push(&mut out, &e, "rows_inserted_total", u(p.rows_inserted_total));
+        for db in &p.databases {
+            push(
+                &mut out,
+                &format!("postgres:{}/{}", p.name, db.name),
+                "db_size_bytes",
+                u(db.size_bytes),
+            );
+        }
+    }
+    for r in &s.redis {
+        let e = format!("redis:{}", r.name);
+        push(&mut out, &e, "used_memory_bytes", u(r.used_memory_bytes));
+        for db in &r.dbs {
+            push(&mut out, &format!("redis:{}/db{}", r.name, db.index), "keys", u(db.keys));
+        }
+    }
+    for m in &s.rabbitmq {
+        for q in &m.queues {
+            let e = format!("queue:{}/{}", m.name, q.name);
+            push(&mut out, &e, "messages_ready", u(q.messages_ready));
+            push(&mut out, &e, "messages_unacked", u(q.messages_unacked));
+            push(&mut out, &e, "consumers", u(q.consumers));
+            push(&mut out, &e, "publish_rate", q.publish_rate);
+            push(&mut out, &e, "deliver_rate", q.deliver_rate);
+            push(&mut out, &e, "redeliver_rate", q.redeliver_rate);
+            push(&mut out, &e, "publish_total", u(q.publish_total));
+            push(&mut out, &e, "deliver_total", u(q.deliver_total));
+        }
+    }
+    for ep in &s.endpoints {
+        let e = format!("endpoint:{}", ep.name);
+        push(&mut out, &e, "status", Some(f64::from(ep.status)));
+        push(&mut out, &e, "latency_ms", ep.latency_ms);
+    }
+    for l in &s.logs {
+        push(&mut out, &format!("log:{}", l.source), "lines_total", Some(l.lines_total as f64));
+    }
+    out
+}
+
+/// How a metric is measured and printed: its dimension and the suffix of plain numbers.
+pub fn metric_unit(metric: &str) -> (Dimension, &'static str) {
+    if metric.ends_with("_bytes") {
+        (Dimension::Bytes, "")
+    } else if metric.ends_with("_pct") {
+        (Dimension::Plain, "%")
+    } else if metric == "temp_c" {
+        (Dimension::Plain, "°C")
+    } else if metric.ends_with("_s") {
+        (Dimension::Seconds, "")
+    } else if metric == "cpu_cores" {
+        (Dimension::Plain, " cores")
+    } else if metric.ends_with("_ms") {
+        (Dimension::Plain, " ms")
+    } else if metric.ends_with("_rate") {
+        (Dimension::Plain, "/s")
+    } else {
+        (Dimension::Plain, "")
+    }
+}
+
+/// Every metric name [`readings`] can produce, for validating rule selections.
+pub const KNOWN_METRICS: &[&str] = &[
+    "uptime_s",
+    "mem_total_bytes",
+    "mem_available_bytes",
+    "mem_free_bytes",
+    "swap_used_bytes",
+    "swap_cached_bytes",
+    "cpu_steal_pct",
+    "load1",
+    "clock_offset_ms",
+    "used_pct",
+    "used_bytes",
+    "size_bytes",
+    "util_pct",
+    "mem_used_pct",
+    "mem_used_bytes",
+    "temp_c",
+    "fan_pct",
+    "running",
+    "mem_usage_bytes",
+    "cpu_cores",
+    "restart_count",
+    "size_rw_bytes",
+    "size_root_fs_bytes",
+    "mem_limit_bytes",
+    "blkio_write_bytes",
+    "active_connections",
+    "rows_inserted_total",
+    "db_size_bytes",
+    "used_memory_bytes",
+    "keys",
+    "messages_ready",
+    "messages_unacked",
+    "consumers",
+    "publish_rate",
+    "deliver_rate",
+    "redeliver_rate",
+    "publish_total",
+    "deliver_total",
+    "status",
+    "latency_ms",
+    "lines_total",
+];
+
+/// Text attributes (not series) that fleet rules compare across nodes.
+pub const KNOWN_ATTRIBUTES: &[&str] = &[
+    "image",
+    "tag",
+    "revision",
+    "image_ref",
+    "compose_version",
+    "engine_version",
+];
+
+/// The value of a text attribute of an entity in one snapshot.
+pub fn attribute(s: &Snapshot, entity: &str, attribute: &str) -> Option<String> {
+    if entity == "docker" {
+        let d = s.docker.as_ref()?;
+        return match attribute {
+            "compose_version" => d.compose_version.clone(),
+            "engine_version" => d.engine_version.clone(),
+            _ => None,
+        };
+    }
+    let name = entity.strip_prefix("container:")?;
+    let c = s.container(name)?;
+    match attribute {
+        "image" => Some(c.image.clone()),
+        "tag" => c.tag.clone(),
+        "revision" => c.revision.clone(),
+        "image_ref" => Some(c.image_ref()),
+        _ => None,
+    }
+}
+
+/// Entities that carry text attributes in a snapshot.
+pub fn attribute_entities(s: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.docker.is_some() {
+        out.push("docker".to_string());
+    }
+    for c in s.containers.iter().flatten() {
+        out.push(format!("container:{}", c.name));
+    }
+    out
+}
+
+/// How an entity reads in a sentence: "`visionking-visualizer`", "GPU 0", "disk `/`".
+pub fn entity_label(entity: &str) -> String {
+    use crate::markdown::code_span;
+    match entity.split_once(':') {
+        Some(("container", name)) => code_span(name),
+        Some(("gpu", index)) => format!("GPU {index}"),
+        Some(("disk", mount)) => format!("disk {}", code_span(mount)),
+        Some(("postgres", name)) => format!("PostgreSQL {}", code_span(name)),
+        Some(("redis", name)) => format!("Redis {}", code_span(name)),
+        Some(("queue", name)) => format!("queue {}", code_span(name)),
+        Some(("endpoint", name)) => format!("endpoint {}", code_span(name)),
+        Some(("log", name)) => format!("log {}", code_span(name)),
+        _ => entity.to_string(),
+    }
+}
+
+/// How a metric reads in a sentence.
+pub fn metric_label(metric: &str) -> &str {
+    match metric {
+        "mem_usage_bytes" => "memory",
+        "mem_used_pct" => "GPU memory use",
+        "mem_used_bytes" => "GPU memory",
+        "util_pct" => "utilisation",
+        "temp_c" => "temperature",
+        "cpu_cores" => "CPU",
+        "size_rw_bytes" => "writable layer",
+        "size_root_fs_bytes" => "root filesystem size",
+        "uptime_s" => "uptime",
+        "mem_available_bytes" => "available memory",
+        "swap_used_bytes" => "swap in use",
+        "cpu_steal_pct" => "CPU steal",
+        "used_pct" => "use",
+        "restart_count" => "restart count",
+        other => other,
+    }
+}

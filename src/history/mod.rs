@@ -1,0 +1,322 @@
+//! The history window: the recent captures of every node, turned into series keyed by
+//! (node, entity, metric) that rules read.
+//!
+//! It is built incrementally: a capture is pushed once, its numbers appended to their series,
+//! and captures older than the window span are evicted. A replay or a daemon therefore never
+//! re-reads the archive; a one-shot `patrol run` loads just the window's files once.
+
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::Snapshot;
+
+/// A boot time may wobble by this much between captures (clock steps, rounding) without being
+/// taken for a reboot.
+const BOOT_TIME_TOLERANCE_S: i64 = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Unix seconds of the capture.
+    pub at: i64,
+    /// `None` when the source answered null.
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub points: Vec<Point>,
+}
+
+impl Series {
+    pub fn last(&self) -> Option<&Point> {
+        self.points.last()
+    }
+
+    /// Points with `at >= from`.
+    pub fn since(&self, from: i64) -> &[Point] {
+        let start = self.points.partition_point(|p| p.at < from);
+        &self.points[start..]
+    }
+}
+
+/// What the window knows about one node.
+#[derive(Debug, Default)]
+pub struct NodeHistory {
+    pub node: String,
+    pub role: Option<String>,
+    captures: VecDeque<Arc<Snapshot>>,
+    /// Boot time (unix s) per capture, when the host source answered.
+    boots: VecDeque<Option<i64>>,
+    series: HashMap<String, Vec<(&'static str, Series)>>,
+}
+
+impl NodeHistory {
+    pub fn captures(&self) -> impl DoubleEndedIterator<Item = &Snapshot> + ExactSizeIterator {
+        self.captures.iter().map(|a| a.as_ref())
+    }
+
+    pub fn capture_count(&self) -> usize {
+        self.captures.len()
+    }
+
+    pub fn latest(&self) -> Option<&Snapshot> {
+        self.captures.back().map(|a| a.as_ref())
+    }
+
+    pub fn previous(&self) -> Option<&Snapshot> {
+        let n = self.captures.len();
+        if n >= 2 {
+            self.captures.get(n - 2).map(|a| a.as_ref())
+        } else {
+            None
+        }
+    }
+
+    pub fn latest_at(&self) -> Option<i64> {
+        self.latest().map(|s| s.captured_at.timestamp())
+    }
+
+    pub fn series(&self, entity: &str, metric: &str) -> Option<&Series> {
+        self.series
+            .get(entity)?
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, s)| s)
+    }
+
+    /// All series of `metric`, as (entity, series), sorted by entity for stable output.
+    pub fn series_of(&self, metric: &str) -> Vec<(&str, &Series)> {
+        let mut out: Vec<(&str, &Series)> = self
+            .series
+            .iter()
+            .filter_map(|(entity, list)| {
+                list.iter()
+                    .find(|(m, _)| *m == metric)
+                    .map(|(_, s)| (entity.as_str(), s))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// Other metrics of the same entity with a non-null value at the latest capture.
+    pub fn siblings_reporting(&self, entity: &str, except: &str) -> Vec<(&'static str, f64)> {
+        let Some(latest) = self.latest_at() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&'static str, f64)> = self
+            .series
+            .get(entity)
+            .into_iter()
+            .flatten()
+            .filter(|(m, _)| *m != except)
+            .filter_map(|(m, s)| match s.last() {
+                Some(Point { at, value: Some(v) }) if *at == latest => Some((*m, *v)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// Capture times (unix s) at which a reboot had happened since the capture before: the
+    /// first capture of each new boot.
+    pub fn reboots(&self) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut last_boot: Option<i64> = None;
+        for (snap, boot) in self.captures.iter().zip(self.boots.iter()) {
+            if let Some(b) = boot {
+                if let Some(prev) = last_boot
+                    && *b - prev > BOOT_TIME_TOLERANCE_S
+                {
+                    out.push((snap.captured_at.timestamp(), *b));
+                }
+                last_boot = Some(*b);
+            }
+        }
+        out
+    }
+
+    /// The boot time (unix s) in force at the latest capture that reported one.
+    pub fn current_boot(&self) -> Option<i64> {
+        self.boots.iter().rev().flatten().next().copied()
+    }
+
+    /// Start of the current boot as seen by the window: series points before it belong to an
+    /// earlier boot and must not be joined to later ones.
+    pub fn segment_start(&self) -> i64 {
+        self.reboots().last().map(|(at, _)| *at).unwrap_or(i64::MIN)
+    }
+}
+
+#[derive(Debug)]
+pub struct Window {
+    span_s: i64,
+    nodes: BTreeMap<String, NodeHistory>,
+}
+
+impl Window {
+    pub fn new(span: chrono::Duration) -> Window {
+        Window {
+            span_s: span.num_seconds(),
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    pub fn span_s(&self) -> i64 {
+        self.span_s
+    }
+
+    /// Adds one capture. Captures of a node must arrive oldest first; an older or duplicate one
+    /// is ignored (returns false).
+    pub fn push(&mut self, snapshot: Snapshot) -> bool {
+        let at = snapshot.captured_at.timestamp();
+        let node = self
+            .nodes
+            .entry(snapshot.node.clone())
+            .or_insert_with(|| NodeHistory {
+                node: snapshot.node.clone(),
+                ..NodeHistory::default()
+            });
+        if node.latest_at().is_some_and(|latest| at <= latest) {
+            return false;
+        }
+        if snapshot.role.is_some() {
+            node.role = snapshot.role.clone();
+        }
+        for r in metrics::readings(&snapshot) {
+            let list = match node.series.get_mut(r.entity.as_str()) {
+                Some(list) => list,
+                None => node.series.entry(r.entity).or_default(),
+            };
+            let point = Point { at, value: r.value };
+            match list.iter_mut().find(|(m, _)| *m == r.metric) {
+                Some((_, s)) => s.points.push(point),
+                None => list.push((r.metric, Series { points: vec![point] })),
+            }
+        }
+        let boot = snapshot.host.as_ref().and_then(|h| {
+            h.boot_time.map(|b| b.timestamp()).or_else(|| {
+                h.uptime_s
+                    .map(|u| at - i64::try_from(u).unwrap_or(i64::MAX / 2))
+            })
+        });
+        node.boots.push_back(boot);
+        node.captures.push_back(Arc::new(snapshot));
+        let cutoff = at - self.span_s;
+        self.evict_before(cutoff);
+        true
+    }
+
+    /// Drops captures and points older than `cutoff` (unix s), and series left empty.
+    pub fn evict_before(&mut self, cutoff: i64) {
+        for node in self.nodes.values_mut() {
+            while node
+                .captures
+                .front()
+                .is_some_and(|s| s.captured_at.timestamp() < cutoff)
+            {
+                node.captures.pop_front();
+                node.boots.pop_front();
+            }
+            node.series.retain(|_, list| {
+                list.retain_mut(|(_, s)| {
+                    let start = s.points.partition_point(|p| p.at < cutoff);
+                    s.points.drain(..start);
+                    !s.points.is_empty()
+                });
+                !list.is_empty()
+            });
+        }
+        self.nodes.retain(|_, n| !n.captures.is_empty());
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeHistory> {
+        self.nodes.values()
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeHistory> {
+        self.nodes.get(name)
+    }
+
+    /// Time of the newest capture of any node.
+    pub fn latest_at(&self) -> Option<DateTime<Utc>> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.latest().map(|s| s.captured_at))
+            .max()
+    }
+
+    /// The latest reading of one series: `None` when the node's latest capture has no reading
+    /// for it (could not check), `Some(None)` for a null.
+    pub fn current(&self, node: &str, entity: &str, metric: &str) -> Option<Option<f64>> {
+        let n = self.nodes.get(node)?;
+        let latest = n.latest_at()?;
+        let p = n.series(entity, metric)?.last()?;
+        (p.at == latest).then_some(p.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Gpu, Host};
+    use chrono::TimeZone;
+
+    fn snap(minute: i64, uptime: u64, temp: Option<f64>) -> Snapshot {
+        let at = Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap()
+            + chrono::Duration::minutes(minute);
+        let mut s = Snapshot::new("t", "vk01", at);
+        s.host = Some(Host {
+            uptime_s: Some(uptime),
+            ..Host::default()
+        });
+        s.gpus = Some(vec![Gpu {
+            index: 0,
+            name: "gpu".into(),
+            util_pct: Some(0.0),
+            mem_used_pct: None,
+            mem_used_bytes: None,
+            mem_total_bytes: None,
+            temp_c: temp,
+            fan_pct: None,
+            exporter: None,
+        }]);
+        s
+    }
+
+    #[test]
+    fn builds_series_keeps_nulls_and_evicts() {
+        let mut w = Window::new(chrono::Duration::minutes(40));
+        w.push(snap(0, 10_000, Some(24.0)));
+        w.push(snap(15, 10_900, Some(18.0)));
+        w.push(snap(30, 11_800, None));
+        let n = w.node("vk01").unwrap();
+        let s = n.series("gpu:0", "temp_c").unwrap();
+        assert_eq!(s.points.len(), 3);
+        assert_eq!(w.current("vk01", "gpu:0", "temp_c"), Some(None));
+        assert_eq!(n.siblings_reporting("gpu:0", "temp_c"), vec![("util_pct", 0.0)]);
+        w.push(snap(45, 12_700, Some(27.0)));
+        let n = w.node("vk01").unwrap();
+        assert_eq!(n.capture_count(), 3, "the 0-minute capture left the 40-minute window");
+        assert_eq!(n.series("gpu:0", "temp_c").unwrap().points.len(), 3);
+        assert!(!w.push(snap(45, 12_700, None)), "a duplicate capture is ignored");
+    }
+
+    #[test]
+    fn reboot_is_a_boot_time_jump() {
+        let mut w = Window::new(chrono::Duration::hours(6));
+        w.push(snap(0, 10_000, None));
+        w.push(snap(15, 10_900, None));
+        w.push(snap(30, 300, None));
+        w.push(snap(45, 1_200, None));
+        let n = w.node("vk01").unwrap();
+        let reboots = n.reboots();
+        assert_eq!(reboots.len(), 1);
+        assert_eq!(n.segment_start(), n.captures().nth(2).unwrap().captured_at.timestamp());
+    }
+}

@@ -1,0 +1,94 @@
+//! A finding: what one rule concluded about one subject at one capture, with the numbers behind
+//! it. The report renders findings; the ledger remembers them by [`Finding::key`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Suggestion,
+    Info,
+    Warning,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Warning => "WARNING",
+            Severity::Info => "INFO",
+            Severity::Suggestion => "SUGGESTION",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.to_ascii_lowercase().as_str() {
+            "warning" => Some(Severity::Warning),
+            "info" => Some(Severity::Info),
+            "suggestion" => Some(Severity::Suggestion),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One named number or text a rule measured, with the exact value and the way it is printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule_id: String,
+    pub kind: String,
+    pub severity: Severity,
+    /// The nodes it is about; more than one for fleet-scope rules (drift).
+    pub nodes: Vec<String>,
+    /// The entity it is about, e.g. "container:visionking-visualizer", "gpu:0", "host".
+    pub entity: String,
+    /// The metric or attribute it is about.
+    pub metric: String,
+    pub observed_at: DateTime<Utc>,
+    pub title: String,
+    /// What was measured, with numbers, units and window.
+    pub evidence: String,
+    pub recommendation: String,
+    /// The numbers behind the text, for machine output and for tests that check the arithmetic.
+    pub values: BTreeMap<String, EvidenceValue>,
+    /// A one-off event (a drop, a reboot) is reported once; a condition stays open until the
+    /// evidence shows it gone.
+    #[serde(default)]
+    pub event: bool,
+    /// What tells two events of the same rule and subject apart (e.g. the boot time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+impl Finding {
+    /// The identity a finding keeps across runs: same rule, same nodes, same subject.
+    pub fn key(&self) -> String {
+        let mut key = format!(
+            "{}|{}|{}|{}",
+            self.rule_id,
+            self.nodes.join(","),
+            self.entity,
+            self.metric
+        );
+        if let Some(id) = &self.event_id {
+            key.push('@');
+            key.push_str(id);
+        }
+        key
+    }
+}

@@ -1,0 +1,8 @@
+//! Plain data shared by every layer: snapshots going in, findings coming out. Serde types only,
+//! no I/O and no behaviour beyond small accessors.
+
+pub mod finding;
+pub mod snapshot;
+
+pub use finding::{EvidenceValue, Finding, Severity};
+pub use snapshot::*;

@@ -1,0 +1,109 @@
+#![doc = include_str!("delta.md")]
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh};
+use crate::history::metrics::{entity_label, metric_label, metric_unit};
+use crate::rules::Rule;
+use crate::tomlread::Ctx;
+use crate::units::{fmt_change, fmt_duration, fmt_number};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "delta-between-snapshots",
+    doc: include_str!("delta.md"),
+    target: Target::Series,
+    event: true,
+    variables: &["before", "after", "delta", "delta_pct", "interval", "direction"],
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub min_abs: f64,
+    pub min_rel_pct: Option<f64>,
+    /// "drop", "rise" or "any".
+    pub direction: String,
+    pub max_gap_s: f64,
+    pub across_reboot: bool,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    let min_abs = p.quantity(ctx, "min_abs");
+    let min_abs = p.required(ctx, "min_abs", min_abs)?;
+    let min_rel_pct = p.fields.number(ctx, "min_rel_pct").map(|n| n.into_inner());
+    let direction = p.choice(ctx, "direction", &["drop", "rise", "any"], "any");
+    let max_gap_s = p.duration(ctx, "max_gap").unwrap_or(3600.0);
+    let across_reboot = p.fields.boolean(ctx, "across_reboot").unwrap_or(false);
+    Some(Kind::Delta(Params {
+        min_abs: min_abs.abs(),
+        min_rel_pct,
+        direction,
+        max_gap_s,
+        across_reboot,
+    }))
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    let metric = rule.select.metric.as_str();
+    let (dim, suffix) = metric_unit(metric);
+    for (node, entity, series) in rule.select.series(ctx.window) {
+        let Some(points) = fresh(node, series) else {
+            continue;
+        };
+        let [.., p0, p1] = points else { continue };
+        let (Some(before), Some(after)) = (p0.value, p1.value) else {
+            continue;
+        };
+        let gap = (p1.at - p0.at) as f64;
+        if gap > p.max_gap_s {
+            continue;
+        }
+        let straddles = node
+            .reboots()
+            .iter()
+            .any(|(at, _)| *at > p0.at && *at <= p1.at);
+        if straddles != p.across_reboot {
+            continue;
+        }
+        let delta = after - before;
+        let direction_ok = match p.direction.as_str() {
+            "drop" => delta < 0.0,
+            "rise" => delta > 0.0,
+            _ => delta != 0.0,
+        };
+        let rel_pct = if before != 0.0 { Some(delta / before.abs() * 100.0) } else { None };
+        let rel_ok = match p.min_rel_pct {
+            Some(min) => rel_pct.is_some_and(|r| r.abs() >= min),
+            None => true,
+        };
+        if !direction_ok || delta.abs() < p.min_abs || !rel_ok {
+            continue;
+        }
+        let change = fmt_change(before, after, dim, suffix);
+        let mut c = Candidate::new(node, entity, metric, p1.at);
+        c.event = true;
+        c.event_id = Some(p1.at.to_string());
+        c.value("before", Some(before), change.before.clone());
+        c.value("after", Some(after), change.after.clone());
+        c.value("delta", Some(change.shown_delta), change.delta.clone());
+        let rel_text = rel_pct
+            .map(|r| format!("{}{}%", if r > 0.0 { "+" } else { "" }, fmt_number(r, 1)))
+            .unwrap_or_default();
+        c.value("delta_pct", rel_pct, rel_text.clone());
+        let interval = fmt_duration(gap);
+        c.value("interval", Some(gap), interval.clone());
+        let word = if delta < 0.0 { "dropped" } else { "rose" };
+        c.value("direction", None, word);
+        let rel_part = if rel_text.is_empty() { String::new() } else { format!(", {rel_text}") };
+        let reboot_part = if p.across_reboot { " across a reboot" } else { "" };
+        c.evidence = format!(
+            "{} {} {word} from {} to {} ({}{rel_part}) between the captures at {} and {} ({interval} apart{reboot_part}).",
+            entity_label(entity),
+            metric_label(metric),
+            change.before,
+            change.after,
+            change.delta,
+            ctx.time(p0.at),
+            ctx.time(p1.at),
+        );
+        out.push(c);
+    }
+}

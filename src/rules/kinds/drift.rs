@@ -1,0 +1,151 @@
+#![doc = include_str!("drift.md")]
+
+use std::collections::BTreeMap;
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
+use crate::history::metrics::{attribute, attribute_entities, entity_label};
+use crate::markdown::code_span;
+use crate::rules::Rule;
+use crate::tomlread::Ctx;
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "drift-across-nodes",
+    doc: include_str!("drift.md"),
+    target: Target::Attribute,
+    event: false,
+    variables: &["versions", "distinct", "group"],
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// "role": compare nodes of the same role; "fleet": compare all nodes.
+    pub within: String,
+    pub strip_prefixes: Vec<String>,
+    pub strip_suffixes: Vec<String>,
+    /// Further attributes shown beside the compared one (e.g. the revision).
+    pub show: Vec<String>,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    let within = p.choice(ctx, "within", &["role", "fleet"], "role");
+    let list = |p: &mut ParamReader, ctx: &mut Ctx, key: &str| -> Vec<String> {
+        p.fields
+            .strings(ctx, key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.into_inner())
+            .collect()
+    };
+    let strip_prefixes = list(p, ctx, "strip_prefixes");
+    let strip_suffixes = list(p, ctx, "strip_suffixes");
+    let show = list(p, ctx, "show");
+    Some(Kind::Drift(Params {
+        within,
+        strip_prefixes,
+        strip_suffixes,
+        show,
+    }))
+}
+
+/// The name an entity or value has once environment prefixes ("dev-") are set aside.
+fn normalise(p: &Params, text: &str) -> String {
+    let (head, name) = match text.split_once(':') {
+        Some((h, n)) if h == "container" => (Some(h), n),
+        _ => (None, text),
+    };
+    let mut name = name.to_string();
+    for prefix in &p.strip_prefixes {
+        if let Some(rest) = name.strip_prefix(prefix.as_str()) {
+            name = rest.to_string();
+        }
+    }
+    for suffix in &p.strip_suffixes {
+        if let Some(rest) = name.strip_suffix(suffix.as_str()) {
+            name = rest.to_string();
+        }
+    }
+    match head {
+        Some(h) => format!("{h}:{name}"),
+        None => name,
+    }
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    let attr = rule.select.metric.as_str();
+    // group -> normalised entity -> node -> (raw value, shown extras, entity)
+    type Seen = BTreeMap<String, (String, Vec<String>, String)>;
+    let mut groups: BTreeMap<String, BTreeMap<String, Seen>> = BTreeMap::new();
+    for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let Some(snap) = node.latest() else { continue };
+        let group = if p.within == "fleet" {
+            "fleet".to_string()
+        } else {
+            node.role.clone().unwrap_or_else(|| "(no role)".to_string())
+        };
+        for entity in attribute_entities(snap) {
+            if !rule.select.entity_matches(&entity) {
+                continue;
+            }
+            let Some(value) = attribute(snap, &entity, attr) else { continue };
+            let extras: Vec<String> = p
+                .show
+                .iter()
+                .filter_map(|a| attribute(snap, &entity, a).map(|v| format!("{a} {}", code_span(&v))))
+                .collect();
+            groups
+                .entry(group.clone())
+                .or_default()
+                .entry(normalise(p, &entity))
+                .or_default()
+                .insert(node.node.clone(), (value, extras, entity.clone()));
+        }
+    }
+    for (group, entities) in groups {
+        for (normalised, by_node) in entities {
+            if by_node.len() < 2 {
+                continue;
+            }
+            let mut distinct: Vec<String> = by_node.values().map(|(v, _, _)| normalise(p, v)).collect();
+            distinct.sort();
+            distinct.dedup();
+            if distinct.len() < 2 {
+                continue;
+            }
+            let parts: Vec<String> = by_node
+                .iter()
+                .map(|(node, (value, extras, entity))| {
+                    let name_note = if normalise(p, entity) != *entity {
+                        format!(" (as {})", entity_label(entity))
+                    } else {
+                        String::new()
+                    };
+                    if extras.is_empty() {
+                        format!("{node} has {}{name_note}", code_span(value))
+                    } else {
+                        format!("{node} has {} ({}){name_note}", code_span(value), extras.join(", "))
+                    }
+                })
+                .collect();
+            let nodes: Vec<String> = by_node.keys().cloned().collect();
+            let Some(first) = ctx.window.node(&nodes[0]) else { continue };
+            let at = ctx.window.latest_at().map(|t| t.timestamp()).unwrap_or_default();
+            let mut c = Candidate::new(first, &normalised, attr, at);
+            c.nodes = nodes;
+            let versions = parts.join("; ");
+            c.value("versions", None, versions.clone());
+            c.value("distinct", Some(distinct.len() as f64), distinct.len().to_string());
+            c.value("group", None, group.clone());
+            let scope = if p.within == "fleet" {
+                "across the fleet".to_string()
+            } else {
+                format!("across the {group} nodes")
+            };
+            c.evidence = format!(
+                "{} `{attr}` differs {scope}: {versions}.",
+                entity_label(&normalised)
+            );
+            out.push(c);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Rule kinds: the code behind rules. Each kind lives in its own file with its doc (`<kind>.md`)
+//! beside it; this module only declares them, lists them in [`KINDS`] and holds the helpers they
+//! share.
+
+pub mod delta;
+pub mod drift;
+pub mod growth_rate;
+pub mod null_transition;
+pub mod reboot;
+pub mod threshold;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::history::metrics::metric_unit;
+use crate::history::{NodeHistory, Point, Series, Window};
+use crate::model::EvidenceValue;
+use crate::rules::Rule;
+use crate::tomlread::{Ctx, Fields};
+use crate::units::{self, Dimension};
+
+/// What a kind selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A numeric series: `select.metric` must be a known metric.
+    Series,
+    /// A text attribute compared across nodes: `select.metric` names it.
+    Attribute,
+    /// The node itself: no metric.
+    Node,
+}
+
+/// A kind's description for the loader, `patrol rules explain` and the doc checks.
+pub struct KindSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub target: Target,
+    /// Whether its findings are one-off events (a drop, a reboot) rather than conditions that
+    /// stay open until they clear.
+    pub event: bool,
+    /// Template variables its findings provide besides the common ones.
+    pub variables: &'static [&'static str],
+    pub parse: fn(&mut ParamReader, &mut Ctx) -> Option<Kind>,
+}
+
+pub const KINDS: &[KindSpec] = &[
+    threshold::SPEC,
+    delta::SPEC,
+    growth_rate::SPEC,
+    drift::SPEC,
+    reboot::SPEC,
+    null_transition::SPEC,
+];
+
+pub fn spec(name: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// A kind with its parsed parameters.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Threshold(threshold::Params),
+    Delta(delta::Params),
+    GrowthRate(growth_rate::Params),
+    Drift(drift::Params),
+    Reboot(reboot::Params),
+    NullTransition(null_transition::Params),
+}
+
+impl Kind {
+    pub fn evaluate(&self, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+        match self {
+            Kind::Threshold(p) => threshold::evaluate(p, rule, ctx, out),
+            Kind::Delta(p) => delta::evaluate(p, rule, ctx, out),
+            Kind::GrowthRate(p) => growth_rate::evaluate(p, rule, ctx, out),
+            Kind::Drift(p) => drift::evaluate(p, rule, ctx, out),
+            Kind::Reboot(p) => reboot::evaluate(p, rule, ctx, out),
+            Kind::NullTransition(p) => null_transition::evaluate(p, rule, ctx, out),
+        }
+    }
+}
+
+/// What a kind sees when it runs.
+pub struct EvalContext<'w> {
+    pub window: &'w Window,
+    pub tz: Tz,
+}
+
+impl EvalContext<'_> {
+    /// A capture time for prose, in the fleet's time zone: "21:53" or "Feb 18 21:53".
+    pub fn time(&self, unix: i64) -> String {
+        let Some(t) = Utc.timestamp_opt(unix, 0).single() else {
+            return unix.to_string();
+        };
+        let local = t.with_timezone(&self.tz);
+        let now = self
+            .window
+            .latest_at()
+            .map(|n| n.with_timezone(&self.tz).date_naive());
+        if Some(local.date_naive()) == now {
+            local.format("%H:%M").to_string()
+        } else {
+            local.format("%b %-d %H:%M").to_string()
+        }
+    }
+}
+
+/// A finding before its templates are rendered.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub nodes: Vec<String>,
+    pub entity: String,
+    pub metric: String,
+    pub observed_at: DateTime<Utc>,
+    pub evidence: String,
+    pub event: bool,
+    /// Extra key material for events, so two reboots are two findings.
+    pub event_id: Option<String>,
+    pub values: BTreeMap<String, EvidenceValue>,
+}
+
+impl Candidate {
+    pub fn new(node: &NodeHistory, entity: &str, metric: &str, at: i64) -> Candidate {
+        Candidate {
+            nodes: vec![node.node.clone()],
+            entity: entity.to_string(),
+            metric: metric.to_string(),
+            observed_at: Utc.timestamp_opt(at, 0).single().unwrap_or_default(),
+            evidence: String::new(),
+            event: false,
+            event_id: None,
+            values: BTreeMap::new(),
+        }
+    }
+
+    pub fn value(&mut self, name: &str, value: Option<f64>, text: impl Into<String>) {
+        self.values.insert(
+            name.to_string(),
+            EvidenceValue {
+                value,
+                text: text.into(),
+            },
+        );
+    }
+}
+
+/// The points of a series when its newest point is from the node's newest capture; `None` when
+/// the latest capture had no reading for it (source failed, entity gone): could not check.
+pub fn fresh<'s>(node: &NodeHistory, series: &'s Series) -> Option<&'s [Point]> {
+    let latest = node.latest_at()?;
+    (series.last()?.at == latest).then_some(series.points.as_slice())
+}
+
+/// Parameters of a rule, read with the units of its metric.
+pub struct ParamReader<'t, 'i> {
+    pub fields: Fields<'t, 'i>,
+    pub dimension: Dimension,
+    pub suffix: &'static str,
+}
+
+impl<'t, 'i> ParamReader<'t, 'i> {
+    pub fn new(fields: Fields<'t, 'i>, metric: &str) -> Self {
+        let (dimension, suffix) = metric_unit(metric);
+        ParamReader {
+            fields,
+            dimension,
+            suffix,
+        }
+    }
+
+    fn parse_text(
+        &mut self,
+        ctx: &mut Ctx,
+        key: &str,
+        parse: impl Fn(&str) -> Result<f64, String>,
+    ) -> Option<f64> {
+        let v = self.fields.value(key)?;
+        let text = match v.get_ref() {
+            toml::de::DeValue::String(s) => s.to_string(),
+            toml::de::DeValue::Integer(i) => i.as_str().to_string(),
+            toml::de::DeValue::Float(f) => f.as_str().to_string(),
+            other => {
+                ctx.report(
+                    v.span(),
+                    format!("{}: `{key}` must be a number or a string, not {}", self.fields.what, other.type_str()),
+                );
+                return None;
+            }
+        };
+        match parse(&text) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                ctx.report(v.span(), format!("{}: `{key}`: {e}", self.fields.what));
+                None
+            }
+        }
+    }
+
+    /// A value in the metric's unit ("5GB" for a size, 80 for a percentage).
+    pub fn quantity(&mut self, ctx: &mut Ctx, key: &str) -> Option<f64> {
+        let dim = self.dimension;
+        self.parse_text(ctx, key, |t| units::parse(t, dim))
+    }
+
+    pub fn duration(&mut self, ctx: &mut Ctx, key: &str) -> Option<f64> {
+        self.parse_text(ctx, key, units::parse_duration_secs)
+    }
+
+    /// A rate in the metric's unit per time ("+2MB/h"), as units per second.
+    pub fn rate(&mut self, ctx: &mut Ctx, key: &str) -> Option<f64> {
+        let dim = self.dimension;
+        self.parse_text(ctx, key, |t| units::parse_rate_per_sec(t, dim))
+    }
+
+    pub fn required<T>(&self, ctx: &mut Ctx, key: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() && !self.fields.has(key) {
+            ctx.report(
+                self.fields.span.clone(),
+                format!("{} needs parameter `{key}`", self.fields.what),
+            );
+        }
+        value
+    }
+
+    /// One of a fixed set of words.
+    pub fn choice(
+        &mut self,
+        ctx: &mut Ctx,
+        key: &str,
+        options: &[&str],
+        default: &'static str,
+    ) -> String {
+        match self.fields.string(ctx, key, false) {
+            None => default.to_string(),
+            Some(s) if options.contains(&s.get_ref().as_str()) => s.into_inner(),
+            Some(s) => {
+                ctx.report(
+                    s.span(),
+                    format!(
+                        "{}: `{key}` must be one of {}{}",
+                        self.fields.what,
+                        options.join(", "),
+                        crate::tomlread::did_you_mean(s.get_ref(), options)
+                    ),
+                );
+                default.to_string()
+            }
+        }
+    }
+}
+
+/// Least-squares fit of value against time.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit {
+    /// Units per second.
+    pub slope: f64,
+    /// Coefficient of determination (1 = a straight line).
+    pub r2: f64,
+}
+
+pub fn least_squares(points: &[(i64, f64)]) -> Option<Fit> {
+    let n = points.len();
+    if n < 2 {
+        return None;
+    }
+    let t0 = points[0].0;
+    let nf = n as f64;
+    let (mut sx, mut sy) = (0.0, 0.0);
+    for (t, v) in points {
+        sx += (t - t0) as f64;
+        sy += v;
+    }
+    let (mx, my) = (sx / nf, sy / nf);
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for (t, v) in points {
+        let dx = (t - t0) as f64 - mx;
+        let dy = v - my;
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
+    }
+    if sxx == 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let r2 = if syy == 0.0 { 1.0 } else { (sxy * sxy) / (sxx * syy) };
+    Some(Fit { slope, r2 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_squares_recovers_a_line() {
+        let pts: Vec<(i64, f64)> = (0..10).map(|i| (i * 900, 100.0 + 2.0 * (i * 900) as f64)).collect();
+        let fit = least_squares(&pts).unwrap();
+        assert!((fit.slope - 2.0).abs() < 1e-9);
+        assert!((fit.r2 - 1.0).abs() < 1e-9);
+        assert!(least_squares(&pts[..1]).is_none());
+    }
+
+    #[test]
+    fn every_kind_doc_has_the_headings_in_order() {
+        let headings = [
+            "## What it does",
+            "## Why it matters",
+            "## Parameters",
+            "## Example",
+            "## Known limitations",
+        ];
+        for kind in KINDS {
+            let mut at = 0;
+            for h in headings {
+                let found = kind.doc[at..].find(h);
+                assert!(found.is_some(), "{}.md lacks `{h}` (or it is out of order)", kind.name);
+                at += found.unwrap_or(0) + h.len();
+            }
+        }
+    }
+}

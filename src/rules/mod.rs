@@ -1,0 +1,383 @@
+//! The rule engine: rule kinds are code ([`kinds`]), rule instances are data (`rules/*.toml`).
+//!
+//! Loading reads every file and reports every mistake at once, with file and line. Evaluation
+//! runs each instance over the history window and renders its title and recommendation from the
+//! numbers its kind measured.
+
+pub mod kinds;
+pub mod select;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+
+use crate::error::{Error, Problem, Result};
+use crate::history::Window;
+use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
+use crate::model::{Finding, Severity};
+use crate::tomlread::{Ctx, Fields, did_you_mean};
+use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
+use select::Selector;
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub kind_name: &'static str,
+    pub kind: Kind,
+    pub event: bool,
+    pub severity: Severity,
+    pub description: String,
+    pub select: Selector,
+    pub title: String,
+    pub recommendation: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+pub struct Library {
+    pub rules: Vec<Rule>,
+    env: minijinja::Environment<'static>,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library").field("rules", &self.rules.len()).finish()
+    }
+}
+
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, title, recommendation";
+
+fn is_kebab(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+}
+
+impl Library {
+    /// Loads `*.toml` from a directory (sorted by name), or one file.
+    pub fn load(path: &Path) -> Result<Library> {
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| Error::io(path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        let mut sources = Vec::new();
+        for f in files {
+            let text = crate::fsutil::read_to_string(&f)?;
+            sources.push((f, text));
+        }
+        Library::from_sources(&sources)
+    }
+
+    /// Parses rule files given as (path, text); every problem of every file is reported.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library> {
+        let env = template::environment();
+        let mut rules = Vec::new();
+        let mut first_by_id: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        let mut failures: Vec<Error> = Vec::new();
+        for (path, text) in sources {
+            let mut ctx = Ctx::new(text);
+            if let Some(doc) = ctx.parse() {
+                let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
+                for (table, span) in top.tables(&mut ctx, "rule") {
+                    let fields = Fields::new(table, span.clone(), "rule");
+                    if let Some(rule) = parse_rule(fields, &mut ctx, path, &env) {
+                        match first_by_id.get(&rule.id) {
+                            Some((p, l)) => ctx.report(
+                                span,
+                                format!(
+                                    "rule id `{}` is already used at {}:{l}",
+                                    rule.id,
+                                    p.display()
+                                ),
+                            ),
+                            None => {
+                                first_by_id.insert(rule.id.clone(), (path.clone(), rule.line));
+                                rules.push(rule);
+                            }
+                        }
+                    }
+                }
+                top.finish(&mut ctx);
+            }
+            if !ctx.problems.is_empty() {
+                failures.push(Error::Invalid {
+                    path: path.clone(),
+                    problems: ctx.problems,
+                });
+            }
+        }
+        match failures.len() {
+            0 => Ok(Library { rules, env }),
+            1 => Err(failures.remove(0)),
+            _ => {
+                // Several files: one Invalid per file, joined into one message.
+                let message = failures
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Err(Error::Usage(message))
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Runs every rule over the window; findings sorted by severity, then node, then rule.
+    pub fn evaluate(&self, window: &Window, tz: Tz) -> Vec<Finding> {
+        let ctx = EvalContext { window, tz };
+        let mut findings = Vec::new();
+        let mut candidates = Vec::new();
+        for rule in &self.rules {
+            candidates.clear();
+            rule.kind.evaluate(rule, &ctx, &mut candidates);
+            for c in candidates.drain(..) {
+                findings.push(self.render(rule, c));
+            }
+        }
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.nodes.cmp(&b.nodes))
+                .then_with(|| a.rule_id.cmp(&b.rule_id))
+                .then_with(|| a.entity.cmp(&b.entity))
+        });
+        findings
+    }
+
+    fn render(&self, rule: &Rule, c: Candidate) -> Finding {
+        let mut vars: BTreeMap<String, String> = c
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text.clone()))
+            .collect();
+        let name = c
+            .entity
+            .split_once(':')
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| c.entity.clone());
+        vars.insert("rule".into(), rule.id.clone());
+        vars.insert("node".into(), c.nodes.join("/"));
+        vars.insert("nodes".into(), c.nodes.join(", "));
+        vars.insert("entity".into(), c.entity.clone());
+        vars.insert("name".into(), name);
+        vars.insert("subject".into(), entity_label(&c.entity));
+        vars.insert("metric".into(), c.metric.clone());
+        vars.insert("metric_label".into(), metric_label(&c.metric).to_string());
+        vars.insert("severity".into(), rule.severity.label().to_string());
+        let render = |source: &str| {
+            template::render(&self.env, source, &vars).unwrap_or_else(|e| {
+                tracing::error!("rule {}: template failed: {e}", rule.id);
+                format!("(template error in rule {}: {e})", rule.id)
+            })
+        };
+        let title = render(&rule.title);
+        let recommendation = render(&rule.recommendation);
+        let mut finding = Finding {
+            rule_id: rule.id.clone(),
+            kind: rule.kind_name.to_string(),
+            severity: rule.severity,
+            nodes: c.nodes,
+            entity: c.entity,
+            metric: c.metric,
+            observed_at: c.observed_at,
+            title,
+            evidence: c.evidence,
+            recommendation,
+            values: c.values,
+            event: c.event,
+            event_id: c.event_id,
+        };
+        if finding.recommendation.is_empty() {
+            finding.recommendation = rule.description.clone();
+        }
+        finding
+    }
+}
+
+fn parse_rule(
+    mut f: Fields,
+    ctx: &mut Ctx,
+    path: &Path,
+    env: &minijinja::Environment<'static>,
+) -> Option<Rule> {
+    let line = ctx.line_col(f.span.start).0;
+    let id = f.string(ctx, "id", true);
+    if let Some(id) = &id {
+        f.what = format!("rule `{}`", id.get_ref());
+        if !is_kebab(id.get_ref()) {
+            ctx.report(
+                id.span(),
+                format!("rule id `{}` must be kebab-case (a-z, 0-9, -)", id.get_ref()),
+            );
+        }
+    }
+    let kind_name = f.string(ctx, "kind", true);
+    let spec: Option<&'static KindSpec> = kind_name.as_ref().and_then(|k| {
+        let found = kinds::spec(k.get_ref());
+        if found.is_none() {
+            let names: Vec<&str> = kinds::KINDS.iter().map(|k| k.name).collect();
+            ctx.report(
+                k.span(),
+                format!(
+                    "{}: unknown kind `{}`{} (kinds: {})",
+                    f.what,
+                    k.get_ref(),
+                    did_you_mean(k.get_ref(), &names),
+                    names.join(", ")
+                ),
+            );
+        }
+        found
+    });
+    let severity = f.string(ctx, "severity", true).and_then(|s| {
+        let parsed = Severity::parse(s.get_ref());
+        if parsed.is_none() {
+            ctx.report(
+                s.span(),
+                format!(
+                    "{}: severity `{}` must be warning, info or suggestion",
+                    f.what,
+                    s.get_ref()
+                ),
+            );
+        }
+        parsed
+    });
+    let description = f.string(ctx, "description", true);
+    let select = parse_select(&mut f, ctx, spec);
+    let kind = match (spec, &select) {
+        (Some(spec), Some(select)) => {
+            let what = format!("{} params", f.what);
+            let params = match f.table(ctx, "params", &what) {
+                Some(p) => p,
+                None => {
+                    // An empty table stands in when a kind needs no parameters.
+                    static EMPTY: std::sync::OnceLock<toml::de::DeTable<'static>> =
+                        std::sync::OnceLock::new();
+                    let empty = EMPTY.get_or_init(toml::de::DeTable::new);
+                    Fields::new(empty, f.span.clone(), what)
+                }
+            };
+            let mut reader = ParamReader::new(params, &select.metric);
+            let kind = (spec.parse)(&mut reader, ctx);
+            reader.fields.finish(ctx);
+            kind
+        }
+        _ => {
+            f.value("params");
+            None
+        }
+    };
+    let mut check_template = |key: &str, f: &mut Fields| -> Option<String> {
+        let t = f.string(ctx, key, true)?;
+        if let Some(spec) = spec
+            && let Err(e) = template::check(env, t.get_ref(), spec.variables)
+        {
+            ctx.report(t.span(), format!("{}: `{key}` template: {e}", f.what));
+        }
+        Some(t.into_inner())
+    };
+    let title = check_template("title", &mut f);
+    let recommendation = check_template("recommendation", &mut f);
+    f.finish(ctx);
+    Some(Rule {
+        id: id?.into_inner(),
+        kind_name: spec?.name,
+        kind: kind?,
+        event: spec?.event,
+        severity: severity?,
+        description: description?.into_inner(),
+        select: select?,
+        title: title?,
+        recommendation: recommendation?,
+        file: path.to_path_buf(),
+        line,
+    })
+}
+
+fn parse_select(f: &mut Fields, ctx: &mut Ctx, spec: Option<&KindSpec>) -> Option<Selector> {
+    let what = format!("{} select", f.what);
+    let Some(mut s) = f.table(ctx, "select", &what) else {
+        if spec.is_some_and(|k| k.target == Target::Node) {
+            return Some(Selector::default());
+        }
+        ctx.report(
+            f.span.clone(),
+            format!("{} is missing `select` (keys: {RULE_KEYS_DOC})", f.what),
+        );
+        return None;
+    };
+    let strings = |s: &mut Fields, ctx: &mut Ctx, key: &str| -> Vec<String> {
+        s.strings(ctx, key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| x.into_inner())
+            .collect()
+    };
+    let entities = strings(&mut s, ctx, "entity");
+    let exclude = strings(&mut s, ctx, "exclude");
+    let nodes = strings(&mut s, ctx, "nodes");
+    let roles = strings(&mut s, ctx, "roles");
+    let target = spec.map(|k| k.target);
+    let metric_key = if target == Some(Target::Attribute) { "attribute" } else { "metric" };
+    let metric = match target {
+        Some(Target::Node) | None => {
+            s.value("metric");
+            s.value("attribute");
+            String::new()
+        }
+        Some(t) => match s.string(ctx, metric_key, true) {
+            Some(m) => {
+                let known = if t == Target::Series { KNOWN_METRICS } else { KNOWN_ATTRIBUTES };
+                if !known.contains(&m.get_ref().as_str()) {
+                    ctx.report(
+                        m.span(),
+                        format!(
+                            "{what}: unknown {metric_key} `{}`{}",
+                            m.get_ref(),
+                            did_you_mean(m.get_ref(), known)
+                        ),
+                    );
+                }
+                m.into_inner()
+            }
+            None => String::new(),
+        },
+    };
+    s.finish(ctx);
+    Some(Selector {
+        entities,
+        exclude,
+        metric,
+        nodes,
+        roles,
+    })
+}
+
+/// For messages that point at a rule: `rules/memory.toml:12`.
+pub fn location(rule: &Rule) -> String {
+    format!("{}:{}", rule.file.display(), rule.line)
+}
+
+/// Every problem of an [`Error::Invalid`], for tests and `rules check`.
+pub fn problems(e: &Error) -> Vec<Problem> {
+    match e {
+        Error::Invalid { problems, .. } => problems.clone(),
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,412 @@
+//! Quantities as people write them ("414MB", "15m", "+2.7MB/h") and as reports print them.
+//!
+//! Parsing is strict: an unknown unit is an error that lists the units that would have been
+//! accepted. Printing follows one rule that the seed report broke: a printed change is always
+//! the difference of the printed values ("414MB → 315MB (-99MB)"), with enough digits that a
+//! small change is not rounded away ("1.082GB → 1.094GB (+12MB)").
+//!
+//! Sizes are decimal (1MB = 1,000,000 bytes) when printed; binary suffixes (MiB) are accepted
+//! when parsing.
+
+use std::fmt::Write as _;
+
+/// What a number measures, so that "15m" is refused where a size is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Bytes,
+    Seconds,
+    /// Counts, percentages, degrees, cores: printed as plain numbers with an optional suffix.
+    Plain,
+}
+
+const BYTE_UNITS: &[(&str, f64)] = &[
+    ("B", 1.0),
+    ("KB", 1e3),
+    ("MB", 1e6),
+    ("GB", 1e9),
+    ("TB", 1e12),
+    ("KiB", 1024.0),
+    ("MiB", 1048576.0),
+    ("GiB", 1073741824.0),
+    ("TiB", 1099511627776.0),
+];
+
+const TIME_UNITS: &[(&str, f64)] = &[
+    ("ms", 0.001),
+    ("s", 1.0),
+    ("sec", 1.0),
+    ("m", 60.0),
+    ("min", 60.0),
+    ("h", 3600.0),
+    ("d", 86400.0),
+    ("w", 604800.0),
+];
+
+const PLAIN_SUFFIXES: &[&str] = &["", "%", "°C", "C", "cores", "x"];
+
+fn split_number(text: &str) -> Option<(f64, &str)> {
+    let t = text.trim();
+    let end = t
+        .char_indices()
+        .find(|(i, c)| {
+            !(c.is_ascii_digit() || *c == '.' || ((*c == '-' || *c == '+') && *i == 0) || *c == '_')
+        })
+        .map(|(i, _)| i)
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(end);
+    let num: String = num.chars().filter(|c| *c != '_').collect();
+    let value: f64 = num.parse().ok()?;
+    Some((value, unit.trim()))
+}
+
+fn unit_list(units: &[(&str, f64)]) -> String {
+    units.iter().map(|(u, _)| *u).collect::<Vec<_>>().join(", ")
+}
+
+/// Parses a size ("414MB", "1.5GiB", "0B"); a bare number is bytes.
+pub fn parse_bytes(text: &str) -> Result<f64, String> {
+    let (value, unit) =
+        split_number(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 414MB)"))?;
+    if unit.is_empty() {
+        return Ok(value);
+    }
+    BYTE_UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, f)| value * f)
+        .ok_or_else(|| {
+            format!(
+                "`{text}`: unknown size unit `{unit}` (expected one of {})",
+                unit_list(BYTE_UNITS)
+            )
+        })
+}
+
+/// Parses a duration: "15m", "74s", "2.25h", "1h30m", "3d".
+pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration (e.g. 15m)".to_string());
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let (value, tail) = split_number(rest)
+            .ok_or_else(|| format!("`{text}` is not a duration (e.g. 15m, 2h, 74s)"))?;
+        let unit_len = tail
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit())
+            .map(|(i, _)| i)
+            .unwrap_or(tail.len());
+        let unit = &tail[..unit_len];
+        let factor = TIME_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                if unit.is_empty() {
+                    format!("`{text}`: a duration needs a unit ({})", unit_list(TIME_UNITS))
+                } else {
+                    format!(
+                        "`{text}`: unknown time unit `{unit}` (expected one of {})",
+                        unit_list(TIME_UNITS)
+                    )
+                }
+            })?;
+        total += value * factor;
+        rest = &tail[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Parses a plain number with an optional suffix ("67.4", "67.4%", "24°C", "0.5cores").
+pub fn parse_plain(text: &str) -> Result<f64, String> {
+    let (value, unit) =
+        split_number(text).ok_or_else(|| format!("`{text}` is not a number"))?;
+    if PLAIN_SUFFIXES.contains(&unit) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "`{text}`: unexpected unit `{unit}` for a plain number (allowed: %, °C, cores, x)"
+        ))
+    }
+}
+
+pub fn parse(text: &str, dim: Dimension) -> Result<f64, String> {
+    match dim {
+        Dimension::Bytes => parse_bytes(text),
+        Dimension::Seconds => parse_duration_secs(text),
+        Dimension::Plain => parse_plain(text),
+    }
+}
+
+/// Parses a rate such as "+2.7MB/h" or "-1/min" into units per second.
+pub fn parse_rate_per_sec(text: &str, dim: Dimension) -> Result<f64, String> {
+    let (amount, per) = text
+        .rsplit_once('/')
+        .ok_or_else(|| format!("`{text}` is not a rate (e.g. +2.7MB/h)"))?;
+    let per_secs = parse_duration_secs(&format!("1{}", per.trim()))
+        .map_err(|_| format!("`{text}`: unknown time unit `{per}` after `/` (expected s, min, h, d)"))?;
+    let amount = parse(amount, dim)?;
+    Ok(amount / per_secs)
+}
+
+/// Digits after the point that give `sig` significant digits for `v` (never negative).
+fn decimals_for(v: f64, sig: i32) -> usize {
+    if v == 0.0 || !v.is_finite() {
+        return 0;
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    (sig - 1 - magnitude).max(0) as usize
+}
+
+fn round_to(v: f64, decimals: usize) -> f64 {
+    let f = 10f64.powi(decimals as i32);
+    (v * f).round() / f
+}
+
+fn trim_number(mut s: String) -> String {
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    if s == "-0" { "0".to_string() } else { s }
+}
+
+/// Formats `v` with up to `decimals` digits, trailing zeros removed, thousands not grouped.
+pub fn fmt_number(v: f64, decimals: usize) -> String {
+    trim_number(format!("{:.*}", decimals, round_to(v, decimals)))
+}
+
+fn byte_unit(v: f64) -> (&'static str, f64) {
+    let a = v.abs();
+    if a >= 1e12 {
+        ("TB", 1e12)
+    } else if a >= 1e9 {
+        ("GB", 1e9)
+    } else if a >= 1e6 {
+        ("MB", 1e6)
+    } else if a >= 1e3 {
+        ("KB", 1e3)
+    } else {
+        ("B", 1.0)
+    }
+}
+
+/// A size with three significant digits: "414MB", "78.7MB", "5.97GB".
+pub fn fmt_bytes(v: f64) -> String {
+    let (unit, f) = byte_unit(v);
+    let scaled = v / f;
+    format!("{}{}", fmt_number(scaled, decimals_for(scaled, 3).min(2)), unit)
+}
+
+fn signed(text: String, v: f64) -> String {
+    if v > 0.0 { format!("+{text}") } else { text }
+}
+
+/// A value of the given dimension, with a suffix for plain numbers ("°C", "%").
+pub fn fmt_value(v: f64, dim: Dimension, suffix: &str) -> String {
+    match dim {
+        Dimension::Bytes => fmt_bytes(v),
+        Dimension::Seconds => fmt_duration(v),
+        Dimension::Plain => format!("{}{}", fmt_number(v, decimals_for(v, 3).min(2)), suffix),
+    }
+}
+
+/// Before, after and the change between them, printed so the change is the difference of the
+/// printed values and has at least two significant digits.
+pub struct Change {
+    pub before: String,
+    pub after: String,
+    pub delta: String,
+    /// The printed values, parsed back: what a reader would compute with.
+    pub shown_before: f64,
+    pub shown_after: f64,
+    pub shown_delta: f64,
+}
+
+pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Change {
+    let big = before.abs().max(after.abs());
+    let small = before.abs().min(after.abs());
+    let delta = after - before;
+    let (unit_name, factor) = match dim {
+        Dimension::Bytes => byte_unit(big),
+        _ => ("", 1.0),
+    };
+    let far_apart = small == 0.0 || big / small > 20.0;
+    let (shown_before, shown_after, before_s, after_s) = if far_apart && dim == Dimension::Bytes {
+        let b = fmt_bytes(before);
+        let a = fmt_bytes(after);
+        (
+            parse_bytes(&b).unwrap_or(before),
+            parse_bytes(&a).unwrap_or(after),
+            b,
+            a,
+        )
+    } else {
+        let scaled_big = big / factor;
+        let scaled_delta = delta.abs() / factor;
+        let decimals = decimals_for(scaled_big, 3)
+            .max(if scaled_delta > 0.0 { decimals_for(scaled_delta, 2) } else { 0 })
+            .min(3);
+        let rb = round_to(before / factor, decimals);
+        let ra = round_to(after / factor, decimals);
+        let unit = if dim == Dimension::Bytes { unit_name } else { suffix };
+        (
+            rb * factor,
+            ra * factor,
+            format!("{}{}", fmt_number(rb, decimals), unit),
+            format!("{}{}", fmt_number(ra, decimals), unit),
+        )
+    };
+    let shown_delta = shown_after - shown_before;
+    let delta_s = match dim {
+        Dimension::Bytes => fmt_bytes_exactish(shown_delta),
+        Dimension::Seconds => fmt_duration(shown_delta.abs()),
+        Dimension::Plain => format!(
+            "{}{}",
+            fmt_number(shown_delta, decimals_for(shown_delta, 3).clamp(0, 3)),
+            suffix
+        ),
+    };
+    Change {
+        before: before_s,
+        after: after_s,
+        delta: signed(delta_s, shown_delta),
+        shown_before,
+        shown_after,
+        shown_delta,
+    }
+}
+
+/// A difference of two printed sizes: printed with as many digits as it exactly has (up to 4
+/// significant), so "4.54GB - 78.7MB" prints as "4.461GB", not a re-rounded figure.
+fn fmt_bytes_exactish(v: f64) -> String {
+    let (unit, f) = byte_unit(v);
+    let scaled = v / f;
+    let mut decimals = 0;
+    while decimals < 3 && (round_to(scaled, decimals) - scaled).abs() > 1e-9 * scaled.abs().max(1.0)
+    {
+        decimals += 1;
+    }
+    format!("{}{}", fmt_number(scaled, decimals), unit)
+}
+
+/// A rate per second shown per hour or per minute: "+2.7MB/h", "+13.4MB/min".
+pub fn fmt_rate(per_sec: f64, dim: Dimension, suffix: &str, per: RatePer) -> String {
+    let (v, label) = match per {
+        RatePer::Minute => (per_sec * 60.0, "min"),
+        RatePer::Hour => (per_sec * 3600.0, "h"),
+        RatePer::Day => (per_sec * 86400.0, "day"),
+    };
+    let body = match dim {
+        Dimension::Bytes => fmt_bytes(v),
+        _ => format!("{}{}", fmt_number(v, decimals_for(v, 2).min(3)), suffix),
+    };
+    format!("{}/{}", signed(body, v), label)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePer {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl RatePer {
+    pub fn parse(text: &str) -> Option<RatePer> {
+        match text {
+            "min" | "minute" => Some(RatePer::Minute),
+            "h" | "hour" => Some(RatePer::Hour),
+            "d" | "day" => Some(RatePer::Day),
+            _ => None,
+        }
+    }
+}
+
+/// A span of time for prose: "74 s", "17 min", "2.25 h", "3.8 days".
+pub fn fmt_duration(secs: f64) -> String {
+    let s = secs.abs();
+    if s < 120.0 {
+        format!("{} s", fmt_number(s, 0))
+    } else if s < 7200.0 {
+        format!("{} min", fmt_number(s / 60.0, if s < 600.0 { 1 } else { 0 }))
+    } else if s < 172800.0 {
+        format!("{} h", fmt_number(s / 3600.0, 2))
+    } else {
+        format!("{} days", fmt_number(s / 86400.0, 1))
+    }
+}
+
+/// Uptime the way operators compare it: "6846 s = 1.9 h".
+pub fn fmt_uptime(secs: u64) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{secs} s = ");
+    let s = secs as f64;
+    if s < 3600.0 {
+        let _ = write!(out, "{} min", fmt_number(s / 60.0, 0));
+    } else if s < 172800.0 {
+        let _ = write!(out, "{} h", fmt_number(s / 3600.0, 1));
+    } else {
+        let _ = write!(out, "{} days", fmt_number(s / 86400.0, 1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_durations_and_rates() {
+        assert_eq!(parse_bytes("414MB").unwrap(), 414e6);
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1073741824.0);
+        assert_eq!(parse_bytes("0B").unwrap(), 0.0);
+        assert_eq!(parse_duration_secs("15m").unwrap(), 900.0);
+        assert_eq!(parse_duration_secs("1h30m").unwrap(), 5400.0);
+        assert_eq!(parse_duration_secs("74s").unwrap(), 74.0);
+        assert!((parse_rate_per_sec("+2.7MB/h", Dimension::Bytes).unwrap() - 750.0).abs() < 1e-9);
+        assert!((parse_rate_per_sec("-1.5/min", Dimension::Plain).unwrap() + 0.025).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_units_name_the_unit_and_the_choices() {
+        let e = parse_bytes("12XB").unwrap_err();
+        assert!(e.contains("unknown size unit `XB`"), "{e}");
+        assert!(e.contains("MiB"), "{e}");
+        let e = parse_duration_secs("15 fortnights").unwrap_err();
+        assert!(e.contains("fortnights"), "{e}");
+        assert!(parse_duration_secs("15").unwrap_err().contains("needs a unit"));
+    }
+
+    #[test]
+    fn change_is_the_difference_of_what_is_printed() {
+        // The seed called 414 → 315 a 100MB drop.
+        let c = fmt_change(414e6, 315e6, Dimension::Bytes, "");
+        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("414MB", "315MB", "-99MB"));
+        // A small change on a large value keeps its digits.
+        let c = fmt_change(1082e6, 1094e6, Dimension::Bytes, "");
+        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("1.082GB", "1.094GB", "+12MB"));
+        // Values far apart are printed in their own units; the change still adds up.
+        let c = fmt_change(78.7e6, 4.54e9, Dimension::Bytes, "");
+        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("78.7MB", "4.54GB", "+4.461GB"));
+        let c = fmt_change(18.0, 27.0, Dimension::Plain, "°C");
+        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("18°C", "27°C", "+9°C"));
+        let c = fmt_change(15.8e9, 16.1e9, Dimension::Bytes, "");
+        assert_eq!(c.delta, "+300MB");
+    }
+
+    #[test]
+    fn sizes_rates_and_durations_print_compactly() {
+        assert_eq!(fmt_bytes(5.97e9), "5.97GB");
+        assert_eq!(fmt_bytes(78.7e6), "78.7MB");
+        assert_eq!(fmt_rate(2.9e9 / 3600.0, Dimension::Bytes, "", RatePer::Hour), "+2.9GB/h");
+        assert_eq!(fmt_duration(74.0), "74 s");
+        assert_eq!(fmt_duration(17.0 * 60.0), "17 min");
+        assert_eq!(fmt_duration(2.25 * 3600.0), "2.25 h");
+        assert_eq!(fmt_uptime(6846), "6846 s = 1.9 h");
+    }
+}
