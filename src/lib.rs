@@ -4,12 +4,20 @@
 //! Data flows one way (see docs/architecture.md): sources → model → store → history → rules →
 //! ledger → report. Only [`app`] wires the layers together.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod history;
+pub mod ledger;
+pub mod logtemplate;
 pub mod markdown;
 pub mod model;
+pub mod report;
 pub mod rules;
+pub mod simulate;
+pub mod sources;
 pub mod store;
 pub mod tomlread;
 pub mod units;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `patrol` binary: all behaviour lives in the library; this only passes on the exit code.
+
+fn main() {
+    std::process::exit(patrol::app::main());
+}

@@ -123,6 +123,23 @@ impl NodeHistory {
         out
     }
 
+    /// Other metrics of the same entity that are null at the latest capture.
+    pub fn siblings_null(&self, entity: &str, except: &str) -> Vec<&'static str> {
+        let Some(latest) = self.latest_at() else {
+            return Vec::new();
+        };
+        let mut out: Vec<&'static str> = self
+            .series
+            .get(entity)
+            .into_iter()
+            .flatten()
+            .filter(|(m, s)| *m != except && s.last().is_some_and(|p| p.at == latest && p.value.is_none()))
+            .map(|(m, _)| *m)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Capture times (unix s) at which a reboot had happened since the capture before: the
     /// first capture of each new boot.
     pub fn reboots(&self) -> Vec<(i64, i64)> {

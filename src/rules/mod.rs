@@ -4,6 +4,7 @@
 //! runs each instance over the history window and renders its title and recommendation from the
 //! numbers its kind measured.
 
+pub mod defaults;
 pub mod kinds;
 pub mod select;
 pub mod template;

@@ -304,3 +304,55 @@ mod tests {
         assert!(decode_json(Path::new("x.json"), &json).is_ok());
     }
 }
+
+/// What an archive says about its fleet (`<root>/fleet.toml`), so it can be analysed without
+/// the configuration that produced it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveMeta {
+    pub fleet: String,
+    pub timezone: String,
+    /// Nominal time between captures, in seconds.
+    #[serde(default)]
+    pub interval_s: Option<u64>,
+}
+
+impl Archive {
+    pub fn meta_path(&self) -> PathBuf {
+        self.root.join("fleet.toml")
+    }
+
+    pub fn read_meta(&self) -> Result<Option<ArchiveMeta>> {
+        let path = self.meta_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::bad_file(&path, e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
+        let text = toml::to_string(meta)
+            .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
+        fsutil::write_atomic(&self.meta_path(), text.as_bytes())
+    }
+
+    /// Removes every archived capture (and the directories left empty), keeping anything else.
+    pub fn clear_captures(&self) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.list(None, None, None)? {
+            std::fs::remove_file(&entry.path).map_err(|e| Error::io(&entry.path, e))?;
+            removed += 1;
+            let mut dir = entry.path.parent();
+            while let Some(d) = dir {
+                if d == self.root || std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+        Ok(removed)
+    }
+}

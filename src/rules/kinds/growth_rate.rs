@@ -31,6 +31,8 @@ pub struct Params {
     pub min_samples: usize,
     /// Units per second; negative to watch for decline.
     pub min_rate: f64,
+    /// Units per second; a slope at or above this is left to a stronger rule.
+    pub max_rate: Option<f64>,
     pub min_r2: f64,
     pub rate_per: RatePer,
     pub project_to: Option<ProjectTo>,
@@ -42,6 +44,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let min_samples = p.fields.count(ctx, "min_samples").unwrap_or(4).max(2);
     let min_rate = p.rate(ctx, "min_rate");
     let min_rate = p.required(ctx, "min_rate", min_rate)?;
+    let max_rate = p.rate(ctx, "max_rate");
     let min_r2 = p.fields.number(ctx, "min_r2").map(|n| n.into_inner()).unwrap_or(0.6);
     let rate_per = p.choice(ctx, "rate_per", &["min", "h", "day"], "h");
     let project_to = match p.fields.value("project_to") {
@@ -63,6 +66,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         min_span_s: min_span_s.max(600.0),
         min_samples,
         min_rate,
+        max_rate,
         min_r2,
         rate_per: RatePer::parse(&rate_per).unwrap_or(RatePer::Hour),
         project_to,
@@ -111,7 +115,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         } else {
             fit.slope <= p.min_rate
         };
-        if !fires || fit.r2 < p.min_r2 {
+        let below_max = p.max_rate.is_none_or(|m| fit.slope < m);
+        if !fires || !below_max || fit.r2 < p.min_r2 {
             continue;
         }
         let mut c = Candidate::new(node, entity, metric, t1);

@@ -77,6 +77,14 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             ctx.time(last_good.0),
             ctx.time(first_null),
         );
+        let null_siblings: Vec<String> = node
+            .siblings_null(entity, metric)
+            .into_iter()
+            .map(code_span)
+            .collect();
+        if !null_siblings.is_empty() {
+            evidence.push_str(&format!(" Also null: {}.", null_siblings.join(", ")));
+        }
         if !siblings.is_empty() {
             evidence.push_str(&format!(" Still reporting: {}.", siblings.join(", ")));
         }

@@ -1,0 +1,439 @@
+//! The only module that wires layers together: collect → archive → history window → rules →
+//! ledger → report. Errors become exit code 2 with one clear message.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, FailOn, RulesCommand};
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::history::Window;
+use crate::history::metrics::metric_unit;
+use crate::ledger::{Ledger, Recheck};
+use crate::model::{Finding, Severity};
+use crate::report::{self, Output};
+use crate::rules::{self, Library};
+use crate::simulate;
+use crate::store::{Archive, ArchiveMeta, Entry, read_snapshot_file};
+use crate::units::{self, fmt_value};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FINDINGS: i32 = 1;
+pub const EXIT_ERROR: i32 = 2;
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PATROL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patrol: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run { config, fail_on } => run(config, fail_on),
+        Command::Report {
+            archive,
+            at,
+            rules,
+            out,
+            window,
+            fail_on,
+        } => report_cmd(&archive, at.as_deref(), rules, out, &window, fail_on),
+        Command::Demo { archive, out, rules } => demo(&archive, &out, rules),
+        Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
+        Command::Show { target, archive } => show(&target, &archive),
+        Command::Rules { command, rules } => rules_cmd(command, rules),
+    }
+}
+
+/// The rule library: an explicit path, else ./rules, else the library built into the binary.
+pub fn load_library(path: Option<&Path>) -> Result<Library> {
+    match path {
+        Some(p) => Library::load(p),
+        None if Path::new("rules").is_dir() => Library::load(Path::new("rules")),
+        None => Library::from_sources(
+            &rules::defaults::FILES
+                .iter()
+                .map(|(name, text)| (PathBuf::from(format!("(built-in) rules/{name}")), text.to_string()))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+fn template_dir() -> Option<PathBuf> {
+    let d = PathBuf::from("report-templates");
+    d.is_dir().then_some(d)
+}
+
+/// Everything one analysis needs besides the window.
+pub struct Analyzer {
+    pub library: Library,
+    pub tz: Tz,
+    pub fleet: String,
+    pub output: Output,
+    pub ledger: Ledger,
+}
+
+/// What one analysis did.
+pub struct Analysis {
+    pub findings: Vec<Finding>,
+    pub section_file: Option<PathBuf>,
+    /// Worst of what was reported now and what is still open.
+    pub worst: Option<Severity>,
+}
+
+impl Analyzer {
+    pub fn new(library: Library, tz: Tz, fleet: &str, out_dir: &Path) -> Result<Analyzer> {
+        let output = Output { dir: out_dir.to_path_buf() };
+        let ledger = Ledger::load(&output.ledger())?;
+        Ok(Analyzer { library, tz, fleet: fleet.to_string(), output, ledger })
+    }
+
+    /// Runs the rules over the window as of its newest capture, updates the ledger and writes a
+    /// section when there is something to say.
+    pub fn analyse(&mut self, window: &Window) -> Result<Analysis> {
+        let Some(at) = window.latest_at() else {
+            return Ok(Analysis { findings: Vec::new(), section_file: None, worst: None });
+        };
+        let findings = self.library.evaluate(window, self.tz);
+        let outcome = self
+            .ledger
+            .update(findings.clone(), at, |f| recheck(window, f));
+        let worst_new = outcome.new.iter().map(|n| n.finding.severity).max();
+        let worst = worst_new.max(self.ledger.worst_open());
+        let section_file = match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {
+            Some(section) => Some(report::write_section(
+                &self.output,
+                &self.fleet,
+                self.tz,
+                at,
+                &section,
+                template_dir().as_deref(),
+            )?),
+            None => None,
+        };
+        // The ledger is written after the report: a crash in between repeats a section rather
+        // than losing one.
+        self.ledger.save(&self.output.ledger())?;
+        Ok(Analysis { findings, section_file, worst })
+    }
+}
+
+/// Can an open finding's evidence be read at the window's newest capture, and what does it say?
+fn recheck(window: &Window, f: &Finding) -> Recheck {
+    let mut now_text = None;
+    for node in &f.nodes {
+        let Some(n) = window.node(node) else { return Recheck::CouldNotCheck };
+        let Some(latest) = n.latest() else { return Recheck::CouldNotCheck };
+        if latest.is_dark() {
+            return Recheck::CouldNotCheck;
+        }
+        if f.kind == "drift-across-nodes" {
+            continue;
+        }
+        match window.current(node, &f.entity, &f.metric) {
+            Some(Some(v)) => {
+                let (d, s) = metric_unit(&f.metric);
+                now_text = Some(fmt_value(v, d, s));
+            }
+            Some(None) => now_text = Some("null".to_string()),
+            None => return Recheck::CouldNotCheck,
+        }
+    }
+    Recheck::Gone { now: now_text }
+}
+
+fn fail_code(worst: Option<Severity>, fail_on: Option<FailOn>) -> i32 {
+    let threshold = match fail_on {
+        None => return EXIT_OK,
+        Some(FailOn::Warning) => Severity::Warning,
+        Some(FailOn::Info) => Severity::Info,
+        Some(FailOn::Suggestion) => Severity::Suggestion,
+    };
+    if worst.is_some_and(|w| w >= threshold) { EXIT_FINDINGS } else { EXIT_OK }
+}
+
+fn window_span(text: &str) -> Result<chrono::Duration> {
+    let secs = units::parse_duration_secs(text).map_err(|e| Error::Usage(format!("--window: {e}")))?;
+    Ok(chrono::Duration::seconds(secs as i64))
+}
+
+/// Fills a window from the archive with the captures in `(at - span, at]`.
+fn load_window(archive: &Archive, at: DateTime<Utc>, span: chrono::Duration) -> Result<Window> {
+    let entries = archive.list(Some(at - span), Some(at), None)?;
+    let (mut snaps, _skipped) = archive.load_entries(&entries);
+    snaps.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then_with(|| a.node.cmp(&b.node)));
+    let mut window = Window::new(span);
+    for s in snaps {
+        window.push(s);
+    }
+    Ok(window)
+}
+
+fn archive_meta(archive: &Archive) -> Result<(String, Tz)> {
+    let name = archive
+        .root()
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "fleet".into());
+    match archive.read_meta()? {
+        Some(meta) => {
+            let tz = meta.timezone.parse::<Tz>().map_err(|_| {
+                Error::bad_file(archive.meta_path(), format!("`{}` is not an IANA time zone", meta.timezone))
+            })?;
+            Ok((meta.fleet, tz))
+        }
+        None => Ok((name, chrono_tz::UTC)),
+    }
+}
+
+fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
+    let spec = simulate::scenario::parse_time(text).map_err(Error::Usage)?;
+    Ok(spec.resolve(tz, Utc::now()))
+}
+
+fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
+    let config = match config_path {
+        Some(p) => config::load(&p)?,
+        None if Path::new("patrol.toml").exists() => config::load(Path::new("patrol.toml"))?,
+        None => config::local_default(),
+    };
+    let tty = std::io::stdout().is_terminal();
+    let Config { fleet, timezone, archive, output, rules, window, node, role } = config;
+    let library = load_library(rules.as_deref())?;
+    let archive = Archive::open(archive);
+    if tty {
+        println!("capturing {node} …");
+    }
+    let snapshot = crate::sources::capture_local(&fleet, &node, role.as_deref());
+    let path = archive.write(&snapshot)?;
+    if archive.read_meta()?.is_none() {
+        archive.write_meta(&ArchiveMeta { fleet: fleet.clone(), timezone: timezone.name().to_string(), interval_s: None })?;
+    }
+    let window = load_window(&archive, snapshot.captured_at, window_span(&window)?)?;
+    let mut analyzer = Analyzer::new(library, timezone, &fleet, &output)?;
+    let analysis = analyzer.analyse(&window)?;
+    if tty {
+        println!("archived {}", path.display());
+        match &analysis.section_file {
+            Some(f) => println!("report: {} (section {})", analyzer.output.rolling().display(), f.display()),
+            None => println!("nothing new; report: {}", analyzer.output.rolling().display()),
+        }
+    }
+    Ok(fail_code(analysis.worst, fail_on))
+}
+
+fn report_cmd(
+    archive_dir: &Path,
+    at: Option<&str>,
+    rules: Option<PathBuf>,
+    out: Option<PathBuf>,
+    window: &str,
+    fail_on: Option<FailOn>,
+) -> Result<i32> {
+    if !archive_dir.is_dir() {
+        return Err(Error::Usage(format!("{}: no such archive directory", archive_dir.display())));
+    }
+    let archive = Archive::open(archive_dir);
+    let (fleet, tz) = archive_meta(&archive)?;
+    let library = load_library(rules.as_deref())?;
+    let at = match at {
+        Some(t) => parse_time(t, tz)?,
+        None => archive
+            .list(None, None, None)?
+            .last()
+            .map(|e| e.captured_at)
+            .ok_or_else(|| Error::Usage(format!("{}: the archive holds no snapshots", archive_dir.display())))?,
+    };
+    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let window = load_window(&archive, at, window_span(window)?)?;
+    let mut analyzer = Analyzer::new(library, tz, &fleet, &out)?;
+    let analysis = analyzer.analyse(&window)?;
+    match &analysis.section_file {
+        Some(f) => println!("{}", f.display()),
+        None => println!("nothing new since the last report ({} findings open)", analysis.findings.len()),
+    }
+    Ok(fail_code(analysis.worst, fail_on))
+}
+
+fn default_output(archive_dir: &Path) -> PathBuf {
+    let name = archive_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "fleet".into());
+    PathBuf::from("output").join(name)
+}
+
+/// Groups archive entries into capture rounds: one capture per node, close together in time.
+pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    let mut out: Vec<Vec<Entry>> = Vec::new();
+    for e in entries {
+        let start_new = match out.last() {
+            None => true,
+            Some(round) => {
+                round.iter().any(|r| r.node == e.node)
+                    || (e.captured_at - round[0].captured_at).num_seconds() > 300
+            }
+        };
+        if start_new {
+            out.push(vec![e]);
+        } else if let Some(last) = out.last_mut() {
+            last.push(e);
+        }
+    }
+    out
+}
+
+/// Replays an archive round by round into a fresh report; returns the number of sections.
+pub fn replay(archive_dir: &Path, out: &Path, rules: Option<&Path>, span: chrono::Duration) -> Result<(usize, Output)> {
+    let archive = Archive::open(archive_dir);
+    let (fleet, tz) = archive_meta(&archive)?;
+    let library = load_library(rules)?;
+    let output = Output { dir: out.to_path_buf() };
+    for stale in [output.rolling(), output.ledger()] {
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+        }
+    }
+    let reports = out.join("reports");
+    if reports.is_dir() {
+        std::fs::remove_dir_all(&reports).map_err(|e| Error::io(&reports, e))?;
+    }
+    let entries = archive.list(None, None, None)?;
+    if entries.is_empty() {
+        return Err(Error::Usage(format!("{}: the archive holds no snapshots", archive_dir.display())));
+    }
+    let mut analyzer = Analyzer::new(library, tz, &fleet, out)?;
+    let mut window = Window::new(span);
+    let mut sections = 0;
+    for round in rounds(entries) {
+        let (snaps, _skipped) = archive.load_entries(&round);
+        for s in snaps {
+            window.push(s);
+        }
+        if analyzer.analyse(&window)?.section_file.is_some() {
+            sections += 1;
+        }
+    }
+    Ok((sections, analyzer.output))
+}
+
+fn demo(archive_dir: &Path, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
+    if !archive_dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no demo archive here; run from the repository root, or regenerate it with `patrol simulate scenarios/visionking.toml --out snapshots/demo`",
+            archive_dir.display()
+        )));
+    }
+    let (sections, output) = replay(archive_dir, out, rules.as_deref(), chrono::Duration::hours(24))?;
+    println!("{} sections written to {}", sections, output.rolling().display());
+    Ok(EXIT_OK)
+}
+
+fn simulate_cmd(scenario_path: &Path, out: &Path) -> Result<i32> {
+    let scenario = simulate::load(scenario_path)?;
+    let snapshots = simulate::generate(&scenario)?;
+    let archive = Archive::open(out);
+    archive.clear_captures()?;
+    for s in &snapshots {
+        archive.write(s)?;
+    }
+    archive.write_meta(&ArchiveMeta {
+        fleet: scenario.scenario.fleet.clone(),
+        timezone: scenario.scenario.timezone.0.name().to_string(),
+        interval_s: Some(scenario.scenario.interval.0 as u64),
+    })?;
+    let nodes = simulate::expand_nodes(&scenario).len();
+    println!("{} snapshots of {} nodes written to {}", snapshots.len(), nodes, out.display());
+    Ok(EXIT_OK)
+}
+
+fn show(target: &str, archive_dir: &Path) -> Result<i32> {
+    let path = Path::new(target);
+    let snapshot = if path.exists() {
+        read_snapshot_file(path)?
+    } else if let Some((node, time)) = target.split_once('@') {
+        let archive = Archive::open(archive_dir);
+        let (_, tz) = archive_meta(&archive)?;
+        let at = parse_time(time, tz)?;
+        let entry = archive.nearest(node, at)?.ok_or_else(|| {
+            Error::Usage(format!("no captures of node `{node}` in {}", archive_dir.display()))
+        })?;
+        let off = (entry.captured_at - at).num_seconds();
+        eprintln!(
+            "nearest capture of {node}: {} ({} {} the time asked)",
+            entry.captured_at.to_rfc3339(),
+            units::fmt_duration(off.abs() as f64),
+            if off >= 0 { "after" } else { "before" }
+        );
+        read_snapshot_file(&entry.path)?
+    } else {
+        return Err(Error::Usage(format!("`{target}` is neither a file nor NODE@TIME")));
+    };
+    let json = serde_json::to_string_pretty(&snapshot).map_err(|e| Error::Usage(e.to_string()))?;
+    println!("{json}");
+    Ok(EXIT_OK)
+}
+
+fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
+    match command {
+        RulesCommand::List => {
+            let lib = load_library(path.as_deref())?;
+            for r in &lib.rules {
+                println!("{:<40} {:<24} {:<10} {}", r.id, r.kind_name, r.severity.label(), rules::location(r));
+            }
+            Ok(EXIT_OK)
+        }
+        RulesCommand::Explain { name } => {
+            if let Some(kind) = rules::kinds::spec(&name) {
+                print!("{}", kind.doc);
+                return Ok(EXIT_OK);
+            }
+            let lib = load_library(path.as_deref())?;
+            match lib.get(&name) {
+                Some(r) => {
+                    println!("rule `{}` ({}), defined at {}: {}\n", r.id, r.severity.label(), rules::location(r), r.description);
+                    if let Some(k) = rules::kinds::spec(r.kind_name) {
+                        print!("{}", k.doc);
+                    }
+                    Ok(EXIT_OK)
+                }
+                None => {
+                    let mut names: Vec<&str> = rules::kinds::KINDS.iter().map(|k| k.name).collect();
+                    names.extend(lib.rules.iter().map(|r| r.id.as_str()));
+                    Err(Error::Usage(format!(
+                        "no kind or rule named `{name}`{}",
+                        crate::tomlread::did_you_mean(&name, &names)
+                    )))
+                }
+            }
+        }
+        RulesCommand::Check => {
+            let lib = load_library(path.as_deref())?;
+            println!("{} rules loaded, no problems", lib.rules.len());
+            Ok(EXIT_OK)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Command-line interface (clap derive). Parsing only; app.rs does the work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "patrol",
+    version,
+    about = "Watches a fleet of Docker hosts and writes dated improvement reports from deterministic rules.",
+    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on; 2 error (bad input, unreadable file)."
+)]
+pub struct Cli {
+    /// More detail on stderr (repeat for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Info,
+    Suggestion,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture every node, archive the snapshots, analyse them and append to the report.
+    ///
+    /// Without --config (and no ./patrol.toml) it watches this machine: host metrics from /proc.
+    Run {
+        /// Fleet configuration file (default: ./patrol.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Exit 1 when a new or open finding is at least this severe.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+    },
+    /// Analyse an archive as of one time and append the section to its report.
+    Report {
+        /// Archive directory (snapshots/<fleet>).
+        #[arg(long)]
+        archive: PathBuf,
+        /// Analyse as of this time (RFC 3339, or "YYYY-MM-DD HH:MM" in the fleet's time zone);
+        /// default: the newest capture.
+        #[arg(long)]
+        at: Option<String>,
+        /// Rules directory or file (default: ./rules, else the built-in library).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Output directory (default: output/<archive name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// History window the rules see.
+        #[arg(long, default_value = "24h")]
+        window: String,
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+    },
+    /// Replay the bundled demo fleet capture by capture and write its rolling report.
+    Demo {
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+        #[arg(long, default_value = "output/demo")]
+        out: PathBuf,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Write the archive a scenario describes (same scenario and seed: same bytes).
+    Simulate {
+        scenario: PathBuf,
+        /// Archive directory to write (created; existing captures are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print one snapshot as JSON: a file, or node@time from an archive.
+    Show {
+        /// A .json.zst/.json file, or NODE@TIME (nearest capture).
+        target: String,
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+    },
+    /// Inspect the rule library.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+        #[arg(long, global = true)]
+        rules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List rule instances: id, kind, severity, where defined.
+    List,
+    /// Print the documentation of a kind, or of the kind behind a rule id.
+    Explain { name: String },
+    /// Load the library and report every problem.
+    Check,
+}

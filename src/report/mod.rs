@@ -1,0 +1,211 @@
+//! The improvements report: each analysis that has something to say appends one section to the
+//! rolling `improvements.md` of the fleet and writes the same section alone to a dated file.
+//!
+//! Sections are rendered by minijinja templates (report-templates/); the binary carries copies
+//! so it works from any directory, and a `report-templates/` directory next to where patrol runs
+//! overrides them.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::ledger::Outcome;
+use crate::model::Severity;
+use crate::units::fmt_duration;
+
+pub const HEADER_TEMPLATE: &str = "improvements-header.md.j2";
+pub const SECTION_TEMPLATE: &str = "section.md.j2";
+
+const BUILTIN: &[(&str, &str)] = &[
+    (HEADER_TEMPLATE, include_str!("../../report-templates/improvements-header.md.j2")),
+    (SECTION_TEMPLATE, include_str!("../../report-templates/section.md.j2")),
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub severity: String,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// "2026-02-18 21:53" in the fleet's time zone.
+    pub heading_time: String,
+    pub severity: String,
+    pub items: Vec<Item>,
+    /// One line per open finding not repeated in full.
+    pub still_open: Vec<String>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counts {
+    pub new: usize,
+    pub resolved: usize,
+    pub still_open: usize,
+}
+
+/// Where a fleet's reports go.
+pub struct Output {
+    pub dir: PathBuf,
+}
+
+impl Output {
+    pub fn rolling(&self) -> PathBuf {
+        self.dir.join("improvements.md")
+    }
+
+    pub fn ledger(&self) -> PathBuf {
+        self.dir.join("ledger.json")
+    }
+
+    pub fn dated(&self, local: &DateTime<Tz>) -> PathBuf {
+        self.dir
+            .join("reports")
+            .join(format!("{}.md", local.format("%Y-%m-%d_%H%M")))
+    }
+}
+
+fn environment(template_dir: Option<&Path>) -> Result<minijinja::Environment<'static>> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|e| Error::Template { name: "syntax".into(), message: e.to_string() })?;
+    env.set_syntax(syntax);
+    for (name, builtin) in BUILTIN {
+        let source = match template_dir.map(|d| d.join(name)) {
+            Some(p) if p.exists() => fsutil::read_to_string(&p)?,
+            _ => builtin.to_string(),
+        };
+        env.add_template_owned(name.to_string(), source)
+            .map_err(|e| Error::Template {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(env)
+}
+
+/// Turns what the ledger says into a section; `None` when there is nothing new to say.
+pub fn build_section(
+    outcome: &Outcome,
+    worst_open: Option<Severity>,
+    at: DateTime<Utc>,
+    tz: Tz,
+) -> Option<Section> {
+    if outcome.is_empty() {
+        return None;
+    }
+    let local_date = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d %H:%M").to_string();
+    let mut items = Vec::new();
+    for n in &outcome.new {
+        let f = &n.finding;
+        let mut body = f.evidence.clone();
+        if let Some(after) = n.reopened_after {
+            body = format!("Back after resolving at {}. {body}", local_date(after));
+        }
+        if !f.recommendation.is_empty() {
+            body.push(' ');
+            body.push_str(&f.recommendation);
+        }
+        items.push(Item {
+            severity: f.severity.label().to_string(),
+            title: f.title.clone(),
+            body,
+        });
+    }
+    for r in &outcome.resolved {
+        let open_for = fmt_duration((r.resolved_at - r.first_seen).num_seconds() as f64);
+        let now = match &r.now {
+            Some(n) => format!("It now reads {n}. "),
+            None => String::new(),
+        };
+        items.push(Item {
+            severity: Severity::Info.label().to_string(),
+            title: format!("Resolved: {}", r.finding.title),
+            body: format!(
+                "{now}The condition first reported at {} no longer holds; it was open for {open_for}.",
+                local_date(r.first_seen)
+            ),
+        });
+    }
+    let reported_worst = outcome
+        .new
+        .iter()
+        .map(|n| n.finding.severity)
+        .chain(std::iter::once(Severity::Info).filter(|_| !outcome.resolved.is_empty()))
+        .max();
+    let severity = worst_open.max(reported_worst).unwrap_or(Severity::Info);
+    let still_open: Vec<String> = outcome
+        .still_open
+        .iter()
+        .map(|f| format!("[{}] {}", f.severity.label(), f.title))
+        .collect();
+    Some(Section {
+        heading_time: at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+        severity: severity.label().to_string(),
+        counts: Counts {
+            new: outcome.new.len(),
+            resolved: outcome.resolved.len(),
+            still_open: still_open.len(),
+        },
+        items,
+        still_open,
+    })
+}
+
+fn tz_label(tz: Tz, at: DateTime<Utc>) -> String {
+    let offset = at.with_timezone(&tz).format("%:z").to_string();
+    format!("{} (UTC{})", tz.name(), offset)
+}
+
+/// Appends `section` to the rolling report (creating it with its header) and writes it alone to
+/// its dated file. Returns the dated file.
+pub fn write_section(
+    output: &Output,
+    fleet: &str,
+    tz: Tz,
+    at: DateTime<Utc>,
+    section: &Section,
+    template_dir: Option<&Path>,
+) -> Result<PathBuf> {
+    let env = environment(template_dir)?;
+    let render = |name: &str, ctx: minijinja::Value| -> Result<String> {
+        env.get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| Error::Template {
+                name: name.to_string(),
+                message: e.to_string(),
+            })
+    };
+    let body = render(SECTION_TEMPLATE, minijinja::context! { section => minijinja::Value::from(minijinja::value::Serde(section)) })?;
+    let rolling = output.rolling();
+    let mut text = String::new();
+    if !rolling.exists() {
+        text.push_str(&render(
+            HEADER_TEMPLATE,
+            minijinja::context! { fleet => fleet, timezone => tz_label(tz, at) },
+        )?);
+    }
+    text.push('\n');
+    text.push_str(&body);
+    fsutil::append_atomic(&rolling, &text)?;
+    let dated = output.dated(&at.with_timezone(&tz));
+    let mut alone = render(
+        HEADER_TEMPLATE,
+        minijinja::context! { fleet => fleet, timezone => tz_label(tz, at) },
+    )?;
+    alone.push('\n');
+    alone.push_str(&body);
+    fsutil::write_atomic(&dated, alone.as_bytes())?;
+    Ok(dated)
+}

@@ -1,0 +1,625 @@
+//! The scenario format (docs/scenario-format.md): a fleet, its nodes and what happens to them
+//! over time, written declaratively. Parsed with serde from TOML, so every mistake comes back
+//! with its line and column; quantities are checked for their unit as they are read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::units::{self, Dimension};
+
+/// A point in time as written: absolute (`2026-02-18T21:30:00Z`), local to the scenario's time
+/// zone (`2026-02-18 21:30`), or relative to the start (`+2h30m`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimeSpec {
+    Absolute(DateTime<Utc>),
+    Local(NaiveDateTime),
+    Relative(f64),
+}
+
+impl TimeSpec {
+    pub fn resolve(&self, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            TimeSpec::Absolute(t) => *t,
+            TimeSpec::Local(n) => tz
+                .from_local_datetime(n)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(start),
+            TimeSpec::Relative(s) => start + chrono::Duration::milliseconds((s * 1000.0) as i64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_time(&text).map_err(de::Error::custom)
+    }
+}
+
+pub fn parse_time(text: &str) -> Result<TimeSpec, String> {
+    let t = text.trim();
+    if let Some(rel) = t.strip_prefix('+') {
+        return units::parse_duration_secs(rel).map(TimeSpec::Relative);
+    }
+    if let Ok(abs) = DateTime::parse_from_rfc3339(t) {
+        return Ok(TimeSpec::Absolute(abs.with_timezone(&Utc)));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(TimeSpec::Local(n));
+        }
+    }
+    Err(format!(
+        "`{text}` is not a time: use 2026-02-18T21:30:00Z, 2026-02-18 21:30 (scenario time zone) or +2h (after start)"
+    ))
+}
+
+/// Seconds, read from "15m", "74s", "2h".
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Secs(pub f64);
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        units::parse_duration_secs(&text).map(Secs).map_err(de::Error::custom)
+    }
+}
+
+/// The dimension a quantity is read in.
+pub trait Dim {
+    const DIM: Dimension;
+}
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BytesDim;
+impl Dim for BytesDim {
+    const DIM: Dimension = Dimension::Bytes;
+}
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PlainDim;
+impl Dim for PlainDim {
+    const DIM: Dimension = Dimension::Plain;
+}
+
+/// A number in dimension `D`, written as a number or a string with a unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Q<D>(pub f64, PhantomData<D>);
+
+impl<D> Q<D> {
+    pub fn new(v: f64) -> Self {
+        Q(v, PhantomData)
+    }
+}
+
+struct QVisitor<D>(PhantomData<D>);
+
+impl<'de, D: Dim> de::Visitor<'de> for QVisitor<D> {
+    type Value = Q<D>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match D::DIM {
+            Dimension::Bytes => f.write_str("a size such as \"414MB\""),
+            _ => f.write_str("a number"),
+        }
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Q<D>, E> {
+        Ok(Q::new(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Q<D>, E> {
+        Ok(Q::new(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Q<D>, E> {
+        Ok(Q::new(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Q<D>, E> {
+        units::parse(v, D::DIM).map(Q::new).map_err(E::custom)
+    }
+}
+
+impl<'de, D: Dim> Deserialize<'de> for Q<D> {
+    fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        d.deserialize_any(QVisitor(PhantomData))
+    }
+}
+
+/// A rate "+2.7MB/h" in dimension `D`, stored per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate<D>(pub f64, PhantomData<D>);
+
+impl<'de, D: Dim> Deserialize<'de> for Rate<D> {
+    fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        let text = String::deserialize(d)?;
+        units::parse_rate_per_sec(&text, D::DIM)
+            .map(|v| Rate(v, PhantomData))
+            .map_err(de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "D: Dim"))]
+pub struct Oscillation<D: Dim> {
+    pub amplitude: Q<D>,
+    pub period: Secs,
+    #[serde(default = "sine")]
+    pub shape: String,
+}
+
+fn sine() -> String {
+    "sine".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "D: Dim"))]
+pub struct Step<D: Dim> {
+    pub at: TimeSpec,
+    #[serde(default)]
+    pub set: Option<Q<D>>,
+    #[serde(default)]
+    pub rate: Option<Rate<D>>,
+    #[serde(default)]
+    pub null: Option<bool>,
+    #[serde(default)]
+    pub noise: Option<Q<D>>,
+}
+
+/// How a number moves over time. A plain number or string is a constant.
+#[derive(Debug, Clone)]
+pub struct Traj<D: Dim> {
+    pub start: f64,
+    pub rate: f64,
+    pub noise: f64,
+    pub oscillate: Option<Oscillation<D>>,
+    pub steps: Vec<Step<D>>,
+    pub reboot_to: Option<f64>,
+    pub null: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub decimals: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "D: Dim"))]
+struct TrajTable<D: Dim> {
+    start: Q<D>,
+    #[serde(default)]
+    rate: Option<Rate<D>>,
+    #[serde(default)]
+    noise: Option<Q<D>>,
+    #[serde(default)]
+    oscillate: Option<Oscillation<D>>,
+    #[serde(default)]
+    steps: Vec<Step<D>>,
+    #[serde(default)]
+    reboot_to: Option<Q<D>>,
+    #[serde(default)]
+    null: bool,
+    #[serde(default)]
+    min: Option<Q<D>>,
+    #[serde(default)]
+    max: Option<Q<D>>,
+    #[serde(default)]
+    decimals: Option<u32>,
+}
+
+enum TrajRepr<D: Dim> {
+    Constant(Q<D>),
+    Table(TrajTable<D>),
+}
+
+impl<D: Dim> Traj<D> {
+    pub fn constant(v: f64) -> Self {
+        Traj {
+            start: v,
+            rate: 0.0,
+            noise: 0.0,
+            oscillate: None,
+            steps: Vec::new(),
+            reboot_to: None,
+            null: false,
+            min: None,
+            max: None,
+            decimals: None,
+        }
+    }
+}
+
+impl<'de, D: Dim> Deserialize<'de> for Traj<D> {
+    fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        // Untagged enums hide the inner error; read a generic value first and report precisely.
+        let value = toml::Value::deserialize(d)?;
+        let repr: TrajRepr<D> = match &value {
+            toml::Value::Table(_) => TrajRepr::Table(
+                TrajTable::deserialize(value.clone()).map_err(|e| de::Error::custom(e.message().to_string()))?,
+            ),
+            _ => TrajRepr::Constant(
+                Q::<D>::deserialize(value.clone()).map_err(|e| de::Error::custom(e.message().to_string()))?,
+            ),
+        };
+        Ok(match repr {
+            TrajRepr::Constant(q) => Traj::constant(q.0),
+            TrajRepr::Table(t) => Traj {
+                start: t.start.0,
+                rate: t.rate.map(|r| r.0).unwrap_or(0.0),
+                noise: t.noise.map(|n| n.0).unwrap_or(0.0),
+                oscillate: t.oscillate,
+                steps: t.steps,
+                reboot_to: t.reboot_to.map(|q| q.0),
+                null: t.null,
+                min: t.min.map(|q| q.0),
+                max: t.max.map(|q| q.0),
+                decimals: t.decimals,
+            },
+        })
+    }
+}
+
+pub type Bytes = Traj<BytesDim>;
+pub type Plain = Traj<PlainDim>;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    pub from: TimeSpec,
+    pub to: TimeSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub fleet: String,
+    #[serde(default = "utc")]
+    pub timezone: TzName,
+    #[serde(default)]
+    pub seed: u64,
+    pub start: TimeSpec,
+    pub end: TimeSpec,
+    pub interval: Secs,
+    #[serde(default)]
+    pub jitter: Secs,
+    #[serde(default)]
+    pub gaps: Vec<Span>,
+    #[serde(default)]
+    pub extra_captures: Vec<TimeSpec>,
+}
+
+fn utc() -> TzName {
+    TzName(chrono_tz::UTC)
+}
+
+/// An IANA time zone name ("America/Sao_Paulo"), checked when read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TzName(pub Tz);
+
+impl<'de> Deserialize<'de> for TzName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Tz>()
+            .map(TzName)
+            .map_err(|_| de::Error::custom(format!("`{text}` is not an IANA time zone (e.g. America/Sao_Paulo, UTC)")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The node boots at `at`: uptime restarts, containers restart, memory resets.
+    Reboot,
+    /// Nothing answers from `at` until `until`.
+    Dark,
+    /// The node answers but runs no containers; host metrics read null.
+    ContainersDown,
+    /// One source (`source`) fails from `at` until `until`.
+    SourceDown,
+    /// One container (`container`) restarts at `at`.
+    Restart,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at: TimeSpec,
+    #[serde(default)]
+    pub until: Option<TimeSpec>,
+    pub kind: EventKind,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    pub mount: String,
+    pub size: Q<BytesDim>,
+    pub used: Bytes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub mem_total: Q<BytesDim>,
+    pub mem_available: Bytes,
+    #[serde(default)]
+    pub mem_free: Option<Bytes>,
+    #[serde(default)]
+    pub swap_total: Option<Q<BytesDim>>,
+    #[serde(default)]
+    pub swap_used: Option<Bytes>,
+    #[serde(default)]
+    pub swap_cached: Option<Bytes>,
+    #[serde(default)]
+    pub cpu_steal_pct: Option<Plain>,
+    #[serde(default)]
+    pub load1: Option<Plain>,
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    #[serde(default)]
+    pub clock_offset_ms: Option<Plain>,
+    #[serde(default)]
+    pub ntp_synced: Option<bool>,
+    #[serde(default)]
+    pub disks: Vec<DiskSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSpec {
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    #[serde(default)]
+    pub compose_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    #[serde(default)]
+    pub index: u32,
+    pub name: String,
+    #[serde(default)]
+    pub mem_total: Option<Q<BytesDim>>,
+    pub util_pct: Plain,
+    pub mem_used_pct: Plain,
+    pub temp_c: Plain,
+    #[serde(default)]
+    pub fan_pct: Option<Plain>,
+    #[serde(default)]
+    pub exporter: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionChange {
+    pub at: TimeSpec,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// The message as written, with `{field}` placeholders filled from `fields`.
+    pub message: String,
+    #[serde(default)]
+    pub level: Option<String>,
+    /// One line every this long while active.
+    pub every: Secs,
+    #[serde(default)]
+    pub from: Option<TimeSpec>,
+    #[serde(default)]
+    pub until: Option<TimeSpec>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// First process id; each line advances it by `pid_step`.
+    #[serde(default)]
+    pub pid_start: Option<u32>,
+    #[serde(default)]
+    pub pid_step: Option<u32>,
+    /// Lines are stamped this far from the true time (a wrong clock in the writer).
+    #[serde(default)]
+    pub ts_offset: Option<Secs>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub compose_project: Option<String>,
+    #[serde(default = "running")]
+    pub state: String,
+    #[serde(default)]
+    pub health: Option<String>,
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+    #[serde(default)]
+    pub mem_limit: Option<Q<BytesDim>>,
+    pub mem: Bytes,
+    #[serde(default)]
+    pub cpu: Option<Plain>,
+    #[serde(default)]
+    pub size_rw: Option<Bytes>,
+    #[serde(default)]
+    pub image_size: Option<Q<BytesDim>>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub from: Option<TimeSpec>,
+    #[serde(default)]
+    pub until: Option<TimeSpec>,
+    #[serde(default)]
+    pub versions: Vec<VersionChange>,
+    #[serde(default)]
+    pub log: Vec<LogSpec>,
+}
+
+fn running() -> String {
+    "running".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSpec {
+    pub name: String,
+    pub size: Bytes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    pub name: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub active_connections: Plain,
+    #[serde(default)]
+    pub databases: Vec<DatabaseSpec>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Rows inserted per second; the snapshot carries the running total.
+    #[serde(default)]
+    pub insert_rate: Option<Plain>,
+    #[serde(default)]
+    pub log: Vec<LogSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedKeySpec {
+    pub db: u32,
+    pub key: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Spans during which the key is absent.
+    #[serde(default)]
+    pub absent: Vec<Span>,
+    /// Field name -> spans during which that field is absent.
+    #[serde(default)]
+    pub fields_absent: BTreeMap<String, Vec<Span>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    pub name: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub used_memory: Option<Bytes>,
+    /// DB index (as a string key, "0") -> key count.
+    #[serde(default)]
+    pub dbs: BTreeMap<String, Plain>,
+    #[serde(default)]
+    pub watched: Vec<WatchedKeySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSpec {
+    pub name: String,
+    pub ready: Plain,
+    #[serde(default)]
+    pub unacked: Option<Plain>,
+    pub consumers: Plain,
+    #[serde(default)]
+    pub publish_rate: Option<Plain>,
+    #[serde(default)]
+    pub deliver_rate: Option<Plain>,
+    #[serde(default)]
+    pub redeliver_rate: Option<Plain>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitSpec {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub queues: Vec<QueueSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub url: String,
+    pub status: Plain,
+    #[serde(default)]
+    pub latency_ms: Option<Plain>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    /// When the node last booted before the scenario starts.
+    #[serde(default)]
+    pub booted: Option<TimeSpec>,
+    /// Whether an ssh probe is part of each capture.
+    #[serde(default)]
+    pub ssh: bool,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub host: Option<HostSpec>,
+    #[serde(default)]
+    pub docker: Option<DockerSpec>,
+    #[serde(default)]
+    pub gpu: Vec<GpuSpec>,
+    #[serde(default)]
+    pub container: Vec<ContainerSpec>,
+    #[serde(default)]
+    pub postgres: Vec<PostgresSpec>,
+    #[serde(default)]
+    pub redis: Vec<RedisSpec>,
+    #[serde(default)]
+    pub rabbitmq: Vec<RabbitSpec>,
+    #[serde(default)]
+    pub endpoint: Vec<EndpointSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub scenario: Header,
+    #[serde(default)]
+    pub node: Vec<NodeSpec>,
+    /// Nodes stamped from one template: `count` copies named `<prefix>001`…, for benchmarks.
+    #[serde(default)]
+    pub node_template: Vec<NodeTemplate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTemplate {
+    pub prefix: String,
+    pub count: u32,
+    /// Copies of the first container with a number appended, to reach a container count.
+    #[serde(default)]
+    pub extra_containers: u32,
+    pub node: NodeSpec,
+}
