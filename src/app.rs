@@ -117,10 +117,16 @@ impl Analyzer {
         let Some(at) = window.latest_at() else {
             return Ok(Analysis { findings: Vec::new(), section_file: None, worst: None });
         };
-        let findings = self.library.evaluate(window, self.tz);
-        let outcome = self
-            .ledger
-            .update(findings.clone(), at, |f| recheck(window, f));
+        let evaluation = self.library.evaluate(window, self.tz);
+        let findings = evaluation.findings;
+        let unchecked = evaluation.unchecked;
+        let outcome = self.ledger.update(findings.clone(), at, |f| {
+            if unchecked.contains(&f.key()) {
+                Recheck::CouldNotCheck
+            } else {
+                recheck(window, f)
+            }
+        });
         let worst_new = outcome.new.iter().map(|n| n.finding.severity).max();
         let worst = worst_new.max(self.ledger.worst_open());
         let section_file = match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {

@@ -89,7 +89,7 @@ pub fn local_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
-        .filter(|h| crate::store::validate_node_name(h).is_ok())
+        .filter(|h| crate::model::validate_node_name(h).is_ok())
         .unwrap_or_else(|| "localhost".into())
 }
 

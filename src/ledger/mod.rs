@@ -228,6 +228,7 @@ mod tests {
             kind: "threshold".into(),
             severity: Severity::Warning,
             nodes: vec!["vk01".into()],
+            scope: None,
             entity: "gpu:0".into(),
             metric: "temp_c".into(),
             observed_at: Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap(),

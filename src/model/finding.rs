@@ -55,6 +55,10 @@ pub struct Finding {
     pub severity: Severity,
     /// The nodes it is about; more than one for fleet-scope rules (drift).
     pub nodes: Vec<String>,
+    /// For fleet-scope rules, what the finding is about instead of its nodes (a peer group), so
+    /// it keeps its identity when the set of nodes involved changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// The entity it is about, e.g. "container:visionking-visualizer", "gpu:0", "host".
     pub entity: String,
     /// The metric or attribute it is about.
@@ -78,13 +82,11 @@ pub struct Finding {
 impl Finding {
     /// The identity a finding keeps across runs: same rule, same nodes, same subject.
     pub fn key(&self) -> String {
-        let mut key = format!(
-            "{}|{}|{}|{}",
-            self.rule_id,
-            self.nodes.join(","),
-            self.entity,
-            self.metric
-        );
+        let who = match &self.scope {
+            Some(scope) => format!("[{scope}]"),
+            None => self.nodes.join(","),
+        };
+        let mut key = format!("{}|{}|{}|{}", self.rule_id, who, self.entity, self.metric);
         if let Some(id) = &self.event_id {
             key.push('@');
             key.push_str(id);

@@ -90,6 +90,22 @@ impl Snapshot {
     }
 }
 
+/// Node names become directory names in the archive, so they are restricted to a safe alphabet.
+pub fn validate_node_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        Err(format!(
+            "node name `{name}` must be letters, digits, `-`, `_` or `.` and not start with `.`"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether one source answered, and if not, why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {

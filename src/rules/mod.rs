@@ -9,7 +9,7 @@ pub mod kinds;
 pub mod select;
 pub mod template;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -35,6 +35,34 @@ pub struct Rule {
     pub recommendation: String,
     pub file: PathBuf,
     pub line: usize,
+}
+
+/// What one evaluation found, and which subjects it could not decide.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub findings: Vec<Finding>,
+    /// Keys ([`Finding::key`]) of subjects a rule could not decide this time.
+    pub unchecked: BTreeSet<String>,
+}
+
+fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
+    let probe = Finding {
+        rule_id: rule.id.clone(),
+        kind: rule.kind_name.to_string(),
+        severity: rule.severity,
+        nodes: c.nodes.clone(),
+        scope: c.scope.clone(),
+        entity: c.entity.clone(),
+        metric: c.metric.clone(),
+        observed_at: c.observed_at,
+        title: String::new(),
+        evidence: String::new(),
+        recommendation: String::new(),
+        values: BTreeMap::new(),
+        event: c.event,
+        event_id: c.event_id.clone(),
+    };
+    probe.key()
 }
 
 pub struct Library {
@@ -139,15 +167,20 @@ impl Library {
     }
 
     /// Runs every rule over the window; findings sorted by severity, then node, then rule.
-    pub fn evaluate(&self, window: &Window, tz: Tz) -> Vec<Finding> {
+    pub fn evaluate(&self, window: &Window, tz: Tz) -> Evaluation {
         let ctx = EvalContext { window, tz };
         let mut findings = Vec::new();
+        let mut unchecked = BTreeSet::new();
         let mut candidates = Vec::new();
         for rule in &self.rules {
             candidates.clear();
             rule.kind.evaluate(rule, &ctx, &mut candidates);
             for c in candidates.drain(..) {
-                findings.push(self.render(rule, c));
+                if c.unchecked {
+                    unchecked.insert(unchecked_key(rule, &c));
+                } else {
+                    findings.push(self.render(rule, c));
+                }
             }
         }
         findings.sort_by(|a, b| {
@@ -157,7 +190,7 @@ impl Library {
                 .then_with(|| a.rule_id.cmp(&b.rule_id))
                 .then_with(|| a.entity.cmp(&b.entity))
         });
-        findings
+        Evaluation { findings, unchecked }
     }
 
     fn render(&self, rule: &Rule, c: Candidate) -> Finding {
@@ -202,6 +235,7 @@ impl Library {
             values: c.values,
             event: c.event,
             event_id: c.event_id,
+            scope: c.scope,
         };
         if finding.recommendation.is_empty() {
             finding.recommendation = rule.description.clone();

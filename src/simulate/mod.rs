@@ -18,9 +18,8 @@ use crate::logtemplate;
 use crate::model::{
     Container, ContainerState, DatabaseSize, Disk, DockerInfo, Endpoint, Gpu, Health, Host,
     LogStream, LogTemplate, Port, Postgres, Queue, RabbitMq, Redis, RedisDb, Snapshot,
-    SourceStatus, WatchedKey,
+    SourceStatus, WatchedKey, validate_node_name,
 };
-use crate::store::validate_node_name;
 use scenario::{Dim, EventKind, LogSpec, NodeSpec, Scenario, Span, TimeSpec, Traj};
 
 /// Reads and checks a scenario file; mistakes come back with line and column.

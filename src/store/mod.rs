@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::model::{SCHEMA_MAJOR, Snapshot};
+use crate::model::{SCHEMA_MAJOR, Snapshot, validate_node_name};
 
 const EXTENSION: &str = ".json.zst";
 const FILE_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
@@ -39,22 +39,6 @@ pub struct Skipped {
 #[derive(Debug, Clone)]
 pub struct Archive {
     root: PathBuf,
-}
-
-/// Node names become directory names, so they are restricted to a safe alphabet.
-pub fn validate_node_name(name: &str) -> std::result::Result<(), String> {
-    if name.is_empty()
-        || name.starts_with('.')
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        Err(format!(
-            "node name `{name}` must be letters, digits, `-`, `_` or `.` and not start with `.`"
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 impl Archive {

@@ -23,6 +23,10 @@ pub struct Params {
     pub direction: String,
     pub max_gap_s: f64,
     pub across_reboot: bool,
+    /// Stay quiet when a change of the same direction and similar size (half to double) already
+    /// happened within this long before: a sawtooth or a steady leak is one finding, not one
+    /// per capture.
+    pub quiet_if_repeated_s: f64,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -32,13 +36,39 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let direction = p.choice(ctx, "direction", &["drop", "rise", "any"], "any");
     let max_gap_s = p.duration(ctx, "max_gap").unwrap_or(3600.0);
     let across_reboot = p.fields.boolean(ctx, "across_reboot").unwrap_or(false);
+    let quiet_if_repeated_s = p.duration(ctx, "quiet_if_repeated").unwrap_or(0.0);
     Some(Kind::Delta(Params {
         min_abs: min_abs.abs(),
         min_rel_pct,
         direction,
         max_gap_s,
         across_reboot,
+        quiet_if_repeated_s,
     }))
+}
+
+/// Whether an earlier pair of consecutive readings, within the quiet period before the last
+/// pair, changed in the same direction by between half and double as much.
+fn repeated(points: &[crate::history::Point], reboots: &[(i64, i64)], p: &Params, delta: f64) -> bool {
+    let n = points.len();
+    let Some(last_start) = points.get(n.wrapping_sub(2)).map(|pt| pt.at) else {
+        return false;
+    };
+    let since = last_start as f64 - p.quiet_if_repeated_s;
+    points[..n - 1].windows(2).any(|w| {
+        let (Some(a), Some(b)) = (w[0].value, w[1].value) else {
+            return false;
+        };
+        let d = b - a;
+        // A change across a reboot has another cause and is no precedent.
+        let across_reboot = reboots.iter().any(|(at, _)| *at > w[0].at && *at <= w[1].at);
+        !across_reboot
+            && w[1].at as f64 >= since
+            && (w[1].at - w[0].at) as f64 <= p.max_gap_s
+            && d.signum() == delta.signum()
+            && d.abs() >= delta.abs() / 2.0
+            && d.abs() <= delta.abs() * 2.0
+    })
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
@@ -56,10 +86,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if gap > p.max_gap_s {
             continue;
         }
-        let straddles = node
-            .reboots()
-            .iter()
-            .any(|(at, _)| *at > p0.at && *at <= p1.at);
+        let reboots = node.reboots();
+        let straddles = reboots.iter().any(|(at, _)| *at > p0.at && *at <= p1.at);
         if straddles != p.across_reboot {
             continue;
         }
@@ -75,6 +103,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             None => true,
         };
         if !direction_ok || delta.abs() < p.min_abs || !rel_ok {
+            continue;
+        }
+        if p.quiet_if_repeated_s > 0.0 && repeated(points, &reboots, p, delta) {
             continue;
         }
         let change = fmt_change(before, after, dim, suffix);

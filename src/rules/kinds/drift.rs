@@ -104,6 +104,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     for (group, entities) in groups {
         for (normalised, by_node) in entities {
             if by_node.len() < 2 {
+                // With one node left there is nothing to compare: an open drift stays open.
+                if let Some(node) = by_node.keys().next().and_then(|n| ctx.window.node(n)) {
+                    let mut c = Candidate::new(node, &normalised, attr, 0);
+                    c.scope = Some(group.clone());
+                    c.unchecked = true;
+                    out.push(c);
+                }
                 continue;
             }
             let mut distinct: Vec<String> = by_node.values().map(|(v, _, _)| normalise(p, v)).collect();
@@ -132,6 +139,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let at = ctx.window.latest_at().map(|t| t.timestamp()).unwrap_or_default();
             let mut c = Candidate::new(first, &normalised, attr, at);
             c.nodes = nodes;
+            c.scope = Some(group.clone());
             let versions = parts.join("; ");
             c.value("versions", None, versions.clone());
             c.value("distinct", Some(distinct.len() as f64), distinct.len().to_string());

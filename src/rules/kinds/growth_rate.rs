@@ -1,6 +1,6 @@
 #![doc = include_str!("growth_rate.md")]
 
-use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh, least_squares};
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh};
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     event: false,
     variables: &[
         "first", "last", "delta", "span", "rate", "r2", "samples", "limit", "eta", "eta_at",
+        "projection",
     ],
     parse,
 };
@@ -33,6 +34,9 @@ pub struct Params {
     pub min_rate: f64,
     /// Units per second; a slope at or above this is left to a stronger rule.
     pub max_rate: Option<f64>,
+    /// Percent per hour of the run's first value; small absolute growth of a big value is not
+    /// worth a line.
+    pub min_rate_pct: Option<f64>,
     pub min_r2: f64,
     pub rate_per: RatePer,
     pub project_to: Option<ProjectTo>,
@@ -45,6 +49,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let min_rate = p.rate(ctx, "min_rate");
     let min_rate = p.required(ctx, "min_rate", min_rate)?;
     let max_rate = p.rate(ctx, "max_rate");
+    let min_rate_pct = p.fields.number(ctx, "min_rate_pct").map(|n| n.into_inner());
     let min_r2 = p.fields.number(ctx, "min_r2").map(|n| n.into_inner()).unwrap_or(0.6);
     let rate_per = p.choice(ctx, "rate_per", &["min", "h", "day"], "h");
     let project_to = match p.fields.value("project_to") {
@@ -67,10 +72,62 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         min_samples,
         min_rate,
         max_rate,
+        min_rate_pct,
         min_r2,
         rate_per: RatePer::parse(&rate_per).unwrap_or(RatePer::Hour),
         project_to,
     }))
+}
+
+/// The fit of the longest recent run of readings that is a good straight line.
+struct RunFit {
+    start: usize,
+    slope: f64,
+    r2: f64,
+}
+
+/// Fits every suffix of `samples` in one backward pass (running sums) and returns the longest
+/// one with enough readings and span, a fit of at least `min_r2`, and a slope `accept`s.
+/// `Err(())` when no suffix even has enough readings and span: the rule cannot decide.
+fn longest_run(
+    samples: &[(i64, f64)],
+    p: &Params,
+    accept: impl Fn(f64, f64) -> bool,
+) -> Result<Option<RunFit>, ()> {
+    let n = samples.len();
+    let Some(&(t_last, v_last)) = samples.last() else {
+        return Err(());
+    };
+    let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut enough = false;
+    let mut best = None;
+    for k in (0..n).rev() {
+        let (t, v) = samples[k];
+        let x = (t - t_last) as f64;
+        let y = v - v_last;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
+        let m = (n - k) as f64;
+        if n - k < p.min_samples || ((t_last - t) as f64) < p.min_span_s {
+            continue;
+        }
+        enough = true;
+        let vxx = sxx - sx * sx / m;
+        let vyy = syy - sy * sy / m;
+        let vxy = sxy - sx * sy / m;
+        if vxx <= 0.0 {
+            continue;
+        }
+        let slope = vxy / vxx;
+        let r2 = if vyy <= 0.0 { 1.0 } else { (vxy * vxy / (vxx * vyy)).min(1.0) };
+        if r2 >= p.min_r2 && accept(slope, v) {
+            best = Some(RunFit { start: k, slope, r2 });
+        }
+    }
+    if enough { Ok(best) } else { Err(()) }
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
@@ -100,35 +157,39 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .filter(|pt| pt.at >= start)
             .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
             .collect();
-        if samples.len() < p.min_samples {
-            continue;
-        }
-        let (t0, first) = samples[0];
-        let (t1, last) = samples[samples.len() - 1];
-        let span = (t1 - t0) as f64;
-        if span < p.min_span_s {
-            continue;
-        }
-        let Some(fit) = least_squares(&samples) else { continue };
-        let fires = if p.min_rate >= 0.0 {
-            fit.slope >= p.min_rate
-        } else {
-            fit.slope <= p.min_rate
+        let accept = |slope: f64, first: f64| {
+            let fast_enough = if p.min_rate >= 0.0 { slope >= p.min_rate } else { slope <= p.min_rate };
+            let below_max = p.max_rate.is_none_or(|m| slope < m);
+            let relative = p.min_rate_pct.is_none_or(|pct| {
+                first != 0.0 && (slope * 3600.0 / first.abs() * 100.0).abs() >= pct
+            });
+            fast_enough && below_max && relative
         };
-        let below_max = p.max_rate.is_none_or(|m| fit.slope < m);
-        if !fires || !below_max || fit.r2 < p.min_r2 {
-            continue;
-        }
+        let run = match longest_run(&samples, p, accept) {
+            Err(()) => {
+                // Too few readings since the last reset: an open finding can't be confirmed gone.
+                let mut c = Candidate::new(node, entity, metric, last_at);
+                c.unchecked = true;
+                out.push(c);
+                continue;
+            }
+            Ok(None) => continue,
+            Ok(Some(run)) => run,
+        };
+        let used = &samples[run.start..];
+        let (t0, first) = used[0];
+        let (t1, last) = used[used.len() - 1];
+        let span = (t1 - t0) as f64;
         let mut c = Candidate::new(node, entity, metric, t1);
         let change = fmt_change(first, last, dim, suffix);
-        let rate = fmt_rate(fit.slope, dim, suffix, p.rate_per);
+        let rate = fmt_rate(run.slope, dim, suffix, p.rate_per);
         c.value("first", Some(first), change.before.clone());
         c.value("last", Some(last), change.after.clone());
         c.value("delta", Some(change.shown_delta), change.delta.clone());
         c.value("span", Some(span), fmt_duration(span));
-        c.value("rate", Some(fit.slope), rate.clone());
-        c.value("r2", Some(fit.r2), fmt_number(fit.r2, 2));
-        c.value("samples", Some(samples.len() as f64), samples.len().to_string());
+        c.value("rate", Some(run.slope), rate.clone());
+        c.value("r2", Some(run.r2), fmt_number(run.r2, 2));
+        c.value("samples", Some(used.len() as f64), used.len().to_string());
         let mut evidence = format!(
             "{} {} went from {} at {} to {} at {} ({} over {}, {} captures); the least-squares trend is {} (r² {}).",
             entity_label(entity),
@@ -139,9 +200,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             ctx.time(t1),
             change.delta,
             fmt_duration(span),
-            samples.len(),
+            used.len(),
             rate,
-            fmt_number(fit.r2, 2),
+            fmt_number(run.r2, 2),
         );
         let limit = match &p.project_to {
             Some(ProjectTo::Value(v)) => Some(*v),
@@ -151,26 +212,66 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .and_then(|pt| pt.value),
             None => None,
         };
-        let (mut limit_s, mut eta_s, mut eta_at_s) = ("-".to_string(), "-".to_string(), "-".to_string());
-        if let Some(limit) = limit
-            && fit.slope > 0.0
-            && last < limit
-        {
-            let eta = (limit - last) / fit.slope;
+        let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) =
+            ("-".to_string(), "-".to_string(), "-".to_string(), "no limit to project to".to_string());
+        let mut eta_value = None;
+        if let Some(limit) = limit {
             limit_s = fmt_value(limit, dim, suffix);
-            eta_s = fmt_duration(eta);
-            eta_at_s = ctx.time(t1 + eta as i64);
-            c.value("eta", Some(eta), eta_s.clone());
-            evidence.push_str(&format!(
-                " At this rate it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
-            ));
+            if last >= limit {
+                projection = format!("already past {limit_s}");
+                evidence.push_str(&format!(" It is already past {limit_s}."));
+            } else if run.slope > 0.0 {
+                let eta = (limit - last) / run.slope;
+                eta_value = Some(eta);
+                eta_s = fmt_duration(eta);
+                eta_at_s = ctx.time(t1 + eta as i64);
+                projection = format!("{limit_s} around {eta_at_s}");
+                evidence.push_str(&format!(
+                    " At this rate it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
+                ));
+            }
         }
         c.value("limit", limit, limit_s);
-        if !c.values.contains_key("eta") {
-            c.value("eta", None, eta_s);
-        }
+        c.value("eta", eta_value, eta_s);
         c.value("eta_at", None, eta_at_s);
+        c.value("projection", None, projection);
         c.evidence = evidence;
         out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        Params {
+            window_s: 6.0 * 3600.0,
+            min_span_s: 1800.0,
+            min_samples: 4,
+            min_rate: 0.0,
+            max_rate: None,
+            min_rate_pct: None,
+            min_r2: 0.9,
+            rate_per: RatePer::Hour,
+            project_to: None,
+        }
+    }
+
+    #[test]
+    fn finds_the_recent_run_not_the_diluted_whole() {
+        // Flat for 3 h, then +2MB per 15 min for 1.5 h.
+        let mut samples: Vec<(i64, f64)> = (0..12).map(|i| (i * 900, 100e6)).collect();
+        samples.extend((1..=6).map(|i| ((11 + i) * 900, 100e6 + 2e6 * i as f64)));
+        let run = longest_run(&samples, &params(), |s, _| s > 0.0).unwrap().unwrap();
+        assert!((run.slope * 3600.0 - 8e6).abs() < 1e3, "slope {}", run.slope * 3600.0);
+        assert!(run.start >= 10 && run.start <= 11, "starts where the climb starts: {}", run.start);
+        assert!(run.r2 > 0.99);
+    }
+
+    #[test]
+    fn too_few_readings_cannot_decide() {
+        let samples = vec![(0, 1.0), (74, 2.0)];
+        assert!(longest_run(&samples, &params(), |_, _| true).is_err());
     }
 }

@@ -118,6 +118,11 @@ pub struct Candidate {
     pub event: bool,
     /// Extra key material for events, so two reboots are two findings.
     pub event_id: Option<String>,
+    /// See [`crate::model::Finding::scope`].
+    pub scope: Option<String>,
+    /// The rule could not decide for this subject (too few readings, a peer missing): an open
+    /// finding about it stays open rather than resolving.
+    pub unchecked: bool,
     pub values: BTreeMap<String, EvidenceValue>,
 }
 
@@ -131,6 +136,8 @@ impl Candidate {
             evidence: String::new(),
             event: false,
             event_id: None,
+            scope: None,
+            unchecked: false,
             values: BTreeMap::new(),
         }
     }
@@ -251,56 +258,9 @@ impl<'t, 'i> ParamReader<'t, 'i> {
     }
 }
 
-/// Least-squares fit of value against time.
-#[derive(Debug, Clone, Copy)]
-pub struct Fit {
-    /// Units per second.
-    pub slope: f64,
-    /// Coefficient of determination (1 = a straight line).
-    pub r2: f64,
-}
-
-pub fn least_squares(points: &[(i64, f64)]) -> Option<Fit> {
-    let n = points.len();
-    if n < 2 {
-        return None;
-    }
-    let t0 = points[0].0;
-    let nf = n as f64;
-    let (mut sx, mut sy) = (0.0, 0.0);
-    for (t, v) in points {
-        sx += (t - t0) as f64;
-        sy += v;
-    }
-    let (mx, my) = (sx / nf, sy / nf);
-    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for (t, v) in points {
-        let dx = (t - t0) as f64 - mx;
-        let dy = v - my;
-        sxx += dx * dx;
-        sxy += dx * dy;
-        syy += dy * dy;
-    }
-    if sxx == 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let r2 = if syy == 0.0 { 1.0 } else { (sxy * sxy) / (sxx * syy) };
-    Some(Fit { slope, r2 })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn least_squares_recovers_a_line() {
-        let pts: Vec<(i64, f64)> = (0..10).map(|i| (i * 900, 100.0 + 2.0 * (i * 900) as f64)).collect();
-        let fit = least_squares(&pts).unwrap();
-        assert!((fit.slope - 2.0).abs() < 1e-9);
-        assert!((fit.r2 - 1.0).abs() < 1e-9);
-        assert!(least_squares(&pts[..1]).is_none());
-    }
 
     #[test]
     fn every_kind_doc_has_the_headings_in_order() {

@@ -74,14 +74,14 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("since", None, since.clone());
         c.evidence = if p.for_captures > 1 {
             format!(
-                "{} {} is {value_s}, {side} the {limit_s} limit for {} captures in a row (since {since}).",
+                "{} {} is {value_s} (limit: {side} {limit_s}) and has been for {} captures in a row, since {since}.",
                 crate::history::metrics::entity_label(entity),
                 metric_label(metric),
                 recent.len()
             )
         } else {
             format!(
-                "{} {} is {value_s}, {side} the {limit_s} limit.",
+                "{} {} is {value_s} (limit: {side} {limit_s}).",
                 crate::history::metrics::entity_label(entity),
                 metric_label(metric)
             )
