@@ -443,3 +443,66 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
         }
     }
 }
+
+/// Runs one rule fixture: a scenario file that also carries `[[rule]]` instances. The scenario is
+/// replayed capture by capture and every finding the rules open or resolve is written down, one
+/// block per event, in UTC. The text is compared with `<fixture>.expected`.
+pub fn run_fixture(path: &Path) -> Result<String> {
+    let text = crate::fsutil::read_to_string(path)?;
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|e| Error::bad_file(path, e.message().to_string()))?;
+    let rules_value = table
+        .remove("rule")
+        .ok_or_else(|| Error::bad_file(path, "a fixture needs at least one [[rule]]"))?;
+    let mut rules_table = toml::Table::new();
+    rules_table.insert("rule".into(), rules_value);
+    let to_text = |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
+    let library = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
+    let scenario = simulate::parse(path, &to_text(&table)?)?;
+    let snapshots = simulate::generate(&scenario)?;
+    let mut window = Window::new(chrono::Duration::hours(24));
+    let mut ledger = Ledger::default();
+    let mut out = String::new();
+    let mut pending: Vec<crate::model::Snapshot> = Vec::new();
+    let mut flush = |batch: &mut Vec<crate::model::Snapshot>, window: &mut Window, out: &mut String| {
+        for s in batch.drain(..) {
+            window.push(s);
+        }
+        let Some(at) = window.latest_at() else { return };
+        let evaluation = library.evaluate(window, chrono_tz::UTC);
+        let unchecked = evaluation.unchecked;
+        let outcome = ledger.update(evaluation.findings, at, |f| {
+            if unchecked.contains(&f.key()) { Recheck::CouldNotCheck } else { recheck(window, f) }
+        });
+        let stamp = at.format("%Y-%m-%d %H:%M:%S");
+        for n in &outcome.new {
+            let f = &n.finding;
+            out.push_str(&format!(
+                "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                f.severity.label(),
+                f.rule_id,
+                f.nodes.join(","),
+                f.title,
+                f.evidence
+            ));
+        }
+        for r in &outcome.resolved {
+            out.push_str(&format!(
+                "{stamp} RESOLVED {} {} now {}\n",
+                r.finding.rule_id,
+                r.finding.nodes.join(","),
+                r.now.clone().unwrap_or_else(|| "-".into())
+            ));
+        }
+    };
+    for s in snapshots {
+        if pending.first().is_some_and(|p| p.captured_at != s.captured_at && (s.captured_at - p.captured_at).num_seconds().abs() > 60)
+            || pending.iter().any(|p| p.node == s.node)
+        {
+            flush(&mut pending, &mut window, &mut out);
+        }
+        pending.push(s);
+    }
+    flush(&mut pending, &mut window, &mut out);
+    Ok(out)
+}

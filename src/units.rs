@@ -248,8 +248,10 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
         )
     } else {
         let scaled_big = big / factor;
+        let scaled_small = small / factor;
         let scaled_delta = delta.abs() / factor;
         let decimals = decimals_for(scaled_big, 3)
+            .max(decimals_for(scaled_small, 3))
             .max(if scaled_delta > 0.0 { decimals_for(scaled_delta, 2) } else { 0 })
             .min(3);
         let rb = round_to(before / factor, decimals);
@@ -397,6 +399,9 @@ mod tests {
         assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("18°C", "27°C", "+9°C"));
         let c = fmt_change(15.8e9, 16.1e9, Dimension::Bytes, "");
         assert_eq!(c.delta, "+300MB");
+        // Both values keep three significant digits (the reboot drop of F48).
+        let c = fmt_change(16.7e9, 1.17e9, Dimension::Bytes, "");
+        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("16.7GB", "1.17GB", "-15.53GB"));
     }
 
     #[test]

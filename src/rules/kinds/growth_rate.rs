@@ -86,8 +86,13 @@ struct RunFit {
     r2: f64,
 }
 
-/// Fits every suffix of `samples` in one backward pass (running sums) and returns the longest
-/// one with enough readings and span, a fit of at least `min_r2`, and a slope `accept`s.
+/// How much worse than the best fit a longer run may be and still be preferred.
+const R2_SLACK: f64 = 0.01;
+
+/// Fits every suffix of `samples` in one backward pass (running sums). Among the suffixes with
+/// enough readings and span, a slope `accept`s and a fit of at least `min_r2`, it returns the
+/// longest whose fit is within [`R2_SLACK`] of the best: long enough to be a trend, but not
+/// stretched back over readings from before the trend began.
 /// `Err(())` when no suffix even has enough readings and span: the rule cannot decide.
 fn longest_run(
     samples: &[(i64, f64)],
@@ -100,7 +105,7 @@ fn longest_run(
     };
     let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut enough = false;
-    let mut best = None;
+    let mut good: Vec<RunFit> = Vec::new();
     for k in (0..n).rev() {
         let (t, v) = samples[k];
         let x = (t - t_last) as f64;
@@ -124,10 +129,17 @@ fn longest_run(
         let slope = vxy / vxx;
         let r2 = if vyy <= 0.0 { 1.0 } else { (vxy * vxy / (vxx * vyy)).min(1.0) };
         if r2 >= p.min_r2 && accept(slope, v) {
-            best = Some(RunFit { start: k, slope, r2 });
+            good.push(RunFit { start: k, slope, r2 });
         }
     }
-    if enough { Ok(best) } else { Err(()) }
+    if !enough {
+        return Err(());
+    }
+    let best = good.iter().map(|f| f.r2).fold(f64::NEG_INFINITY, f64::max);
+    Ok(good
+        .into_iter()
+        .filter(|f| f.r2 >= best - R2_SLACK)
+        .min_by_key(|f| f.start))
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {

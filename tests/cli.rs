@@ -1,0 +1,201 @@
+//! The binary as a user drives it: exit codes, messages that name the file and line, and nothing
+//! half-written after an error.
+
+use std::path::Path;
+
+use crate::support::{patrol, root, text};
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn simulate_twice_gives_identical_bytes() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let scenario = root().join("scenarios/visionking.toml");
+    for dir in [a.path(), b.path()] {
+        let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", dir.to_str().unwrap()], &root());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let fa = files_under(a.path());
+    let fb = files_under(b.path());
+    assert_eq!(fa.len(), fb.len());
+    assert!(fa.len() > 300);
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_eq!(x.strip_prefix(a.path()).unwrap(), y.strip_prefix(b.path()).unwrap());
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} differs", x.display());
+    }
+}
+
+#[test]
+fn the_committed_demo_archive_is_what_the_scenario_gives() {
+    let fresh = tempfile::tempdir().unwrap();
+    let scenario = root().join("scenarios/visionking.toml");
+    let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", fresh.path().to_str().unwrap()], &root());
+    assert!(out.status.success());
+    let committed = root().join("snapshots/demo");
+    let a = files_under(&committed);
+    let b = files_under(fresh.path());
+    assert_eq!(a.len(), b.len(), "regenerate: patrol simulate scenarios/visionking.toml --out snapshots/demo");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} is stale", x.display());
+    }
+}
+
+#[test]
+fn a_scenario_with_a_bad_unit_names_the_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(
+        &scenario,
+        "[scenario]\nfleet = \"x\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n\n[[node]]\nname = \"n1\"\n[[node.container]]\nname = \"c\"\nimage = \"i\"\nmem = \"414XB\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("archive");
+    let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", out_dir.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("line 12"), "{err}");
+    assert!(err.contains("unknown size unit `XB`"), "{err}");
+    assert!(!out_dir.exists(), "nothing may be written");
+}
+
+#[test]
+fn a_rules_file_with_two_mistakes_lists_both_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("bad.toml");
+    std::fs::write(
+        &rules,
+        r#"[[rule]]
+id = "one"
+kind = "growth-rat"
+severity = "info"
+description = "x"
+select = { entity = "container:*", metric = "mem_usage_bytes" }
+title = "t"
+recommendation = "r"
+
+[[rule]]
+id = "two"
+kind = "threshold"
+severity = "critical"
+description = "x"
+select = { entity = "container:*", metric = "mem_usage_bytes" }
+params = { above = "1GB" }
+title = "t"
+recommendation = "r"
+"#,
+    )
+    .unwrap();
+    let out = patrol(&["rules", "check", "--rules", rules.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:3:8") && err.contains("unknown kind `growth-rat` (did you mean `growth-rate`?)"), "{err}");
+    assert!(err.contains("bad.toml:13:12") && err.contains("severity `critical`"), "{err}");
+}
+
+#[test]
+fn a_template_variable_typo_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nid = \"a\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"x\"\nselect = { entity = \"host\", metric = \"load1\" }\nparams = { above = 4 }\ntitle = \"load is {{ valeu }}\"\nrecommendation = \"r\"\n",
+    )
+    .unwrap();
+    let out = patrol(&["rules", "check", "--rules", rules.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("r.toml:8:9"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_truncated_snapshot_is_a_clear_error_for_show_and_skipped_by_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("fleet");
+    for entry in files_under(&root().join("snapshots/demo")).iter().take(40) {
+        let rel = entry.strip_prefix(root().join("snapshots/demo")).unwrap();
+        let dest = archive.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(entry, dest).unwrap();
+    }
+    std::fs::copy(root().join("snapshots/demo/fleet.toml"), archive.join("fleet.toml")).unwrap();
+    let victim = files_under(&archive).into_iter().find(|p| p.to_string_lossy().ends_with(".zst")).unwrap();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 3]).unwrap();
+
+    let out = patrol(&["show", victim.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(victim.to_str().unwrap()) && err.contains("truncated"), "{err}");
+
+    let out_dir = dir.path().join("out");
+    let out = patrol(
+        &["report", "--archive", archive.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--rules", root().join("rules").to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(victim.to_str().unwrap()), "the warning names the skipped file");
+    assert!(out_dir.join("improvements.md").exists());
+}
+
+#[test]
+fn show_finds_the_nearest_capture() {
+    let out = patrol(&["show", "vk01@2026-02-18 23:33", "--archive", "snapshots/demo"], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["node"], "vk01");
+    assert!(text(&out.stderr).contains("nearest capture of vk01"));
+}
+
+#[test]
+fn run_with_a_config_archives_this_machine_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(&config, "fleet = \"Local Test\"\ntimezone = \"UTC\"\nnode = \"here\"\n").unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap(), "--fail-on", "warning"], dir.path());
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{}", text(&out.stderr));
+    let snaps = files_under(&dir.path().join("snapshots/local-test/here"));
+    assert_eq!(snaps.len(), 1);
+    let out = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(snap["host"]["mem_total_bytes"].as_u64().unwrap() > 0);
+    assert!(files_under(dir.path()).iter().all(|p| !p.to_string_lossy().contains(".patrol-")), "no temp files left");
+}
+
+#[test]
+fn a_config_with_mistakes_lists_them_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(&config, "fleet = \"x\"\ntimezone = \"Mars/Olympus\"\nwindwo = \"1h\"\n").unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("patrol.toml:2:12") && err.contains("patrol.toml:3:1"), "{err}");
+    assert!(!dir.path().join("snapshots").exists());
+}
+
+#[test]
+fn rules_explain_prints_the_doc_with_every_heading() {
+    let out = patrol(&["rules", "explain", "growth-rate"], &root());
+    assert!(out.status.success());
+    let doc = text(&out.stdout);
+    for h in ["## What it does", "## Why it matters", "## Parameters", "## Example", "## Known limitations"] {
+        assert!(doc.contains(h), "missing {h}");
+    }
+    let out = patrol(&["rules", "explain", "growth-rat"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `growth-rate`"));
+}

@@ -1,0 +1,112 @@
+//! The demo replay: the report it writes is the golden file, it shows what the seed report
+//! showed, and every before → after (change) it prints adds up.
+
+use crate::support::{blessing, patrol, root, text};
+
+fn demo_report() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    let out = patrol(&["demo", "--out", out_dir.to_str().unwrap()], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("improvements.md"));
+    let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
+    let dated = std::fs::read_dir(out_dir.join("reports")).unwrap().count();
+    assert_eq!(dated, report.matches("\n## ").count(), "one dated file per section");
+    report
+}
+
+#[test]
+fn demo_report_matches_the_golden_file() {
+    let report = demo_report();
+    let golden = root().join("tests/golden/demo-improvements.md");
+    if blessing() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &report).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert!(report == expected, "demo report changed (PATROL_BLESS=1 to accept); first difference at line {}",
+        report.lines().zip(expected.lines()).position(|(a, b)| a != b).map(|i| i + 1).unwrap_or(0));
+}
+
+#[test]
+fn demo_report_shows_what_the_seed_showed() {
+    let r = demo_report();
+    let must = [
+        // F15: inference version drift between the processing nodes.
+        "Version drift on `visionking-inference` across vk01/vk02",
+        "vk01 has `dev-visionking-inference:c014` (revision `a8399db`); vk02 has `visionking-inference:c009` (revision `3a0eb21`)",
+        // F25: compose drift.
+        "vk01 has `v2.32.4`; vk02 has `v2.29.7`; vk03 has `v2.31.0`",
+        // F08/F21 and F48: reboots, with the memory they released.
+        "vk01 rebooted at 21:47",
+        "vk01 rebooted at 22:50",
+        "`database-server` 16.67GB → 1.17GB",
+        // F12: 414 → 315 is -99MB, not the seed's 100MB.
+        "memory dropped 414MB → 315MB (-99MB",
+        // F29/F32: a 6 °C drop, then a 9 °C rise.
+        "temperature dropped 24°C → 18°C (-6°C in 15 min)",
+        "temperature rose 18°C → 27°C (+9°C in 15 min)",
+        // F35/F38/F44: GPU telemetry blackout, sustained, then recovered.
+        "vk01 GPU 0 telemetry went null (temperature was 27°C",
+        "vk01 GPU 0 telemetry blackout sustained",
+        "Resolved: vk01 GPU 0 telemetry went null",
+        "It now reads 36°C",
+        // F13: vk03's database writable layer.
+        "vk03 `database-server` writable layer is 5.78GB",
+        // F54: the idle leak of the image saver with its computed rate.
+        "vk01 `is-sis-surface` memory is leaking +2.",
+    ];
+    let missing: Vec<&str> = must.iter().copied().filter(|m| !r.contains(m)).collect();
+    assert!(missing.is_empty(), "missing from the demo report: {missing:#?}");
+    // The seed extrapolated 824 → 829MB over 74 seconds (F20); patrol must not.
+    assert!(!r.contains("824MB → 829MB"));
+}
+
+/// Every "A → B (Δ" printed in the report adds up: Δ = B − A in the units printed.
+#[test]
+fn every_printed_change_adds_up() {
+    let r = demo_report();
+    let re = regex::Regex::new(r"(\d[\d.]*)(MB|GB|KB|°C|%) → (\d[\d.]*)(MB|GB|KB|°C|%) \(([+-]\d[\d.]*)(MB|GB|KB|°C|%)").unwrap();
+    let scale = |u: &str| match u {
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => 1.0,
+    };
+    let mut checked = 0;
+    for c in re.captures_iter(&r) {
+        let a: f64 = c[1].parse::<f64>().unwrap() * scale(&c[2]);
+        let b: f64 = c[3].parse::<f64>().unwrap() * scale(&c[4]);
+        let d: f64 = c[5].parse::<f64>().unwrap() * scale(&c[6]);
+        // The change is printed with up to four significant digits.
+        let tolerance = d.abs() * 0.0005 + 1e-9;
+        assert!(((b - a) - d).abs() <= tolerance, "`{}` does not add up ({} vs {})", &c[0], b - a, d);
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} changes found");
+}
+
+#[test]
+fn demo_report_is_valid_markdown_with_numbered_findings() {
+    let r = demo_report();
+    let mut items = 0;
+    let parser = pulldown_cmark::Parser::new(&r);
+    let mut in_item = false;
+    for event in parser {
+        match event {
+            pulldown_cmark::Event::Start(pulldown_cmark::Tag::Item) => {
+                in_item = true;
+                items += 1;
+            }
+            pulldown_cmark::Event::End(pulldown_cmark::TagEnd::Item) => in_item = false,
+            pulldown_cmark::Event::Html(h) if in_item => panic!("raw HTML leaked into a finding: {h}"),
+            _ => {}
+        }
+    }
+    assert!(items > 40, "{items} list items");
+    for line in r.lines().filter(|l| l.starts_with("## ")) {
+        let re = regex::Regex::new(r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2} -- (WARNING|INFO|SUGGESTION)$").unwrap();
+        assert!(re.is_match(line), "bad heading: {line}");
+    }
+}
