@@ -61,7 +61,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             window,
             fail_on,
         } => report_cmd(&archive, at.as_deref(), rules, out, &window, fail_on),
-        Command::Demo { archive, out, rules } => demo(&archive, &out, rules),
+        Command::Demo {
+            archive,
+            out,
+            rules,
+        } => demo(&archive, &out, rules),
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
@@ -76,7 +80,12 @@ pub fn load_library(path: Option<&Path>) -> Result<Library> {
         None => Library::from_sources(
             &rules::defaults::FILES
                 .iter()
-                .map(|(name, text)| (PathBuf::from(format!("(built-in) rules/{name}")), text.to_string()))
+                .map(|(name, text)| {
+                    (
+                        PathBuf::from(format!("(built-in) rules/{name}")),
+                        text.to_string(),
+                    )
+                })
                 .collect::<Vec<_>>(),
         ),
     }
@@ -106,16 +115,28 @@ pub struct Analysis {
 
 impl Analyzer {
     pub fn new(library: Library, tz: Tz, fleet: &str, out_dir: &Path) -> Result<Analyzer> {
-        let output = Output { dir: out_dir.to_path_buf() };
+        let output = Output {
+            dir: out_dir.to_path_buf(),
+        };
         let ledger = Ledger::load(&output.ledger())?;
-        Ok(Analyzer { library, tz, fleet: fleet.to_string(), output, ledger })
+        Ok(Analyzer {
+            library,
+            tz,
+            fleet: fleet.to_string(),
+            output,
+            ledger,
+        })
     }
 
     /// Runs the rules over the window as of its newest capture, updates the ledger and writes a
     /// section when there is something to say.
     pub fn analyse(&mut self, window: &Window) -> Result<Analysis> {
         let Some(at) = window.latest_at() else {
-            return Ok(Analysis { findings: Vec::new(), section_file: None, worst: None });
+            return Ok(Analysis {
+                findings: Vec::new(),
+                section_file: None,
+                worst: None,
+            });
         };
         let evaluation = self.library.evaluate(window, self.tz);
         let findings = evaluation.findings;
@@ -129,21 +150,26 @@ impl Analyzer {
         });
         let worst_new = outcome.new.iter().map(|n| n.finding.severity).max();
         let worst = worst_new.max(self.ledger.worst_open());
-        let section_file = match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {
-            Some(section) => Some(report::write_section(
-                &self.output,
-                &self.fleet,
-                self.tz,
-                at,
-                &section,
-                template_dir().as_deref(),
-            )?),
-            None => None,
-        };
+        let section_file =
+            match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {
+                Some(section) => Some(report::write_section(
+                    &self.output,
+                    &self.fleet,
+                    self.tz,
+                    at,
+                    &section,
+                    template_dir().as_deref(),
+                )?),
+                None => None,
+            };
         // The ledger is written after the report: a crash in between repeats a section rather
         // than losing one.
         self.ledger.save(&self.output.ledger())?;
-        Ok(Analysis { findings, section_file, worst })
+        Ok(Analysis {
+            findings,
+            section_file,
+            worst,
+        })
     }
 }
 
@@ -151,8 +177,12 @@ impl Analyzer {
 fn recheck(window: &Window, f: &Finding) -> Recheck {
     let mut now_text = None;
     for node in &f.nodes {
-        let Some(n) = window.node(node) else { return Recheck::CouldNotCheck };
-        let Some(latest) = n.latest() else { return Recheck::CouldNotCheck };
+        let Some(n) = window.node(node) else {
+            return Recheck::CouldNotCheck;
+        };
+        let Some(latest) = n.latest() else {
+            return Recheck::CouldNotCheck;
+        };
         if latest.is_dark() {
             return Recheck::CouldNotCheck;
         }
@@ -178,11 +208,16 @@ fn fail_code(worst: Option<Severity>, fail_on: Option<FailOn>) -> i32 {
         Some(FailOn::Info) => Severity::Info,
         Some(FailOn::Suggestion) => Severity::Suggestion,
     };
-    if worst.is_some_and(|w| w >= threshold) { EXIT_FINDINGS } else { EXIT_OK }
+    if worst.is_some_and(|w| w >= threshold) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
 }
 
 fn window_span(text: &str) -> Result<chrono::Duration> {
-    let secs = units::parse_duration_secs(text).map_err(|e| Error::Usage(format!("--window: {e}")))?;
+    let secs =
+        units::parse_duration_secs(text).map_err(|e| Error::Usage(format!("--window: {e}")))?;
     Ok(chrono::Duration::seconds(secs as i64))
 }
 
@@ -190,7 +225,11 @@ fn window_span(text: &str) -> Result<chrono::Duration> {
 fn load_window(archive: &Archive, at: DateTime<Utc>, span: chrono::Duration) -> Result<Window> {
     let entries = archive.list(Some(at - span), Some(at), None)?;
     let (mut snaps, _skipped) = archive.load_entries(&entries);
-    snaps.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then_with(|| a.node.cmp(&b.node)));
+    snaps.sort_by(|a, b| {
+        a.captured_at
+            .cmp(&b.captured_at)
+            .then_with(|| a.node.cmp(&b.node))
+    });
     let mut window = Window::new(span);
     for s in snaps {
         window.push(s);
@@ -207,7 +246,10 @@ fn archive_meta(archive: &Archive) -> Result<(String, Tz)> {
     match archive.read_meta()? {
         Some(meta) => {
             let tz = meta.timezone.parse::<Tz>().map_err(|_| {
-                Error::bad_file(archive.meta_path(), format!("`{}` is not an IANA time zone", meta.timezone))
+                Error::bad_file(
+                    archive.meta_path(),
+                    format!("`{}` is not an IANA time zone", meta.timezone),
+                )
             })?;
             Ok((meta.fleet, tz))
         }
@@ -227,7 +269,16 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
         None => config::local_default(),
     };
     let tty = std::io::stdout().is_terminal();
-    let Config { fleet, timezone, archive, output, rules, window, node, role } = config;
+    let Config {
+        fleet,
+        timezone,
+        archive,
+        output,
+        rules,
+        window,
+        node,
+        role,
+    } = config;
     let library = load_library(rules.as_deref())?;
     let archive = Archive::open(archive);
     if tty {
@@ -236,7 +287,11 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     let snapshot = crate::sources::capture_local(&fleet, &node, role.as_deref());
     let path = archive.write(&snapshot)?;
     if archive.read_meta()?.is_none() {
-        archive.write_meta(&ArchiveMeta { fleet: fleet.clone(), timezone: timezone.name().to_string(), interval_s: None })?;
+        archive.write_meta(&ArchiveMeta {
+            fleet: fleet.clone(),
+            timezone: timezone.name().to_string(),
+            interval_s: None,
+        })?;
     }
     let window = load_window(&archive, snapshot.captured_at, window_span(&window)?)?;
     let mut analyzer = Analyzer::new(library, timezone, &fleet, &output)?;
@@ -244,8 +299,15 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     if tty {
         println!("archived {}", path.display());
         match &analysis.section_file {
-            Some(f) => println!("report: {} (section {})", analyzer.output.rolling().display(), f.display()),
-            None => println!("nothing new; report: {}", analyzer.output.rolling().display()),
+            Some(f) => println!(
+                "report: {} (section {})",
+                analyzer.output.rolling().display(),
+                f.display()
+            ),
+            None => println!(
+                "nothing new; report: {}",
+                analyzer.output.rolling().display()
+            ),
         }
     }
     Ok(fail_code(analysis.worst, fail_on))
@@ -260,7 +322,10 @@ fn report_cmd(
     fail_on: Option<FailOn>,
 ) -> Result<i32> {
     if !archive_dir.is_dir() {
-        return Err(Error::Usage(format!("{}: no such archive directory", archive_dir.display())));
+        return Err(Error::Usage(format!(
+            "{}: no such archive directory",
+            archive_dir.display()
+        )));
     }
     let archive = Archive::open(archive_dir);
     let (fleet, tz) = archive_meta(&archive)?;
@@ -271,7 +336,12 @@ fn report_cmd(
             .list(None, None, None)?
             .last()
             .map(|e| e.captured_at)
-            .ok_or_else(|| Error::Usage(format!("{}: the archive holds no snapshots", archive_dir.display())))?,
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: the archive holds no snapshots",
+                    archive_dir.display()
+                ))
+            })?,
     };
     let out = out.unwrap_or_else(|| default_output(archive_dir));
     let window = load_window(&archive, at, window_span(window)?)?;
@@ -279,7 +349,10 @@ fn report_cmd(
     let analysis = analyzer.analyse(&window)?;
     match &analysis.section_file {
         Some(f) => println!("{}", f.display()),
-        None => println!("nothing new since the last report ({} findings open)", analysis.findings.len()),
+        None => println!(
+            "nothing new since the last report ({} findings open)",
+            analysis.findings.len()
+        ),
     }
     Ok(fail_code(analysis.worst, fail_on))
 }
@@ -313,11 +386,18 @@ pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
 }
 
 /// Replays an archive round by round into a fresh report; returns the number of sections.
-pub fn replay(archive_dir: &Path, out: &Path, rules: Option<&Path>, span: chrono::Duration) -> Result<(usize, Output)> {
+pub fn replay(
+    archive_dir: &Path,
+    out: &Path,
+    rules: Option<&Path>,
+    span: chrono::Duration,
+) -> Result<(usize, Output)> {
     let archive = Archive::open(archive_dir);
     let (fleet, tz) = archive_meta(&archive)?;
     let library = load_library(rules)?;
-    let output = Output { dir: out.to_path_buf() };
+    let output = Output {
+        dir: out.to_path_buf(),
+    };
     for stale in [output.rolling(), output.ledger()] {
         if stale.exists() {
             std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
@@ -329,7 +409,10 @@ pub fn replay(archive_dir: &Path, out: &Path, rules: Option<&Path>, span: chrono
     }
     let entries = archive.list(None, None, None)?;
     if entries.is_empty() {
-        return Err(Error::Usage(format!("{}: the archive holds no snapshots", archive_dir.display())));
+        return Err(Error::Usage(format!(
+            "{}: the archive holds no snapshots",
+            archive_dir.display()
+        )));
     }
     let mut analyzer = Analyzer::new(library, tz, &fleet, out)?;
     let mut window = Window::new(span);
@@ -353,8 +436,17 @@ fn demo(archive_dir: &Path, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
             archive_dir.display()
         )));
     }
-    let (sections, output) = replay(archive_dir, out, rules.as_deref(), chrono::Duration::hours(24))?;
-    println!("{} sections written to {}", sections, output.rolling().display());
+    let (sections, output) = replay(
+        archive_dir,
+        out,
+        rules.as_deref(),
+        chrono::Duration::hours(24),
+    )?;
+    println!(
+        "{} sections written to {}",
+        sections,
+        output.rolling().display()
+    );
     Ok(EXIT_OK)
 }
 
@@ -372,7 +464,12 @@ fn simulate_cmd(scenario_path: &Path, out: &Path) -> Result<i32> {
         interval_s: Some(scenario.scenario.interval.0 as u64),
     })?;
     let nodes = simulate::expand_nodes(&scenario).len();
-    println!("{} snapshots of {} nodes written to {}", snapshots.len(), nodes, out.display());
+    println!(
+        "{} snapshots of {} nodes written to {}",
+        snapshots.len(),
+        nodes,
+        out.display()
+    );
     Ok(EXIT_OK)
 }
 
@@ -385,7 +482,10 @@ fn show(target: &str, archive_dir: &Path) -> Result<i32> {
         let (_, tz) = archive_meta(&archive)?;
         let at = parse_time(time, tz)?;
         let entry = archive.nearest(node, at)?.ok_or_else(|| {
-            Error::Usage(format!("no captures of node `{node}` in {}", archive_dir.display()))
+            Error::Usage(format!(
+                "no captures of node `{node}` in {}",
+                archive_dir.display()
+            ))
         })?;
         let off = (entry.captured_at - at).num_seconds();
         eprintln!(
@@ -396,7 +496,9 @@ fn show(target: &str, archive_dir: &Path) -> Result<i32> {
         );
         read_snapshot_file(&entry.path)?
     } else {
-        return Err(Error::Usage(format!("`{target}` is neither a file nor NODE@TIME")));
+        return Err(Error::Usage(format!(
+            "`{target}` is neither a file nor NODE@TIME"
+        )));
     };
     let json = serde_json::to_string_pretty(&snapshot).map_err(|e| Error::Usage(e.to_string()))?;
     println!("{json}");
@@ -408,7 +510,13 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
         RulesCommand::List => {
             let lib = load_library(path.as_deref())?;
             for r in &lib.rules {
-                println!("{:<40} {:<24} {:<10} {}", r.id, r.kind_name, r.severity.label(), rules::location(r));
+                println!(
+                    "{:<40} {:<24} {:<10} {}",
+                    r.id,
+                    r.kind_name,
+                    r.severity.label(),
+                    rules::location(r)
+                );
             }
             Ok(EXIT_OK)
         }
@@ -420,7 +528,13 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
             let lib = load_library(path.as_deref())?;
             match lib.get(&name) {
                 Some(r) => {
-                    println!("rule `{}` ({}), defined at {}: {}\n", r.id, r.severity.label(), rules::location(r), r.description);
+                    println!(
+                        "rule `{}` ({}), defined at {}: {}\n",
+                        r.id,
+                        r.severity.label(),
+                        rules::location(r),
+                        r.description
+                    );
                     if let Some(k) = rules::kinds::spec(r.kind_name) {
                         print!("{}", k.doc);
                     }
@@ -449,14 +563,15 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
 /// block per event, in UTC. The text is compared with `<fixture>.expected`.
 pub fn run_fixture(path: &Path) -> Result<String> {
     let text = crate::fsutil::read_to_string(path)?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| Error::bad_file(path, e.message().to_string()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::bad_file(path, e.message().to_string()))?;
     let rules_value = table
         .remove("rule")
         .ok_or_else(|| Error::bad_file(path, "a fixture needs at least one [[rule]]"))?;
     let mut rules_table = toml::Table::new();
     rules_table.insert("rule".into(), rules_value);
-    let to_text = |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
+    let to_text =
+        |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
     let library = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
     let scenario = simulate::parse(path, &to_text(&table)?)?;
     let snapshots = simulate::generate(&scenario)?;
@@ -464,40 +579,47 @@ pub fn run_fixture(path: &Path) -> Result<String> {
     let mut ledger = Ledger::default();
     let mut out = String::new();
     let mut pending: Vec<crate::model::Snapshot> = Vec::new();
-    let mut flush = |batch: &mut Vec<crate::model::Snapshot>, window: &mut Window, out: &mut String| {
-        for s in batch.drain(..) {
-            window.push(s);
-        }
-        let Some(at) = window.latest_at() else { return };
-        let evaluation = library.evaluate(window, chrono_tz::UTC);
-        let unchecked = evaluation.unchecked;
-        let outcome = ledger.update(evaluation.findings, at, |f| {
-            if unchecked.contains(&f.key()) { Recheck::CouldNotCheck } else { recheck(window, f) }
-        });
-        let stamp = at.format("%Y-%m-%d %H:%M:%S");
-        for n in &outcome.new {
-            let f = &n.finding;
-            out.push_str(&format!(
-                "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
-                f.severity.label(),
-                f.rule_id,
-                f.nodes.join(","),
-                f.title,
-                f.evidence
-            ));
-        }
-        for r in &outcome.resolved {
-            out.push_str(&format!(
-                "{stamp} RESOLVED {} {} now {}\n",
-                r.finding.rule_id,
-                r.finding.nodes.join(","),
-                r.now.clone().unwrap_or_else(|| "-".into())
-            ));
-        }
-    };
+    let mut flush =
+        |batch: &mut Vec<crate::model::Snapshot>, window: &mut Window, out: &mut String| {
+            for s in batch.drain(..) {
+                window.push(s);
+            }
+            let Some(at) = window.latest_at() else { return };
+            let evaluation = library.evaluate(window, chrono_tz::UTC);
+            let unchecked = evaluation.unchecked;
+            let outcome = ledger.update(evaluation.findings, at, |f| {
+                if unchecked.contains(&f.key()) {
+                    Recheck::CouldNotCheck
+                } else {
+                    recheck(window, f)
+                }
+            });
+            let stamp = at.format("%Y-%m-%d %H:%M:%S");
+            for n in &outcome.new {
+                let f = &n.finding;
+                out.push_str(&format!(
+                    "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                    f.severity.label(),
+                    f.rule_id,
+                    f.nodes.join(","),
+                    f.title,
+                    f.evidence
+                ));
+            }
+            for r in &outcome.resolved {
+                out.push_str(&format!(
+                    "{stamp} RESOLVED {} {} now {}\n",
+                    r.finding.rule_id,
+                    r.finding.nodes.join(","),
+                    r.now.clone().unwrap_or_else(|| "-".into())
+                ));
+            }
+        };
     for s in snapshots {
-        if pending.first().is_some_and(|p| p.captured_at != s.captured_at && (s.captured_at - p.captured_at).num_seconds().abs() > 60)
-            || pending.iter().any(|p| p.node == s.node)
+        if pending.first().is_some_and(|p| {
+            p.captured_at != s.captured_at
+                && (s.captured_at - p.captured_at).num_seconds().abs() > 60
+        }) || pending.iter().any(|p| p.node == s.node)
         {
             flush(&mut pending, &mut window, &mut out);
         }

@@ -36,7 +36,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let tz = f.string(&mut ctx, "timezone", false).and_then(|t| {
             let parsed = t.get_ref().parse::<Tz>().ok();
             if parsed.is_none() {
-                ctx.report(t.span(), format!("`{}` is not an IANA time zone (e.g. America/Sao_Paulo)", t.get_ref()));
+                ctx.report(
+                    t.span(),
+                    format!(
+                        "`{}` is not an IANA time zone (e.g. America/Sao_Paulo)",
+                        t.get_ref()
+                    ),
+                );
             }
             parsed
         });
@@ -55,12 +61,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if let Some(fleet) = fleet {
             let slug = slug(fleet.get_ref());
             let base = path.parent().unwrap_or(Path::new("."));
-            let rel = |p: Option<toml::Spanned<String>>, default: String| base.join(p.map(|s| s.into_inner()).unwrap_or(default));
+            let rel = |p: Option<toml::Spanned<String>>, default: String| {
+                base.join(p.map(|s| s.into_inner()).unwrap_or(default))
+            };
             config = Some(Config {
                 archive: rel(archive, format!("snapshots/{slug}")),
                 output: rel(output, format!("output/{slug}")),
                 rules: rules.map(|r| base.join(r.into_inner())),
-                window: window.map(|w| w.into_inner()).unwrap_or_else(|| "24h".into()),
+                window: window
+                    .map(|w| w.into_inner())
+                    .unwrap_or_else(|| "24h".into()),
                 timezone: tz.unwrap_or(chrono_tz::UTC),
                 node: node.map(|n| n.into_inner()).unwrap_or_else(local_hostname),
                 role: role.map(|r| r.into_inner()),
@@ -71,7 +81,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
     if ctx.problems.is_empty() {
         config.ok_or_else(|| Error::bad_file(path, "empty configuration"))
     } else {
-        Err(Error::Invalid { path: path.to_path_buf(), problems: ctx.problems })
+        Err(Error::Invalid {
+            path: path.to_path_buf(),
+            problems: ctx.problems,
+        })
     }
 }
 
@@ -79,9 +92,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
 pub fn slug(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    let s = s
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
     if s.is_empty() { "fleet".into() } else { s }
 }
 
@@ -124,10 +147,17 @@ mod tests {
 
     #[test]
     fn reports_every_mistake_with_lines() {
-        let err = parse(Path::new("p.toml"), "fleet = \"x\"\ntimezone = \"Mars/Base\"\nwindwo = \"2h\"\n").unwrap_err();
+        let err = parse(
+            Path::new("p.toml"),
+            "fleet = \"x\"\ntimezone = \"Mars/Base\"\nwindwo = \"2h\"\n",
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("p.toml:2:12"), "{text}");
-        assert!(text.contains("p.toml:3:1: patrol.toml: unknown key `windwo` (did you mean `window`?)"), "{text}");
+        assert!(
+            text.contains("p.toml:3:1: patrol.toml: unknown key `windwo` (did you mean `window`?)"),
+            "{text}"
+        );
     }
 
     #[test]

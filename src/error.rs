@@ -19,7 +19,9 @@ pub enum Error {
         path: PathBuf,
         problems: Vec<Problem>,
     },
-    #[error("{path}: snapshot schema version {found} is not supported (this build reads {supported}.x); upgrade patrol")]
+    #[error(
+        "{path}: snapshot schema version {found} is not supported (this build reads {supported}.x); upgrade patrol"
+    )]
     UnsupportedSchema {
         path: PathBuf,
         found: String,

@@ -40,7 +40,11 @@ pub fn mask(message: &str) -> String {
         format!("{q}<*>{q}")
     });
     let s = m.hex.replace_all(&s, |c: &regex::Captures| {
-        if c[0].len() >= 6 { "<hex>".to_string() } else { c[0].to_string() }
+        if c[0].len() >= 6 {
+            "<hex>".to_string()
+        } else {
+            c[0].to_string()
+        }
     });
     m.number.replace_all(&s, "<n>").into_owned()
 }

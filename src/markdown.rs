@@ -5,7 +5,10 @@
 pub fn escape_inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|') {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|'
+        ) {
             out.push('\\');
         }
         if c == '\n' || c == '\r' {
@@ -19,7 +22,10 @@ pub fn escape_inline(text: &str) -> String {
 
 /// A code span that holds any text: the fence is longer than any run of backticks inside.
 pub fn code_span(text: &str) -> String {
-    let flat: String = text.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
     let mut longest = 0;
     let mut run = 0;
     for c in flat.chars() {

@@ -30,7 +30,10 @@ impl<'s> Ctx<'s> {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.src[..offset.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+        let column = before
+            .rfind('\n')
+            .map(|i| before.len() - i)
+            .unwrap_or(before.len() + 1);
         (line, column)
     }
 
@@ -175,7 +178,10 @@ impl<'t, 'i> Fields<'t, 'i> {
         let n = self.number(ctx, key)?;
         let value = *n.get_ref();
         if value < 0.0 || value.fract() != 0.0 {
-            ctx.report(n.span(), format!("{}: `{key}` must be a whole number ≥ 0", self.what));
+            ctx.report(
+                n.span(),
+                format!("{}: `{key}` must be a whole number ≥ 0", self.what),
+            );
             return None;
         }
         Some(value as usize)

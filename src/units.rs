@@ -104,7 +104,10 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
             .map(|(_, f)| *f)
             .ok_or_else(|| {
                 if unit.is_empty() {
-                    format!("`{text}`: a duration needs a unit ({})", unit_list(TIME_UNITS))
+                    format!(
+                        "`{text}`: a duration needs a unit ({})",
+                        unit_list(TIME_UNITS)
+                    )
                 } else {
                     format!(
                         "`{text}`: unknown time unit `{unit}` (expected one of {})",
@@ -120,8 +123,7 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
 
 /// Parses a plain number with an optional suffix ("67.4", "67.4%", "24°C", "0.5cores").
 pub fn parse_plain(text: &str) -> Result<f64, String> {
-    let (value, unit) =
-        split_number(text).ok_or_else(|| format!("`{text}` is not a number"))?;
+    let (value, unit) = split_number(text).ok_or_else(|| format!("`{text}` is not a number"))?;
     if PLAIN_SUFFIXES.contains(&unit) {
         Ok(value)
     } else {
@@ -144,8 +146,9 @@ pub fn parse_rate_per_sec(text: &str, dim: Dimension) -> Result<f64, String> {
     let (amount, per) = text
         .rsplit_once('/')
         .ok_or_else(|| format!("`{text}` is not a rate (e.g. +2.7MB/h)"))?;
-    let per_secs = parse_duration_secs(&format!("1{}", per.trim()))
-        .map_err(|_| format!("`{text}`: unknown time unit `{per}` after `/` (expected s, min, h, d)"))?;
+    let per_secs = parse_duration_secs(&format!("1{}", per.trim())).map_err(|_| {
+        format!("`{text}`: unknown time unit `{per}` after `/` (expected s, min, h, d)")
+    })?;
     let amount = parse(amount, dim)?;
     Ok(amount / per_secs)
 }
@@ -200,7 +203,11 @@ fn byte_unit(v: f64) -> (&'static str, f64) {
 pub fn fmt_bytes(v: f64) -> String {
     let (unit, f) = byte_unit(v);
     let scaled = v / f;
-    format!("{}{}", fmt_number(scaled, decimals_for(scaled, 3).min(2)), unit)
+    format!(
+        "{}{}",
+        fmt_number(scaled, decimals_for(scaled, 3).min(2)),
+        unit
+    )
 }
 
 fn signed(text: String, v: f64) -> String {
@@ -252,11 +259,19 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
         let scaled_delta = delta.abs() / factor;
         let decimals = decimals_for(scaled_big, 3)
             .max(decimals_for(scaled_small, 3))
-            .max(if scaled_delta > 0.0 { decimals_for(scaled_delta, 2) } else { 0 })
+            .max(if scaled_delta > 0.0 {
+                decimals_for(scaled_delta, 2)
+            } else {
+                0
+            })
             .min(3);
         let rb = round_to(before / factor, decimals);
         let ra = round_to(after / factor, decimals);
-        let unit = if dim == Dimension::Bytes { unit_name } else { suffix };
+        let unit = if dim == Dimension::Bytes {
+            unit_name
+        } else {
+            suffix
+        };
         (
             rb * factor,
             ra * factor,
@@ -335,7 +350,10 @@ pub fn fmt_duration(secs: f64) -> String {
     if s < 120.0 {
         format!("{} s", fmt_number(s, 0))
     } else if s < 7200.0 {
-        format!("{} min", fmt_number(s / 60.0, if s < 600.0 { 1 } else { 0 }))
+        format!(
+            "{} min",
+            fmt_number(s / 60.0, if s < 600.0 { 1 } else { 0 })
+        )
     } else if s < 172800.0 {
         format!("{} h", fmt_number(s / 3600.0, 2))
     } else {
@@ -381,34 +399,56 @@ mod tests {
         assert!(e.contains("MiB"), "{e}");
         let e = parse_duration_secs("15 fortnights").unwrap_err();
         assert!(e.contains("fortnights"), "{e}");
-        assert!(parse_duration_secs("15").unwrap_err().contains("needs a unit"));
+        assert!(
+            parse_duration_secs("15")
+                .unwrap_err()
+                .contains("needs a unit")
+        );
     }
 
     #[test]
     fn change_is_the_difference_of_what_is_printed() {
         // The seed called 414 → 315 a 100MB drop.
         let c = fmt_change(414e6, 315e6, Dimension::Bytes, "");
-        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("414MB", "315MB", "-99MB"));
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("414MB", "315MB", "-99MB")
+        );
         // A small change on a large value keeps its digits.
         let c = fmt_change(1082e6, 1094e6, Dimension::Bytes, "");
-        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("1.082GB", "1.094GB", "+12MB"));
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("1.082GB", "1.094GB", "+12MB")
+        );
         // Values far apart are printed in their own units; the change still adds up.
         let c = fmt_change(78.7e6, 4.54e9, Dimension::Bytes, "");
-        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("78.7MB", "4.54GB", "+4.461GB"));
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("78.7MB", "4.54GB", "+4.461GB")
+        );
         let c = fmt_change(18.0, 27.0, Dimension::Plain, "°C");
-        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("18°C", "27°C", "+9°C"));
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("18°C", "27°C", "+9°C")
+        );
         let c = fmt_change(15.8e9, 16.1e9, Dimension::Bytes, "");
         assert_eq!(c.delta, "+300MB");
         // Both values keep three significant digits (the reboot drop of F48).
         let c = fmt_change(16.7e9, 1.17e9, Dimension::Bytes, "");
-        assert_eq!((c.before.as_str(), c.after.as_str(), c.delta.as_str()), ("16.7GB", "1.17GB", "-15.53GB"));
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("16.7GB", "1.17GB", "-15.53GB")
+        );
     }
 
     #[test]
     fn sizes_rates_and_durations_print_compactly() {
         assert_eq!(fmt_bytes(5.97e9), "5.97GB");
         assert_eq!(fmt_bytes(78.7e6), "78.7MB");
-        assert_eq!(fmt_rate(2.9e9 / 3600.0, Dimension::Bytes, "", RatePer::Hour), "+2.9GB/h");
+        assert_eq!(
+            fmt_rate(2.9e9 / 3600.0, Dimension::Bytes, "", RatePer::Hour),
+            "+2.9GB/h"
+        );
         assert_eq!(fmt_duration(74.0), "74 s");
         assert_eq!(fmt_duration(17.0 * 60.0), "17 min");
         assert_eq!(fmt_duration(2.25 * 3600.0), "2.25 h");

@@ -16,10 +16,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tomlread", &["error"]),
     ("store", &["error", "fsutil", "model"]),
     ("history", &["model", "units", "markdown"]),
-    ("rules", &["error", "fsutil", "history", "markdown", "model", "tomlread", "units"]),
+    (
+        "rules",
+        &[
+            "error", "fsutil", "history", "markdown", "model", "tomlread", "units",
+        ],
+    ),
     ("ledger", &["error", "fsutil", "model"]),
     ("report", &["error", "fsutil", "ledger", "model", "units"]),
-    ("simulate", &["error", "fsutil", "logtemplate", "model", "units"]),
+    (
+        "simulate",
+        &["error", "fsutil", "logtemplate", "model", "units"],
+    ),
     ("sources", &["model", "config"]),
     ("config", &["error", "fsutil", "model", "tomlread", "units"]),
     ("cli", &[]),
@@ -40,20 +48,31 @@ fn module_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn modules_only_use_what_the_architecture_allows() {
     let src = root().join("src");
-    let allowed: BTreeMap<&str, BTreeSet<&str>> =
-        ALLOWED.iter().map(|(m, deps)| (*m, deps.iter().copied().collect())).collect();
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = ALLOWED
+        .iter()
+        .map(|(m, deps)| (*m, deps.iter().copied().collect()))
+        .collect();
     let mut files = Vec::new();
     module_files(&src, &mut files);
     let mut violations = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .to_string();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" || module == "main" {
             continue;
         }
         let Some(ok) = allowed.get(module.as_str()) else {
-            violations.push(format!("{}: module `{module}` is not in the table", rel.display()));
+            violations.push(format!(
+                "{}: module `{module}` is not in the table",
+                rel.display()
+            ));
             continue;
         };
         if ok.contains("*") {
@@ -71,16 +90,29 @@ fn modules_only_use_what_the_architecture_allows() {
                         .map(|n| n.trim().split("::").next().unwrap_or("").to_string())
                         .filter(|n| !n.is_empty())
                         .collect(),
-                    None => vec![after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()],
+                    None => vec![
+                        after
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect(),
+                    ],
                 };
                 for used in names {
                     if !used.is_empty() && used != module && !ok.contains(used.as_str()) {
-                        violations.push(format!("{}:{}: `{module}` uses `{used}`", rel.display(), i + 1));
+                        violations.push(format!(
+                            "{}:{}: `{module}` uses `{used}`",
+                            rel.display(),
+                            i + 1
+                        ));
                     }
                 }
                 rest = after;
             }
         }
     }
-    assert!(violations.is_empty(), "dependency direction broken:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "dependency direction broken:\n{}",
+        violations.join("\n")
+    );
 }

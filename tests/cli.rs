@@ -27,7 +27,15 @@ fn simulate_twice_gives_identical_bytes() {
     let b = tempfile::tempdir().unwrap();
     let scenario = root().join("scenarios/visionking.toml");
     for dir in [a.path(), b.path()] {
-        let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", dir.to_str().unwrap()], &root());
+        let out = patrol(
+            &[
+                "simulate",
+                scenario.to_str().unwrap(),
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+            &root(),
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let fa = files_under(a.path());
@@ -35,8 +43,16 @@ fn simulate_twice_gives_identical_bytes() {
     assert_eq!(fa.len(), fb.len());
     assert!(fa.len() > 300);
     for (x, y) in fa.iter().zip(&fb) {
-        assert_eq!(x.strip_prefix(a.path()).unwrap(), y.strip_prefix(b.path()).unwrap());
-        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} differs", x.display());
+        assert_eq!(
+            x.strip_prefix(a.path()).unwrap(),
+            y.strip_prefix(b.path()).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} differs",
+            x.display()
+        );
     }
 }
 
@@ -44,14 +60,31 @@ fn simulate_twice_gives_identical_bytes() {
 fn the_committed_demo_archive_is_what_the_scenario_gives() {
     let fresh = tempfile::tempdir().unwrap();
     let scenario = root().join("scenarios/visionking.toml");
-    let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", fresh.path().to_str().unwrap()], &root());
+    let out = patrol(
+        &[
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--out",
+            fresh.path().to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert!(out.status.success());
     let committed = root().join("snapshots/demo");
     let a = files_under(&committed);
     let b = files_under(fresh.path());
-    assert_eq!(a.len(), b.len(), "regenerate: patrol simulate scenarios/visionking.toml --out snapshots/demo");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "regenerate: patrol simulate scenarios/visionking.toml --out snapshots/demo"
+    );
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "{} is stale", x.display());
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} is stale",
+            x.display()
+        );
     }
 }
 
@@ -65,7 +98,15 @@ fn a_scenario_with_a_bad_unit_names_the_line_and_writes_nothing() {
     )
     .unwrap();
     let out_dir = dir.path().join("archive");
-    let out = patrol(&["simulate", scenario.to_str().unwrap(), "--out", out_dir.to_str().unwrap()], dir.path());
+    let out = patrol(
+        &[
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("line 12"), "{err}");
@@ -100,11 +141,21 @@ recommendation = "r"
 "#,
     )
     .unwrap();
-    let out = patrol(&["rules", "check", "--rules", rules.to_str().unwrap()], dir.path());
+    let out = patrol(
+        &["rules", "check", "--rules", rules.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("bad.toml:3:8") && err.contains("unknown kind `growth-rat` (did you mean `growth-rate`?)"), "{err}");
-    assert!(err.contains("bad.toml:13:12") && err.contains("severity `critical`"), "{err}");
+    assert!(
+        err.contains("bad.toml:3:8")
+            && err.contains("unknown kind `growth-rat` (did you mean `growth-rate`?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:13:12") && err.contains("severity `critical`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,9 +167,16 @@ fn a_template_variable_typo_is_a_load_error() {
         "[[rule]]\nid = \"a\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"x\"\nselect = { entity = \"host\", metric = \"load1\" }\nparams = { above = 4 }\ntitle = \"load is {{ valeu }}\"\nrecommendation = \"r\"\n",
     )
     .unwrap();
-    let out = patrol(&["rules", "check", "--rules", rules.to_str().unwrap()], dir.path());
+    let out = patrol(
+        &["rules", "check", "--rules", rules.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("r.toml:8:9"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("r.toml:8:9"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -131,29 +189,58 @@ fn a_truncated_snapshot_is_a_clear_error_for_show_and_skipped_by_report() {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::copy(entry, dest).unwrap();
     }
-    std::fs::copy(root().join("snapshots/demo/fleet.toml"), archive.join("fleet.toml")).unwrap();
-    let victim = files_under(&archive).into_iter().find(|p| p.to_string_lossy().ends_with(".zst")).unwrap();
+    std::fs::copy(
+        root().join("snapshots/demo/fleet.toml"),
+        archive.join("fleet.toml"),
+    )
+    .unwrap();
+    let victim = files_under(&archive)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".zst"))
+        .unwrap();
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 3]).unwrap();
 
     let out = patrol(&["show", victim.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains(victim.to_str().unwrap()) && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains(victim.to_str().unwrap()) && err.contains("truncated"),
+        "{err}"
+    );
 
     let out_dir = dir.path().join("out");
     let out = patrol(
-        &["report", "--archive", archive.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--rules", root().join("rules").to_str().unwrap()],
+        &[
+            "report",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--rules",
+            root().join("rules").to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(victim.to_str().unwrap()), "the warning names the skipped file");
+    assert!(
+        text(&out.stderr).contains(victim.to_str().unwrap()),
+        "the warning names the skipped file"
+    );
     assert!(out_dir.join("improvements.md").exists());
 }
 
 #[test]
 fn show_finds_the_nearest_capture() {
-    let out = patrol(&["show", "vk01@2026-02-18 23:33", "--archive", "snapshots/demo"], &root());
+    let out = patrol(
+        &[
+            "show",
+            "vk01@2026-02-18 23:33",
+            "--archive",
+            "snapshots/demo",
+        ],
+        &root(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["node"], "vk01");
@@ -164,26 +251,55 @@ fn show_finds_the_nearest_capture() {
 fn run_with_a_config_archives_this_machine_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("patrol.toml");
-    std::fs::write(&config, "fleet = \"Local Test\"\ntimezone = \"UTC\"\nnode = \"here\"\n").unwrap();
-    let out = patrol(&["run", "--config", config.to_str().unwrap(), "--fail-on", "warning"], dir.path());
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{}", text(&out.stderr));
+    std::fs::write(
+        &config,
+        "fleet = \"Local Test\"\ntimezone = \"UTC\"\nnode = \"here\"\n",
+    )
+    .unwrap();
+    let out = patrol(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--fail-on",
+            "warning",
+        ],
+        dir.path(),
+    );
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{}",
+        text(&out.stderr)
+    );
     let snaps = files_under(&dir.path().join("snapshots/local-test/here"));
     assert_eq!(snaps.len(), 1);
     let out = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(snap["host"]["mem_total_bytes"].as_u64().unwrap() > 0);
-    assert!(files_under(dir.path()).iter().all(|p| !p.to_string_lossy().contains(".patrol-")), "no temp files left");
+    assert!(
+        files_under(dir.path())
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".patrol-")),
+        "no temp files left"
+    );
 }
 
 #[test]
 fn a_config_with_mistakes_lists_them_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("patrol.toml");
-    std::fs::write(&config, "fleet = \"x\"\ntimezone = \"Mars/Olympus\"\nwindwo = \"1h\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "fleet = \"x\"\ntimezone = \"Mars/Olympus\"\nwindwo = \"1h\"\n",
+    )
+    .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("patrol.toml:2:12") && err.contains("patrol.toml:3:1"), "{err}");
+    assert!(
+        err.contains("patrol.toml:2:12") && err.contains("patrol.toml:3:1"),
+        "{err}"
+    );
     assert!(!dir.path().join("snapshots").exists());
 }
 
@@ -192,7 +308,13 @@ fn rules_explain_prints_the_doc_with_every_heading() {
     let out = patrol(&["rules", "explain", "growth-rate"], &root());
     assert!(out.status.success());
     let doc = text(&out.stdout);
-    for h in ["## What it does", "## Why it matters", "## Parameters", "## Example", "## Known limitations"] {
+    for h in [
+        "## What it does",
+        "## Why it matters",
+        "## Parameters",
+        "## Example",
+        "## Known limitations",
+    ] {
         assert!(doc.contains(h), "missing {h}");
     }
     let out = patrol(&["rules", "explain", "growth-rat"], &root());

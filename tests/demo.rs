@@ -11,7 +11,11 @@ fn demo_report() -> String {
     assert!(text(&out.stdout).contains("improvements.md"));
     let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
     let dated = std::fs::read_dir(out_dir.join("reports")).unwrap().count();
-    assert_eq!(dated, report.matches("\n## ").count(), "one dated file per section");
+    assert_eq!(
+        dated,
+        report.matches("\n## ").count(),
+        "one dated file per section"
+    );
     report
 }
 
@@ -25,8 +29,16 @@ fn demo_report_matches_the_golden_file() {
         return;
     }
     let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert!(report == expected, "demo report changed (PATROL_BLESS=1 to accept); first difference at line {}",
-        report.lines().zip(expected.lines()).position(|(a, b)| a != b).map(|i| i + 1).unwrap_or(0));
+    assert!(
+        report == expected,
+        "demo report changed (PATROL_BLESS=1 to accept); first difference at line {}",
+        report
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, b)| a != b)
+            .map(|i| i + 1)
+            .unwrap_or(0)
+    );
 }
 
 #[test]
@@ -58,7 +70,10 @@ fn demo_report_shows_what_the_seed_showed() {
         "vk01 `is-sis-surface` memory is leaking +2.",
     ];
     let missing: Vec<&str> = must.iter().copied().filter(|m| !r.contains(m)).collect();
-    assert!(missing.is_empty(), "missing from the demo report: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "missing from the demo report: {missing:#?}"
+    );
     // The seed extrapolated 824 → 829MB over 74 seconds (F20); patrol must not.
     assert!(!r.contains("824MB → 829MB"));
 }
@@ -67,7 +82,10 @@ fn demo_report_shows_what_the_seed_showed() {
 #[test]
 fn every_printed_change_adds_up() {
     let r = demo_report();
-    let re = regex::Regex::new(r"(\d[\d.]*)(MB|GB|KB|°C|%) → (\d[\d.]*)(MB|GB|KB|°C|%) \(([+-]\d[\d.]*)(MB|GB|KB|°C|%)").unwrap();
+    let re = regex::Regex::new(
+        r"(\d[\d.]*)(MB|GB|KB|°C|%) → (\d[\d.]*)(MB|GB|KB|°C|%) \(([+-]\d[\d.]*)(MB|GB|KB|°C|%)",
+    )
+    .unwrap();
     let scale = |u: &str| match u {
         "KB" => 1e3,
         "MB" => 1e6,
@@ -81,7 +99,13 @@ fn every_printed_change_adds_up() {
         let d: f64 = c[5].parse::<f64>().unwrap() * scale(&c[6]);
         // The change is printed with up to four significant digits.
         let tolerance = d.abs() * 0.0005 + 1e-9;
-        assert!(((b - a) - d).abs() <= tolerance, "`{}` does not add up ({} vs {})", &c[0], b - a, d);
+        assert!(
+            ((b - a) - d).abs() <= tolerance,
+            "`{}` does not add up ({} vs {})",
+            &c[0],
+            b - a,
+            d
+        );
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} changes found");
@@ -100,13 +124,17 @@ fn demo_report_is_valid_markdown_with_numbered_findings() {
                 items += 1;
             }
             pulldown_cmark::Event::End(pulldown_cmark::TagEnd::Item) => in_item = false,
-            pulldown_cmark::Event::Html(h) if in_item => panic!("raw HTML leaked into a finding: {h}"),
+            pulldown_cmark::Event::Html(h) if in_item => {
+                panic!("raw HTML leaked into a finding: {h}")
+            }
             _ => {}
         }
     }
     assert!(items > 40, "{items} list items");
+    let heading =
+        regex::Regex::new(r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2} -- (WARNING|INFO|SUGGESTION)$")
+            .unwrap();
     for line in r.lines().filter(|l| l.starts_with("## ")) {
-        let re = regex::Regex::new(r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2} -- (WARNING|INFO|SUGGESTION)$").unwrap();
-        assert!(re.is_match(line), "bad heading: {line}");
+        assert!(heading.is_match(line), "bad heading: {line}");
     }
 }

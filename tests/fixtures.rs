@@ -26,7 +26,8 @@ fn cases() -> Vec<PathBuf> {
 fn every_fixture_gives_its_expected_findings() {
     let mut failures = Vec::new();
     for case in cases() {
-        let got = patrol::app::run_fixture(&case).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let got =
+            patrol::app::run_fixture(&case).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
         let expected_path = case.with_extension("expected");
         if blessing() {
             std::fs::write(&expected_path, &got).unwrap();
@@ -34,25 +35,46 @@ fn every_fixture_gives_its_expected_findings() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if got != expected {
-            failures.push(format!("{}\n--- expected\n{expected}--- got\n{got}", case.display()));
+            failures.push(format!(
+                "{}\n--- expected\n{expected}--- got\n{got}",
+                case.display()
+            ));
         }
     }
-    assert!(failures.is_empty(), "fixtures differ (PATROL_BLESS=1 to accept):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fixtures differ (PATROL_BLESS=1 to accept):\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn every_kind_has_a_firing_and_a_quiet_fixture() {
     let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for case in cases() {
-        let kind = case.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        let kind = case
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let expected = std::fs::read_to_string(case.with_extension("expected"))
             .unwrap_or_else(|_| panic!("{} has no .expected file", case.display()));
         let entry = by_kind.entry(kind).or_default();
-        if expected.is_empty() { entry.1 += 1 } else { entry.0 += 1 }
+        if expected.is_empty() {
+            entry.1 += 1
+        } else {
+            entry.0 += 1
+        }
     }
     for kind in patrol::rules::kinds::KINDS {
         let (firing, quiet) = by_kind.get(kind.name).copied().unwrap_or_default();
-        assert!(firing >= 1 && quiet >= 1, "kind {} has {firing} firing and {quiet} quiet fixtures", kind.name);
+        assert!(
+            firing >= 1 && quiet >= 1,
+            "kind {} has {firing} firing and {quiet} quiet fixtures",
+            kind.name
+        );
     }
 }
 
@@ -62,7 +84,11 @@ fn every_expected_file_has_its_fixture() {
         for f in std::fs::read_dir(kind.unwrap().path()).unwrap() {
             let p = f.unwrap().path();
             if p.extension().is_some_and(|e| e == "expected") {
-                assert!(p.with_extension("toml").exists(), "{} has no fixture", p.display());
+                assert!(
+                    p.with_extension("toml").exists(),
+                    "{} has no fixture",
+                    p.display()
+                );
             }
         }
     }
@@ -78,6 +104,12 @@ fn the_default_library_loads_and_matches_the_built_in_copy() {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     files.sort();
-    let built_in: Vec<&str> = patrol::rules::defaults::FILES.iter().map(|(n, _)| *n).collect();
-    assert_eq!(files, built_in, "src/rules/defaults.rs must list every file of rules/");
+    let built_in: Vec<&str> = patrol::rules::defaults::FILES
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(
+        files, built_in,
+        "src/rules/defaults.rs must list every file of rules/"
+    );
 }

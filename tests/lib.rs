@@ -1,6 +1,9 @@
 //! Integration tests, compiled as one binary: the rule fixtures, the architecture's dependency
 //! direction, the command line driven as a user would, and the demo report.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod architecture;
 mod cli;
 mod demo;

@@ -31,10 +31,20 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
     if let Some(h) = &s.host {
         push(&mut out, "host", "uptime_s", u(h.uptime_s));
         push(&mut out, "host", "mem_total_bytes", u(h.mem_total_bytes));
-        push(&mut out, "host", "mem_available_bytes", u(h.mem_available_bytes));
+        push(
+            &mut out,
+            "host",
+            "mem_available_bytes",
+            u(h.mem_available_bytes),
+        );
         push(&mut out, "host", "mem_free_bytes", u(h.mem_free_bytes));
         push(&mut out, "host", "swap_used_bytes", u(h.swap_used_bytes));
-        push(&mut out, "host", "swap_cached_bytes", u(h.swap_cached_bytes));
+        push(
+            &mut out,
+            "host",
+            "swap_cached_bytes",
+            u(h.swap_cached_bytes),
+        );
         push(&mut out, "host", "cpu_steal_pct", h.cpu_steal_pct);
         push(&mut out, "host", "load1", h.load1);
         if h.clock_offset_ms.is_some() {
@@ -60,10 +70,20 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
     for c in s.containers.iter().flatten() {
         let e = format!("container:{}", c.name);
         let running = matches!(c.state, ContainerState::Running);
-        push(&mut out, &e, "running", Some(if running { 1.0 } else { 0.0 }));
+        push(
+            &mut out,
+            &e,
+            "running",
+            Some(if running { 1.0 } else { 0.0 }),
+        );
         push(&mut out, &e, "mem_usage_bytes", u(c.mem_usage_bytes));
         push(&mut out, &e, "cpu_cores", c.cpu_cores);
-        push(&mut out, &e, "restart_count", c.restart_count.map(f64::from));
+        push(
+            &mut out,
+            &e,
+            "restart_count",
+            c.restart_count.map(f64::from),
+        );
         push(&mut out, &e, "size_rw_bytes", u(c.size_rw_bytes));
         push(&mut out, &e, "size_root_fs_bytes", u(c.size_root_fs_bytes));
         if c.mem_limit_bytes.is_some() {
@@ -76,7 +96,12 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
     for p in &s.postgres {
         let e = format!("postgres:{}", p.name);
         push(&mut out, &e, "active_connections", u(p.active_connections));
-        push(&mut out, &e, "rows_inserted_total", u(p.rows_inserted_total));
+        push(
+            &mut out,
+            &e,
+            "rows_inserted_total",
+            u(p.rows_inserted_total),
+        );
         for db in &p.databases {
             push(
                 &mut out,
@@ -90,7 +115,12 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         let e = format!("redis:{}", r.name);
         push(&mut out, &e, "used_memory_bytes", u(r.used_memory_bytes));
         for db in &r.dbs {
-            push(&mut out, &format!("redis:{}/db{}", r.name, db.index), "keys", u(db.keys));
+            push(
+                &mut out,
+                &format!("redis:{}/db{}", r.name, db.index),
+                "keys",
+                u(db.keys),
+            );
         }
     }
     for m in &s.rabbitmq {
@@ -112,7 +142,12 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         push(&mut out, &e, "latency_ms", ep.latency_ms);
     }
     for l in &s.logs {
-        push(&mut out, &format!("log:{}", l.source), "lines_total", Some(l.lines_total as f64));
+        push(
+            &mut out,
+            &format!("log:{}", l.source),
+            "lines_total",
+            Some(l.lines_total as f64),
+        );
     }
     out
 }

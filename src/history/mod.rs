@@ -133,7 +133,11 @@ impl NodeHistory {
             .get(entity)
             .into_iter()
             .flatten()
-            .filter(|(m, s)| *m != except && s.last().is_some_and(|p| p.at == latest && p.value.is_none()))
+            .filter(|(m, s)| {
+                *m != except
+                    && s.last()
+                        .is_some_and(|p| p.at == latest && p.value.is_none())
+            })
             .map(|(m, _)| *m)
             .collect();
         out.sort_unstable();
@@ -213,7 +217,12 @@ impl Window {
             let point = Point { at, value: r.value };
             match list.iter_mut().find(|(m, _)| *m == r.metric) {
                 Some((_, s)) => s.points.push(point),
-                None => list.push((r.metric, Series { points: vec![point] })),
+                None => list.push((
+                    r.metric,
+                    Series {
+                        points: vec![point],
+                    },
+                )),
             }
         }
         let boot = snapshot.host.as_ref().and_then(|h| {
@@ -285,8 +294,8 @@ mod tests {
     use chrono::TimeZone;
 
     fn snap(minute: i64, uptime: u64, temp: Option<f64>) -> Snapshot {
-        let at = Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap()
-            + chrono::Duration::minutes(minute);
+        let at =
+            Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + chrono::Duration::minutes(minute);
         let mut s = Snapshot::new("t", "vk01", at);
         s.host = Some(Host {
             uptime_s: Some(uptime),
@@ -316,12 +325,22 @@ mod tests {
         let s = n.series("gpu:0", "temp_c").unwrap();
         assert_eq!(s.points.len(), 3);
         assert_eq!(w.current("vk01", "gpu:0", "temp_c"), Some(None));
-        assert_eq!(n.siblings_reporting("gpu:0", "temp_c"), vec![("util_pct", 0.0)]);
+        assert_eq!(
+            n.siblings_reporting("gpu:0", "temp_c"),
+            vec![("util_pct", 0.0)]
+        );
         w.push(snap(45, 12_700, Some(27.0)));
         let n = w.node("vk01").unwrap();
-        assert_eq!(n.capture_count(), 3, "the 0-minute capture left the 40-minute window");
+        assert_eq!(
+            n.capture_count(),
+            3,
+            "the 0-minute capture left the 40-minute window"
+        );
         assert_eq!(n.series("gpu:0", "temp_c").unwrap().points.len(), 3);
-        assert!(!w.push(snap(45, 12_700, None)), "a duplicate capture is ignored");
+        assert!(
+            !w.push(snap(45, 12_700, None)),
+            "a duplicate capture is ignored"
+        );
     }
 
     #[test]
@@ -334,6 +353,9 @@ mod tests {
         let n = w.node("vk01").unwrap();
         let reboots = n.reboots();
         assert_eq!(reboots.len(), 1);
-        assert_eq!(n.segment_start(), n.captures().nth(2).unwrap().captured_at.timestamp());
+        assert_eq!(
+            n.segment_start(),
+            n.captures().nth(2).unwrap().captured_at.timestamp()
+        );
     }
 }

@@ -100,13 +100,19 @@ impl Ledger {
         let ledger: Ledger = serde_json::from_str(&text).map_err(|e| {
             Error::bad_file(
                 path,
-                format!("not a valid ledger (line {}): {e}; move it aside to start afresh", e.line()),
+                format!(
+                    "not a valid ledger (line {}): {e}; move it aside to start afresh",
+                    e.line()
+                ),
             )
         })?;
         if ledger.version != LEDGER_VERSION {
             return Err(Error::bad_file(
                 path,
-                format!("ledger version {} is not supported (expected {LEDGER_VERSION})", ledger.version),
+                format!(
+                    "ledger version {} is not supported (expected {LEDGER_VERSION})",
+                    ledger.version
+                ),
             ));
         }
         Ok(ledger)
@@ -146,7 +152,10 @@ impl Ledger {
                     e.reopened += 1;
                     e.resolved_at = None;
                     e.finding = f.clone();
-                    outcome.new.push(NewFinding { finding: f, reopened_after: after });
+                    outcome.new.push(NewFinding {
+                        finding: f,
+                        reopened_after: after,
+                    });
                 }
                 None => {
                     self.entries.insert(
@@ -161,7 +170,10 @@ impl Ledger {
                             reopened: 0,
                         },
                     );
-                    outcome.new.push(NewFinding { finding: f, reopened_after: None });
+                    outcome.new.push(NewFinding {
+                        finding: f,
+                        reopened_after: None,
+                    });
                 }
             }
         }
@@ -196,7 +208,12 @@ impl Ledger {
             .entries
             .values()
             .filter(|e| e.status == Status::Open && !e.finding.event)
-            .filter(|e| !outcome.new.iter().any(|n| n.finding.key() == e.finding.key()))
+            .filter(|e| {
+                !outcome
+                    .new
+                    .iter()
+                    .any(|n| n.finding.key() == e.finding.key())
+            })
             .map(|e| e.finding.clone())
             .collect();
         self.last_analysis = Some(now);
@@ -252,7 +269,9 @@ mod tests {
         let o = l.update(vec![], t(30), |_| Recheck::CouldNotCheck);
         assert!(o.is_empty(), "missing data does not resolve");
         assert_eq!(l.worst_open(), Some(Severity::Warning));
-        let o = l.update(vec![], t(45), |_| Recheck::Gone { now: Some("36°C".into()) });
+        let o = l.update(vec![], t(45), |_| Recheck::Gone {
+            now: Some("36°C".into()),
+        });
         assert_eq!(o.resolved.len(), 1);
         assert_eq!(l.worst_open(), None);
         let o = l.update(vec![finding("a", false)], t(60), |_| Recheck::CouldNotCheck);
@@ -264,8 +283,15 @@ mod tests {
     fn events_are_reported_once() {
         let mut l = Ledger::default();
         let t0 = Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap();
-        assert_eq!(l.update(vec![finding("r", true)], t0, |_| Recheck::CouldNotCheck).new.len(), 1);
-        let o = l.update(vec![finding("r", true)], t0 + Duration::minutes(15), |_| Recheck::CouldNotCheck);
+        assert_eq!(
+            l.update(vec![finding("r", true)], t0, |_| Recheck::CouldNotCheck)
+                .new
+                .len(),
+            1
+        );
+        let o = l.update(vec![finding("r", true)], t0 + Duration::minutes(15), |_| {
+            Recheck::CouldNotCheck
+        });
         assert!(o.new.is_empty() && o.resolved.is_empty());
     }
 }

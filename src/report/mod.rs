@@ -21,8 +21,14 @@ pub const HEADER_TEMPLATE: &str = "improvements-header.md.j2";
 pub const SECTION_TEMPLATE: &str = "section.md.j2";
 
 const BUILTIN: &[(&str, &str)] = &[
-    (HEADER_TEMPLATE, include_str!("../../report-templates/improvements-header.md.j2")),
-    (SECTION_TEMPLATE, include_str!("../../report-templates/section.md.j2")),
+    (
+        HEADER_TEMPLATE,
+        include_str!("../../report-templates/improvements-header.md.j2"),
+    ),
+    (
+        SECTION_TEMPLATE,
+        include_str!("../../report-templates/section.md.j2"),
+    ),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +85,10 @@ fn environment(template_dir: Option<&Path>) -> Result<minijinja::Environment<'st
         .lstrip_blocks(true)
         .keep_trailing_newline(true)
         .build()
-        .map_err(|e| Error::Template { name: "syntax".into(), message: e.to_string() })?;
+        .map_err(|e| Error::Template {
+            name: "syntax".into(),
+            message: e.to_string(),
+        })?;
     env.set_syntax(syntax);
     for (name, builtin) in BUILTIN {
         let source = match template_dir.map(|d| d.join(name)) {
@@ -187,7 +196,10 @@ pub fn write_section(
                 message: e.to_string(),
             })
     };
-    let body = render(SECTION_TEMPLATE, minijinja::context! { section => minijinja::Value::from(minijinja::value::Serde(section)) })?;
+    let body = render(
+        SECTION_TEMPLATE,
+        minijinja::context! { section => minijinja::Value::from(minijinja::value::Serde(section)) },
+    )?;
     let rolling = output.rolling();
     let mut text = String::new();
     if !rolling.exists() {

@@ -72,11 +72,14 @@ pub struct Library {
 
 impl std::fmt::Debug for Library {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Library").field("rules", &self.rules.len()).finish()
+        f.debug_struct("Library")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
-const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, title, recommendation";
+const RULE_KEYS_DOC: &str =
+    "id, kind, severity, description, select, params, title, recommendation";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -190,7 +193,10 @@ impl Library {
                 .then_with(|| a.rule_id.cmp(&b.rule_id))
                 .then_with(|| a.entity.cmp(&b.entity))
         });
-        Evaluation { findings, unchecked }
+        Evaluation {
+            findings,
+            unchecked,
+        }
     }
 
     fn render(&self, rule: &Rule, c: Candidate) -> Finding {
@@ -257,7 +263,10 @@ fn parse_rule(
         if !is_kebab(id.get_ref()) {
             ctx.report(
                 id.span(),
-                format!("rule id `{}` must be kebab-case (a-z, 0-9, -)", id.get_ref()),
+                format!(
+                    "rule id `{}` must be kebab-case (a-z, 0-9, -)",
+                    id.get_ref()
+                ),
             );
         }
     }
@@ -369,7 +378,11 @@ fn parse_select(f: &mut Fields, ctx: &mut Ctx, spec: Option<&KindSpec>) -> Optio
     let nodes = strings(&mut s, ctx, "nodes");
     let roles = strings(&mut s, ctx, "roles");
     let target = spec.map(|k| k.target);
-    let metric_key = if target == Some(Target::Attribute) { "attribute" } else { "metric" };
+    let metric_key = if target == Some(Target::Attribute) {
+        "attribute"
+    } else {
+        "metric"
+    };
     let metric = match target {
         Some(Target::Node) | None => {
             s.value("metric");
@@ -378,7 +391,11 @@ fn parse_select(f: &mut Fields, ctx: &mut Ctx, spec: Option<&KindSpec>) -> Optio
         }
         Some(t) => match s.string(ctx, metric_key, true) {
             Some(m) => {
-                let known = if t == Target::Series { KNOWN_METRICS } else { KNOWN_ATTRIBUTES };
+                let known = if t == Target::Series {
+                    KNOWN_METRICS
+                } else {
+                    KNOWN_ATTRIBUTES
+                };
                 if !known.contains(&m.get_ref().as_str()) {
                     ctx.report(
                         m.span(),

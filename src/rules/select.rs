@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob_match("container:*", "container:visionking-visualizer"));
-        assert!(glob_match("*inference*", "container:dev-visionking-inference"));
+        assert!(glob_match(
+            "*inference*",
+            "container:dev-visionking-inference"
+        ));
         assert!(glob_match("gpu:?", "gpu:0"));
         assert!(!glob_match("gpu:?", "gpu:10"));
         assert!(!glob_match("container:*", "host"));

@@ -17,7 +17,15 @@ pub fn environment() -> Environment<'static> {
 
 /// Variables every finding offers, whatever its kind.
 pub const COMMON_VARIABLES: &[&str] = &[
-    "rule", "node", "nodes", "entity", "name", "subject", "metric", "metric_label", "severity",
+    "rule",
+    "node",
+    "nodes",
+    "entity",
+    "name",
+    "subject",
+    "metric",
+    "metric_label",
+    "severity",
 ];
 
 pub fn render(

@@ -30,10 +30,7 @@ pub fn load(path: &Path) -> Result<Scenario> {
 
 pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
     let scenario: Scenario = toml::from_str(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         Error::bad_file(
             path,
             format!("line {line}, column {col}: {}", e.message().trim()),
@@ -56,7 +53,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
         }
     }
     if scenario.scenario.interval.0 < 1.0 {
-        return Err(Error::bad_file(path, "scenario.interval must be at least 1s"));
+        return Err(Error::bad_file(
+            path,
+            "scenario.interval must be at least 1s",
+        ));
     }
     Ok(scenario)
 }
@@ -64,7 +64,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+    let col = before
+        .rfind('\n')
+        .map(|i| before.len() - i)
+        .unwrap_or(before.len() + 1);
     (line, col)
 }
 
@@ -122,7 +125,9 @@ impl Clock {
         t.resolve(self.tz, self.start).timestamp() as f64
     }
     fn active(&self, spans: &[Span], t: f64) -> bool {
-        spans.iter().any(|s| self.at(&s.from) <= t && t < self.at(&s.to))
+        spans
+            .iter()
+            .any(|s| self.at(&s.from) <= t && t < self.at(&s.to))
     }
 }
 
@@ -248,7 +253,11 @@ impl NodeState<'_> {
             ]);
             v += st.noise * unit_noise(h);
         }
-        let min = traj.min.or(if D::DIM == crate::units::Dimension::Bytes { Some(0.0) } else { None });
+        let min = traj.min.or(if D::DIM == crate::units::Dimension::Bytes {
+            Some(0.0)
+        } else {
+            None
+        });
         if let Some(m) = min {
             v = v.max(m);
         }
@@ -257,7 +266,11 @@ impl NodeState<'_> {
         }
         let decimals = traj
             .decimals
-            .unwrap_or(if D::DIM == crate::units::Dimension::Bytes { 0 } else { 2 });
+            .unwrap_or(if D::DIM == crate::units::Dimension::Bytes {
+                0
+            } else {
+                2
+            });
         let f = 10f64.powi(decimals as i32);
         Some((v * f).round() / f)
     }
@@ -328,7 +341,12 @@ pub fn generate(s: &Scenario) -> Result<Vec<Snapshot>> {
         };
         for round in &rounds {
             let jitter = if h.jitter.0 > 0.0 {
-                let j = unit_noise(hash(&[&h.seed.to_le_bytes(), b"jitter", node.name.as_bytes(), &(*round as i64).to_le_bytes()]));
+                let j = unit_noise(hash(&[
+                    &h.seed.to_le_bytes(),
+                    b"jitter",
+                    node.name.as_bytes(),
+                    &(*round as i64).to_le_bytes(),
+                ]));
                 ((j + 1.0) / 2.0 * h.jitter.0).floor()
             } else {
                 0.0
@@ -338,13 +356,21 @@ pub fn generate(s: &Scenario) -> Result<Vec<Snapshot>> {
             state.last_capture = Some(t);
         }
     }
-    out.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then_with(|| a.node.cmp(&b.node)));
+    out.sort_by(|a, b| {
+        a.captured_at
+            .cmp(&b.captured_at)
+            .then_with(|| a.node.cmp(&b.node))
+    });
     Ok(out)
 }
 
 fn event_active(clock: &Clock, ev: &scenario::Event, t: f64) -> bool {
     let from = clock.at(&ev.at);
-    let to = ev.until.as_ref().map(|u| clock.at(u)).unwrap_or(f64::INFINITY);
+    let to = ev
+        .until
+        .as_ref()
+        .map(|u| clock.at(u))
+        .unwrap_or(f64::INFINITY);
     from <= t && t < to
 }
 
@@ -352,36 +378,44 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
     let clock = st.clock;
     let mut snap = Snapshot::new(&s.scenario.fleet, &node.name, ts(t));
     snap.role = node.role.clone();
-    snap.collect_duration_ms = 800 + (unit_noise(hash(&[node.name.as_bytes(), &(t as i64).to_le_bytes()])).abs() * 1500.0) as u64;
+    snap.collect_duration_ms = 800
+        + (unit_noise(hash(&[node.name.as_bytes(), &(t as i64).to_le_bytes()])).abs() * 1500.0)
+            as u64;
     let reboots: Vec<f64> = node
         .events
         .iter()
         .filter(|e| e.kind == EventKind::Reboot)
         .map(|e| clock.at(&e.at))
         .collect();
-    let boot = reboots
-        .iter()
-        .copied()
-        .filter(|r| *r <= t)
-        .fold(
-            node.booted
-                .as_ref()
-                .map(|b| clock.at(b))
-                .unwrap_or(st.t0 - 3.0 * 86400.0),
-            f64::max,
-        );
-    let active = |kind: EventKind| node.events.iter().find(|e| e.kind == kind && event_active(clock, e, t));
+    let boot = reboots.iter().copied().filter(|r| *r <= t).fold(
+        node.booted
+            .as_ref()
+            .map(|b| clock.at(b))
+            .unwrap_or(st.t0 - 3.0 * 86400.0),
+        f64::max,
+    );
+    let active = |kind: EventKind| {
+        node.events
+            .iter()
+            .find(|e| e.kind == kind && event_active(clock, e, t))
+    };
     let source_down = |name: &str| {
         node.events.iter().find(|e| {
-            e.kind == EventKind::SourceDown && e.source.as_deref() == Some(name) && event_active(clock, e, t)
+            e.kind == EventKind::SourceDown
+                && e.source.as_deref() == Some(name)
+                && event_active(clock, e, t)
         })
     };
     let window_start = st.last_capture.unwrap_or(t - s.scenario.interval.0);
 
     if let Some(dark) = active(EventKind::Dark) {
-        let err = dark.error.clone().unwrap_or_else(|| "connection timed out".into());
+        let err = dark
+            .error
+            .clone()
+            .unwrap_or_else(|| "connection timed out".into());
         for name in source_names(node) {
-            snap.sources.push(SourceStatus::failed(&name, err.clone(), 5000));
+            snap.sources
+                .push(SourceStatus::failed(&name, err.clone(), 5000));
         }
         // Trajectories keep moving while nobody looks.
         advance_all(node, st, t, &reboots);
@@ -392,7 +426,10 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
     let status = |snap: &mut Snapshot, name: &str, ok_ms: u64| -> bool {
         match source_down(name) {
             Some(e) => {
-                let err = e.error.clone().unwrap_or_else(|| "connection refused".into());
+                let err = e
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "connection refused".into());
                 snap.sources.push(SourceStatus::failed(name, err, 3000));
                 false
             }
@@ -415,12 +452,30 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             ..Host::default()
         };
         let v_avail = st.sample("host.mem_available", &hs.mem_available, t, &reboots);
-        let v_free = hs.mem_free.as_ref().and_then(|tr| st.sample("host.mem_free", tr, t, &reboots));
-        let v_swap = hs.swap_used.as_ref().and_then(|tr| st.sample("host.swap_used", tr, t, &[]));
-        let v_cached = hs.swap_cached.as_ref().and_then(|tr| st.sample("host.swap_cached", tr, t, &[]));
-        let v_steal = hs.cpu_steal_pct.as_ref().and_then(|tr| st.sample("host.steal", tr, t, &[]));
-        let v_load = hs.load1.as_ref().and_then(|tr| st.sample("host.load1", tr, t, &[]));
-        let v_offset = hs.clock_offset_ms.as_ref().and_then(|tr| st.sample("host.clock_offset", tr, t, &[]));
+        let v_free = hs
+            .mem_free
+            .as_ref()
+            .and_then(|tr| st.sample("host.mem_free", tr, t, &reboots));
+        let v_swap = hs
+            .swap_used
+            .as_ref()
+            .and_then(|tr| st.sample("host.swap_used", tr, t, &[]));
+        let v_cached = hs
+            .swap_cached
+            .as_ref()
+            .and_then(|tr| st.sample("host.swap_cached", tr, t, &[]));
+        let v_steal = hs
+            .cpu_steal_pct
+            .as_ref()
+            .and_then(|tr| st.sample("host.steal", tr, t, &[]));
+        let v_load = hs
+            .load1
+            .as_ref()
+            .and_then(|tr| st.sample("host.load1", tr, t, &[]));
+        let v_offset = hs
+            .clock_offset_ms
+            .as_ref()
+            .and_then(|tr| st.sample("host.clock_offset", tr, t, &[]));
         let mut disks = Vec::new();
         for d in &hs.disks {
             let used = st.sample(&format!("disk.{}", d.mount), &d.used, t, &[]);
@@ -451,7 +506,12 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             // Answering, but every reading null: the F47 "fully dark" node.
             host.disks = disks
                 .into_iter()
-                .map(|d| Disk { size_bytes: None, used_bytes: None, used_pct: None, ..d })
+                .map(|d| Disk {
+                    size_bytes: None,
+                    used_bytes: None,
+                    used_pct: None,
+                    ..d
+                })
                 .collect();
             snap.host = Some(host);
         }
@@ -467,24 +527,37 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             let mut containers = Vec::new();
             for c in &node.container {
                 let from = c.from.as_ref().map(|f| clock.at(f)).unwrap_or(f64::MIN);
-                let until = c.until.as_ref().map(|f| clock.at(f)).unwrap_or(f64::INFINITY);
+                let until = c
+                    .until
+                    .as_ref()
+                    .map(|f| clock.at(f))
+                    .unwrap_or(f64::INFINITY);
                 let present = !containers_down && from <= t && t < until;
                 let restarts: Vec<f64> = node
                     .events
                     .iter()
-                    .filter(|e| e.kind == EventKind::Restart && e.container.as_deref() == Some(&c.name))
+                    .filter(|e| {
+                        e.kind == EventKind::Restart && e.container.as_deref() == Some(&c.name)
+                    })
                     .map(|e| clock.at(&e.at))
                     .collect();
                 let mut resets: Vec<f64> = reboots.iter().chain(restarts.iter()).copied().collect();
                 resets.sort_by(f64::total_cmp);
                 let key = format!("c.{}", c.name);
                 let mem = st.sample(&format!("{key}.mem"), &c.mem, t, &resets);
-                let cpu = c.cpu.as_ref().and_then(|tr| st.sample(&format!("{key}.cpu"), tr, t, &resets));
-                let size_rw = c.size_rw.as_ref().and_then(|tr| st.sample(&format!("{key}.rw"), tr, t, &[]));
+                let cpu = c
+                    .cpu
+                    .as_ref()
+                    .and_then(|tr| st.sample(&format!("{key}.cpu"), tr, t, &resets));
+                let size_rw = c
+                    .size_rw
+                    .as_ref()
+                    .and_then(|tr| st.sample(&format!("{key}.rw"), tr, t, &[]));
                 if !present {
                     continue;
                 }
-                let (mut image, mut tag, mut revision) = (c.image.clone(), c.tag.clone(), c.revision.clone());
+                let (mut image, mut tag, mut revision) =
+                    (c.image.clone(), c.tag.clone(), c.revision.clone());
                 let mut changes: Vec<_> = c.versions.iter().map(|v| (clock.at(&v.at), v)).collect();
                 changes.sort_by(|a, b| a.0.total_cmp(&b.0));
                 for (at, v) in changes {
@@ -517,7 +590,10 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                 let running = state == ContainerState::Running;
                 containers.push(Container {
                     name: c.name.clone(),
-                    id: Some(format!("{:012x}", hash(&[node.name.as_bytes(), c.name.as_bytes()]) & 0xffff_ffff_ffff)),
+                    id: Some(format!(
+                        "{:012x}",
+                        hash(&[node.name.as_bytes(), c.name.as_bytes()]) & 0xffff_ffff_ffff
+                    )),
                     compose_project: c.compose_project.clone(),
                     compose_service: c.compose_project.as_ref().map(|_| c.name.clone()),
                     image,
@@ -542,7 +618,12 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                     ports: c
                         .ports
                         .iter()
-                        .map(|p| Port { private: *p, public: Some(*p), ip: Some("0.0.0.0".into()), proto: "tcp".into() })
+                        .map(|p| Port {
+                            private: *p,
+                            public: Some(*p),
+                            ip: Some("0.0.0.0".into()),
+                            proto: "tcp".into(),
+                        })
                         .collect(),
                     command: c.command.clone(),
                     mem_usage_bytes: if running { u(mem) } else { Some(0) },
@@ -558,7 +639,14 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                     volumes: Vec::new(),
                 });
                 if !c.log.is_empty() {
-                    snap.logs.push(log_stream(&c.log, &format!("container:{}", c.name), window_start, t, clock, st.t0));
+                    snap.logs.push(log_stream(
+                        &c.log,
+                        &format!("container:{}", c.name),
+                        window_start,
+                        t,
+                        clock,
+                        st.t0,
+                    ));
                 }
             }
             snap.containers = Some(containers);
@@ -572,7 +660,10 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             let util = st.sample(&format!("{key}.util"), &g.util_pct, t, &[]);
             let mem = st.sample(&format!("{key}.mem"), &g.mem_used_pct, t, &[]);
             let temp = st.sample(&format!("{key}.temp"), &g.temp_c, t, &[]);
-            let fan = g.fan_pct.as_ref().and_then(|tr| st.sample(&format!("{key}.fan"), tr, t, &[]));
+            let fan = g
+                .fan_pct
+                .as_ref()
+                .and_then(|tr| st.sample(&format!("{key}.fan"), tr, t, &[]));
             let total = g.mem_total.as_ref().map(|q| q.0);
             let null_all = containers_down;
             gpus.push(Gpu {
@@ -597,11 +688,17 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
     for p in &node.postgres {
         let name = format!("postgres:{}", p.name);
         let conns = st.sample(&format!("{name}.conns"), &p.active_connections, t, &reboots);
-        let inserted = p.insert_rate.as_ref().and_then(|r| st.total(&format!("{name}.inserted"), r, t, &[]));
+        let inserted = p
+            .insert_rate
+            .as_ref()
+            .and_then(|r| st.total(&format!("{name}.inserted"), r, t, &[]));
         let mut dbs = Vec::new();
         for db in &p.databases {
             let size = st.sample(&format!("{name}.db.{}", db.name), &db.size, t, &[]);
-            dbs.push(DatabaseSize { name: db.name.clone(), size_bytes: u(size) });
+            dbs.push(DatabaseSize {
+                name: db.name.clone(),
+                size_bytes: u(size),
+            });
         }
         if status(&mut snap, &name, 30) && !containers_down {
             snap.postgres.push(Postgres {
@@ -614,17 +711,24 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                 rows_inserted_total: inserted,
             });
             if !p.log.is_empty() {
-                snap.logs.push(log_stream(&p.log, &name, window_start, t, clock, st.t0));
+                snap.logs
+                    .push(log_stream(&p.log, &name, window_start, t, clock, st.t0));
             }
         }
     }
     for r in &node.redis {
         let name = format!("redis:{}", r.name);
-        let used = r.used_memory.as_ref().and_then(|tr| st.sample(&format!("{name}.used"), tr, t, &reboots));
+        let used = r
+            .used_memory
+            .as_ref()
+            .and_then(|tr| st.sample(&format!("{name}.used"), tr, t, &reboots));
         let mut dbs = Vec::new();
         for (idx, keys) in &r.dbs {
             let k = st.sample(&format!("{name}.db{idx}"), keys, t, &reboots);
-            dbs.push(RedisDb { index: idx.parse().unwrap_or(0), keys: u(k) });
+            dbs.push(RedisDb {
+                index: idx.parse().unwrap_or(0),
+                keys: u(k),
+            });
         }
         dbs.sort_by_key(|d| d.index);
         let watched = r
@@ -640,7 +744,11 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                     fields_missing: if exists {
                         w.fields
                             .iter()
-                            .filter(|f| w.fields_absent.get(*f).is_some_and(|spans| clock.active(spans, t)))
+                            .filter(|f| {
+                                w.fields_absent
+                                    .get(*f)
+                                    .is_some_and(|spans| clock.active(spans, t))
+                            })
                             .cloned()
                             .collect()
                     } else {
@@ -650,7 +758,13 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             })
             .collect();
         if status(&mut snap, &name, 10) && !containers_down {
-            snap.redis.push(Redis { name: r.name.clone(), port: r.port, used_memory_bytes: u(used), dbs, watched });
+            snap.redis.push(Redis {
+                name: r.name.clone(),
+                port: r.port,
+                used_memory_bytes: u(used),
+                dbs,
+                watched,
+            });
         }
     }
     for m in &node.rabbitmq {
@@ -659,12 +773,22 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
         for q in &m.queues {
             let key = format!("{name}.{}", q.name);
             let ready = st.sample(&format!("{key}.ready"), &q.ready, t, &[]);
-            let unacked = q.unacked.as_ref().and_then(|tr| st.sample(&format!("{key}.unacked"), tr, t, &[]));
+            let unacked = q
+                .unacked
+                .as_ref()
+                .and_then(|tr| st.sample(&format!("{key}.unacked"), tr, t, &[]));
             let consumers = st.sample(&format!("{key}.consumers"), &q.consumers, t, &[]);
-            let publish_total = q.publish_rate.as_ref().and_then(|r| st.total(&format!("{key}.published"), r, t, &[]));
-            let deliver_total = q.deliver_rate.as_ref().and_then(|r| st.total(&format!("{key}.delivered"), r, t, &[]));
+            let publish_total = q
+                .publish_rate
+                .as_ref()
+                .and_then(|r| st.total(&format!("{key}.published"), r, t, &[]));
+            let deliver_total = q
+                .deliver_rate
+                .as_ref()
+                .and_then(|r| st.total(&format!("{key}.delivered"), r, t, &[]));
             let rate = |st: &mut NodeState, k: &str, tr: &Option<scenario::Plain>| {
-                tr.as_ref().and_then(|tr| st.sample(&format!("{key}.{k}#rate"), tr, t, &[]))
+                tr.as_ref()
+                    .and_then(|tr| st.sample(&format!("{key}.{k}#rate"), tr, t, &[]))
             };
             queues.push(Queue {
                 name: q.name.clone(),
@@ -681,13 +805,20 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             });
         }
         if status(&mut snap, &name, 60) {
-            snap.rabbitmq.push(RabbitMq { name: m.name.clone(), version: m.version.clone(), queues });
+            snap.rabbitmq.push(RabbitMq {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                queues,
+            });
         }
     }
     for e in &node.endpoint {
         let name = format!("http:{}", e.name);
         let code = st.sample(&format!("{name}.status"), &e.status, t, &[]);
-        let latency = e.latency_ms.as_ref().and_then(|tr| st.sample(&format!("{name}.latency"), tr, t, &[]));
+        let latency = e
+            .latency_ms
+            .as_ref()
+            .and_then(|tr| st.sample(&format!("{name}.latency"), tr, t, &[]));
         status(&mut snap, &name, latency.map(|l| l as u64).unwrap_or(5));
         let code = code.map(|c| c.round() as u16).unwrap_or(0);
         snap.endpoints.push(Endpoint {
@@ -740,13 +871,24 @@ fn advance_all(node: &NodeSpec, st: &mut NodeState, t: f64, reboots: &[f64]) {
 }
 
 /// The templates a collector would have made of the lines written in `(from, to]`.
-fn log_stream(specs: &[LogSpec], source: &str, from: f64, to: f64, clock: &Clock, t0: f64) -> LogStream {
+fn log_stream(
+    specs: &[LogSpec],
+    source: &str,
+    from: f64,
+    to: f64,
+    clock: &Clock,
+    t0: f64,
+) -> LogStream {
     let mut templates: BTreeMap<(String, String), LogTemplate> = BTreeMap::new();
     let mut total = 0u64;
     for spec in specs {
         let every = spec.every.0.max(0.001);
         let origin = spec.from.as_ref().map(|f| clock.at(f)).unwrap_or(t0);
-        let until = spec.until.as_ref().map(|u| clock.at(u)).unwrap_or(f64::INFINITY);
+        let until = spec
+            .until
+            .as_ref()
+            .map(|u| clock.at(u))
+            .unwrap_or(f64::INFINITY);
         let lo = from.max(origin);
         let hi = to.min(until - 1e-9);
         if hi < lo {
@@ -754,7 +896,11 @@ fn log_stream(specs: &[LogSpec], source: &str, from: f64, to: f64, clock: &Clock
         }
         // Emissions at origin + k*every, k >= 0, within (lo, hi].
         let k_first = ((lo - origin) / every).floor() as i64 + 1;
-        let k_first = if lo == origin && from < origin { 0 } else { k_first.max(0) };
+        let k_first = if lo == origin && from < origin {
+            0
+        } else {
+            k_first.max(0)
+        };
         let k_last = ((hi - origin) / every).floor() as i64;
         if k_last < k_first {
             continue;
@@ -798,11 +944,21 @@ fn log_stream(specs: &[LogSpec], source: &str, from: f64, to: f64, clock: &Clock
             entry.pids.dedup();
         }
         for (field, value) in &spec.fields {
-            *entry.fields.entry(field.clone()).or_default().entry(value.clone()).or_default() += count;
+            *entry
+                .fields
+                .entry(field.clone())
+                .or_default()
+                .entry(value.clone())
+                .or_default() += count;
         }
         for k in [k_first, k_last] {
             if entry.samples.len() < 3 {
-                let line = format!("{} {} {}", ts(at(k)).format("%Y-%m-%d %H:%M:%S%.3f"), level, message);
+                let line = format!(
+                    "{} {} {}",
+                    ts(at(k)).format("%Y-%m-%d %H:%M:%S%.3f"),
+                    level,
+                    message
+                );
                 if !entry.samples.contains(&line) {
                     entry.samples.push(line);
                 }

@@ -8,8 +8,8 @@ use std::marker::PhantomData;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use crate::units::{self, Dimension};
 
@@ -51,7 +51,12 @@ pub fn parse_time(text: &str) -> Result<TimeSpec, String> {
     if let Ok(abs) = DateTime::parse_from_rfc3339(t) {
         return Ok(TimeSpec::Absolute(abs.with_timezone(&Utc)));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
             return Ok(TimeSpec::Local(n));
         }
@@ -68,7 +73,9 @@ pub struct Secs(pub f64);
 impl<'de> Deserialize<'de> for Secs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        units::parse_duration_secs(&text).map(Secs).map_err(de::Error::custom)
+        units::parse_duration_secs(&text)
+            .map(Secs)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -234,10 +241,12 @@ impl<'de, D: Dim> Deserialize<'de> for Traj<D> {
         let value = toml::Value::deserialize(d)?;
         let repr: TrajRepr<D> = match &value {
             toml::Value::Table(_) => TrajRepr::Table(
-                TrajTable::deserialize(value.clone()).map_err(|e| de::Error::custom(e.message().to_string()))?,
+                TrajTable::deserialize(value.clone())
+                    .map_err(|e| de::Error::custom(e.message().to_string()))?,
             ),
             _ => TrajRepr::Constant(
-                Q::<D>::deserialize(value.clone()).map_err(|e| de::Error::custom(e.message().to_string()))?,
+                Q::<D>::deserialize(value.clone())
+                    .map_err(|e| de::Error::custom(e.message().to_string()))?,
             ),
         };
         Ok(match repr {
@@ -298,9 +307,11 @@ pub struct TzName(pub Tz);
 impl<'de> Deserialize<'de> for TzName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        text.parse::<Tz>()
-            .map(TzName)
-            .map_err(|_| de::Error::custom(format!("`{text}` is not an IANA time zone (e.g. America/Sao_Paulo, UTC)")))
+        text.parse::<Tz>().map(TzName).map_err(|_| {
+            de::Error::custom(format!(
+                "`{text}` is not an IANA time zone (e.g. America/Sao_Paulo, UTC)"
+            ))
+        })
     }
 }
 

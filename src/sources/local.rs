@@ -8,7 +8,9 @@ use chrono::Utc;
 
 use crate::model::{Disk, Host};
 
-const REAL_FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "vfat", "f2fs", "jfs", "reiserfs"];
+const REAL_FILESYSTEMS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "vfat", "f2fs", "jfs", "reiserfs",
+];
 
 fn read(proc_root: &Path, name: &str) -> Result<String, String> {
     let p = proc_root.join(name);
@@ -27,7 +29,11 @@ pub fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
 /// user time, so it is left out of the total.
 pub fn parse_cpu_line(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 8 {
         return None;
     }
@@ -64,9 +70,13 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
         .and_then(|x| x.parse::<f64>().ok())
         .map(|x| x as u64);
     let meminfo = read(proc_root, "meminfo")?;
-    let stat_a = read(proc_root, "stat").ok().and_then(|s| parse_cpu_line(&s));
+    let stat_a = read(proc_root, "stat")
+        .ok()
+        .and_then(|s| parse_cpu_line(&s));
     std::thread::sleep(Duration::from_secs(1));
-    let stat_b = read(proc_root, "stat").ok().and_then(|s| parse_cpu_line(&s));
+    let stat_b = read(proc_root, "stat")
+        .ok()
+        .and_then(|s| parse_cpu_line(&s));
     let cpu_steal_pct = match (stat_a, stat_b) {
         (Some(a), Some(b)) => steal_pct(a, b).map(|p| (p * 10.0).round() / 10.0),
         _ => None,
@@ -79,7 +89,9 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
         let mut seen = std::collections::BTreeSet::new();
         for line in mounts.lines() {
             let parts: Vec<&str> = line.split_whitespace().collect();
-            let [device, mount, fs, ..] = parts[..] else { continue };
+            let [device, mount, fs, ..] = parts[..] else {
+                continue;
+            };
             if !REAL_FILESYSTEMS.contains(&fs) || !seen.insert(device.to_string()) {
                 continue;
             }
@@ -89,7 +101,8 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
                     fs_type: Some(fs.to_string()),
                     size_bytes: Some(size),
                     used_bytes: Some(used),
-                    used_pct: (size > 0).then(|| (used as f64 / size as f64 * 1000.0).round() / 10.0),
+                    used_pct: (size > 0)
+                        .then(|| (used as f64 / size as f64 * 1000.0).round() / 10.0),
                 });
             }
         }
@@ -102,7 +115,9 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
         boot_time: uptime_s.map(|u| Utc::now() - chrono::Duration::seconds(u as i64)),
         clock_offset_ms: None,
         ntp_synced: None,
-        cpu_count: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
+        cpu_count: std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as u32),
         mem_total_bytes: parse_meminfo(&meminfo, "MemTotal"),
         mem_available_bytes: parse_meminfo(&meminfo, "MemAvailable"),
         mem_free_bytes: parse_meminfo(&meminfo, "MemFree"),

@@ -18,9 +18,14 @@ pub fn capture_local(fleet: &str, node: &str, role: Option<&str>) -> Snapshot {
     match local::host(std::path::Path::new("/proc")) {
         Ok(host) => {
             snap.host = Some(host);
-            snap.sources.push(SourceStatus::ok("host", t.elapsed().as_millis() as u64));
+            snap.sources
+                .push(SourceStatus::ok("host", t.elapsed().as_millis() as u64));
         }
-        Err(e) => snap.sources.push(SourceStatus::failed("host", e, t.elapsed().as_millis() as u64)),
+        Err(e) => snap.sources.push(SourceStatus::failed(
+            "host",
+            e,
+            t.elapsed().as_millis() as u64,
+        )),
     }
     snap.collect_duration_ms = started.elapsed().as_millis() as u64;
     snap

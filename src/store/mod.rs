@@ -59,7 +59,7 @@ impl Archive {
 
     /// Writes one snapshot atomically and returns where it went.
     pub fn write(&self, snapshot: &Snapshot) -> Result<PathBuf> {
-        validate_node_name(&snapshot.node).map_err(|m| Error::Usage(m))?;
+        validate_node_name(&snapshot.node).map_err(Error::Usage)?;
         let path = self.path_for(&snapshot.node, snapshot.captured_at);
         fsutil::write_atomic(&path, &encode(snapshot)?)?;
         Ok(path)
@@ -206,7 +206,11 @@ pub fn decode_json(path: &Path, json: &[u8]) -> Result<Snapshot> {
             }
             Err(Error::bad_file(
                 path,
-                format!("not a valid snapshot (line {}, column {}): {e}", e.line(), e.column()),
+                format!(
+                    "not a valid snapshot (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
             ))
         }
     }
@@ -219,9 +223,7 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
         let mut out = Vec::new();
         zstd::stream::read::Decoder::new(&bytes[..])
             .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| {
-                Error::bad_file(path, format!("corrupt or truncated zstd data: {e}"))
-            })?;
+            .map_err(|e| Error::bad_file(path, format!("corrupt or truncated zstd data: {e}")))?;
         out
     } else {
         bytes
@@ -281,7 +283,9 @@ mod tests {
         let mut s = snap("vk01", 0);
         s.schema_version = "2.0".into();
         let json = serde_json::to_vec(&s).unwrap();
-        let err = decode_json(Path::new("x.json"), &json).unwrap_err().to_string();
+        let err = decode_json(Path::new("x.json"), &json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("schema version 2.0 is not supported"), "{err}");
         s.schema_version = "1.7".into();
         let json = serde_json::to_vec(&s).unwrap();

@@ -11,7 +11,14 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("delta.md"),
     target: Target::Series,
     event: true,
-    variables: &["before", "after", "delta", "delta_pct", "interval", "direction"],
+    variables: &[
+        "before",
+        "after",
+        "delta",
+        "delta_pct",
+        "interval",
+        "direction",
+    ],
     parse,
 };
 
@@ -49,7 +56,12 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 
 /// Whether an earlier pair of consecutive readings, within the quiet period before the last
 /// pair, changed in the same direction by between half and double as much.
-fn repeated(points: &[crate::history::Point], reboots: &[(i64, i64)], p: &Params, delta: f64) -> bool {
+fn repeated(
+    points: &[crate::history::Point],
+    reboots: &[(i64, i64)],
+    p: &Params,
+    delta: f64,
+) -> bool {
     let n = points.len();
     let Some(last_start) = points.get(n.wrapping_sub(2)).map(|pt| pt.at) else {
         return false;
@@ -61,7 +73,9 @@ fn repeated(points: &[crate::history::Point], reboots: &[(i64, i64)], p: &Params
         };
         let d = b - a;
         // A change across a reboot has another cause and is no precedent.
-        let across_reboot = reboots.iter().any(|(at, _)| *at > w[0].at && *at <= w[1].at);
+        let across_reboot = reboots
+            .iter()
+            .any(|(at, _)| *at > w[0].at && *at <= w[1].at);
         !across_reboot
             && w[1].at as f64 >= since
             && (w[1].at - w[0].at) as f64 <= p.max_gap_s
@@ -97,7 +111,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             "rise" => delta > 0.0,
             _ => delta != 0.0,
         };
-        let rel_pct = if before != 0.0 { Some(delta / before.abs() * 100.0) } else { None };
+        let rel_pct = if before != 0.0 {
+            Some(delta / before.abs() * 100.0)
+        } else {
+            None
+        };
         let rel_ok = match p.min_rel_pct {
             Some(min) => rel_pct.is_some_and(|r| r.abs() >= min),
             None => true,
@@ -123,8 +141,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("interval", Some(gap), interval.clone());
         let word = if delta < 0.0 { "dropped" } else { "rose" };
         c.value("direction", None, word);
-        let rel_part = if rel_text.is_empty() { String::new() } else { format!(", {rel_text}") };
-        let reboot_part = if p.across_reboot { " across a reboot" } else { "" };
+        let rel_part = if rel_text.is_empty() {
+            String::new()
+        } else {
+            format!(", {rel_text}")
+        };
+        let reboot_part = if p.across_reboot {
+            " across a reboot"
+        } else {
+            ""
+        };
         c.evidence = format!(
             "{} {} {word} from {} to {} ({}{rel_part}) between the captures at {} and {} ({interval} apart{reboot_part}).",
             entity_label(entity),

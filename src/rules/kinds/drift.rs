@@ -87,11 +87,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if !rule.select.entity_matches(&entity) {
                 continue;
             }
-            let Some(value) = attribute(snap, &entity, attr) else { continue };
+            let Some(value) = attribute(snap, &entity, attr) else {
+                continue;
+            };
             let extras: Vec<String> = p
                 .show
                 .iter()
-                .filter_map(|a| attribute(snap, &entity, a).map(|v| format!("{a} {}", code_span(&v))))
+                .filter_map(|a| {
+                    attribute(snap, &entity, a).map(|v| format!("{a} {}", code_span(&v)))
+                })
                 .collect();
             groups
                 .entry(group.clone())
@@ -113,7 +117,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 }
                 continue;
             }
-            let mut distinct: Vec<String> = by_node.values().map(|(v, _, _)| normalise(p, v)).collect();
+            let mut distinct: Vec<String> =
+                by_node.values().map(|(v, _, _)| normalise(p, v)).collect();
             distinct.sort();
             distinct.dedup();
             if distinct.len() < 2 {
@@ -130,19 +135,33 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     if extras.is_empty() {
                         format!("{node} has {}{name_note}", code_span(value))
                     } else {
-                        format!("{node} has {} ({}){name_note}", code_span(value), extras.join(", "))
+                        format!(
+                            "{node} has {} ({}){name_note}",
+                            code_span(value),
+                            extras.join(", ")
+                        )
                     }
                 })
                 .collect();
             let nodes: Vec<String> = by_node.keys().cloned().collect();
-            let Some(first) = ctx.window.node(&nodes[0]) else { continue };
-            let at = ctx.window.latest_at().map(|t| t.timestamp()).unwrap_or_default();
+            let Some(first) = ctx.window.node(&nodes[0]) else {
+                continue;
+            };
+            let at = ctx
+                .window
+                .latest_at()
+                .map(|t| t.timestamp())
+                .unwrap_or_default();
             let mut c = Candidate::new(first, &normalised, attr, at);
             c.nodes = nodes;
             c.scope = Some(group.clone());
             let versions = parts.join("; ");
             c.value("versions", None, versions.clone());
-            c.value("distinct", Some(distinct.len() as f64), distinct.len().to_string());
+            c.value(
+                "distinct",
+                Some(distinct.len() as f64),
+                distinct.len().to_string(),
+            );
             c.value("group", None, group.clone());
             let scope = if p.within == "fleet" {
                 "across the fleet".to_string()

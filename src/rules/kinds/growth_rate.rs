@@ -12,7 +12,16 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &[
-        "first", "last", "delta", "span", "rate", "r2", "samples", "limit", "eta", "eta_at",
+        "first",
+        "last",
+        "delta",
+        "span",
+        "rate",
+        "r2",
+        "samples",
+        "limit",
+        "eta",
+        "eta_at",
         "projection",
     ],
     parse,
@@ -50,7 +59,11 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let min_rate = p.required(ctx, "min_rate", min_rate)?;
     let max_rate = p.rate(ctx, "max_rate");
     let min_rate_pct = p.fields.number(ctx, "min_rate_pct").map(|n| n.into_inner());
-    let min_r2 = p.fields.number(ctx, "min_r2").map(|n| n.into_inner()).unwrap_or(0.6);
+    let min_r2 = p
+        .fields
+        .number(ctx, "min_r2")
+        .map(|n| n.into_inner())
+        .unwrap_or(0.6);
     let rate_per = p.choice(ctx, "rate_per", &["min", "h", "day"], "h");
     let project_to = match p.fields.value("project_to") {
         None => None,
@@ -62,7 +75,10 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         if let Some(v) = p.fields.value("min_span") {
             ctx.report(
                 v.span(),
-                format!("{}: `min_span` must be at least 10m; shorter spans extrapolate noise", p.fields.what),
+                format!(
+                    "{}: `min_span` must be at least 10m; shorter spans extrapolate noise",
+                    p.fields.what
+                ),
             );
         }
     }
@@ -127,9 +143,17 @@ fn longest_run(
             continue;
         }
         let slope = vxy / vxx;
-        let r2 = if vyy <= 0.0 { 1.0 } else { (vxy * vxy / (vxx * vyy)).min(1.0) };
+        let r2 = if vyy <= 0.0 {
+            1.0
+        } else {
+            (vxy * vxy / (vxx * vyy)).min(1.0)
+        };
         if r2 >= p.min_r2 && accept(slope, v) {
-            good.push(RunFit { start: k, slope, r2 });
+            good.push(RunFit {
+                start: k,
+                slope,
+                r2,
+            });
         }
     }
     if !enough {
@@ -149,7 +173,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let Some(points) = fresh(node, series) else {
             continue;
         };
-        let Some(last_at) = points.last().map(|pt| pt.at) else { continue };
+        let Some(last_at) = points.last().map(|pt| pt.at) else {
+            continue;
+        };
         // Only the current run of the entity counts: after a reboot or a container restart the
         // value starts again from its base.
         let mut start = (last_at as f64 - p.window_s) as i64;
@@ -170,7 +196,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
             .collect();
         let accept = |slope: f64, first: f64| {
-            let fast_enough = if p.min_rate >= 0.0 { slope >= p.min_rate } else { slope <= p.min_rate };
+            let fast_enough = if p.min_rate >= 0.0 {
+                slope >= p.min_rate
+            } else {
+                slope <= p.min_rate
+            };
             let below_max = p.max_rate.is_none_or(|m| slope < m);
             let relative = p.min_rate_pct.is_none_or(|pct| {
                 first != 0.0 && (slope * 3600.0 / first.abs() * 100.0).abs() >= pct
@@ -224,8 +254,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .and_then(|pt| pt.value),
             None => None,
         };
-        let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) =
-            ("-".to_string(), "-".to_string(), "-".to_string(), "no limit to project to".to_string());
+        let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) = (
+            "-".to_string(),
+            "-".to_string(),
+            "-".to_string(),
+            "no limit to project to".to_string(),
+        );
         let mut eta_value = None;
         if let Some(limit) = limit {
             limit_s = fmt_value(limit, dim, suffix);
@@ -275,9 +309,19 @@ mod tests {
         // Flat for 3 h, then +2MB per 15 min for 1.5 h.
         let mut samples: Vec<(i64, f64)> = (0..12).map(|i| (i * 900, 100e6)).collect();
         samples.extend((1..=6).map(|i| ((11 + i) * 900, 100e6 + 2e6 * i as f64)));
-        let run = longest_run(&samples, &params(), |s, _| s > 0.0).unwrap().unwrap();
-        assert!((run.slope * 3600.0 - 8e6).abs() < 1e3, "slope {}", run.slope * 3600.0);
-        assert!(run.start >= 10 && run.start <= 11, "starts where the climb starts: {}", run.start);
+        let run = longest_run(&samples, &params(), |s, _| s > 0.0)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (run.slope * 3600.0 - 8e6).abs() < 1e3,
+            "slope {}",
+            run.slope * 3600.0
+        );
+        assert!(
+            run.start >= 10 && run.start <= 11,
+            "starts where the climb starts: {}",
+            run.start
+        );
         assert!(run.r2 > 0.99);
     }
 

@@ -191,7 +191,11 @@ impl<'t, 'i> ParamReader<'t, 'i> {
             other => {
                 ctx.report(
                     v.span(),
-                    format!("{}: `{key}` must be a number or a string, not {}", self.fields.what, other.type_str()),
+                    format!(
+                        "{}: `{key}` must be a number or a string, not {}",
+                        self.fields.what,
+                        other.type_str()
+                    ),
                 );
                 return None;
             }
@@ -275,7 +279,11 @@ mod tests {
             let mut at = 0;
             for h in headings {
                 let found = kind.doc[at..].find(h);
-                assert!(found.is_some(), "{}.md lacks `{h}` (or it is out of order)", kind.name);
+                assert!(
+                    found.is_some(),
+                    "{}.md lacks `{h}` (or it is out of order)",
+                    kind.name
+                );
                 at += found.unwrap_or(0) + h.len();
             }
         }

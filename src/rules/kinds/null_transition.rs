@@ -12,7 +12,14 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("null_transition.md"),
     target: Target::Series,
     event: false,
-    variables: &["last_value", "last_value_at", "null_captures", "null_since", "null_for", "still_reporting"],
+    variables: &[
+        "last_value",
+        "last_value_at",
+        "null_captures",
+        "null_since",
+        "null_for",
+        "still_reporting",
+    ],
     parse,
 };
 
@@ -34,7 +41,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let Some(points) = fresh(node, series) else {
             continue;
         };
-        let nulls = points.iter().rev().take_while(|pt| pt.value.is_none()).count();
+        let nulls = points
+            .iter()
+            .rev()
+            .take_while(|pt| pt.value.is_none())
+            .count();
         if nulls < p.min_captures {
             continue;
         }

@@ -11,7 +11,13 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("reboot.md"),
     target: Target::Node,
     event: true,
-    variables: &["uptime", "previous_uptime", "booted", "released", "downtime"],
+    variables: &[
+        "uptime",
+        "previous_uptime",
+        "booted",
+        "released",
+        "downtime",
+    ],
     parse,
 };
 
@@ -31,13 +37,17 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
-        let Some(latest) = node.latest() else { continue };
+        let Some(latest) = node.latest() else {
+            continue;
+        };
         let at = latest.captured_at.timestamp();
         let Some(uptime) = latest.host.as_ref().and_then(|h| h.uptime_s) else {
             continue;
         };
         let reboots = node.reboots();
-        let Some(boot) = node.current_boot() else { continue };
+        let Some(boot) = node.current_boot() else {
+            continue;
+        };
         let booted = ctx.time(boot);
         let is_new_reboot = reboots.last().is_some_and(|(first_at, _)| *first_at == at);
         let mut c = Candidate::new(node, "host", "uptime_s", at);
@@ -56,7 +66,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let prev_uptime = before.host.as_ref().and_then(|h| h.uptime_s).unwrap_or(0);
             let prev_at = before.captured_at.timestamp();
             let downtime = (boot - (prev_at)).max(0) as f64;
-            c.value("previous_uptime", Some(prev_uptime as f64), fmt_uptime(prev_uptime));
+            c.value(
+                "previous_uptime",
+                Some(prev_uptime as f64),
+                fmt_uptime(prev_uptime),
+            );
             c.value("downtime", Some(downtime), fmt_duration(downtime));
             let mut changes: Vec<(String, f64, f64)> = Vec::new();
             for cont in latest.containers.iter().flatten() {
@@ -69,7 +83,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 changes.push((cont.name.clone(), old as f64, now_mem as f64));
             }
             let released: f64 = changes.iter().map(|(_, b, a)| (b - a).max(0.0)).sum();
-            changes.sort_by(|x, y| (y.1 - y.2).total_cmp(&(x.1 - x.2)).then_with(|| x.0.cmp(&y.0)));
+            changes.sort_by(|x, y| {
+                (y.1 - y.2)
+                    .total_cmp(&(x.1 - x.2))
+                    .then_with(|| x.0.cmp(&y.0))
+            });
             c.value("released", Some(released), fmt_bytes(released));
             let mut evidence = format!(
                 "Uptime went from {} at {} to {} at {}: the node booted at {booted}.",

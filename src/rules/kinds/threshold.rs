@@ -58,18 +58,26 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 _ => None,
             }
         };
-        let all_breach = recent.iter().all(|pt| pt.value.is_some_and(|v| breach(v).is_some()));
+        let all_breach = recent
+            .iter()
+            .all(|pt| pt.value.is_some_and(|v| breach(v).is_some()));
         let Some(last) = recent.last() else { continue };
         let (Some(value), true) = (last.value, all_breach) else {
             continue;
         };
-        let Some((limit, side)) = breach(value) else { continue };
+        let Some((limit, side)) = breach(value) else {
+            continue;
+        };
         let mut c = Candidate::new(node, entity, metric, last.at);
         let value_s = fmt_value(value, dim, suffix);
         let limit_s = fmt_value(limit, dim, suffix);
         c.value("value", Some(value), value_s.clone());
         c.value("limit", Some(limit), limit_s.clone());
-        c.value("captures", Some(recent.len() as f64), recent.len().to_string());
+        c.value(
+            "captures",
+            Some(recent.len() as f64),
+            recent.len().to_string(),
+        );
         let since = ctx.time(recent[0].at);
         c.value("since", None, since.clone());
         c.evidence = if p.for_captures > 1 {
