@@ -1,1 +1,209 @@
-fn main() {}
+//! Analysis benchmark (`cargo bench`): how long the rule library takes per capture.
+//!
+//! 1. The demo fleet (3 nodes, 24 h window): the committed archive is replayed round by round;
+//!    each round's `Library::evaluate` is timed. Prints the median, p90 and max per round.
+//! 2. Simulated fleets of N nodes × 40 containers with 96 captures (24 h at 15 min): the window
+//!    is built once, then the whole library is evaluated at the last capture 5 times; prints the
+//!    median, the series count and the process's peak memory.
+//!
+//! Wall-clock times on a shared machine are noisy: read medians, and compare runs made on the
+//! same machine. `PATROL_BENCH_NODES=300,1000` chooses the fleet sizes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use patrol::history::Window;
+use patrol::rules::Library;
+use patrol::store::Archive;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn library() -> Library {
+    Library::load(Path::new("rules")).unwrap_or_else(|e| panic!("rules: {e}"))
+}
+
+fn demo() {
+    let lib = library();
+    let archive = Archive::open("snapshots/demo");
+    let entries = archive
+        .list(None, None, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (snaps, _) = archive.load_entries(&entries);
+    let rounds = patrol::app::rounds(entries);
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        let mut it = snaps.iter().cloned();
+        let mut window = Window::new(chrono::Duration::hours(24));
+        for round in &rounds {
+            for _ in 0..round.len() {
+                if let Some(s) = it.next() {
+                    window.push(s);
+                }
+            }
+            let t = Instant::now();
+            let ev = lib.evaluate(&window, chrono_tz::UTC);
+            all.push(t.elapsed());
+            std::hint::black_box(ev);
+        }
+    }
+    println!(
+        "demo fleet (3 nodes, {} rounds × 5 replays, {} rules): evaluate per round median {:?}, p90 {:?}, max {:?}",
+        rounds.len(),
+        lib.rules.len(),
+        median(all.clone()),
+        percentile(all.clone(), 0.9),
+        all.iter().max().copied().unwrap_or_default()
+    );
+}
+
+fn fleet_scenario(nodes: u32) -> String {
+    format!(
+        r#"
+[scenario]
+fleet = "bench"
+seed = 7
+start = "2026-03-01T00:00:00Z"
+end = "2026-03-01T23:45:00Z"
+interval = "15m"
+jitter = "30s"
+
+[[node_template]]
+prefix = "node"
+count = {nodes}
+extra_containers = 33
+[node_template.node]
+name = "template"
+role = "processing"
+[node_template.node.host]
+mem_total = "64GB"
+mem_available = {{ start = "30GB", noise = "500MB" }}
+cpu_steal_pct = {{ start = 0.5, noise = 0.4, min = 0 }}
+disks = [{{ mount = "/", size = "1TB", used = {{ start = "600GB", rate = "+0.2GB/h" }} }}]
+[node_template.node.docker]
+compose_version = "v2.32.4"
+[[node_template.node.gpu]]
+name = "gpu"
+util_pct = {{ start = 20, noise = 15, min = 0 }}
+mem_used_pct = 60
+temp_c = {{ start = 40, noise = 3 }}
+[[node_template.node.container]]
+name = "worker"
+image = "worker"
+tag = "c1"
+mem = {{ start = "300MB", noise = "5MB", oscillate = {{ amplitude = "40MB", period = "3h" }} }}
+cpu = {{ start = 0.3, noise = 0.1, min = 0 }}
+size_rw = "50MB"
+[[node_template.node.container]]
+name = "leaky"
+image = "leaky"
+tag = "c1"
+mem = {{ start = "100MB", rate = "+20MB/h", noise = "1MB" }}
+[[node_template.node.container]]
+name = "inference"
+image = "inference"
+tag = "c2"
+mem = "6GB"
+[[node_template.node.container]]
+name = "db"
+image = "postgres"
+tag = "16"
+mem = {{ start = "1GB", noise = "10MB" }}
+size_rw = "2GB"
+[[node_template.node.container]]
+name = "prometheus"
+image = "prometheus"
+tag = "v2"
+mem = {{ start = "700MB", noise = "2MB", oscillate = {{ amplitude = "100MB", period = "2h", shape = "sawtooth" }} }}
+[[node_template.node.container]]
+name = "cadvisor"
+image = "cadvisor"
+tag = "v1"
+mem = {{ start = "150MB", noise = "2MB" }}
+[[node_template.node.container]]
+name = "exporter"
+image = "exporter"
+tag = "v1"
+mem = "20MB"
+"#
+    )
+}
+
+fn fleet(nodes: u32) {
+    let lib = library();
+    let scenario = patrol::simulate::parse(Path::new("bench.toml"), &fleet_scenario(nodes))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut window = Window::new(chrono::Duration::hours(24));
+    let t = Instant::now();
+    let mut captures = 0usize;
+    let mut push_time = Duration::ZERO;
+    patrol::simulate::generate_each(&scenario, |s| {
+        let p = Instant::now();
+        window.push(s);
+        push_time += p.elapsed();
+        captures += 1;
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let built = t.elapsed();
+    let series: usize = window
+        .nodes()
+        .map(|n| {
+            patrol::history::metrics::KNOWN_METRICS
+                .iter()
+                .map(|m| n.series_of(m).len())
+                .sum::<usize>()
+        })
+        .sum();
+    let mut runs = Vec::new();
+    let mut findings = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ev = lib.evaluate(&window, chrono_tz::UTC);
+        runs.push(t.elapsed());
+        findings = ev.findings.len();
+    }
+    println!(
+        "{nodes} nodes × 40 containers, {captures} captures, {series} series: simulate+push {built:?} (push alone {push_time:?}, {:.1} µs per capture); whole library ({} rules) per analysis: median {:?}, min {:?}, max {:?}; {findings} findings; peak RSS {:.0} MB",
+        push_time.as_secs_f64() * 1e6 / captures.max(1) as f64,
+        lib.rules.len(),
+        median(runs.clone()),
+        runs.iter().min().copied().unwrap_or_default(),
+        runs.iter().max().copied().unwrap_or_default(),
+        peak_rss_mb()
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with --bench absent; do the quick part only.
+    let full = std::env::args().any(|a| a == "--bench");
+    demo();
+    if !full {
+        return;
+    }
+    let sizes = std::env::var("PATROL_BENCH_NODES").unwrap_or_else(|_| "300,1000".into());
+    for n in sizes
+        .split(',')
+        .filter_map(|x| x.trim().parse::<u32>().ok())
+    {
+        fleet(n);
+    }
+}

@@ -422,6 +422,9 @@ pub fn replay(
         for s in snaps {
             window.push(s);
         }
+        if let Some(latest) = window.latest_at() {
+            window.evict_before(latest.timestamp() - window.span_s());
+        }
         if analyzer.analyse(&window)?.section_file.is_some() {
             sections += 1;
         }

@@ -18,6 +18,11 @@ use crate::model::Snapshot;
 /// taken for a reboot.
 const BOOT_TIME_TOLERANCE_S: i64 = 120;
 
+/// Full snapshots kept per node. Rules that compare whole snapshots (drift, reboot before/after)
+/// need only the newest few; everything older lives on as series, which keeps a 24 h window of
+/// a thousand nodes in tens of megabytes instead of gigabytes.
+pub const RECENT_SNAPSHOTS: usize = 4;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     /// Unix seconds of the capture.
@@ -48,36 +53,41 @@ impl Series {
 pub struct NodeHistory {
     pub node: String,
     pub role: Option<String>,
-    captures: VecDeque<Arc<Snapshot>>,
+    /// The newest [`RECENT_SNAPSHOTS`] snapshots, oldest first.
+    recent: VecDeque<Arc<Snapshot>>,
+    /// Capture times (unix s) of every capture in the window.
+    times: VecDeque<i64>,
     /// Boot time (unix s) per capture, when the host source answered.
     boots: VecDeque<Option<i64>>,
     series: HashMap<String, Vec<(&'static str, Series)>>,
 }
 
 impl NodeHistory {
-    pub fn captures(&self) -> impl DoubleEndedIterator<Item = &Snapshot> + ExactSizeIterator {
-        self.captures.iter().map(|a| a.as_ref())
+    /// The newest few full snapshots, oldest first.
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Snapshot> + ExactSizeIterator {
+        self.recent.iter().map(|a| a.as_ref())
     }
 
+    /// Captures of this node in the window.
     pub fn capture_count(&self) -> usize {
-        self.captures.len()
+        self.times.len()
     }
 
     pub fn latest(&self) -> Option<&Snapshot> {
-        self.captures.back().map(|a| a.as_ref())
+        self.recent.back().map(|a| a.as_ref())
     }
 
     pub fn previous(&self) -> Option<&Snapshot> {
-        let n = self.captures.len();
+        let n = self.recent.len();
         if n >= 2 {
-            self.captures.get(n - 2).map(|a| a.as_ref())
+            self.recent.get(n - 2).map(|a| a.as_ref())
         } else {
             None
         }
     }
 
     pub fn latest_at(&self) -> Option<i64> {
-        self.latest().map(|s| s.captured_at.timestamp())
+        self.times.back().copied()
     }
 
     pub fn series(&self, entity: &str, metric: &str) -> Option<&Series> {
@@ -149,17 +159,39 @@ impl NodeHistory {
     pub fn reboots(&self) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         let mut last_boot: Option<i64> = None;
-        for (snap, boot) in self.captures.iter().zip(self.boots.iter()) {
+        for (at, boot) in self.times.iter().zip(self.boots.iter()) {
             if let Some(b) = boot {
                 if let Some(prev) = last_boot
                     && *b - prev > BOOT_TIME_TOLERANCE_S
                 {
-                    out.push((snap.captured_at.timestamp(), *b));
+                    out.push((*at, *b));
                 }
                 last_boot = Some(*b);
             }
         }
         out
+    }
+
+    fn evict_before(&mut self, cutoff: i64) {
+        while self.times.front().is_some_and(|t| *t < cutoff) {
+            self.times.pop_front();
+            self.boots.pop_front();
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|s| s.captured_at.timestamp() < cutoff)
+        {
+            self.recent.pop_front();
+        }
+        self.series.retain(|_, list| {
+            list.retain_mut(|(_, s)| {
+                let start = s.points.partition_point(|p| p.at < cutoff);
+                s.points.drain(..start);
+                !s.points.is_empty()
+            });
+            !list.is_empty()
+        });
     }
 
     /// The boot time (unix s) in force at the latest capture that reported one.
@@ -232,33 +264,27 @@ impl Window {
             })
         });
         node.boots.push_back(boot);
-        node.captures.push_back(Arc::new(snapshot));
+        node.times.push_back(at);
+        node.recent.push_back(Arc::new(snapshot));
+        if node.recent.len() > RECENT_SNAPSHOTS {
+            node.recent.pop_front();
+        }
+        // Only this node's old data is dropped here, so a push costs the same for 3 nodes or
+        // 3,000; nodes that stopped reporting are dropped by `evict_before`.
         let cutoff = at - self.span_s;
-        self.evict_before(cutoff);
+        if node.times.front().is_some_and(|t| *t < cutoff) {
+            node.evict_before(cutoff);
+        }
         true
     }
 
-    /// Drops captures and points older than `cutoff` (unix s), and series left empty.
+    /// Drops captures and points older than `cutoff` (unix s) from every node, and nodes left
+    /// with nothing.
     pub fn evict_before(&mut self, cutoff: i64) {
         for node in self.nodes.values_mut() {
-            while node
-                .captures
-                .front()
-                .is_some_and(|s| s.captured_at.timestamp() < cutoff)
-            {
-                node.captures.pop_front();
-                node.boots.pop_front();
-            }
-            node.series.retain(|_, list| {
-                list.retain_mut(|(_, s)| {
-                    let start = s.points.partition_point(|p| p.at < cutoff);
-                    s.points.drain(..start);
-                    !s.points.is_empty()
-                });
-                !list.is_empty()
-            });
+            node.evict_before(cutoff);
         }
-        self.nodes.retain(|_, n| !n.captures.is_empty());
+        self.nodes.retain(|_, n| !n.times.is_empty());
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeHistory> {
@@ -355,7 +381,7 @@ mod tests {
         assert_eq!(reboots.len(), 1);
         assert_eq!(
             n.segment_start(),
-            n.captures().nth(2).unwrap().captured_at.timestamp()
+            n.recent().nth(2).unwrap().captured_at.timestamp()
         );
     }
 }

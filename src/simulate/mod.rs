@@ -317,6 +317,19 @@ fn round_times(s: &Scenario, clock: &Clock) -> Vec<f64> {
 
 /// Builds every snapshot of the scenario, oldest first (then by node).
 pub fn generate(s: &Scenario) -> Result<Vec<Snapshot>> {
+    let mut out = Vec::new();
+    generate_each(s, |snap| out.push(snap))?;
+    out.sort_by(|a, b| {
+        a.captured_at
+            .cmp(&b.captured_at)
+            .then_with(|| a.node.cmp(&b.node))
+    });
+    Ok(out)
+}
+
+/// Builds the snapshots node by node (each node's oldest first) and hands each to `emit`, so a
+/// large fleet need not be held in memory.
+pub fn generate_each(s: &Scenario, mut emit: impl FnMut(Snapshot)) -> Result<()> {
     let h = &s.scenario;
     let start = h.start.resolve(h.timezone.0, Utc::now());
     let clock = Clock {
@@ -327,9 +340,7 @@ pub fn generate(s: &Scenario) -> Result<Vec<Snapshot>> {
         return Err(Error::Usage("scenario.end is before scenario.start".into()));
     }
     let rounds = round_times(s, &clock);
-    let nodes = expand_nodes(s);
-    let mut out = Vec::with_capacity(rounds.len() * nodes.len());
-    for (index, node) in nodes.iter().enumerate() {
+    for (index, node) in expand_nodes(s).iter().enumerate() {
         let mut state = NodeState {
             seed: h.seed,
             node: node.name.clone(),
@@ -352,16 +363,11 @@ pub fn generate(s: &Scenario) -> Result<Vec<Snapshot>> {
                 0.0
             };
             let t = (round + jitter + (index % 30) as f64 * 2.0).floor();
-            out.push(node_snapshot(s, node, &mut state, t));
+            emit(node_snapshot(s, node, &mut state, t));
             state.last_capture = Some(t);
         }
     }
-    out.sort_by(|a, b| {
-        a.captured_at
-            .cmp(&b.captured_at)
-            .then_with(|| a.node.cmp(&b.node))
-    });
-    Ok(out)
+    Ok(())
 }
 
 fn event_active(clock: &Clock, ev: &scenario::Event, t: f64) -> bool {

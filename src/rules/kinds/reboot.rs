@@ -58,7 +58,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if is_new_reboot {
             // The last capture of the previous boot that had a reading.
             let before = node
-                .captures()
+                .recent()
                 .rev()
                 .skip(1)
                 .find(|s| s.host.as_ref().is_some_and(|h| h.uptime_s.is_some()));
