@@ -278,13 +278,15 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
         window,
         node,
         role,
+        docker,
     } = config;
+    let docker = crate::sources::docker_socket(docker.as_deref());
     let library = load_library(rules.as_deref())?;
     let archive = Archive::open(archive);
     if tty {
         println!("capturing {node} …");
     }
-    let snapshot = crate::sources::capture_local(&fleet, &node, role.as_deref());
+    let snapshot = crate::sources::capture_local(&fleet, &node, role.as_deref(), docker.as_deref());
     let path = archive.write(&snapshot)?;
     if archive.read_meta()?.is_none() {
         archive.write_meta(&ArchiveMeta {

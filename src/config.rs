@@ -20,6 +20,8 @@ pub struct Config {
     /// The name this machine is archived under.
     pub node: String,
     pub role: Option<String>,
+    /// Docker engine socket (`docker = "unix:///var/run/docker.sock"`).
+    pub docker: Option<PathBuf>,
 }
 
 pub fn load(path: &Path) -> Result<Config> {
@@ -57,6 +59,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         }
         let node = f.string(&mut ctx, "node", false);
         let role = f.string(&mut ctx, "role", false);
+        let docker = f.string(&mut ctx, "docker", false).and_then(|d| {
+            match d.get_ref().strip_prefix("unix://") {
+                Some(path) => Some(PathBuf::from(path)),
+                None => {
+                    ctx.report(d.span(), format!("docker: `{}` must be a unix:// socket address (TCP and ssh:// engines come with the fleet collectors)", d.get_ref()));
+                    None
+                }
+            }
+        });
         f.finish(&mut ctx);
         if let Some(fleet) = fleet {
             let slug = slug(fleet.get_ref());
@@ -74,6 +85,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 timezone: tz.unwrap_or(chrono_tz::UTC),
                 node: node.map(|n| n.into_inner()).unwrap_or_else(local_hostname),
                 role: role.map(|r| r.into_inner()),
+                docker,
                 fleet: fleet.into_inner(),
             });
         }
@@ -138,6 +150,7 @@ pub fn local_default() -> Config {
         window: "24h".into(),
         node,
         role: None,
+        docker: None,
     }
 }
 

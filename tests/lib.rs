@@ -9,3 +9,4 @@ mod cli;
 mod demo;
 mod fixtures;
 mod support;
+mod testbed;
