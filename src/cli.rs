@@ -30,7 +30,9 @@ pub enum FailOn {
 pub enum Command {
     /// Capture every node, archive the snapshots, analyse them and append to the report.
     ///
-    /// Without --config (and no ./patrol.toml) it watches this machine: host metrics from /proc.
+    /// Without --config (and no ./patrol.toml) it watches this machine: host metrics from /proc,
+    /// and containers from the Docker socket ($DOCKER_HOST, else /var/run/docker.sock) when
+    /// there is one.
     Run {
         /// Fleet configuration file (default: ./patrol.toml when present).
         #[arg(long)]

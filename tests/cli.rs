@@ -321,3 +321,39 @@ fn rules_explain_prints_the_doc_with_every_heading() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("did you mean `growth-rate`"));
 }
+
+#[test]
+fn report_at_a_time_writes_the_section_of_that_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let args = [
+        "report",
+        "--archive",
+        "snapshots/demo",
+        "--at",
+        "2026-02-19 00:31",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = patrol(&args, &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The newest capture at or before 00:31 local is the 00:30 round: its dated file.
+    let dated = out_dir.join("reports/2026-02-19_0030.md");
+    assert!(dated.exists(), "{}", text(&out.stdout));
+    let section = std::fs::read_to_string(&dated).unwrap();
+    assert!(section.contains("Times are America/Sao_Paulo (UTC-03:00)"));
+    assert!(
+        section.contains("vk01 GPU 0 telemetry went null"),
+        "{section}"
+    );
+    // The same analysis again has nothing new to say.
+    let again = patrol(&args, &root());
+    assert!(
+        text(&again.stdout).contains("nothing new"),
+        "{}",
+        text(&again.stdout)
+    );
+    // --fail-on warning: open warnings make the exit code 1.
+    let failing = patrol(&[&args[..], &["--fail-on", "warning"]].concat(), &root());
+    assert_eq!(failing.status.code(), Some(1));
+}

@@ -141,6 +141,13 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         push(&mut out, &e, "status", Some(f64::from(ep.status)));
         push(&mut out, &e, "latency_ms", ep.latency_ms);
     }
+    for q in &s.work_queues {
+        let e = format!("workqueue:{}", q.name);
+        push(&mut out, &e, "pending", u(q.pending));
+        push(&mut out, &e, "processing_workers", u(q.processing_workers));
+        push(&mut out, &e, "completed", u(q.completed));
+        push(&mut out, &e, "failed", u(q.failed));
+    }
     for l in &s.logs {
         push(
             &mut out,
@@ -216,6 +223,10 @@ pub const KNOWN_METRICS: &[&str] = &[
     "status",
     "latency_ms",
     "lines_total",
+    "pending",
+    "processing_workers",
+    "completed",
+    "failed",
 ];
 
 /// Text attributes (not series) that fleet rules compare across nodes.

@@ -50,6 +50,15 @@ pub struct Snapshot {
     pub rabbitmq: Vec<RabbitMq>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
+    /// Processing queues read from an application's status endpoint (pending vs workers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_queues: Vec<WorkQueue>,
+    /// Things an orchestrator creates and retires (workers, jobs) with their lifecycle times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<Entity>,
+    /// Scheduled jobs (cron) with their last run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron_jobs: Vec<CronJob>,
 }
 
 impl Snapshot {
@@ -71,6 +80,9 @@ impl Snapshot {
             redis: Vec::new(),
             rabbitmq: Vec::new(),
             endpoints: Vec::new(),
+            work_queues: Vec::new(),
+            entities: Vec::new(),
+            cron_jobs: Vec::new(),
         }
     }
 
@@ -476,4 +488,63 @@ pub struct Endpoint {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A processing queue as its application reports it (seed 003: pending work, zero workers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkQueue {
+    pub name: String,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub completed: Option<u64>,
+    #[serde(default)]
+    pub pending: Option<u64>,
+    #[serde(default)]
+    pub failed: Option<u64>,
+    /// Workers busy right now.
+    #[serde(default)]
+    pub processing_workers: Option<u64>,
+    /// Configured throughput, for ETAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_per_min: Option<f64>,
+}
+
+/// A worker, job or task an orchestrator manages (seed 004), with its lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    pub id: String,
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub promoted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub terminated_at: Option<DateTime<Utc>>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_reason: Option<String>,
+    /// Id and status at the provider that runs it (to find orphans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
+    #[serde(default)]
+    pub tasks: u64,
+}
+
+/// A scheduled job and how its last run went (seed 002: cleanup, backups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CronJob {
+    pub name: String,
+    /// Cron expression.
+    pub schedule: String,
+    #[serde(default)]
+    pub last_run: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_success: Option<bool>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// What the last run reported (e.g. "freed_mb" = 257).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcome: BTreeMap<String, f64>,
 }
