@@ -28,13 +28,7 @@ fn run_captures_the_real_docker_engine_without_secrets() {
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let json = text(&show.stdout);
     let snap: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let source = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "docker")
-        .unwrap()
-        .clone();
+    let source = docker_source(&snap);
     assert_eq!(source["ok"], true, "{source}");
     assert!(
         snap["docker"]["engine_version"]
@@ -111,13 +105,7 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     let snaps = snapshots(dir.path());
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let snap: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let source = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "docker")
-        .unwrap()
-        .clone();
+    let source = docker_source(&snap);
     assert_eq!(source["ok"], false);
     assert!(
         source["error"].as_str().unwrap().contains("no-such.sock"),
@@ -131,6 +119,17 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
         snap["host"]["uptime_s"].as_u64().is_some(),
         "the other sources still answered"
     );
+}
+
+/// The `docker` entry of a snapshot's sources.
+fn docker_source(snap: &serde_json::Value) -> serde_json::Value {
+    snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "docker")
+        .unwrap()
+        .clone()
 }
 
 fn snapshots(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -1,6 +1,6 @@
 #![doc = include_str!("delta.md")]
 
-use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh};
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
@@ -88,10 +88,7 @@ fn repeated(
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
-    for (node, entity, series) in rule.select.series(ctx.window) {
-        let Some(points) = fresh(node, series) else {
-            continue;
-        };
+    for (node, entity, points) in fresh_series(rule, ctx.window) {
         let [.., p0, p1] = points else { continue };
         let (Some(before), Some(after)) = (p0.value, p1.value) else {
             continue;

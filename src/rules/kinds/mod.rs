@@ -160,6 +160,18 @@ pub fn fresh<'s>(node: &NodeHistory, series: &'s Series) -> Option<&'s [Point]> 
     (series.last()?.at == latest).then_some(series.points.as_slice())
 }
 
+/// The rule's selected series that are [`fresh`], as (node, entity, points).
+pub fn fresh_series<'w>(
+    rule: &Rule,
+    window: &'w Window,
+) -> Vec<(&'w NodeHistory, &'w str, &'w [Point])> {
+    rule.select
+        .series(window)
+        .into_iter()
+        .filter_map(|(node, entity, series)| fresh(node, series).map(|p| (node, entity, p)))
+        .collect()
+}
+
 /// Parameters of a rule, read with the units of its metric.
 pub struct ParamReader<'t, 'i> {
     pub fields: Fields<'t, 'i>,

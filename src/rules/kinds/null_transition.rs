@@ -1,6 +1,6 @@
 #![doc = include_str!("null_transition.md")]
 
-use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh};
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::markdown::code_span;
 use crate::rules::Rule;
@@ -37,10 +37,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
-    for (node, entity, series) in rule.select.series(ctx.window) {
-        let Some(points) = fresh(node, series) else {
-            continue;
-        };
+    for (node, entity, points) in fresh_series(rule, ctx.window) {
         let nulls = points
             .iter()
             .rev()

@@ -1,6 +1,6 @@
 #![doc = include_str!("threshold.md")]
 
-use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh};
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
 use crate::history::metrics::{metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
@@ -43,10 +43,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
-    for (node, entity, series) in rule.select.series(ctx.window) {
-        let Some(points) = fresh(node, series) else {
-            continue;
-        };
+    for (node, entity, points) in fresh_series(rule, ctx.window) {
         if points.len() < p.for_captures {
             continue;
         }
