@@ -367,24 +367,37 @@ fn default_output(archive_dir: &Path) -> PathBuf {
     PathBuf::from("output").join(name)
 }
 
-/// Groups archive entries into capture rounds: one capture per node, close together in time.
-pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
-    let mut out: Vec<Vec<Entry>> = Vec::new();
-    for e in entries {
+/// Captures of one round lie within this of the round's first.
+const ROUND_SPAN_S: i64 = 300;
+
+/// Groups time-sorted items into capture rounds: at most one capture per node, all within
+/// [`ROUND_SPAN_S`] of the round's first.
+fn group_rounds<T>(
+    items: impl IntoIterator<Item = T>,
+    node: impl Fn(&T) -> &str,
+    at: impl Fn(&T) -> DateTime<Utc>,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
         let start_new = match out.last() {
             None => true,
             Some(round) => {
-                round.iter().any(|r| r.node == e.node)
-                    || (e.captured_at - round[0].captured_at).num_seconds() > 300
+                round.iter().any(|r| node(r) == node(&item))
+                    || (at(&item) - at(&round[0])).num_seconds() > ROUND_SPAN_S
             }
         };
         if start_new {
-            out.push(vec![e]);
+            out.push(vec![item]);
         } else if let Some(last) = out.last_mut() {
-            last.push(e);
+            last.push(item);
         }
     }
     out
+}
+
+/// Groups archive entries (sorted by time) into capture rounds.
+pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    group_rounds(entries, |e| e.node.as_str(), |e| e.captured_at)
 }
 
 /// Replays an archive round by round into a fresh report; returns the number of sections.
@@ -583,53 +596,42 @@ pub fn run_fixture(path: &Path) -> Result<String> {
     let mut window = Window::new(chrono::Duration::hours(24));
     let mut ledger = Ledger::default();
     let mut out = String::new();
-    let mut pending: Vec<crate::model::Snapshot> = Vec::new();
-    let mut flush =
-        |batch: &mut Vec<crate::model::Snapshot>, window: &mut Window, out: &mut String| {
-            for s in batch.drain(..) {
-                window.push(s);
-            }
-            let Some(at) = window.latest_at() else { return };
-            let evaluation = library.evaluate(window, chrono_tz::UTC);
-            let unchecked = evaluation.unchecked;
-            let outcome = ledger.update(evaluation.findings, at, |f| {
-                if unchecked.contains(&f.key()) {
-                    Recheck::CouldNotCheck
-                } else {
-                    recheck(window, f)
-                }
-            });
-            let stamp = at.format("%Y-%m-%d %H:%M:%S");
-            for n in &outcome.new {
-                let f = &n.finding;
-                out.push_str(&format!(
-                    "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
-                    f.severity.label(),
-                    f.rule_id,
-                    f.nodes.join(","),
-                    f.title,
-                    f.evidence
-                ));
-            }
-            for r in &outcome.resolved {
-                out.push_str(&format!(
-                    "{stamp} RESOLVED {} {} now {}\n",
-                    r.finding.rule_id,
-                    r.finding.nodes.join(","),
-                    r.now.clone().unwrap_or_else(|| "-".into())
-                ));
-            }
-        };
-    for s in snapshots {
-        if pending.first().is_some_and(|p| {
-            p.captured_at != s.captured_at
-                && (s.captured_at - p.captured_at).num_seconds().abs() > 60
-        }) || pending.iter().any(|p| p.node == s.node)
-        {
-            flush(&mut pending, &mut window, &mut out);
+    for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
+        for s in round {
+            window.push(s);
         }
-        pending.push(s);
+        let Some(at) = window.latest_at() else {
+            continue;
+        };
+        let evaluation = library.evaluate(&window, chrono_tz::UTC);
+        let unchecked = evaluation.unchecked;
+        let outcome = ledger.update(evaluation.findings, at, |f| {
+            if unchecked.contains(&f.key()) {
+                Recheck::CouldNotCheck
+            } else {
+                recheck(&window, f)
+            }
+        });
+        let stamp = at.format("%Y-%m-%d %H:%M:%S");
+        for n in &outcome.new {
+            let f = &n.finding;
+            out.push_str(&format!(
+                "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                f.severity.label(),
+                f.rule_id,
+                f.nodes.join(","),
+                f.title,
+                f.evidence
+            ));
+        }
+        for r in &outcome.resolved {
+            out.push_str(&format!(
+                "{stamp} RESOLVED {} {} now {}\n",
+                r.finding.rule_id,
+                r.finding.nodes.join(","),
+                r.now.clone().unwrap_or_else(|| "-".into())
+            ));
+        }
     }
-    flush(&mut pending, &mut window, &mut out);
     Ok(out)
 }
