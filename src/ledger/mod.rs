@@ -38,6 +38,10 @@ pub struct Entry {
     /// How many times it came back after resolving.
     #[serde(default)]
     pub reopened: u32,
+    /// Set while its evidence cannot be read (node dark, too few readings since a reboot): the
+    /// finding stays open, and the report says since when it could not be checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchecked_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -75,8 +79,14 @@ pub struct NewFinding {
 pub struct Outcome {
     pub new: Vec<NewFinding>,
     pub resolved: Vec<Resolved>,
-    /// Still open conditions, not repeated in full.
-    pub still_open: Vec<Finding>,
+    /// Still open conditions, not repeated in full, with when they could last not be checked.
+    pub still_open: Vec<StillOpen>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StillOpen {
+    pub finding: Finding,
+    pub unchecked_since: Option<DateTime<Utc>>,
 }
 
 impl Outcome {
@@ -141,6 +151,7 @@ impl Ledger {
                 Some(e) if e.status == Status::Open => {
                     e.last_seen = now;
                     e.occurrences += 1;
+                    e.unchecked_since = None;
                     e.finding = f;
                 }
                 Some(e) => {
@@ -151,6 +162,7 @@ impl Ledger {
                     e.occurrences += 1;
                     e.reopened += 1;
                     e.resolved_at = None;
+                    e.unchecked_since = None;
                     e.finding = f.clone();
                     outcome.new.push(NewFinding {
                         finding: f,
@@ -168,6 +180,7 @@ impl Ledger {
                             occurrences: 1,
                             resolved_at: None,
                             reopened: 0,
+                            unchecked_since: None,
                         },
                     );
                     outcome.new.push(NewFinding {
@@ -198,7 +211,9 @@ impl Ledger {
                         now: current,
                     });
                 }
-                Recheck::CouldNotCheck => {}
+                Recheck::CouldNotCheck => {
+                    e.unchecked_since.get_or_insert(now);
+                }
             }
         }
         let horizon = now - Duration::days(EVENT_MEMORY_DAYS);
@@ -214,7 +229,10 @@ impl Ledger {
                     .iter()
                     .any(|n| n.finding.key() == e.finding.key())
             })
-            .map(|e| e.finding.clone())
+            .map(|e| StillOpen {
+                finding: e.finding.clone(),
+                unchecked_since: e.unchecked_since,
+            })
             .collect();
         self.last_analysis = Some(now);
         outcome
@@ -268,6 +286,7 @@ mod tests {
         assert!(o.is_empty(), "a persisting finding is not repeated");
         let o = l.update(vec![], t(30), |_| Recheck::CouldNotCheck);
         assert!(o.is_empty(), "missing data does not resolve");
+        assert_eq!(o.still_open[0].unchecked_since, Some(t(30)));
         assert_eq!(l.worst_open(), Some(Severity::Warning));
         let o = l.update(vec![], t(45), |_| Recheck::Gone {
             now: Some("36°C".into()),

@@ -157,7 +157,18 @@ pub fn build_section(
     let still_open: Vec<String> = outcome
         .still_open
         .iter()
-        .map(|f| format!("[{}] {}", f.severity.label(), f.title))
+        .map(|o| {
+            let f = &o.finding;
+            match o.unchecked_since {
+                Some(t) => format!(
+                    "[{}] {} (could not check since {})",
+                    f.severity.label(),
+                    f.title,
+                    local_date(t)
+                ),
+                None => format!("[{}] {}", f.severity.label(), f.title),
+            }
+        })
         .collect();
     Some(Section {
         heading_time: at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
