@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, FailOn, RulesCommand};
-use crate::config::{self, Config};
+use crate::config;
 use crate::error::{Error, Result};
 use crate::history::Window;
 use crate::history::metrics::metric_unit;
@@ -189,6 +189,23 @@ fn recheck(window: &Window, f: &Finding) -> Recheck {
         if f.kind == "drift-across-nodes" {
             continue;
         }
+        // Reachability is about sources, not series: a node answers again when any source
+        // does, a source when it does.
+        if f.entity == "node" {
+            now_text = Some(format!(
+                "{} of {} sources answering",
+                latest.sources.iter().filter(|s| s.ok).count(),
+                latest.sources.len()
+            ));
+            continue;
+        }
+        if let Some(source) = f.entity.strip_prefix("source:") {
+            match latest.source(source) {
+                Some(s) if s.ok => now_text = Some(format!("`{source}` answering")),
+                _ => return Recheck::CouldNotCheck,
+            }
+            continue;
+        }
         match window.current(node, &f.entity, &f.metric) {
             Some(Some(v)) => {
                 let (d, s) = metric_unit(&f.metric);
@@ -266,40 +283,39 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     let config = match config_path {
         Some(p) => config::load(&p)?,
         None if Path::new("patrol.toml").exists() => config::load(Path::new("patrol.toml"))?,
-        None => config::local_default(),
+        None => config::local_default(crate::sources::default_docker_socket()),
     };
     let tty = std::io::stdout().is_terminal();
-    let Config {
-        fleet,
-        timezone,
-        archive,
-        output,
-        rules,
-        window,
-        node,
-        role,
-        docker,
-    } = config;
-    let docker = crate::sources::docker_socket(docker.as_deref());
-    let library = load_library(rules.as_deref())?;
-    let archive = Archive::open(archive);
-    if tty {
-        println!("capturing {node} …");
+    let library = load_library(config.rules.as_deref())?;
+    let span = window_span(&config.window)?;
+    let archive = Archive::open(&config.archive);
+    let state = crate::sources::CollectState::load(archive.root());
+    let show = |s: &crate::model::Snapshot| {
+        if tty {
+            println!("{}", crate::sources::describe(s));
+        }
+    };
+    let (snapshots, next_state) = crate::sources::capture_fleet(&config, &state, &show);
+    let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
+        return Err(Error::Usage("the configuration lists no nodes".into()));
+    };
+    for snapshot in &snapshots {
+        archive.write(snapshot)?;
     }
-    let snapshot = crate::sources::capture_local(&fleet, &node, role.as_deref(), docker.as_deref());
-    let path = archive.write(&snapshot)?;
+    // The state is saved after the snapshots: a crash in between reads some log lines twice
+    // rather than losing them.
+    next_state.save(archive.root())?;
     if archive.read_meta()?.is_none() {
         archive.write_meta(&ArchiveMeta {
-            fleet: fleet.clone(),
-            timezone: timezone.name().to_string(),
+            fleet: config.fleet.clone(),
+            timezone: config.timezone.name().to_string(),
             interval_s: None,
         })?;
     }
-    let window = load_window(&archive, snapshot.captured_at, window_span(&window)?)?;
-    let mut analyzer = Analyzer::new(library, timezone, &fleet, &output)?;
+    let window = load_window(&archive, at, span)?;
+    let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
     let analysis = analyzer.analyse(&window)?;
     if tty {
-        println!("archived {}", path.display());
         match &analysis.section_file {
             Some(f) => println!(
                 "report: {} (section {})",

@@ -1,13 +1,17 @@
-//! The fleet configuration (`patrol.toml`). Read by hand through [`crate::tomlread`] so every
-//! mistake is reported at once with its line. This version knows the fleet and where things
-//! go; per-node sources arrive with the collectors.
+//! The fleet configuration (`patrol.toml`, docs/configuration.md): the fleet, its nodes and the
+//! sources of each. Read by hand through [`crate::tomlread`] so every mistake in the file is
+//! reported at once with its line. Secrets never appear in it: a password is named by the
+//! environment variable or the file that holds it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono_tz::Tz;
+use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::tomlread::{Ctx, Fields};
+use crate::tomlread::{Ctx, Fields, Spanned};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,25 +21,328 @@ pub struct Config {
     pub output: PathBuf,
     pub rules: Option<PathBuf>,
     pub window: String,
-    /// The name this machine is archived under.
-    pub node: String,
-    pub role: Option<String>,
-    /// Docker engine socket (`docker = "unix:///var/run/docker.sock"`).
-    pub docker: Option<PathBuf>,
+    /// Sources collected at once, across all nodes.
+    pub concurrency: usize,
+    /// Default time a source may take.
+    pub timeout: Duration,
+    pub logs: LogSettings,
+    /// Extra secret patterns masked in every stored string (besides DSN passwords).
+    pub redact: Vec<Regex>,
+    pub nodes: Vec<NodeConfig>,
 }
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Lines read per stream per capture; beyond it lines are counted as dropped.
+    pub max_lines: usize,
+    /// Templates kept per stream; lines of further templates are counted as dropped.
+    pub max_templates: usize,
+    pub samples: usize,
+    /// Fields extracted from messages: name and a regex whose first group is the value.
+    pub fields: Vec<(String, Regex)>,
+    /// How far back the first capture of a stream reads.
+    pub first_window: Duration,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            max_lines: 5000,
+            max_templates: 200,
+            samples: 3,
+            fields: Vec::new(),
+            first_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: Option<String>,
+    pub address: Option<String>,
+    pub sources: Vec<Source>,
+}
+
+/// Where a secret is: never the secret itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Secret {
+    Env(String),
+    File(PathBuf),
+}
+
+impl Secret {
+    pub fn resolve(&self) -> std::result::Result<String, String> {
+        match self {
+            Secret::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            }
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("{}: {e}", path.display())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DockerEndpoint {
+    Unix(PathBuf),
+    /// host:port of an engine listening on TCP (plain HTTP).
+    Tcp(String),
+    /// `ssh://[user@]host[:port]`: the remote engine's socket forwarded by the system ssh.
+    Ssh {
+        target: String,
+        port: Option<u16>,
+    },
+}
+
+impl DockerEndpoint {
+    pub fn describe(&self) -> String {
+        match self {
+            DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            DockerEndpoint::Tcp(h) => format!("tcp://{h}"),
+            DockerEndpoint::Ssh { target, port } => match port {
+                Some(p) => format!("ssh://{target}:{p}"),
+                None => format!("ssh://{target}"),
+            },
+        }
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<DockerEndpoint, String> {
+        if let Some(p) = text.strip_prefix("unix://") {
+            Ok(DockerEndpoint::Unix(p.into()))
+        } else if let Some(h) = text.strip_prefix("tcp://") {
+            Ok(DockerEndpoint::Tcp(h.trim_end_matches('/').to_string()))
+        } else if let Some(rest) = text.strip_prefix("ssh://") {
+            let (target, port) = match rest.rsplit_once(':') {
+                Some((t, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
+                    (t.to_string(), p.parse().ok())
+                }
+                _ => (rest.to_string(), None),
+            };
+            Ok(DockerEndpoint::Ssh { target, port })
+        } else {
+            Err(format!(
+                "`{text}` is not a Docker endpoint: use unix:///path, tcp://host:port or ssh://user@host"
+            ))
+        }
+    }
+}
+
+/// How `ssh` reaches a node: used for ssh commands and ssh:// Docker endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshSettings {
+    pub target: String,
+    pub port: Option<u16>,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub strict_host_key_checking: bool,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchKey {
+    pub db: u32,
+    pub key: String,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// This machine's /proc.
+    Host,
+    Docker {
+        endpoint: DockerEndpoint,
+        logs: bool,
+        ssh: Option<SshSettings>,
+        timeout: Duration,
+    },
+    Prometheus {
+        url: String,
+        /// node-exporter's `instance` label for this node.
+        instance: Option<String>,
+        gpu: bool,
+        queries: BTreeMap<String, String>,
+        timeout: Duration,
+    },
+    Postgres {
+        name: String,
+        host: String,
+        port: u16,
+        user: String,
+        database: String,
+        password: Option<Secret>,
+        log: bool,
+        timeout: Duration,
+    },
+    Redis {
+        name: String,
+        host: String,
+        port: u16,
+        password: Option<Secret>,
+        watch: Vec<WatchKey>,
+        timeout: Duration,
+    },
+    RabbitMq {
+        name: String,
+        url: String,
+        user: String,
+        password: Option<Secret>,
+        timeout: Duration,
+    },
+    Http {
+        name: String,
+        url: String,
+        timeout: Duration,
+    },
+    Ssh {
+        settings: SshSettings,
+        commands: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+impl Source {
+    /// The name this source has in a snapshot's `sources`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Host => "host".into(),
+            Source::Docker { .. } => "docker".into(),
+            Source::Prometheus { .. } => "prometheus".into(),
+            Source::Postgres { name, .. } => format!("postgres:{name}"),
+            Source::Redis { name, .. } => format!("redis:{name}"),
+            Source::RabbitMq { name, .. } => format!("rabbitmq:{name}"),
+            Source::Http { name, .. } => format!("http:{name}"),
+            Source::Ssh { .. } => "ssh".into(),
+        }
+    }
+
+    pub fn timeout(&self, default: Duration) -> Duration {
+        match self {
+            Source::Host => default,
+            Source::Docker { timeout, .. }
+            | Source::Prometheus { timeout, .. }
+            | Source::Postgres { timeout, .. }
+            | Source::Redis { timeout, .. }
+            | Source::RabbitMq { timeout, .. }
+            | Source::Http { timeout, .. }
+            | Source::Ssh { timeout, .. } => *timeout,
+        }
+    }
+}
+
+pub const SSH_COMMANDS: &[&str] = &["uptime", "compose", "nvidia-smi", "timedatectl"];
 
 pub fn load(path: &Path) -> Result<Config> {
     let text = crate::fsutil::read_to_string(path)?;
     parse(path, &text)
 }
 
+fn duration(f: &mut Fields, ctx: &mut Ctx, key: &str, default: Duration) -> Duration {
+    match f.string(ctx, key, false) {
+        Some(s) => match crate::units::parse_duration_secs(s.get_ref()) {
+            Ok(secs) if secs > 0.0 => Duration::from_secs_f64(secs),
+            Ok(_) => {
+                ctx.report(
+                    s.span(),
+                    format!("{}: `{key}` must be longer than 0", f.what),
+                );
+                default
+            }
+            Err(e) => {
+                ctx.report(s.span(), format!("{}: `{key}`: {e}", f.what));
+                default
+            }
+        },
+        None => default,
+    }
+}
+
+fn regex(ctx: &mut Ctx, what: &str, s: &Spanned<String>) -> Option<Regex> {
+    match Regex::new(s.get_ref()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ctx.report(s.span(), format!("{what}: not a valid regex: {e}"));
+            None
+        }
+    }
+}
+
+/// `password_env` or `password_file`; a `password` key is refused: secrets stay out of files
+/// that get committed and shared.
+fn secret(f: &mut Fields, ctx: &mut Ctx, base: &Path) -> Option<Secret> {
+    if let Some(v) = f.value("password") {
+        ctx.report(
+            v.span(),
+            format!("{}: a password may not be written in the config; name it with `password_env` (an environment variable) or `password_file`", f.what),
+        );
+    }
+    let env = f.string(ctx, "password_env", false);
+    let file = f.string(ctx, "password_file", false);
+    match (env, file) {
+        (Some(e), Some(_)) => {
+            ctx.report(
+                e.span(),
+                format!(
+                    "{}: give `password_env` or `password_file`, not both",
+                    f.what
+                ),
+            );
+            None
+        }
+        (Some(e), None) => Some(Secret::Env(e.into_inner())),
+        (None, Some(p)) => Some(Secret::File(base.join(p.into_inner()))),
+        (None, None) => None,
+    }
+}
+
+/// A URL must not carry a password (`user:secret@host`).
+fn url_without_password(ctx: &mut Ctx, what: &str, s: &Spanned<String>) -> bool {
+    let re = Regex::new(r"^[a-z][a-z0-9+.-]*://[^/@:]+:[^/@]+@").ok();
+    if re.is_some_and(|r| r.is_match(s.get_ref())) {
+        ctx.report(
+            s.span(),
+            format!(
+                "{what}: the URL holds a password; move it to `password_env` or `password_file`"
+            ),
+        );
+        false
+    } else {
+        true
+    }
+}
+
+fn ssh_settings(f: &mut Fields, ctx: &mut Ctx, base: &Path, target: String) -> SshSettings {
+    let port = f.count(ctx, "port").and_then(|p| u16::try_from(p).ok());
+    let identity = f
+        .string(ctx, "identity", false)
+        .map(|s| base.join(s.into_inner()));
+    let known_hosts = f
+        .string(ctx, "known_hosts", false)
+        .map(|s| base.join(s.into_inner()));
+    let strict_host_key_checking = f.boolean(ctx, "strict_host_key_checking").unwrap_or(true);
+    let connect_timeout = duration(f, ctx, "connect_timeout", Duration::from_secs(5));
+    SshSettings {
+        target,
+        port,
+        identity,
+        known_hosts,
+        strict_host_key_checking,
+        connect_timeout,
+    }
+}
+
 pub fn parse(path: &Path, text: &str) -> Result<Config> {
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut ctx = Ctx::new(text);
     let mut config = None;
     if let Some(doc) = ctx.parse() {
         let mut f = Fields::new(doc.get_ref(), doc.span(), "patrol.toml");
         let fleet = f.string(&mut ctx, "fleet", true);
-        let tz = f.string(&mut ctx, "timezone", false).and_then(|t| {
+        let timezone = f.string(&mut ctx, "timezone", false).and_then(|t| {
             let parsed = t.get_ref().parse::<Tz>().ok();
             if parsed.is_none() {
                 ctx.report(
@@ -57,22 +364,77 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         {
             ctx.report(w.span(), format!("window: {e}"));
         }
-        let node = f.string(&mut ctx, "node", false);
-        let role = f.string(&mut ctx, "role", false);
-        let docker = f.string(&mut ctx, "docker", false).and_then(|d| {
-            match d.get_ref().strip_prefix("unix://") {
-                Some(path) => Some(PathBuf::from(path)),
-                None => {
-                    ctx.report(d.span(), format!("docker: `{}` must be a unix:// socket address (TCP and ssh:// engines come with the fleet collectors)", d.get_ref()));
-                    None
+        let concurrency = f.count(&mut ctx, "concurrency").unwrap_or(8).max(1);
+        let timeout = duration(&mut f, &mut ctx, "timeout", Duration::from_secs(10));
+        let redact: Vec<Regex> = f
+            .strings(&mut ctx, "redact")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| regex(&mut ctx, "redact", s))
+            .collect();
+        let mut logs = LogSettings::default();
+        if let Some(mut l) = f.table(&mut ctx, "logs", "[logs]") {
+            logs.max_lines = l.count(&mut ctx, "max_lines").unwrap_or(logs.max_lines);
+            logs.max_templates = l
+                .count(&mut ctx, "max_templates")
+                .unwrap_or(logs.max_templates);
+            logs.samples = l.count(&mut ctx, "samples").unwrap_or(logs.samples);
+            logs.first_window = duration(&mut l, &mut ctx, "first_window", logs.first_window);
+            if let Some(mut fields) = l.table(&mut ctx, "fields", "[logs.fields]") {
+                let names: Vec<String> = fields.keys();
+                for name in names {
+                    if let Some(s) = fields.string(&mut ctx, &name, false)
+                        && let Some(r) = regex(&mut ctx, &format!("logs.fields.{name}"), &s)
+                    {
+                        if r.captures_len() < 2 {
+                            ctx.report(s.span(), format!("logs.fields.{name}: the regex needs a capture group for the value"));
+                        } else {
+                            logs.fields.push((name, r));
+                        }
+                    }
                 }
+                fields.finish(&mut ctx);
             }
-        });
+            l.finish(&mut ctx);
+        }
+        let mut nodes = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (table, span) in f.tables(&mut ctx, "node") {
+            let mut n = Fields::new(table, span.clone(), "[[node]]");
+            let Some(name) = n.string(&mut ctx, "name", true) else {
+                continue;
+            };
+            n.what = format!("node `{}`", name.get_ref());
+            if let Err(e) = crate::model::validate_node_name(name.get_ref()) {
+                ctx.report(name.span(), e);
+            }
+            if !names.insert(name.get_ref().clone()) {
+                ctx.report(
+                    name.span(),
+                    format!("node `{}` is defined twice", name.get_ref()),
+                );
+            }
+            let role = n.string(&mut ctx, "role", false).map(|s| s.into_inner());
+            let address = n.string(&mut ctx, "address", false).map(|s| s.into_inner());
+            let sources = node_sources(&mut n, &mut ctx, base, timeout);
+            n.finish(&mut ctx);
+            nodes.push(NodeConfig {
+                name: name.into_inner(),
+                role,
+                address,
+                sources,
+            });
+        }
         f.finish(&mut ctx);
         if let Some(fleet) = fleet {
+            if nodes.is_empty() {
+                ctx.report(
+                    doc.span().start..doc.span().start,
+                    "patrol.toml: no [[node]]: list the nodes to capture",
+                );
+            }
             let slug = slug(fleet.get_ref());
-            let base = path.parent().unwrap_or(Path::new("."));
-            let rel = |p: Option<toml::Spanned<String>>, default: String| {
+            let rel = |p: Option<Spanned<String>>, default: String| {
                 base.join(p.map(|s| s.into_inner()).unwrap_or(default))
             };
             config = Some(Config {
@@ -82,10 +444,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 window: window
                     .map(|w| w.into_inner())
                     .unwrap_or_else(|| "24h".into()),
-                timezone: tz.unwrap_or(chrono_tz::UTC),
-                node: node.map(|n| n.into_inner()).unwrap_or_else(local_hostname),
-                role: role.map(|r| r.into_inner()),
-                docker,
+                timezone: timezone.unwrap_or(chrono_tz::UTC),
+                concurrency,
+                timeout,
+                logs,
+                redact,
+                nodes,
                 fleet: fleet.into_inner(),
             });
         }
@@ -98,6 +462,252 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             problems: ctx.problems,
         })
     }
+}
+
+fn node_sources(
+    n: &mut Fields,
+    ctx: &mut Ctx,
+    base: &Path,
+    default_timeout: Duration,
+) -> Vec<Source> {
+    let mut out = Vec::new();
+    let node_what = n.what.clone();
+    if let Some(h) = n.table(ctx, "host", &format!("{node_what} [host]")) {
+        out.push(Source::Host);
+        h.finish(ctx);
+    }
+    let mut ssh_for_docker = None;
+    if let Some(mut s) = n.table(ctx, "ssh", &format!("{node_what} [ssh]")) {
+        if let Some(target) = s.string(ctx, "target", true) {
+            let settings = ssh_settings(&mut s, ctx, base, target.into_inner());
+            let commands: Vec<String> = s
+                .strings(ctx, "commands")
+                .map(|v| {
+                    v.into_iter()
+                        .filter_map(|c| {
+                            if SSH_COMMANDS.contains(&c.get_ref().as_str()) {
+                                Some(c.into_inner())
+                            } else {
+                                ctx.report(
+                                    c.span(),
+                                    format!(
+                                        "{node_what} [ssh]: unknown command `{}` (known: {})",
+                                        c.get_ref(),
+                                        SSH_COMMANDS.join(", ")
+                                    ),
+                                );
+                                None
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_else(|| SSH_COMMANDS.iter().map(|c| c.to_string()).collect());
+            let timeout = duration(&mut s, ctx, "timeout", default_timeout);
+            ssh_for_docker = Some(settings.clone());
+            out.push(Source::Ssh {
+                settings,
+                commands,
+                timeout,
+            });
+        }
+        s.finish(ctx);
+    }
+    if let Some(mut d) = n.table(ctx, "docker", &format!("{node_what} [docker]")) {
+        let endpoint = d.string(ctx, "endpoint", true).and_then(|e| {
+            match DockerEndpoint::parse(e.get_ref()) {
+                Ok(ep) => Some(ep),
+                Err(m) => {
+                    ctx.report(e.span(), format!("{node_what} [docker]: {m}"));
+                    None
+                }
+            }
+        });
+        let logs = d.boolean(ctx, "logs").unwrap_or(true);
+        let timeout = duration(
+            &mut d,
+            ctx,
+            "timeout",
+            default_timeout.max(Duration::from_secs(30)),
+        );
+        if let Some(endpoint) = endpoint {
+            let ssh = match &endpoint {
+                DockerEndpoint::Ssh { target, port } => Some(match &ssh_for_docker {
+                    Some(s) => SshSettings {
+                        target: target.clone(),
+                        port: port.or(s.port),
+                        ..s.clone()
+                    },
+                    None => SshSettings {
+                        target: target.clone(),
+                        port: *port,
+                        identity: None,
+                        known_hosts: None,
+                        strict_host_key_checking: true,
+                        connect_timeout: Duration::from_secs(5),
+                    },
+                }),
+                _ => None,
+            };
+            out.push(Source::Docker {
+                endpoint,
+                logs,
+                ssh,
+                timeout,
+            });
+        }
+        d.finish(ctx);
+    }
+    if let Some(mut p) = n.table(ctx, "prometheus", &format!("{node_what} [prometheus]")) {
+        let url = p.string(ctx, "url", true);
+        if let Some(u) = &url {
+            url_without_password(ctx, &p.what, u);
+        }
+        let instance = p.string(ctx, "instance", false).map(|s| s.into_inner());
+        let gpu = p.boolean(ctx, "gpu").unwrap_or(false);
+        let mut queries = BTreeMap::new();
+        if let Some(mut q) = p.table(ctx, "queries", &format!("{node_what} [prometheus.queries]")) {
+            for key in q.keys() {
+                if let Some(v) = q.string(ctx, &key, false) {
+                    queries.insert(key, v.into_inner());
+                }
+            }
+            q.finish(ctx);
+        }
+        let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        if let Some(url) = url {
+            out.push(Source::Prometheus {
+                url: url.into_inner().trim_end_matches('/').to_string(),
+                instance,
+                gpu,
+                queries,
+                timeout,
+            });
+        }
+        p.finish(ctx);
+    }
+    for (table, span) in n.tables(ctx, "postgres") {
+        let mut p = Fields::new(table, span, format!("{node_what} [[postgres]]"));
+        let name = p.string(ctx, "name", true);
+        let host = p
+            .string(ctx, "host", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = p
+            .count(ctx, "port")
+            .and_then(|x| u16::try_from(x).ok())
+            .unwrap_or(5432);
+        let user = p
+            .string(ctx, "user", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "postgres".into());
+        let database = p
+            .string(ctx, "database", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "postgres".into());
+        let password = secret(&mut p, ctx, base);
+        let log = p.boolean(ctx, "log").unwrap_or(true);
+        let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        if let Some(name) = name {
+            out.push(Source::Postgres {
+                name: name.into_inner(),
+                host,
+                port,
+                user,
+                database,
+                password,
+                log,
+                timeout,
+            });
+        }
+        p.finish(ctx);
+    }
+    for (table, span) in n.tables(ctx, "redis") {
+        let mut r = Fields::new(table, span, format!("{node_what} [[redis]]"));
+        let name = r.string(ctx, "name", true);
+        let host = r
+            .string(ctx, "host", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = r
+            .count(ctx, "port")
+            .and_then(|x| u16::try_from(x).ok())
+            .unwrap_or(6379);
+        let password = secret(&mut r, ctx, base);
+        let mut watch = Vec::new();
+        for (wt, wspan) in r.tables(ctx, "watch") {
+            let mut w = Fields::new(wt, wspan, format!("{node_what} [[redis.watch]]"));
+            let db = w.count(ctx, "db").unwrap_or(0) as u32;
+            let key = w.string(ctx, "key", true);
+            let fields = w
+                .strings(ctx, "fields")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.into_inner())
+                .collect();
+            if let Some(key) = key {
+                watch.push(WatchKey {
+                    db,
+                    key: key.into_inner(),
+                    fields,
+                });
+            }
+            w.finish(ctx);
+        }
+        let timeout = duration(&mut r, ctx, "timeout", default_timeout);
+        if let Some(name) = name {
+            out.push(Source::Redis {
+                name: name.into_inner(),
+                host,
+                port,
+                password,
+                watch,
+                timeout,
+            });
+        }
+        r.finish(ctx);
+    }
+    for (table, span) in n.tables(ctx, "rabbitmq") {
+        let mut r = Fields::new(table, span, format!("{node_what} [[rabbitmq]]"));
+        let name = r.string(ctx, "name", true);
+        let url = r.string(ctx, "url", true);
+        if let Some(u) = &url {
+            url_without_password(ctx, &r.what, u);
+        }
+        let user = r
+            .string(ctx, "user", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "guest".into());
+        let password = secret(&mut r, ctx, base);
+        let timeout = duration(&mut r, ctx, "timeout", default_timeout);
+        if let (Some(name), Some(url)) = (name, url) {
+            out.push(Source::RabbitMq {
+                name: name.into_inner(),
+                url: url.into_inner().trim_end_matches('/').to_string(),
+                user,
+                password,
+                timeout,
+            });
+        }
+        r.finish(ctx);
+    }
+    for (table, span) in n.tables(ctx, "http") {
+        let mut h = Fields::new(table, span, format!("{node_what} [[http]]"));
+        let name = h.string(ctx, "name", true);
+        let url = h.string(ctx, "url", true);
+        if let Some(u) = &url {
+            url_without_password(ctx, &h.what, u);
+        }
+        let timeout = duration(&mut h, ctx, "timeout", default_timeout);
+        if let (Some(name), Some(url)) = (name, url) {
+            out.push(Source::Http {
+                name: name.into_inner(),
+                url: url.into_inner(),
+                timeout,
+            });
+        }
+        h.finish(ctx);
+    }
+    out
 }
 
 /// A directory-safe name for a fleet: lower case, `-` for anything else.
@@ -137,10 +747,20 @@ pub fn local_timezone() -> Tz {
         .unwrap_or(chrono_tz::UTC)
 }
 
-/// The configuration used when there is no file: this machine, under its host name.
-pub fn local_default() -> Config {
+/// The configuration used when there is no file: this machine under its host name, host
+/// metrics from /proc, and the Docker engine at `docker` when there is one.
+pub fn local_default(docker: Option<PathBuf>) -> Config {
     let node = local_hostname();
     let slug = slug(&node);
+    let mut sources = vec![Source::Host];
+    if let Some(socket) = docker {
+        sources.push(Source::Docker {
+            endpoint: DockerEndpoint::Unix(socket),
+            logs: true,
+            ssh: None,
+            timeout: Duration::from_secs(30),
+        });
+    }
     Config {
         fleet: node.clone(),
         timezone: local_timezone(),
@@ -148,9 +768,16 @@ pub fn local_default() -> Config {
         output: PathBuf::from(format!("output/{slug}")),
         rules: None,
         window: "24h".into(),
-        node,
-        role: None,
-        docker: None,
+        concurrency: 8,
+        timeout: Duration::from_secs(10),
+        logs: LogSettings::default(),
+        redact: Vec::new(),
+        nodes: vec![NodeConfig {
+            name: node,
+            role: None,
+            address: None,
+            sources,
+        }],
     }
 }
 
@@ -160,16 +787,102 @@ mod tests {
 
     #[test]
     fn reports_every_mistake_with_lines() {
-        let err = parse(
-            Path::new("p.toml"),
-            "fleet = \"x\"\ntimezone = \"Mars/Base\"\nwindwo = \"2h\"\n",
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("p.toml:2:12"), "{text}");
+        let text = r#"fleet = "x"
+timezone = "Mars/Base"
+windwo = "2h"
+
+[[node]]
+name = "vk01"
+[node.docker]
+endpoint = "http://10.0.0.1:2375"
+[[node.postgres]]
+name = "db"
+password = "hunter2"
+[[node.rabbitmq]]
+name = "mq"
+url = "http://guest:guest@127.0.0.1:15672"
+"#;
+        let err = parse(Path::new("p.toml"), text).unwrap_err().to_string();
+        for needle in [
+            "p.toml:2:12",
+            "p.toml:3:1: patrol.toml: unknown key `windwo` (did you mean `window`?)",
+            "p.toml:8:12",
+            "p.toml:11:12",
+            "p.toml:14:7",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in:\n{err}");
+        }
         assert!(
-            text.contains("p.toml:3:1: patrol.toml: unknown key `windwo` (did you mean `window`?)"),
-            "{text}"
+            !err.contains("hunter2"),
+            "the error must not echo the secret"
+        );
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let text = r#"fleet = "VisionKing 03002"
+timezone = "America/Sao_Paulo"
+concurrency = 4
+timeout = "5s"
+redact = ["token=\\S+"]
+[logs]
+max_lines = 1000
+fields = { bar_uuid = "bar_uuid='([^']*)'" }
+
+[[node]]
+name = "vk01"
+role = "processing"
+[node.host]
+[node.docker]
+endpoint = "ssh://root@10.244.70.25"
+[node.ssh]
+target = "root@10.244.70.25"
+port = 2222
+commands = ["uptime", "compose"]
+[node.prometheus]
+url = "http://10.244.70.25:9090/"
+instance = "10.244.70.25:9100"
+gpu = true
+queries = { fps = "sum(rate(frames_total[5m]))" }
+[[node.postgres]]
+name = "database-server"
+port = 2345
+user = "patrol"
+password_env = "PATROL_PG_PASSWORD"
+[[node.redis]]
+name = "keydb"
+port = 4000
+watch = [{ db = 1, key = "DB_Speed", fields = ["Velocidade_Tratada"] }]
+[[node.http]]
+name = "visualizer"
+url = "http://10.244.70.25:8050/"
+"#;
+        let c = parse(Path::new("/etc/patrol/patrol.toml"), text).unwrap();
+        assert_eq!(
+            c.archive,
+            PathBuf::from("/etc/patrol/snapshots/visionking-03002")
+        );
+        assert_eq!(c.logs.fields[0].0, "bar_uuid");
+        let names: Vec<String> = c.nodes[0].sources.iter().map(Source::name).collect();
+        assert_eq!(
+            names,
+            [
+                "host",
+                "ssh",
+                "docker",
+                "prometheus",
+                "postgres:database-server",
+                "redis:keydb",
+                "http:visualizer"
+            ]
+        );
+        let Source::Docker { ssh: Some(ssh), .. } = &c.nodes[0].sources[2] else {
+            panic!()
+        };
+        assert_eq!(
+            ssh.port,
+            Some(2222),
+            "the docker ssh:// endpoint uses the node's ssh settings"
         );
     }
 

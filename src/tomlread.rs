@@ -119,6 +119,14 @@ impl<'t, 'i> Fields<'t, 'i> {
             .map(|(_, v)| v)
     }
 
+    /// Every key of the table, for tables whose keys are names chosen by the user.
+    pub fn keys(&self) -> Vec<String> {
+        self.table
+            .iter()
+            .map(|(k, _)| k.get_ref().to_string())
+            .collect()
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.table.iter().any(|(k, _)| k.get_ref().as_ref() == key)
     }

@@ -28,7 +28,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "simulate",
         &["error", "fsutil", "logtemplate", "model", "units"],
     ),
-    ("sources", &["model", "config"]),
+    (
+        "sources",
+        &["config", "error", "fsutil", "logtemplate", "model"],
+    ),
     ("config", &["error", "fsutil", "model", "tomlread", "units"]),
     ("cli", &[]),
     ("app", &["*"]),

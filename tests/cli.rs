@@ -253,7 +253,7 @@ fn run_with_a_config_archives_this_machine_and_reports() {
     let config = dir.path().join("patrol.toml");
     std::fs::write(
         &config,
-        "fleet = \"Local Test\"\ntimezone = \"UTC\"\nnode = \"here\"\n",
+        "fleet = \"Local Test\"\ntimezone = \"UTC\"\n[[node]]\nname = \"here\"\n[node.host]\n",
     )
     .unwrap();
     let out = patrol(

@@ -63,7 +63,7 @@ fn demo_report_shows_what_the_seed_showed() {
         "vk01 GPU 0 telemetry went null (temperature was 27°C",
         "vk01 GPU 0 telemetry blackout sustained",
         "Resolved: vk01 GPU 0 telemetry went null",
-        "It now reads 36°C",
+        "Now 36°C",
         // F13: vk03's database writable layer.
         "vk03 `database-server` writable layer is 5.78GB",
         // F54: the idle leak of the image saver with its computed rate.

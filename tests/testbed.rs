@@ -16,7 +16,7 @@ fn run_captures_the_real_docker_engine_without_secrets() {
     std::fs::write(
         &config,
         format!(
-            "fleet = \"Testbed\"\ntimezone = \"UTC\"\nnode = \"node-a\"\ndocker = \"unix://{}\"\n",
+            "fleet = \"Testbed\"\ntimezone = \"UTC\"\n[[node]]\nname = \"node-a\"\n[node.host]\n[node.docker]\nendpoint = \"unix://{}\"\n",
             socket()
         ),
     )
@@ -95,7 +95,7 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     std::fs::write(
         &config,
         format!(
-            "fleet = \"Gone\"\nnode = \"n\"\ndocker = \"unix://{}\"\n",
+            "fleet = \"Gone\"\n[[node]]\nname = \"n\"\n[node.host]\n[node.docker]\nendpoint = \"unix://{}\"\n",
             gone.display()
         ),
     )
@@ -156,4 +156,186 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out.sort();
     out
+}
+
+fn testbed(args: &[&str]) {
+    let script = std::env::var("PATROL_TEST_TESTBED").unwrap();
+    let status = std::process::Command::new(script)
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/testbed {args:?} failed");
+}
+
+fn show_json(dir: &std::path::Path, file: &std::path::Path) -> (String, serde_json::Value) {
+    let out = patrol(&["show", file.to_str().unwrap()], dir);
+    let json = text(&out.stdout);
+    let value = serde_json::from_str(&json).unwrap();
+    (json, value)
+}
+
+/// The only test that touches engine b: it stops and restarts it.
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn a_fleet_run_over_two_engines_reduces_logs_and_survives_an_engine_going_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = std::env::var("PATROL_TEST_HTTP").unwrap();
+    let b = std::env::var("PATROL_TEST_DOCKER_SOCKET_B").unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Two Engines"
+timezone = "UTC"
+concurrency = 4
+[logs]
+fields = {{ bar_uuid = "bar_uuid='([^']*)'" }}
+
+[[node]]
+name = "node-a"
+role = "processing"
+[node.docker]
+endpoint = "unix://{a}"
+[[node.http]]
+name = "healthz"
+url = "{http}/healthz"
+[[node.http]]
+name = "unhealthy"
+url = "{http}/cgi-bin/unhealthy"
+[[node.http]]
+name = "hangs"
+url = "{http}/cgi-bin/slow?30"
+timeout = "1s"
+
+[[node]]
+name = "node-b"
+role = "processing"
+[node.docker]
+endpoint = "unix://{b}"
+"#,
+            a = socket(),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let started = std::time::Instant::now();
+        let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        started.elapsed()
+    };
+    run();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let took = run();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "a hanging endpoint must not hold the run: {took:?}"
+    );
+
+    let snaps = snapshots(dir.path());
+    let a: Vec<_> = snaps
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/node-a/"))
+        .collect();
+    let b_snaps: Vec<_> = snaps
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/node-b/"))
+        .collect();
+    assert_eq!((a.len(), b_snaps.len()), (2, 2));
+    let (json, second) = show_json(dir.path(), a[1]);
+    let (_, first) = show_json(dir.path(), a[0]);
+    // Logs of the second capture start where the first capture started.
+    let logger = second["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["source"] == "container:pt-logger")
+        .unwrap()
+        .clone();
+    assert_eq!(logger["window_start"], first["captured_at"], "{logger}");
+    assert!(logger["lines_total"].as_u64().unwrap() >= 8, "{logger}");
+    let templates = logger["templates"].as_array().unwrap();
+    let find = |t: &str| {
+        templates
+            .iter()
+            .find(|x| x["template"] == t)
+            .unwrap_or_else(|| panic!("no template `{t}` in {templates:#?}"))
+            .clone()
+    };
+    let future = find("INFO cleanup cycle <n> finished");
+    assert_eq!(
+        future["last_ts_raw"], "2026-02-21 18:00:01",
+        "the raw future timestamp is kept"
+    );
+    assert_eq!(future["level"], "INFO");
+    let rejected = find("ERROR rejecting message <n>: bar_uuid='<*>' part_uuid='<*>'");
+    assert_eq!(rejected["level"], "ERROR");
+    assert!(rejected["fields"]["bar_uuid"]["empty"].as_u64().unwrap() >= 4);
+    let dsn = find("WARNING reconnecting to postgresql://app:***@db:<n>/fleet (attempt <n>)");
+    find("INFO login password=*** accepted");
+    let sample = dsn["samples"][0].as_str().unwrap();
+    assert!(
+        sample.contains("postgresql://app:***@db:5432/fleet"),
+        "{sample}"
+    );
+    for secret in [
+        "pt-dsn-secret-9",
+        "pt-kv-secret-4",
+        &std::env::var("PATROL_TEST_SECRET").unwrap(),
+    ] {
+        assert!(!json.contains(secret), "{secret} reached a snapshot");
+    }
+    // Endpoints: answered, answered badly, and one that hangs past its timeout.
+    let endpoint = |name: &str| {
+        second["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(endpoint("healthz")["status"], 200);
+    assert_eq!(endpoint("unhealthy")["status"], 503);
+    let hangs = endpoint("hangs");
+    assert_eq!(hangs["status"], 0);
+    assert!(
+        hangs["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1s"),
+        "{hangs}"
+    );
+
+    // Engine b goes down: the run completes, node-b's snapshot says why, the report names it.
+    testbed(&["stop-engine", "b"]);
+    let result = std::panic::catch_unwind(|| {
+        run();
+        let snaps = snapshots(dir.path());
+        let last_b = snaps
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/node-b/"))
+            .next_back()
+            .unwrap()
+            .clone();
+        let (_, b3) = show_json(dir.path(), &last_b);
+        let src = docker_source(&b3);
+        assert_eq!(src["ok"], false);
+        assert!(
+            src["error"].as_str().unwrap().contains(&b),
+            "the error names the endpoint: {src}"
+        );
+        let report =
+            std::fs::read_to_string(dir.path().join("output/two-engines/improvements.md")).unwrap();
+        assert!(
+            report.contains("node-b is unreachable: docker failed"),
+            "{report}"
+        );
+        for secret in ["pt-dsn-secret-9", "pt-kv-secret-4"] {
+            assert!(!report.contains(secret));
+        }
+    });
+    testbed(&["start-engine", "b"]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

@@ -135,7 +135,7 @@ pub fn build_section(
     for r in &outcome.resolved {
         let open_for = fmt_duration((r.resolved_at - r.first_seen).num_seconds() as f64);
         let now = match &r.now {
-            Some(n) => format!("It now reads {n}. "),
+            Some(n) => format!("Now {n}. "),
             None => String::new(),
         };
         items.push(Item {

@@ -11,12 +11,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::model::{Container, ContainerState, DockerInfo, Health, HealthCheck, Port};
+use crate::config::{DockerEndpoint, LogSettings, SshSettings};
+use crate::model::{Container, ContainerState, DockerInfo, Health, HealthCheck, LogStream, Port};
+use crate::sources::logs::Reducer;
+use crate::sources::ssh::Tunnel;
 
 /// Answers from one engine.
 pub struct Engine {
     pub info: DockerInfo,
     pub containers: Vec<Container>,
+    /// One stream per container, covering the requested window.
+    pub logs: Vec<LogStream>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +116,9 @@ struct HostConfig {
 /// Only what patrol keeps: no `Env`.
 #[derive(Deserialize)]
 struct InspectConfig {
+    /// With a TTY the log stream is raw; without, it is multiplexed in frames.
+    #[serde(rename = "Tty", default)]
+    tty: bool,
     #[serde(rename = "Cmd", default)]
     cmd: Option<Vec<String>>,
     #[serde(rename = "Entrypoint", default)]
@@ -222,45 +230,198 @@ fn health_of(text: Option<&str>) -> Health {
 
 struct Api {
     client: reqwest::Client,
+    base: String,
     endpoint: String,
 }
 
 impl Api {
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
-        let url = format!("http://docker{path}");
+    async fn response(&self, path: &str) -> Result<reqwest::Response, String> {
         let response = self
             .client
-            .get(&url)
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?;
-        if !status.is_success() {
-            let body = String::from_utf8_lossy(&bytes);
-            return Err(format!(
+        if status.is_success() {
+            Ok(response)
+        } else {
+            let body = response.text().await.unwrap_or_default();
+            Err(format!(
                 "{} GET {path}: HTTP {status}: {}",
                 self.endpoint,
                 body.trim()
-            ));
+            ))
         }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let bytes = self
+            .response(path)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| format!("{} GET {path}: unexpected answer: {e}", self.endpoint))
     }
+
+    /// Streams a container's log lines written in the window into a reducer: the body is read
+    /// chunk by chunk, so only `max_lines` lines are ever parsed, however many were written.
+    async fn logs(
+        &self,
+        id: &str,
+        tty: bool,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        reducer: &mut Reducer<'_>,
+    ) -> Result<(), String> {
+        let secs =
+            |t: DateTime<Utc>| format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos());
+        let path = format!(
+            "/containers/{id}/logs?stdout=1&stderr=1&timestamps=1&since={}&until={}",
+            secs(since),
+            secs(until)
+        );
+        let mut response = self.response(&path).await?;
+        let mut frames = FrameReader::new(tty);
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?
+        {
+            frames.feed(&chunk, |line| add_docker_line(reducer, line));
+        }
+        frames.finish(|line| add_docker_line(reducer, line));
+        Ok(())
+    }
 }
 
-/// Collects from the engine at `socket`, giving up after `timeout`.
-pub async fn collect(socket: &Path, timeout: Duration) -> Result<Engine, String> {
-    let endpoint = format!("unix://{}", socket.display());
-    let client = reqwest::Client::builder()
-        .unix_socket(socket)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| format!("{endpoint}: {e}"))?;
-    let api = Api { client, endpoint };
+/// A line as the engine sends it with `timestamps=1`: "2026-11-22T13:02:06.569759951Z message".
+fn add_docker_line(reducer: &mut Reducer<'_>, line: &str) {
+    let (at, text) = match line.split_once(' ') {
+        Some((stamp, rest)) => match DateTime::parse_from_rfc3339(stamp) {
+            Ok(t) => (Some(t.with_timezone(&Utc)), rest),
+            Err(_) => (None, line),
+        },
+        None => (None, line),
+    };
+    reducer.add(at, text.trim_end_matches('\r'));
+}
+
+/// Splits the engine's log stream into lines: without a TTY each payload comes in a frame with
+/// an 8-byte header (stream, 3 zero bytes, big-endian length).
+struct FrameReader {
+    tty: bool,
+    raw: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl FrameReader {
+    fn new(tty: bool) -> Self {
+        FrameReader {
+            tty,
+            raw: Vec::new(),
+            line: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(&str)) {
+        if self.tty {
+            self.text(bytes, &mut emit);
+            return;
+        }
+        self.raw.extend_from_slice(bytes);
+        let mut at = 0;
+        while self.raw.len() - at >= 8 {
+            let len = u32::from_be_bytes([
+                self.raw[at + 4],
+                self.raw[at + 5],
+                self.raw[at + 6],
+                self.raw[at + 7],
+            ]) as usize;
+            if self.raw.len() - at - 8 < len {
+                break;
+            }
+            let payload = self.raw[at + 8..at + 8 + len].to_vec();
+            self.text(&payload, &mut emit);
+            at += 8 + len;
+        }
+        self.raw.drain(..at);
+    }
+
+    fn text(&mut self, bytes: &[u8], emit: &mut impl FnMut(&str)) {
+        for &b in bytes {
+            if b == b'\n' {
+                emit(&String::from_utf8_lossy(&self.line));
+                self.line.clear();
+            } else if self.line.len() < 16 * 1024 {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        if !self.line.is_empty() {
+            emit(&String::from_utf8_lossy(&self.line));
+            self.line.clear();
+        }
+    }
+}
+
+/// Collects from one engine, giving up after `timeout`. `logs` is the window of log lines to
+/// read, when wanted.
+pub async fn collect(
+    endpoint: &DockerEndpoint,
+    ssh: Option<&SshSettings>,
+    logs: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    settings: &LogSettings,
+    timeout: Duration,
+) -> Result<Engine, String> {
+    let described = endpoint.describe();
+    let build = |b: reqwest::ClientBuilder| {
+        b.timeout(timeout)
+            .build()
+            .map_err(|e| format!("{described}: {e}"))
+    };
+    match endpoint {
+        DockerEndpoint::Unix(path) => {
+            let api = Api {
+                client: build(reqwest::Client::builder().unix_socket(path.as_path()))?,
+                base: "http://docker".into(),
+                endpoint: described.clone(),
+            };
+            collect_with(&api, logs, settings, timeout).await
+        }
+        DockerEndpoint::Tcp(host) => {
+            let api = Api {
+                client: build(reqwest::Client::builder())?,
+                base: format!("http://{host}"),
+                endpoint: described.clone(),
+            };
+            collect_with(&api, logs, settings, timeout).await
+        }
+        DockerEndpoint::Ssh { .. } => {
+            let ssh = ssh.ok_or_else(|| format!("{described}: no ssh settings"))?;
+            let tunnel = Tunnel::open(ssh, Path::new("/var/run/docker.sock")).await?;
+            let api = Api {
+                client: build(reqwest::Client::builder().unix_socket(tunnel.local.as_path()))?,
+                base: "http://docker".into(),
+                endpoint: described.clone(),
+            };
+            let result = collect_with(&api, logs, settings, timeout).await;
+            drop(tunnel);
+            result
+        }
+    }
+}
+
+async fn collect_with(
+    api: &Api,
+    logs: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    settings: &LogSettings,
+    timeout: Duration,
+) -> Result<Engine, String> {
     let work = async {
         let version: Version = api.get("/version").await?;
         let listed: Vec<Listed> = api.get("/containers/json?all=1&size=1").await?;
@@ -274,15 +435,36 @@ pub async fn collect(socket: &Path, timeout: Duration) -> Result<Engine, String>
             } else {
                 None
             };
-            (inspect, stats)
+            let stream = match (&inspect, logs) {
+                (Ok(i), Some((since, until))) if c.state != "created" => {
+                    let mut reducer = Reducer::new(settings);
+                    let tty = i.config.as_ref().is_some_and(|c| c.tty);
+                    let name = c
+                        .names
+                        .first()
+                        .map(|n| n.trim_start_matches('/'))
+                        .unwrap_or(&c.id);
+                    match api.logs(&c.id, tty, since, until, &mut reducer).await {
+                        Ok(()) => Some(reducer.finish(&format!("container:{name}"), since, until)),
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            (inspect, stats, stream)
         });
         let details = futures_join_all(details).await;
         let mut containers = Vec::with_capacity(listed.len());
-        for (c, (inspect, stats)) in listed.into_iter().zip(details) {
-            let inspect = inspect?;
-            containers.push(container(c, inspect, stats));
+        let mut streams = Vec::new();
+        for (c, (inspect, stats, stream)) in listed.into_iter().zip(details) {
+            containers.push(container(c, inspect?, stats));
+            streams.extend(stream);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
+        streams.sort_by(|a, b| a.source.cmp(&b.source));
         Ok::<_, String>(Engine {
             info: DockerInfo {
                 engine_version: version.version,
@@ -290,6 +472,7 @@ pub async fn collect(socket: &Path, timeout: Duration) -> Result<Engine, String>
                 compose_version: None,
             },
             containers,
+            logs: streams,
         })
     };
     tokio::time::timeout(timeout, work)
@@ -452,6 +635,31 @@ mod tests {
         assert_eq!(c.mem_limit_bytes, Some(536870912));
         assert_eq!(c.restart_policy.as_deref(), Some("unless-stopped"));
         assert_eq!(c.size_rw_bytes, Some(0), "SizeRw is left out when it is 0");
+    }
+
+    #[test]
+    fn frames_are_split_into_lines_across_chunks() {
+        let frame = |text: &str| {
+            let mut f = vec![1u8, 0, 0, 0];
+            f.extend((text.len() as u32).to_be_bytes());
+            f.extend(text.as_bytes());
+            f
+        };
+        let mut bytes = frame("2026-11-22T13:02:06.5Z first\n2026-11-22T13:02:07Z sec");
+        bytes.extend(frame("ond\n"));
+        let mut reader = FrameReader::new(false);
+        let mut lines = Vec::new();
+        for chunk in bytes.chunks(5) {
+            reader.feed(chunk, |l| lines.push(l.to_string()));
+        }
+        reader.finish(|l| lines.push(l.to_string()));
+        assert_eq!(
+            lines,
+            [
+                "2026-11-22T13:02:06.5Z first",
+                "2026-11-22T13:02:07Z second"
+            ]
+        );
     }
 
     #[test]

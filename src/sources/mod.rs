@@ -1,24 +1,289 @@
-//! Collectors: one module per source. Each returns its part of a snapshot or an error naming the
-//! endpoint; a failing source is recorded in the snapshot and the capture goes on.
+//! Collectors: one module per source, run concurrently across nodes and sources with a timeout
+//! per source and a bound on how many run at once. A source that fails or times out is recorded
+//! in the node's snapshot (which source, the error, how long it took) and the capture goes on;
+//! a node whose every source failed is captured as dark.
 
 pub mod docker;
+pub mod http;
 pub mod local;
+pub mod logs;
+pub mod redact;
+pub mod ssh;
 
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::model::{Snapshot, SourceStatus};
+use crate::config::{Config, LogSettings, Source};
+use crate::model::{DockerInfo, Endpoint, Host, Snapshot, SourceStatus};
 
-/// How long one Docker engine may take to answer everything.
-const DOCKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// What the collectors remember between runs, kept beside the archive.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct CollectState {
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeState>,
+}
 
-/// The engine socket to use: the configured one, else `$DOCKER_HOST` (unix:// only), else the
-/// standard socket when it exists.
-pub fn docker_socket(configured: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
-    if let Some(p) = configured {
-        return Some(p.to_path_buf());
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Start of the previous capture: logs are read from here.
+    #[serde(default)]
+    pub last_capture: Option<DateTime<Utc>>,
+    /// PostgreSQL server log position per source: (file, byte offset).
+    #[serde(default)]
+    pub pg_log: BTreeMap<String, (String, u64)>,
+}
+
+impl CollectState {
+    pub fn path(archive_root: &Path) -> std::path::PathBuf {
+        archive_root.join(".state").join("collector.json")
     }
+
+    /// A missing or unreadable state file starts afresh (logs then read the first window).
+    pub fn load(archive_root: &Path) -> CollectState {
+        std::fs::read(Self::path(archive_root))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, archive_root: &Path) -> crate::error::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| {
+            crate::error::Error::Usage(format!("cannot write collector state: {e}"))
+        })?;
+        crate::fsutil::write_atomic(&Self::path(archive_root), &json)
+    }
+}
+
+/// One source's answer, merged into its node's snapshot.
+enum Part {
+    Host(Host),
+    Docker(docker::Engine),
+    Endpoint(Endpoint),
+}
+
+struct Outcome {
+    node: usize,
+    source: String,
+    result: Result<Part, String>,
+    elapsed: Duration,
+}
+
+/// Everything a source task needs, owned (tasks outlive the borrow of the config).
+#[derive(Clone)]
+struct TaskContext {
+    logs: LogSettings,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    http: reqwest::Client,
+}
+
+async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String> {
+    match source {
+        Source::Host => tokio::task::spawn_blocking(|| local::host(Path::new("/proc")))
+            .await
+            .map_err(|e| format!("host collector stopped: {e}"))?
+            .map(Part::Host),
+        Source::Docker {
+            endpoint,
+            logs,
+            ssh,
+            timeout,
+        } => {
+            let window = logs.then_some((ctx.since, ctx.until));
+            docker::collect(&endpoint, ssh.as_ref(), window, &ctx.logs, timeout)
+                .await
+                .map(Part::Docker)
+        }
+        Source::Http { name, url, timeout } => Ok(Part::Endpoint(
+            http::probe(&ctx.http, &name, &url, timeout).await,
+        )),
+        other => Err(format!(
+            "the {} collector is not available in this build",
+            other.name()
+        )),
+    }
+}
+
+/// Reports progress per node (on a terminal) or nothing (under cron).
+pub type Progress<'a> = &'a (dyn Fn(&Snapshot) + Sync);
+
+/// Captures every node of the fleet at once. Returns one snapshot per node, in config order,
+/// and the state to keep for the next run.
+pub fn capture_fleet(
+    config: &Config,
+    state: &CollectState,
+    progress: Progress,
+) -> (Vec<Snapshot>, CollectState) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            // Without a runtime nothing can be asked: every node is recorded as dark.
+            let now = Utc::now();
+            let snaps = config
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut s = Snapshot::new(&config.fleet, &n.name, now);
+                    for src in &n.sources {
+                        s.sources.push(SourceStatus::failed(
+                            &src.name(),
+                            format!("cannot start the I/O runtime: {e}"),
+                            0,
+                        ));
+                    }
+                    s
+                })
+                .collect();
+            return (snaps, state.clone());
+        }
+    };
+    runtime.block_on(capture_fleet_async(config, state, progress))
+}
+
+async fn capture_fleet_async(
+    config: &Config,
+    state: &CollectState,
+    progress: Progress<'_>,
+) -> (Vec<Snapshot>, CollectState) {
+    let started = Instant::now();
+    let now = Utc::now();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, node) in config.nodes.iter().enumerate() {
+        let first_window = chrono::Duration::from_std(config.logs.first_window).unwrap_or_default();
+        let since = state
+            .nodes
+            .get(&node.name)
+            .and_then(|s| s.last_capture)
+            .filter(|t| *t < now)
+            .unwrap_or(now - first_window);
+        for source in &node.sources {
+            let ctx = TaskContext {
+                logs: config.logs.clone(),
+                since,
+                until: now,
+                http: http.clone(),
+            };
+            let source = source.clone();
+            let limit = source.timeout(config.timeout);
+            let semaphore = semaphore.clone();
+            tasks.spawn(async move {
+                let name = source.name();
+                let _permit = semaphore.acquire_owned().await;
+                let t = Instant::now();
+                // A little grace, so a collector's own timeout (which says more) fires first.
+                let outer = limit + Duration::from_millis(500);
+                let result = match tokio::time::timeout(outer, collect_source(source, ctx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!("no answer within {limit:?}")),
+                };
+                Outcome {
+                    node: index,
+                    source: name,
+                    result,
+                    elapsed: t.elapsed(),
+                }
+            });
+        }
+    }
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(o) => outcomes.push(o),
+            Err(e) => tracing::error!("a collector task failed: {e}"),
+        }
+    }
+    // Merge in config order, whatever order the answers came in.
+    outcomes.sort_by_key(|o| {
+        let order = config.nodes[o.node]
+            .sources
+            .iter()
+            .position(|s| s.name() == o.source);
+        (o.node, order)
+    });
+    let mut snaps: Vec<Snapshot> = config
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut s = Snapshot::new(&config.fleet, &n.name, now);
+            s.role = n.role.clone();
+            s
+        })
+        .collect();
+    for o in outcomes {
+        let snap = &mut snaps[o.node];
+        let ms = o.elapsed.as_millis() as u64;
+        match o.result {
+            Ok(part) => {
+                snap.sources.push(SourceStatus::ok(&o.source, ms));
+                merge(snap, part);
+            }
+            Err(e) => snap.sources.push(SourceStatus::failed(&o.source, e, ms)),
+        }
+    }
+    let secrets = resolved_secrets(config);
+    let redactor = redact::Redactor::new(&config.redact, secrets);
+    let mut next = state.clone();
+    for snap in &mut snaps {
+        snap.collect_duration_ms = started.elapsed().as_millis() as u64;
+        redactor.snapshot(snap);
+        next.nodes
+            .entry(snap.node.clone())
+            .or_default()
+            .last_capture = Some(now);
+        progress(snap);
+    }
+    (snaps, next)
+}
+
+fn merge(snap: &mut Snapshot, part: Part) {
+    match part {
+        Part::Host(h) => snap.host = Some(h),
+        Part::Docker(engine) => {
+            let compose = snap.docker.as_ref().and_then(|d| d.compose_version.clone());
+            snap.docker = Some(DockerInfo {
+                compose_version: compose.or(engine.info.compose_version),
+                ..engine.info
+            });
+            snap.containers = Some(engine.containers);
+            snap.logs.extend(engine.logs);
+        }
+        Part::Endpoint(e) => snap.endpoints.push(e),
+    }
+}
+
+/// The passwords patrol itself uses, so their values are masked wherever they might appear.
+fn resolved_secrets(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for node in &config.nodes {
+        for source in &node.sources {
+            let secret = match source {
+                Source::Postgres { password, .. }
+                | Source::Redis { password, .. }
+                | Source::RabbitMq { password, .. } => password.as_ref(),
+                _ => None,
+            };
+            if let Some(Ok(value)) = secret.map(|s| s.resolve()) {
+                out.push(value);
+            }
+        }
+    }
+    out
+}
+
+/// The engine socket to use when there is no config: `$DOCKER_HOST` (unix:// only), else the
+/// standard socket when it exists.
+pub fn default_docker_socket() -> Option<std::path::PathBuf> {
     if let Ok(host) = std::env::var("DOCKER_HOST")
         && let Some(path) = host.strip_prefix("unix://")
     {
@@ -28,47 +293,22 @@ pub fn docker_socket(configured: Option<&std::path::Path>) -> Option<std::path::
     default.exists().then_some(default)
 }
 
-/// Captures this machine: host metrics from /proc, and containers from the Docker engine at
-/// `docker` when there is one.
-pub fn capture_local(
-    fleet: &str,
-    node: &str,
-    role: Option<&str>,
-    docker: Option<&std::path::Path>,
-) -> Snapshot {
-    let started = Instant::now();
-    let mut snap = Snapshot::new(fleet, node, Utc::now());
-    snap.role = role.map(str::to_string);
-    let t = Instant::now();
-    match local::host(std::path::Path::new("/proc")) {
-        Ok(host) => {
-            snap.host = Some(host);
-            snap.sources
-                .push(SourceStatus::ok("host", t.elapsed().as_millis() as u64));
-        }
-        Err(e) => snap.sources.push(SourceStatus::failed(
-            "host",
-            e,
-            t.elapsed().as_millis() as u64,
-        )),
+/// A one-line account of a node's capture, for a terminal.
+pub fn describe(snap: &Snapshot) -> String {
+    let ok = snap.sources.iter().filter(|s| s.ok).count();
+    let mut line = format!(
+        "{}: {}/{} sources answered in {:.1} s",
+        snap.node,
+        ok,
+        snap.sources.len(),
+        snap.collect_duration_ms as f64 / 1000.0
+    );
+    for s in snap.sources.iter().filter(|s| !s.ok) {
+        line.push_str(&format!(
+            "; {} failed: {}",
+            s.name,
+            s.error.as_deref().unwrap_or("?")
+        ));
     }
-    if let Some(socket) = docker {
-        let t = Instant::now();
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the I/O runtime: {e}"))
-            .and_then(|rt| rt.block_on(docker::collect(socket, DOCKER_TIMEOUT)));
-        let ms = t.elapsed().as_millis() as u64;
-        match result {
-            Ok(engine) => {
-                snap.docker = Some(engine.info);
-                snap.containers = Some(engine.containers);
-                snap.sources.push(SourceStatus::ok("docker", ms));
-            }
-            Err(e) => snap.sources.push(SourceStatus::failed("docker", e, ms)),
-        }
-    }
-    snap.collect_duration_ms = started.elapsed().as_millis() as u64;
-    snap
+    line
 }

@@ -8,6 +8,7 @@ pub mod growth_rate;
 pub mod null_transition;
 pub mod reboot;
 pub mod threshold;
+pub mod unreachable;
 
 use std::collections::BTreeMap;
 
@@ -52,6 +53,7 @@ pub const KINDS: &[KindSpec] = &[
     drift::SPEC,
     reboot::SPEC,
     null_transition::SPEC,
+    unreachable::SPEC,
 ];
 
 pub fn spec(name: &str) -> Option<&'static KindSpec> {
@@ -67,6 +69,7 @@ pub enum Kind {
     Drift(drift::Params),
     Reboot(reboot::Params),
     NullTransition(null_transition::Params),
+    Unreachable(unreachable::Params),
 }
 
 impl Kind {
@@ -78,6 +81,7 @@ impl Kind {
             Kind::Drift(p) => drift::evaluate(p, rule, ctx, out),
             Kind::Reboot(p) => reboot::evaluate(p, rule, ctx, out),
             Kind::NullTransition(p) => null_transition::evaluate(p, rule, ctx, out),
+            Kind::Unreachable(p) => unreachable::evaluate(p, rule, ctx, out),
         }
     }
 }

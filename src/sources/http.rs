@@ -1,0 +1,36 @@
+//! HTTP endpoints: the status code (0 when nothing answered) and how long the answer took.
+
+use std::time::{Duration, Instant};
+
+use crate::model::Endpoint;
+
+pub async fn probe(client: &reqwest::Client, name: &str, url: &str, timeout: Duration) -> Endpoint {
+    let started = Instant::now();
+    let result = client.get(url).timeout(timeout).send().await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(response) => Endpoint {
+            name: name.to_string(),
+            url: url.to_string(),
+            status: response.status().as_u16(),
+            latency_ms: Some((latency_ms * 10.0).round() / 10.0),
+            error: None,
+        },
+        Err(e) => {
+            let reason = if e.is_timeout() {
+                format!("no answer within {timeout:?}")
+            } else if e.is_connect() {
+                "connection failed".to_string()
+            } else {
+                e.to_string()
+            };
+            Endpoint {
+                name: name.to_string(),
+                url: url.to_string(),
+                status: 0,
+                latency_ms: None,
+                error: Some(format!("{url}: {reason}")),
+            }
+        }
+    }
+}
