@@ -313,8 +313,7 @@ endpoint = "unix://{b}"
         let snaps = snapshots(dir.path());
         let last_b = snaps
             .iter()
-            .filter(|p| p.to_string_lossy().contains("/node-b/"))
-            .next_back()
+            .rfind(|p| p.to_string_lossy().contains("/node-b/"))
             .unwrap()
             .clone();
         let (_, b3) = show_json(dir.path(), &last_b);
