@@ -338,3 +338,125 @@ endpoint = "unix://{b}"
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn postgres_numbers_settings_and_the_server_log_from_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::env::var("PATROL_TEST_PG_PORT").unwrap();
+    let password_file = std::env::var("PATROL_TEST_PG_PASSWORD_FILE").unwrap();
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Pg"
+[[node]]
+name = "db-node"
+[[node.postgres]]
+name = "database-server"
+port = {port}
+user = "patrol"
+database = "fleet"
+password_file = "{password_file}"
+[[node.postgres]]
+name = "wrong-password"
+port = {port}
+user = "patrol"
+database = "fleet"
+password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
+"#
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("PATROL_TEST_WRONG_PG_PASSWORD", "not-the-password")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(!text(&out.stdout).contains(&password) && !text(&out.stderr).contains(&password));
+    };
+    run();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    run();
+    let snaps = snapshots(dir.path());
+    assert_eq!(snaps.len(), 2);
+    let (json, snap) = show_json(dir.path(), &snaps[1]);
+    assert!(
+        !json.contains(&password),
+        "the password reached the snapshot"
+    );
+    let pg = snap["postgres"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "database-server")
+        .unwrap()
+        .clone();
+    assert!(pg["version"].as_str().unwrap().starts_with("15"), "{pg}");
+    assert!(pg["active_connections"].is_u64());
+    let fleet = pg["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "fleet")
+        .unwrap()
+        .clone();
+    assert!(fleet["size_bytes"].as_u64().unwrap() > 1_000_000);
+    assert_eq!(pg["settings"]["shared_buffers"], "128MB");
+    assert!(pg["rows_inserted_total"].is_u64());
+    let wrong = snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "postgres:wrong-password")
+        .unwrap()
+        .clone();
+    assert_eq!(wrong["ok"], false);
+    let error = wrong["error"].as_str().unwrap();
+    assert!(
+        error.contains("password authentication failed") && error.contains("127.0.0.1"),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password"));
+    // The server log: the prober's FATAL, a few new lines since the first run (every 2 s).
+    let log = snap["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["source"] == "postgres:database-server")
+        .unwrap()
+        .clone();
+    let fatal = log["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["template"]
+                .as_str()
+                .unwrap()
+                .contains(r#"FATAL:  database "<*>" does not exist"#)
+        })
+        .unwrap_or_else(|| panic!("{log:#}"))
+        .clone();
+    assert_eq!(fatal["level"], "FATAL");
+    let count = fatal["count"].as_u64().unwrap();
+    assert!(
+        (1..=6).contains(&count),
+        "only the lines since the previous capture: {count}"
+    );
+    assert!(fatal["pids"].as_array().unwrap().len() as u64 >= count.min(2));
+    let state =
+        std::fs::read_to_string(dir.path().join("snapshots/pg/.state/collector.json")).unwrap();
+    assert!(
+        state.contains("postgresql-"),
+        "the log position is kept: {state}"
+    );
+    assert!(!state.contains(&password));
+}

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod http;
 pub mod local;
 pub mod logs;
+pub mod postgres;
 pub mod redact;
 pub mod ssh;
 
@@ -64,6 +65,7 @@ enum Part {
     Host(Host),
     Docker(docker::Engine),
     Endpoint(Endpoint),
+    Postgres(postgres::Answer),
 }
 
 struct Outcome {
@@ -76,6 +78,8 @@ struct Outcome {
 /// Everything a source task needs, owned (tasks outlive the borrow of the config).
 #[derive(Clone)]
 struct TaskContext {
+    /// What the previous run left for this node.
+    node: NodeState,
     logs: LogSettings,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -102,6 +106,44 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
         Source::Http { name, url, timeout } => Ok(Part::Endpoint(
             http::probe(&ctx.http, &name, &url, timeout).await,
         )),
+        Source::Postgres {
+            name,
+            host,
+            port,
+            user,
+            database,
+            password,
+            log,
+            timeout,
+        } => {
+            let password = match &password {
+                Some(secret) => Some(
+                    secret
+                        .resolve()
+                        .map_err(|e| format!("postgres:{name}: password: {e}"))?,
+                ),
+                None => None,
+            };
+            let target = postgres::Target {
+                name: &name,
+                host: &host,
+                port,
+                user: &user,
+                database: &database,
+                password,
+                log,
+            };
+            let previous = ctx.node.pg_log.get(&name);
+            postgres::collect(
+                &target,
+                previous,
+                (ctx.since, ctx.until),
+                &ctx.logs,
+                timeout,
+            )
+            .await
+            .map(Part::Postgres)
+        }
         other => Err(format!(
             "the {} collector is not available in this build",
             other.name()
@@ -169,6 +211,7 @@ async fn capture_fleet_async(
             .unwrap_or(now - first_window);
         for source in &node.sources {
             let ctx = TaskContext {
+                node: state.nodes.get(&node.name).cloned().unwrap_or_default(),
                 logs: config.logs.clone(),
                 since,
                 until: now,
@@ -211,6 +254,7 @@ async fn capture_fleet_async(
             .position(|s| s.name() == o.source);
         (o.node, order)
     });
+    let mut next = state.clone();
     let mut snaps: Vec<Snapshot> = config
         .nodes
         .iter()
@@ -226,6 +270,13 @@ async fn capture_fleet_async(
         match o.result {
             Ok(part) => {
                 snap.sources.push(SourceStatus::ok(&o.source, ms));
+                if let Part::Postgres(answer) = &part
+                    && let (Some(position), Some(name)) =
+                        (&answer.position, o.source.strip_prefix("postgres:"))
+                {
+                    let node_state = next.nodes.entry(snap.node.clone()).or_default();
+                    node_state.pg_log.insert(name.to_string(), position.clone());
+                }
                 merge(snap, part);
             }
             Err(e) => snap.sources.push(SourceStatus::failed(&o.source, e, ms)),
@@ -233,7 +284,6 @@ async fn capture_fleet_async(
     }
     let secrets = resolved_secrets(config);
     let redactor = redact::Redactor::new(&config.redact, secrets);
-    let mut next = state.clone();
     for snap in &mut snaps {
         snap.collect_duration_ms = started.elapsed().as_millis() as u64;
         redactor.snapshot(snap);
@@ -259,6 +309,10 @@ fn merge(snap: &mut Snapshot, part: Part) {
             snap.logs.extend(engine.logs);
         }
         Part::Endpoint(e) => snap.endpoints.push(e),
+        Part::Postgres(answer) => {
+            snap.postgres.push(answer.postgres);
+            snap.logs.extend(answer.log);
+        }
     }
 }
 
