@@ -460,3 +460,85 @@ password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
     );
     assert!(!state.contains(&password));
 }
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn redis_keys_memory_and_watched_hash_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::env::var("PATROL_TEST_REDIS_PORT").unwrap();
+    let password_file = std::env::var("PATROL_TEST_REDIS_PASSWORD_FILE").unwrap();
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Cache"
+[[node]]
+name = "cache-node"
+[[node.redis]]
+name = "keydb"
+port = {port}
+password_file = "{password_file}"
+watch = [
+  {{ db = 1, key = "DB_Speed", fields = ["Velocidade", "Velocidade_Tratada"] }},
+  {{ db = 3, key = "settings" }},
+]
+[[node.redis]]
+name = "no-password"
+port = {port}
+"#
+        ),
+    )
+    .unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snaps = snapshots(dir.path());
+    let (json, snap) = show_json(dir.path(), &snaps[0]);
+    assert!(!json.contains(&password));
+    let r = snap["redis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "keydb")
+        .unwrap()
+        .clone();
+    assert!(r["used_memory_bytes"].as_u64().unwrap() > 100_000);
+    let keys = |db: u64| {
+        r["dbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["index"] == db)
+            .map(|d| d["keys"].clone())
+    };
+    assert_eq!(keys(0), Some(serde_json::json!(3)));
+    assert_eq!(keys(1), Some(serde_json::json!(1)));
+    assert_eq!(
+        keys(3),
+        Some(serde_json::json!(0)),
+        "a watched empty database shows 0 keys"
+    );
+    let speed = &r["watched"][0];
+    assert_eq!(speed["exists"], true);
+    assert_eq!(speed["kind"], "hash");
+    assert_eq!(
+        speed["fields_missing"],
+        serde_json::json!(["Velocidade_Tratada"])
+    );
+    assert_eq!(r["watched"][1]["exists"], false);
+    let denied = snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "redis:no-password")
+        .unwrap()
+        .clone();
+    assert_eq!(denied["ok"], false);
+    assert!(
+        denied["error"].as_str().unwrap().contains("NOAUTH"),
+        "{denied}"
+    );
+}

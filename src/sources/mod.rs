@@ -9,6 +9,7 @@ pub mod local;
 pub mod logs;
 pub mod postgres;
 pub mod redact;
+pub mod redis;
 pub mod ssh;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,7 @@ enum Part {
     Docker(docker::Engine),
     Endpoint(Endpoint),
     Postgres(postgres::Answer),
+    Redis(crate::model::Redis),
 }
 
 struct Outcome {
@@ -143,6 +145,26 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             )
             .await
             .map(Part::Postgres)
+        }
+        Source::Redis {
+            name,
+            host,
+            port,
+            password,
+            watch,
+            timeout,
+        } => {
+            let password = match &password {
+                Some(secret) => Some(
+                    secret
+                        .resolve()
+                        .map_err(|e| format!("redis:{name}: password: {e}"))?,
+                ),
+                None => None,
+            };
+            redis::collect(&name, &host, port, password, &watch, timeout)
+                .await
+                .map(Part::Redis)
         }
         other => Err(format!(
             "the {} collector is not available in this build",
@@ -313,6 +335,7 @@ fn merge(snap: &mut Snapshot, part: Part) {
             snap.postgres.push(answer.postgres);
             snap.logs.extend(answer.log);
         }
+        Part::Redis(r) => snap.redis.push(r),
     }
 }
 
