@@ -155,6 +155,8 @@ pub enum Source {
         endpoint: DockerEndpoint,
         logs: bool,
         ssh: Option<SshSettings>,
+        /// The engine's socket on the node, for ssh:// endpoints.
+        remote_socket: PathBuf,
         timeout: Duration,
     },
     Prometheus {
@@ -523,6 +525,10 @@ fn node_sources(
             }
         });
         let logs = d.boolean(ctx, "logs").unwrap_or(true);
+        let remote_socket = d
+            .string(ctx, "remote_socket", false)
+            .map(|s| PathBuf::from(s.into_inner()))
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
         let timeout = duration(
             &mut d,
             ctx,
@@ -552,6 +558,7 @@ fn node_sources(
                 endpoint,
                 logs,
                 ssh,
+                remote_socket,
                 timeout,
             });
         }
@@ -758,6 +765,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
             endpoint: DockerEndpoint::Unix(socket),
             logs: true,
             ssh: None,
+            remote_socket: PathBuf::from("/var/run/docker.sock"),
             timeout: Duration::from_secs(30),
         });
     }

@@ -542,3 +542,106 @@ port = {port}
         "{denied}"
     );
 }
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn ssh_probe_commands_and_docker_over_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::env::var("PATROL_TEST_SSH_PORT").unwrap();
+    let keys = std::env::var("PATROL_TEST_SSH_DIR").unwrap();
+    let empty_known_hosts = dir.path().join("empty_known_hosts");
+    std::fs::write(&empty_known_hosts, "").unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Ssh"
+[[node]]
+name = "remote"
+[node.ssh]
+target = "root@127.0.0.1"
+port = {port}
+identity = "{keys}/id_ed25519"
+known_hosts = "{keys}/known_hosts"
+[node.docker]
+endpoint = "ssh://root@127.0.0.1:{port}"
+remote_socket = "{socket}"
+logs = false
+
+[[node]]
+name = "unknown-host-key"
+[node.ssh]
+target = "root@127.0.0.1"
+port = {port}
+identity = "{keys}/id_ed25519"
+known_hosts = "{unknown}"
+commands = ["uptime"]
+"#,
+            socket = socket(),
+            unknown = empty_known_hosts.display(),
+        ),
+    )
+    .unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snaps = snapshots(dir.path());
+    let remote = snaps
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/remote/"))
+        .unwrap();
+    let (_, snap) = show_json(dir.path(), remote);
+    let source = |name: &str| {
+        snap["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no source {name}: {snap}"))
+            .clone()
+    };
+    assert_eq!(source("ssh")["ok"], true, "{}", source("ssh"));
+    assert!(snap["host"]["uptime_s"].as_u64().unwrap() > 0);
+    let offset = snap["host"]["clock_offset_ms"].as_f64().unwrap();
+    assert!(offset.abs() < 2000.0, "same machine, same clock: {offset}");
+    // The tools this machine lacks fail one by one, each with its reason.
+    assert_eq!(source("ssh:compose")["ok"], false);
+    assert_eq!(source("ssh:nvidia-smi")["ok"], false);
+    assert!(
+        source("ssh:nvidia-smi")["error"]
+            .as_str()
+            .unwrap()
+            .contains("127"),
+        "{}",
+        source("ssh:nvidia-smi")
+    );
+    // Docker through the forwarded socket.
+    assert_eq!(source("docker")["ok"], true, "{}", source("docker"));
+    assert!(
+        snap["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "pt-healthy")
+    );
+    // Strict host key checking: an unknown key is refused, not accepted.
+    let other = snaps
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/unknown-host-key/"))
+        .unwrap();
+    let (_, snap) = show_json(dir.path(), other);
+    let ssh = snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ssh")
+        .unwrap()
+        .clone();
+    assert_eq!(ssh["ok"], false);
+    assert!(
+        ssh["error"]
+            .as_str()
+            .unwrap()
+            .contains("Host key verification failed"),
+        "{ssh}"
+    );
+}

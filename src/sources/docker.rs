@@ -373,7 +373,7 @@ impl FrameReader {
 /// read, when wanted.
 pub async fn collect(
     endpoint: &DockerEndpoint,
-    ssh: Option<&SshSettings>,
+    ssh: Option<(&SshSettings, &Path)>,
     logs: Option<(DateTime<Utc>, DateTime<Utc>)>,
     settings: &LogSettings,
     timeout: Duration,
@@ -402,8 +402,8 @@ pub async fn collect(
             collect_with(&api, logs, settings, timeout).await
         }
         DockerEndpoint::Ssh { .. } => {
-            let ssh = ssh.ok_or_else(|| format!("{described}: no ssh settings"))?;
-            let tunnel = Tunnel::open(ssh, Path::new("/var/run/docker.sock")).await?;
+            let (ssh, remote) = ssh.ok_or_else(|| format!("{described}: no ssh settings"))?;
+            let tunnel = Tunnel::open(ssh, remote).await?;
             let api = Api {
                 client: build(reqwest::Client::builder().unix_socket(tunnel.local.as_path()))?,
                 base: "http://docker".into(),

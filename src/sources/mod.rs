@@ -68,6 +68,7 @@ enum Part {
     Endpoint(Endpoint),
     Postgres(postgres::Answer),
     Redis(crate::model::Redis),
+    Ssh(ssh::Probe),
 }
 
 struct Outcome {
@@ -98,10 +99,12 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             endpoint,
             logs,
             ssh,
+            remote_socket,
             timeout,
         } => {
             let window = logs.then_some((ctx.since, ctx.until));
-            docker::collect(&endpoint, ssh.as_ref(), window, &ctx.logs, timeout)
+            let tunnel = ssh.as_ref().map(|s| (s, remote_socket.as_path()));
+            docker::collect(&endpoint, tunnel, window, &ctx.logs, timeout)
                 .await
                 .map(Part::Docker)
         }
@@ -166,6 +169,9 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
                 .await
                 .map(Part::Redis)
         }
+        Source::Ssh {
+            settings, commands, ..
+        } => ssh::probe(&settings, &commands).await.map(Part::Ssh),
         other => Err(format!(
             "the {} collector is not available in this build",
             other.name()
@@ -336,7 +342,42 @@ fn merge(snap: &mut Snapshot, part: Part) {
             snap.logs.extend(answer.log);
         }
         Part::Redis(r) => snap.redis.push(r),
+        Part::Ssh(p) => {
+            let host = snap.host.get_or_insert_with(Host::default);
+            host.uptime_s = host.uptime_s.or(p.uptime_s);
+            if host.boot_time.is_none() {
+                host.boot_time = p
+                    .uptime_s
+                    .map(|u| snap.captured_at - chrono::Duration::seconds(u as i64));
+            }
+            host.clock_offset_ms = p.clock_offset_ms;
+            // Each probe command is a source of its own: one missing tool fails only itself.
+            if let Some(r) = p.compose_version {
+                let compose = r.map(|v| {
+                    snap.docker
+                        .get_or_insert_with(DockerInfo::default)
+                        .compose_version = Some(v);
+                });
+                record(snap, "ssh:compose", compose);
+            }
+            if let Some(r) = p.gpus {
+                let gpus = r.map(|g| snap.gpus = Some(g));
+                record(snap, "ssh:nvidia-smi", gpus);
+            }
+            if let Some(r) = p.ntp_synced {
+                let ntp =
+                    r.map(|n| snap.host.get_or_insert_with(Host::default).ntp_synced = Some(n));
+                record(snap, "ssh:timedatectl", ntp);
+            }
+        }
     }
+}
+
+fn record(snap: &mut Snapshot, name: &str, result: Result<(), String>) {
+    snap.sources.push(match result {
+        Ok(()) => SourceStatus::ok(name, 0),
+        Err(e) => SourceStatus::failed(name, e, 0),
+    });
 }
 
 /// The passwords patrol itself uses, so their values are masked wherever they might appear.

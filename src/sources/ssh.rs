@@ -139,3 +139,156 @@ impl Drop for Tunnel {
         let _ = self.child.start_kill();
     }
 }
+
+/// What the probe commands said.
+#[derive(Debug, Default)]
+pub struct Probe {
+    pub uptime_s: Option<u64>,
+    /// Node clock minus this machine's, sampled mid-call (± half the round trip).
+    pub clock_offset_ms: Option<f64>,
+    pub round_trip_ms: f64,
+    /// Per command other than uptime: its answer or why it failed.
+    pub compose_version: Option<Result<String, String>>,
+    pub gpus: Option<Result<Vec<crate::model::Gpu>, String>>,
+    pub ntp_synced: Option<Result<bool, String>>,
+}
+
+fn script(commands: &[String]) -> String {
+    let mut s = String::from("echo @@uptime; cat /proc/uptime && date +%s.%N; echo \"@@rc $?\"; ");
+    for c in commands {
+        let line = match c.as_str() {
+            "compose" => "docker compose version --short 2>&1",
+            "nvidia-smi" => {
+                "nvidia-smi --query-gpu=index,name,utilization.gpu,memory.used,memory.total,temperature.gpu,fan.speed --format=csv,noheader,nounits 2>&1"
+            }
+            "timedatectl" => "timedatectl show -p NTPSynchronized --value 2>&1",
+            _ => continue,
+        };
+        s.push_str(&format!("echo @@{c}; {line}; echo \"@@rc $?\"; "));
+    }
+    s
+}
+
+/// Splits the script's output into (command, output, exit code).
+fn sections(out: &str) -> Vec<(String, String, i32)> {
+    let mut result = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in out.lines() {
+        if let Some(rc) = line.strip_prefix("@@rc ") {
+            if let Some((name, body)) = current.take() {
+                result.push((
+                    name,
+                    body.trim().to_string(),
+                    rc.trim().parse().unwrap_or(-1),
+                ));
+            }
+        } else if let Some(name) = line.strip_prefix("@@") {
+            current = Some((name.to_string(), String::new()));
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    result
+}
+
+fn na(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok()
+}
+
+/// `nvidia-smi --format=csv,noheader,nounits` lines; "[N/A]" reads as null, as DCGM would.
+pub fn parse_nvidia_smi(text: &str) -> Result<Vec<crate::model::Gpu>, String> {
+    let mut gpus = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() < 7 {
+            return Err(format!("unexpected nvidia-smi line `{line}`"));
+        }
+        let used = na(f[3]);
+        let total = na(f[4]);
+        gpus.push(crate::model::Gpu {
+            index: f[0]
+                .parse()
+                .map_err(|_| format!("unexpected nvidia-smi line `{line}`"))?,
+            name: f[1].to_string(),
+            util_pct: na(f[2]),
+            mem_used_pct: match (used, total) {
+                (Some(u), Some(t)) if t > 0.0 => Some((u / t * 1000.0).round() / 10.0),
+                _ => None,
+            },
+            mem_used_bytes: used.map(|u| (u * 1048576.0) as u64),
+            mem_total_bytes: total.map(|t| (t * 1048576.0) as u64),
+            temp_c: na(f[5]),
+            fan_pct: na(f[6]),
+            exporter: Some("nvidia-smi".into()),
+        });
+    }
+    Ok(gpus)
+}
+
+pub async fn probe(s: &SshSettings, commands: &[String]) -> Result<Probe, String> {
+    let before = chrono::Utc::now();
+    let out = run(s, &script(commands)).await?;
+    let after = chrono::Utc::now();
+    let mut p = Probe {
+        round_trip_ms: (after - before).num_milliseconds() as f64,
+        ..Probe::default()
+    };
+    for (name, body, rc) in sections(&out) {
+        let outcome = if rc == 0 {
+            Ok(body.clone())
+        } else {
+            Err(format!(
+                "`{name}` exited with {rc}: {}",
+                body.lines().last().unwrap_or("")
+            ))
+        };
+        match name.as_str() {
+            "uptime" => {
+                let mut lines = body.lines();
+                p.uptime_s = lines
+                    .next()
+                    .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+                    .map(|u| u as u64);
+                if let Some(remote) = lines.next().and_then(|l| l.trim().parse::<f64>().ok()) {
+                    let mid = (before.timestamp_millis() + after.timestamp_millis()) as f64 / 2.0;
+                    p.clock_offset_ms = Some((remote * 1000.0 - mid).round());
+                }
+            }
+            "compose" => {
+                p.compose_version = Some(
+                    outcome
+                        .map(|v| v.trim().trim_start_matches('v').to_string())
+                        .map(|v| format!("v{v}")),
+                )
+            }
+            "nvidia-smi" => p.gpus = Some(outcome.and_then(|b| parse_nvidia_smi(&b))),
+            "timedatectl" => p.ntp_synced = Some(outcome.map(|b| b.trim() == "yes")),
+            _ => {}
+        }
+    }
+    if p.uptime_s.is_none() {
+        return Err(format!("ssh://{}: no uptime in the answer", s.target));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_sections_and_reads_nvidia_smi() {
+        let out = "@@uptime\n123.4 99.0\n1795352785.123456789\n@@rc 0\n@@nvidia-smi\n0, NVIDIA RTX A5000, 0, 16204, 24564, [N/A], 30\n@@rc 0\n@@compose\nsh: docker: not found\n@@rc 127\n";
+        let s = sections(out);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s[2],
+            ("compose".into(), "sh: docker: not found".into(), 127)
+        );
+        let gpus = parse_nvidia_smi(&s[1].1).unwrap();
+        assert_eq!(gpus[0].mem_used_pct, Some(66.0));
+        assert_eq!(gpus[0].temp_c, None, "[N/A] is a null reading");
+        assert_eq!(gpus[0].util_pct, Some(0.0));
+    }
+}
