@@ -645,3 +645,107 @@ commands = ["uptime"]
         "{ssh}"
     );
 }
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn prometheus_host_metrics_and_named_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = std::env::var("PATROL_TEST_PROMETHEUS").unwrap();
+    let instance = std::env::var("PATROL_TEST_NODE_EXPORTER").unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Prom"
+[[node]]
+name = "exported"
+[node.prometheus]
+url = "{url}"
+instance = "{instance}"
+gpu = true
+queries = {{ targets_up = "sum(up)", by_job = "up", nothing = "absent_metric_xyz" }}
+
+[[node]]
+name = "bad-query"
+[node.prometheus]
+url = "{url}"
+queries = {{ broken = "sum(" }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snaps = snapshots(dir.path());
+    let exported = snaps
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/exported/"))
+        .unwrap();
+    let (_, snap) = show_json(dir.path(), exported);
+    let host = &snap["host"];
+    let proc_total: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        * 1024;
+    assert_eq!(
+        host["mem_total_bytes"].as_u64().unwrap(),
+        proc_total,
+        "the same machine's memory"
+    );
+    let proc_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uptime = host["uptime_s"].as_f64().unwrap();
+    assert!(
+        (uptime - proc_uptime).abs() < 30.0,
+        "{uptime} vs {proc_uptime}"
+    );
+    assert!(host["cpu_steal_pct"].is_number(), "{host}");
+    assert!(host["cpu_count"].as_u64().unwrap() >= 1);
+    assert!(!host["disks"].as_array().unwrap().is_empty(), "{host}");
+    assert_eq!(
+        snap["gpus"],
+        serde_json::json!([]),
+        "no DCGM exporter here: an empty list, not an error"
+    );
+    let q = |name: &str| {
+        snap["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == name)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(q("targets_up")[0]["value"], 1.0);
+    assert_eq!(
+        q("by_job")[0]["labels"],
+        serde_json::Value::Null,
+        "a single sample needs no labels"
+    );
+    assert_eq!(q("nothing")[0]["value"], serde_json::Value::Null);
+    let bad = snaps
+        .iter()
+        .find(|p| p.to_string_lossy().contains("/bad-query/"))
+        .unwrap();
+    let (_, snap) = show_json(dir.path(), bad);
+    let source = snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "prometheus")
+        .unwrap()
+        .clone();
+    assert_eq!(source["ok"], false);
+    assert!(
+        source["error"].as_str().unwrap().contains("broken"),
+        "{source}"
+    );
+}

@@ -148,6 +148,15 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         push(&mut out, &e, "completed", u(q.completed));
         push(&mut out, &e, "failed", u(q.failed));
     }
+    for q in &s.queries {
+        let entity = if q.labels.is_empty() {
+            format!("query:{}", q.name)
+        } else {
+            let labels: Vec<String> = q.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("query:{}/{}", q.name, labels.join(","))
+        };
+        push(&mut out, &entity, "value", q.value);
+    }
     for l in &s.logs {
         push(
             &mut out,
@@ -227,6 +236,7 @@ pub const KNOWN_METRICS: &[&str] = &[
     "processing_workers",
     "completed",
     "failed",
+    "value",
 ];
 
 /// Text attributes (not series) that fleet rules compare across nodes.

@@ -59,6 +59,9 @@ pub struct Snapshot {
     /// Scheduled jobs (cron) with their last run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cron_jobs: Vec<CronJob>,
+    /// Results of user-defined Prometheus queries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryResult>,
 }
 
 impl Snapshot {
@@ -83,6 +86,7 @@ impl Snapshot {
             work_queues: Vec::new(),
             entities: Vec::new(),
             cron_jobs: Vec::new(),
+            queries: Vec::new(),
         }
     }
 
@@ -547,4 +551,14 @@ pub struct CronJob {
     /// What the last run reported (e.g. "freed_mb" = 257).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outcome: BTreeMap<String, f64>,
+}
+
+/// One sample of a user-defined query: its name, the labels that tell samples apart, the value
+/// (`None` for NaN or no sample).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub value: Option<f64>,
 }

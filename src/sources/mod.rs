@@ -8,6 +8,7 @@ pub mod http;
 pub mod local;
 pub mod logs;
 pub mod postgres;
+pub mod prometheus;
 pub mod redact;
 pub mod redis;
 pub mod ssh;
@@ -69,6 +70,7 @@ enum Part {
     Postgres(postgres::Answer),
     Redis(crate::model::Redis),
     Ssh(ssh::Probe),
+    Prometheus(prometheus::Answered),
 }
 
 struct Outcome {
@@ -169,6 +171,15 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
                 .await
                 .map(Part::Redis)
         }
+        Source::Prometheus {
+            url,
+            instance,
+            gpu,
+            queries,
+            timeout,
+        } => prometheus::collect(&ctx.http, &url, instance.as_deref(), gpu, &queries, timeout)
+            .await
+            .map(Part::Prometheus),
         Source::Ssh {
             settings, commands, ..
         } => ssh::probe(&settings, &commands).await.map(Part::Ssh),
@@ -342,6 +353,16 @@ fn merge(snap: &mut Snapshot, part: Part) {
             snap.logs.extend(answer.log);
         }
         Part::Redis(r) => snap.redis.push(r),
+        Part::Prometheus(p) => {
+            // /proc, when also configured, is read on the node itself and wins.
+            if snap.host.is_none() {
+                snap.host = p.host;
+            }
+            if p.gpus.is_some() {
+                snap.gpus = p.gpus;
+            }
+            snap.queries.extend(p.queries);
+        }
         Part::Ssh(p) => {
             let host = snap.host.get_or_insert_with(Host::default);
             host.uptime_s = host.uptime_s.or(p.uptime_s);
