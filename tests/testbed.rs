@@ -749,3 +749,87 @@ queries = {{ broken = "sum(" }}
         "{source}"
     );
 }
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn rabbitmq_queue_counts_consumers_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::env::var("PATROL_TEST_RABBIT_API").unwrap();
+    let password_file = std::env::var("PATROL_TEST_RABBIT_PASSWORD_FILE").unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Mq"
+[[node]]
+name = "broker"
+[[node.rabbitmq]]
+name = "rabbitmq"
+url = "{api}"
+user = "guest"
+password_file = "{password_file}"
+[[node.rabbitmq]]
+name = "refused"
+url = "{api}"
+user = "nobody"
+password_env = "PATROL_TEST_RABBIT_WRONG"
+"#
+        ),
+    )
+    .unwrap();
+    // The broker publishes queue statistics every second; wait until the counters are in.
+    let mut last = serde_json::Value::Null;
+    for attempt in 0..20 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("PATROL_TEST_RABBIT_WRONG", "wrong-password")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let snaps = snapshots(dir.path());
+        let (_, snap) = show_json(dir.path(), snaps.last().unwrap());
+        last = snap.clone();
+        let mq = snap["rabbitmq"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "rabbitmq")
+            .cloned();
+        let queue = mq.as_ref().and_then(|m| {
+            m["queues"]
+                .as_array()?
+                .iter()
+                .find(|q| q["name"] == "pt-work")
+                .cloned()
+        });
+        if let Some(q) = queue
+            && q["publish_total"] == 6
+        {
+            assert!(mq.unwrap()["version"].as_str().unwrap().starts_with("3."));
+            assert_eq!(q["messages_ready"], 4);
+            assert_eq!(q["consumers"], 0);
+            assert_eq!(q["deliver_total"], 2);
+            let refused = snap["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "rabbitmq:refused")
+                .unwrap()
+                .clone();
+            assert_eq!(refused["ok"], false);
+            assert!(
+                refused["error"].as_str().unwrap().contains("401"),
+                "{refused}"
+            );
+            assert!(
+                !serde_json::to_string(&snap)
+                    .unwrap()
+                    .contains("wrong-password")
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500 + 100 * attempt));
+    }
+    panic!("the queue counters never arrived: {last:#}");
+}

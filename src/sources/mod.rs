@@ -9,6 +9,7 @@ pub mod local;
 pub mod logs;
 pub mod postgres;
 pub mod prometheus;
+pub mod rabbitmq;
 pub mod redact;
 pub mod redis;
 pub mod ssh;
@@ -71,6 +72,7 @@ enum Part {
     Redis(crate::model::Redis),
     Ssh(ssh::Probe),
     Prometheus(prometheus::Answered),
+    RabbitMq(crate::model::RabbitMq),
 }
 
 struct Outcome {
@@ -183,10 +185,25 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
         Source::Ssh {
             settings, commands, ..
         } => ssh::probe(&settings, &commands).await.map(Part::Ssh),
-        other => Err(format!(
-            "the {} collector is not available in this build",
-            other.name()
-        )),
+        Source::RabbitMq {
+            name,
+            url,
+            user,
+            password,
+            timeout,
+        } => {
+            let password = match &password {
+                Some(secret) => Some(
+                    secret
+                        .resolve()
+                        .map_err(|e| format!("rabbitmq:{name}: password: {e}"))?,
+                ),
+                None => None,
+            };
+            rabbitmq::collect(&ctx.http, &name, &url, &user, password, timeout)
+                .await
+                .map(Part::RabbitMq)
+        }
     }
 }
 
@@ -353,6 +370,7 @@ fn merge(snap: &mut Snapshot, part: Part) {
             snap.logs.extend(answer.log);
         }
         Part::Redis(r) => snap.redis.push(r),
+        Part::RabbitMq(r) => snap.rabbitmq.push(r),
         Part::Prometheus(p) => {
             // /proc, when also configured, is read on the node itself and wins.
             if snap.host.is_none() {
