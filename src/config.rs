@@ -554,6 +554,11 @@ fn node_sources(
                 }),
                 _ => None,
             };
+            // A relative socket path is relative to the config file, like every other path.
+            let endpoint = match endpoint {
+                DockerEndpoint::Unix(p) if p.is_relative() => DockerEndpoint::Unix(base.join(p)),
+                other => other,
+            };
             out.push(Source::Docker {
                 endpoint,
                 logs,

@@ -833,3 +833,90 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
     }
     panic!("the queue counters never arrived: {last:#}");
 }
+
+/// The acceptance: `patrol run --config examples/testbed.toml` from the repository root.
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers() {
+    let root = crate::support::root();
+    for d in ["snapshots/testbed", "output/testbed"] {
+        let _ = std::fs::remove_dir_all(root.join(d));
+    }
+    let out = patrol(&["run", "--config", "examples/testbed.toml"], &root);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let snaps = snapshots(&root);
+    let a: Vec<_> = snaps
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("snapshots/testbed/node-a/"))
+        .collect();
+    let b: Vec<_> = snaps
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("snapshots/testbed/node-b/"))
+        .collect();
+    assert_eq!((a.len(), b.len()), (1, 1), "one snapshot per node");
+    let (json_a, snap) = show_json(&root, a[0]);
+    let failed: Vec<String> = snap["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] == false)
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    // Only the tools this machine does not have fail.
+    assert_eq!(
+        failed,
+        ["ssh:compose", "ssh:nvidia-smi", "ssh:timedatectl"],
+        "{json_a}"
+    );
+    for section in [
+        "host",
+        "docker",
+        "containers",
+        "logs",
+        "postgres",
+        "redis",
+        "rabbitmq",
+        "endpoints",
+        "queries",
+    ] {
+        assert!(
+            snap.get(section).is_some_and(|v| !v.is_null()),
+            "node-a has no {section}"
+        );
+    }
+    let report = std::fs::read_to_string(root.join("output/testbed/improvements.md")).unwrap();
+    for name in [
+        "`pt-unhealthy` is unhealthy",
+        "`pt-oom` was OOM-killed",
+        "`pt-restarting` keeps restarting",
+    ] {
+        assert!(
+            report.contains(name),
+            "the report does not name {name}:\n{report}"
+        );
+    }
+    let (json_b, _) = show_json(&root, b[0]);
+    let mut secrets: Vec<String> = ["pg_password", "redis_password"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(root.join(".testbed/secrets").join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    secrets.extend(["pt-dsn-secret-9", "pt-kv-secret-4"].map(String::from));
+    secrets.push(std::env::var("PATROL_TEST_SECRET").unwrap());
+    for secret in &secrets {
+        assert!(
+            !json_a.contains(secret.as_str()) && !json_b.contains(secret.as_str()),
+            "a test-bed secret reached a snapshot"
+        );
+        assert!(
+            !report.contains(secret.as_str()),
+            "a test-bed secret reached the report"
+        );
+    }
+    let ledger = std::fs::read_to_string(root.join("output/testbed/ledger.json")).unwrap();
+    assert!(secrets.iter().all(|s| !ledger.contains(s.as_str())));
+}

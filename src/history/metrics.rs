@@ -2,7 +2,7 @@
 //! how to print them. Rules select series by these names, so this is the vocabulary of
 //! rules/*.toml; `docs/snapshot-format.md` lists it.
 
-use crate::model::{ContainerState, Snapshot};
+use crate::model::{ContainerState, Health, Snapshot};
 use crate::units::Dimension;
 
 /// One reading: `None` is a null the source reported; absence (no reading at all) means the
@@ -88,6 +88,23 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         push(&mut out, &e, "size_root_fs_bytes", u(c.size_root_fs_bytes));
         if c.mem_limit_bytes.is_some() {
             push(&mut out, &e, "mem_limit_bytes", u(c.mem_limit_bytes));
+        }
+        // Only containers with a health check have a health reading.
+        match c.health {
+            Health::Healthy => push(&mut out, &e, "healthy", Some(1.0)),
+            Health::Unhealthy => push(&mut out, &e, "healthy", Some(0.0)),
+            Health::None | Health::Starting => {}
+        }
+        if let Some(streak) = c.failing_streak {
+            push(&mut out, &e, "failing_streak", Some(f64::from(streak)));
+        }
+        if let Some(oom) = c.oom_killed {
+            push(
+                &mut out,
+                &e,
+                "oom_killed",
+                Some(if oom { 1.0 } else { 0.0 }),
+            );
         }
         if c.blkio_write_bytes.is_some() {
             push(&mut out, &e, "blkio_write_bytes", u(c.blkio_write_bytes));
@@ -237,6 +254,9 @@ pub const KNOWN_METRICS: &[&str] = &[
     "completed",
     "failed",
     "value",
+    "healthy",
+    "failing_streak",
+    "oom_killed",
 ];
 
 /// Text attributes (not series) that fleet rules compare across nodes.
@@ -315,6 +335,9 @@ pub fn metric_label(metric: &str) -> &str {
         "cpu_steal_pct" => "CPU steal",
         "used_pct" => "use",
         "restart_count" => "restart count",
+        "healthy" => "health check (1 healthy, 0 unhealthy)",
+        "oom_killed" => "OOM-killed flag",
+        "failing_streak" => "failed health checks in a row",
         other => other,
     }
 }
