@@ -777,6 +777,47 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
         ),
     )
     .unwrap();
+    // A queue of its own, so earlier runs' statistics can't mix in: 6 published, 2 taken.
+    let queue = format!(
+        "pt-test-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
+    let rabbit = |method: &str, path: &str, body: &str| {
+        let status = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                "-u",
+                "guest:guest",
+                "-X",
+                method,
+                "-H",
+                "content-type: application/json",
+                "-d",
+                body,
+            ])
+            .arg(format!("{api}{path}"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{method} {path}");
+    };
+    rabbit(
+        "PUT",
+        &format!("/api/queues/%2F/{queue}"),
+        r#"{"durable":false}"#,
+    );
+    for i in 0..6 {
+        let body = format!(
+            r#"{{"properties":{{}},"routing_key":"{queue}","payload":"job {i}","payload_encoding":"string"}}"#
+        );
+        rabbit("POST", "/api/exchanges/%2F/amq.default/publish", &body);
+    }
+    rabbit(
+        "POST",
+        &format!("/api/queues/%2F/{queue}/get"),
+        r#"{"count":2,"ackmode":"ack_requeue_false","encoding":"auto"}"#,
+    );
     // The broker publishes queue statistics every second; wait until the counters are in.
     let mut last = serde_json::Value::Null;
     for attempt in 0..20 {
@@ -796,14 +837,14 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
             .iter()
             .find(|m| m["name"] == "rabbitmq")
             .cloned();
-        let queue = mq.as_ref().and_then(|m| {
+        let found = mq.as_ref().and_then(|m| {
             m["queues"]
                 .as_array()?
                 .iter()
-                .find(|q| q["name"] == "pt-work")
+                .find(|q| q["name"] == queue.as_str())
                 .cloned()
         });
-        if let Some(q) = queue
+        if let Some(q) = found
             && q["publish_total"] == 6
         {
             assert!(mq.unwrap()["version"].as_str().unwrap().starts_with("3."));
