@@ -844,13 +844,15 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
                 .find(|q| q["name"] == queue.as_str())
                 .cloned()
         });
+        // The broker's statistics arrive piecemeal: wait until all of them are in.
         if let Some(q) = found
             && q["publish_total"] == 6
+            && q["messages_ready"] == 4
+            && q["deliver_total"] == 2
         {
             assert!(mq.unwrap()["version"].as_str().unwrap().starts_with("3."));
-            assert_eq!(q["messages_ready"], 4);
             assert_eq!(q["consumers"], 0);
-            assert_eq!(q["deliver_total"], 2);
+            assert_eq!(q["messages_unacked"], 0);
             let refused = snap["sources"]
                 .as_array()
                 .unwrap()
