@@ -181,6 +181,17 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
             "lines_total",
             Some(l.lines_total as f64),
         );
+        // Each template's count since the previous capture, so rules can select log lines by
+        // source, level and text: `logtpl:postgres:db|FATAL|*does not exist*`.
+        for t in &l.templates {
+            let level = t.level.as_deref().unwrap_or("-");
+            push(
+                &mut out,
+                &format!("logtpl:{}|{}|{}", l.source, level, t.template),
+                "count",
+                Some(t.count as f64),
+            );
+        }
     }
     out
 }
@@ -257,6 +268,7 @@ pub const KNOWN_METRICS: &[&str] = &[
     "healthy",
     "failing_streak",
     "oom_killed",
+    "count",
 ];
 
 /// Text attributes (not series) that fleet rules compare across nodes.
@@ -314,6 +326,11 @@ pub fn entity_label(entity: &str) -> String {
         Some(("queue", name)) => format!("queue {}", code_span(name)),
         Some(("endpoint", name)) => format!("endpoint {}", code_span(name)),
         Some(("log", name)) => format!("log {}", code_span(name)),
+        Some(("logtpl", rest)) => {
+            let mut parts = rest.splitn(3, '|');
+            let (source, level, template) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            format!("{} line {} in log {}", level, code_span(template), code_span(source))
+        }
         _ => entity.to_string(),
     }
 }
@@ -338,6 +355,7 @@ pub fn metric_label(metric: &str) -> &str {
         "healthy" => "health check (1 healthy, 0 unhealthy)",
         "oom_killed" => "OOM-killed flag",
         "failing_streak" => "failed health checks in a row",
+        "count" => "count since the previous capture",
         other => other,
     }
 }
