@@ -885,8 +885,14 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
     for d in ["snapshots/testbed", "output/testbed"] {
         let _ = std::fs::remove_dir_all(root.join(d));
     }
-    let out = patrol(&["run", "--config", "examples/testbed.toml"], &root);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Two captures: a FATAL that repeats is one seen in consecutive captures.
+    for pause in [true, false] {
+        let out = patrol(&["run", "--config", "examples/testbed.toml"], &root);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        if pause {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }
+    }
     let snaps = snapshots(&root);
     let a: Vec<_> = snaps
         .iter()
@@ -896,8 +902,8 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
         .iter()
         .filter(|p| p.to_string_lossy().contains("snapshots/testbed/node-b/"))
         .collect();
-    assert_eq!((a.len(), b.len()), (1, 1), "one snapshot per node");
-    let (json_a, snap) = show_json(&root, a[0]);
+    assert_eq!((a.len(), b.len()), (2, 2), "one snapshot per node and run");
+    let (json_a, snap) = show_json(&root, a[1]);
     let failed: Vec<String> = snap["sources"]
         .as_array()
         .unwrap()
@@ -938,7 +944,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
             "the report does not name {name}:\n{report}"
         );
     }
-    let (json_b, _) = show_json(&root, b[0]);
+    let (json_b, _) = show_json(&root, b[1]);
     let mut secrets: Vec<String> = ["pg_password", "redis_password"]
         .iter()
         .map(|f| {

@@ -328,8 +328,17 @@ pub fn entity_label(entity: &str) -> String {
         Some(("log", name)) => format!("log {}", code_span(name)),
         Some(("logtpl", rest)) => {
             let mut parts = rest.splitn(3, '|');
-            let (source, level, template) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            format!("{} line {} in log {}", level, code_span(template), code_span(source))
+            let (source, level, template) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            format!(
+                "{} line {} in log {}",
+                level,
+                code_span(template),
+                code_span(source)
+            )
         }
         _ => entity.to_string(),
     }

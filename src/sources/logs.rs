@@ -67,10 +67,26 @@ pub fn split_line(text: &str) -> Line<'_> {
         .find(text)
         .filter(|m| m.start() < 40)
         .map(|m| m.as_str());
-    let message = match p.stamp.find(text) {
+    let mut message = match p.stamp.find(text) {
         Some(m) if m.start() < 3 => text[m.end()..].trim_start(),
         _ => text,
     };
+    // After a leading timestamp, a zone ("UTC") and a "[pid]" are part of the prefix, not the
+    // message (PostgreSQL's `%m [%p]`); the pid is kept in its own field.
+    if message.len() < text.len() {
+        if let Some((zone, rest)) = message.split_once(' ')
+            && (2..=5).contains(&zone.len())
+            && zone.chars().all(|c| c.is_ascii_uppercase())
+        {
+            message = rest;
+        }
+        if let Some(rest) = message.strip_prefix('[')
+            && let Some((pid, rest)) = rest.split_once(']')
+            && pid.chars().all(|c| c.is_ascii_digit())
+        {
+            message = rest.trim_start();
+        }
+    }
     Line {
         level,
         pid,
@@ -194,7 +210,10 @@ mod tests {
         assert_eq!(l.level.as_deref(), Some("FATAL"));
         assert_eq!(l.pid, Some(7249));
         assert_eq!(l.stamp, Some("2026-11-22 13:04:15.076"));
-        assert!(l.message.starts_with("UTC [7249]"));
+        assert_eq!(
+            l.message,
+            r#"patrol@visionking FATAL:  database "visionking" does not exist"#
+        );
         let l = split_line("[2026-02-21 18:00:01] WARN cleanup cycle finished");
         assert_eq!(l.level.as_deref(), Some("WARNING"));
         assert_eq!(l.stamp, Some("2026-02-21 18:00:01"));
