@@ -77,6 +77,7 @@ pub fn split_line(text: &str) -> Line<'_> {
         if let Some((zone, rest)) = message.split_once(' ')
             && (2..=5).contains(&zone.len())
             && zone.chars().all(|c| c.is_ascii_uppercase())
+            && !p.level.is_match(zone)
         {
             message = rest;
         }
@@ -213,6 +214,11 @@ mod tests {
         assert_eq!(
             l.message,
             r#"patrol@visionking FATAL:  database "visionking" does not exist"#
+        );
+        let l = split_line("2026-02-21 18:00:01 INFO cleanup cycle 7 finished");
+        assert_eq!(
+            l.message, "INFO cleanup cycle 7 finished",
+            "a level is not a zone"
         );
         let l = split_line("[2026-02-21 18:00:01] WARN cleanup cycle finished");
         assert_eq!(l.level.as_deref(), Some("WARNING"));
