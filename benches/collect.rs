@@ -22,7 +22,9 @@ fn serve_slowly() -> u16 {
                 let mut buf = [0u8; 2048];
                 let _ = stream.read(&mut buf);
                 std::thread::sleep(DELAY);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
             });
         }
     });
@@ -48,7 +50,12 @@ fn config(port: u16, concurrency: usize) -> Config {
         timeout: Duration::from_secs(5),
         logs: LogSettings::default(),
         redact: Vec::new(),
-        nodes: vec![NodeConfig { name: "bench".into(), role: None, address: None, sources }],
+        nodes: vec![NodeConfig {
+            name: "bench".into(),
+            role: None,
+            address: None,
+            sources,
+        }],
     }
 }
 
@@ -69,7 +76,11 @@ fn main() {
             let t = Instant::now();
             let (snaps, _) = patrol::sources::capture_fleet(&cfg, &state, &|_| {});
             times.push(t.elapsed());
-            let answered = snaps[0].endpoints.iter().filter(|e| e.status == 200).count();
+            let answered = snaps[0]
+                .endpoints
+                .iter()
+                .filter(|e| e.status == 200)
+                .count();
             assert_eq!(answered, ENDPOINTS, "every endpoint answers");
         }
         let m = median(times);

@@ -158,7 +158,21 @@ struct MemoryStats {
 }
 
 #[derive(Deserialize)]
+struct BlkioEntry {
+    op: String,
+    value: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct BlkioStats {
+    #[serde(default)]
+    io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+}
+
+#[derive(Deserialize)]
 struct Stats {
+    #[serde(default)]
+    blkio_stats: BlkioStats,
     #[serde(default)]
     cpu_stats: CpuStats,
     #[serde(default)]
@@ -191,6 +205,19 @@ fn memory_used(m: &MemoryStats) -> Option<u64> {
         .copied()
         .unwrap_or(0);
     Some(usage.saturating_sub(cache))
+}
+
+/// Bytes written to block devices since the container started (cgroup v1 says "Write", v2
+/// "write").
+fn blkio_written(s: &Stats) -> Option<u64> {
+    let entries = s.blkio_stats.io_service_bytes_recursive.as_ref()?;
+    Some(
+        entries
+            .iter()
+            .filter(|e| e.op.eq_ignore_ascii_case("write"))
+            .map(|e| e.value)
+            .sum(),
+    )
 }
 
 fn cpu_cores(s: &Stats) -> Option<f64> {
@@ -591,7 +618,7 @@ fn container(c: Listed, inspect: Inspect, stats: Option<Stats>) -> Container {
         mem_limit_bytes: limit,
         cpu_cores: stats.as_ref().and_then(cpu_cores),
         pids: None,
-        blkio_write_bytes: None,
+        blkio_write_bytes: stats.as_ref().and_then(blkio_written),
         size_rw_bytes: Some(c.size_rw.unwrap_or(0)),
         size_root_fs_bytes: c.size_root_fs,
         volumes: Vec::new(),
@@ -664,8 +691,9 @@ mod tests {
 
     #[test]
     fn memory_and_cpu_as_docker_stats_shows_them() {
-        let s: Stats = serde_json::from_str(r#"{"cpu_stats":{"cpu_usage":{"total_usage":3000000000},"system_cpu_usage":20000000000,"online_cpus":2},"precpu_stats":{"cpu_usage":{"total_usage":2000000000},"system_cpu_usage":18000000000},"memory_stats":{"usage":50000000,"limit":536870912,"stats":{"total_inactive_file":10000000}}}"#).unwrap();
+        let s: Stats = serde_json::from_str(r#"{"blkio_stats":{"io_service_bytes_recursive":[{"major":8,"minor":0,"op":"Read","value":10},{"major":8,"minor":0,"op":"Write","value":4096},{"major":8,"minor":16,"op":"write","value":1}]},"cpu_stats":{"cpu_usage":{"total_usage":3000000000},"system_cpu_usage":20000000000,"online_cpus":2},"precpu_stats":{"cpu_usage":{"total_usage":2000000000},"system_cpu_usage":18000000000},"memory_stats":{"usage":50000000,"limit":536870912,"stats":{"total_inactive_file":10000000}}}"#).unwrap();
         assert_eq!(memory_used(&s.memory_stats), Some(40_000_000));
         assert_eq!(cpu_cores(&s), Some(1.0));
+        assert_eq!(blkio_written(&s), Some(4097));
     }
 }

@@ -54,7 +54,7 @@ pub struct Params {
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let window_s = p.duration(ctx, "window").unwrap_or(6.0 * 3600.0);
     let min_span_s = p.duration(ctx, "min_span").unwrap_or(1800.0);
-    let min_samples = p.fields.count(ctx, "min_samples").unwrap_or(4).max(2);
+    let min_samples = p.fields.count(ctx, "min_samples").unwrap_or(4);
     let min_rate = p.rate(ctx, "min_rate");
     let min_rate = p.required(ctx, "min_rate", min_rate)?;
     let max_rate = p.rate(ctx, "max_rate");
@@ -70,22 +70,31 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         Some(v) if v.get_ref().as_str() == Some("mem_limit") => Some(ProjectTo::MemLimit),
         Some(_) => p.quantity(ctx, "project_to").map(ProjectTo::Value),
     };
-    if min_span_s < 600.0 {
-        // A trend needs time: the seed extrapolated 74 seconds and was refuted next report.
-        if let Some(v) = p.fields.value("min_span") {
-            ctx.report(
-                v.span(),
-                format!(
-                    "{}: `min_span` must be at least 10m; shorter spans extrapolate noise",
-                    p.fields.what
-                ),
-            );
-        }
+    // A trend needs time and readings: the seed extrapolated two readings 74 s apart, and the
+    // next report refuted it.
+    if min_span_s < 60.0
+        && let Some(v) = p.fields.value("min_span")
+    {
+        ctx.report(
+            v.span(),
+            format!(
+                "{}: `min_span` must be at least 1m; shorter spans extrapolate noise",
+                p.fields.what
+            ),
+        );
+    }
+    if min_samples < 3
+        && let Some(v) = p.fields.value("min_samples")
+    {
+        ctx.report(
+            v.span(),
+            format!("{}: `min_samples` must be at least 3", p.fields.what),
+        );
     }
     Some(Kind::GrowthRate(Params {
         window_s,
-        min_span_s: min_span_s.max(600.0),
-        min_samples,
+        min_span_s: min_span_s.max(60.0),
+        min_samples: min_samples.max(3),
         min_rate,
         max_rate,
         min_rate_pct,
