@@ -75,7 +75,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
 /// The rule library: an explicit path, else ./rules, else the library built into the binary.
 pub fn load_library(path: Option<&Path>) -> Result<Library> {
     match path {
-        Some(p) => Library::load(p),
+        Some(p) => Library::load_all(&[p.to_path_buf()]),
         None if Path::new("rules").is_dir() => Library::load(Path::new("rules")),
         None => Library::from_sources(
             &rules::defaults::FILES
@@ -286,7 +286,11 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
         None => config::local_default(crate::sources::default_docker_socket()),
     };
     let tty = std::io::stdout().is_terminal();
-    let library = load_library(config.rules.as_deref())?;
+    let library = if config.rules.is_empty() {
+        load_library(None)?
+    } else {
+        Library::load_all(&config.rules)?
+    };
     let span = window_span(&config.window)?;
     let archive = Archive::open(&config.archive);
     let state = crate::sources::CollectState::load(archive.root());

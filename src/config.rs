@@ -19,7 +19,8 @@ pub struct Config {
     pub timezone: Tz,
     pub archive: PathBuf,
     pub output: PathBuf,
-    pub rules: Option<PathBuf>,
+    /// Rules directories or files, loaded together (empty: ./rules, else the built-in library).
+    pub rules: Vec<PathBuf>,
     pub window: String,
     /// Sources collected at once, across all nodes.
     pub concurrency: usize,
@@ -359,7 +360,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         });
         let archive = f.string(&mut ctx, "archive", false);
         let output = f.string(&mut ctx, "output", false);
-        let rules = f.string(&mut ctx, "rules", false);
+        let rules = f.strings(&mut ctx, "rules").unwrap_or_default();
         let window = f.string(&mut ctx, "window", false);
         if let Some(w) = &window
             && let Err(e) = crate::units::parse_duration_secs(w.get_ref())
@@ -442,7 +443,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             config = Some(Config {
                 archive: rel(archive, format!("snapshots/{slug}")),
                 output: rel(output, format!("output/{slug}")),
-                rules: rules.map(|r| base.join(r.into_inner())),
+                rules: rules
+                    .into_iter()
+                    .map(|r| base.join(r.into_inner()))
+                    .collect(),
                 window: window
                     .map(|w| w.into_inner())
                     .unwrap_or_else(|| "24h".into()),
@@ -779,7 +783,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         timezone: local_timezone(),
         archive: PathBuf::from(format!("snapshots/{slug}")),
         output: PathBuf::from(format!("output/{slug}")),
-        rules: None,
+        rules: Vec::new(),
         window: "24h".into(),
         concurrency: 8,
         timeout: Duration::from_secs(10),

@@ -357,3 +357,14 @@ fn report_at_a_time_writes_the_section_of_that_capture() {
     let failing = patrol(&[&args[..], &["--fail-on", "warning"]].concat(), &root());
     assert_eq!(failing.status.code(), Some(1));
 }
+
+#[test]
+fn the_example_configs_parse() {
+    for example in ["examples/fleet.toml", "examples/testbed.toml"] {
+        let config = patrol::config::load(&root().join(example)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.nodes.is_empty(), "{example}");
+    }
+    let fleet = patrol::config::load(&root().join("examples/fleet.toml")).unwrap();
+    let sources: usize = fleet.nodes.iter().map(|n| n.sources.len()).sum();
+    assert!(sources >= 12, "the full example shows every kind of source");
+}

@@ -93,6 +93,28 @@ fn is_kebab(id: &str) -> bool {
 impl Library {
     /// Loads `*.toml` from a directory (sorted by name), or one file.
     pub fn load(path: &Path) -> Result<Library> {
+        Library::load_all(&[path.to_path_buf()])
+    }
+
+    /// Loads several directories or files as one library (rule ids must be unique across all).
+    pub fn load_all(paths: &[PathBuf]) -> Result<Library> {
+        let mut sources = Vec::new();
+        for path in paths {
+            for f in Library::files(path)? {
+                let text = crate::fsutil::read_to_string(&f)?;
+                sources.push((f, text));
+            }
+        }
+        Library::from_sources(&sources)
+    }
+
+    fn files(path: &Path) -> Result<Vec<PathBuf>> {
+        if !path.exists() {
+            return Err(Error::Usage(format!(
+                "{}: no such rules file or directory",
+                path.display()
+            )));
+        }
         let files = if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(|e| Error::io(path, e))?
@@ -104,12 +126,7 @@ impl Library {
         } else {
             vec![path.to_path_buf()]
         };
-        let mut sources = Vec::new();
-        for f in files {
-            let text = crate::fsutil::read_to_string(&f)?;
-            sources.push((f, text));
-        }
-        Library::from_sources(&sources)
+        Ok(files)
     }
 
     /// Parses rule files given as (path, text); every problem of every file is reported.
