@@ -44,7 +44,7 @@ fn config(port: u16, concurrency: usize) -> Config {
         timezone: chrono_tz::UTC,
         archive: "unused".into(),
         output: "unused".into(),
-        rules: None,
+        rules: Vec::new(),
         window: "24h".into(),
         concurrency,
         timeout: Duration::from_secs(5),
