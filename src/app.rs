@@ -16,7 +16,7 @@ use crate::history::metrics::metric_unit;
 use crate::ledger::{Ledger, Recheck};
 use crate::model::{Finding, Severity};
 use crate::report::{self, Output};
-use crate::rules::{self, Library};
+use crate::rules::{self, Evaluation, Library};
 use crate::simulate;
 use crate::store::{Archive, ArchiveMeta, Entry, read_snapshot_file};
 use crate::units::{self, fmt_value};
@@ -138,16 +138,11 @@ impl Analyzer {
                 worst: None,
             });
         };
-        let evaluation = self.library.evaluate(window, self.tz);
-        let findings = evaluation.findings;
-        let unchecked = evaluation.unchecked;
-        let outcome = self.ledger.update(findings.clone(), at, |f| {
-            if unchecked.contains(&f.key()) {
-                Recheck::CouldNotCheck
-            } else {
-                recheck(window, f)
-            }
-        });
+        let mut evaluation = self.library.evaluate(window, self.tz);
+        let findings = std::mem::take(&mut evaluation.findings);
+        let outcome = self
+            .ledger
+            .update(findings.clone(), at, |f| recheck(&evaluation, window, f));
         let worst_new = outcome.new.iter().map(|n| n.finding.severity).max();
         let worst = worst_new.max(self.ledger.worst_open());
         let section_file =
@@ -174,7 +169,10 @@ impl Analyzer {
 }
 
 /// Can an open finding's evidence be read at the window's newest capture, and what does it say?
-fn recheck(window: &Window, f: &Finding) -> Recheck {
+fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
+    if evaluation.could_not_check(f) {
+        return Recheck::CouldNotCheck;
+    }
     let mut now_text = None;
     for node in &f.nodes {
         let Some(n) = window.node(node) else {
@@ -204,6 +202,12 @@ fn recheck(window: &Window, f: &Finding) -> Recheck {
                 Some(s) if s.ok => now_text = Some(format!("`{source}` answering")),
                 _ => return Recheck::CouldNotCheck,
             }
+            continue;
+        }
+        // Findings that are not about one series (a missing key, a config setting, a log
+        // pattern) are judged by their rule alone: it marks them unchecked when it cannot read
+        // their evidence, so here no finding means gone.
+        if !crate::history::metrics::KNOWN_METRICS.contains(&f.metric.as_str()) {
             continue;
         }
         match window.current(node, &f.entity, &f.metric) {
@@ -467,6 +471,49 @@ pub fn replay(
     Ok((sections, analyzer.output))
 }
 
+/// What the rules said at one capture round of a replay.
+pub struct Round {
+    pub at: DateTime<Utc>,
+    /// Every finding the rules raised at this round (open or new).
+    pub findings: Vec<Finding>,
+    /// Findings the ledger resolved at this round.
+    pub resolved: Vec<Finding>,
+}
+
+/// Replays an archive round by round without writing anything, returning what the rules said
+/// at each round: for coverage tests, `backtest` and benchmarks.
+pub fn replay_rounds(
+    archive_dir: &Path,
+    library: &Library,
+    span: chrono::Duration,
+) -> Result<Vec<Round>> {
+    let archive = Archive::open(archive_dir);
+    let (_, tz) = archive_meta(&archive)?;
+    let entries = archive.list(None, None, None)?;
+    let mut window = Window::new(span);
+    let mut ledger = Ledger::default();
+    let mut out = Vec::new();
+    for round in rounds(entries) {
+        let (snaps, _skipped) = archive.load_entries(&round);
+        for s in snaps {
+            window.push(s);
+        }
+        let Some(at) = window.latest_at() else {
+            continue;
+        };
+        window.evict_before(at.timestamp() - window.span_s());
+        let mut evaluation = library.evaluate(&window, tz);
+        let findings = std::mem::take(&mut evaluation.findings);
+        let outcome = ledger.update(findings.clone(), at, |f| recheck(&evaluation, &window, f));
+        out.push(Round {
+            at,
+            findings,
+            resolved: outcome.resolved.into_iter().map(|r| r.finding).collect(),
+        });
+    }
+    Ok(out)
+}
+
 fn demo(archive_dir: &Path, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
     if !archive_dir.is_dir() {
         return Err(Error::Usage(format!(
@@ -623,15 +670,9 @@ pub fn run_fixture(path: &Path) -> Result<String> {
         let Some(at) = window.latest_at() else {
             continue;
         };
-        let evaluation = library.evaluate(&window, chrono_tz::UTC);
-        let unchecked = evaluation.unchecked;
-        let outcome = ledger.update(evaluation.findings, at, |f| {
-            if unchecked.contains(&f.key()) {
-                Recheck::CouldNotCheck
-            } else {
-                recheck(&window, f)
-            }
-        });
+        let mut evaluation = library.evaluate(&window, chrono_tz::UTC);
+        let findings = std::mem::take(&mut evaluation.findings);
+        let outcome = ledger.update(findings, at, |f| recheck(&evaluation, &window, f));
         let stamp = at.format("%Y-%m-%d %H:%M:%S");
         for n in &outcome.new {
             let f = &n.finding;

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod cli;
+mod coverage;
 mod demo;
 mod fixtures;
 mod support;

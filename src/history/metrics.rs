@@ -67,6 +67,18 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
             push(&mut out, &e, "fan_pct", g.fan_pct);
         }
     }
+    if let Some(containers) = &s.containers {
+        let running = containers
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running))
+            .count();
+        push(
+            &mut out,
+            "docker",
+            "containers_running",
+            Some(running as f64),
+        );
+    }
     for c in s.containers.iter().flatten() {
         let e = format!("container:{}", c.name);
         let running = matches!(c.state, ContainerState::Running);
@@ -185,12 +197,11 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
         // source, level and text: `logtpl:postgres:db|FATAL|*does not exist*`.
         for t in &l.templates {
             let level = t.level.as_deref().unwrap_or("-");
-            push(
-                &mut out,
-                &format!("logtpl:{}|{}|{}", l.source, level, t.template),
-                "count",
-                Some(t.count as f64),
-            );
+            let entity = format!("logtpl:{}|{}|{}", l.source, level, t.template);
+            if let Some(max) = t.pids.iter().max() {
+                push(&mut out, &entity, "pid_max", Some(f64::from(*max)));
+            }
+            push(&mut out, &entity, "count", Some(t.count as f64));
         }
     }
     out
@@ -269,6 +280,8 @@ pub const KNOWN_METRICS: &[&str] = &[
     "failing_streak",
     "oom_killed",
     "count",
+    "pid_max",
+    "containers_running",
 ];
 
 /// Text attributes (not series) that fleet rules compare across nodes.

@@ -3,8 +3,18 @@
 //! overrides them; a test keeps the two lists in step.
 
 pub const FILES: &[(&str, &str)] = &[
+    (
+        "containers.toml",
+        include_str!("../../rules/containers.toml"),
+    ),
     ("fleet.toml", include_str!("../../rules/fleet.toml")),
     ("gpu.toml", include_str!("../../rules/gpu.toml")),
     ("host.toml", include_str!("../../rules/host.toml")),
+    ("logs.toml", include_str!("../../rules/logs.toml")),
     ("memory.toml", include_str!("../../rules/memory.toml")),
+    (
+        "site-visionking.toml",
+        include_str!("../../rules/site-visionking.toml"),
+    ),
+    ("states.toml", include_str!("../../rules/states.toml")),
 ];

@@ -7,6 +7,7 @@
 pub mod defaults;
 pub mod kinds;
 pub mod select;
+pub mod states;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,6 +22,7 @@ use crate::model::{Finding, Severity};
 use crate::tomlread::{Ctx, Fields, did_you_mean};
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
+use states::{Aliases, Gate, GateCheck, StateDef, StateTable};
 
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -33,6 +35,8 @@ pub struct Rule {
     pub select: Selector,
     pub title: String,
     pub recommendation: String,
+    /// States that must hold on a node for the rule to speak about it (`when = { line = "idle" }`).
+    pub when: Gate,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -43,6 +47,19 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// Keys ([`Finding::key`]) of subjects a rule could not decide this time.
     pub unchecked: BTreeSet<String>,
+    /// (rule id, node) pairs a rule's gate kept it from judging: open findings of that rule
+    /// about that node stay open ("could not check"), they do not resolve.
+    pub gated: BTreeSet<(String, String)>,
+}
+
+impl Evaluation {
+    /// Whether an open finding could not be judged at this evaluation.
+    pub fn could_not_check(&self, f: &Finding) -> bool {
+        self.unchecked.contains(&f.key())
+            || f.nodes
+                .iter()
+                .any(|n| self.gated.contains(&(f.rule_id.clone(), n.clone())))
+    }
 }
 
 fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
@@ -67,6 +84,8 @@ fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
 
 pub struct Library {
     pub rules: Vec<Rule>,
+    pub states: Vec<StateDef>,
+    pub aliases: Aliases,
     env: minijinja::Environment<'static>,
 }
 
@@ -79,7 +98,7 @@ impl std::fmt::Debug for Library {
 }
 
 const RULE_KEYS_DOC: &str =
-    "id, kind, severity, description, select, params, title, recommendation";
+    "id, kind, severity, description, select, params, when, title, recommendation";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -130,18 +149,46 @@ impl Library {
     }
 
     /// Parses rule files given as (path, text); every problem of every file is reported.
+    /// States and aliases are read from every file first, so a rule may use a state declared
+    /// in another file.
     pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library> {
         let env = template::environment();
-        let mut rules = Vec::new();
-        let mut first_by_id: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        let mut failures: Vec<Error> = Vec::new();
-        for (path, text) in sources {
+        let mut states: Vec<StateDef> = Vec::new();
+        let mut aliases = Aliases::default();
+        let mut early_problems: Vec<Vec<Problem>> = Vec::new();
+        for (_, text) in sources {
             let mut ctx = Ctx::new(text);
             if let Some(doc) = ctx.parse() {
                 let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
+                for (table, span) in top.tables(&mut ctx, "state") {
+                    let f = Fields::new(table, span.clone(), "state");
+                    if let Some(state) = states::parse_state(f, &mut ctx) {
+                        if states.iter().any(|s| s.id == state.id) {
+                            ctx.report(span, format!("state `{}` is declared twice", state.id));
+                        } else {
+                            states.push(state);
+                        }
+                    }
+                }
+                for (table, span) in top.tables(&mut ctx, "alias") {
+                    states::parse_alias(Fields::new(table, span, "alias"), &mut ctx, &mut aliases);
+                }
+            }
+            early_problems.push(ctx.problems);
+        }
+        let mut rules = Vec::new();
+        let mut first_by_id: HashMap<String, (PathBuf, usize)> = HashMap::new();
+        let mut failures: Vec<Error> = Vec::new();
+        for ((path, text), early) in sources.iter().zip(early_problems) {
+            let mut ctx = Ctx::new(text);
+            if let Some(doc) = ctx.parse() {
+                ctx.problems = early;
+                let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
+                top.value("state");
+                top.value("alias");
                 for (table, span) in top.tables(&mut ctx, "rule") {
                     let fields = Fields::new(table, span.clone(), "rule");
-                    if let Some(rule) = parse_rule(fields, &mut ctx, path, &env) {
+                    if let Some(rule) = parse_rule(fields, &mut ctx, path, &env, &states) {
                         match first_by_id.get(&rule.id) {
                             Some((p, l)) => ctx.report(
                                 span,
@@ -168,7 +215,12 @@ impl Library {
             }
         }
         match failures.len() {
-            0 => Ok(Library { rules, env }),
+            0 => Ok(Library {
+                rules,
+                states,
+                aliases,
+                env,
+            }),
             1 => Err(failures.remove(0)),
             _ => {
                 // Several files: one Invalid per file, joined into one message.
@@ -188,14 +240,33 @@ impl Library {
 
     /// Runs every rule over the window; findings sorted by severity, then node, then rule.
     pub fn evaluate(&self, window: &Window, tz: Tz) -> Evaluation {
-        let ctx = EvalContext { window, tz };
+        let states = StateTable::compute(&self.states, window);
+        let ctx = EvalContext {
+            window,
+            tz,
+            states: &states,
+            aliases: &self.aliases,
+        };
         let mut findings = Vec::new();
         let mut unchecked = BTreeSet::new();
+        let mut gated = BTreeSet::new();
         let mut candidates = Vec::new();
         for rule in &self.rules {
             candidates.clear();
             rule.kind.evaluate(rule, &ctx, &mut candidates);
+            let mut closed: Vec<&str> = Vec::new();
+            if !rule.when.is_empty() {
+                for node in window.nodes() {
+                    if rule.when.check(&states, &node.node) != GateCheck::Open {
+                        closed.push(&node.node);
+                        gated.insert((rule.id.clone(), node.node.clone()));
+                    }
+                }
+            }
             for c in candidates.drain(..) {
+                if c.nodes.iter().any(|n| closed.contains(&n.as_str())) {
+                    continue;
+                }
                 if c.unchecked {
                     unchecked.insert(unchecked_key(rule, &c));
                 } else {
@@ -213,6 +284,7 @@ impl Library {
         Evaluation {
             findings,
             unchecked,
+            gated,
         }
     }
 
@@ -272,6 +344,7 @@ fn parse_rule(
     ctx: &mut Ctx,
     path: &Path,
     env: &minijinja::Environment<'static>,
+    states: &[StateDef],
 ) -> Option<Rule> {
     let line = ctx.line_col(f.span.start).0;
     let id = f.string(ctx, "id", true);
@@ -355,6 +428,7 @@ fn parse_rule(
     };
     let title = check_template("title", &mut f);
     let recommendation = check_template("recommendation", &mut f);
+    let when = parse_gate(&mut f, ctx, states);
     f.finish(ctx);
     Some(Rule {
         id: id?.into_inner(),
@@ -366,9 +440,49 @@ fn parse_rule(
         select: select?,
         title: title?,
         recommendation: recommendation?,
+        when,
         file: path.to_path_buf(),
         line,
     })
+}
+
+fn parse_gate(f: &mut Fields, ctx: &mut Ctx, states: &[StateDef]) -> Gate {
+    let what = format!("{} when", f.what);
+    let Some(w) = f.table(ctx, "when", &what) else {
+        return Gate::default();
+    };
+    let mut require = Vec::new();
+    let mut w = w;
+    for key in w.keys() {
+        let Some(value) = w.string(ctx, &key, true) else {
+            continue;
+        };
+        match states.iter().find(|s| s.id == key) {
+            None => {
+                let ids: Vec<&str> = states.iter().map(|s| s.id.as_str()).collect();
+                ctx.report(
+                    value.span(),
+                    format!(
+                        "{what}: no state `{key}` is declared{} (declare it with [[state]])",
+                        did_you_mean(&key, &ids)
+                    ),
+                );
+            }
+            Some(state) if !state.values().contains(&value.get_ref().as_str()) => {
+                ctx.report(
+                    value.span(),
+                    format!(
+                        "{what}: state `{key}` is never `{}` (values: {})",
+                        value.get_ref(),
+                        state.values().join(", ")
+                    ),
+                );
+            }
+            Some(_) => require.push((key, value.into_inner())),
+        }
+    }
+    w.finish(ctx);
+    Gate { require }
 }
 
 fn parse_select(f: &mut Fields, ctx: &mut Ctx, spec: Option<&KindSpec>) -> Option<Selector> {

@@ -18,6 +18,7 @@ pub const SPEC: KindSpec = KindSpec {
         "delta_pct",
         "interval",
         "direction",
+        "ratio",
     ],
     parse,
 };
@@ -136,6 +137,23 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("delta_pct", rel_pct, rel_text.clone());
         let interval = fmt_duration(gap);
         c.value("interval", Some(gap), interval.clone());
+        let ratio = if before.abs() > 0.0 && after.abs() > 0.0 {
+            let r = if after > before {
+                after / before
+            } else {
+                before / after
+            };
+            Some(r)
+        } else {
+            None
+        };
+        c.value(
+            "ratio",
+            ratio,
+            ratio
+                .map(|r| format!("{}x", fmt_number(r, if r >= 10.0 { 0 } else { 1 })))
+                .unwrap_or_else(|| "-".into()),
+        );
         let word = if delta < 0.0 { "dropped" } else { "rose" };
         c.value("direction", None, word);
         let rel_part = if rel_text.is_empty() {

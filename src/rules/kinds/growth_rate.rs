@@ -105,10 +105,10 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 }
 
 /// The fit of the longest recent run of readings that is a good straight line.
-struct RunFit {
-    start: usize,
-    slope: f64,
-    r2: f64,
+pub(super) struct RunFit {
+    pub start: usize,
+    pub slope: f64,
+    pub r2: f64,
 }
 
 /// How much worse than the best fit a longer run may be and still be preferred.
@@ -119,7 +119,7 @@ const R2_SLACK: f64 = 0.01;
 /// longest whose fit is within [`R2_SLACK`] of the best: long enough to be a trend, but not
 /// stretched back over readings from before the trend began.
 /// `Err(())` when no suffix even has enough readings and span: the rule cannot decide.
-fn longest_run(
+pub(super) fn longest_run(
     samples: &[(i64, f64)],
     p: &Params,
     accept: impl Fn(f64, f64) -> bool,
@@ -182,25 +182,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let Some(last_at) = points.last().map(|pt| pt.at) else {
             continue;
         };
-        // Only the current run of the entity counts: after a reboot or a container restart the
-        // value starts again from its base.
-        let mut start = (last_at as f64 - p.window_s) as i64;
-        start = start.max(node.segment_start());
-        if let Some(restarts) = node.series(entity, "restart_count") {
-            let pts = restarts.since(start);
-            for pair in pts.windows(2) {
-                if let (Some(a), Some(b)) = (pair[0].value, pair[1].value)
-                    && b != a
-                {
-                    start = start.max(pair[1].at);
-                }
-            }
-        }
-        let samples: Vec<(i64, f64)> = points
-            .iter()
-            .filter(|pt| pt.at >= start)
-            .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
-            .collect();
+        let samples = super::current_run(node, entity, points, p.window_s);
         let accept = |slope: f64, first: f64| {
             let fast_enough = if p.min_rate >= 0.0 {
                 slope >= p.min_rate

@@ -2,11 +2,30 @@
 //! beside it; this module only declares them, lists them in [`KINDS`] and holds the helpers they
 //! share.
 
+pub mod asymmetry;
+pub mod churn;
+pub mod clock_skew;
+pub mod config_missing;
+pub mod contradiction;
+pub mod counter_jump;
+pub mod cross_node_ratio;
 pub mod delta;
 pub mod drift;
 pub mod growth_rate;
+pub mod headroom;
+pub mod idle_resource;
+pub mod log_pattern;
+pub mod missing_key;
 pub mod null_transition;
+pub mod oscillation;
+pub mod presence_change;
+pub mod projection;
 pub mod reboot;
+pub mod schedule_overdue;
+pub mod score_card;
+pub mod sentinel;
+pub mod silence;
+pub mod stall;
 pub mod threshold;
 pub mod unreachable;
 
@@ -54,6 +73,25 @@ pub const KINDS: &[KindSpec] = &[
     reboot::SPEC,
     null_transition::SPEC,
     unreachable::SPEC,
+    asymmetry::SPEC,
+    churn::SPEC,
+    clock_skew::SPEC,
+    config_missing::SPEC,
+    contradiction::SPEC,
+    counter_jump::SPEC,
+    cross_node_ratio::SPEC,
+    headroom::SPEC,
+    idle_resource::SPEC,
+    log_pattern::SPEC,
+    missing_key::SPEC,
+    oscillation::SPEC,
+    presence_change::SPEC,
+    projection::SPEC,
+    schedule_overdue::SPEC,
+    score_card::SPEC,
+    sentinel::SPEC,
+    silence::SPEC,
+    stall::SPEC,
 ];
 
 pub fn spec(name: &str) -> Option<&'static KindSpec> {
@@ -70,6 +108,25 @@ pub enum Kind {
     Reboot(reboot::Params),
     NullTransition(null_transition::Params),
     Unreachable(unreachable::Params),
+    Asymmetry(asymmetry::Params),
+    Churn(churn::Params),
+    ClockSkew(clock_skew::Params),
+    ConfigMissing(config_missing::Params),
+    Contradiction(contradiction::Params),
+    CounterJump(counter_jump::Params),
+    CrossNodeRatio(cross_node_ratio::Params),
+    Headroom(headroom::Params),
+    IdleResource(idle_resource::Params),
+    LogPattern(log_pattern::Params),
+    MissingKey(missing_key::Params),
+    Oscillation(oscillation::Params),
+    PresenceChange(presence_change::Params),
+    Projection(projection::Params),
+    ScheduleOverdue(schedule_overdue::Params),
+    ScoreCard(score_card::Params),
+    Sentinel(sentinel::Params),
+    Silence(silence::Params),
+    Stall(stall::Params),
 }
 
 impl Kind {
@@ -82,6 +139,25 @@ impl Kind {
             Kind::Reboot(p) => reboot::evaluate(p, rule, ctx, out),
             Kind::NullTransition(p) => null_transition::evaluate(p, rule, ctx, out),
             Kind::Unreachable(p) => unreachable::evaluate(p, rule, ctx, out),
+            Kind::Asymmetry(p) => asymmetry::evaluate(p, rule, ctx, out),
+            Kind::Churn(p) => churn::evaluate(p, rule, ctx, out),
+            Kind::ClockSkew(p) => clock_skew::evaluate(p, rule, ctx, out),
+            Kind::ConfigMissing(p) => config_missing::evaluate(p, rule, ctx, out),
+            Kind::Contradiction(p) => contradiction::evaluate(p, rule, ctx, out),
+            Kind::CounterJump(p) => counter_jump::evaluate(p, rule, ctx, out),
+            Kind::CrossNodeRatio(p) => cross_node_ratio::evaluate(p, rule, ctx, out),
+            Kind::Headroom(p) => headroom::evaluate(p, rule, ctx, out),
+            Kind::IdleResource(p) => idle_resource::evaluate(p, rule, ctx, out),
+            Kind::LogPattern(p) => log_pattern::evaluate(p, rule, ctx, out),
+            Kind::MissingKey(p) => missing_key::evaluate(p, rule, ctx, out),
+            Kind::Oscillation(p) => oscillation::evaluate(p, rule, ctx, out),
+            Kind::PresenceChange(p) => presence_change::evaluate(p, rule, ctx, out),
+            Kind::Projection(p) => projection::evaluate(p, rule, ctx, out),
+            Kind::ScheduleOverdue(p) => schedule_overdue::evaluate(p, rule, ctx, out),
+            Kind::ScoreCard(p) => score_card::evaluate(p, rule, ctx, out),
+            Kind::Sentinel(p) => sentinel::evaluate(p, rule, ctx, out),
+            Kind::Silence(p) => silence::evaluate(p, rule, ctx, out),
+            Kind::Stall(p) => stall::evaluate(p, rule, ctx, out),
         }
     }
 }
@@ -90,6 +166,8 @@ impl Kind {
 pub struct EvalContext<'w> {
     pub window: &'w Window,
     pub tz: Tz,
+    pub states: &'w crate::rules::states::StateTable,
+    pub aliases: &'w crate::rules::states::Aliases,
 }
 
 impl EvalContext<'_> {
@@ -174,6 +252,80 @@ pub fn fresh_series<'w>(
         .into_iter()
         .filter_map(|(node, entity, series)| fresh(node, series).map(|p| (node, entity, p)))
         .collect()
+}
+
+/// The readings of the entity's current run within the last `window_s`: since the node's last
+/// reboot and the container's last restart, because after either the value starts again from
+/// its base and must not be joined to what came before. Nulls are left out.
+pub fn current_run(
+    node: &NodeHistory,
+    entity: &str,
+    points: &[Point],
+    window_s: f64,
+) -> Vec<(i64, f64)> {
+    let Some(last_at) = points.last().map(|pt| pt.at) else {
+        return Vec::new();
+    };
+    let mut start = (last_at as f64 - window_s) as i64;
+    start = start.max(node.segment_start());
+    if let Some(restarts) = node.series(entity, "restart_count") {
+        let pts = restarts.since(start);
+        for pair in pts.windows(2) {
+            if let (Some(a), Some(b)) = (pair[0].value, pair[1].value)
+                && b != a
+            {
+                start = start.max(pair[1].at);
+            }
+        }
+    }
+    points
+        .iter()
+        .filter(|pt| pt.at >= start)
+        .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
+        .collect()
+}
+
+/// Nodes grouped for peer comparison: by role (nodes without one form the group "fleet"), or
+/// all selected nodes together when `within` is "fleet".
+pub fn peer_groups<'w>(
+    rule: &Rule,
+    window: &'w Window,
+    within_fleet: bool,
+) -> BTreeMap<String, Vec<&'w NodeHistory>> {
+    let mut groups: BTreeMap<String, Vec<&NodeHistory>> = BTreeMap::new();
+    for node in window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let group = if within_fleet {
+            "fleet".to_string()
+        } else {
+            node.role.clone().unwrap_or_else(|| "fleet".to_string())
+        };
+        groups.entry(group).or_default().push(node);
+    }
+    groups
+}
+
+/// A list of strings parameter (a single string is a list of one).
+pub fn string_list(p: &mut ParamReader, ctx: &mut Ctx, key: &str) -> Vec<String> {
+    p.fields
+        .strings(ctx, key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.into_inner())
+        .collect()
+}
+
+/// A plain number parameter.
+pub fn number(p: &mut ParamReader, ctx: &mut Ctx, key: &str) -> Option<f64> {
+    p.fields.number(ctx, key).map(|n| n.into_inner())
+}
+
+/// Human list: "a, b and c".
+pub fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// Parameters of a rule, read with the units of its metric.

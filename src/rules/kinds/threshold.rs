@@ -45,6 +45,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let (dim, suffix) = metric_unit(metric);
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         if points.len() < p.for_captures {
+            // Too few readings (a gap, a new entity) to decide: keep what is open.
+            let mut c = Candidate::new(node, entity, metric, points[points.len() - 1].at);
+            c.unchecked = true;
+            out.push(c);
             continue;
         }
         let recent = &points[points.len() - p.for_captures..];

@@ -1,0 +1,415 @@
+#![doc = include_str!("log_pattern.md")]
+
+use std::collections::BTreeMap;
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list, string_list};
+use crate::history::NodeHistory;
+use crate::history::metrics::entity_label;
+use crate::markdown::code_span;
+use crate::rules::Rule;
+use crate::rules::select::glob_match;
+use crate::tomlread::Ctx;
+use crate::units::{fmt_duration, fmt_number};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "log-pattern-frequency",
+    doc: include_str!("log_pattern.md"),
+    target: Target::Node,
+    event: false,
+    variables: &[
+        "count", "per_min", "per_s", "interval", "captures", "level", "template", "source",
+        "also_on", "distinct", "values", "field", "window",
+    ],
+    parse,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Lines of a template since the previous capture.
+    Rate,
+    /// Lines per second at a level, all templates together.
+    Volume,
+    /// Present in every one of the last N captures.
+    Persistent,
+    /// Mean interval between lines over a window, and the nodes logging it in step.
+    Interval,
+    /// Distinct values of an extracted field (every camera, every queue).
+    Coverage,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub mode: Mode,
+    /// Globs on the template text.
+    pub matches: Vec<String>,
+    pub levels: Vec<String>,
+    pub min_count: f64,
+    pub min_per_s: f64,
+    pub captures: usize,
+    pub window_s: f64,
+    pub field: Option<String>,
+    pub min_distinct: usize,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    let mode = match p
+        .choice(
+            ctx,
+            "mode",
+            &["rate", "volume", "persistent", "interval", "coverage"],
+            "rate",
+        )
+        .as_str()
+    {
+        "volume" => Mode::Volume,
+        "persistent" => Mode::Persistent,
+        "interval" => Mode::Interval,
+        "coverage" => Mode::Coverage,
+        _ => Mode::Rate,
+    };
+    let field = p.fields.string(ctx, "field", false).map(|f| f.into_inner());
+    if mode == Mode::Coverage && field.is_none() {
+        ctx.report(
+            p.fields.span.clone(),
+            format!("{}: mode `coverage` needs `field`", p.fields.what),
+        );
+        return None;
+    }
+    Some(Kind::LogPattern(Params {
+        mode,
+        matches: string_list(p, ctx, "match"),
+        levels: string_list(p, ctx, "levels"),
+        min_count: super::number(p, ctx, "min_count").unwrap_or(1.0),
+        min_per_s: super::number(p, ctx, "min_per_s").unwrap_or(0.0),
+        captures: p.fields.count(ctx, "captures").unwrap_or(3).max(1),
+        window_s: p.duration(ctx, "window").unwrap_or(3600.0),
+        field,
+        min_distinct: p.fields.count(ctx, "min_distinct").unwrap_or(2).max(1),
+    }))
+}
+
+/// A template entity split into (source, level, template).
+fn split(entity: &str) -> Option<(&str, &str, &str)> {
+    let rest = entity.strip_prefix("logtpl:")?;
+    let mut parts = rest.splitn(3, '|');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+impl Params {
+    fn wants(&self, rule: &Rule, source: &str, level: &str, template: &str) -> bool {
+        let stream = format!("log:{source}");
+        (rule.select.entity_matches(&stream)
+            || rule
+                .select
+                .entity_matches(&format!("logtpl:{source}|{level}|{template}")))
+            && (self.levels.is_empty() || self.levels.iter().any(|l| l.eq_ignore_ascii_case(level)))
+            && (self.matches.is_empty() || self.matches.iter().any(|g| glob_match(g, template)))
+    }
+}
+
+/// Whether the stream of a template was read at the node's newest capture.
+fn stream_fresh(node: &NodeHistory, source: &str) -> Option<(i64, i64)> {
+    let latest = node.latest_at()?;
+    let lines = node.series(&format!("log:{source}"), "lines_total")?;
+    let n = lines.points.len();
+    if lines.points.last()?.at != latest {
+        return None;
+    }
+    let previous = if n >= 2 {
+        lines.points[n - 2].at
+    } else {
+        latest
+    };
+    Some((previous, latest))
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    if p.mode == Mode::Volume {
+        volume(p, rule, ctx, out);
+        return;
+    }
+    if p.mode == Mode::Coverage {
+        coverage(p, rule, ctx, out);
+        return;
+    }
+    let nodes: Vec<&NodeHistory> = ctx
+        .window
+        .nodes()
+        .filter(|n| rule.select.node_matches(n))
+        .collect();
+    // template entity -> nodes where it qualifies, with their interval, for `also_on`.
+    let mut qualifying: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut found: Vec<Candidate> = Vec::new();
+    for node in &nodes {
+        let Some(latest) = node.latest_at() else {
+            continue;
+        };
+        for (entity, series) in node.series_of("count") {
+            let Some((source, level, template)) = split(entity) else {
+                continue;
+            };
+            if !p.wants(rule, source, level, template) {
+                continue;
+            }
+            let in_window: Vec<_> = series
+                .since(latest - p.window_s as i64)
+                .iter()
+                .filter(|pt| pt.value.is_some_and(|v| v > 0.0))
+                .collect();
+            let Some((previous, _)) = stream_fresh(node, source) else {
+                if !in_window.is_empty() {
+                    let mut c = Candidate::new(node, entity, "pattern", latest);
+                    c.unchecked = true;
+                    found.push(c);
+                }
+                continue;
+            };
+            let now = series
+                .last()
+                .filter(|pt| pt.at == latest)
+                .and_then(|pt| pt.value)
+                .unwrap_or(0.0);
+            let mut c = Candidate::new(node, entity, "pattern", latest);
+            c.value("source", None, code_span(source));
+            c.value("level", None, level.to_string());
+            c.value("template", None, code_span(template));
+            c.value("window", Some(p.window_s), fmt_duration(p.window_s));
+            let fires = match p.mode {
+                Mode::Rate => {
+                    let gap = (latest - previous).max(1) as f64;
+                    let per_min = now / gap * 60.0;
+                    c.value("count", Some(now), fmt_number(now, 0));
+                    c.value("per_min", Some(per_min), fmt_number(per_min, 1));
+                    c.evidence = format!(
+                        "{} was logged {} times in the {} since the previous capture ({}/min).",
+                        entity_label(entity),
+                        fmt_number(now, 0),
+                        fmt_duration(gap),
+                        fmt_number(per_min, 1)
+                    );
+                    now >= p.min_count
+                }
+                Mode::Persistent => {
+                    let lines = node.series(&format!("log:{source}"), "lines_total");
+                    let times: Vec<i64> = lines
+                        .map(|s| {
+                            s.points
+                                .iter()
+                                .rev()
+                                .take(p.captures)
+                                .map(|pt| pt.at)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let present = times.len() == p.captures
+                        && times.iter().all(|t| {
+                            series
+                                .points
+                                .binary_search_by_key(t, |pt| pt.at)
+                                .ok()
+                                .and_then(|i| series.points[i].value)
+                                .is_some_and(|v| v > 0.0)
+                        });
+                    let total: f64 = in_window.iter().filter_map(|pt| pt.value).sum();
+                    let first = in_window.first().map(|pt| pt.at).unwrap_or(latest);
+                    c.value("count", Some(total), fmt_number(total, 0));
+                    c.value("captures", Some(p.captures as f64), p.captures.to_string());
+                    c.evidence = format!(
+                        "{} has been logged in each of the last {} captures ({} lines since {}), with no line showing it cleared.",
+                        entity_label(entity),
+                        p.captures,
+                        fmt_number(total, 0),
+                        ctx.time(first)
+                    );
+                    present
+                }
+                Mode::Interval => {
+                    // The first capture's count covers time before the window: leave it out.
+                    let covered = series.since(latest - p.window_s as i64);
+                    let counted: f64 = covered.iter().skip(1).filter_map(|pt| pt.value).sum();
+                    let span = covered
+                        .first()
+                        .map(|pt| (latest - pt.at) as f64)
+                        .unwrap_or(0.0);
+                    if counted >= p.min_count && span > 0.0 {
+                        let interval = span / counted;
+                        c.value("count", Some(counted), fmt_number(counted, 0));
+                        c.value(
+                            "interval",
+                            Some(interval),
+                            format!("~{}", fmt_duration(interval)),
+                        );
+                        c.value(
+                            "per_min",
+                            Some(60.0 / interval),
+                            fmt_number(60.0 / interval, 2),
+                        );
+                        c.evidence = format!(
+                            "{} was logged {} times in the last {}: one every ~{}.",
+                            entity_label(entity),
+                            fmt_number(counted, 0),
+                            fmt_duration(span),
+                            fmt_duration(interval)
+                        );
+                        qualifying
+                            .entry(entity.to_string())
+                            .or_default()
+                            .push((node.node.clone(), format!("~{}", fmt_duration(interval))));
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Mode::Volume | Mode::Coverage => false,
+            };
+            if fires {
+                found.push(c);
+            } else if !in_window.is_empty() {
+                // Seen within the window that detected it: not yet shown gone.
+                let mut c = Candidate::new(node, entity, "pattern", latest);
+                c.unchecked = true;
+                found.push(c);
+            }
+        }
+    }
+    for mut c in found {
+        if !c.unchecked {
+            let others: Vec<String> = qualifying
+                .get(&c.entity)
+                .map(|list| {
+                    list.iter()
+                        .filter(|(n, _)| !c.nodes.contains(n))
+                        .map(|(n, i)| format!("{n} ({i})"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !others.is_empty() {
+                c.evidence.push_str(&format!(
+                    " The same line comes in step on {}.",
+                    and_list(&others)
+                ));
+            }
+            c.value("also_on", None, and_list(&others));
+        }
+        out.push(c);
+    }
+}
+
+/// Lines per second at each selected level, all templates of a stream together.
+fn volume(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let Some(snap) = node.latest() else { continue };
+        let Some(prev) = node.previous() else {
+            // No interval to divide by: what was open stays open.
+            for stream in &snap.logs {
+                for t in &stream.templates {
+                    let level = t.level.clone().unwrap_or_else(|| "-".into());
+                    let entity = format!("log:{}", stream.source);
+                    let mut c = Candidate::new(
+                        node,
+                        &entity,
+                        &format!("level:{level}"),
+                        snap.captured_at.timestamp(),
+                    );
+                    c.unchecked = true;
+                    out.push(c);
+                }
+            }
+            continue;
+        };
+        let gap = (snap.captured_at - prev.captured_at).num_seconds().max(1) as f64;
+        for stream in &snap.logs {
+            let mut by_level: BTreeMap<String, (u64, Vec<(u64, String)>)> = BTreeMap::new();
+            for t in &stream.templates {
+                let level = t.level.clone().unwrap_or_else(|| "-".into());
+                if !p.wants(rule, &stream.source, &level, &t.template) {
+                    continue;
+                }
+                let e = by_level.entry(level).or_default();
+                e.0 += t.count;
+                e.1.push((t.count, t.template.clone()));
+            }
+            for (level, (count, mut templates)) in by_level {
+                let per_s = count as f64 / gap;
+                let entity = format!("log:{}", stream.source);
+                if per_s < p.min_per_s {
+                    continue;
+                }
+                templates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                let top: Vec<String> = templates
+                    .iter()
+                    .take(3)
+                    .map(|(_, t)| code_span(t))
+                    .collect();
+                let mut c = Candidate::new(
+                    node,
+                    &entity,
+                    &format!("level:{level}"),
+                    snap.captured_at.timestamp(),
+                );
+                c.value("count", Some(count as f64), count.to_string());
+                c.value("per_s", Some(per_s), fmt_number(per_s, 0));
+                c.value("level", None, level.clone());
+                c.value("source", None, code_span(&stream.source));
+                c.value("template", None, and_list(&top));
+                c.evidence = format!(
+                    "Log {} wrote {count} {level} lines in the {} since the previous capture, ~{} lines/s; the most frequent are {}.",
+                    code_span(&stream.source),
+                    fmt_duration(gap),
+                    fmt_number(per_s, 0),
+                    and_list(&top)
+                );
+                out.push(c);
+            }
+        }
+    }
+}
+
+/// Distinct values of an extracted field in one template: the whole set of cameras affected.
+fn coverage(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    let Some(field) = &p.field else { return };
+    for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let Some(snap) = node.latest() else { continue };
+        for stream in &snap.logs {
+            for t in &stream.templates {
+                let level = t.level.clone().unwrap_or_else(|| "-".into());
+                if !p.wants(rule, &stream.source, &level, &t.template) {
+                    continue;
+                }
+                let Some(values) = t.fields.get(field) else {
+                    continue;
+                };
+                if values.len() < p.min_distinct {
+                    continue;
+                }
+                let names: Vec<String> = values.keys().map(|v| code_span(v)).collect();
+                let entity = format!("logtpl:{}|{}|{}", stream.source, level, t.template);
+                let mut c = Candidate::new(
+                    node,
+                    &entity,
+                    &format!("field:{field}"),
+                    snap.captured_at.timestamp(),
+                );
+                c.value(
+                    "distinct",
+                    Some(values.len() as f64),
+                    values.len().to_string(),
+                );
+                c.value("values", None, and_list(&names));
+                c.value("field", None, field.clone());
+                c.value("count", Some(t.count as f64), t.count.to_string());
+                c.value("template", None, code_span(&t.template));
+                c.value("level", None, level.clone());
+                c.value("source", None, code_span(&stream.source));
+                c.evidence = format!(
+                    "{} was logged {} times since the previous capture, for {} distinct `{field}` values: {}.",
+                    entity_label(&entity),
+                    t.count,
+                    values.len(),
+                    and_list(&names)
+                );
+                out.push(c);
+            }
+        }
+    }
+}

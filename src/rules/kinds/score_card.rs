@@ -1,0 +1,196 @@
+#![doc = include_str!("score_card.md")]
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
+use crate::model::{Health, Snapshot};
+use crate::rules::Rule;
+use crate::rules::select::glob_match;
+use crate::tomlread::Ctx;
+use crate::units::{fmt_bytes, fmt_number};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "score-card",
+    doc: include_str!("score_card.md"),
+    target: Target::Node,
+    event: false,
+    variables: &["score", "breakdown", "weakest"],
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub below: f64,
+    pub cleanup_job: String,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    Some(Kind::ScoreCard(Params {
+        below: super::number(p, ctx, "below").unwrap_or(70.0),
+        cleanup_job: p
+            .fields
+            .string(ctx, "cleanup_job", false)
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "*cleanup*".into()),
+    }))
+}
+
+/// One dimension of the card: its name, points earned, points possible, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dimension {
+    pub name: &'static str,
+    pub points: u32,
+    pub max: u32,
+    pub reading: String,
+}
+
+const GB: f64 = 1e9;
+
+/// The seed 002 §3.1 score card of one snapshot, band for band; `None` when a reading it needs
+/// is missing. Shared with the weekly digest.
+pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
+    let host = s.host.as_ref()?;
+    let steal = host.cpu_steal_pct?;
+    let available = host.mem_available_bytes? as f64;
+    let free = host.mem_free_bytes.unwrap_or(host.mem_available_bytes?) as f64;
+    let disk = host
+        .disks
+        .iter()
+        .filter_map(|d| d.used_pct)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
+    let unhealthy = s
+        .containers
+        .as_ref()?
+        .iter()
+        .filter(|c| c.health == Health::Unhealthy)
+        .count();
+    let cpu = match steal {
+        x if x < 2.0 => 20,
+        x if x < 5.0 => 15,
+        x if x < 10.0 => 10,
+        _ => 5,
+    };
+    let memory = match available {
+        x if x > 6.0 * GB => 20,
+        x if x > 3.0 * GB => 15,
+        x if x > 1.0 * GB => 5,
+        _ => 0,
+    };
+    let disk_points = match disk {
+        x if x < 40.0 => 15,
+        x if x < 55.0 => 10,
+        x if x < 70.0 => 5,
+        _ => 0,
+    };
+    let service = match unhealthy {
+        0 => 20,
+        1..=2 => 15,
+        3..=5 => 8,
+        _ => 2,
+    };
+    let cleanup = s
+        .cron_jobs
+        .iter()
+        .find(|j| glob_match(cleanup_job, &j.name));
+    let (hygiene, hygiene_reading) = match cleanup.and_then(|j| j.last_run.map(|t| (j, t))) {
+        Some((job, last)) => {
+            let days = (s.captured_at - last).num_seconds() as f64 / 86400.0;
+            let freed = job.outcome.get("freed_mb").copied().unwrap_or(0.0);
+            let points = if days < 7.0 && freed > 0.0 {
+                15
+            } else if days < 30.0 {
+                8
+            } else {
+                0
+            };
+            (
+                points,
+                format!(
+                    "last cleanup {} days ago, freed {}MB",
+                    fmt_number(days, 1),
+                    fmt_number(freed, 0)
+                ),
+            )
+        }
+        None => (0, "no cleanup run recorded".to_string()),
+    };
+    let llm = match free {
+        x if x > 8.0 * GB => 10,
+        x if x > 4.0 * GB => 7,
+        x if x > 2.0 * GB => 4,
+        _ => 1,
+    };
+    Some(vec![
+        Dimension {
+            name: "CPU efficiency",
+            points: cpu,
+            max: 20,
+            reading: format!("steal {}%", fmt_number(steal, 1)),
+        },
+        Dimension {
+            name: "Memory pressure",
+            points: memory,
+            max: 20,
+            reading: format!("{} available", fmt_bytes(available)),
+        },
+        Dimension {
+            name: "Disk health",
+            points: disk_points,
+            max: 15,
+            reading: format!("{}% used", fmt_number(disk, 1)),
+        },
+        Dimension {
+            name: "Service health",
+            points: service,
+            max: 20,
+            reading: format!("{unhealthy} unhealthy"),
+        },
+        Dimension {
+            name: "Maintenance hygiene",
+            points: hygiene,
+            max: 15,
+            reading: hygiene_reading,
+        },
+        Dimension {
+            name: "LLM readiness",
+            points: llm,
+            max: 10,
+            reading: format!("{} free", fmt_bytes(free)),
+        },
+    ])
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let Some(snap) = node.latest() else { continue };
+        let at = snap.captured_at.timestamp();
+        let Some(card) = score(snap, &p.cleanup_job) else {
+            let mut c = Candidate::new(node, "host", "score", at);
+            c.unchecked = true;
+            out.push(c);
+            continue;
+        };
+        let total: u32 = card.iter().map(|d| d.points).sum();
+        if f64::from(total) >= p.below {
+            continue;
+        }
+        let breakdown: Vec<String> = card
+            .iter()
+            .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
+            .collect();
+        let weakest = card
+            .iter()
+            .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
+            .map(|d| format!("{} ({}/{}, {})", d.name, d.points, d.max, d.reading))
+            .unwrap_or_default();
+        let mut c = Candidate::new(node, "host", "score", at);
+        c.value("score", Some(f64::from(total)), total.to_string());
+        c.value("breakdown", None, breakdown.join("; "));
+        c.value("weakest", None, weakest.clone());
+        c.evidence = format!(
+            "{} scores {total}/100 (below {}): {}. The most points are lost on {weakest}.",
+            node.node,
+            fmt_number(p.below, 0),
+            breakdown.join("; ")
+        );
+        out.push(c);
+    }
+}

@@ -1,0 +1,129 @@
+#![doc = include_str!("silence.md")]
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list};
+use crate::history::metrics::{entity_label, metric_label, metric_unit};
+use crate::rules::Rule;
+use crate::rules::states::{Condition, parse_conditions};
+use crate::tomlread::Ctx;
+use crate::units::{fmt_duration, fmt_value};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "silence",
+    doc: include_str!("silence.md"),
+    target: Target::Node,
+    event: false,
+    variables: &["silent_for", "last_lines_at", "activity"],
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub for_s: f64,
+    pub activity: Vec<Condition>,
+    /// Count lifecycle events of tracked entities (workers created, promoted, terminated) after
+    /// the stream fell silent as activity.
+    pub entities: bool,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    let activity = parse_conditions(&mut p.fields, ctx, "activity");
+    let entities = p.fields.boolean(ctx, "entities").unwrap_or(true);
+    if activity.is_empty() && !entities {
+        ctx.report(
+            p.fields.span.clone(),
+            format!(
+                "{} needs evidence of activity: `activity` conditions or `entities = true`; silence alone is not a finding",
+                p.fields.what
+            ),
+        );
+        return None;
+    }
+    Some(Kind::Silence(Params {
+        for_s: p.duration(ctx, "for").unwrap_or(300.0),
+        activity,
+        entities,
+    }))
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
+        let Some(snap) = node.latest() else { continue };
+        let latest = snap.captured_at.timestamp();
+        for (stream, series) in node.series_of("lines_total") {
+            if !rule.select.entity_matches(stream) {
+                continue;
+            }
+            let Some(last) = series.last().filter(|pt| pt.at == latest) else {
+                continue;
+            };
+            if last.value.is_none_or(|v| v > 0.0) {
+                continue;
+            }
+            // The newest capture that still brought lines; the stream has been silent since.
+            let Some(last_lines) = series
+                .points
+                .iter()
+                .rev()
+                .find(|pt| pt.value.is_some_and(|v| v > 0.0))
+                .map(|pt| pt.at)
+            else {
+                continue;
+            };
+            let silent_for = (latest - last_lines) as f64;
+            if silent_for < p.for_s {
+                continue;
+            }
+            let mut evidence: Vec<String> = Vec::new();
+            for cond in &p.activity {
+                if let Some((entity, v)) = cond.passing(node)
+                    && entity != stream
+                {
+                    let (dim, suffix) = metric_unit(&cond.metric);
+                    evidence.push(format!(
+                        "{} {} is {}",
+                        entity_label(&entity),
+                        metric_label(&cond.metric),
+                        fmt_value(v, dim, suffix)
+                    ));
+                }
+            }
+            if p.entities {
+                let mut events = 0;
+                for e in &snap.entities {
+                    for t in [Some(e.created_at), e.promoted_at, e.terminated_at]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if t.timestamp() > last_lines {
+                            events += 1;
+                        }
+                    }
+                }
+                if events > 0 {
+                    evidence.push(format!(
+                        "{events} lifecycle events of tracked {} (created, promoted, terminated) happened since",
+                        snap.entities
+                            .first()
+                            .map(|e| format!("{}s", e.kind))
+                            .unwrap_or_else(|| "entities".into())
+                    ));
+                }
+            }
+            if evidence.is_empty() {
+                continue;
+            }
+            let mut c = Candidate::new(node, stream, "silence", latest);
+            c.value("silent_for", Some(silent_for), fmt_duration(silent_for));
+            c.value("last_lines_at", None, ctx.time(last_lines));
+            c.value("activity", None, and_list(&evidence));
+            c.evidence = format!(
+                "{} has written no line since the capture at {} ({}), yet {}: the component works but its log does not arrive.",
+                entity_label(stream),
+                ctx.time(last_lines),
+                fmt_duration(silent_for),
+                and_list(&evidence)
+            );
+            out.push(c);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+#![doc = include_str!("stall.md")]
+
+use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
+use crate::history::metrics::entity_label;
+use crate::rules::Rule;
+use crate::tomlread::Ctx;
+use crate::units::{fmt_duration, fmt_number};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "stall",
+    doc: include_str!("stall.md"),
+    target: Target::Series,
+    event: false,
+    variables: &["pending", "workers", "captures", "since", "duration"],
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub captures: usize,
+    /// The metric counting workers, on the same entity.
+    pub workers_metric: String,
+}
+
+fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
+    let workers_metric = p
+        .fields
+        .string(ctx, "workers_metric", false)
+        .map(|s| s.into_inner())
+        .unwrap_or_else(|| "processing_workers".into());
+    Some(Kind::Stall(Params {
+        captures: p.fields.count(ctx, "captures").unwrap_or(3).max(1),
+        workers_metric,
+    }))
+}
+
+pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    let metric = rule.select.metric.as_str();
+    for (node, entity, points) in fresh_series(rule, ctx.window) {
+        let Some(workers) = node.series(entity, &p.workers_metric) else {
+            continue;
+        };
+        // Count back the captures in a row with work pending and nobody working; any other
+        // capture resets the count, as seed 003's monitor does.
+        let mut streak = 0;
+        let mut since = None;
+        let mut undecided = false;
+        for pt in points.iter().rev() {
+            let w = workers
+                .points
+                .binary_search_by_key(&pt.at, |x| x.at)
+                .ok()
+                .and_then(|i| workers.points[i].value);
+            match (pt.value, w) {
+                (Some(pending), Some(w)) if pending > 0.0 && w == 0.0 => {
+                    streak += 1;
+                    since = Some(pt.at);
+                }
+                (None, _) | (_, None) if streak == 0 => {
+                    undecided = true;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        let last = &points[points.len() - 1];
+        if undecided {
+            let mut c = Candidate::new(node, entity, metric, last.at);
+            c.unchecked = true;
+            out.push(c);
+            continue;
+        }
+        let Some(since) = since.filter(|_| streak >= p.captures) else {
+            continue;
+        };
+        let pending = last.value.unwrap_or(0.0);
+        let duration = (last.at - since) as f64;
+        let mut c = Candidate::new(node, entity, metric, last.at);
+        c.value("pending", Some(pending), fmt_number(pending, 0));
+        c.value("workers", Some(0.0), "0");
+        c.value("captures", Some(streak as f64), streak.to_string());
+        c.value("since", None, ctx.time(since));
+        c.value("duration", Some(duration), fmt_duration(duration));
+        c.evidence = format!(
+            "{} has had work pending and 0 workers processing in {streak} captures in a row since {} ({}); {} items are pending now.",
+            entity_label(entity),
+            ctx.time(since),
+            fmt_duration(duration),
+            fmt_number(pending, 0)
+        );
+        out.push(c);
+    }
+}

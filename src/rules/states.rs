@@ -1,0 +1,331 @@
+//! Derived states and name aliases: the fleet knowledge rules share.
+//!
+//! A *state* (e.g. `line` = production or idle) is computed for each node from its newest
+//! readings, so a rule can be gated on it: an idle-only rule does not speak during production,
+//! and a production-only error cannot "resolve" while the line is idle (it is "could not check"
+//! instead). An *alias* says that two container names are the same component on different
+//! nodes (`dev-visionking-inference` is `visionking-inference`), for rules that compare peers.
+//! Both are declared in rule files next to the rules that use them (`[[state]]`, `[[alias]]`).
+
+use std::collections::BTreeMap;
+
+use crate::history::{NodeHistory, Window};
+use crate::rules::select::glob_match;
+use crate::tomlread::{Ctx, Fields};
+use crate::units;
+
+/// One reading compared with a limit: `{ entity = "gpu:*", metric = "util_pct", above = 5 }`.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub entity: String,
+    pub metric: String,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+}
+
+impl Condition {
+    /// `Some(true)` when a matching entity's newest reading passes, `Some(false)` when readings
+    /// exist and none passes, `None` when there is no fresh reading to judge by.
+    pub fn holds(&self, node: &NodeHistory) -> Option<bool> {
+        let latest = node.latest_at()?;
+        let mut seen = false;
+        for (entity, series) in node.series_of(&self.metric) {
+            if !glob_match(&self.entity, entity) {
+                continue;
+            }
+            let Some(point) = series.last().filter(|p| p.at == latest) else {
+                continue;
+            };
+            let Some(v) = point.value else { continue };
+            seen = true;
+            let pass = self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b);
+            if pass {
+                return Some(true);
+            }
+        }
+        seen.then_some(false)
+    }
+
+    /// The first matching entity whose newest reading passes, with that reading.
+    pub fn passing(&self, node: &NodeHistory) -> Option<(String, f64)> {
+        let latest = node.latest_at()?;
+        node.series_of(&self.metric)
+            .into_iter()
+            .filter(|(entity, _)| glob_match(&self.entity, entity))
+            .find_map(|(entity, series)| {
+                let v = series.last().filter(|p| p.at == latest)?.value?;
+                let pass = self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b);
+                pass.then(|| (entity.to_string(), v))
+            })
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} {}", self.entity, self.metric);
+        if let Some(a) = self.above {
+            s.push_str(&format!(" > {}", units::fmt_number(a, 3)));
+        }
+        if let Some(b) = self.below {
+            s.push_str(&format!(" < {}", units::fmt_number(b, 3)));
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StateCase {
+    pub value: String,
+    /// The case holds when any condition holds.
+    pub any: Vec<Condition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDef {
+    pub id: String,
+    pub description: String,
+    pub cases: Vec<StateCase>,
+    /// The value when no case holds but there were readings to judge by.
+    pub otherwise: String,
+}
+
+impl StateDef {
+    pub fn values(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.cases.iter().map(|c| c.value.as_str()).collect();
+        v.push(&self.otherwise);
+        v
+    }
+
+    /// The node's state at its newest capture; `None` when nothing could be read.
+    pub fn of(&self, node: &NodeHistory) -> Option<String> {
+        let mut judged = false;
+        for case in &self.cases {
+            for cond in &case.any {
+                match cond.holds(node) {
+                    Some(true) => return Some(case.value.clone()),
+                    Some(false) => judged = true,
+                    None => {}
+                }
+            }
+        }
+        judged.then(|| self.otherwise.clone())
+    }
+}
+
+/// The states of every node at the window's newest captures: node → state id → value.
+#[derive(Debug, Default)]
+pub struct StateTable {
+    pub by_node: BTreeMap<String, BTreeMap<String, Option<String>>>,
+}
+
+impl StateTable {
+    pub fn compute(defs: &[StateDef], window: &Window) -> StateTable {
+        let mut by_node = BTreeMap::new();
+        if defs.is_empty() {
+            return StateTable { by_node };
+        }
+        for node in window.nodes() {
+            let states = defs.iter().map(|d| (d.id.clone(), d.of(node))).collect();
+            by_node.insert(node.node.clone(), states);
+        }
+        StateTable { by_node }
+    }
+
+    pub fn get(&self, node: &str, state: &str) -> Option<&str> {
+        self.by_node.get(node)?.get(state)?.as_deref()
+    }
+}
+
+/// `when = { line = "idle" }` on a rule: every named state must have the given value.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    pub require: Vec<(String, String)>,
+}
+
+/// Whether a gate lets a rule speak about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCheck {
+    Open,
+    /// The state has another value (`Closed("production")`) or could not be read (`None`).
+    Closed(Option<String>),
+}
+
+impl Gate {
+    pub fn check(&self, states: &StateTable, node: &str) -> GateCheck {
+        for (state, want) in &self.require {
+            match states.get(node, state) {
+                Some(v) if v == want => {}
+                other => return GateCheck::Closed(other.map(str::to_string)),
+            }
+        }
+        GateCheck::Open
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.require.is_empty()
+    }
+}
+
+/// Component names that mean the same thing on different nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Aliases {
+    /// other name → canonical name
+    map: BTreeMap<String, String>,
+}
+
+impl Aliases {
+    pub fn insert(&mut self, canonical: &str, other: &str) {
+        self.map.insert(other.to_string(), canonical.to_string());
+    }
+
+    /// The canonical name of a container name, or of an entity (`container:<name>`).
+    pub fn canonical(&self, name: &str) -> String {
+        if let Some((head, rest)) = name.split_once(':') {
+            return format!("{head}:{}", self.canonical(rest));
+        }
+        self.map
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
+    let entity = f.string(ctx, "entity", true);
+    let metric = f.string(ctx, "metric", true);
+    if let Some(m) = &metric
+        && !crate::history::metrics::KNOWN_METRICS.contains(&m.get_ref().as_str())
+    {
+        ctx.report(
+            m.span(),
+            format!(
+                "{}: unknown metric `{}`{}",
+                f.what,
+                m.get_ref(),
+                crate::tomlread::did_you_mean(m.get_ref(), crate::history::metrics::KNOWN_METRICS)
+            ),
+        );
+    }
+    let dim = metric
+        .as_ref()
+        .map(|m| crate::history::metrics::metric_unit(m.get_ref()).0)
+        .unwrap_or(units::Dimension::Plain);
+    let limit = |f: &mut Fields, ctx: &mut Ctx, key: &str| -> Option<f64> {
+        let v = f.value(key)?;
+        let text = match v.get_ref() {
+            toml::de::DeValue::String(s) => s.to_string(),
+            toml::de::DeValue::Integer(i) => i.as_str().to_string(),
+            toml::de::DeValue::Float(x) => x.as_str().to_string(),
+            _ => {
+                ctx.report(v.span(), format!("{}: `{key}` must be a number", f.what));
+                return None;
+            }
+        };
+        match units::parse(&text, dim) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                ctx.report(v.span(), format!("{}: `{key}`: {e}", f.what));
+                None
+            }
+        }
+    };
+    let above = limit(&mut f, ctx, "above");
+    let below = limit(&mut f, ctx, "below");
+    if above.is_none() && below.is_none() {
+        ctx.report(
+            f.span.clone(),
+            format!("{} needs `above` or `below`", f.what),
+        );
+    }
+    f.finish(ctx);
+    Some(Condition {
+        entity: entity?.into_inner(),
+        metric: metric?.into_inner(),
+        above,
+        below,
+    })
+}
+
+/// A list of `{ entity, metric, above|below }` tables under `key`.
+pub fn parse_conditions(f: &mut Fields, ctx: &mut Ctx, key: &str) -> Vec<Condition> {
+    let what = format!("{} `{key}`", f.what);
+    f.tables(ctx, key)
+        .into_iter()
+        .filter_map(|(t, span)| parse_condition(Fields::new(t, span, what.clone()), ctx))
+        .collect()
+}
+
+/// Reads one `[[state]]` table.
+pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
+    let id = f.string(ctx, "id", true);
+    if let Some(id) = &id {
+        f.what = format!("state `{}`", id.get_ref());
+    }
+    let description = f.string(ctx, "description", true);
+    let otherwise = f.string(ctx, "otherwise", true);
+    let mut cases = Vec::new();
+    for (t, span) in f.tables(ctx, "case") {
+        let mut c = Fields::new(t, span, format!("{} case", f.what));
+        let value = c.string(ctx, "value", true);
+        let any = parse_conditions(&mut c, ctx, "any");
+        if any.is_empty() {
+            ctx.report(
+                c.span.clone(),
+                format!("{} needs at least one condition in `any`", c.what),
+            );
+        }
+        c.finish(ctx);
+        if let Some(value) = value {
+            cases.push(StateCase {
+                value: value.into_inner(),
+                any,
+            });
+        }
+    }
+    if cases.is_empty() {
+        ctx.report(
+            f.span.clone(),
+            format!("{} needs at least one [[state.case]]", f.what),
+        );
+    }
+    f.finish(ctx);
+    Some(StateDef {
+        id: id?.into_inner(),
+        description: description?.into_inner(),
+        cases,
+        otherwise: otherwise?.into_inner(),
+    })
+}
+
+/// Reads one `[[alias]]` table: `{ name = "visionking-inference", also = ["dev-visionking-inference"] }`.
+pub fn parse_alias(mut f: Fields, ctx: &mut Ctx, into: &mut Aliases) {
+    let name = f.string(ctx, "name", true);
+    let also = f.strings(ctx, "also").unwrap_or_default();
+    if also.is_empty() {
+        ctx.report(
+            f.span.clone(),
+            format!("{} needs `also`: the other names", f.what),
+        );
+    }
+    f.finish(ctx);
+    if let Some(name) = name {
+        for other in also {
+            into.insert(name.get_ref(), other.get_ref());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_map_names_and_entities() {
+        let mut a = Aliases::default();
+        a.insert("visionking-plc-monitor", "pm-sis-surface");
+        assert_eq!(a.canonical("pm-sis-surface"), "visionking-plc-monitor");
+        assert_eq!(
+            a.canonical("container:pm-sis-surface"),
+            "container:visionking-plc-monitor"
+        );
+        assert_eq!(a.canonical("keydb"), "keydb");
+    }
+}
