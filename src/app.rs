@@ -655,6 +655,12 @@ pub fn run_fixture(path: &Path) -> Result<String> {
         .ok_or_else(|| Error::bad_file(path, "a fixture needs at least one [[rule]]"))?;
     let mut rules_table = toml::Table::new();
     rules_table.insert("rule".into(), rules_value);
+    // States and aliases belong to the rule library, not to the scenario.
+    for key in ["state", "alias"] {
+        if let Some(v) = table.remove(key) {
+            rules_table.insert(key.into(), v);
+        }
+    }
     let to_text =
         |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
     let library = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;

@@ -339,6 +339,8 @@ pub fn entity_label(entity: &str) -> String {
         Some(("queue", name)) => format!("queue {}", code_span(name)),
         Some(("endpoint", name)) => format!("endpoint {}", code_span(name)),
         Some(("log", name)) => format!("log {}", code_span(name)),
+        Some(("workqueue", name)) => format!("work queue {}", code_span(name)),
+        Some(("job", name)) => format!("job {}", code_span(name)),
         Some(("logtpl", rest)) => {
             let mut parts = rest.splitn(3, '|');
             let (source, level, template) = (
@@ -378,6 +380,15 @@ pub fn metric_label(metric: &str) -> &str {
         "oom_killed" => "OOM-killed flag",
         "failing_streak" => "failed health checks in a row",
         "count" => "count since the previous capture",
+        "pid_max" => "highest PID",
+        "deliver_total" => "messages delivered",
+        "publish_total" => "messages published",
+        "rows_inserted_total" => "rows inserted",
+        "db_size_bytes" => "size",
+        "keys" => "keys",
+        "containers_running" => "running containers",
+        "used_bytes" => "used space",
+        "processing_workers" => "workers processing",
         other => other,
     }
 }

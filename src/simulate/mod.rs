@@ -20,6 +20,7 @@ use crate::model::{
     LogStream, LogTemplate, Port, Postgres, Queue, RabbitMq, Redis, RedisDb, Snapshot,
     SourceStatus, WatchedKey, validate_node_name,
 };
+use crate::model::{CronJob, Entity, WorkQueue};
 use scenario::{Dim, EventKind, LogSpec, NodeSpec, Scenario, Span, TimeSpec, Traj};
 
 /// Reads and checks a scenario file; mistakes come back with line and column.
@@ -833,6 +834,93 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
             status: code,
             latency_ms: if code == 0 { None } else { latency },
             error: (code == 0).then(|| "connection refused".to_string()),
+        });
+    }
+    for q in &node.work_queue {
+        let key = format!("workqueue:{}", q.name);
+        let sample = |st: &mut NodeState, what: &str, tr: &scenario::Plain| {
+            st.sample(&format!("{key}.{what}"), tr, t, &[])
+                .map(|v| v.max(0.0).round() as u64)
+        };
+        let pending = sample(st, "pending", &q.pending);
+        let workers = sample(st, "workers", &q.workers);
+        let completed = q
+            .completed
+            .as_ref()
+            .and_then(|tr| sample(st, "completed", tr));
+        let failed = q.failed.as_ref().and_then(|tr| sample(st, "failed", tr));
+        snap.work_queues.push(WorkQueue {
+            name: q.name.clone(),
+            total: None,
+            completed,
+            pending,
+            failed,
+            processing_workers: workers,
+            expected_per_min: None,
+        });
+    }
+    for j in &node.job {
+        let runs: Vec<f64> = j
+            .runs
+            .iter()
+            .map(|r| st.clock.at(r))
+            .filter(|r| *r <= t)
+            .collect();
+        let fail_from = j.failing_from.as_ref().map(|f| st.clock.at(f));
+        let last = runs
+            .iter()
+            .copied()
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+        let failures = runs
+            .iter()
+            .filter(|r| fail_from.is_some_and(|f| **r >= f))
+            .count() as u32;
+        let mut outcome = BTreeMap::new();
+        if let Some(mb) = j.freed_mb {
+            outcome.insert("freed_mb".to_string(), if failures > 0 { 0.0 } else { mb });
+        }
+        snap.cron_jobs.push(CronJob {
+            name: j.name.clone(),
+            schedule: j.schedule.clone(),
+            last_run: last.map(ts),
+            last_success: last.map(|_| failures == 0),
+            consecutive_failures: failures,
+            outcome,
+        });
+    }
+    for e in &node.entity {
+        let created = st.clock.at(&e.created);
+        if created > t {
+            continue;
+        }
+        let promoted = e
+            .promoted
+            .as_ref()
+            .map(|p| st.clock.at(p))
+            .filter(|p| *p <= t);
+        let terminated = e
+            .terminated
+            .as_ref()
+            .map(|p| st.clock.at(p))
+            .filter(|p| *p <= t);
+        let status = if terminated.is_some() {
+            "terminated"
+        } else if promoted.is_some() {
+            "active"
+        } else {
+            "starting"
+        };
+        snap.entities.push(Entity {
+            id: e.id.clone(),
+            kind: e.kind.clone(),
+            created_at: ts(created),
+            promoted_at: promoted.map(ts),
+            terminated_at: terminated.map(ts),
+            status: status.to_string(),
+            termination_reason: None,
+            provider_id: None,
+            provider_status: None,
+            tasks: e.tasks,
         });
     }
     snap

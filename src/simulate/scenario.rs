@@ -611,6 +611,54 @@ pub struct NodeSpec {
     pub rabbitmq: Vec<RabbitSpec>,
     #[serde(default)]
     pub endpoint: Vec<EndpointSpec>,
+    #[serde(default)]
+    pub work_queue: Vec<WorkQueueSpec>,
+    #[serde(default)]
+    pub job: Vec<JobSpec>,
+    #[serde(default)]
+    pub entity: Vec<EntitySpec>,
+}
+
+/// A processing queue an application reports (seed 003).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkQueueSpec {
+    pub name: String,
+    pub pending: Plain,
+    pub workers: Plain,
+    #[serde(default)]
+    pub completed: Option<Plain>,
+    #[serde(default)]
+    pub failed: Option<Plain>,
+}
+
+/// A scheduled job with the runs it made; runs from `failing_from` on fail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    pub schedule: String,
+    #[serde(default)]
+    pub runs: Vec<TimeSpec>,
+    #[serde(default)]
+    pub failing_from: Option<TimeSpec>,
+    #[serde(default)]
+    pub freed_mb: Option<f64>,
+}
+
+/// A worker an orchestrator manages, with its lifecycle (seed 004).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySpec {
+    pub id: String,
+    pub kind: String,
+    pub created: TimeSpec,
+    #[serde(default)]
+    pub promoted: Option<TimeSpec>,
+    #[serde(default)]
+    pub terminated: Option<TimeSpec>,
+    #[serde(default)]
+    pub tasks: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

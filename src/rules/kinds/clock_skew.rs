@@ -11,7 +11,7 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("clock_skew.md"),
     target: Target::Node,
     event: false,
-    variables: &["offset", "ahead", "source", "stamp", "ntp"],
+    variables: &["reason", "offset", "ahead", "source", "stamp", "ntp"],
     parse,
 };
 
@@ -74,6 +74,22 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             reasons.push("NTP reports the clock as not synchronised".into());
         }
         let mut c = Candidate::new(node, "clock", "skew", at.timestamp());
+        let reason = match (&ahead, offset_s.filter(|o| o.abs() > p.tolerance_s)) {
+            (Some((secs, source, _)), _) => {
+                format!(
+                    "lines {} ahead in log {}",
+                    fmt_duration(*secs),
+                    code_span(source)
+                )
+            }
+            (None, Some(off)) => format!(
+                "clock {} {}",
+                fmt_duration(off.abs()),
+                if off > 0.0 { "ahead" } else { "behind" }
+            ),
+            (None, None) => String::new(),
+        };
+        c.value("reason", None, reason);
         c.value(
             "offset",
             offset_s,

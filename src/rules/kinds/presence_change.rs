@@ -106,9 +106,10 @@ fn containers(
                 .map(|e| code_span(e.trim_start_matches("container:")))
                 .collect(),
             format!(
-                "{} ran {} containers at {} and runs none at {}, although it still answers.",
+                "{} ran {} container{} at {} and runs none at {}, although it still answers.",
                 node.node,
                 before.len(),
+                if before.len() == 1 { "" } else { "s" },
                 ctx.time(prev.captured_at.timestamp()),
                 ctx.time(at)
             ),
