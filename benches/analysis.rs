@@ -181,6 +181,28 @@ fn fleet(nodes: u32) {
         runs.push(t.elapsed());
         findings = ev.findings.len();
     }
+    // Where the time goes: each rule alone, slowest first.
+    let mut per_rule: Vec<(Duration, String, usize)> = Vec::new();
+    for rule in &lib.rules {
+        let mut one = library();
+        one.rules.retain(|r| r.id == rule.id);
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let ev = one.evaluate(&window, chrono_tz::UTC);
+            times.push(t.elapsed());
+            n = ev.findings.len();
+        }
+        per_rule.push((median(times), rule.id.clone(), n));
+    }
+    per_rule.sort_by(|a, b| b.0.cmp(&a.0));
+    let top: Vec<String> = per_rule
+        .iter()
+        .take(6)
+        .map(|(d, id, n)| format!("{id} {d:?} ({n} findings)"))
+        .collect();
+    println!("{nodes} nodes, slowest rules alone: {}", top.join("; "));
     println!(
         "{nodes} nodes × 40 containers, {captures} captures, {series} series: simulate+push {built:?} (push alone {push_time:?}, {:.1} µs per capture); whole library ({} rules) per analysis: median {:?}, min {:?}, max {:?}; {findings} findings; peak RSS {:.0} MB",
         push_time.as_secs_f64() * 1e6 / captures.max(1) as f64,

@@ -69,6 +69,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
+        Command::Backtest {
+            rule,
+            archive,
+            rules,
+            window,
+        } => backtest(&rule, &archive, rules.as_deref(), &window),
     }
 }
 
@@ -640,7 +646,174 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
             println!("{} rules loaded, no problems", lib.rules.len());
             Ok(EXIT_OK)
         }
+        RulesCommand::Test { paths, bless } => rules_test(paths, path.as_deref(), bless),
     }
+}
+
+fn fixture_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+    for entry in entries {
+        let p = entry.map_err(|e| Error::io(path, e))?.path();
+        if p.is_dir() {
+            fixture_files(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// `patrol rules test`: every fixture against its expected findings, and, over the whole set,
+/// which kinds have a firing and a quiet case.
+fn rules_test(paths: Vec<PathBuf>, rules_dir: Option<&Path>, bless: bool) -> Result<i32> {
+    let mut roots = paths;
+    if roots.is_empty() {
+        let mut defaults = vec![PathBuf::from("tests/rules")];
+        defaults.push(rules_dir.unwrap_or(Path::new("rules")).join("tests"));
+        roots = defaults.into_iter().filter(|p| p.is_dir()).collect();
+        if roots.is_empty() {
+            return Err(Error::Usage(
+                "no fixtures: give a file or directory, or create tests/rules/<kind>/<case>.toml"
+                    .into(),
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    for root in &roots {
+        if !root.exists() {
+            return Err(Error::Usage(format!(
+                "{}: no such fixture file or directory",
+                root.display()
+            )));
+        }
+        fixture_files(root, &mut files)?;
+    }
+    files.sort();
+    let (mut passed, mut failed) = (0, 0);
+    // kind -> (firing cases, quiet cases), by the fixture's directory name
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for file in &files {
+        let got = run_fixture(file)?;
+        let expected_path = file.with_extension("expected");
+        if bless {
+            crate::fsutil::write_atomic(&expected_path, got.as_bytes())?;
+        }
+        let expected = match std::fs::read_to_string(&expected_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("FAIL {}: no {}", file.display(), expected_path.display());
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(Error::io(&expected_path, e)),
+        };
+        let kind = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let entry = by_kind.entry(kind).or_default();
+        if got.is_empty() {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+        }
+        if got == expected {
+            passed += 1;
+            println!("ok   {}", file.display());
+        } else {
+            failed += 1;
+            println!("FAIL {}", file.display());
+            for line in diff_lines(&expected, &got) {
+                println!("     {line}");
+            }
+        }
+    }
+    let lacking: Vec<String> = rules::kinds::KINDS
+        .iter()
+        .filter_map(|k| {
+            let (firing, quiet) = by_kind.get(k.name).copied().unwrap_or_default();
+            (firing == 0 || quiet == 0)
+                .then(|| format!("{} ({firing} firing, {quiet} quiet)", k.name))
+        })
+        .collect();
+    let covered = rules::kinds::KINDS.len() - lacking.len();
+    println!(
+        "{passed} passed, {failed} failed; {covered} of {} kinds have a firing and a quiet fixture",
+        rules::kinds::KINDS.len()
+    );
+    if !lacking.is_empty() && lacking.len() < rules::kinds::KINDS.len() {
+        println!("kinds without both: {}", lacking.join(", "));
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+/// Lines only in `expected` (-) and only in `got` (+), in order, for a readable failure.
+fn diff_lines(expected: &str, got: &str) -> Vec<String> {
+    let e: Vec<&str> = expected.lines().collect();
+    let g: Vec<&str> = got.lines().collect();
+    let mut out = Vec::new();
+    for line in &e {
+        if !g.contains(line) {
+            out.push(format!("- {line}"));
+        }
+    }
+    for line in &g {
+        if !e.contains(line) {
+            out.push(format!("+ {line}"));
+        }
+    }
+    out
+}
+
+/// `patrol backtest`: one rule over every capture of an archive; prints each time it opened,
+/// resolved or could not check, and a summary.
+fn backtest(rule_id: &str, archive_dir: &Path, rules: Option<&Path>, window: &str) -> Result<i32> {
+    let mut library = load_library(rules)?;
+    if library.get(rule_id).is_none() {
+        let names: Vec<&str> = library.rules.iter().map(|r| r.id.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no rule `{rule_id}` in the library{}",
+            crate::tomlread::did_you_mean(rule_id, &names)
+        )));
+    }
+    library.rules.retain(|r| r.id == rule_id);
+    let span = window_span(window)?;
+    let archive = Archive::open(archive_dir);
+    let (_, tz) = archive_meta(&archive)?;
+    let rounds = replay_rounds(archive_dir, &library, span)?;
+    let mut open: std::collections::BTreeSet<String> = Default::default();
+    let (mut opened, mut resolved, mut rounds_firing) = (0, 0, 0);
+    for round in &rounds {
+        let stamp = round.at.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+        if !round.findings.is_empty() {
+            rounds_firing += 1;
+        }
+        for f in &round.findings {
+            if open.insert(f.key()) || f.event {
+                opened += 1;
+                println!("{stamp} FIRES    [{}] {}", f.severity.label(), f.title);
+            }
+            if f.event {
+                open.remove(&f.key());
+            }
+        }
+        for f in &round.resolved {
+            open.remove(&f.key());
+            resolved += 1;
+            println!("{stamp} RESOLVED {}", f.title);
+        }
+    }
+    println!(
+        "{rule_id}: {} capture rounds, fired in {rounds_firing}; {opened} findings opened, {resolved} resolved, {} still open",
+        rounds.len(),
+        open.len()
+    );
+    Ok(EXIT_OK)
 }
 
 /// Runs one rule fixture: a scenario file that also carries `[[rule]]` instances. The scenario is

@@ -85,6 +85,19 @@ pub enum Command {
         #[arg(long, default_value = "snapshots/demo")]
         archive: PathBuf,
     },
+    /// Run one rule over every capture of an archive and print when it would have fired.
+    Backtest {
+        /// Rule id.
+        rule: String,
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+        /// Rules directory or file (default: ./rules, else the built-in library).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// History window the rule sees.
+        #[arg(long, default_value = "24h")]
+        window: String,
+    },
     /// Inspect the rule library.
     Rules {
         #[command(subcommand)]
@@ -102,4 +115,14 @@ pub enum RulesCommand {
     Explain { name: String },
     /// Load the library and report every problem.
     Check,
+    /// Run rule fixtures: each <case>.toml (a scenario with its [[rule]]s) must give the
+    /// findings written in <case>.expected. Exit 1 when one differs.
+    Test {
+        /// Fixture files or directories (searched recursively). Default: ./tests/rules and
+        /// <rules dir>/tests, whichever exist.
+        paths: Vec<PathBuf>,
+        /// Write the .expected files from what the fixtures give now.
+        #[arg(long)]
+        bless: bool,
+    },
 }

@@ -368,3 +368,47 @@ fn the_example_configs_parse() {
     let sources: usize = fleet.nodes.iter().map(|n| n.sources.len()).sum();
     assert!(sources >= 12, "the full example shows every kind of source");
 }
+
+#[test]
+fn backtest_prints_when_a_rule_would_have_fired() {
+    let out = patrol(&["backtest", "gpu-telemetry-null"], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2026-02-19 00:30 FIRES    [WARNING] vk01 GPU 0 telemetry went null"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2026-02-22 17:15 RESOLVED vk01 GPU 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("gpu-telemetry-null: 105 capture rounds"),
+        "{stdout}"
+    );
+    let out = patrol(&["backtest", "gpu-telemetry-nul"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `gpu-telemetry-null`"));
+}
+
+#[test]
+fn a_gate_naming_an_unknown_state_is_a_load_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.toml");
+    std::fs::write(
+        &file,
+        "[[state]]\nid = \"line\"\ndescription = \"d\"\notherwise = \"idle\"\n[[state.case]]\nvalue = \"production\"\nany = [{ entity = \"gpu:*\", metric = \"util_pct\", above = 5 }]\n\n[[rule]]\nid = \"r\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"d\"\nselect = { entity = \"gpu:*\", metric = \"temp_c\" }\nparams = { above = 80 }\nwhen = { lines = \"idle\", line = \"busy\" }\ntitle = \"t\"\nrecommendation = \"r\"\n",
+    )
+    .unwrap();
+    let out = patrol(
+        &["rules", "check", "--rules", file.to_str().unwrap()],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(":16:") && err.contains("no state `lines`"),
+        "{err}"
+    );
+    assert!(err.contains("state `line` is never `busy`"), "{err}");
+}

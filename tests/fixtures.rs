@@ -2,10 +2,9 @@
 //! findings a replay produces must equal <case>.expected. `PATROL_BLESS=1 cargo test` rewrites
 //! the expected files after a deliberate change.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::support::{blessing, root};
+use crate::support::{blessing, patrol, root, text};
 
 fn cases() -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -22,60 +21,54 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
+/// `patrol rules test` over the project's fixtures, as a user runs it: every fixture gives its
+/// expected findings, and every kind has a firing and a quiet case.
 #[test]
-fn every_fixture_gives_its_expected_findings() {
-    let mut failures = Vec::new();
-    for case in cases() {
-        let got =
-            patrol::app::run_fixture(&case).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-        let expected_path = case.with_extension("expected");
-        if blessing() {
-            std::fs::write(&expected_path, &got).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if got != expected {
-            failures.push(format!(
-                "{}\n--- expected\n{expected}--- got\n{got}",
-                case.display()
-            ));
-        }
+fn patrol_rules_test_passes_with_every_kind_covered() {
+    let mut args = vec!["rules", "test", "tests/rules"];
+    if blessing() {
+        args.push("--bless");
     }
+    let out = patrol(&args, &root());
+    let stdout = text(&out.stdout);
     assert!(
-        failures.is_empty(),
-        "fixtures differ (PATROL_BLESS=1 to accept):\n{}",
-        failures.join("\n")
+        out.status.success(),
+        "fixtures differ (PATROL_BLESS=1 to accept):\n{}{}",
+        stdout
+            .lines()
+            .filter(|l| !l.starts_with("ok "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        text(&out.stderr)
+    );
+    let kinds = patrol::rules::kinds::KINDS.len();
+    assert!(
+        stdout.contains(&format!(
+            "0 failed; {kinds} of {kinds} kinds have a firing and a quiet fixture"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        cases().len(),
+        stdout.lines().filter(|l| l.starts_with("ok ")).count()
     );
 }
 
 #[test]
-fn every_kind_has_a_firing_and_a_quiet_fixture() {
-    let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for case in cases() {
-        let kind = case
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        let expected = std::fs::read_to_string(case.with_extension("expected"))
-            .unwrap_or_else(|_| panic!("{} has no .expected file", case.display()));
-        let entry = by_kind.entry(kind).or_default();
-        if expected.is_empty() {
-            entry.1 += 1
-        } else {
-            entry.0 += 1
-        }
-    }
-    for kind in patrol::rules::kinds::KINDS {
-        let (firing, quiet) = by_kind.get(kind.name).copied().unwrap_or_default();
-        assert!(
-            firing >= 1 && quiet >= 1,
-            "kind {} has {firing} firing and {quiet} quiet fixtures",
-            kind.name
-        );
-    }
+fn a_changed_expectation_fails_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = root().join("tests/rules/threshold/writable-layer-large.toml");
+    let copy = dir.path().join("threshold/case.toml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&case, &copy).unwrap();
+    std::fs::write(copy.with_extension("expected"), "something else\n").unwrap();
+    let out = patrol(&["rules", "test", dir.path().to_str().unwrap()], &root());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("- something else"),
+        "{stdout}"
+    );
 }
 
 #[test]

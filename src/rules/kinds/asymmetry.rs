@@ -48,41 +48,79 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 sets.insert(&node.node, (names, snap.captured_at.timestamp()));
             }
         }
+        if sets.len() < 2 {
+            continue;
+        }
+        // How many peers run each component: one pass, so a group of a thousand nodes costs
+        // the same per node as a pair.
+        let mut running: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (node, (names, _)) in &sets {
+            for name in names {
+                running.entry(name.as_str()).or_default().push(node);
+            }
+        }
+        let peers: Vec<&str> = sets.keys().copied().collect();
         for (here, (mine, at)) in &sets {
-            for (there, (theirs, _)) in &sets {
-                if here == there {
-                    continue;
-                }
-                let only: Vec<String> = mine
-                    .difference(theirs)
-                    .map(|e| code_span(e.trim_start_matches("container:")))
-                    .collect();
-                if only.is_empty() {
-                    continue;
-                }
-                let Some(node) = nodes.iter().find(|n| n.node == *here) else {
-                    continue;
-                };
-                let mut c = Candidate::new(node, &format!("peer:{there}"), "containers", *at);
-                c.value("only_here", None, and_list(&only));
-                c.value("count", Some(only.len() as f64), only.len().to_string());
-                c.value("other", None, there.to_string());
-                c.value("group", None, group.clone());
-                let missing_there: Vec<String> = theirs
+            let only: Vec<&str> = mine
+                .iter()
+                .map(String::as_str)
+                .filter(|n| running.get(n).is_some_and(|r| r.len() < peers.len()))
+                .collect();
+            if only.is_empty() {
+                continue;
+            }
+            // The peers that lack them, the first few by name.
+            let lacking: Vec<&str> = peers
+                .iter()
+                .copied()
+                .filter(|p| p != here && only.iter().any(|n| !sets[p].0.contains(*n)))
+                .collect();
+            let Some(node) = nodes.iter().find(|n| n.node == *here) else {
+                continue;
+            };
+            let names: Vec<String> = only
+                .iter()
+                .map(|e| code_span(e.trim_start_matches("container:")))
+                .collect();
+            let shown_peers = if lacking.len() > 3 {
+                format!(
+                    "{} and {} other peers",
+                    lacking[..3].join(", "),
+                    lacking.len() - 3
+                )
+            } else {
+                and_list(&lacking.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            };
+            let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at);
+            c.value("only_here", None, and_list(&names));
+            c.value("count", Some(names.len() as f64), names.len().to_string());
+            c.value("other", None, shown_peers.clone());
+            c.value("group", None, group.clone());
+            // With one peer, also say what it runs instead.
+            let instead = if lacking.len() == 1 {
+                let theirs = &sets[lacking[0]].0;
+                let extra: Vec<String> = theirs
                     .difference(mine)
                     .map(|e| code_span(e.trim_start_matches("container:")))
                     .collect();
-                c.evidence = format!(
-                    "{here} runs {} that {there} (same role `{group}`) does not{}.",
-                    and_list(&only),
-                    if missing_there.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {there} runs {} instead", and_list(&missing_there))
-                    }
-                );
-                out.push(c);
-            }
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} runs {} instead", lacking[0], and_list(&extra))
+                }
+            } else {
+                String::new()
+            };
+            c.evidence = format!(
+                "{here} runs {} that {shown_peers} (same role `{group}`) {}{instead}.",
+                and_list(&names),
+                if lacking.len() == 1 {
+                    "does not"
+                } else {
+                    "do not all run"
+                }
+            );
+            out.push(c);
         }
     }
 }

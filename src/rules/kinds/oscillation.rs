@@ -71,6 +71,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
     let selected = fresh_series(rule, ctx.window);
+    // Same entity on other nodes, for the peer contrast, found through an index rather than a
+    // scan of every selected series.
+    let mut by_entity: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (i, (_, entity, _)) in selected.iter().enumerate() {
+        by_entity.entry(*entity).or_default().push(i);
+    }
     for (node, entity, points) in &selected {
         let samples = current_run(node, entity, points, p.window_s);
         if samples.len() < 3 {
@@ -94,8 +100,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let span = (t1 - t0) as f64;
         // Peers with the same entity over the same stretch of time, for contrast.
         let mut peer_lines = Vec::new();
-        for (other, other_entity, other_points) in &selected {
-            if other.node == node.node || other_entity != entity || other.role != node.role {
+        for &i in by_entity.get(entity).map(Vec::as_slice).unwrap_or_default() {
+            let (other, other_entity, other_points) = &selected[i];
+            if other.node == node.node || other.role != node.role {
                 continue;
             }
             let theirs: Vec<(i64, f64)> =
@@ -122,6 +129,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("high", Some(high), fmt_value(high, dim, suffix));
         c.value("swings", Some(swings as f64), swings.to_string());
         c.value("span", Some(span), fmt_duration(span));
+        if peer_lines.len() > 3 {
+            let more = peer_lines.len() - 3;
+            peer_lines.truncate(3);
+            peer_lines.push(format!("{more} other peers"));
+        }
         let peers = peer_lines.join("; ");
         c.value("peers", None, peers.clone());
         let values: Vec<String> = samples
