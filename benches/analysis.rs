@@ -110,37 +110,44 @@ temp_c = {{ start = 40, noise = 3 }}
 name = "worker"
 image = "worker"
 tag = "c1"
+restart_policy = "unless-stopped"
 mem = {{ start = "300MB", noise = "5MB", oscillate = {{ amplitude = "40MB", period = "3h" }} }}
 cpu = {{ start = 0.3, noise = 0.1, min = 0 }}
 size_rw = "50MB"
 [[node_template.node.container]]
 name = "leaky"
+restart_policy = "unless-stopped"
 image = "leaky"
 tag = "c1"
 mem = {{ start = "100MB", rate = "+20MB/h", noise = "1MB" }}
 [[node_template.node.container]]
 name = "inference"
+restart_policy = "unless-stopped"
 image = "inference"
 tag = "c2"
 mem = "6GB"
 [[node_template.node.container]]
 name = "db"
+restart_policy = "unless-stopped"
 image = "postgres"
 tag = "16"
 mem = {{ start = "1GB", noise = "10MB" }}
 size_rw = "2GB"
 [[node_template.node.container]]
 name = "prometheus"
+restart_policy = "unless-stopped"
 image = "prometheus"
 tag = "v2"
 mem = {{ start = "700MB", noise = "2MB", oscillate = {{ amplitude = "100MB", period = "2h", shape = "sawtooth" }} }}
 [[node_template.node.container]]
 name = "cadvisor"
+restart_policy = "unless-stopped"
 image = "cadvisor"
 tag = "v1"
 mem = {{ start = "150MB", noise = "2MB" }}
 [[node_template.node.container]]
 name = "exporter"
+restart_policy = "unless-stopped"
 image = "exporter"
 tag = "v1"
 mem = "20MB"
@@ -196,7 +203,7 @@ fn fleet(nodes: u32) {
         }
         per_rule.push((median(times), rule.id.clone(), n));
     }
-    per_rule.sort_by(|a, b| b.0.cmp(&a.0));
+    per_rule.sort_by_key(|r| std::cmp::Reverse(r.0));
     let top: Vec<String> = per_rule
         .iter()
         .take(6)

@@ -82,6 +82,8 @@ pub struct StateCase {
 pub struct StateDef {
     pub id: String,
     pub description: String,
+    /// A fleet-wide state has one value for every node: the first case that holds on any node.
+    pub fleet: bool,
     pub cases: Vec<StateCase>,
     /// The value when no case holds but there were readings to judge by.
     pub otherwise: String,
@@ -122,8 +124,36 @@ impl StateTable {
         if defs.is_empty() {
             return StateTable { by_node };
         }
+        // Fleet-wide states: the first case (in order) that holds on any node.
+        let fleet: BTreeMap<&str, Option<String>> = defs
+            .iter()
+            .filter(|d| d.fleet)
+            .map(|d| {
+                let values: Vec<Option<String>> = window.nodes().map(|n| d.of(n)).collect();
+                let value = d
+                    .cases
+                    .iter()
+                    .find(|c| {
+                        values
+                            .iter()
+                            .any(|v| v.as_deref() == Some(c.value.as_str()))
+                    })
+                    .map(|c| c.value.clone())
+                    .or_else(|| values.iter().flatten().next().cloned());
+                (d.id.as_str(), value)
+            })
+            .collect();
         for node in window.nodes() {
-            let states = defs.iter().map(|d| (d.id.clone(), d.of(node))).collect();
+            let states = defs
+                .iter()
+                .map(|d| {
+                    let value = match fleet.get(d.id.as_str()) {
+                        Some(v) => v.clone(),
+                        None => d.of(node),
+                    };
+                    (d.id.clone(), value)
+                })
+                .collect();
             by_node.insert(node.node.clone(), states);
         }
         StateTable { by_node }
@@ -261,6 +291,18 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
     }
     let description = f.string(ctx, "description", true);
     let otherwise = f.string(ctx, "otherwise", true);
+    let fleet = match f.string(ctx, "scope", false) {
+        None => false,
+        Some(s) if s.get_ref() == "node" => false,
+        Some(s) if s.get_ref() == "fleet" => true,
+        Some(s) => {
+            ctx.report(
+                s.span(),
+                format!("{}: `scope` must be node or fleet", f.what),
+            );
+            false
+        }
+    };
     let mut cases = Vec::new();
     for (t, span) in f.tables(ctx, "case") {
         let mut c = Fields::new(t, span, format!("{} case", f.what));
@@ -290,6 +332,7 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
     Some(StateDef {
         id: id?.into_inner(),
         description: description?.into_inner(),
+        fleet,
         cases,
         otherwise: otherwise?.into_inner(),
     })

@@ -100,7 +100,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             groups
                 .entry(group.clone())
                 .or_default()
-                .entry(normalise(p, &entity))
+                .entry(ctx.aliases.canonical(&normalise(p, &entity)))
                 .or_default()
                 .insert(node.node.clone(), (value, extras, entity.clone()));
         }
@@ -127,7 +127,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let parts: Vec<String> = by_node
                 .iter()
                 .map(|(node, (value, extras, entity))| {
-                    let name_note = if normalise(p, entity) != *entity {
+                    let name_note = if ctx.aliases.canonical(&normalise(p, entity)) != *entity {
                         format!(" (as {})", entity_label(entity))
                     } else {
                         String::new()

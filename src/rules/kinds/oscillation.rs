@@ -98,11 +98,17 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         }
         let span = (t1 - t0) as f64;
-        // Peers with the same entity over the same stretch of time, for contrast.
+        // Peers with the same entity over the same stretch of time, for contrast: the first
+        // three by name are measured, the rest only counted, so a thousand peers cost three.
         let mut peer_lines = Vec::new();
+        let mut peer_count = 0;
         for &i in by_entity.get(entity).map(Vec::as_slice).unwrap_or_default() {
             let (other, other_entity, other_points) = &selected[i];
             if other.node == node.node || other.role != node.role {
+                continue;
+            }
+            peer_count += 1;
+            if peer_lines.len() >= 3 {
                 continue;
             }
             let theirs: Vec<(i64, f64)> =
@@ -115,11 +121,18 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             let (l, h, _) = measure(&theirs, p.min_move);
             peer_lines.push(format!(
-                "{} moved only {} ({}-{})",
+                "{} moved {}{} ({}-{})",
                 other.node,
+                if h - l < p.min_range { "only " } else { "" },
                 fmt_value(h - l, dim, suffix),
                 fmt_value(l, dim, suffix),
                 fmt_value(h, dim, suffix)
+            ));
+        }
+        if peer_count > peer_lines.len() && !peer_lines.is_empty() {
+            peer_lines.push(format!(
+                "{} other peers not shown",
+                peer_count - peer_lines.len()
             ));
         }
         let mut c = Candidate::new(node, entity, metric, t1);
@@ -129,11 +142,6 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("high", Some(high), fmt_value(high, dim, suffix));
         c.value("swings", Some(swings as f64), swings.to_string());
         c.value("span", Some(span), fmt_duration(span));
-        if peer_lines.len() > 3 {
-            let more = peer_lines.len() - 3;
-            peer_lines.truncate(3);
-            peer_lines.push(format!("{more} other peers"));
-        }
         let peers = peer_lines.join("; ");
         c.value("peers", None, peers.clone());
         let values: Vec<String> = samples
