@@ -34,9 +34,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let metric = rule.select.metric.as_str();
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         let [.., p0, p1] = points else {
-            let mut c = Candidate::new(node, entity, metric, points[points.len() - 1].at);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(
+                node,
+                entity,
+                metric,
+                points[points.len() - 1].at,
+            ));
             continue;
         };
         let (Some(before), Some(after)) = (p0.value, p1.value) else {

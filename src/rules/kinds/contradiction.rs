@@ -53,9 +53,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let subject = p.all[0].entity.replace('*', "any");
         if matched.len() < p.all.len() {
             if undecided {
-                let mut c = Candidate::new(node, &subject, "contradiction", at);
-                c.unchecked = true;
-                out.push(c);
+                out.push(Candidate::undecided(node, &subject, "contradiction", at));
             }
             continue;
         }

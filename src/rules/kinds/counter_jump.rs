@@ -102,15 +102,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .into_iter()
             .find(|(e, _)| glob_match(&p.downstream_entity, e));
         let Some((down_entity, down_series)) = downstream else {
-            let mut c = Candidate::new(node, entity, metric, t1);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(node, entity, metric, t1));
             continue;
         };
         let Some(down_adv) = advance(&down_series.points, start, t1) else {
-            let mut c = Candidate::new(node, entity, metric, t1);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(node, entity, metric, t1));
             continue;
         };
         if down_adv > p.max_downstream {

@@ -29,17 +29,9 @@ pub struct Params {
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let within = p.choice(ctx, "within", &["role", "fleet"], "role");
-    let list = |p: &mut ParamReader, ctx: &mut Ctx, key: &str| -> Vec<String> {
-        p.fields
-            .strings(ctx, key)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| s.into_inner())
-            .collect()
-    };
-    let strip_prefixes = list(p, ctx, "strip_prefixes");
-    let strip_suffixes = list(p, ctx, "strip_suffixes");
-    let show = list(p, ctx, "show");
+    let strip_prefixes = super::string_list(p, ctx, "strip_prefixes");
+    let strip_suffixes = super::string_list(p, ctx, "strip_suffixes");
+    let show = super::string_list(p, ctx, "show");
     Some(Kind::Drift(Params {
         within,
         strip_prefixes,

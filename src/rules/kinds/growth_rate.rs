@@ -198,9 +198,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let run = match longest_run(&samples, p, accept) {
             Err(()) => {
                 // Too few readings since the last reset: an open finding can't be confirmed gone.
-                let mut c = Candidate::new(node, entity, metric, last_at);
-                c.unchecked = true;
-                out.push(c);
+                out.push(Candidate::undecided(node, entity, metric, last_at));
                 continue;
             }
             Ok(None) => continue,

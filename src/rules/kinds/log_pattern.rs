@@ -158,9 +158,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .collect();
             let Some((previous, _)) = stream_fresh(node, source) else {
                 if !in_window.is_empty() {
-                    let mut c = Candidate::new(node, entity, "pattern", latest);
-                    c.unchecked = true;
-                    found.push(c);
+                    found.push(Candidate::undecided(node, entity, "pattern", latest));
                 }
                 continue;
             };
@@ -266,9 +264,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 found.push(c);
             } else if !in_window.is_empty() {
                 // Seen within the window that detected it: not yet shown gone.
-                let mut c = Candidate::new(node, entity, "pattern", latest);
-                c.unchecked = true;
-                found.push(c);
+                found.push(Candidate::undecided(node, entity, "pattern", latest));
             }
         }
     }
@@ -305,14 +301,12 @@ fn volume(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) 
                 for t in &stream.templates {
                     let level = t.level.clone().unwrap_or_else(|| "-".into());
                     let entity = format!("log:{}", stream.source);
-                    let mut c = Candidate::new(
+                    out.push(Candidate::undecided(
                         node,
                         &entity,
                         &format!("level:{level}"),
                         snap.captured_at.timestamp(),
-                    );
-                    c.unchecked = true;
-                    out.push(c);
+                    ));
                 }
             }
             continue;

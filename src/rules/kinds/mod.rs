@@ -224,6 +224,13 @@ impl Candidate {
         }
     }
 
+    /// A subject the rule could not decide this time (see [`Candidate::unchecked`]).
+    pub fn undecided(node: &NodeHistory, entity: &str, metric: &str, at: i64) -> Candidate {
+        let mut c = Candidate::new(node, entity, metric, at);
+        c.unchecked = true;
+        c
+    }
+
     pub fn value(&mut self, name: &str, value: Option<f64>, text: impl Into<String>) {
         self.values.insert(
             name.to_string(),

@@ -80,9 +80,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     for (node, entity, points) in &selected {
         let samples = current_run(node, entity, points, p.window_s);
         if samples.len() < 3 {
-            let mut c = Candidate::new(node, entity, metric, points[points.len() - 1].at);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(
+                node,
+                entity,
+                metric,
+                points[points.len() - 1].at,
+            ));
             continue;
         }
         let (low, high, swings) = measure(&samples, p.min_move);
@@ -91,9 +94,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             // A run shorter than the window (since a reboot, after a gap) cannot show a cycle
             // gone: it is undecided, not quiet.
             if ((t1 - t0) as f64) < p.window_s * 0.9 {
-                let mut c = Candidate::new(node, entity, metric, t1);
-                c.unchecked = true;
-                out.push(c);
+                out.push(Candidate::undecided(node, entity, metric, t1));
             }
             continue;
         }

@@ -205,9 +205,7 @@ fn templates(
         }
         if active < p.absent_for || active < after.len() {
             // Not enough captures yet, or the stream itself fell silent for a while.
-            let mut c = Candidate::new(node, entity, "vocabulary", latest);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(node, entity, "vocabulary", latest));
             continue;
         }
         let mut c = Candidate::new(node, entity, "vocabulary", latest);

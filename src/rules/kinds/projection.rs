@@ -84,9 +84,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let samples = current_run(node, entity, points, p.fit.window_s);
         let run = match growth_rate::longest_run(&samples, &p.fit, |slope, _| slope > 0.0) {
             Err(()) => {
-                let mut c = Candidate::new(node, entity, metric, points[points.len() - 1].at);
-                c.unchecked = true;
-                out.push(c);
+                out.push(Candidate::undecided(
+                    node,
+                    entity,
+                    metric,
+                    points[points.len() - 1].at,
+                ));
                 continue;
             }
             Ok(None) => continue,

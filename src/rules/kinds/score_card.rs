@@ -44,6 +44,14 @@ pub struct Dimension {
 
 const GB: f64 = 1e9;
 
+fn band(bands: &[(bool, u32)], floor: u32) -> u32 {
+    bands
+        .iter()
+        .find(|(passes, _)| *passes)
+        .map(|(_, points)| *points)
+        .unwrap_or(floor)
+}
+
 /// The seed 002 §3.1 score card of one snapshot, band for band; `None` when a reading it needs
 /// is missing. Shared with the weekly digest.
 pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
@@ -62,30 +70,28 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         .iter()
         .filter(|c| c.health == Health::Unhealthy)
         .count();
-    let cpu = match steal {
-        x if x < 2.0 => 20,
-        x if x < 5.0 => 15,
-        x if x < 10.0 => 10,
-        _ => 5,
-    };
-    let memory = match available {
-        x if x > 6.0 * GB => 20,
-        x if x > 3.0 * GB => 15,
-        x if x > 1.0 * GB => 5,
-        _ => 0,
-    };
-    let disk_points = match disk {
-        x if x < 40.0 => 15,
-        x if x < 55.0 => 10,
-        x if x < 70.0 => 5,
-        _ => 0,
-    };
-    let service = match unhealthy {
-        0 => 20,
-        1..=2 => 15,
-        3..=5 => 8,
-        _ => 2,
-    };
+    // Each band: (the reading passes, points), tried in order; then the floor.
+    let cpu = band(
+        &[(steal < 2.0, 20), (steal < 5.0, 15), (steal < 10.0, 10)],
+        5,
+    );
+    let memory = band(
+        &[
+            (available > 6.0 * GB, 20),
+            (available > 3.0 * GB, 15),
+            (available > GB, 5),
+        ],
+        0,
+    );
+    let disk_points = band(&[(disk < 40.0, 15), (disk < 55.0, 10), (disk < 70.0, 5)], 0);
+    let service = band(
+        &[
+            (unhealthy == 0, 20),
+            (unhealthy <= 2, 15),
+            (unhealthy <= 5, 8),
+        ],
+        2,
+    );
     let cleanup = s
         .cron_jobs
         .iter()
@@ -112,12 +118,14 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         }
         None => (0, "no cleanup run recorded".to_string()),
     };
-    let llm = match free {
-        x if x > 8.0 * GB => 10,
-        x if x > 4.0 * GB => 7,
-        x if x > 2.0 * GB => 4,
-        _ => 1,
-    };
+    let llm = band(
+        &[
+            (free > 8.0 * GB, 10),
+            (free > 4.0 * GB, 7),
+            (free > 2.0 * GB, 4),
+        ],
+        1,
+    );
     Some(vec![
         Dimension {
             name: "CPU efficiency",
@@ -163,9 +171,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let Some(snap) = node.latest() else { continue };
         let at = snap.captured_at.timestamp();
         let Some(card) = score(snap, &p.cleanup_job) else {
-            let mut c = Candidate::new(node, "host", "score", at);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(node, "host", "score", at));
             continue;
         };
         let total: u32 = card.iter().map(|d| d.points).sum();

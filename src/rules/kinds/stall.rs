@@ -65,9 +65,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         }
         let last = &points[points.len() - 1];
         if undecided {
-            let mut c = Candidate::new(node, entity, metric, last.at);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(node, entity, metric, last.at));
             continue;
         }
         let Some(since) = since.filter(|_| streak >= p.captures) else {

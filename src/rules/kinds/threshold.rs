@@ -46,9 +46,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         if points.len() < p.for_captures {
             // Too few readings (a gap, a new entity) to decide: keep what is open.
-            let mut c = Candidate::new(node, entity, metric, points[points.len() - 1].at);
-            c.unchecked = true;
-            out.push(c);
+            out.push(Candidate::undecided(
+                node,
+                entity,
+                metric,
+                points[points.len() - 1].at,
+            ));
             continue;
         }
         let recent = &points[points.len() - p.for_captures..];
