@@ -34,12 +34,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let metric = rule.select.metric.as_str();
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         let [.., p0, p1] = points else {
-            out.push(Candidate::undecided(
-                node,
-                entity,
-                metric,
-                points[points.len() - 1].at,
-            ));
+            out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         };
         let (Some(before), Some(after)) = (p0.value, p1.value) else {

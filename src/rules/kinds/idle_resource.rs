@@ -58,12 +58,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if points[points.len() - 1].value.is_none() || newest_use.is_none_or(|u| u.value.is_none())
         {
             // A null reading says nothing about use: keep what is open.
-            out.push(Candidate::undecided(
-                node,
-                entity,
-                metric,
-                points[points.len() - 1].at,
-            ));
+            out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
         // Walk back from the newest capture while the resource is held and unused.

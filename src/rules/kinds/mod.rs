@@ -231,6 +231,17 @@ impl Candidate {
         c
     }
 
+    /// [`Candidate::undecided`] at the newest point of a series.
+    pub fn undecided_at_end(
+        node: &NodeHistory,
+        entity: &str,
+        metric: &str,
+        points: &[Point],
+    ) -> Candidate {
+        let at = points.last().map(|p| p.at).unwrap_or_default();
+        Candidate::undecided(node, entity, metric, at)
+    }
+
     pub fn value(&mut self, name: &str, value: Option<f64>, text: impl Into<String>) {
         self.values.insert(
             name.to_string(),

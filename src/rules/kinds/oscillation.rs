@@ -80,12 +80,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     for (node, entity, points) in &selected {
         let samples = current_run(node, entity, points, p.window_s);
         if samples.len() < 3 {
-            out.push(Candidate::undecided(
-                node,
-                entity,
-                metric,
-                points[points.len() - 1].at,
-            ));
+            out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
         let (low, high, swings) = measure(&samples, p.min_move);

@@ -84,12 +84,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let samples = current_run(node, entity, points, p.fit.window_s);
         let run = match growth_rate::longest_run(&samples, &p.fit, |slope, _| slope > 0.0) {
             Err(()) => {
-                out.push(Candidate::undecided(
-                    node,
-                    entity,
-                    metric,
-                    points[points.len() - 1].at,
-                ));
+                out.push(Candidate::undecided_at_end(node, entity, metric, points));
                 continue;
             }
             Ok(None) => continue,

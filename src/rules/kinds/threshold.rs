@@ -46,12 +46,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         if points.len() < p.for_captures {
             // Too few readings (a gap, a new entity) to decide: keep what is open.
-            out.push(Candidate::undecided(
-                node,
-                entity,
-                metric,
-                points[points.len() - 1].at,
-            ));
+            out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
         let recent = &points[points.len() - p.for_captures..];
