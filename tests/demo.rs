@@ -109,6 +109,25 @@ fn every_printed_change_adds_up() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} changes found");
+    // "A → B (Nx …)": the ratio is the larger printed value over the smaller.
+    let ratio_re =
+        regex::Regex::new(r"(\d[\d.]*)(MB|GB|KB) → (\d[\d.]*)(MB|GB|KB) \((\d[\d.]*)x").unwrap();
+    let mut ratios = 0;
+    for c in ratio_re.captures_iter(&r) {
+        let a: f64 = c[1].parse::<f64>().unwrap() * scale(&c[2]);
+        let b: f64 = c[3].parse::<f64>().unwrap() * scale(&c[4]);
+        let shown: f64 = c[5].parse().unwrap();
+        let exact = a.max(b) / a.min(b);
+        // Printed with one decimal below 10x, whole above.
+        let step = if shown >= 10.0 { 0.5 } else { 0.05 };
+        assert!(
+            (exact - shown).abs() <= step + 0.02 * exact,
+            "`{}`: ratio is {exact:.2}",
+            &c[0]
+        );
+        ratios += 1;
+    }
+    assert!(ratios >= 5, "only {ratios} ratios found");
 }
 
 #[test]

@@ -43,9 +43,10 @@ fn patrol_rules_test_passes_with_every_kind_covered() {
     );
     let kinds = patrol::rules::kinds::KINDS.len();
     assert!(
-        stdout.contains(&format!(
-            "0 failed; {kinds} of {kinds} kinds have a firing and a quiet fixture"
-        )),
+        stdout.contains(" passed, 0 failed\n")
+            && stdout.contains(&format!(
+                "{kinds} of {kinds} kinds have a firing and a quiet fixture"
+            )),
         "{stdout}"
     );
     assert_eq!(
