@@ -13,7 +13,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::history::Window;
 use crate::history::metrics::metric_unit;
-use crate::ledger::{Ledger, Recheck};
+use crate::ledger::{Ledger, Reason, Recheck};
 use crate::model::{Finding, Severity};
 use crate::report::{self, Output};
 use crate::rules::{self, Evaluation, Library};
@@ -124,7 +124,12 @@ impl Analyzer {
         let output = Output {
             dir: out_dir.to_path_buf(),
         };
-        let ledger = Ledger::load(&output.ledger())?;
+        let mut ledger = Ledger::load(&output.ledger())?;
+        // A section the previous run saved but may not have written (it crashed in between).
+        if let Some(pending) = ledger.pending.take() {
+            report::commit_section(&output, &pending)?;
+            ledger.save(&output.ledger())?;
+        }
         Ok(Analyzer {
             library,
             tz,
@@ -149,28 +154,52 @@ impl Analyzer {
         let outcome = self
             .ledger
             .update(findings.clone(), at, |f| recheck(&evaluation, window, f));
-        let worst_new = outcome.new.iter().map(|n| n.finding.severity).max();
+        let worst_new = outcome.reported.iter().map(|n| n.finding.severity).max();
         let worst = worst_new.max(self.ledger.worst_open());
+        let ledger_path = self.output.ledger();
         let section_file =
             match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {
-                Some(section) => Some(report::write_section(
-                    &self.output,
-                    &self.fleet,
-                    self.tz,
-                    at,
-                    &section,
-                    template_dir().as_deref(),
-                )?),
-                None => None,
+                Some(section) => {
+                    // The ledger (with the section it is about to write) is saved first, the
+                    // report second, the ledger cleared third: a crash anywhere loses nothing
+                    // and repeats nothing (the next run finishes the pending section).
+                    let pending = report::render_section(
+                        &self.output,
+                        &self.fleet,
+                        self.tz,
+                        at,
+                        &section,
+                        template_dir().as_deref(),
+                    )?;
+                    self.ledger.log_section(at, &outcome);
+                    self.ledger.pending = Some(pending.clone());
+                    self.ledger.save(&ledger_path)?;
+                    crash_point("after-ledger");
+                    let dated = report::commit_section(&self.output, &pending)?;
+                    crash_point("after-report");
+                    self.ledger.pending = None;
+                    self.ledger.save(&ledger_path)?;
+                    Some(dated)
+                }
+                None => {
+                    self.ledger.save(&ledger_path)?;
+                    None
+                }
             };
-        // The ledger is written after the report: a crash in between repeats a section rather
-        // than losing one.
-        self.ledger.save(&self.output.ledger())?;
         Ok(Analysis {
             findings,
             section_file,
             worst,
         })
+    }
+}
+
+/// For the crash tests: `PATROL_TEST_CRASH=after-ledger|after-report` ends the process at that
+/// point of writing a section, as a kill would.
+fn crash_point(name: &str) {
+    if std::env::var("PATROL_TEST_CRASH").is_ok_and(|v| v == name) {
+        eprintln!("patrol: PATROL_TEST_CRASH={name}: stopping here");
+        std::process::exit(86);
     }
 }
 
@@ -484,6 +513,8 @@ pub struct Round {
     pub findings: Vec<Finding>,
     /// Findings the ledger resolved at this round.
     pub resolved: Vec<Finding>,
+    /// Findings the report would write in full at this round, with why.
+    pub reported: Vec<(Finding, Reason)>,
 }
 
 /// Replays an archive round by round without writing anything, returning what the rules said
@@ -515,6 +546,11 @@ pub fn replay_rounds(
             at,
             findings,
             resolved: outcome.resolved.into_iter().map(|r| r.finding).collect(),
+            reported: outcome
+                .reported
+                .into_iter()
+                .map(|r| (r.finding, r.reason))
+                .collect(),
         });
     }
     Ok(out)
@@ -857,10 +893,18 @@ pub fn run_fixture(path: &Path) -> Result<String> {
         let findings = std::mem::take(&mut evaluation.findings);
         let outcome = ledger.update(findings, at, |f| recheck(&evaluation, &window, f));
         let stamp = at.format("%Y-%m-%d %H:%M:%S");
-        for n in &outcome.new {
+        for n in &outcome.reported {
             let f = &n.finding;
+            let tag = match &n.reason {
+                Reason::New => "NEW".to_string(),
+                Reason::Reopened { .. } => "REOPENED".to_string(),
+                Reason::Escalated { why } => format!("ESCALATED ({why})"),
+                Reason::Changed { what } => format!("CHANGED ({what})"),
+                Reason::Unchanged { nth, .. } => format!("REPEATED (report {nth})"),
+                Reason::AckExpired { .. } => "ACK EXPIRED".to_string(),
+            };
             out.push_str(&format!(
-                "{stamp} NEW [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                "{stamp} {tag} [{}] {} {}\n  title: {}\n  evidence: {}\n",
                 f.severity.label(),
                 f.rule_id,
                 f.nodes.join(","),

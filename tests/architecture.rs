@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error", "fsutil", "history", "markdown", "model", "tomlread", "units",
         ],
     ),
-    ("ledger", &["error", "fsutil", "model"]),
+    ("ledger", &["error", "fsutil", "model", "tomlread", "units"]),
     ("report", &["error", "fsutil", "ledger", "model", "units"]),
     (
         "simulate",

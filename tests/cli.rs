@@ -412,3 +412,55 @@ fn a_gate_naming_an_unknown_state_is_a_load_error_with_its_line() {
     );
     assert!(err.contains("state `line` is never `busy`"), "{err}");
 }
+
+/// A run killed between writing the ledger and the report, or between the report and clearing
+/// the ledger, loses and duplicates nothing: the next run finishes the section it left.
+#[test]
+fn a_crash_while_writing_a_section_loses_and_repeats_nothing() {
+    let times = ["2026-02-19 00:15", "2026-02-19 00:31", "2026-02-19 00:46"];
+    let run = |out: &Path, at: &str, crash: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"));
+        cmd.args([
+            "report",
+            "--archive",
+            "snapshots/demo",
+            "--at",
+            at,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(root());
+        if let Some(point) = crash {
+            cmd.env("PATROL_TEST_CRASH", point);
+        }
+        cmd.output().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean");
+    for at in times {
+        assert!(run(&clean, at, None).status.success());
+    }
+    let expected = std::fs::read_to_string(clean.join("improvements.md")).unwrap();
+    assert!(expected.matches("\n## ").count() >= 2, "{expected}");
+    for point in ["after-ledger", "after-report"] {
+        let out = dir.path().join(point);
+        assert!(run(&out, times[0], None).status.success());
+        let crashed = run(&out, times[1], Some(point));
+        assert_eq!(crashed.status.code(), Some(86), "{}", text(&crashed.stderr));
+        assert!(run(&out, times[2], None).status.success());
+        let got = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+        assert_eq!(
+            got, expected,
+            "crash {point}: the report differs from a clean run"
+        );
+        let dated: Vec<_> = std::fs::read_dir(out.join("reports")).unwrap().collect();
+        let clean_dated: Vec<_> = std::fs::read_dir(clean.join("reports")).unwrap().collect();
+        assert_eq!(dated.len(), clean_dated.len());
+        let leftovers: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
+}

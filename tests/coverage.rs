@@ -56,13 +56,29 @@ fn the_demo_replay_finds_what_seed_000_found() {
         let entity = e.get("entity").and_then(|x| x.as_str()).unwrap_or("*");
         let evidence = e.get("evidence").and_then(|x| x.as_str());
         let resolved = e.get("resolved").and_then(|x| x.as_bool()).unwrap_or(false);
+        let escalated = e
+            .get("escalated")
+            .and_then(|x| x.as_bool())
+            .unwrap_or(false);
         let (from, to) = span(e);
         let found = nodes.iter().all(|node| {
             rounds
                 .iter()
                 .filter(|r| r.at >= from && r.at <= to)
                 .any(|r| {
-                    let list = if resolved { &r.resolved } else { &r.findings };
+                    let escalations: Vec<patrol::model::Finding> = r
+                        .reported
+                        .iter()
+                        .filter(|(_, why)| matches!(why, patrol::ledger::Reason::Escalated { .. }))
+                        .map(|(f, _)| f.clone())
+                        .collect();
+                    let list = if resolved {
+                        &r.resolved
+                    } else if escalated {
+                        &escalations
+                    } else {
+                        &r.findings
+                    };
                     list.iter().any(|f| {
                         rules.contains(&f.rule_id)
                             && f.nodes.contains(node)

@@ -61,7 +61,7 @@ fn demo_report_shows_what_the_seed_showed() {
         "temperature rose 18°C → 27°C (+9°C in 15 min)",
         // F35/F38/F44: GPU telemetry blackout, sustained, then recovered.
         "vk01 GPU 0 telemetry went null (temperature was 27°C",
-        "vk01 GPU 0 telemetry blackout sustained",
+        "vk01 GPU 0 telemetry went null (temperature was 27°C at 00:15) — escalated: sustained for 15 min (2 captures)",
         "Resolved: vk01 GPU 0 telemetry went null",
         "Now 36°C",
         // F13: vk03's database writable layer.
@@ -156,4 +156,52 @@ fn demo_report_is_valid_markdown_with_numbered_findings() {
     for line in r.lines().filter(|l| l.starts_with("## ")) {
         assert!(heading.is_match(line), "bad heading: {line}");
     }
+}
+
+/// The rolling report follows findings over time as the seed did: the vk01 GPU blackout is new
+/// once, escalated once (sustained) and resolved once; an unchanged finding is repeated at most
+/// once per quiet period (24 h), never every capture.
+#[test]
+fn the_rolling_report_tells_each_finding_once_then_only_what_changed() {
+    let r = demo_report();
+    let items: Vec<&str> = r
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    let blackout = "vk01 GPU 0 telemetry went null (temperature was 27°C at 00:15)";
+    let about: Vec<&&str> = items.iter().filter(|l| l.contains(blackout)).collect();
+    let new = about
+        .iter()
+        .filter(|l| l.contains(&format!("**[WARNING] {blackout}**")))
+        .count();
+    let escalated = about
+        .iter()
+        .filter(|l| l.contains("— escalated: sustained"))
+        .count();
+    let resolved = about.iter().filter(|l| l.contains("Resolved: ")).count();
+    assert_eq!((new, escalated, resolved), (1, 1, 1), "{about:#?}");
+
+    // The demo spans Feb 18 12:00 – Feb 23 06:00 (under 5 days): at most 4 repeats of anything.
+    let unchanged: Vec<&&str> = items
+        .iter()
+        .filter(|l| l.contains("— unchanged since"))
+        .collect();
+    let mut per_title: std::collections::BTreeMap<String, usize> = Default::default();
+    for l in &unchanged {
+        let title = l.split(" — unchanged since").next().unwrap_or_default();
+        let title = title.split("** ").next().unwrap_or(title).to_string();
+        *per_title.entry(title).or_default() += 1;
+    }
+    for (title, n) in &per_title {
+        assert!(*n <= 4, "{title} repeated unchanged {n} times");
+    }
+    let ratio = per_title
+        .iter()
+        .filter(|(t, _)| t.contains("`visionking-visualizer` idle CPU"))
+        .map(|(_, n)| *n)
+        .sum::<usize>();
+    assert!(ratio <= 1, "the idle-CPU ratio repeated {ratio} times");
+    // Sections are far fewer than captures: 315 snapshots, 105 capture rounds.
+    let sections = r.matches("\n## ").count();
+    assert!(sections < 60, "{sections} sections");
 }

@@ -77,6 +77,30 @@ pub struct Finding {
     /// What tells two events of the same rule and subject apart (e.g. the boot time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// How the ledger follows it up (from the rule): which values are its headline, when it
+    /// counts as sustained, which rule verifies its recommendation.
+    #[serde(default, skip_serializing_if = "Lifecycle::is_default")]
+    pub lifecycle: Lifecycle,
+}
+
+/// What the ledger needs to know about a finding's rule to report it over time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// Values whose material change is worth a new report ("rate", "ratio", "interval").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headline: Vec<String>,
+    /// Captures in a row after which the finding is reported again as sustained (escalated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after: Option<u32>,
+    /// A rule whose finding on the same subject means the recommendation is not deployed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+}
+
+impl Lifecycle {
+    pub fn is_default(&self) -> bool {
+        self == &Lifecycle::default()
+    }
 }
 
 impl Finding {

@@ -4,5 +4,5 @@
 pub mod finding;
 pub mod snapshot;
 
-pub use finding::{EvidenceValue, Finding, Severity};
+pub use finding::{EvidenceValue, Finding, Lifecycle, Severity};
 pub use snapshot::*;

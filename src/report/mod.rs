@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::ledger::Outcome;
+use crate::ledger::{Deployment, Outcome, PendingSection, Reason};
 use crate::model::Severity;
 use crate::units::fmt_duration;
 
@@ -46,14 +46,20 @@ pub struct Section {
     pub items: Vec<Item>,
     /// One line per open finding not repeated in full.
     pub still_open: Vec<String>,
+    /// One line per acknowledged finding.
+    pub acknowledged: Vec<String>,
     pub counts: Counts,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Counts {
     pub new: usize,
+    pub escalated: usize,
+    pub changed: usize,
+    pub unchanged: usize,
     pub resolved: usize,
     pub still_open: usize,
+    pub acknowledged: usize,
 }
 
 /// Where a fleet's reports go.
@@ -116,19 +122,53 @@ pub fn build_section(
     }
     let local_date = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d %H:%M").to_string();
     let mut items = Vec::new();
-    for n in &outcome.new {
-        let f = &n.finding;
+    for r in &outcome.reported {
+        let f = &r.finding;
+        let mut title = f.title.clone();
         let mut body = f.evidence.clone();
-        if let Some(after) = n.reopened_after {
-            body = format!("Back after resolving at {}. {body}", local_date(after));
+        match &r.reason {
+            Reason::New => {}
+            Reason::Reopened { after } => {
+                body = format!("Back after resolving at {}. {body}", local_date(*after));
+            }
+            Reason::Escalated { why } => {
+                title = format!("{title} — escalated: {why}");
+                body = format!("Open since {}. {body}", local_date(r.first_seen));
+            }
+            Reason::Changed { what } => {
+                title = format!("{title} — changed: {what}");
+                body = format!("Open since {}. {body}", local_date(r.first_seen));
+            }
+            Reason::Unchanged { since, nth } => {
+                title = format!(
+                    "{title} — unchanged since {}, {} report",
+                    local_date(*since),
+                    ordinal(*nth)
+                );
+            }
+            Reason::AckExpired { owner, reason } => {
+                body = format!(
+                    "The acknowledgement by {owner} ({reason}) has expired and it still holds. {body}"
+                );
+            }
         }
         if !f.recommendation.is_empty() {
             body.push(' ');
             body.push_str(&f.recommendation);
         }
+        match &r.deployment {
+            Some(Deployment::NotYet { missing, since }) => body.push_str(&format!(
+                " Recommendation not yet deployed: {missing} (since {}).",
+                local_date(*since)
+            )),
+            Some(Deployment::Deployed { on }) => {
+                body.push_str(&format!(" Recommendation deployed on {}.", local_date(*on)))
+            }
+            None => {}
+        }
         items.push(Item {
             severity: f.severity.label().to_string(),
-            title: f.title.clone(),
+            title,
             body,
         });
     }
@@ -148,7 +188,7 @@ pub fn build_section(
         });
     }
     let reported_worst = outcome
-        .new
+        .reported
         .iter()
         .map(|n| n.finding.severity)
         .chain(std::iter::once(Severity::Info).filter(|_| !outcome.resolved.is_empty()))
@@ -166,21 +206,57 @@ pub fn build_section(
                     f.title,
                     local_date(t)
                 ),
-                None => format!("[{}] {}", f.severity.label(), f.title),
+                None => format!(
+                    "[{}] {} (since {})",
+                    f.severity.label(),
+                    f.title,
+                    local_date(o.first_seen)
+                ),
             }
         })
         .collect();
+    let acknowledged: Vec<String> = outcome
+        .acknowledged
+        .iter()
+        .map(|a| {
+            format!(
+                "[{}] {} ({}: {}; until {})",
+                a.finding.severity.label(),
+                a.finding.title,
+                a.owner,
+                a.reason,
+                a.expires
+            )
+        })
+        .collect();
+    let count = |pred: fn(&Reason) -> bool| outcome.count(pred);
     Some(Section {
         heading_time: at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
         severity: severity.label().to_string(),
         counts: Counts {
-            new: outcome.new.len(),
+            new: count(|r| matches!(r, Reason::New | Reason::Reopened { .. })),
+            escalated: count(|r| matches!(r, Reason::Escalated { .. })),
+            changed: count(|r| matches!(r, Reason::Changed { .. })),
+            unchanged: count(|r| matches!(r, Reason::Unchanged { .. } | Reason::AckExpired { .. })),
             resolved: outcome.resolved.len(),
             still_open: still_open.len(),
+            acknowledged: acknowledged.len(),
         },
         items,
         still_open,
+        acknowledged,
     })
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn tz_label(tz: Tz, at: DateTime<Utc>) -> String {
@@ -188,16 +264,16 @@ fn tz_label(tz: Tz, at: DateTime<Utc>) -> String {
     format!("{} (UTC{})", tz.name(), offset)
 }
 
-/// Appends `section` to the rolling report (creating it with its header) and writes it alone to
-/// its dated file. Returns the dated file.
-pub fn write_section(
+/// Renders a section into the text appended to the rolling report (with its header when the
+/// report does not exist yet) and the text of its dated file. Nothing is written.
+pub fn render_section(
     output: &Output,
     fleet: &str,
     tz: Tz,
     at: DateTime<Utc>,
     section: &Section,
     template_dir: Option<&Path>,
-) -> Result<PathBuf> {
+) -> Result<PendingSection> {
     let env = environment(template_dir)?;
     let render = |name: &str, ctx: minijinja::Value| -> Result<String> {
         env.get_template(name)
@@ -211,24 +287,39 @@ pub fn write_section(
         SECTION_TEMPLATE,
         minijinja::context! { section => minijinja::Value::from(minijinja::value::Serde(section)) },
     )?;
-    let rolling = output.rolling();
-    let mut text = String::new();
-    if !rolling.exists() {
-        text.push_str(&render(
-            HEADER_TEMPLATE,
-            minijinja::context! { fleet => fleet, timezone => tz_label(tz, at) },
-        )?);
-    }
-    text.push('\n');
-    text.push_str(&body);
-    fsutil::append_atomic(&rolling, &text)?;
-    let dated = output.dated(&at.with_timezone(&tz));
-    let mut alone = render(
+    let header = render(
         HEADER_TEMPLATE,
         minijinja::context! { fleet => fleet, timezone => tz_label(tz, at) },
     )?;
-    alone.push('\n');
-    alone.push_str(&body);
-    fsutil::write_atomic(&dated, alone.as_bytes())?;
+    let mut rolling_text = String::new();
+    if !output.rolling().exists() {
+        rolling_text.push_str(&header);
+    }
+    rolling_text.push('\n');
+    rolling_text.push_str(&body);
+    let dated = output.dated(&at.with_timezone(&tz));
+    Ok(PendingSection {
+        at,
+        rolling_text,
+        dated_path: dated.to_string_lossy().to_string(),
+        dated_text: format!("{header}\n{body}"),
+    })
+}
+
+/// Writes a rendered section: its dated file, and its text appended to the rolling report
+/// unless the report already ends with it (a run that crashed after writing it). Safe to call
+/// twice. Returns the dated file.
+pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathBuf> {
+    let dated = PathBuf::from(&pending.dated_path);
+    fsutil::write_atomic(&dated, pending.dated_text.as_bytes())?;
+    let rolling = output.rolling();
+    let already = match std::fs::read_to_string(&rolling) {
+        Ok(text) => text.ends_with(&pending.rolling_text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io(&rolling, e)),
+    };
+    if !already {
+        fsutil::append_atomic(&rolling, &pending.rolling_text)?;
+    }
     Ok(dated)
 }

@@ -18,7 +18,7 @@ use chrono_tz::Tz;
 use crate::error::{Error, Problem, Result};
 use crate::history::Window;
 use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
-use crate::model::{Finding, Severity};
+use crate::model::{Finding, Lifecycle, Severity};
 use crate::tomlread::{Ctx, Fields, did_you_mean};
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
@@ -37,6 +37,10 @@ pub struct Rule {
     pub recommendation: String,
     /// States that must hold on a node for the rule to speak about it (`when = { line = "idle" }`).
     pub when: Gate,
+    /// Captures in a row after which an open finding is reported again as sustained.
+    pub escalate_after: Option<u32>,
+    /// A rule whose finding on the same subject means this one's recommendation is not deployed.
+    pub verify: Option<String>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -78,6 +82,7 @@ fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
         values: BTreeMap::new(),
         event: c.event,
         event_id: c.event_id.clone(),
+        lifecycle: Lifecycle::default(),
     };
     probe.key()
 }
@@ -97,8 +102,7 @@ impl std::fmt::Debug for Library {
     }
 }
 
-const RULE_KEYS_DOC: &str =
-    "id, kind, severity, description, select, params, when, title, recommendation";
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, verify, title, recommendation";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -212,6 +216,20 @@ impl Library {
                     path: path.clone(),
                     problems: ctx.problems,
                 });
+            }
+        }
+        // A `verify` must name a rule of the library.
+        for rule in &rules {
+            if let Some(v) = &rule.verify
+                && !rules.iter().any(|r| &r.id == v)
+            {
+                let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+                failures.push(Error::Usage(format!(
+                    "{}: rule `{}`: `verify` names no rule `{v}`{}",
+                    location(rule),
+                    rule.id,
+                    did_you_mean(v, &ids)
+                )));
             }
         }
         match failures.len() {
@@ -331,6 +349,13 @@ impl Library {
             event: c.event,
             event_id: c.event_id,
             scope: c.scope,
+            lifecycle: Lifecycle {
+                headline: kinds::spec(rule.kind_name)
+                    .map(|k| k.headline.iter().map(|h| h.to_string()).collect())
+                    .unwrap_or_default(),
+                escalate_after: rule.escalate_after,
+                verify: rule.verify.clone(),
+            },
         };
         if finding.recommendation.is_empty() {
             finding.recommendation = rule.description.clone();
@@ -429,6 +454,8 @@ fn parse_rule(
     let title = check_template("title", &mut f);
     let recommendation = check_template("recommendation", &mut f);
     let when = parse_gate(&mut f, ctx, states);
+    let escalate_after = f.count(ctx, "escalate_after").map(|n| n.max(1) as u32);
+    let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
     f.finish(ctx);
     Some(Rule {
         id: id?.into_inner(),
@@ -441,6 +468,8 @@ fn parse_rule(
         title: title?,
         recommendation: recommendation?,
         when,
+        escalate_after,
+        verify,
         file: path.to_path_buf(),
         line,
     })

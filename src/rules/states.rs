@@ -206,6 +206,23 @@ impl Aliases {
         self.map.insert(other.to_string(), canonical.to_string());
     }
 
+    /// The canonical form of an image reference (`pm-sis-surface:c005` → `visionking-plc-monitor:c005`).
+    pub fn canonical_image(&self, image_ref: &str) -> String {
+        match image_ref.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => {
+                format!(
+                    "{}:{tag}",
+                    self.map.get(name).map(String::as_str).unwrap_or(name)
+                )
+            }
+            _ => self
+                .map
+                .get(image_ref)
+                .cloned()
+                .unwrap_or_else(|| image_ref.to_string()),
+        }
+    }
+
     /// The canonical name of a container name, or of an entity (`container:<name>`).
     pub fn canonical(&self, name: &str) -> String {
         if let Some((head, rest)) = name.split_once(':') {

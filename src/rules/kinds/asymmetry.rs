@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["only_here", "count", "other", "group"],
+    headline: &["count"],
     parse,
 };
 

@@ -12,6 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["before", "after", "advance", "rate", "interval"],
+    headline: &["rate"],
     parse,
 };
 

@@ -12,6 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["reason", "offset", "ahead", "source", "stamp", "ntp"],
+    headline: &[],
     parse,
 };
 

@@ -14,6 +14,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["setting", "usage", "command"],
+    headline: &[],
     parse,
 };
 

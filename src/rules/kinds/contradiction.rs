@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["readings", "first", "second"],
+    headline: &[],
     parse,
 };
 

@@ -22,6 +22,7 @@ pub const SPEC: KindSpec = KindSpec {
         "span",
         "since",
     ],
+    headline: &[],
     parse,
 };
 

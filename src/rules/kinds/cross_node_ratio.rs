@@ -15,6 +15,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["high", "low", "ratio", "other", "over"],
+    headline: &["ratio"],
     parse,
 };
 

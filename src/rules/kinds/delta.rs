@@ -20,6 +20,7 @@ pub const SPEC: KindSpec = KindSpec {
         "direction",
         "ratio",
     ],
+    headline: &[],
     parse,
 };
 

@@ -14,6 +14,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Attribute,
     event: false,
     variables: &["versions", "distinct", "group"],
+    headline: &[],
     parse,
 };
 
@@ -109,8 +110,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 }
                 continue;
             }
-            let mut distinct: Vec<String> =
-                by_node.values().map(|(v, _, _)| normalise(p, v)).collect();
+            let mut distinct: Vec<String> = by_node
+                .values()
+                .map(|(v, _, _)| ctx.aliases.canonical_image(&normalise(p, v)))
+                .collect();
             distinct.sort();
             distinct.dedup();
             if distinct.len() < 2 {

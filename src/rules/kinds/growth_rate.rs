@@ -24,6 +24,7 @@ pub const SPEC: KindSpec = KindSpec {
         "eta_at",
         "projection",
     ],
+    headline: &["rate"],
     parse,
 };
 

@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["total", "capacity", "share", "consumers", "left"],
+    headline: &["share"],
     parse,
 };
 

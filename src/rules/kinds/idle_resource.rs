@@ -12,6 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["held", "use", "duration", "samples", "since"],
+    headline: &[],
     parse,
 };
 

@@ -20,6 +20,7 @@ pub const SPEC: KindSpec = KindSpec {
         "count", "per_min", "per_s", "interval", "captures", "level", "template", "source",
         "also_on", "distinct", "values", "field", "window",
     ],
+    headline: &["per_min", "per_s", "distinct"],
     parse,
 };
 

@@ -12,6 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["key", "db", "missing", "redis"],
+    headline: &[],
     parse,
 };
 

@@ -62,6 +62,8 @@ pub struct KindSpec {
     pub event: bool,
     /// Template variables its findings provide besides the common ones.
     pub variables: &'static [&'static str],
+    /// The values whose material change makes an open finding worth reporting again.
+    pub headline: &'static [&'static str],
     pub parse: fn(&mut ParamReader, &mut Ctx) -> Option<Kind>,
 }
 

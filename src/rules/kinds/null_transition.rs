@@ -20,6 +20,7 @@ pub const SPEC: KindSpec = KindSpec {
         "null_for",
         "still_reporting",
     ],
+    headline: &[],
     parse,
 };
 

@@ -14,6 +14,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["range", "low", "high", "swings", "span", "peers"],
+    headline: &["range"],
     parse,
 };
 

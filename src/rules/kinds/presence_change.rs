@@ -17,6 +17,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["change", "names", "count", "before", "since", "last_seen"],
+    headline: &[],
     parse,
 };
 

@@ -15,6 +15,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["value", "limit", "rate", "eta", "eta_at", "samples", "span"],
+    headline: &["rate"],
     parse,
 };
 

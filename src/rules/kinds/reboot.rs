@@ -18,6 +18,7 @@ pub const SPEC: KindSpec = KindSpec {
         "released",
         "downtime",
     ],
+    headline: &[],
     parse,
 };
 

@@ -19,6 +19,7 @@ pub const SPEC: KindSpec = KindSpec {
     variables: &[
         "job", "schedule", "last_run", "expected", "late", "failures",
     ],
+    headline: &[],
     parse,
 };
 

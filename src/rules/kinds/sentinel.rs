@@ -14,6 +14,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["field", "value", "count", "share", "lines", "template"],
+    headline: &["share"],
     parse,
 };
 

@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["silent_for", "last_lines_at", "activity"],
+    headline: &[],
     parse,
 };
 

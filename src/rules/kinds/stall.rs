@@ -12,6 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["pending", "workers", "captures", "since", "duration"],
+    headline: &[],
     parse,
 };
 

@@ -13,6 +13,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Node,
     event: false,
     variables: &["sources", "errors", "since", "captures", "still_answering"],
+    headline: &[],
     parse,
 };
 
