@@ -46,6 +46,7 @@ fn config(port: u16, concurrency: usize) -> Config {
         output: "unused".into(),
         rules: Vec::new(),
         window: "24h".into(),
+        report: patrol::config::ReportSettings::default(),
         concurrency,
         timeout: Duration::from_secs(5),
         logs: LogSettings::default(),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FailOn, RulesCommand};
+use crate::cli::{Cli, Command, FailOn, Format, RulesCommand};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::history::Window;
@@ -60,7 +60,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
             out,
             window,
             fail_on,
-        } => report_cmd(&archive, at.as_deref(), rules, out, &window, fail_on),
+            acks,
+            format,
+            textfile,
+        } => report_cmd(
+            &archive,
+            at.as_deref(),
+            rules,
+            out,
+            &window,
+            fail_on,
+            ReportOptions {
+                acks,
+                format,
+                textfile,
+            },
+        ),
         Command::Demo {
             archive,
             out,
@@ -109,6 +124,8 @@ pub struct Analyzer {
     pub fleet: String,
     pub output: Output,
     pub ledger: Ledger,
+    /// Where to write the Prometheus textfile of open findings, if anywhere.
+    pub textfile: Option<PathBuf>,
 }
 
 /// What one analysis did.
@@ -117,6 +134,15 @@ pub struct Analysis {
     pub section_file: Option<PathBuf>,
     /// Worst of what was reported now and what is still open.
     pub worst: Option<Severity>,
+    /// What the ledger made of the findings.
+    pub outcome: crate::ledger::Outcome,
+}
+
+/// `patrol report` options about what else to read and write.
+pub struct ReportOptions {
+    pub acks: Option<PathBuf>,
+    pub format: Format,
+    pub textfile: Option<PathBuf>,
 }
 
 impl Analyzer {
@@ -136,7 +162,23 @@ impl Analyzer {
             fleet: fleet.to_string(),
             output,
             ledger,
+            textfile: None,
         })
+    }
+
+    /// Applies `[report]` settings: the re-emission policy, acknowledgements, the textfile.
+    pub fn configure(&mut self, settings: &config::ReportSettings) -> Result<()> {
+        self.ledger.policy = crate::ledger::Policy {
+            repeat_after: chrono::Duration::from_std(settings.repeat_after)
+                .unwrap_or(chrono::Duration::hours(24)),
+            material_change_pct: settings.material_change_pct,
+            worse_rate_pct: settings.worse_rate_pct,
+        };
+        if let Some(path) = &settings.acknowledged {
+            self.ledger.acks = crate::ledger::acks::Acks::load(path, self.tz)?;
+        }
+        self.textfile = settings.textfile.clone();
+        Ok(())
     }
 
     /// Runs the rules over the window as of its newest capture, updates the ledger and writes a
@@ -147,6 +189,7 @@ impl Analyzer {
                 findings: Vec::new(),
                 section_file: None,
                 worst: None,
+                outcome: Default::default(),
             });
         };
         let mut evaluation = self.library.evaluate(window, self.tz);
@@ -186,10 +229,17 @@ impl Analyzer {
                     None
                 }
             };
+        if let Some(path) = &self.textfile {
+            crate::fsutil::write_atomic(
+                path,
+                crate::report::prometheus_textfile(&self.fleet, &self.ledger, at).as_bytes(),
+            )?;
+        }
         Ok(Analysis {
             findings,
             section_file,
             worst,
+            outcome,
         })
     }
 }
@@ -357,6 +407,7 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     }
     let window = load_window(&archive, at, span)?;
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
+    analyzer.configure(&config.report)?;
     let analysis = analyzer.analyse(&window)?;
     if tty {
         match &analysis.section_file {
@@ -374,6 +425,7 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     Ok(fail_code(analysis.worst, fail_on))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report_cmd(
     archive_dir: &Path,
     at: Option<&str>,
@@ -381,6 +433,7 @@ fn report_cmd(
     out: Option<PathBuf>,
     window: &str,
     fail_on: Option<FailOn>,
+    options: ReportOptions,
 ) -> Result<i32> {
     if !archive_dir.is_dir() {
         return Err(Error::Usage(format!(
@@ -407,7 +460,29 @@ fn report_cmd(
     let out = out.unwrap_or_else(|| default_output(archive_dir));
     let window = load_window(&archive, at, window_span(window)?)?;
     let mut analyzer = Analyzer::new(library, tz, &fleet, &out)?;
+    let acks = options.acks.or_else(|| {
+        let default = PathBuf::from("acknowledged.toml");
+        default.exists().then_some(default)
+    });
+    analyzer.configure(&config::ReportSettings {
+        acknowledged: acks,
+        textfile: options.textfile,
+        ..config::ReportSettings::default()
+    })?;
     let analysis = analyzer.analyse(&window)?;
+    if options.format == Format::Json {
+        let doc = crate::report::json(
+            &fleet,
+            tz,
+            &analysis.outcome,
+            &analyzer.ledger,
+            analysis.section_file.as_deref(),
+        );
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+        return Ok(fail_code(analysis.worst, fail_on));
+    }
     match &analysis.section_file {
         Some(f) => println!("{}", f.display()),
         None => println!(
@@ -683,7 +758,39 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
             Ok(EXIT_OK)
         }
         RulesCommand::Test { paths, bless } => rules_test(paths, path.as_deref(), bless),
+        RulesCommand::Noise { out, last } => noise(&out, last),
     }
+}
+
+/// `patrol rules noise`: which rules spoke in most of the recent sections, or flapped.
+fn noise(out: &Path, last: usize) -> Result<i32> {
+    let path = out.join("ledger.json");
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "{}: no ledger here; run `patrol report` or `patrol demo` with --out {} first",
+            path.display(),
+            out.display()
+        )));
+    }
+    let ledger = Ledger::load(&path)?;
+    let rows = crate::report::noise(&ledger, last);
+    if rows.is_empty() {
+        println!("no sections yet in {}", path.display());
+        return Ok(EXIT_OK);
+    }
+    let sections = ledger.sections.len().min(last);
+    println!("over the last {sections} sections of {}:", path.display());
+    println!(
+        "{:<40} {:>9} {:>6} {:>7}  verdict",
+        "rule", "sections", "share", "flaps"
+    );
+    for r in rows {
+        println!(
+            "{:<40} {:>9} {:>5.0}% {:>7}  {}",
+            r.rule, r.sections, r.share_pct, r.flaps, r.verdict
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn fixture_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -19,6 +19,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FailOn {
     Warning,
@@ -61,6 +67,16 @@ pub enum Command {
         window: String,
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Acknowledgements file (default: ./acknowledged.toml when present).
+        #[arg(long)]
+        acks: Option<PathBuf>,
+        /// What to print: the section's path (markdown), or every finding with its lifecycle
+        /// as JSON.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: Format,
+        /// Also write open findings by severity and rule as a Prometheus textfile.
+        #[arg(long)]
+        textfile: Option<PathBuf>,
     },
     /// Replay the bundled demo fleet capture by capture and write its rolling report.
     Demo {
@@ -115,6 +131,16 @@ pub enum RulesCommand {
     Explain { name: String },
     /// Load the library and report every problem.
     Check,
+    /// Rules that speak too often: fired in most of the last N report sections, or flapped
+    /// (resolved and came back), from a report directory's ledger.
+    Noise {
+        /// Report directory (holds ledger.json).
+        #[arg(long, default_value = "output/demo")]
+        out: PathBuf,
+        /// How many recent sections to look at.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
     /// Run rule fixtures: each <case>.toml (a scenario with its [[rule]]s) must give the
     /// findings written in <case>.expected. Exit 1 when one differs.
     Test {

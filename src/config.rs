@@ -29,7 +29,35 @@ pub struct Config {
     pub logs: LogSettings,
     /// Extra secret patterns masked in every stored string (besides DSN passwords).
     pub redact: Vec<Regex>,
+    pub report: ReportSettings,
     pub nodes: Vec<NodeConfig>,
+}
+
+/// `[report]`: how often findings are told again, acknowledgements, machine outputs.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// An unchanged open finding is repeated after this long.
+    pub repeat_after: Duration,
+    /// A headline value moving by this share (percent) is reported as changed.
+    pub material_change_pct: f64,
+    /// A rate growing by this share (percent) escalates.
+    pub worse_rate_pct: f64,
+    /// `acknowledged.toml` (default: next to the config, when it exists).
+    pub acknowledged: Option<PathBuf>,
+    /// A Prometheus textfile (node-exporter's textfile collector) of open findings.
+    pub textfile: Option<PathBuf>,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            repeat_after: Duration::from_secs(24 * 3600),
+            material_change_pct: 25.0,
+            worse_rate_pct: 50.0,
+            acknowledged: None,
+            textfile: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -400,6 +428,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             }
             l.finish(&mut ctx);
         }
+        let mut report = ReportSettings::default();
+        if let Some(mut r) = f.table(&mut ctx, "report", "[report]") {
+            report.repeat_after = duration(&mut r, &mut ctx, "repeat_after", report.repeat_after);
+            for (key, slot) in [
+                ("material_change_pct", &mut report.material_change_pct),
+                ("worse_rate_pct", &mut report.worse_rate_pct),
+            ] {
+                if let Some(v) = r.number(&mut ctx, key) {
+                    if *v.get_ref() <= 0.0 {
+                        ctx.report(v.span(), format!("[report]: `{key}` must be above 0"));
+                    } else {
+                        *slot = *v.get_ref();
+                    }
+                }
+            }
+            report.acknowledged = r
+                .string(&mut ctx, "acknowledged", false)
+                .map(|p| base.join(p.into_inner()));
+            report.textfile = r
+                .string(&mut ctx, "textfile", false)
+                .map(|p| base.join(p.into_inner()));
+            r.finish(&mut ctx);
+        }
+        if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
+            report.acknowledged = Some(base.join("acknowledged.toml"));
+        }
         let mut nodes = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         for (table, span) in f.tables(&mut ctx, "node") {
@@ -455,6 +509,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 timeout,
                 logs,
                 redact,
+                report,
                 nodes,
                 fleet: fleet.into_inner(),
             });
@@ -789,6 +844,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         timeout: Duration::from_secs(10),
         logs: LogSettings::default(),
         redact: Vec::new(),
+        report: ReportSettings::default(),
         nodes: vec![NodeConfig {
             name: node,
             role: None,

@@ -464,3 +464,238 @@ fn a_crash_while_writing_a_section_loses_and_repeats_nothing() {
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     }
 }
+
+#[test]
+fn report_as_json_gives_every_open_finding_with_its_lifecycle_and_a_textfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let prom = dir.path().join("patrol.prom");
+    let run = |at: &str| {
+        let out = patrol(
+            &[
+                "report",
+                "--archive",
+                "snapshots/demo",
+                "--at",
+                at,
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--format",
+                "json",
+                "--textfile",
+                prom.to_str().unwrap(),
+            ],
+            &root(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let status_of = |doc: &serde_json::Value, rule: &str| -> String {
+        doc["open"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["finding"]["rule_id"] == rule && o["finding"]["nodes"][0] == "vk01")
+            .map(|o| o["lifecycle"]["status"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let first = run("2026-02-19 00:31");
+    assert_eq!(status_of(&first, "gpu-telemetry-null"), "new");
+    let second = run("2026-02-19 00:46");
+    assert_eq!(status_of(&second, "gpu-telemetry-null"), "escalated");
+    let third = run("2026-02-19 00:59");
+    assert_eq!(status_of(&third, "gpu-telemetry-null"), "persisting");
+    assert_eq!(third["worst_open"], "WARNING");
+    let textfile = std::fs::read_to_string(&prom).unwrap();
+    let warnings = third["open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["finding"]["severity"] == "warning")
+        .count();
+    assert!(
+        textfile.contains(&format!(
+            "patrol_open_findings{{fleet=\"VisionKing 03002\",severity=\"warning\"}} {warnings}\n"
+        )),
+        "{textfile}"
+    );
+    assert!(textfile.contains("patrol_open_findings_by_rule{fleet=\"VisionKing 03002\",rule=\"gpu-telemetry-null\",severity=\"warning\"} 1"));
+}
+
+#[test]
+fn acknowledged_findings_wait_until_they_expire_and_a_past_expiry_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acknowledged.toml");
+    let report = |out: &str, at: &str| {
+        let out_dir = dir.path().join(out);
+        let o = patrol(
+            &[
+                "report",
+                "--archive",
+                "snapshots/demo",
+                "--at",
+                at,
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--acks",
+                acks.to_str().unwrap(),
+            ],
+            &root(),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        std::fs::read_to_string(out_dir.join("improvements.md")).unwrap_or_default()
+    };
+    std::fs::write(
+        &acks,
+        "[[ack]]\nrule = \"endpoint-down\"\nsubject = \"endpoint:pgadmin\"\nreason = \"pgAdmin is retired; endpoint to be removed\"\nowner = \"ana\"\nexpires = \"2026-03-01\"\n",
+    )
+    .unwrap();
+    let held = report("held", "2026-02-18 12:01");
+    assert!(
+        !held.contains("**[WARNING] vk03 endpoint `pgadmin` is down"),
+        "{held}"
+    );
+    assert!(held.contains("Acknowledged: [WARNING] vk03 endpoint `pgadmin` is down (status 0) (ana: pgAdmin is retired; endpoint to be removed; until 2026-03-01)"), "{held}");
+    std::fs::write(
+        &acks,
+        "[[ack]]\nrule = \"endpoint-down\"\nsubject = \"endpoint:pgadmin\"\nreason = \"pgAdmin is retired\"\nowner = \"ana\"\nexpires = \"2026-02-01\"\n",
+    )
+    .unwrap();
+    let expired = report("expired", "2026-02-18 12:01");
+    assert!(
+        expired.contains("**[WARNING] vk03 endpoint `pgadmin` is down (status 0)**"),
+        "{expired}"
+    );
+    assert!(!expired.contains("Acknowledged:"));
+    // A mistake in the file is named with its line, exit 2.
+    std::fs::write(
+        &acks,
+        "[[ack]]\nrule = \"endpoint-down\"\nowner = \"ana\"\nexpires = \"soon\"\n",
+    )
+    .unwrap();
+    let bad = patrol(
+        &[
+            "report",
+            "--archive",
+            "snapshots/demo",
+            "--out",
+            dir.path().join("bad").to_str().unwrap(),
+            "--acks",
+            acks.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("acknowledged.toml:1:") && err.contains(":4:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_noise_ranks_rules_from_a_reports_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    assert!(
+        patrol(&["demo", "--out", out_dir.to_str().unwrap()], &root())
+            .status
+            .success()
+    );
+    let out = patrol(
+        &[
+            "rules",
+            "noise",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--last",
+            "20",
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("over the last 20 sections"), "{stdout}");
+    assert!(
+        stdout.contains("redis-empty-while-idle") && stdout.contains("flaps"),
+        "{stdout}"
+    );
+    let missing = patrol(
+        &[
+            "rules",
+            "noise",
+            "--out",
+            dir.path().join("none").to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+/// Text from the fleet (log lines with markdown and HTML in them) cannot break the report.
+#[test]
+fn hostile_log_text_stays_inside_its_code_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("hostile.toml");
+    std::fs::write(
+        &scenario,
+        r#"[scenario]
+fleet = "hostile"
+start = "2026-02-18T00:00:00Z"
+end = "2026-02-18T01:30:00Z"
+interval = "15m"
+
+[[node]]
+name = "n1"
+[[node.container]]
+name = "web"
+image = "web"
+mem = "100MB"
+log = [{ message = "boom **bold** <b>html</b> [link](http://x) `tick` | pipe", level = "ERROR", every = "10s" }]
+"#,
+    )
+    .unwrap();
+    let archive = dir.path().join("archive");
+    let out = patrol(
+        &[
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--out",
+            archive.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out_dir = dir.path().join("out");
+    let out = patrol(
+        &[
+            "report",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
+    assert!(
+        report.contains("log-error") || report.contains("in every capture"),
+        "{report}"
+    );
+    let mut code = Vec::new();
+    for event in pulldown_cmark::Parser::new(&report) {
+        match event {
+            pulldown_cmark::Event::Html(h) | pulldown_cmark::Event::InlineHtml(h) => {
+                panic!("HTML from the fleet reached the report: {h}")
+            }
+            pulldown_cmark::Event::Code(c) => code.push(c.to_string()),
+            _ => {}
+        }
+    }
+    assert!(
+        code.iter()
+            .any(|c| c.contains("<b>html</b>") && c.contains("`tick`")),
+        "{code:?}"
+    );
+}

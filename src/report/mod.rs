@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::ledger::{Deployment, Outcome, PendingSection, Reason};
+use crate::ledger::{Deployment, Ledger, Outcome, PendingSection, Reason, Status};
 use crate::model::Severity;
 use crate::units::fmt_duration;
 
@@ -322,4 +322,210 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
         fsutil::append_atomic(&rolling, &pending.rolling_text)?;
     }
     Ok(dated)
+}
+
+/// Open findings as a Prometheus textfile (for node-exporter's textfile collector): counts by
+/// severity and by rule, acknowledged ones apart, and when the analysis ran.
+pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> String {
+    let label = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let open: Vec<&crate::ledger::Entry> = ledger
+        .entries
+        .values()
+        .filter(|e| e.status == Status::Open && !e.finding.event)
+        .collect();
+    let mut out = String::new();
+    out.push_str(
+        "# HELP patrol_open_findings Open findings by severity, acknowledged ones excluded.\n",
+    );
+    out.push_str("# TYPE patrol_open_findings gauge\n");
+    for sev in [Severity::Warning, Severity::Info, Severity::Suggestion] {
+        let n = open
+            .iter()
+            .filter(|e| e.finding.severity == sev && !e.acknowledged)
+            .count();
+        out.push_str(&format!(
+            "patrol_open_findings{{fleet=\"{}\",severity=\"{}\"}} {n}\n",
+            label(fleet),
+            sev.label().to_ascii_lowercase()
+        ));
+    }
+    out.push_str("# HELP patrol_acknowledged_findings Open findings under an acknowledgement.\n");
+    out.push_str("# TYPE patrol_acknowledged_findings gauge\n");
+    out.push_str(&format!(
+        "patrol_acknowledged_findings{{fleet=\"{}\"}} {}\n",
+        label(fleet),
+        open.iter().filter(|e| e.acknowledged).count()
+    ));
+    out.push_str("# HELP patrol_open_findings_by_rule Open findings by rule.\n");
+    out.push_str("# TYPE patrol_open_findings_by_rule gauge\n");
+    let mut by_rule: std::collections::BTreeMap<(&str, Severity), usize> = Default::default();
+    for e in &open {
+        *by_rule
+            .entry((e.finding.rule_id.as_str(), e.finding.severity))
+            .or_default() += 1;
+    }
+    for ((rule, sev), n) in by_rule {
+        out.push_str(&format!(
+            "patrol_open_findings_by_rule{{fleet=\"{}\",rule=\"{}\",severity=\"{}\"}} {n}\n",
+            label(fleet),
+            label(rule),
+            sev.label().to_ascii_lowercase()
+        ));
+    }
+    out.push_str(
+        "# HELP patrol_last_analysis_timestamp_seconds When the findings were computed.\n",
+    );
+    out.push_str("# TYPE patrol_last_analysis_timestamp_seconds gauge\n");
+    out.push_str(&format!(
+        "patrol_last_analysis_timestamp_seconds{{fleet=\"{}\"}} {}\n",
+        label(fleet),
+        at.timestamp()
+    ));
+    out
+}
+
+/// Every open finding with its evidence and lifecycle, what this analysis reported and
+/// resolved, as one JSON document.
+pub fn json(
+    fleet: &str,
+    tz: Tz,
+    outcome: &Outcome,
+    ledger: &Ledger,
+    section: Option<&Path>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let reason = |r: &Reason| -> serde_json::Value {
+        match r {
+            Reason::New => json!({ "status": "new" }),
+            Reason::Reopened { after } => json!({ "status": "reopened", "resolved_at": after }),
+            Reason::Escalated { why } => json!({ "status": "escalated", "why": why }),
+            Reason::Changed { what } => json!({ "status": "changed", "what": what }),
+            Reason::Unchanged { since, nth } => {
+                json!({ "status": "unchanged", "since": since, "report": nth })
+            }
+            Reason::AckExpired { owner, reason } => {
+                json!({ "status": "acknowledgement-expired", "owner": owner, "reason": reason })
+            }
+        }
+    };
+    let reported: std::collections::BTreeMap<String, serde_json::Value> = outcome
+        .reported
+        .iter()
+        .map(|r| (r.finding.key(), reason(&r.reason)))
+        .collect();
+    let open: Vec<serde_json::Value> = ledger
+        .entries
+        .iter()
+        .filter(|(_, e)| e.status == Status::Open && !e.finding.event)
+        .map(|(key, e)| {
+            let lifecycle = reported.get(key).cloned().unwrap_or_else(
+                || json!({ "status": if e.acknowledged { "acknowledged" } else { "persisting" } }),
+            );
+            json!({
+                "key": key,
+                "finding": e.finding,
+                "lifecycle": lifecycle,
+                "first_seen": e.first_seen,
+                "last_seen": e.last_seen,
+                "occurrences": e.occurrences,
+                "consecutive": e.consecutive,
+                "reports": e.reports,
+                "last_reported": e.last_reported,
+                "reopened": e.reopened,
+                "unchecked_since": e.unchecked_since,
+                "acknowledged": e.acknowledged,
+            })
+        })
+        .collect();
+    let events: Vec<serde_json::Value> = outcome
+        .reported
+        .iter()
+        .filter(|r| r.finding.event)
+        .map(|r| json!({ "finding": r.finding, "lifecycle": reason(&r.reason) }))
+        .collect();
+    let resolved: Vec<serde_json::Value> = outcome
+        .resolved
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.finding.key(),
+                "finding": r.finding,
+                "first_seen": r.first_seen,
+                "resolved_at": r.resolved_at,
+                "now": r.now,
+            })
+        })
+        .collect();
+    json!({
+        "fleet": fleet,
+        "timezone": tz.name(),
+        "analysed_at": ledger.last_analysis,
+        "section": section.map(|p| p.display().to_string()),
+        "worst_open": ledger.worst_open().map(|s| s.label()),
+        "open": open,
+        "events": events,
+        "resolved": resolved,
+    })
+}
+
+/// One row of `patrol rules noise`.
+pub struct NoiseRow {
+    pub rule: String,
+    pub sections: usize,
+    pub share_pct: f64,
+    pub flaps: u32,
+    pub verdict: &'static str,
+}
+
+/// Rules by how often they spoke in the last `last` sections, and how often their findings came
+/// back after resolving; the noisiest first.
+pub fn noise(ledger: &Ledger, last: usize) -> Vec<NoiseRow> {
+    let recent: Vec<&crate::ledger::SectionLog> = ledger.sections.iter().rev().take(last).collect();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &recent {
+        for r in &s.rules {
+            *counts.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    let mut flaps: std::collections::BTreeMap<&str, u32> = Default::default();
+    for e in ledger.entries.values() {
+        *flaps.entry(e.finding.rule_id.as_str()).or_default() += e.reopened;
+    }
+    let mut rows: Vec<NoiseRow> = counts
+        .keys()
+        .chain(flaps.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|rule| {
+            let sections = counts.get(rule).copied().unwrap_or(0);
+            let share_pct = sections as f64 / recent.len().max(1) as f64 * 100.0;
+            let flaps = flaps.get(rule).copied().unwrap_or(0);
+            let verdict = if share_pct > 50.0 {
+                "noisy: speaks in most sections; raise its threshold or lengthen its window"
+            } else if flaps >= 3 {
+                "flaps: resolves and comes back; add hysteresis (for_captures) or widen its window"
+            } else {
+                "ok"
+            };
+            NoiseRow {
+                rule: rule.to_string(),
+                sections,
+                share_pct,
+                flaps,
+                verdict,
+            }
+        })
+        .filter(|r| r.sections > 0 || r.flaps > 0)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.share_pct
+            .total_cmp(&a.share_pct)
+            .then(b.flaps.cmp(&a.flaps))
+            .then(a.rule.cmp(&b.rule))
+    });
+    rows
 }
