@@ -47,6 +47,7 @@ fn config(port: u16, concurrency: usize) -> Config {
         rules: Vec::new(),
         window: "24h".into(),
         report: patrol::config::ReportSettings::default(),
+        telegram: None,
         concurrency,
         timeout: Duration::from_secs(5),
         logs: LogSettings::default(),

@@ -18,7 +18,7 @@ use crate::model::{Finding, Severity};
 use crate::report::{self, Output};
 use crate::rules::{self, Evaluation, Library};
 use crate::simulate;
-use crate::store::{Archive, ArchiveMeta, Entry, read_snapshot_file};
+use crate::store::{Archive, ArchiveMeta, Entry, group_rounds, read_snapshot_file};
 use crate::units::{self, fmt_value};
 
 pub const EXIT_OK: i32 = 0;
@@ -84,6 +84,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
+        Command::Digest {
+            week,
+            config,
+            archive,
+            out,
+            send,
+            dry_run,
+        } => digest_cmd(week.as_deref(), config, &archive, out, send, dry_run),
         Command::Backtest {
             rule,
             archive,
@@ -501,34 +509,6 @@ fn default_output(archive_dir: &Path) -> PathBuf {
     PathBuf::from("output").join(name)
 }
 
-/// Captures of one round lie within this of the round's first.
-const ROUND_SPAN_S: i64 = 300;
-
-/// Groups time-sorted items into capture rounds: at most one capture per node, all within
-/// [`ROUND_SPAN_S`] of the round's first.
-fn group_rounds<T>(
-    items: impl IntoIterator<Item = T>,
-    node: impl Fn(&T) -> &str,
-    at: impl Fn(&T) -> DateTime<Utc>,
-) -> Vec<Vec<T>> {
-    let mut out: Vec<Vec<T>> = Vec::new();
-    for item in items {
-        let start_new = match out.last() {
-            None => true,
-            Some(round) => {
-                round.iter().any(|r| node(r) == node(&item))
-                    || (at(&item) - at(&round[0])).num_seconds() > ROUND_SPAN_S
-            }
-        };
-        if start_new {
-            out.push(vec![item]);
-        } else if let Some(last) = out.last_mut() {
-            last.push(item);
-        }
-    }
-    out
-}
-
 /// Groups archive entries (sorted by time) into capture rounds.
 pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
     group_rounds(entries, |e| e.node.as_str(), |e| e.captured_at)
@@ -915,6 +895,131 @@ fn diff_lines(expected: &str, got: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `patrol digest`: the week's digest (markdown and charts), its Telegram messages, delivery.
+fn digest_cmd(
+    week: Option<&str>,
+    config_path: Option<PathBuf>,
+    archive_dir: &Path,
+    out: Option<PathBuf>,
+    send: bool,
+    dry_run: bool,
+) -> Result<i32> {
+    let config = match config_path {
+        Some(p) => Some(config::load(&p)?),
+        None if Path::new("patrol.toml").exists() => Some(config::load(Path::new("patrol.toml"))?),
+        None => None,
+    };
+    let (archive, out, fleet, tz) = match &config {
+        Some(c) => (
+            Archive::open(&c.archive),
+            out.unwrap_or_else(|| c.output.clone()),
+            c.fleet.clone(),
+            c.timezone,
+        ),
+        None => {
+            if !archive_dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{}: no such archive directory",
+                    archive_dir.display()
+                )));
+            }
+            let archive = Archive::open(archive_dir);
+            let (fleet, tz) = archive_meta(&archive)?;
+            (
+                archive,
+                out.unwrap_or_else(|| default_output(archive_dir)),
+                fleet,
+                tz,
+            )
+        }
+    };
+    let week = match week {
+        Some(w) => crate::digest::Week::parse(w, tz)?,
+        None => crate::digest::Week::containing(Utc::now(), tz).previous(tz),
+    };
+    let ledger = Ledger::load(&out.join("ledger.json"))?;
+    let digest = crate::digest::build(&archive, &ledger, &fleet, tz, &week)?;
+    if digest.rounds == 0 {
+        return Err(Error::Usage(format!(
+            "{}: no captures in {} ({} to {})",
+            archive.root().display(),
+            week.label,
+            digest.from,
+            digest.to
+        )));
+    }
+    let dir = out.join("digests");
+    let charts = crate::digest::charts(&digest, tz, week.start.timestamp(), week.end.timestamp());
+    let mut chart_views = Vec::new();
+    for (file, alt, svg) in &charts {
+        crate::fsutil::write_atomic(&dir.join(file), svg.as_bytes())?;
+        chart_views.push(crate::digest::ChartView {
+            file: file.clone(),
+            alt: alt.clone(),
+        });
+    }
+    let view = crate::digest::view(&digest, chart_views);
+    let markdown = report::render_digest(&view, template_dir().as_deref())?;
+    let path = dir.join(format!("{}.md", week.label));
+    crate::fsutil::write_atomic(&path, markdown.as_bytes())?;
+    println!("{}", path.display());
+    let messages = crate::telegram::split(
+        &crate::digest::telegram_lines(&digest),
+        crate::telegram::MESSAGE_LIMIT,
+        5,
+    );
+    if dry_run {
+        for (i, m) in messages.iter().enumerate() {
+            println!(
+                "--- message {} of {} ({} characters)",
+                i + 1,
+                messages.len(),
+                m.chars().count()
+            );
+            println!("{m}");
+        }
+        return Ok(EXIT_OK);
+    }
+    if !send {
+        return Ok(EXIT_OK);
+    }
+    let settings = config
+        .as_ref()
+        .and_then(|c| c.telegram.clone())
+        .ok_or_else(|| {
+            Error::Usage(
+                "--send needs a [telegram] section in the fleet config (api_base, token_env or token_file, chat_id)".into(),
+            )
+        })?;
+    let (token, chat_id) = settings.resolve()?;
+    let bot = crate::telegram::Bot {
+        api_base: settings.api_base.clone(),
+        token,
+        chat_id,
+        attempts: settings.attempts,
+        backoff: settings.backoff,
+        max_retry_after: std::time::Duration::from_secs(60),
+    };
+    let mailroom = crate::telegram::Mailroom::new(&out);
+    mailroom.post(&week.label, &bot.chat_id, messages)?;
+    let delivery = crate::telegram::deliver(&mailroom, &bot)?;
+    println!(
+        "telegram: {} sent, {} found already delivered, {} waiting in {}",
+        delivery.sent,
+        delivery.recovered,
+        delivery.left,
+        mailroom.dir.display()
+    );
+    for e in &delivery.errors {
+        eprintln!("patrol: telegram: {e}");
+    }
+    Ok(if delivery.left == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
 }
 
 /// `patrol backtest`: one rule over every capture of an archive; prints each time it opened,

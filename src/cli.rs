@@ -114,6 +114,29 @@ pub enum Command {
         #[arg(long, default_value = "24h")]
         window: String,
     },
+    /// Write the weekly digest (score card, availability, growers, findings) and optionally
+    /// send it to Telegram.
+    Digest {
+        /// ISO week in the fleet's time zone, e.g. 2026-W08 (default: last week).
+        #[arg(long)]
+        week: Option<String>,
+        /// Fleet configuration (archive, output, time zone, [telegram]); default ./patrol.toml
+        /// when present.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Archive directory, when there is no config.
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+        /// Report directory (its ledger gives the findings; the digest goes to <out>/digests).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send it to Telegram (with everything still waiting in the outbox).
+        #[arg(long)]
+        send: bool,
+        /// Print the Telegram messages instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Inspect the rule library.
     Rules {
         #[command(subcommand)]

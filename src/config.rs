@@ -30,7 +30,46 @@ pub struct Config {
     /// Extra secret patterns masked in every stored string (besides DSN passwords).
     pub redact: Vec<Regex>,
     pub report: ReportSettings,
+    pub telegram: Option<TelegramSettings>,
     pub nodes: Vec<NodeConfig>,
+}
+
+/// `[telegram]`: where the weekly digest goes. The token comes from the environment or a file.
+#[derive(Debug, Clone)]
+pub struct TelegramSettings {
+    pub api_base: String,
+    pub token: Secret,
+    /// The chat, as written or from an environment variable.
+    pub chat_id: ChatId,
+    /// Attempts per message and run on network errors and 5xx, and the first backoff (doubled
+    /// after each attempt).
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChatId {
+    Plain(String),
+    Env(String),
+}
+
+impl TelegramSettings {
+    /// The token and the chat id, read now; errors name the variable or file.
+    pub fn resolve(&self) -> Result<(String, String)> {
+        let token = self
+            .token
+            .resolve()
+            .map_err(|e| Error::Usage(format!("[telegram] token: {e}")))?;
+        let chat = match &self.chat_id {
+            ChatId::Plain(c) => c.clone(),
+            ChatId::Env(var) => std::env::var(var).map_err(|_| {
+                Error::Usage(format!(
+                    "[telegram] chat_id: environment variable {var} is not set"
+                ))
+            })?,
+        };
+        Ok((token.trim().to_string(), chat.trim().to_string()))
+    }
 }
 
 /// `[report]`: how often findings are told again, acknowledgements, machine outputs.
@@ -454,6 +493,68 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
             report.acknowledged = Some(base.join("acknowledged.toml"));
         }
+        let mut telegram = None;
+        if let Some(mut t) = f.table(&mut ctx, "telegram", "[telegram]") {
+            let api_base = t
+                .string(&mut ctx, "api_base", false)
+                .map(|s| s.into_inner())
+                .unwrap_or_else(|| "https://api.telegram.org".into());
+            let token_env = t.string(&mut ctx, "token_env", false);
+            let token_file = t.string(&mut ctx, "token_file", false);
+            if t.has("token") {
+                let v = t.value("token");
+                if let Some(v) = v {
+                    ctx.report(
+                        v.span(),
+                        "[telegram]: the bot token must not be written in the config: use `token_env` or `token_file`",
+                    );
+                }
+            }
+            let token = match (token_env, token_file) {
+                (Some(e), None) => Some(Secret::Env(e.into_inner())),
+                (None, Some(p)) => Some(Secret::File(base.join(p.into_inner()))),
+                (Some(e), Some(_)) => {
+                    ctx.report(
+                        e.span(),
+                        "[telegram]: give `token_env` or `token_file`, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    ctx.report(
+                        t.span.clone(),
+                        "[telegram] needs `token_env` (a variable holding the bot token) or `token_file`",
+                    );
+                    None
+                }
+            };
+            let chat_id = match (
+                t.string(&mut ctx, "chat_id", false),
+                t.string(&mut ctx, "chat_id_env", false),
+            ) {
+                (Some(c), None) => Some(ChatId::Plain(c.into_inner())),
+                (None, Some(e)) => Some(ChatId::Env(e.into_inner())),
+                _ => {
+                    ctx.report(
+                        t.span.clone(),
+                        "[telegram] needs exactly one of `chat_id` or `chat_id_env`",
+                    );
+                    None
+                }
+            };
+            let attempts = t.count(&mut ctx, "attempts").unwrap_or(4).max(1) as u32;
+            let backoff = duration(&mut t, &mut ctx, "backoff", Duration::from_millis(500));
+            t.finish(&mut ctx);
+            if let (Some(token), Some(chat_id)) = (token, chat_id) {
+                telegram = Some(TelegramSettings {
+                    api_base,
+                    token,
+                    chat_id,
+                    attempts,
+                    backoff,
+                });
+            }
+        }
         let mut nodes = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         for (table, span) in f.tables(&mut ctx, "node") {
@@ -510,6 +611,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 logs,
                 redact,
                 report,
+                telegram,
                 nodes,
                 fleet: fleet.into_inner(),
             });
@@ -845,6 +947,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         logs: LogSettings::default(),
         redact: Vec::new(),
         report: ReportSettings::default(),
+        telegram: None,
         nodes: vec![NodeConfig {
             name: node,
             role: None,

@@ -2,11 +2,13 @@
 //! deterministic rule library and writes dated improvement reports.
 //!
 //! Data flows one way (see docs/architecture.md): sources → model → store → history → rules →
-//! ledger → report. Only [`app`] wires the layers together.
+//! ledger → report, and weekly: store + ledger → digest → telegram. Only [`app`] wires the
+//! layers together.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod history;
@@ -19,5 +21,6 @@ pub mod rules;
 pub mod simulate;
 pub mod sources;
 pub mod store;
+pub mod telegram;
 pub mod tomlread;
 pub mod units;

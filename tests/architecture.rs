@@ -33,6 +33,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["config", "error", "fsutil", "logtemplate", "model"],
     ),
     ("config", &["error", "fsutil", "model", "tomlread", "units"]),
+    (
+        "digest",
+        &[
+            "error", "history", "ledger", "markdown", "model", "rules", "store", "telegram",
+            "units",
+        ],
+    ),
+    ("telegram", &["error", "fsutil"]),
     ("cli", &[]),
     ("app", &["*"]),
 ];

@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod architecture;
+mod botapi;
 mod cli;
 mod coverage;
 mod demo;
+mod digest;
 mod fixtures;
 mod support;
 mod testbed;

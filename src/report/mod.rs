@@ -19,6 +19,7 @@ use crate::units::fmt_duration;
 
 pub const HEADER_TEMPLATE: &str = "improvements-header.md.j2";
 pub const SECTION_TEMPLATE: &str = "section.md.j2";
+pub const DIGEST_TEMPLATE: &str = "digest.md.j2";
 
 const BUILTIN: &[(&str, &str)] = &[
     (
@@ -29,7 +30,26 @@ const BUILTIN: &[(&str, &str)] = &[
         SECTION_TEMPLATE,
         include_str!("../../report-templates/section.md.j2"),
     ),
+    (
+        DIGEST_TEMPLATE,
+        include_str!("../../report-templates/digest.md.j2"),
+    ),
 ];
+
+/// Renders a digest view with `digest.md.j2`.
+pub fn render_digest<T: Serialize>(view: &T, template_dir: Option<&Path>) -> Result<String> {
+    let env = environment(template_dir)?;
+    env.get_template(DIGEST_TEMPLATE)
+        .and_then(|t| {
+            t.render(
+                minijinja::context! { d => minijinja::Value::from(minijinja::value::Serde(view)) },
+            )
+        })
+        .map_err(|e| Error::Template {
+            name: DIGEST_TEMPLATE.to_string(),
+            message: e.to_string(),
+        })
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {

@@ -231,6 +231,34 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
     decode_json(path, &json)
 }
 
+/// Captures of one round lie within this of the round's first.
+const ROUND_SPAN_S: i64 = 300;
+
+/// Groups time-sorted items into capture rounds: at most one capture per node, all within
+/// [`ROUND_SPAN_S`] of the round's first.
+pub fn group_rounds<T>(
+    items: impl IntoIterator<Item = T>,
+    node: impl Fn(&T) -> &str,
+    at: impl Fn(&T) -> DateTime<Utc>,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        let start_new = match out.last() {
+            None => true,
+            Some(round) => {
+                round.iter().any(|r| node(r) == node(&item))
+                    || (at(&item) - at(&round[0])).num_seconds() > ROUND_SPAN_S
+            }
+        };
+        if start_new {
+            out.push(vec![item]);
+        } else if let Some(last) = out.last_mut() {
+            last.push(item);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

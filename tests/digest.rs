@@ -1,0 +1,308 @@
+//! The weekly digest: its numbers against a hand check of the archive, and its delivery to a
+//! local server that behaves like the Telegram Bot API (rate limits, failures, a crash between
+//! sending and recording).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::botapi::{Behaviour, BotApi};
+use crate::support::{root, text};
+
+const TOKEN: &str = "123456:TEST-token-never-printed";
+
+/// A fleet config for the demo archive, its report directory with the demo's ledger, and a
+/// [telegram] section pointing at `api`.
+fn setup(dir: &Path, api: &str) -> PathBuf {
+    let out = dir.join("out");
+    let demo = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    write_config(dir, api);
+    dir.join("patrol.toml")
+}
+
+fn write_config(dir: &Path, api: &str) {
+    let config = format!(
+        r#"fleet = "VisionKing 03002"
+timezone = "America/Sao_Paulo"
+archive = "{archive}"
+output = "out"
+
+[telegram]
+api_base = "{api}"
+token_env = "PATROL_TEST_BOT_TOKEN"
+chat_id = "-100200300"
+attempts = 3
+backoff = "20ms"
+
+[[node]]
+name = "vk01"
+"#,
+        archive = root().join("snapshots/demo").display()
+    );
+    std::fs::write(dir.join("patrol.toml"), config).unwrap();
+}
+
+fn digest(config: &Path, week: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"));
+    cmd.args([
+        "digest",
+        "--week",
+        week,
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .args(extra)
+    .env("PATROL_TEST_BOT_TOKEN", TOKEN)
+    .current_dir(config.parent().unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!text(stream).contains(TOKEN), "the bot token was printed");
+    }
+    out
+}
+
+fn outbox(dir: &Path, week: &str) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("out/outbox/{week}.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Three numbers of the digest recomputed straight from the archive.
+#[test]
+fn digest_numbers_match_a_hand_check_of_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), "http://127.0.0.1:9");
+    let out = digest(&config, "2026-W08", &[], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = std::fs::read_to_string(dir.path().join("out/digests/2026-W08.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| vk01 | 100%"))
+        .unwrap_or_else(|| panic!("{md}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | node | answered | reboots | steal | mem available | swap | disk | full in | GPU idle | GPU temp |
+    let (reboots, steal, mem, gpu_idle) = (cells[3], cells[4], cells[5], cells[9]);
+
+    // The hand check: vk01's captures of Feb 16 00:00 to Feb 23 00:00, São Paulo time (UTC-3).
+    let archive = patrol::store::Archive::open(root().join("snapshots/demo"));
+    let from = chrono::DateTime::parse_from_rfc3339("2026-02-16T03:00:00Z")
+        .unwrap()
+        .to_utc();
+    let to = chrono::DateTime::parse_from_rfc3339("2026-02-23T02:59:59Z")
+        .unwrap()
+        .to_utc();
+    let entries = archive.list(Some(from), Some(to), Some("vk01")).unwrap();
+    let (snaps, _) = archive.load_entries(&entries);
+    let steals: Vec<f64> = snaps
+        .iter()
+        .filter_map(|s| s.host.as_ref()?.cpu_steal_pct)
+        .collect();
+    let mean = steals.iter().sum::<f64>() / steals.len() as f64;
+    assert_eq!(steal, format!("{}%", patrol::units::fmt_number(mean, 1)));
+    let avail: Vec<f64> = snaps
+        .iter()
+        .filter_map(|s| s.host.as_ref()?.mem_available_bytes.map(|b| b as f64))
+        .collect();
+    assert_eq!(
+        mem,
+        patrol::units::fmt_bytes(avail.iter().sum::<f64>() / avail.len() as f64)
+    );
+    let mut boots = 0;
+    let mut last: Option<i64> = None;
+    for s in &snaps {
+        let h = s.host.as_ref().unwrap();
+        let boot = s.captured_at.timestamp() - h.uptime_s.unwrap() as i64;
+        if last.is_some_and(|b| boot - b > 120) {
+            boots += 1;
+        }
+        last = Some(boot);
+    }
+    assert_eq!(reboots, boots.to_string());
+    assert_eq!(
+        boots, 2,
+        "vk01 rebooted on Feb 18 21:47 and Feb 22 22:50, both in W08"
+    );
+    let idle = snaps
+        .iter()
+        .flat_map(|s| s.gpus.iter().flatten())
+        .filter(
+            |g| matches!((g.util_pct, g.mem_used_pct), (Some(u), Some(m)) if u < 1.0 && m > 20.0),
+        )
+        .count();
+    assert_eq!(
+        gpu_idle,
+        format!("{} h", patrol::units::fmt_number(idle as f64 * 0.25, 1))
+    );
+    // The charts are written next to it and referenced.
+    assert!(md.contains("![Memory of the top growers over the week](2026-W08-memory.svg)"));
+    assert!(
+        std::fs::read_to_string(dir.path().join("out/digests/2026-W08-memory.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+}
+
+#[test]
+fn a_rate_limit_then_success_delivers_one_message_and_failures_are_retried() {
+    let api = BotApi::start(vec![
+        Behaviour::RateLimit(1),
+        Behaviour::Drop,
+        Behaviour::ServerError,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api.url);
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let sent = outbox(dir.path(), "2026-W08")["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    let s = api.state.lock().unwrap();
+    assert_eq!(s.messages.len(), sent, "each message once");
+    assert_eq!(
+        s.send_calls,
+        sent + 3,
+        "a 429, a dropped connection and a 500, then accepted"
+    );
+    assert!(s.tokens.iter().all(|t| t == TOKEN));
+    assert!(
+        s.messages[0]
+            .2
+            .starts_with("<b>VisionKing 03002 — week 2026-W08</b>")
+    );
+    assert!(
+        s.messages
+            .iter()
+            .all(|m| m.2.chars().count() <= 4096 && m.1 == "-100200300")
+    );
+}
+
+#[test]
+fn a_server_down_for_three_runs_gets_the_digest_on_the_fourth_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: every attempt fails to connect.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let config = setup(dir.path(), &dead_url);
+    for run in 1..=3 {
+        let out = digest(&config, "2026-W08", &["--send"], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "run {run}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("0 sent"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    let api = BotApi::start(vec![]);
+    write_config(dir.path(), &api.url);
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = outbox(dir.path(), "2026-W08")["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(api.texts().len(), expected);
+    // A fifth run has nothing left to send.
+    let again = digest(&config, "2026-W08", &["--send"], &[]);
+    assert!(again.status.success());
+    assert_eq!(api.texts().len(), expected);
+}
+
+#[test]
+fn a_crash_after_sending_does_not_send_twice() {
+    let api = BotApi::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api.url);
+    // An earlier digest tells patrol where the chat's message ids stand.
+    assert!(
+        digest(&config, "2026-W09", &["--send"], &[])
+            .status
+            .success()
+    );
+    let before = api.texts().len();
+    let crashed = digest(
+        &config,
+        "2026-W08",
+        &["--send"],
+        &[("PATROL_TEST_CRASH", "after-send")],
+    );
+    assert_eq!(crashed.status.code(), Some(86), "{}", text(&crashed.stderr));
+    assert_eq!(api.texts().len(), before + 1, "Telegram got the message");
+    assert_eq!(
+        outbox(dir.path(), "2026-W08")["messages"][0]["state"],
+        "sending"
+    );
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 found already delivered"),
+        "{}",
+        text(&out.stdout)
+    );
+    let texts = api.texts();
+    let w08 = texts.iter().filter(|t| t.contains("week 2026-W08")).count();
+    assert_eq!(w08, 1, "the W08 digest was sent once");
+    assert!(
+        outbox(dir.path(), "2026-W08")["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "sent")
+    );
+}
+
+#[test]
+fn dry_run_prints_the_messages_and_sends_nothing() {
+    let api = BotApi::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api.url);
+    let out = digest(&config, "2026-W08", &["--send", "--dry-run"], &[]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("--- message 1 of"), "{stdout}");
+    assert!(stdout.contains("<b>Top action:</b>"));
+    assert!(api.texts().is_empty());
+    assert!(!dir.path().join("out/outbox").exists());
+    // Only tags the Bot API accepts, and every other `<` or `&` escaped.
+    let allowed = ["b", "i", "u", "s", "code", "pre", "a", "blockquote"];
+    let tag = regex::Regex::new(r"<(/?)([a-zA-Z0-9-]+)[^>]*>").unwrap();
+    let body: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with("--- message"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for c in tag.captures_iter(&body) {
+        assert!(allowed.contains(&&c[2]), "tag <{}> is not allowed", &c[2]);
+    }
+    let stripped = tag.replace_all(&body, "");
+    for (i, _) in stripped.match_indices('&') {
+        let rest = &stripped[i..];
+        assert!(
+            ["&amp;", "&lt;", "&gt;", "&quot;"]
+                .iter()
+                .any(|e| rest.starts_with(e)),
+            "unescaped & at {}",
+            &rest[..rest.len().min(20)]
+        );
+    }
+    assert!(!stripped.contains('<') && !stripped.contains('>'));
+}
