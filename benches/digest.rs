@@ -112,7 +112,11 @@ fn main() {
                 interval_s: Some(900),
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        println!("simulated {n} snapshots into {} in {:?}", dir.display(), t.elapsed());
+        println!(
+            "simulated {n} snapshots into {} in {:?}",
+            dir.display(),
+            t.elapsed()
+        );
     }
     let week = Week::parse("2026-W10", chrono_tz::UTC).unwrap_or_else(|e| panic!("{e}"));
     let ledger = Ledger::default();
@@ -120,14 +124,18 @@ fn main() {
     let mut shown = String::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let d = build(&archive, &ledger, "bench", chrono_tz::UTC, &week).unwrap_or_else(|e| panic!("{e}"));
+        let d = build(&archive, &ledger, "bench", chrono_tz::UTC, &week)
+            .unwrap_or_else(|e| panic!("{e}"));
         times.push(t.elapsed());
         shown = format!(
             "{} nodes, {} rounds, top grower {} {}",
             d.nodes.len(),
             d.rounds,
             d.growers.first().map(|g| g.node.as_str()).unwrap_or("-"),
-            d.growers.first().map(|g| g.container.as_str()).unwrap_or("-")
+            d.growers
+                .first()
+                .map(|g| g.container.as_str())
+                .unwrap_or("-")
         );
     }
     times.sort();

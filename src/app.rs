@@ -351,6 +351,19 @@ fn load_window(archive: &Archive, at: DateTime<Utc>, span: chrono::Duration) -> 
     Ok(window)
 }
 
+/// An archive directory that must exist, with its fleet name and time zone.
+fn open_archive(dir: &Path) -> Result<(Archive, String, Tz)> {
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: no such archive directory",
+            dir.display()
+        )));
+    }
+    let archive = Archive::open(dir);
+    let (fleet, tz) = archive_meta(&archive)?;
+    Ok((archive, fleet, tz))
+}
+
 fn archive_meta(archive: &Archive) -> Result<(String, Tz)> {
     let name = archive
         .root()
@@ -443,14 +456,7 @@ fn report_cmd(
     fail_on: Option<FailOn>,
     options: ReportOptions,
 ) -> Result<i32> {
-    if !archive_dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: no such archive directory",
-            archive_dir.display()
-        )));
-    }
-    let archive = Archive::open(archive_dir);
-    let (fleet, tz) = archive_meta(&archive)?;
+    let (archive, fleet, tz) = open_archive(archive_dir)?;
     let library = load_library(rules.as_deref())?;
     let at = match at {
         Some(t) => parse_time(t, tz)?,
@@ -919,14 +925,7 @@ fn digest_cmd(
             c.timezone,
         ),
         None => {
-            if !archive_dir.is_dir() {
-                return Err(Error::Usage(format!(
-                    "{}: no such archive directory",
-                    archive_dir.display()
-                )));
-            }
-            let archive = Archive::open(archive_dir);
-            let (fleet, tz) = archive_meta(&archive)?;
+            let (archive, fleet, tz) = open_archive(archive_dir)?;
             (
                 archive,
                 out.unwrap_or_else(|| default_output(archive_dir)),
