@@ -753,6 +753,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
             .map(|g| svg::Series {
                 label: format!("{} {}", g.node, g.container),
                 points: &g.points,
+                projection: None,
             })
             .collect();
         out.push((
@@ -769,22 +770,40 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
         ));
     }
     if !d.disk_series.is_empty() {
+        // Each disk's trend carried a week past the end, at the week's slope (capped at full).
+        let horizon = end + 7 * 86400;
         let series: Vec<svg::Series> = d
             .disk_series
             .iter()
-            .map(|(n, p)| svg::Series {
-                label: n.clone(),
-                points: p,
+            .map(|(n, p)| {
+                let node = d.nodes.iter().find(|x| &x.node == n);
+                let projection = node.and_then(|x| {
+                    let (used, days) = (x.disk_used_pct?, x.disk_full_in_days?);
+                    let (last_t, _) = *p.last()?;
+                    let per_s = (100.0 - used) / (days * 86400.0);
+                    let reach = ((100.0 - used) / per_s) as i64;
+                    let t = (last_t + reach).min(horizon);
+                    Some((t, (used + per_s * (t - last_t) as f64).min(100.0)))
+                });
+                svg::Series {
+                    label: n.clone(),
+                    points: p,
+                    projection,
+                }
             })
             .collect();
         out.push((
             format!("{}-disk.svg", d.week),
-            "Fullest disk of each node over the week (% used)".to_string(),
+            "Fullest disk of each node over the week (% used), dashed: a week ahead at this rate"
+                .to_string(),
             svg::line_chart(
-                &format!("{} {}: fullest disk, % used", d.fleet, d.week),
+                &format!(
+                    "{} {}: fullest disk, % used, and a week ahead",
+                    d.fleet, d.week
+                ),
                 &series,
                 start,
-                end,
+                horizon,
                 &|v| format!("{}%", fmt_number(v, 0)),
                 &day,
             ),

@@ -7,6 +7,8 @@ use crate::markdown::escape_xml;
 pub struct Series<'a> {
     pub label: String,
     pub points: &'a [(i64, f64)],
+    /// Where the series is heading: drawn dashed from its last point.
+    pub projection: Option<(i64, f64)>,
 }
 
 const W: f64 = 640.0;
@@ -28,7 +30,12 @@ pub fn line_chart(
     fmt: &dyn Fn(f64) -> String,
     day: &dyn Fn(i64) -> String,
 ) -> String {
-    let values = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let values = series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .map(|p| p.1)
+            .chain(s.projection.map(|p| p.1))
+    });
     let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
         (l.min(v), h.max(v))
     });
@@ -82,6 +89,15 @@ pub fn line_chart(
                 pts.join(" ")
             ));
         }
+        if let (Some(&(lt, lv)), Some((pt, pv))) = (s.points.last(), s.projection) {
+            out.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-dasharray=\"5,4\"/>\n",
+                x(lt),
+                y(lv),
+                x(pt),
+                y(pv)
+            ));
+        }
         out.push_str(&format!(
             "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>\n",
             x1 + 8.0,
@@ -105,6 +121,7 @@ mod tests {
             &[Series {
                 label: "vk01 a&b".into(),
                 points: &a,
+                projection: Some((7200, 3.0)),
             }],
             0,
             3600,
@@ -113,6 +130,7 @@ mod tests {
         );
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("<polyline"));
+        assert!(svg.contains("stroke-dasharray"), "the projection is dashed");
         assert!(svg.contains("Memory &lt;top&gt;") && svg.contains("vk01 a&amp;b"));
     }
 }
