@@ -11,5 +11,6 @@ mod coverage;
 mod demo;
 mod digest;
 mod fixtures;
+mod quiet;
 mod support;
 mod testbed;

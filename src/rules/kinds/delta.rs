@@ -87,6 +87,40 @@ fn repeated(
     })
 }
 
+/// Whether the last change only takes the value back to where it was within the quiet period,
+/// after a drift there in small steps: one turn of a cycle (a compaction, a cache that fills and
+/// is flushed), not news. A value that jumped in one step and fell back is still reported.
+fn undoes_gradual_drift(points: &[crate::history::Point], p: &Params, delta: f64) -> bool {
+    let n = points.len();
+    if n < 3 {
+        return false;
+    }
+    let Some(after) = points[n - 1].value else {
+        return false;
+    };
+    let since = points[n - 2].at as f64 - p.quiet_if_repeated_s;
+    let tolerance = delta.abs() * 0.1;
+    // The latest earlier reading at the level the value came back to.
+    let Some(start) = points[..n - 1].iter().rposition(|pt| {
+        pt.at as f64 >= since
+            && pt.value.is_some_and(|v| {
+                if delta < 0.0 {
+                    v <= after + tolerance
+                } else {
+                    v >= after - tolerance
+                }
+            })
+    }) else {
+        return false;
+    };
+    let steps = &points[start..n - 1];
+    steps.len() >= 3
+        && steps.windows(2).all(|w| match (w[0].value, w[1].value) {
+            (Some(a), Some(b)) => (b - a).abs() < delta.abs() / 3.0,
+            _ => false,
+        })
+}
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
@@ -122,7 +156,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if !direction_ok || delta.abs() < p.min_abs || !rel_ok {
             continue;
         }
-        if p.quiet_if_repeated_s > 0.0 && repeated(points, &reboots, p, delta) {
+        if p.quiet_if_repeated_s > 0.0
+            && (repeated(points, &reboots, p, delta) || undoes_gradual_drift(points, p, delta))
+        {
             continue;
         }
         let change = fmt_change(before, after, dim, suffix);
