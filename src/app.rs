@@ -84,6 +84,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
+        Command::Compare {
+            a,
+            b,
+            at,
+            archive,
+            out,
+            format,
+        } => compare_cmd(&a, &b, at.as_deref(), &archive, out, format),
         Command::Digest {
             week,
             config,
@@ -658,6 +666,94 @@ fn simulate_cmd(scenario_path: &Path, out: &Path) -> Result<i32> {
         nodes,
         out.display()
     );
+    Ok(EXIT_OK)
+}
+
+/// A snapshot named by a file, `node@time` or (with `at`) a node name; the note says which
+/// capture was taken when it is not exactly the time asked.
+fn resolve_snapshot(
+    spec: &str,
+    archive: &Archive,
+    tz: Tz,
+    at: Option<DateTime<Utc>>,
+) -> Result<(crate::model::Snapshot, Option<String>)> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return Ok((read_snapshot_file(path)?, None));
+    }
+    let (node, time) = match spec.split_once('@') {
+        Some((n, t)) => (n, Some(parse_time(t, tz)?)),
+        None => (spec, at),
+    };
+    let entry = match time {
+        Some(t) => archive.nearest(node, t)?,
+        None => archive.list(None, None, Some(node))?.pop(),
+    }
+    .ok_or_else(|| {
+        Error::Usage(format!(
+            "`{spec}`: no captures of node `{node}` in {} (and no such snapshot file)",
+            archive.root().display()
+        ))
+    })?;
+    let note = time.and_then(|t| {
+        let off = (entry.captured_at - t).num_seconds();
+        (off.abs() > 0).then(|| {
+            format!(
+                "{node}: the nearest capture is {} ({} {} the time asked).",
+                entry
+                    .captured_at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S %Z"),
+                units::fmt_duration(off.abs() as f64),
+                if off >= 0 { "after" } else { "before" }
+            )
+        })
+    });
+    Ok((read_snapshot_file(&entry.path)?, note))
+}
+
+/// `patrol compare`: the differences between two snapshots, most important first.
+fn compare_cmd(
+    a: &str,
+    b: &str,
+    at: Option<&str>,
+    archive_dir: &Path,
+    out: Option<PathBuf>,
+    format: Format,
+) -> Result<i32> {
+    let (archive, _fleet, tz) = open_archive(archive_dir)?;
+    let at = at.map(|t| parse_time(t, tz)).transpose()?;
+    let (sa, note_a) = resolve_snapshot(a, &archive, tz, at)?;
+    let (sb, note_b) = resolve_snapshot(b, &archive, tz, at)?;
+    let diffs = crate::compare::diff(&sa, &sb, tz);
+    let notes: Vec<String> = note_a.into_iter().chain(note_b).collect();
+    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let stamp = |s: &crate::model::Snapshot| {
+        format!(
+            "{}@{}",
+            s.node,
+            s.captured_at.with_timezone(&tz).format("%Y%m%d-%H%M")
+        )
+    };
+    let base = out
+        .join("compare")
+        .join(format!("{}_vs_{}", stamp(&sa), stamp(&sb)));
+    if format == Format::Json {
+        let doc = serde_json::json!({
+            "a": { "node": sa.node, "captured_at": sa.captured_at },
+            "b": { "node": sb.node, "captured_at": sb.captured_at },
+            "notes": notes,
+            "differences": diffs,
+        });
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))?;
+        crate::fsutil::write_atomic(&base.with_extension("json"), text.as_bytes())?;
+        println!("{text}");
+    } else {
+        let text = crate::compare::markdown(&sa, &sb, tz, &diffs, &notes);
+        crate::fsutil::write_atomic(&base.with_extension("md"), text.as_bytes())?;
+        print!("{text}");
+    }
     Ok(EXIT_OK)
 }
 

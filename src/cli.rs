@@ -114,6 +114,23 @@ pub enum Command {
         #[arg(long, default_value = "24h")]
         window: String,
     },
+    /// Compare two archived snapshots: NODE@TIME (nearest capture, stated), snapshot files, or
+    /// two nodes at one time (`vk01 vk02 --at TIME`). Writes output/<fleet>/compare/… and prints
+    /// it.
+    Compare {
+        a: String,
+        b: String,
+        /// For two node names: the time (default: the newest capture).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+        /// Report directory (default: output/<archive name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: Format,
+    },
     /// Write the weekly digest (score card, availability, growers, findings) and optionally
     /// send it to Telegram.
     Digest {

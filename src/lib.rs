@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod digest;
 pub mod error;

@@ -41,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("telegram", &["error", "fsutil"]),
+    ("compare", &["markdown", "model", "units"]),
     ("cli", &[]),
     ("app", &["*"]),
 ];

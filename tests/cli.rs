@@ -699,3 +699,71 @@ log = [{ message = "boom **bold** <b>html</b> [link](http://x) `tick` | pipe", l
         "{code:?}"
     );
 }
+
+#[test]
+fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = patrol(
+        &[
+            "compare",
+            "vk01@2026-02-22 22:45",
+            "vk01@2026-02-22 23:00",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = text(&out.stdout);
+    let reboot = md.find("vk01 rebooted in between").expect("reboot");
+    let memory = md
+        .find("`database-server` memory 16.67GB → 1.17GB")
+        .expect("memory");
+    assert!(reboot < memory, "{md}");
+    assert!(
+        md.contains("the nearest capture is 2026-02-22 22:45:05"),
+        "{md}"
+    );
+    let written = std::fs::read_dir(out_dir.join("compare")).unwrap().count();
+    assert_eq!(written, 1);
+    // Two peers at one time: what runs only on one, and the version drift.
+    let peers = patrol(
+        &[
+            "compare",
+            "vk01",
+            "vk02",
+            "--at",
+            "2026-02-18 23:30",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &root(),
+    );
+    assert!(peers.status.success(), "{}", text(&peers.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&peers.stdout).unwrap();
+    let texts: Vec<&str> = doc["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("`rc-sis-surface` only on vk02")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("`dev-visionking-inference:c014`")
+                && t.contains("`visionking-inference:c009`")),
+        "{texts:?}"
+    );
+    let bad = patrol(&["compare", "vk09@2026-02-18 23:30", "vk01"], &root());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("no captures of node `vk09`"));
+}
