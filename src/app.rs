@@ -52,7 +52,11 @@ pub fn main() -> i32 {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Run { config, fail_on } => run(config, fail_on),
+        Command::Run {
+            config,
+            fail_on,
+            wait,
+        } => run(config, fail_on, wait.as_deref()),
         Command::Report {
             archive,
             at,
@@ -397,7 +401,7 @@ fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
     Ok(spec.resolve(tz, Utc::now()))
 }
 
-fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
+fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>) -> Result<i32> {
     let config = match config_path {
         Some(p) => config::load(&p)?,
         None if Path::new("patrol.toml").exists() => config::load(Path::new("patrol.toml"))?,
@@ -411,6 +415,14 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>) -> Result<i32> {
     };
     let span = window_span(&config.window)?;
     let archive = Archive::open(&config.archive);
+    // One run of a fleet at a time: two would interleave the archive state and the report.
+    let wait = match wait {
+        Some(w) => std::time::Duration::from_secs_f64(
+            units::parse_duration_secs(w).map_err(|e| Error::Usage(format!("--wait: {e}")))?,
+        ),
+        None => std::time::Duration::ZERO,
+    };
+    let _lock = crate::fsutil::RunLock::acquire(&archive.root().join(".state/run.lock"), wait)?;
     let state = crate::sources::CollectState::load(archive.root());
     let show = |s: &crate::model::Snapshot| {
         if tty {

@@ -46,6 +46,10 @@ pub enum Command {
         /// Exit 1 when a new or open finding is at least this severe.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// When another run of the same fleet is going on, wait this long for it (e.g. 5m);
+        /// by default say so and exit 2.
+        #[arg(long)]
+        wait: Option<String>,
     },
     /// Analyse an archive as of one time and append the section to its report.
     Report {

@@ -35,6 +35,58 @@ pub fn append_atomic(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, content.as_bytes())
 }
 
+/// An exclusive lock on a file (the OS releases it when the process ends, even by a kill), with
+/// who holds it written inside for the message another process shows.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes the lock, waiting up to `wait` for another holder to finish. When it stays taken,
+    /// the error says by whom and since when.
+    pub fn acquire(path: &Path, wait: std::time::Duration) -> Result<RunLock> {
+        use std::io::{Seek, Write};
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        let holder = std::fs::read_to_string(path).unwrap_or_default();
+                        return Err(Error::Usage(format!(
+                            "{}: another patrol is running ({}); not starting a second one (use --wait to wait for it)",
+                            path.display(),
+                            holder.trim()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+            }
+        }
+        let holder = format!(
+            "pid {} since {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        file.set_len(0).map_err(|e| Error::io(path, e))?;
+        file.rewind().map_err(|e| Error::io(path, e))?;
+        file.write_all(holder.as_bytes())
+            .map_err(|e| Error::io(path, e))?;
+        Ok(RunLock { _file: file })
+    }
+}
+
 pub fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }

@@ -767,3 +767,69 @@ fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differen
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("no captures of node `vk09`"));
 }
+
+/// Two runs of one fleet at the same time: one runs, the other says who holds the fleet and
+/// exits 2 (or waits with --wait); nothing is left half-written.
+#[test]
+fn two_runs_at_once_one_runs_the_other_says_why_or_waits() {
+    // An endpoint that answers after 2 s keeps the first run busy.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!("fleet = \"Lock Test\"\ntimezone = \"UTC\"\n[[node]]\nname = \"here\"\n[node.host]\n[[node.http]]\nname = \"slow\"\nurl = \"http://127.0.0.1:{port}/\"\n"),
+    )
+    .unwrap();
+    let start = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .args(extra)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = start(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let second = start(&[]).wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
+    let err = text(&second.stderr);
+    assert!(
+        err.contains("another patrol is running (pid") && err.contains("run.lock"),
+        "{err}"
+    );
+    let waiting = start(&["--wait", "30s"]);
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", text(&waited.stderr));
+    let snaps = files_under(&dir.path().join("snapshots/lock-test/here"));
+    assert_eq!(
+        snaps.len(),
+        2,
+        "the first run and the one that waited each captured once"
+    );
+    assert!(
+        files_under(dir.path())
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".patrol-")),
+        "no temp files left"
+    );
+}
