@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::Parser;
 
@@ -96,6 +96,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
             out,
             format,
         } => compare_cmd(&a, &b, at.as_deref(), &archive, out, format),
+        Command::History {
+            node,
+            entity,
+            metric,
+            since,
+            archive,
+            out,
+        } => history_cmd(
+            &node,
+            entity.as_deref(),
+            metric.as_deref(),
+            since.as_deref(),
+            &archive,
+            out,
+        ),
         Command::Digest {
             week,
             config,
@@ -722,6 +737,130 @@ fn resolve_snapshot(
         })
     });
     Ok((read_snapshot_file(&entry.path)?, note))
+}
+
+/// `patrol history`: one node's readings over time.
+fn history_cmd(
+    node: &str,
+    entity: Option<&str>,
+    metric: Option<&str>,
+    since: Option<&str>,
+    archive_dir: &Path,
+    out: Option<PathBuf>,
+) -> Result<i32> {
+    let (archive, fleet, tz) = open_archive(archive_dir)?;
+    let entity = entity.unwrap_or("host");
+    let metric = metric.unwrap_or(if entity.starts_with("container:") {
+        "mem_usage_bytes"
+    } else {
+        "mem_available_bytes"
+    });
+    if !crate::history::metrics::KNOWN_METRICS.contains(&metric) {
+        return Err(Error::Usage(format!(
+            "unknown metric `{metric}`{}",
+            crate::tomlread::did_you_mean(metric, crate::history::metrics::KNOWN_METRICS)
+        )));
+    }
+    let all = archive.list(None, None, Some(node))?;
+    let Some(newest) = all.last().map(|e| e.captured_at) else {
+        return Err(Error::Usage(format!(
+            "no captures of node `{node}` in {}",
+            archive_dir.display()
+        )));
+    };
+    let from = match since {
+        Some(t) => parse_time(t, tz)?,
+        None => newest - chrono::Duration::hours(24),
+    };
+    let entries: Vec<Entry> = all.into_iter().filter(|e| e.captured_at >= from).collect();
+    let (snaps, _) = archive.load_entries(&entries);
+    // entity -> points
+    let mut series: std::collections::BTreeMap<String, Vec<(i64, f64)>> = Default::default();
+    for s in &snaps {
+        for r in crate::history::metrics::readings(s) {
+            if r.metric == metric
+                && crate::rules::select::glob_match(entity, &r.entity)
+                && let Some(v) = r.value
+            {
+                series
+                    .entry(r.entity)
+                    .or_default()
+                    .push((s.captured_at.timestamp(), v));
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err(Error::Usage(format!(
+            "no `{metric}` readings of `{entity}` on {node} since {}",
+            from.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        )));
+    }
+    let (dim, suffix) = metric_unit(metric);
+    let tty = std::io::stdout().is_terminal();
+    for (ent, points) in &series {
+        println!("{node} {ent} {metric}");
+        if tty {
+            println!("  {}", sparkline(points));
+        }
+        for (t, v) in points {
+            let local = Utc
+                .timestamp_opt(*t, 0)
+                .single()
+                .map(|x| x.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default();
+            println!("  {local}  {}", fmt_value(*v, dim, suffix));
+        }
+    }
+    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let lines: Vec<crate::digest::svg::Series> = series
+        .iter()
+        .map(|(e, p)| crate::digest::svg::Series {
+            label: e.clone(),
+            points: p,
+            projection: None,
+        })
+        .collect();
+    let day = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .single()
+            .map(|x| x.with_timezone(&tz).format("%b %-d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let svg = crate::digest::svg::line_chart(
+        &format!("{fleet}: {node} {entity} {metric}"),
+        &lines,
+        from.timestamp(),
+        newest.timestamp(),
+        &|v| fmt_value(v, dim, suffix),
+        &day,
+    );
+    let safe = |s: &str| s.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+    let path = out.join("history").join(format!(
+        "{}_{}_{}.svg",
+        safe(node),
+        safe(entity),
+        safe(metric)
+    ));
+    crate::fsutil::write_atomic(&path, svg.as_bytes())?;
+    eprintln!("chart: {}", path.display());
+    Ok(EXIT_OK)
+}
+
+/// A terminal sparkline of values.
+fn sparkline(points: &[(i64, f64)]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    points
+        .iter()
+        .map(|(_, v)| {
+            if hi - lo <= f64::EPSILON {
+                BARS[0]
+            } else {
+                BARS[(((v - lo) / (hi - lo)) * 7.0).round() as usize]
+            }
+        })
+        .collect()
 }
 
 /// `patrol compare`: the differences between two snapshots, most important first.

@@ -135,6 +135,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "markdown")]
         format: Format,
     },
+    /// The values of a node's readings over time: a table, a sparkline on a terminal, and an
+    /// SVG chart in output/<fleet>/history/.
+    History {
+        node: String,
+        /// Entity glob (default: host).
+        entity: Option<String>,
+        /// Metric (default: mem_usage_bytes for containers, else mem_available_bytes).
+        metric: Option<String>,
+        /// From when (RFC 3339 or "YYYY-MM-DD HH:MM" in the fleet's time zone); default 24 h
+        /// before the newest capture.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value = "snapshots/demo")]
+        archive: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write the weekly digest (score card, availability, growers, findings) and optionally
     /// send it to Telegram.
     Digest {

@@ -833,3 +833,38 @@ fn two_runs_at_once_one_runs_the_other_says_why_or_waits() {
         "no temp files left"
     );
 }
+
+#[test]
+fn history_prints_a_nodes_values_over_time_and_writes_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = patrol(
+        &[
+            "history",
+            "vk02",
+            "gpu:0",
+            "temp_c",
+            "--since",
+            "2026-02-19 00:00",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("vk02 gpu:0 temp_c\n"), "{stdout}");
+    assert!(
+        stdout.contains("2026-02-19 00:30  22°C") && stdout.contains("2026-02-19 00:45  23°C"),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(out_dir.join("history/vk02_gpu_0_temp_c.svg")).unwrap();
+    assert!(svg.contains("<polyline"));
+    let bad = patrol(&["history", "vk02", "gpu:0", "temp"], &root());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("did you mean `temp_c`"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
