@@ -48,6 +48,7 @@ fn config(port: u16, concurrency: usize) -> Config {
         window: "24h".into(),
         report: patrol::config::ReportSettings::default(),
         telegram: None,
+        retention: None,
         concurrency,
         timeout: Duration::from_secs(5),
         logs: LogSettings::default(),

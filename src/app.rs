@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::Parser;
 
-use crate::cli::{Cli, Command, FailOn, Format, RulesCommand};
+use crate::cli::{ArchiveCommand, Cli, Command, FailOn, Format, RulesCommand};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::history::Window;
@@ -88,6 +88,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
+        Command::Archive {
+            command,
+            config,
+            archive,
+        } => archive_cmd(command, config, &archive),
         Command::Compare {
             a,
             b,
@@ -465,6 +470,9 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
     analyzer.configure(&config.report)?;
     let analysis = analyzer.analyse(&window)?;
+    if let Some(retention) = &config.retention {
+        prune(&archive, &analyzer.ledger, retention, false)?;
+    }
     if tty {
         match &analysis.section_file {
             Some(f) => println!(
@@ -737,6 +745,114 @@ fn resolve_snapshot(
         })
     });
     Ok((read_snapshot_file(&entry.path)?, note))
+}
+
+/// The captures open findings point to (their first and latest evidence), from a ledger.
+fn protected_captures(
+    entries: &[Entry],
+    ledger: &Ledger,
+) -> std::collections::BTreeSet<(String, i64)> {
+    let wanted: Vec<(String, DateTime<Utc>)> = ledger
+        .entries
+        .values()
+        .filter(|e| e.status == crate::ledger::Status::Open)
+        .flat_map(|e| {
+            e.finding.nodes.iter().flat_map(move |n| {
+                [
+                    (n.clone(), e.first_seen),
+                    (n.clone(), e.finding.observed_at),
+                ]
+            })
+        })
+        .collect();
+    crate::store::retention::nearest_captures(entries, &wanted)
+}
+
+/// Thins an archive by age; returns (deleted, kept, protected).
+fn prune(
+    archive: &Archive,
+    ledger: &Ledger,
+    retention: &crate::store::retention::Retention,
+    dry_run: bool,
+) -> Result<(usize, usize, usize)> {
+    let entries = archive.list(None, None, None)?;
+    let Some(now) = entries.iter().map(|e| e.captured_at).max() else {
+        return Ok((0, 0, 0));
+    };
+    let protect = protected_captures(&entries, ledger);
+    let plan = crate::store::retention::plan(&entries, now, retention, &protect);
+    let deleted = if dry_run {
+        plan.delete.len()
+    } else {
+        crate::store::retention::apply(&plan)?
+    };
+    Ok((deleted, plan.kept, plan.protected))
+}
+
+/// `patrol archive stats|prune`.
+fn archive_cmd(
+    command: ArchiveCommand,
+    config_path: Option<PathBuf>,
+    archive_dir: &Path,
+) -> Result<i32> {
+    let config = match config_path {
+        Some(p) => Some(config::load(&p)?),
+        None if Path::new("patrol.toml").exists() => Some(config::load(Path::new("patrol.toml"))?),
+        None => None,
+    };
+    let (archive, default_out) = match &config {
+        Some(c) => (Archive::open(&c.archive), c.output.clone()),
+        None => (open_archive(archive_dir)?.0, default_output(archive_dir)),
+    };
+    match command {
+        ArchiveCommand::Stats => {
+            let entries = archive.list(None, None, None)?;
+            let s = crate::store::retention::stats(&entries);
+            let total: u64 = s.nodes.values().map(|n| n.1).sum();
+            println!(
+                "{}: {} captures, {}",
+                archive.root().display(),
+                entries.len(),
+                units::fmt_bytes(total as f64)
+            );
+            println!(
+                "{:<16} {:>9} {:>10}  {:<17} {}",
+                "node", "captures", "size", "oldest", "newest"
+            );
+            for (node, (n, bytes, oldest, newest)) in &s.nodes {
+                let t = |x: &Option<DateTime<Utc>>| {
+                    x.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default()
+                };
+                println!(
+                    "{node:<16} {n:>9} {:>10}  {:<17} {}",
+                    units::fmt_bytes(*bytes as f64),
+                    t(oldest),
+                    t(newest)
+                );
+            }
+            println!("{:<16} {:>9} {:>10}", "day (UTC)", "captures", "size");
+            for (day, (n, bytes)) in &s.days {
+                println!("{day:<16} {n:>9} {:>10}", units::fmt_bytes(*bytes as f64));
+            }
+            Ok(EXIT_OK)
+        }
+        ArchiveCommand::Prune { dry_run, out } => {
+            let retention = config
+                .as_ref()
+                .and_then(|c| c.retention.clone())
+                .unwrap_or_default();
+            let out = out.unwrap_or(default_out);
+            let ledger = Ledger::load(&out.join("ledger.json"))?;
+            let (deleted, kept, protected) = prune(&archive, &ledger, &retention, dry_run)?;
+            println!(
+                "{}: {} {deleted} captures, kept {kept} ({protected} only because open findings point to them)",
+                archive.root().display(),
+                if dry_run { "would delete" } else { "deleted" }
+            );
+            Ok(EXIT_OK)
+        }
+    }
 }
 
 /// `patrol history`: one node's readings over time.

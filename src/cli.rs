@@ -175,12 +175,41 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Look after the archive: its size, and thinning it by age.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+        /// Fleet configuration (archive, output, [retention]); default ./patrol.toml when
+        /// present.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Archive directory, when there is no config.
+        #[arg(long, global = true, default_value = "snapshots/demo")]
+        archive: PathBuf,
+    },
     /// Inspect the rule library.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
         #[arg(long, global = true)]
         rules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Captures and bytes per node and per day.
+    Stats,
+    /// Thin the archive by age ([retention]: every capture for `full`, then hourly until
+    /// `hourly`, daily until `daily`, then none), keeping what open findings point to.
+    Prune {
+        /// Say what would go, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Report directory whose ledger names the captures to keep (default: the config's
+        /// output, else output/<archive name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 

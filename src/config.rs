@@ -31,6 +31,8 @@ pub struct Config {
     pub redact: Vec<Regex>,
     pub report: ReportSettings,
     pub telegram: Option<TelegramSettings>,
+    /// `[retention]`: when set, `patrol run` thins the archive after each capture.
+    pub retention: Option<crate::store::retention::Retention>,
     pub nodes: Vec<NodeConfig>,
 }
 
@@ -493,6 +495,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
             report.acknowledged = Some(base.join("acknowledged.toml"));
         }
+        let mut retention = None;
+        if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
+            let d = crate::store::retention::Retention::default();
+            let days = |r: &mut Fields, ctx: &mut Ctx, key: &str, default: chrono::Duration| {
+                let std = duration(r, ctx, key, default.to_std().unwrap_or_default());
+                chrono::Duration::from_std(std).unwrap_or(default)
+            };
+            let full = days(&mut r, &mut ctx, "full", d.full);
+            let hourly = days(&mut r, &mut ctx, "hourly", d.hourly);
+            let daily = days(&mut r, &mut ctx, "daily", d.daily);
+            if !(full <= hourly && hourly <= daily) {
+                ctx.report(
+                    r.span.clone(),
+                    "[retention]: `full` ≤ `hourly` ≤ `daily` (each is an age)",
+                );
+            }
+            r.finish(&mut ctx);
+            retention = Some(crate::store::retention::Retention {
+                full,
+                hourly,
+                daily,
+            });
+        }
         let mut telegram = None;
         if let Some(mut t) = f.table(&mut ctx, "telegram", "[telegram]") {
             let api_base = t
@@ -612,6 +637,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 redact,
                 report,
                 telegram,
+                retention,
                 nodes,
                 fleet: fleet.into_inner(),
             });
@@ -948,6 +974,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         redact: Vec::new(),
         report: ReportSettings::default(),
         telegram: None,
+        retention: None,
         nodes: vec![NodeConfig {
             name: node,
             role: None,

@@ -868,3 +868,78 @@ fn history_prints_a_nodes_values_over_time_and_writes_a_chart() {
         text(&bad.stderr)
     );
 }
+
+/// Retention thins by age and keeps what open findings point to; stats show the archive.
+#[test]
+fn archive_prune_thins_by_age_and_keeps_the_evidence_of_open_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("demo");
+    let copy = std::process::Command::new("cp")
+        .args([
+            "-r",
+            root().join("snapshots/demo").to_str().unwrap(),
+            archive.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let out = dir.path().join("out");
+    assert!(
+        patrol(
+            &[
+                "demo",
+                "--archive",
+                archive.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap()
+            ],
+            &root()
+        )
+        .status
+        .success()
+    );
+    std::fs::write(
+        dir.path().join("patrol.toml"),
+        "fleet = \"VisionKing 03002\"\ntimezone = \"America/Sao_Paulo\"\narchive = \"demo\"\noutput = \"out\"\n[retention]\nfull = \"12h\"\nhourly = \"1d\"\ndaily = \"3d\"\n[[node]]\nname = \"vk01\"\n",
+    )
+    .unwrap();
+    let count = || {
+        files_under(&archive)
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+            .count()
+    };
+    assert_eq!(count(), 315);
+    let dry = patrol(&["archive", "prune", "--dry-run"], dir.path());
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert_eq!(count(), 315, "a dry run deletes nothing");
+    let pruned = patrol(&["archive", "prune"], dir.path());
+    assert!(pruned.status.success(), "{}", text(&pruned.stderr));
+    let said = text(&pruned.stdout);
+    assert!(
+        said.contains("deleted") && said.contains("only because open findings point to them"),
+        "{said}"
+    );
+    let left = count();
+    assert!(left < 315 && left > 100, "{left} captures left");
+    // The newest 12 hours are whole: 3 nodes × 4 captures an hour.
+    let stats = patrol(&["archive", "stats"], dir.path());
+    let s = text(&stats.stdout);
+    assert!(s.contains(&format!("{left} captures")), "{s}");
+    // The capture of the vk02 GPU blackout (an open finding since Feb 22 19:30) is still there.
+    let show = patrol(
+        &[
+            "show",
+            "vk02@2026-02-22 19:30",
+            "--archive",
+            archive.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(show.status.success());
+    assert!(
+        text(&show.stderr).contains("nearest capture of vk02: 2026-02-22T22:3"),
+        "{}",
+        text(&show.stderr)
+    );
+}

@@ -6,6 +6,8 @@
 //! written to a temporary name and renamed, so a reader never sees half a snapshot; a file that is
 //! corrupt anyway (disk trouble, a copy cut short) is skipped with a warning that names it.
 
+pub mod retention;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
