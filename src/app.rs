@@ -808,7 +808,7 @@ fn archive_cmd(
         ArchiveCommand::Stats => {
             let entries = archive.list(None, None, None)?;
             let s = crate::store::retention::stats(&entries);
-            let total: u64 = s.nodes.values().map(|n| n.1).sum();
+            let total: u64 = s.nodes.values().map(|n| n.bytes).sum();
             println!(
                 "{}: {} captures, {}",
                 archive.root().display(),
@@ -816,10 +816,19 @@ fn archive_cmd(
                 units::fmt_bytes(total as f64)
             );
             println!(
-                "{:<16} {:>9} {:>10}  {:<17} {}",
-                "node", "captures", "size", "oldest", "newest"
+                "{:<16} {:>9} {:>10}  {:<17} newest",
+                "node", "captures", "size", "oldest"
             );
-            for (node, (n, bytes, oldest, newest)) in &s.nodes {
+            for (
+                node,
+                crate::store::retention::NodeStats {
+                    captures: n,
+                    bytes,
+                    oldest,
+                    newest,
+                },
+            ) in &s.nodes
+            {
                 let t = |x: &Option<DateTime<Utc>>| {
                     x.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                         .unwrap_or_default()

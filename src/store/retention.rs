@@ -117,11 +117,19 @@ pub fn apply(plan: &Plan) -> Result<usize> {
     Ok(removed)
 }
 
+/// One node's share of the archive.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    pub captures: usize,
+    pub bytes: u64,
+    pub oldest: Option<DateTime<Utc>>,
+    pub newest: Option<DateTime<Utc>>,
+}
+
 /// Size of the archive per node and per day.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// node -> (captures, bytes, oldest, newest)
-    pub nodes: BTreeMap<String, (usize, u64, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    pub nodes: BTreeMap<String, NodeStats>,
     /// day (UTC) -> (captures, bytes)
     pub days: BTreeMap<String, (usize, u64)>,
 }
@@ -130,11 +138,11 @@ pub fn stats(entries: &[Entry]) -> Stats {
     let mut s = Stats::default();
     for e in entries {
         let bytes = std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0);
-        let n = s.nodes.entry(e.node.clone()).or_insert((0, 0, None, None));
-        n.0 += 1;
-        n.1 += bytes;
-        n.2 = Some(n.2.map_or(e.captured_at, |o: DateTime<Utc>| o.min(e.captured_at)));
-        n.3 = Some(n.3.map_or(e.captured_at, |o: DateTime<Utc>| o.max(e.captured_at)));
+        let n = s.nodes.entry(e.node.clone()).or_default();
+        n.captures += 1;
+        n.bytes += bytes;
+        n.oldest = Some(n.oldest.map_or(e.captured_at, |o| o.min(e.captured_at)));
+        n.newest = Some(n.newest.map_or(e.captured_at, |o| o.max(e.captured_at)));
         let d = s
             .days
             .entry(e.captured_at.format("%Y-%m-%d").to_string())
