@@ -49,6 +49,7 @@ fn config(port: u16, concurrency: usize) -> Config {
         report: patrol::config::ReportSettings::default(),
         telegram: None,
         retention: None,
+        daemon: patrol::config::DaemonSettings::default(),
         concurrency,
         timeout: Duration::from_secs(5),
         logs: LogSettings::default(),

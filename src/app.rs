@@ -88,6 +88,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Simulate { scenario, out } => simulate_cmd(&scenario, &out),
         Command::Show { target, archive } => show(&target, &archive),
         Command::Rules { command, rules } => rules_cmd(command, rules),
+        Command::Daemon { config } => daemon(config),
         Command::Archive {
             command,
             config,
@@ -421,13 +422,131 @@ fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
     Ok(spec.resolve(tz, Utc::now()))
 }
 
-fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>) -> Result<i32> {
-    let config = match config_path {
+fn run_config(config_path: Option<PathBuf>) -> Result<config::Config> {
+    Ok(match config_path {
         Some(p) => config::load(&p)?,
         None if Path::new("patrol.toml").exists() => config::load(Path::new("patrol.toml"))?,
         None => config::local_default(crate::sources::default_docker_socket()),
+    })
+}
+
+fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>) -> Result<i32> {
+    let config = run_config(config_path)?;
+    let wait = match wait {
+        Some(w) => std::time::Duration::from_secs_f64(
+            units::parse_duration_secs(w).map_err(|e| Error::Usage(format!("--wait: {e}")))?,
+        ),
+        None => std::time::Duration::ZERO,
     };
-    let tty = std::io::stdout().is_terminal();
+    capture_once(&config, fail_on, wait, std::io::stdout().is_terminal())
+}
+
+/// `patrol daemon`: captures on the interval and the digest on its schedule until asked to stop.
+fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = run_config(config_path.clone())?;
+    let interval = config.daemon.interval;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Signals are taken before the first capture, so a SIGTERM during it is ours to handle: the
+    // capture finishes its writes, then the daemon ends.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the signal handler: {e}")))?;
+    let (mut term, mut int) = runtime
+        .block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })
+        .map_err(|e| Error::Usage(format!("cannot listen for signals: {e}")))?;
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
+            eprintln!("patrol: stop requested; finishing the capture under way");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let digest_cron: Option<croner::Cron> =
+        config.daemon.digest.as_deref().and_then(|c| c.parse().ok());
+    let mut last_check = Utc::now().with_timezone(&config.timezone);
+    eprintln!(
+        "patrol: daemon for {} every {}{}",
+        config.fleet,
+        units::fmt_duration(interval.as_secs_f64()),
+        config
+            .daemon
+            .digest
+            .as_ref()
+            .map(|d| format!(", digest at `{d}`"))
+            .unwrap_or_default()
+    );
+    while !stop.load(Ordering::SeqCst) {
+        let started = std::time::Instant::now();
+        if let Err(e) = capture_once(&config, None, interval, false) {
+            eprintln!("patrol: capture failed: {e}");
+        }
+        if let Some(cron) = &digest_cron {
+            let now = Utc::now().with_timezone(&config.timezone);
+            if cron
+                .find_next_occurrence(&last_check, false)
+                .is_ok_and(|due| due <= now)
+                && !stop.load(Ordering::SeqCst)
+            {
+                let send = config.telegram.is_some();
+                if let Err(e) = digest_cmd(
+                    None,
+                    config_path.clone(),
+                    Path::new("snapshots"),
+                    None,
+                    send,
+                    false,
+                ) {
+                    eprintln!("patrol: digest failed: {e}");
+                }
+            }
+            last_check = now;
+        }
+        let took = started.elapsed();
+        // A capture longer than the interval is reported and the missed ticks are skipped:
+        // captures never stack up.
+        let periods = (took.as_secs_f64() / interval.as_secs_f64()).floor() as u32 + 1;
+        if periods > 1 {
+            eprintln!(
+                "patrol: the capture took {}, longer than the {} interval; skipping {} tick(s)",
+                units::fmt_duration(took.as_secs_f64()),
+                units::fmt_duration(interval.as_secs_f64()),
+                periods - 1
+            );
+        }
+        let next = started + interval * periods;
+        while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < next {
+            std::thread::sleep(
+                std::time::Duration::from_millis(100)
+                    .min(next.saturating_duration_since(std::time::Instant::now())),
+            );
+        }
+    }
+    eprintln!("patrol: stopped");
+    Ok(EXIT_OK)
+}
+
+/// One capture of the whole fleet, its archive, analysis and report.
+fn capture_once(
+    config: &config::Config,
+    fail_on: Option<FailOn>,
+    wait: std::time::Duration,
+    tty: bool,
+) -> Result<i32> {
     let library = if config.rules.is_empty() {
         load_library(None)?
     } else {
@@ -436,12 +555,6 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>
     let span = window_span(&config.window)?;
     let archive = Archive::open(&config.archive);
     // One run of a fleet at a time: two would interleave the archive state and the report.
-    let wait = match wait {
-        Some(w) => std::time::Duration::from_secs_f64(
-            units::parse_duration_secs(w).map_err(|e| Error::Usage(format!("--wait: {e}")))?,
-        ),
-        None => std::time::Duration::ZERO,
-    };
     let _lock = crate::fsutil::RunLock::acquire(&archive.root().join(".state/run.lock"), wait)?;
     let state = crate::sources::CollectState::load(archive.root());
     let show = |s: &crate::model::Snapshot| {
@@ -449,7 +562,7 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>
             println!("{}", crate::sources::describe(s));
         }
     };
-    let (snapshots, next_state) = crate::sources::capture_fleet(&config, &state, &show);
+    let (snapshots, next_state) = crate::sources::capture_fleet(config, &state, &show);
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
         return Err(Error::Usage("the configuration lists no nodes".into()));
     };

@@ -51,6 +51,14 @@ pub enum Command {
         #[arg(long)]
         wait: Option<String>,
     },
+    /// Capture on the configured interval ([daemon] interval) and send the digest on its cron
+    /// schedule ([daemon] digest, fleet time zone), until SIGTERM or SIGINT, which finish the
+    /// capture under way first.
+    Daemon {
+        /// Fleet configuration file (default: ./patrol.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Analyse an archive as of one time and append the section to its report.
     Report {
         /// Archive directory (snapshots/<fleet>).

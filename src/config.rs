@@ -31,6 +31,8 @@ pub struct Config {
     pub redact: Vec<Regex>,
     pub report: ReportSettings,
     pub telegram: Option<TelegramSettings>,
+    /// `[daemon]`: how `patrol daemon` schedules captures and the digest.
+    pub daemon: DaemonSettings,
     /// `[retention]`: when set, `patrol run` thins the archive after each capture.
     pub retention: Option<crate::store::retention::Retention>,
     pub nodes: Vec<NodeConfig>,
@@ -71,6 +73,24 @@ impl TelegramSettings {
             })?,
         };
         Ok((token.trim().to_string(), chat.trim().to_string()))
+    }
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Time between captures.
+    pub interval: Duration,
+    /// Cron expression (fleet time zone) for the weekly digest; sent when [telegram] is set.
+    pub digest: Option<String>,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            interval: Duration::from_secs(900),
+            digest: Some("0 8 * * 1".into()),
+        }
     }
 }
 
@@ -495,6 +515,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
             report.acknowledged = Some(base.join("acknowledged.toml"));
         }
+        let mut daemon = DaemonSettings::default();
+        if let Some(mut d) = f.table(&mut ctx, "daemon", "[daemon]") {
+            daemon.interval = duration(&mut d, &mut ctx, "interval", daemon.interval);
+            if let Some(cron) = d.string(&mut ctx, "digest", false) {
+                if cron.get_ref().is_empty() || cron.get_ref() == "off" {
+                    daemon.digest = None;
+                } else if let Err(e) = cron.get_ref().parse::<croner::Cron>() {
+                    ctx.report(
+                        cron.span(),
+                        format!("[daemon]: `digest` is not a cron expression: {e}"),
+                    );
+                } else {
+                    daemon.digest = Some(cron.into_inner());
+                }
+            }
+            d.finish(&mut ctx);
+        }
         let mut retention = None;
         if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
             let d = crate::store::retention::Retention::default();
@@ -637,6 +674,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 redact,
                 report,
                 telegram,
+                daemon,
                 retention,
                 nodes,
                 fleet: fleet.into_inner(),
@@ -974,6 +1012,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         redact: Vec::new(),
         report: ReportSettings::default(),
         telegram: None,
+        daemon: DaemonSettings::default(),
         retention: None,
         nodes: vec![NodeConfig {
             name: node,
