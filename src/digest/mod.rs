@@ -287,192 +287,37 @@ pub fn build(
     let mut disk_series = Vec::new();
     let node_names: BTreeSet<String> = entries.iter().map(|e| e.node.clone()).collect();
     let previous = week.previous(tz);
-    for node in &node_names {
-        let mine: Vec<_> = entries
-            .iter()
-            .filter(|e| &e.node == node)
-            .cloned()
-            .collect();
-        let (snaps, _skipped) = archive.load_entries(&mine);
-        let mut at = Vec::new();
-        let mut entity = Vec::new();
-        let mut metric = Vec::new();
-        let mut value = Vec::new();
-        let mut answered = 0;
-        let mut reboots = 0;
-        let mut last_boot: Option<i64> = None;
-        let mut unhealthy = BTreeSet::new();
-        let mut mem_points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-        let mut disk_points: Vec<(i64, f64)> = Vec::new();
-        let mut gpu_idle = 0usize;
-        let mut gpu_seen = false;
-        for s in &snaps {
-            let t = s.captured_at.timestamp();
-            if !s.is_dark() {
-                answered += 1;
-            }
-            if let Some(boot) = s.host.as_ref().and_then(|h| {
-                h.boot_time
-                    .map(|b| b.timestamp())
-                    .or_else(|| h.uptime_s.map(|u| t - u as i64))
-            }) {
-                if last_boot.is_some_and(|b| boot - b > 120) {
-                    reboots += 1;
-                }
-                last_boot = Some(boot);
-            }
-            for c in s.containers.iter().flatten() {
-                if c.health == Health::Unhealthy {
-                    unhealthy.insert(c.name.clone());
-                }
-            }
-            for g in s.gpus.iter().flatten() {
-                if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
-                    gpu_seen = true;
-                    if u < 1.0 && m > 20.0 {
-                        gpu_idle += 1;
+    // Nodes are independent: their weeks are read and aggregated in parallel, one node per
+    // worker at a time.
+    let names: Vec<&String> = node_names.iter().collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(names.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Result<NodeWeek>)>> = Default::default();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(node) = names.get(i) else { break };
+                    let week_of_node =
+                        node_week(archive, node, &entries, round_count, interval_s, &previous);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, week_of_node));
                     }
                 }
-            }
-            for r in readings(s) {
-                let Some(v) = r.value else { continue };
-                if !DIGEST_METRICS.contains(&r.metric) {
-                    continue;
-                }
-                if r.metric == "mem_usage_bytes" {
-                    mem_points.entry(r.entity.clone()).or_default().push((t, v));
-                }
-                at.push(t);
-                entity.push(r.entity);
-                metric.push(r.metric.to_string());
-                value.push(v);
-            }
-        }
-        let aggs = aggregate(at, entity, metric, value)?;
-        let find = |e: &str, m: &str| aggs.iter().find(|a| a.entity == e && a.metric == m);
-        // The fullest disk at the end of the week.
-        let fullest = aggs
-            .iter()
-            .filter(|a| a.metric == "used_pct" && a.entity.starts_with("disk:"))
-            .max_by(|a, b| a.last.unwrap_or(0.0).total_cmp(&b.last.unwrap_or(0.0)));
-        let (disk_used_pct, disk_mount, disk_full_in_days) = match fullest {
-            Some(d) => {
-                let used = find(&d.entity, "used_bytes");
-                let size = find(&d.entity, "size_bytes").and_then(|s| s.last);
-                let days = match (
-                    used.and_then(|u| u.slope_per_s),
-                    used.and_then(|u| u.last),
-                    size,
-                ) {
-                    (Some(slope), Some(last), Some(size)) if slope > 0.0 && size > last => {
-                        Some((size - last) / slope / 86400.0)
-                    }
-                    _ => None,
-                };
-                for s in &snaps {
-                    if let Some(h) = &s.host
-                        && let Some(disk) = h
-                            .disks
-                            .iter()
-                            .find(|x| format!("disk:{}", x.mount) == d.entity)
-                        && let Some(p) = disk.used_pct
-                    {
-                        disk_points.push((s.captured_at.timestamp(), p));
-                    }
-                }
-                (
-                    d.last,
-                    Some(d.entity.trim_start_matches("disk:").to_string()),
-                    days,
-                )
-            }
-            None => (None, None, None),
-        };
-        let gpu_temps: Vec<&Aggregate> = aggs
-            .iter()
-            .filter(|a| a.metric == "temp_c" && a.entity.starts_with("gpu:"))
-            .collect();
-        let restarted: Vec<String> = aggs
-            .iter()
-            .filter(|a| a.metric == "restart_count")
-            .filter(|a| matches!((a.first, a.last), (Some(f), Some(l)) if l > f))
-            .map(|a| a.entity.trim_start_matches("container:").to_string())
-            .collect();
-        // Growers: slope within each container's current run (after its last reset), so a
-        // reboot's drop does not hide a leak; ranked fleet-wide later.
-        for (ent, pts) in mem_points {
-            let start = pts
-                .windows(2)
-                .rposition(|w| w[1].1 < w[0].1 * 0.5)
-                .map(|i| i + 1)
-                .unwrap_or(0);
-            let run = &pts[start..];
-            if run.len() < 8 {
-                continue;
-            }
-            let n = run.len() as f64;
-            let t0 = run[0].0;
-            let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-            for (t, v) in run {
-                let x = (t - t0) as f64;
-                sx += x;
-                sy += v;
-                sxx += x * x;
-                sxy += x * v;
-            }
-            let denom = n * sxx - sx * sx;
-            if denom <= 0.0 {
-                continue;
-            }
-            let slope = (n * sxy - sx * sy) / denom;
-            growers.push(Grower {
-                node: node.clone(),
-                container: ent.trim_start_matches("container:").to_string(),
-                slope_per_day: slope * 86400.0,
-                first: run[0].1,
-                last: run[run.len() - 1].1,
-                points: pts.clone(),
             });
         }
-        let last_snapshot = snaps.iter().rev().find(|s| !s.is_dark());
-        let card = last_snapshot.and_then(|s| score_card::score(s, "*cleanup*"));
-        let score: Option<u32> = card.as_ref().map(|c| c.iter().map(|d| d.points).sum());
-        let weakest = card.as_ref().and_then(|c| {
-            c.iter()
-                .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
-                .filter(|d| d.points < d.max)
-                .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
-        });
-        let score_last_week = last_capture_before(archive, node, previous.end)?
-            .and_then(|s| score_card::score(&s, "*cleanup*"))
-            .map(|c| c.iter().map(|d| d.points).sum());
-        if !disk_points.is_empty() {
-            disk_series.push((node.clone(), disk_points));
-        }
-        let hours_per_capture = interval_s.map(|i| i as f64 / 3600.0).unwrap_or(0.25);
-        nodes.push(NodeDigest {
-            node: node.clone(),
-            captures: snaps.len(),
-            answered,
-            rounds: round_count,
-            availability_pct: (round_count > 0)
-                .then(|| answered as f64 / round_count as f64 * 100.0),
-            reboots,
-            steal_avg_pct: find("host", "cpu_steal_pct").and_then(|a| a.mean),
-            mem_available_avg: find("host", "mem_available_bytes").and_then(|a| a.mean),
-            swap_peak: find("host", "swap_used_bytes").and_then(|a| a.max),
-            disk_used_pct,
-            disk_mount,
-            disk_full_in_days,
-            gpu_idle_hours: gpu_seen.then_some(gpu_idle as f64 * hours_per_capture),
-            gpu_temp_min: gpu_temps.iter().filter_map(|a| a.min).reduce(f64::min),
-            gpu_temp_max: gpu_temps.iter().filter_map(|a| a.max).reduce(f64::max),
-            unhealthy: unhealthy.into_iter().collect(),
-            restarted,
-            score,
-            score_last_week,
-            weakest,
-        });
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    for (_, r) in results {
+        let w = r?;
+        nodes.push(w.digest);
+        growers.extend(w.growers);
+        disk_series.extend(w.disk);
     }
     growers.sort_by(|a, b| {
         b.slope_per_day
@@ -546,6 +391,217 @@ pub fn build(
         not_deployed,
         top_action,
         disk_series,
+    })
+}
+
+/// One node's part of the digest.
+struct NodeWeek {
+    digest: NodeDigest,
+    growers: Vec<Grower>,
+    disk: Option<(String, Vec<(i64, f64)>)>,
+}
+
+/// Reads one node's captures of the week and aggregates them.
+fn node_week(
+    archive: &Archive,
+    node: &str,
+    entries: &[crate::store::Entry],
+    round_count: usize,
+    interval_s: Option<u64>,
+    previous: &Week,
+) -> Result<NodeWeek> {
+    let node = node.to_string();
+    let node = &node;
+    let mut node_growers = Vec::new();
+    let mut disk = None;
+    let mine: Vec<_> = entries
+        .iter()
+        .filter(|e| &e.node == node)
+        .cloned()
+        .collect();
+    let (snaps, _skipped) = archive.load_entries(&mine);
+    let mut at = Vec::new();
+    let mut entity = Vec::new();
+    let mut metric = Vec::new();
+    let mut value = Vec::new();
+    let mut answered = 0;
+    let mut reboots = 0;
+    let mut last_boot: Option<i64> = None;
+    let mut unhealthy = BTreeSet::new();
+    let mut mem_points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut disk_points: Vec<(i64, f64)> = Vec::new();
+    let mut gpu_idle = 0usize;
+    let mut gpu_seen = false;
+    for s in &snaps {
+        let t = s.captured_at.timestamp();
+        if !s.is_dark() {
+            answered += 1;
+        }
+        if let Some(boot) = s.host.as_ref().and_then(|h| {
+            h.boot_time
+                .map(|b| b.timestamp())
+                .or_else(|| h.uptime_s.map(|u| t - u as i64))
+        }) {
+            if last_boot.is_some_and(|b| boot - b > 120) {
+                reboots += 1;
+            }
+            last_boot = Some(boot);
+        }
+        for c in s.containers.iter().flatten() {
+            if c.health == Health::Unhealthy {
+                unhealthy.insert(c.name.clone());
+            }
+        }
+        for g in s.gpus.iter().flatten() {
+            if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
+                gpu_seen = true;
+                if u < 1.0 && m > 20.0 {
+                    gpu_idle += 1;
+                }
+            }
+        }
+        for r in readings(s) {
+            let Some(v) = r.value else { continue };
+            if !DIGEST_METRICS.contains(&r.metric) {
+                continue;
+            }
+            if r.metric == "mem_usage_bytes" {
+                mem_points.entry(r.entity.clone()).or_default().push((t, v));
+            }
+            at.push(t);
+            entity.push(r.entity);
+            metric.push(r.metric.to_string());
+            value.push(v);
+        }
+    }
+    let aggs = aggregate(at, entity, metric, value)?;
+    let find = |e: &str, m: &str| aggs.iter().find(|a| a.entity == e && a.metric == m);
+    // The fullest disk at the end of the week.
+    let fullest = aggs
+        .iter()
+        .filter(|a| a.metric == "used_pct" && a.entity.starts_with("disk:"))
+        .max_by(|a, b| a.last.unwrap_or(0.0).total_cmp(&b.last.unwrap_or(0.0)));
+    let (disk_used_pct, disk_mount, disk_full_in_days) = match fullest {
+        Some(d) => {
+            let used = find(&d.entity, "used_bytes");
+            let size = find(&d.entity, "size_bytes").and_then(|s| s.last);
+            let days = match (
+                used.and_then(|u| u.slope_per_s),
+                used.and_then(|u| u.last),
+                size,
+            ) {
+                (Some(slope), Some(last), Some(size)) if slope > 0.0 && size > last => {
+                    Some((size - last) / slope / 86400.0)
+                }
+                _ => None,
+            };
+            for s in &snaps {
+                if let Some(h) = &s.host
+                    && let Some(disk) = h
+                        .disks
+                        .iter()
+                        .find(|x| format!("disk:{}", x.mount) == d.entity)
+                    && let Some(p) = disk.used_pct
+                {
+                    disk_points.push((s.captured_at.timestamp(), p));
+                }
+            }
+            (
+                d.last,
+                Some(d.entity.trim_start_matches("disk:").to_string()),
+                days,
+            )
+        }
+        None => (None, None, None),
+    };
+    let gpu_temps: Vec<&Aggregate> = aggs
+        .iter()
+        .filter(|a| a.metric == "temp_c" && a.entity.starts_with("gpu:"))
+        .collect();
+    let restarted: Vec<String> = aggs
+        .iter()
+        .filter(|a| a.metric == "restart_count")
+        .filter(|a| matches!((a.first, a.last), (Some(f), Some(l)) if l > f))
+        .map(|a| a.entity.trim_start_matches("container:").to_string())
+        .collect();
+    // Growers: slope within each container's current run (after its last reset), so a
+    // reboot's drop does not hide a leak; ranked fleet-wide later.
+    for (ent, pts) in mem_points {
+        let start = pts
+            .windows(2)
+            .rposition(|w| w[1].1 < w[0].1 * 0.5)
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let run = &pts[start..];
+        if run.len() < 8 {
+            continue;
+        }
+        let n = run.len() as f64;
+        let t0 = run[0].0;
+        let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+        for (t, v) in run {
+            let x = (t - t0) as f64;
+            sx += x;
+            sy += v;
+            sxx += x * x;
+            sxy += x * v;
+        }
+        let denom = n * sxx - sx * sx;
+        if denom <= 0.0 {
+            continue;
+        }
+        let slope = (n * sxy - sx * sy) / denom;
+        node_growers.push(Grower {
+            node: node.clone(),
+            container: ent.trim_start_matches("container:").to_string(),
+            slope_per_day: slope * 86400.0,
+            first: run[0].1,
+            last: run[run.len() - 1].1,
+            points: pts.clone(),
+        });
+    }
+    let last_snapshot = snaps.iter().rev().find(|s| !s.is_dark());
+    let card = last_snapshot.and_then(|s| score_card::score(s, "*cleanup*"));
+    let score: Option<u32> = card.as_ref().map(|c| c.iter().map(|d| d.points).sum());
+    let weakest = card.as_ref().and_then(|c| {
+        c.iter()
+            .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
+            .filter(|d| d.points < d.max)
+            .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
+    });
+    let score_last_week = last_capture_before(archive, node, previous.end)?
+        .and_then(|s| score_card::score(&s, "*cleanup*"))
+        .map(|c| c.iter().map(|d| d.points).sum());
+    if !disk_points.is_empty() {
+        disk = Some((node.clone(), disk_points));
+    }
+    let hours_per_capture = interval_s.map(|i| i as f64 / 3600.0).unwrap_or(0.25);
+    let digest = NodeDigest {
+        node: node.clone(),
+        captures: snaps.len(),
+        answered,
+        rounds: round_count,
+        availability_pct: (round_count > 0).then(|| answered as f64 / round_count as f64 * 100.0),
+        reboots,
+        steal_avg_pct: find("host", "cpu_steal_pct").and_then(|a| a.mean),
+        mem_available_avg: find("host", "mem_available_bytes").and_then(|a| a.mean),
+        swap_peak: find("host", "swap_used_bytes").and_then(|a| a.max),
+        disk_used_pct,
+        disk_mount,
+        disk_full_in_days,
+        gpu_idle_hours: gpu_seen.then_some(gpu_idle as f64 * hours_per_capture),
+        gpu_temp_min: gpu_temps.iter().filter_map(|a| a.min).reduce(f64::min),
+        gpu_temp_max: gpu_temps.iter().filter_map(|a| a.max).reduce(f64::max),
+        unhealthy: unhealthy.into_iter().collect(),
+        restarted,
+        score,
+        score_last_week,
+        weakest,
+    };
+    Ok(NodeWeek {
+        digest,
+        growers: node_growers,
+        disk,
     })
 }
 
