@@ -583,8 +583,8 @@ fn capture_once(
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
     analyzer.configure(&config.report)?;
     let analysis = analyzer.analyse(&window)?;
-    if let Some(retention) = &config.retention {
-        prune(&archive, &analyzer.ledger, retention, false)?;
+    if let Some(r) = &config.retention {
+        prune(&archive, &analyzer.ledger, &retention_of(r), false)?;
     }
     if tty {
         match &analysis.section_file {
@@ -881,6 +881,14 @@ fn protected_captures(
     crate::store::retention::nearest_captures(entries, &wanted)
 }
 
+fn retention_of(r: &config::RetentionSettings) -> crate::store::retention::Retention {
+    crate::store::retention::Retention {
+        full: r.full,
+        hourly: r.hourly,
+        daily: r.daily,
+    }
+}
+
 /// Thins an archive by age; returns (deleted, kept, protected).
 fn prune(
     archive: &Archive,
@@ -962,7 +970,8 @@ fn archive_cmd(
         ArchiveCommand::Prune { dry_run, out } => {
             let retention = config
                 .as_ref()
-                .and_then(|c| c.retention.clone())
+                .and_then(|c| c.retention.as_ref())
+                .map(retention_of)
                 .unwrap_or_default();
             let out = out.unwrap_or(default_out);
             let ledger = Ledger::load(&out.join("ledger.json"))?;

@@ -34,7 +34,7 @@ pub struct Config {
     /// `[daemon]`: how `patrol daemon` schedules captures and the digest.
     pub daemon: DaemonSettings,
     /// `[retention]`: when set, `patrol run` thins the archive after each capture.
-    pub retention: Option<crate::store::retention::Retention>,
+    pub retention: Option<RetentionSettings>,
     pub nodes: Vec<NodeConfig>,
 }
 
@@ -73,6 +73,24 @@ impl TelegramSettings {
             })?,
         };
         Ok((token.trim().to_string(), chat.trim().to_string()))
+    }
+}
+
+/// `[retention]`: ages after which captures are thinned (see `store::retention`).
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    pub full: chrono::Duration,
+    pub hourly: chrono::Duration,
+    pub daily: chrono::Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            full: chrono::Duration::days(14),
+            hourly: chrono::Duration::days(60),
+            daily: chrono::Duration::days(730),
+        }
     }
 }
 
@@ -534,7 +552,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         }
         let mut retention = None;
         if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
-            let d = crate::store::retention::Retention::default();
+            let d = RetentionSettings::default();
             let days = |r: &mut Fields, ctx: &mut Ctx, key: &str, default: chrono::Duration| {
                 let std = duration(r, ctx, key, default.to_std().unwrap_or_default());
                 chrono::Duration::from_std(std).unwrap_or(default)
@@ -549,7 +567,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 );
             }
             r.finish(&mut ctx);
-            retention = Some(crate::store::retention::Retention {
+            retention = Some(RetentionSettings {
                 full,
                 hourly,
                 daily,

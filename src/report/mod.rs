@@ -214,9 +214,15 @@ pub fn build_section(
         .chain(std::iter::once(Severity::Info).filter(|_| !outcome.resolved.is_empty()))
         .max();
     let severity = worst_open.max(reported_worst).unwrap_or(Severity::Info);
-    let still_open: Vec<String> = outcome
-        .still_open
-        .iter()
+    let mut open_sorted: Vec<&crate::ledger::StillOpen> = outcome.still_open.iter().collect();
+    open_sorted.sort_by(|a, b| {
+        b.finding
+            .severity
+            .cmp(&a.finding.severity)
+            .then_with(|| a.finding.title.cmp(&b.finding.title))
+    });
+    let still_open: Vec<String> = open_sorted
+        .into_iter()
         .map(|o| {
             let f = &o.finding;
             match o.unchecked_since {

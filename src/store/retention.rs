@@ -19,6 +19,7 @@ pub struct Retention {
 }
 
 impl Default for Retention {
+    /// Two weeks whole, hourly to two months, daily to two years (docs/configuration.md).
     fn default() -> Self {
         Retention {
             full: Duration::days(14),
