@@ -773,22 +773,7 @@ fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differen
 #[test]
 fn two_runs_at_once_one_runs_the_other_says_why_or_waits() {
     // An endpoint that answers after 2 s keeps the first run busy.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut stream = stream;
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf);
-                std::thread::sleep(std::time::Duration::from_secs(2));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
-            });
-        }
-    });
+    let port = crate::support::slow_endpoint(std::time::Duration::from_secs(2));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("patrol.toml");
     std::fs::write(

@@ -146,22 +146,7 @@ fn the_cron_lines_parse() {
 /// and starts again cleanly.
 #[test]
 fn a_daemon_stopped_mid_capture_finishes_it_and_resumes_cleanly() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut stream = stream;
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf);
-                std::thread::sleep(std::time::Duration::from_millis(1500));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
-            });
-        }
-    });
+    let port = crate::support::slow_endpoint(std::time::Duration::from_millis(1500));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("patrol.toml");
     std::fs::write(

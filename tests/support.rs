@@ -24,3 +24,25 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn blessing() -> bool {
     std::env::var_os("PATROL_BLESS").is_some()
 }
+
+/// An HTTP endpoint on 127.0.0.1 that answers 200 after `delay`: it keeps a capture busy. Returns
+/// its port.
+pub fn slow_endpoint(delay: std::time::Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    port
+}
