@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     name = "patrol",
     version,
     about = "Watches a fleet of Docker hosts and writes dated improvement reports from deterministic rules.",
-    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on; 2 error (bad input, unreadable file)."
+    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on (run, report), a fixture that differs (rules test), messages still in the outbox (digest --send); 2 error (bad input, an unreadable file, another run holding the fleet)."
 )]
 pub struct Cli {
     /// More detail on stderr (repeat for debug).
