@@ -60,6 +60,10 @@ pub struct NodeHistory {
     /// Boot time (unix s) per capture, when the host source answered.
     boots: VecDeque<Option<i64>>,
     series: HashMap<String, Vec<(&'static str, Series)>>,
+    /// The reboots seen in the window, kept as captures arrive (every rule asks for them).
+    reboots: Vec<(i64, i64)>,
+    /// The boot time of the newest capture that reported one.
+    last_boot: Option<i64>,
 }
 
 impl NodeHistory {
@@ -154,22 +158,10 @@ impl NodeHistory {
         out
     }
 
-    /// Capture times (unix s) at which a reboot had happened since the capture before: the
-    /// first capture of each new boot.
-    pub fn reboots(&self) -> Vec<(i64, i64)> {
-        let mut out = Vec::new();
-        let mut last_boot: Option<i64> = None;
-        for (at, boot) in self.times.iter().zip(self.boots.iter()) {
-            if let Some(b) = boot {
-                if let Some(prev) = last_boot
-                    && *b - prev > BOOT_TIME_TOLERANCE_S
-                {
-                    out.push((*at, *b));
-                }
-                last_boot = Some(*b);
-            }
-        }
-        out
+    /// Capture times (unix s) at which a reboot had happened since the capture before (the
+    /// first capture of each new boot), with the new boot time.
+    pub fn reboots(&self) -> &[(i64, i64)] {
+        &self.reboots
     }
 
     fn evict_before(&mut self, cutoff: i64) {
@@ -184,6 +176,7 @@ impl NodeHistory {
         {
             self.recent.pop_front();
         }
+        self.reboots.retain(|(at, _)| *at >= cutoff);
         self.series.retain(|_, list| {
             list.retain_mut(|(_, s)| {
                 let start = s.points.partition_point(|p| p.at < cutoff);
@@ -263,6 +256,14 @@ impl Window {
                     .map(|u| at - i64::try_from(u).unwrap_or(i64::MAX / 2))
             })
         });
+        if let Some(b) = boot {
+            if let Some(prev) = node.last_boot
+                && b - prev > BOOT_TIME_TOLERANCE_S
+            {
+                node.reboots.push((at, b));
+            }
+            node.last_boot = Some(b);
+        }
         node.boots.push_back(boot);
         node.times.push_back(at);
         node.recent.push_back(Arc::new(snapshot));

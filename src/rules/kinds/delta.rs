@@ -157,7 +157,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         }
         if p.quiet_if_repeated_s > 0.0
-            && (repeated(points, &reboots, p, delta) || undoes_gradual_drift(points, p, delta))
+            && (repeated(points, reboots, p, delta) || undoes_gradual_drift(points, p, delta))
         {
             continue;
         }

@@ -79,6 +79,25 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         by_entity.entry(*entity).or_default().push(i);
     }
     for (node, entity, points) in &selected {
+        // Most series never move by `min_range`: a pass over the window's readings, without
+        // allocating, settles them.
+        // Only when the readings cover the window: a short run is undecided, not quiet.
+        let last_at = points[points.len() - 1].at;
+        let since = last_at - p.window_s as i64;
+        let in_window = &points[points.partition_point(|pt| pt.at < since)..];
+        let covered = in_window.len() >= 3
+            && in_window
+                .first()
+                .is_some_and(|f| ((last_at - f.at) as f64) >= p.window_s * 0.9);
+        let (lo, hi) = in_window
+            .iter()
+            .filter_map(|pt| pt.value)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+                (l.min(v), h.max(v))
+            });
+        if covered && hi - lo < p.min_range && node.segment_start() <= in_window[0].at {
+            continue;
+        }
         let samples = current_run(node, entity, points, p.window_s);
         if samples.len() < 3 {
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
