@@ -205,3 +205,27 @@ fn the_rolling_report_tells_each_finding_once_then_only_what_changed() {
     let sections = r.matches("\n## ").count();
     assert!(sections < 60, "{sections} sections");
 }
+
+/// The README's excerpt of the demo report is the report: every quoted finding is in the golden
+/// file word for word.
+#[test]
+fn the_readme_excerpt_is_taken_from_the_demo_report() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let golden = std::fs::read_to_string(root().join("tests/golden/demo-improvements.md")).unwrap();
+    let quoted: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .filter(|l| {
+            l.starts_with("## ")
+                || l.chars().next().is_some_and(|c| c.is_ascii_digit())
+                || l.starts_with("- [")
+        })
+        .collect();
+    assert!(quoted.len() >= 4);
+    for line in quoted {
+        assert!(
+            golden.contains(line),
+            "README quotes a line the demo report does not have: {line}"
+        );
+    }
+}
