@@ -185,8 +185,9 @@ fn a_daemon_stopped_mid_capture_finishes_it_and_resumes_cleanly() {
             .unwrap();
         // Mid-capture: the endpoint takes 1.5 s to answer.
         std::thread::sleep(std::time::Duration::from_millis(700));
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+        // The shell's own `kill`: no procps needed.
+        let kill = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", child.id())])
             .status()
             .unwrap();
         assert!(kill.success());

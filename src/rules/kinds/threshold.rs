@@ -12,7 +12,7 @@ pub const SPEC: KindSpec = KindSpec {
     target: Target::Series,
     event: false,
     variables: &["value", "limit", "captures", "since"],
-    headline: &["value"],
+    headline: &[],
     parse,
 };
 
