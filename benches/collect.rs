@@ -3,6 +3,9 @@
 //! of them should take about the slowest one, not the sum (10 s), as long as `concurrency`
 //! allows; with `concurrency = 10` it takes five rounds. Prints medians of 5 runs.
 
+mod common;
+
+use common::median;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -61,11 +64,6 @@ fn config(port: u16, concurrency: usize) -> Config {
             sources,
         }],
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

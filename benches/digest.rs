@@ -8,21 +8,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{median, peak_rss_mb};
 use patrol::digest::{Week, build};
 use patrol::ledger::Ledger;
 use patrol::store::{Archive, ArchiveMeta};
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn scenario(nodes: u32) -> String {
     format!(
@@ -141,7 +132,7 @@ fn main() {
     times.sort();
     println!(
         "digest of {shown}: median {:?}, min {:?}, max {:?}; peak RSS {:.0} MB",
-        times[1],
+        median(times.clone()),
         times[0],
         times[2],
         peak_rss_mb()

@@ -258,9 +258,9 @@ impl Analyzer {
                     self.ledger.log_section(at, &outcome);
                     self.ledger.pending = Some(pending.clone());
                     self.ledger.save(&ledger_path)?;
-                    crash_point("after-ledger");
+                    crate::fsutil::crash_point("after-ledger");
                     let dated = report::commit_section(&self.output, &pending)?;
-                    crash_point("after-report");
+                    crate::fsutil::crash_point("after-report");
                     self.ledger.pending = None;
                     self.ledger.save(&ledger_path)?;
                     Some(dated)
@@ -282,15 +282,6 @@ impl Analyzer {
             worst,
             outcome,
         })
-    }
-}
-
-/// For the crash tests: `PATROL_TEST_CRASH=after-ledger|after-report` ends the process at that
-/// point of writing a section, as a kill would.
-fn crash_point(name: &str) {
-    if std::env::var("PATROL_TEST_CRASH").is_ok_and(|v| v == name) {
-        eprintln!("patrol: PATROL_TEST_CRASH={name}: stopping here");
-        std::process::exit(86);
     }
 }
 
@@ -422,12 +413,21 @@ fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
     Ok(spec.resolve(tz, Utc::now()))
 }
 
+/// The fleet config given, else ./patrol.toml when there is one.
+fn fleet_config(config_path: Option<PathBuf>) -> Result<Option<config::Config>> {
+    match config_path {
+        Some(p) => config::load(&p).map(Some),
+        None if Path::new("patrol.toml").exists() => {
+            config::load(Path::new("patrol.toml")).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The config of a run: as [`fleet_config`], else this machine.
 fn run_config(config_path: Option<PathBuf>) -> Result<config::Config> {
-    Ok(match config_path {
-        Some(p) => config::load(&p)?,
-        None if Path::new("patrol.toml").exists() => config::load(Path::new("patrol.toml"))?,
-        None => config::local_default(crate::sources::default_docker_socket()),
-    })
+    Ok(fleet_config(config_path)?
+        .unwrap_or_else(|| config::local_default(crate::sources::default_docker_socket())))
 }
 
 fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>) -> Result<i32> {
@@ -819,6 +819,16 @@ fn simulate_cmd(scenario_path: &Path, out: &Path) -> Result<i32> {
 
 /// A snapshot named by a file, `node@time` or (with `at`) a node name; the note says which
 /// capture was taken when it is not exactly the time asked.
+/// "(5 s after the time asked)": how far a capture is from the time someone asked for.
+fn offset_note(captured_at: DateTime<Utc>, asked: DateTime<Utc>) -> String {
+    let off = (captured_at - asked).num_seconds();
+    format!(
+        "({} {} the time asked)",
+        units::fmt_duration(off.abs() as f64),
+        if off >= 0 { "after" } else { "before" }
+    )
+}
+
 fn resolve_snapshot(
     spec: &str,
     archive: &Archive,
@@ -843,19 +853,15 @@ fn resolve_snapshot(
             archive.root().display()
         ))
     })?;
-    let note = time.and_then(|t| {
-        let off = (entry.captured_at - t).num_seconds();
-        (off.abs() > 0).then(|| {
-            format!(
-                "{node}: the nearest capture is {} ({} {} the time asked).",
-                entry
-                    .captured_at
-                    .with_timezone(&tz)
-                    .format("%Y-%m-%d %H:%M:%S %Z"),
-                units::fmt_duration(off.abs() as f64),
-                if off >= 0 { "after" } else { "before" }
-            )
-        })
+    let note = time.filter(|t| entry.captured_at != *t).map(|t| {
+        format!(
+            "{node}: the nearest capture is {} {}.",
+            entry
+                .captured_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S %Z"),
+            offset_note(entry.captured_at, t)
+        )
     });
     Ok((read_snapshot_file(&entry.path)?, note))
 }
@@ -916,11 +922,7 @@ fn archive_cmd(
     config_path: Option<PathBuf>,
     archive_dir: &Path,
 ) -> Result<i32> {
-    let config = match config_path {
-        Some(p) => Some(config::load(&p)?),
-        None if Path::new("patrol.toml").exists() => Some(config::load(Path::new("patrol.toml"))?),
-        None => None,
-    };
+    let config = fleet_config(config_path)?;
     let (archive, default_out) = match &config {
         Some(c) => (Archive::open(&c.archive), c.output.clone()),
         None => (open_archive(archive_dir)?.0, default_output(archive_dir)),
@@ -1169,12 +1171,10 @@ fn show(target: &str, archive_dir: &Path) -> Result<i32> {
                 archive_dir.display()
             ))
         })?;
-        let off = (entry.captured_at - at).num_seconds();
         eprintln!(
-            "nearest capture of {node}: {} ({} {} the time asked)",
+            "nearest capture of {node}: {} {}",
             entry.captured_at.to_rfc3339(),
-            units::fmt_duration(off.abs() as f64),
-            if off >= 0 { "after" } else { "before" }
+            offset_note(entry.captured_at, at)
         );
         read_snapshot_file(&entry.path)?
     } else {
@@ -1406,11 +1406,7 @@ fn digest_cmd(
     send: bool,
     dry_run: bool,
 ) -> Result<i32> {
-    let config = match config_path {
-        Some(p) => Some(config::load(&p)?),
-        None if Path::new("patrol.toml").exists() => Some(config::load(Path::new("patrol.toml"))?),
-        None => None,
-    };
+    let config = fleet_config(config_path)?;
     let (archive, out, fleet, tz) = match &config {
         Some(c) => (
             Archive::open(&c.archive),

@@ -87,6 +87,15 @@ impl RunLock {
     }
 }
 
+/// For the crash tests: `PATROL_TEST_CRASH=<point>` ends the process at that point of a
+/// write sequence, as a kill would (`after-ledger`, `after-report`, `after-send`).
+pub fn crash_point(name: &str) {
+    if std::env::var("PATROL_TEST_CRASH").is_ok_and(|v| v == name) {
+        eprintln!("patrol: PATROL_TEST_CRASH={name}: stopping here");
+        std::process::exit(86);
+    }
+}
+
 pub fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }

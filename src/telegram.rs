@@ -407,7 +407,8 @@ async fn deliver_async(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
             });
             match bot.call_retrying(&client, "sendMessage", &body).await {
                 Ok(answer) => {
-                    crash_point("after-send");
+                    // `PATROL_TEST_CRASH=after-send`: Telegram has it, patrol has not recorded it.
+                    fsutil::crash_point("after-send");
                     let id = answer
                         .pointer("/result/message_id")
                         .and_then(|v| v.as_i64());
@@ -433,15 +434,6 @@ async fn deliver_async(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
         }
     }
     Ok(done)
-}
-
-/// For the crash test: `PATROL_TEST_CRASH=after-send` ends the process once Telegram has a
-/// message and before patrol records it.
-fn crash_point(name: &str) {
-    if std::env::var("PATROL_TEST_CRASH").is_ok_and(|v| v == name) {
-        eprintln!("patrol: PATROL_TEST_CRASH={name}: stopping here");
-        std::process::exit(86);
-    }
 }
 
 #[cfg(test)]

@@ -3,23 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{patrol, root, text};
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use crate::support::{files_under, patrol, root, text};
 
 #[test]
 fn simulate_twice_gives_identical_bytes() {

@@ -155,25 +155,18 @@ fn a_daemon_stopped_mid_capture_finishes_it_and_resumes_cleanly() {
     )
     .unwrap();
     let snapshots = || {
-        let mut n = 0;
-        let mut stack = vec![dir.path().join("snapshots")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.to_string_lossy().ends_with(".json.zst") {
-                    n += 1;
-                } else {
-                    assert!(
-                        !p.to_string_lossy().contains(".patrol-"),
-                        "temp file left: {}",
-                        p.display()
-                    );
-                }
-            }
+        let files = crate::support::files_under(&dir.path().join("snapshots"));
+        for p in &files {
+            assert!(
+                !p.to_string_lossy().contains(".patrol-"),
+                "temp file left: {}",
+                p.display()
+            );
         }
-        n
+        files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+            .count()
     };
     for round in 1..=2 {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))

@@ -1,7 +1,7 @@
 //! Tests against the real services of the test bed (`scripts/testbed up`). They are ignored in a
 //! plain `cargo test`; `scripts/test` starts the bed and runs them.
 
-use crate::support::{patrol, text};
+use crate::support::{files_under, patrol, text};
 
 fn socket() -> String {
     std::env::var("PATROL_TEST_DOCKER_SOCKET")
@@ -28,7 +28,7 @@ fn run_captures_the_real_docker_engine_without_secrets() {
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let json = text(&show.stdout);
     let snap: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let source = docker_source(&snap);
+    let source = source_named(&snap, "docker");
     assert_eq!(source["ok"], true, "{source}");
     assert!(
         snap["docker"]["engine_version"]
@@ -76,7 +76,7 @@ fn run_captures_the_real_docker_engine_without_secrets() {
         !json.contains(&secret) && !json.contains("DB_PASSWORD"),
         "a container secret reached the snapshot"
     );
-    for f in walk(dir.path()) {
+    for f in written(dir.path()) {
         let bytes = std::fs::read(&f).unwrap();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(&secret),
@@ -106,7 +106,7 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     let snaps = snapshots(dir.path());
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let snap: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let source = docker_source(&snap);
+    let source = source_named(&snap, "docker");
     assert_eq!(source["ok"], false);
     assert!(
         source["error"].as_str().unwrap().contains("no-such.sock"),
@@ -122,41 +122,34 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     );
 }
 
-/// The `docker` entry of a snapshot's sources.
-fn docker_source(snap: &serde_json::Value) -> serde_json::Value {
+/// A snapshot's source entry by name (`docker`, `redis:keydb`, …).
+fn source_named(snap: &serde_json::Value, name: &str) -> serde_json::Value {
     snap["sources"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "docker")
-        .unwrap()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no source {name}: {snap}"))
         .clone()
 }
 
 fn snapshots(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    walk(&dir.join("snapshots"))
+    files_under(&dir.join("snapshots"))
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
         .collect()
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walk(&p))
-            } else if p.to_string_lossy().ends_with(".zst")
+/// The files patrol writes (snapshots, reports, ledgers, configs), for the secret checks.
+fn written(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".zst")
                 || p.extension()
                     .is_some_and(|x| x == "md" || x == "json" || x == "toml")
-            {
-                out.push(p)
-            }
-        }
-    }
-    out.sort();
-    out
+        })
+        .collect()
 }
 
 fn testbed(args: &[&str]) {
@@ -318,7 +311,7 @@ endpoint = "tcp://{b}"
             .unwrap()
             .clone();
         let (_, b3) = show_json(dir.path(), &last_b);
-        let src = docker_source(&b3);
+        let src = source_named(&b3, "docker");
         assert_eq!(src["ok"], false);
         assert!(
             src["error"].as_str().unwrap().contains(&b),
@@ -412,13 +405,7 @@ password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
     assert!(fleet["size_bytes"].as_u64().unwrap() > 1_000_000);
     assert_eq!(pg["settings"]["shared_buffers"], "128MB");
     assert!(pg["rows_inserted_total"].is_u64());
-    let wrong = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "postgres:wrong-password")
-        .unwrap()
-        .clone();
+    let wrong = source_named(&snap, "postgres:wrong-password");
     assert_eq!(wrong["ok"], false);
     let error = wrong["error"].as_str().unwrap();
     assert!(
@@ -530,13 +517,7 @@ port = {port}
         serde_json::json!(["Velocidade_Tratada"])
     );
     assert_eq!(r["watched"][1]["exists"], false);
-    let denied = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "redis:no-password")
-        .unwrap()
-        .clone();
+    let denied = source_named(&snap, "redis:no-password");
     assert_eq!(denied["ok"], false);
     assert!(
         denied["error"].as_str().unwrap().contains("NOAUTH"),
@@ -591,15 +572,7 @@ commands = ["uptime"]
         .find(|p| p.to_string_lossy().contains("/remote/"))
         .unwrap();
     let (_, snap) = show_json(dir.path(), remote);
-    let source = |name: &str| {
-        snap["sources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("no source {name}: {snap}"))
-            .clone()
-    };
+    let source = |name: &str| source_named(&snap, name);
     assert_eq!(source("ssh")["ok"], true, "{}", source("ssh"));
     assert!(snap["host"]["uptime_s"].as_u64().unwrap() > 0);
     let offset = snap["host"]["clock_offset_ms"].as_f64().unwrap();
@@ -630,13 +603,7 @@ commands = ["uptime"]
         .find(|p| p.to_string_lossy().contains("/unknown-host-key/"))
         .unwrap();
     let (_, snap) = show_json(dir.path(), other);
-    let ssh = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "ssh")
-        .unwrap()
-        .clone();
+    let ssh = source_named(&snap, "ssh");
     assert_eq!(ssh["ok"], false);
     assert!(
         ssh["error"]
@@ -737,13 +704,7 @@ queries = {{ broken = "sum(" }}
         .find(|p| p.to_string_lossy().contains("/bad-query/"))
         .unwrap();
     let (_, snap) = show_json(dir.path(), bad);
-    let source = snap["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "prometheus")
-        .unwrap()
-        .clone();
+    let source = source_named(&snap, "prometheus");
     assert_eq!(source["ok"], false);
     assert!(
         source["error"].as_str().unwrap().contains("broken"),
@@ -854,13 +815,7 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
             assert!(mq.unwrap()["version"].as_str().unwrap().starts_with("3."));
             assert_eq!(q["consumers"], 0);
             assert_eq!(q["messages_unacked"], 0);
-            let refused = snap["sources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["name"] == "rabbitmq:refused")
-                .unwrap()
-                .clone();
+            let refused = source_named(&snap, "rabbitmq:refused");
             assert_eq!(refused["ok"], false);
             assert!(
                 refused["error"].as_str().unwrap().contains("401"),

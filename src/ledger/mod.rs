@@ -640,6 +640,17 @@ mod tests {
         f
     }
 
+    /// A ledger with one acknowledgement of rule `a`.
+    fn acknowledging(reason: &str, owner: &str, expires: &str) -> Ledger {
+        let text = format!(
+            "[[ack]]\nrule = \"a\"\nreason = \"{reason}\"\nowner = \"{owner}\"\nexpires = \"{expires}\"\n"
+        );
+        Ledger {
+            acks: acks::Acks::parse(Path::new("acknowledged.toml"), &text, chrono_tz::UTC).unwrap(),
+            ..Ledger::default()
+        }
+    }
+
     fn reasons(o: &Outcome) -> Vec<Reason> {
         o.reported.iter().map(|r| r.reason.clone()).collect()
     }
@@ -724,15 +735,7 @@ mod tests {
 
     #[test]
     fn an_acknowledged_finding_waits_and_comes_back_when_it_expires() {
-        let mut l = Ledger {
-            acks: acks::Acks::parse(
-            Path::new("acknowledged.toml"),
-            "[[ack]]\nrule = \"a\"\nreason = \"known, fix planned\"\nowner = \"ana\"\nexpires = \"2026-02-19\"\n",
-            chrono_tz::UTC,
-        )
-        .unwrap(),
-            ..Ledger::default()
-        };
+        let mut l = acknowledging("known, fix planned", "ana", "2026-02-19");
         let o = l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
         assert!(o.reported.is_empty());
         assert_eq!(o.acknowledged.len(), 1);
@@ -750,15 +753,7 @@ mod tests {
 
     #[test]
     fn a_past_expiry_never_hides_a_finding() {
-        let mut l = Ledger {
-            acks: acks::Acks::parse(
-            Path::new("acknowledged.toml"),
-            "[[ack]]\nrule = \"a\"\nreason = \"old\"\nowner = \"bo\"\nexpires = \"2026-01-01\"\n",
-            chrono_tz::UTC,
-        )
-        .unwrap(),
-            ..Ledger::default()
-        };
+        let mut l = acknowledging("old", "bo", "2026-01-01");
         let o = l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
         assert_eq!(reasons(&o), vec![Reason::New]);
         assert!(o.acknowledged.is_empty());

@@ -34,3 +34,20 @@ pub async fn probe(client: &reqwest::Client, name: &str, url: &str, timeout: Dur
         }
     }
 }
+
+/// Sends a request and reads the whole answer; errors name the endpoint.
+pub async fn fetch(
+    request: reqwest::RequestBuilder,
+    endpoint: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    Ok((status, body.to_vec()))
+}

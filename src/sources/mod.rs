@@ -125,14 +125,7 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             log,
             timeout,
         } => {
-            let password = match &password {
-                Some(secret) => Some(
-                    secret
-                        .resolve()
-                        .map_err(|e| format!("postgres:{name}: password: {e}"))?,
-                ),
-                None => None,
-            };
+            let password = password_of(password.as_ref(), "postgres", &name)?;
             let target = postgres::Target {
                 name: &name,
                 host: &host,
@@ -161,14 +154,7 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             watch,
             timeout,
         } => {
-            let password = match &password {
-                Some(secret) => Some(
-                    secret
-                        .resolve()
-                        .map_err(|e| format!("redis:{name}: password: {e}"))?,
-                ),
-                None => None,
-            };
+            let password = password_of(password.as_ref(), "redis", &name)?;
             redis::collect(&name, &host, port, password, &watch, timeout)
                 .await
                 .map(Part::Redis)
@@ -192,19 +178,24 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             password,
             timeout,
         } => {
-            let password = match &password {
-                Some(secret) => Some(
-                    secret
-                        .resolve()
-                        .map_err(|e| format!("rabbitmq:{name}: password: {e}"))?,
-                ),
-                None => None,
-            };
+            let password = password_of(password.as_ref(), "rabbitmq", &name)?;
             rabbitmq::collect(&ctx.http, &name, &url, &user, password, timeout)
                 .await
                 .map(Part::RabbitMq)
         }
     }
+}
+
+/// A source's password, read from its variable or file now; the error names the source.
+fn password_of(
+    secret: Option<&crate::config::Secret>,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
+    secret
+        .map(|s| s.resolve())
+        .transpose()
+        .map_err(|e| format!("{kind}:{name}: password: {e}"))
 }
 
 /// Reports progress per node (on a terminal) or nothing (under cron).

@@ -82,18 +82,11 @@ struct Api<'a> {
 impl Api<'_> {
     async fn query(&self, q: &str) -> Result<Vec<Sample>, String> {
         let endpoint = format!("{}/api/v1/query", self.url);
-        let response = self
+        let request = self
             .client
             .get(format!("{endpoint}?query={}", percent_encode(q)))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| format!("{endpoint}: {e}"))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("{endpoint}: {e}"))?;
+            .timeout(self.timeout);
+        let (status, body) = super::http::fetch(request, &endpoint).await?;
         if !status.is_success() && status.as_u16() != 400 && status.as_u16() != 422 {
             return Err(format!("{endpoint}: HTTP {status}"));
         }

@@ -81,15 +81,7 @@ pub async fn collect(
             .basic_auth(user, password.clone())
             .timeout(timeout);
         async move {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| format!("{endpoint}: {e}"))?;
-            let status = response.status();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| format!("{endpoint}: {e}"))?;
+            let (status, body) = super::http::fetch(request, &endpoint).await?;
             if status.is_success() {
                 Ok(body)
             } else {
