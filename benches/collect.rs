@@ -45,7 +45,7 @@ fn config(port: u16, concurrency: usize) -> Config {
     Config {
         fleet: "bench".into(),
         timezone: chrono_tz::UTC,
-        archive: "unused".into(),
+        archive: patrol::config::ArchiveSpec::Dir("unused".into()),
         output: "unused".into(),
         rules: Vec::new(),
         window: "24h".into(),

@@ -10,6 +10,7 @@ use clap::Parser;
 
 use crate::cli::{ArchiveCommand, Cli, Command, FailOn, Format, RulesCommand};
 use crate::config;
+use crate::config::ArchiveSpec;
 use crate::error::{Error, Result};
 use crate::history::Window;
 use crate::history::metrics::metric_unit;
@@ -18,6 +19,7 @@ use crate::model::{Finding, Severity};
 use crate::report::{self, Output};
 use crate::rules::{self, Evaluation, Library};
 use crate::simulate;
+use crate::store::PgTarget;
 use crate::store::{Archive, ArchiveMeta, Entry, group_rounds, read_snapshot_file};
 use crate::units::{self, fmt_value};
 
@@ -56,7 +58,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
             config,
             fail_on,
             wait,
-        } => run(config, fail_on, wait.as_deref()),
+            capture_only,
+        } => run(config, fail_on, wait.as_deref(), capture_only),
         Command::Report {
             archive,
             at,
@@ -375,30 +378,55 @@ fn load_window(archive: &Archive, at: DateTime<Utc>, span: chrono::Duration) -> 
     Ok(window)
 }
 
-/// An archive directory that must exist, with its fleet name and time zone.
-fn open_archive(dir: &Path) -> Result<(Archive, String, Tz)> {
-    if !dir.is_dir() {
+/// Opens the archive a spec names; a shared archive defaults to `default_fleet`.
+fn open_spec(spec: &ArchiveSpec, default_fleet: Option<&str>) -> Result<Archive> {
+    match spec {
+        ArchiveSpec::Dir(dir) => Ok(Archive::open(dir)),
+        ArchiveSpec::Postgres { target, password } => {
+            let password = password
+                .as_ref()
+                .map(|s| {
+                    s.resolve().map_err(|e| {
+                        Error::Usage(format!("{}: archive password: {e}", target.display()))
+                    })
+                })
+                .transpose()?;
+            Archive::connect(target, password.as_deref(), default_fleet)
+        }
+    }
+}
+
+/// The archive named by `--archive` (a directory that must exist, or a `postgres://` URL),
+/// with its fleet name and time zone.
+fn open_archive(arg: &str) -> Result<(Archive, String, Tz)> {
+    let spec = ArchiveSpec::from_arg(arg).map_err(|e| Error::Usage(format!("--archive: {e}")))?;
+    if let ArchiveSpec::Dir(dir) = &spec
+        && !dir.is_dir()
+    {
         return Err(Error::Usage(format!(
             "{}: no such archive directory",
             dir.display()
         )));
     }
-    let archive = Archive::open(dir);
+    let archive = open_spec(&spec, None)?;
     let (fleet, tz) = archive_meta(&archive)?;
     Ok((archive, fleet, tz))
 }
 
 fn archive_meta(archive: &Archive) -> Result<(String, Tz)> {
-    let name = archive
-        .root()
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "fleet".into());
+    let name = match (archive.fleet(), archive.dir()) {
+        (Some(f), _) => f.to_string(),
+        (None, Some(dir)) => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "fleet".into()),
+        (None, None) => "fleet".into(),
+    };
     match archive.read_meta()? {
         Some(meta) => {
             let tz = meta.timezone.parse::<Tz>().map_err(|_| {
                 Error::bad_file(
-                    archive.meta_path(),
+                    format!("{} (fleet metadata)", archive.describe()),
                     format!("`{}` is not an IANA time zone", meta.timezone),
                 )
             })?;
@@ -430,7 +458,12 @@ fn run_config(config_path: Option<PathBuf>) -> Result<config::Config> {
         .unwrap_or_else(|| config::local_default(crate::sources::default_docker_socket())))
 }
 
-fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>) -> Result<i32> {
+fn run(
+    config_path: Option<PathBuf>,
+    fail_on: Option<FailOn>,
+    wait: Option<&str>,
+    capture_only: bool,
+) -> Result<i32> {
     let config = run_config(config_path)?;
     let wait = match wait {
         Some(w) => std::time::Duration::from_secs_f64(
@@ -438,7 +471,13 @@ fn run(config_path: Option<PathBuf>, fail_on: Option<FailOn>, wait: Option<&str>
         ),
         None => std::time::Duration::ZERO,
     };
-    capture_once(&config, fail_on, wait, std::io::stdout().is_terminal())
+    capture_once(
+        &config,
+        fail_on,
+        wait,
+        std::io::stdout().is_terminal(),
+        capture_only,
+    )
 }
 
 /// `patrol daemon`: captures on the interval and the digest on its schedule until asked to stop.
@@ -492,7 +531,7 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     );
     while !stop.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
-        if let Err(e) = capture_once(&config, None, interval, false) {
+        if let Err(e) = capture_once(&config, None, interval, false, config.daemon.capture_only) {
             eprintln!("patrol: capture failed: {e}");
         }
         if let Some(cron) = &digest_cron {
@@ -503,14 +542,9 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
                 && !stop.load(Ordering::SeqCst)
             {
                 let send = config.telegram.is_some();
-                if let Err(e) = digest_cmd(
-                    None,
-                    config_path.clone(),
-                    Path::new("snapshots"),
-                    None,
-                    send,
-                    false,
-                ) {
+                if let Err(e) =
+                    digest_cmd(None, config_path.clone(), "snapshots", None, send, false)
+                {
                     eprintln!("patrol: digest failed: {e}");
                 }
             }
@@ -546,6 +580,7 @@ fn capture_once(
     fail_on: Option<FailOn>,
     wait: std::time::Duration,
     tty: bool,
+    capture_only: bool,
 ) -> Result<i32> {
     let library = if config.rules.is_empty() {
         load_library(None)?
@@ -553,10 +588,11 @@ fn capture_once(
         Library::load_all(&config.rules)?
     };
     let span = window_span(&config.window)?;
-    let archive = Archive::open(&config.archive);
+    let state_root = config.state_root();
     // One run of a fleet at a time: two would interleave the archive state and the report.
-    let _lock = crate::fsutil::RunLock::acquire(&archive.root().join(".state/run.lock"), wait)?;
-    let state = crate::sources::CollectState::load(archive.root());
+    let _lock = crate::fsutil::RunLock::acquire(&state_root.join(".state/run.lock"), wait)?;
+    let archive = open_spec(&config.archive, Some(&config.fleet))?;
+    let state = crate::sources::CollectState::load(state_root);
     let show = |s: &crate::model::Snapshot| {
         if tty {
             println!("{}", crate::sources::describe(s));
@@ -566,18 +602,31 @@ fn capture_once(
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
         return Err(Error::Usage("the configuration lists no nodes".into()));
     };
-    for snapshot in &snapshots {
-        archive.write(snapshot)?;
+    // The configuration is the authority on the fleet's time zone; the metadata follows it.
+    let meta = archive.read_meta()?;
+    if meta
+        .as_ref()
+        .is_none_or(|m| m.timezone != config.timezone.name())
+    {
+        archive.write_meta(&ArchiveMeta {
+            fleet: archive.fleet().unwrap_or(&config.fleet).to_string(),
+            timezone: config.timezone.name().to_string(),
+            interval_s: meta.and_then(|m| m.interval_s),
+        })?;
     }
+    archive.write_all(&snapshots)?;
     // The state is saved after the snapshots: a crash in between reads some log lines twice
     // rather than losing them.
-    next_state.save(archive.root())?;
-    if archive.read_meta()?.is_none() {
-        archive.write_meta(&ArchiveMeta {
-            fleet: config.fleet.clone(),
-            timezone: config.timezone.name().to_string(),
-            interval_s: None,
-        })?;
+    next_state.save(state_root)?;
+    if capture_only {
+        if tty {
+            println!(
+                "{} snapshots archived in {}",
+                snapshots.len(),
+                archive.describe()
+            );
+        }
+        return Ok(EXIT_OK);
     }
     let window = load_window(&archive, at, span)?;
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
@@ -604,7 +653,7 @@ fn capture_once(
 
 #[allow(clippy::too_many_arguments)]
 fn report_cmd(
-    archive_dir: &Path,
+    archive_arg: &str,
     at: Option<&str>,
     rules: Option<PathBuf>,
     out: Option<PathBuf>,
@@ -612,7 +661,7 @@ fn report_cmd(
     fail_on: Option<FailOn>,
     options: ReportOptions,
 ) -> Result<i32> {
-    let (archive, fleet, tz) = open_archive(archive_dir)?;
+    let (archive, fleet, tz) = open_archive(archive_arg)?;
     let library = load_library(rules.as_deref())?;
     let at = match at {
         Some(t) => parse_time(t, tz)?,
@@ -623,11 +672,11 @@ fn report_cmd(
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "{}: the archive holds no snapshots",
-                    archive_dir.display()
+                    archive.describe()
                 ))
             })?,
     };
-    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
     let window = load_window(&archive, at, window_span(window)?)?;
     let mut analyzer = Analyzer::new(library, tz, &fleet, &out)?;
     let acks = options.acks.or_else(|| {
@@ -663,11 +712,13 @@ fn report_cmd(
     Ok(fail_code(analysis.worst, fail_on))
 }
 
-fn default_output(archive_dir: &Path) -> PathBuf {
-    let name = archive_dir
-        .file_name()
+/// output/<archive directory name>, or output/<fleet> for a shared archive.
+fn default_output(archive: &Archive, fleet: &str) -> PathBuf {
+    let name = archive
+        .dir()
+        .and_then(|d| d.file_name())
         .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "fleet".into());
+        .unwrap_or_else(|| fleet.to_string());
     PathBuf::from("output").join(name)
 }
 
@@ -676,15 +727,39 @@ pub fn rounds(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
     group_rounds(entries, |e| e.node.as_str(), |e| e.captured_at)
 }
 
+/// Capture rounds loaded per read: one query brings many rounds from a shared archive.
+const ROUNDS_PER_LOAD: usize = 32;
+
+/// Calls `each` with the readable snapshots of every capture round, oldest first, reading the
+/// archive a batch of rounds at a time.
+fn for_each_round(
+    archive: &Archive,
+    entries: Vec<Entry>,
+    mut each: impl FnMut(Vec<crate::model::Snapshot>) -> Result<()>,
+) -> Result<()> {
+    for batch in rounds(entries).chunks(ROUNDS_PER_LOAD) {
+        let flat: Vec<Entry> = batch.iter().flatten().cloned().collect();
+        let mut loaded = archive.load_each(&flat).into_iter();
+        for round in batch {
+            let snaps = loaded
+                .by_ref()
+                .take(round.len())
+                .filter_map(|r| r.ok())
+                .collect();
+            each(snaps)?;
+        }
+    }
+    Ok(())
+}
+
 /// Replays an archive round by round into a fresh report; returns the number of sections.
 pub fn replay(
-    archive_dir: &Path,
+    archive: &Archive,
     out: &Path,
     rules: Option<&Path>,
     span: chrono::Duration,
 ) -> Result<(usize, Output)> {
-    let archive = Archive::open(archive_dir);
-    let (fleet, tz) = archive_meta(&archive)?;
+    let (fleet, tz) = archive_meta(archive)?;
     let library = load_library(rules)?;
     let output = Output {
         dir: out.to_path_buf(),
@@ -702,14 +777,13 @@ pub fn replay(
     if entries.is_empty() {
         return Err(Error::Usage(format!(
             "{}: the archive holds no snapshots",
-            archive_dir.display()
+            archive.describe()
         )));
     }
     let mut analyzer = Analyzer::new(library, tz, &fleet, out)?;
     let mut window = Window::new(span);
     let mut sections = 0;
-    for round in rounds(entries) {
-        let (snaps, _skipped) = archive.load_entries(&round);
+    for_each_round(archive, entries, |snaps| {
         for s in snaps {
             window.push(s);
         }
@@ -719,7 +793,8 @@ pub fn replay(
         if analyzer.analyse(&window)?.section_file.is_some() {
             sections += 1;
         }
-    }
+        Ok(())
+    })?;
     Ok((sections, analyzer.output))
 }
 
@@ -737,23 +812,21 @@ pub struct Round {
 /// Replays an archive round by round without writing anything, returning what the rules said
 /// at each round: for coverage tests, `backtest` and benchmarks.
 pub fn replay_rounds(
-    archive_dir: &Path,
+    archive: &Archive,
     library: &Library,
     span: chrono::Duration,
 ) -> Result<Vec<Round>> {
-    let archive = Archive::open(archive_dir);
-    let (_, tz) = archive_meta(&archive)?;
+    let (_, tz) = archive_meta(archive)?;
     let entries = archive.list(None, None, None)?;
     let mut window = Window::new(span);
     let mut ledger = Ledger::default();
     let mut out = Vec::new();
-    for round in rounds(entries) {
-        let (snaps, _skipped) = archive.load_entries(&round);
+    for_each_round(archive, entries, |snaps| {
         for s in snaps {
             window.push(s);
         }
         let Some(at) = window.latest_at() else {
-            continue;
+            return Ok(());
         };
         window.evict_before(at.timestamp() - window.span_s());
         let mut evaluation = library.evaluate(&window, tz);
@@ -769,23 +842,19 @@ pub fn replay_rounds(
                 .map(|r| (r.finding, r.reason))
                 .collect(),
         });
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-fn demo(archive_dir: &Path, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
-    if !archive_dir.is_dir() {
+fn demo(archive_arg: &str, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
+    if !PgTarget::is_url(archive_arg) && !Path::new(archive_arg).is_dir() {
         return Err(Error::Usage(format!(
-            "{}: no demo archive here; run from the repository root, or regenerate it with `patrol simulate scenarios/visionking.toml --out snapshots/demo`",
-            archive_dir.display()
+            "{archive_arg}: no demo archive here; run from the repository root, or regenerate it with `patrol simulate scenarios/visionking.toml --out snapshots/demo`"
         )));
     }
-    let (sections, output) = replay(
-        archive_dir,
-        out,
-        rules.as_deref(),
-        chrono::Duration::hours(24),
-    )?;
+    let (archive, _, _) = open_archive(archive_arg)?;
+    let (sections, output) = replay(&archive, out, rules.as_deref(), chrono::Duration::hours(24))?;
     println!(
         "{} sections written to {}",
         sections,
@@ -850,7 +919,7 @@ fn resolve_snapshot(
     .ok_or_else(|| {
         Error::Usage(format!(
             "`{spec}`: no captures of node `{node}` in {} (and no such snapshot file)",
-            archive.root().display()
+            archive.describe()
         ))
     })?;
     let note = time.filter(|t| entry.captured_at != *t).map(|t| {
@@ -863,7 +932,7 @@ fn resolve_snapshot(
             offset_note(entry.captured_at, t)
         )
     });
-    Ok((read_snapshot_file(&entry.path)?, note))
+    Ok((archive.load(&entry)?, note))
 }
 
 /// The captures open findings point to (their first and latest evidence), from a ledger.
@@ -911,7 +980,7 @@ fn prune(
     let deleted = if dry_run {
         plan.delete.len()
     } else {
-        crate::store::retention::apply(&plan)?
+        archive.delete(&plan.delete)?
     };
     Ok((deleted, plan.kept, plan.protected))
 }
@@ -920,21 +989,29 @@ fn prune(
 fn archive_cmd(
     command: ArchiveCommand,
     config_path: Option<PathBuf>,
-    archive_dir: &Path,
+    archive_arg: &str,
 ) -> Result<i32> {
+    if let ArchiveCommand::Copy { from, to } = &command {
+        return archive_copy(from, to);
+    }
     let config = fleet_config(config_path)?;
     let (archive, default_out) = match &config {
-        Some(c) => (Archive::open(&c.archive), c.output.clone()),
-        None => (open_archive(archive_dir)?.0, default_output(archive_dir)),
+        Some(c) => (open_spec(&c.archive, Some(&c.fleet))?, c.output.clone()),
+        None => {
+            let (archive, fleet, _) = open_archive(archive_arg)?;
+            let out = default_output(&archive, &fleet);
+            (archive, out)
+        }
     };
     match command {
+        ArchiveCommand::Copy { .. } => Ok(EXIT_OK),
         ArchiveCommand::Stats => {
             let entries = archive.list(None, None, None)?;
             let s = crate::store::retention::stats(&entries);
             let total: u64 = s.nodes.values().map(|n| n.bytes).sum();
             println!(
                 "{}: {} captures, {}",
-                archive.root().display(),
+                archive.describe(),
                 entries.len(),
                 units::fmt_bytes(total as f64)
             );
@@ -980,12 +1057,98 @@ fn archive_cmd(
             let (deleted, kept, protected) = prune(&archive, &ledger, &retention, dry_run)?;
             println!(
                 "{}: {} {deleted} captures, kept {kept} ({protected} only because open findings point to them)",
-                archive.root().display(),
+                archive.describe(),
                 if dry_run { "would delete" } else { "deleted" }
             );
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Captures read and written per step of a copy: bounds memory, and each step is one
+/// statement for a shared archive.
+const COPY_BATCH: usize = 200;
+
+/// `patrol archive copy`: every capture and the fleet's metadata from one archive to another
+/// (directory or PostgreSQL, either way). Each capture is checked to decode before it is written,
+/// and keeps its bytes; one already at the destination is replaced. Exit 1 when some could not
+/// be read.
+fn archive_copy(from: &str, to: &str) -> Result<i32> {
+    let (source, fleet, tz) = open_archive(from)?;
+    let meta = source.read_meta()?.unwrap_or(ArchiveMeta {
+        fleet: fleet.clone(),
+        timezone: tz.name().to_string(),
+        interval_s: None,
+    });
+    let target_spec = ArchiveSpec::from_arg(to).map_err(|e| Error::Usage(format!("--to: {e}")))?;
+    let target = open_spec(&target_spec, Some(&meta.fleet))?;
+    if target.describe() == source.describe() {
+        return Err(Error::Usage(format!(
+            "{}: the source and the destination are the same archive",
+            source.describe()
+        )));
+    }
+    match target.read_meta()? {
+        Some(existing)
+            if existing.timezone != meta.timezone && !target.list(None, None, None)?.is_empty() =>
+        {
+            return Err(Error::Usage(format!(
+                "{}: holds fleet `{}` in time zone {}, but {} is in {}; copy into another fleet (?fleet=NAME) or directory",
+                target.describe(),
+                existing.fleet,
+                existing.timezone,
+                source.describe(),
+                meta.timezone
+            )));
+        }
+        _ => target.write_meta(&ArchiveMeta {
+            fleet: target.fleet().unwrap_or(&meta.fleet).to_string(),
+            ..meta.clone()
+        })?,
+    }
+    let entries = source.list(None, None, None)?;
+    let nodes: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.node.as_str()).collect();
+    let (mut copied, mut bytes, mut unreadable) = (0usize, 0u64, Vec::new());
+    for batch in entries.chunks(COPY_BATCH) {
+        let mut good = Vec::with_capacity(batch.len());
+        for (entry, read) in source.read_encoded(batch) {
+            let name = PathBuf::from(format!("{} {}", source.describe(), entry.describe()));
+            match read.and_then(|b| crate::store::decode_stored(&name, &b).map(|s| (s, b))) {
+                Ok((snapshot, body)) => {
+                    bytes += body.len() as u64;
+                    good.push((
+                        entry.node.clone(),
+                        entry.captured_at,
+                        snapshot.schema_version,
+                        body,
+                    ));
+                }
+                Err(e) => {
+                    eprintln!("patrol: not copied: {e}");
+                    unreadable.push(entry.describe());
+                }
+            }
+        }
+        target.write_encoded(&good)?;
+        copied += good.len();
+    }
+    println!(
+        "copied {copied} captures of {} nodes ({}) from {} to {}{}",
+        nodes.len(),
+        units::fmt_bytes(bytes as f64),
+        source.describe(),
+        target.describe(),
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!("; {} unreadable, not copied", unreadable.len())
+        }
+    );
+    Ok(if unreadable.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
 }
 
 /// `patrol history`: one node's readings over time.
@@ -994,10 +1157,10 @@ fn history_cmd(
     entity: Option<&str>,
     metric: Option<&str>,
     since: Option<&str>,
-    archive_dir: &Path,
+    archive_arg: &str,
     out: Option<PathBuf>,
 ) -> Result<i32> {
-    let (archive, fleet, tz) = open_archive(archive_dir)?;
+    let (archive, fleet, tz) = open_archive(archive_arg)?;
     let entity = entity.unwrap_or("host");
     let metric = metric.unwrap_or(if entity.starts_with("container:") {
         "mem_usage_bytes"
@@ -1014,7 +1177,7 @@ fn history_cmd(
     let Some(newest) = all.last().map(|e| e.captured_at) else {
         return Err(Error::Usage(format!(
             "no captures of node `{node}` in {}",
-            archive_dir.display()
+            archive.describe()
         )));
     };
     let from = match since {
@@ -1060,7 +1223,7 @@ fn history_cmd(
             println!("  {local}  {}", fmt_value(*v, dim, suffix));
         }
     }
-    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
     let lines: Vec<crate::digest::svg::Series> = series
         .iter()
         .map(|(e, p)| crate::digest::svg::Series {
@@ -1117,17 +1280,17 @@ fn compare_cmd(
     a: &str,
     b: &str,
     at: Option<&str>,
-    archive_dir: &Path,
+    archive_arg: &str,
     out: Option<PathBuf>,
     format: Format,
 ) -> Result<i32> {
-    let (archive, _fleet, tz) = open_archive(archive_dir)?;
+    let (archive, fleet, tz) = open_archive(archive_arg)?;
     let at = at.map(|t| parse_time(t, tz)).transpose()?;
     let (sa, note_a) = resolve_snapshot(a, &archive, tz, at)?;
     let (sb, note_b) = resolve_snapshot(b, &archive, tz, at)?;
     let diffs = crate::compare::diff(&sa, &sb, tz);
     let notes: Vec<String> = note_a.into_iter().chain(note_b).collect();
-    let out = out.unwrap_or_else(|| default_output(archive_dir));
+    let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
     let stamp = |s: &crate::model::Snapshot| {
         format!(
             "{}@{}",
@@ -1157,18 +1320,17 @@ fn compare_cmd(
     Ok(EXIT_OK)
 }
 
-fn show(target: &str, archive_dir: &Path) -> Result<i32> {
+fn show(target: &str, archive_arg: &str) -> Result<i32> {
     let path = Path::new(target);
     let snapshot = if path.exists() {
         read_snapshot_file(path)?
     } else if let Some((node, time)) = target.split_once('@') {
-        let archive = Archive::open(archive_dir);
-        let (_, tz) = archive_meta(&archive)?;
+        let (archive, _, tz) = open_archive(archive_arg)?;
         let at = parse_time(time, tz)?;
         let entry = archive.nearest(node, at)?.ok_or_else(|| {
             Error::Usage(format!(
                 "no captures of node `{node}` in {}",
-                archive_dir.display()
+                archive.describe()
             ))
         })?;
         eprintln!(
@@ -1176,7 +1338,7 @@ fn show(target: &str, archive_dir: &Path) -> Result<i32> {
             entry.captured_at.to_rfc3339(),
             offset_note(entry.captured_at, at)
         );
-        read_snapshot_file(&entry.path)?
+        archive.load(&entry)?
     } else {
         return Err(Error::Usage(format!(
             "`{target}` is neither a file nor NODE@TIME"
@@ -1401,7 +1563,7 @@ fn diff_lines(expected: &str, got: &str) -> Vec<String> {
 fn digest_cmd(
     week: Option<&str>,
     config_path: Option<PathBuf>,
-    archive_dir: &Path,
+    archive_arg: &str,
     out: Option<PathBuf>,
     send: bool,
     dry_run: bool,
@@ -1409,19 +1571,15 @@ fn digest_cmd(
     let config = fleet_config(config_path)?;
     let (archive, out, fleet, tz) = match &config {
         Some(c) => (
-            Archive::open(&c.archive),
+            open_spec(&c.archive, Some(&c.fleet))?,
             out.unwrap_or_else(|| c.output.clone()),
             c.fleet.clone(),
             c.timezone,
         ),
         None => {
-            let (archive, fleet, tz) = open_archive(archive_dir)?;
-            (
-                archive,
-                out.unwrap_or_else(|| default_output(archive_dir)),
-                fleet,
-                tz,
-            )
+            let (archive, fleet, tz) = open_archive(archive_arg)?;
+            let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
+            (archive, out, fleet, tz)
         }
     };
     let week = match week {
@@ -1433,7 +1591,7 @@ fn digest_cmd(
     if digest.rounds == 0 {
         return Err(Error::Usage(format!(
             "{}: no captures in {} ({} to {})",
-            archive.root().display(),
+            archive.describe(),
             week.label,
             digest.from,
             digest.to
@@ -1513,7 +1671,7 @@ fn digest_cmd(
 
 /// `patrol backtest`: one rule over every capture of an archive; prints each time it opened,
 /// resolved or could not check, and a summary.
-fn backtest(rule_id: &str, archive_dir: &Path, rules: Option<&Path>, window: &str) -> Result<i32> {
+fn backtest(rule_id: &str, archive_arg: &str, rules: Option<&Path>, window: &str) -> Result<i32> {
     let mut library = load_library(rules)?;
     if library.get(rule_id).is_none() {
         let names: Vec<&str> = library.rules.iter().map(|r| r.id.as_str()).collect();
@@ -1524,9 +1682,8 @@ fn backtest(rule_id: &str, archive_dir: &Path, rules: Option<&Path>, window: &st
     }
     library.rules.retain(|r| r.id == rule_id);
     let span = window_span(window)?;
-    let archive = Archive::open(archive_dir);
-    let (_, tz) = archive_meta(&archive)?;
-    let rounds = replay_rounds(archive_dir, &library, span)?;
+    let (archive, _, tz) = open_archive(archive_arg)?;
+    let rounds = replay_rounds(&archive, &library, span)?;
     let mut open: std::collections::BTreeSet<String> = Default::default();
     let (mut opened, mut resolved, mut rounds_firing) = (0, 0, 0);
     for round in &rounds {

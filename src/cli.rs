@@ -50,6 +50,10 @@ pub enum Command {
         /// by default say so and exit 2.
         #[arg(long)]
         wait: Option<String>,
+        /// Capture and archive only, no analysis or report: a site collector writing to a shared
+        /// archive whose reporter runs elsewhere (`patrol report --archive postgres://…`).
+        #[arg(long)]
+        capture_only: bool,
     },
     /// Capture on the configured interval ([daemon] interval) and send the digest on its cron
     /// schedule ([daemon] digest, fleet time zone), until SIGTERM or SIGINT, which finish the
@@ -61,9 +65,10 @@ pub enum Command {
     },
     /// Analyse an archive as of one time and append the section to its report.
     Report {
-        /// Archive directory (snapshots/<fleet>).
+        /// Archive: a directory (snapshots/<fleet>) or a shared archive
+        /// (postgres://user@host:port/db?fleet=NAME; password from PGPASSWORD).
         #[arg(long)]
-        archive: PathBuf,
+        archive: String,
         /// Analyse as of this time (RFC 3339, or "YYYY-MM-DD HH:MM" in the fleet's time zone);
         /// default: the newest capture.
         #[arg(long)]
@@ -92,8 +97,9 @@ pub enum Command {
     },
     /// Replay the bundled demo fleet capture by capture and write its rolling report.
     Demo {
+        /// Archive directory, or postgres://… (password from PGPASSWORD).
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
         #[arg(long, default_value = "output/demo")]
         out: PathBuf,
         #[arg(long)]
@@ -110,15 +116,17 @@ pub enum Command {
     Show {
         /// A .json.zst/.json file, or NODE@TIME (nearest capture).
         target: String,
+        /// Archive directory, or postgres://… (password from PGPASSWORD).
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
     },
     /// Run one rule over every capture of an archive and print when it would have fired.
     Backtest {
         /// Rule id.
         rule: String,
+        /// Archive directory, or postgres://… (password from PGPASSWORD).
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
         /// Rules directory or file (default: ./rules, else the built-in library).
         #[arg(long)]
         rules: Option<PathBuf>,
@@ -135,8 +143,9 @@ pub enum Command {
         /// For two node names: the time (default: the newest capture).
         #[arg(long)]
         at: Option<String>,
+        /// Archive directory, or postgres://… (password from PGPASSWORD).
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
         /// Report directory (default: output/<archive name>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -155,8 +164,9 @@ pub enum Command {
         /// before the newest capture.
         #[arg(long)]
         since: Option<String>,
+        /// Archive directory, or postgres://… (password from PGPASSWORD).
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -170,9 +180,9 @@ pub enum Command {
         /// when present.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Archive directory, when there is no config.
+        /// Archive directory or postgres://… URL, when there is no config.
         #[arg(long, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
         /// Report directory (its ledger gives the findings; the digest goes to <out>/digests).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -191,9 +201,9 @@ pub enum Command {
         /// present.
         #[arg(long, global = true)]
         config: Option<PathBuf>,
-        /// Archive directory, when there is no config.
+        /// Archive directory or postgres://… URL, when there is no config.
         #[arg(long, global = true, default_value = "snapshots/demo")]
-        archive: PathBuf,
+        archive: String,
     },
     /// Inspect the rule library.
     Rules {
@@ -218,6 +228,16 @@ pub enum ArchiveCommand {
         /// output, else output/<archive name>).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Copy every capture and the fleet's metadata between archives, either way between a
+    /// directory and PostgreSQL (postgres://user@host:port/db?fleet=NAME; the password from
+    /// PGPASSWORD). Captures already there are replaced; the schema is created when missing.
+    /// Exit 1 when some captures could not be read.
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
     },
 }
 

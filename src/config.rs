@@ -17,7 +17,7 @@ use crate::tomlread::{Ctx, Fields, Spanned};
 pub struct Config {
     pub fleet: String,
     pub timezone: Tz,
-    pub archive: PathBuf,
+    pub archive: ArchiveSpec,
     pub output: PathBuf,
     /// Rules directories or files, loaded together (empty: ./rules, else the built-in library).
     pub rules: Vec<PathBuf>,
@@ -36,6 +36,51 @@ pub struct Config {
     /// `[retention]`: when set, `patrol run` thins the archive after each capture.
     pub retention: Option<RetentionSettings>,
     pub nodes: Vec<NodeConfig>,
+}
+
+/// Where captures are archived: a directory, or a shared PostgreSQL archive whose password is
+/// named, never written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArchiveSpec {
+    Dir(PathBuf),
+    Postgres {
+        target: crate::store::PgTarget,
+        password: Option<Secret>,
+    },
+}
+
+impl Config {
+    /// Where this collector keeps its own state (log positions, the run lock): beside a
+    /// directory archive, or in the output directory when the archive is shared.
+    pub fn state_root(&self) -> &Path {
+        match &self.archive {
+            ArchiveSpec::Dir(d) => d,
+            ArchiveSpec::Postgres { .. } => &self.output,
+        }
+    }
+}
+
+impl ArchiveSpec {
+    /// A directory, or a `postgres://` URL (password from PGPASSWORD).
+    pub fn from_arg(text: &str) -> std::result::Result<ArchiveSpec, String> {
+        if crate::store::PgTarget::is_url(text) {
+            let target = crate::store::PgTarget::parse(text)?;
+            Ok(ArchiveSpec::Postgres {
+                target,
+                password: std::env::var_os("PGPASSWORD").map(|_| Secret::Env("PGPASSWORD".into())),
+            })
+        } else {
+            Ok(ArchiveSpec::Dir(PathBuf::from(text)))
+        }
+    }
+
+    /// The directory or URL, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ArchiveSpec::Dir(d) => d.display().to_string(),
+            ArchiveSpec::Postgres { target, .. } => target.display(),
+        }
+    }
 }
 
 /// `[telegram]`: where the weekly digest goes. The token comes from the environment or a file.
@@ -101,6 +146,9 @@ pub struct DaemonSettings {
     pub interval: Duration,
     /// Cron expression (fleet time zone) for the weekly digest; sent when [telegram] is set.
     pub digest: Option<String>,
+    /// Capture and archive only: a site collector of a shared archive, whose reporter runs
+    /// elsewhere.
+    pub capture_only: bool,
 }
 
 impl Default for DaemonSettings {
@@ -108,6 +156,7 @@ impl Default for DaemonSettings {
         DaemonSettings {
             interval: Duration::from_secs(900),
             digest: Some("0 8 * * 1".into()),
+            capture_only: false,
         }
     }
 }
@@ -466,6 +515,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             parsed
         });
         let archive = f.string(&mut ctx, "archive", false);
+        let archive_password = {
+            let env = f.string(&mut ctx, "archive_password_env", false);
+            let file = f.string(&mut ctx, "archive_password_file", false);
+            match (env, file) {
+                (Some(e), Some(_)) => {
+                    ctx.report(
+                        e.span(),
+                        "give `archive_password_env` or `archive_password_file`, not both",
+                    );
+                    None
+                }
+                (Some(e), None) => Some((e.span(), Secret::Env(e.into_inner()))),
+                (None, Some(p)) => Some((p.span(), Secret::File(base.join(p.into_inner())))),
+                (None, None) => None,
+            }
+        };
+        let archive_target = archive
+            .as_ref()
+            .filter(|a| crate::store::PgTarget::is_url(a.get_ref()))
+            .and_then(|a| match crate::store::PgTarget::parse(a.get_ref()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    ctx.report(a.span(), format!("archive: {e}"));
+                    None
+                }
+            });
+        if archive_target.is_none()
+            && let Some((span, _)) = &archive_password
+            && !archive
+                .as_ref()
+                .is_some_and(|a| crate::store::PgTarget::is_url(a.get_ref()))
+        {
+            ctx.report(
+                span.clone(),
+                "an archive password is only for a postgres:// archive",
+            );
+        }
         let output = f.string(&mut ctx, "output", false);
         let rules = f.strings(&mut ctx, "rules").unwrap_or_default();
         let window = f.string(&mut ctx, "window", false);
@@ -536,6 +622,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let mut daemon = DaemonSettings::default();
         if let Some(mut d) = f.table(&mut ctx, "daemon", "[daemon]") {
             daemon.interval = duration(&mut d, &mut ctx, "interval", daemon.interval);
+            daemon.capture_only = d
+                .boolean(&mut ctx, "capture_only")
+                .unwrap_or(daemon.capture_only);
             if let Some(cron) = d.string(&mut ctx, "digest", false) {
                 if cron.get_ref().is_empty() || cron.get_ref() == "off" {
                     daemon.digest = None;
@@ -676,7 +765,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 base.join(p.map(|s| s.into_inner()).unwrap_or(default))
             };
             config = Some(Config {
-                archive: rel(archive, format!("snapshots/{slug}")),
+                archive: match archive_target {
+                    Some(target) => ArchiveSpec::Postgres {
+                        target,
+                        password: archive_password.map(|(_, s)| s),
+                    },
+                    None => ArchiveSpec::Dir(rel(archive, format!("snapshots/{slug}"))),
+                },
                 output: rel(output, format!("output/{slug}")),
                 rules: rules
                     .into_iter()
@@ -1020,7 +1115,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
     Config {
         fleet: node.clone(),
         timezone: local_timezone(),
-        archive: PathBuf::from(format!("snapshots/{slug}")),
+        archive: ArchiveSpec::Dir(PathBuf::from(format!("snapshots/{slug}"))),
         output: PathBuf::from(format!("output/{slug}")),
         rules: Vec::new(),
         window: "24h".into(),
@@ -1120,7 +1215,7 @@ url = "http://10.244.70.25:8050/"
         let c = parse(Path::new("/etc/patrol/patrol.toml"), text).unwrap();
         assert_eq!(
             c.archive,
-            PathBuf::from("/etc/patrol/snapshots/visionking-03002")
+            ArchiveSpec::Dir(PathBuf::from("/etc/patrol/snapshots/visionking-03002"))
         );
         assert_eq!(c.logs.fields[0].0, "bar_uuid");
         let names: Vec<String> = c.nodes[0].sources.iter().map(Source::name).collect();
@@ -1149,5 +1244,47 @@ url = "http://10.244.70.25:8050/"
     #[test]
     fn slugs() {
         assert_eq!(slug("VisionKing 03002"), "visionking-03002");
+    }
+
+    #[test]
+    fn shared_archive_is_a_url_with_its_password_named_not_written() {
+        let base = "fleet = \"vk\"\n[[node]]\nname = \"a\"\n";
+        let c = parse(
+            Path::new("/etc/patrol/patrol.toml"),
+            &format!(
+                "archive = \"postgres://patrol@db:5433/archive?schema=site_a\"\narchive_password_file = \"pw\"\n{base}"
+            ),
+        )
+        .unwrap();
+        match &c.archive {
+            ArchiveSpec::Postgres { target, password } => {
+                assert_eq!((target.host.as_str(), target.port), ("db", 5433));
+                assert_eq!(target.schema, "site_a");
+                assert_eq!(
+                    password,
+                    &Some(Secret::File(PathBuf::from("/etc/patrol/pw")))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.state_root(), Path::new("/etc/patrol/output/vk"));
+        let err = parse(
+            Path::new("patrol.toml"),
+            &format!("archive = \"postgres://patrol:hunter2@db/archive\"\n{base}"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("patrol.toml:1:") && err.contains("holds a password"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse(
+            Path::new("patrol.toml"),
+            &format!("archive = \"snapshots/vk\"\narchive_password_env = \"PW\"\n{base}"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only for a postgres:// archive"), "{err}");
     }
 }

@@ -32,7 +32,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "sources",
         &["config", "error", "fsutil", "logtemplate", "model"],
     ),
-    ("config", &["error", "fsutil", "model", "tomlread", "units"]),
+    (
+        "config",
+        &["error", "fsutil", "model", "store", "tomlread", "units"],
+    ),
     (
         "digest",
         &[

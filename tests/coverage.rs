@@ -27,7 +27,7 @@ fn strings(v: &toml::Value, key: &str) -> Vec<String> {
 fn replay() -> Vec<Round> {
     let library = patrol::rules::Library::load(&root().join("rules")).unwrap();
     replay_rounds(
-        &root().join("snapshots/demo"),
+        &patrol::store::Archive::open(root().join("snapshots/demo")),
         &library,
         chrono::Duration::hours(24),
     )

@@ -13,5 +13,6 @@ mod demo;
 mod digest;
 mod fixtures;
 mod quiet;
+mod shared_archive;
 mod support;
 mod testbed;

@@ -19,8 +19,12 @@ fn the_default_library_says_nothing_about_a_healthy_fleet() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let library = patrol::rules::Library::load(&root().join("rules")).unwrap();
-    let rounds =
-        patrol::app::replay_rounds(&archive, &library, chrono::Duration::hours(24)).unwrap();
+    let rounds = patrol::app::replay_rounds(
+        &patrol::store::Archive::open(&archive),
+        &library,
+        chrono::Duration::hours(24),
+    )
+    .unwrap();
     assert!(rounds.len() >= 190, "{} rounds", rounds.len());
     let noise: Vec<String> = rounds
         .iter()

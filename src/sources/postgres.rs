@@ -71,9 +71,9 @@ pub async fn collect(
     let (client, connection) = cfg
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("{ep}: {}", describe(&e)))?;
+        .map_err(|e| format!("{ep}: {}", crate::error::describe_pg(&e)))?;
     let conn_task = tokio::spawn(connection);
-    let err = |e: tokio_postgres::Error| format!("{ep}: {}", describe(&e));
+    let err = |e: tokio_postgres::Error| format!("{ep}: {}", crate::error::describe_pg(&e));
     let version: String = client
         .query_one("select current_setting('server_version')", &[])
         .await
@@ -149,21 +149,6 @@ pub async fn collect(
     })
 }
 
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                msg.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            msg
-        }
-    }
-}
-
 async fn read_log(
     client: &tokio_postgres::Client,
     source: &str,
@@ -172,7 +157,12 @@ async fn read_log(
     settings: &LogSettings,
     ep: &str,
 ) -> Result<(LogStream, (String, u64)), String> {
-    let err = |e: tokio_postgres::Error| format!("{ep}: reading the server log: {}", describe(&e));
+    let err = |e: tokio_postgres::Error| {
+        format!(
+            "{ep}: reading the server log: {}",
+            crate::error::describe_pg(&e)
+        )
+    };
     let file: Option<String> = client
         .query_one("select pg_current_logfile()", &[])
         .await

@@ -1,89 +1,163 @@
-//! The archive: every snapshot ever captured, one zstd-compressed JSON file per node and capture,
-//! so any two points in time can be compared later.
-//!
-//! Layout: `<root>/<node>/<YYYY-MM-DD>/<YYYYMMDDTHHMMSSZ>.json.zst` (UTC). Listing reads only
-//! directory and file names; a window loads only the files whose names fall inside it. Files are
-//! written to a temporary name and renamed, so a reader never sees half a snapshot; a file that is
-//! corrupt anyway (disk trouble, a copy cut short) is skipped with a warning that names it.
+//! The archive: every snapshot ever captured, so any two points in time can be compared later.
+//! Two backends behind one interface: a directory of zstd-compressed JSON files ([`files`]), and
+//! a PostgreSQL database several collectors share ([`postgres`]). Both store the same bytes per
+//! capture and list captures from an index (file names, or the table's key) without reading
+//! them; a capture that is corrupt anyway (disk trouble, a copy cut short) is skipped with a
+//! warning that names it.
 
+pub mod files;
+pub mod postgres;
 pub mod retention;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::model::{SCHEMA_MAJOR, Snapshot, validate_node_name};
+use crate::model::{SCHEMA_MAJOR, Snapshot};
 
-const EXTENSION: &str = ".json.zst";
-const FILE_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+pub use files::{FileArchive, read_snapshot_file};
+pub use postgres::{PgArchive, PgTarget};
+
 /// Fixed so that the same snapshot always gives the same bytes.
 const ZSTD_LEVEL: i32 = 9;
 
-/// One archived capture, known from its path alone.
+/// Where an archived capture is kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Location {
+    File(PathBuf),
+    /// A row of the shared archive, and the bytes its body takes.
+    Row {
+        bytes: u64,
+    },
+}
+
+/// One archived capture, known from the index alone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     pub captured_at: DateTime<Utc>,
     pub node: String,
-    pub path: PathBuf,
+    pub location: Location,
 }
 
-/// A file that could not be read, and why; loading goes on without it.
+impl Entry {
+    /// `node@time`, as people name a capture.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}@{}",
+            self.node,
+            self.captured_at.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+
+    /// Bytes the capture takes where it is stored.
+    pub fn stored_bytes(&self) -> u64 {
+        match &self.location {
+            Location::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Location::Row { bytes } => *bytes,
+        }
+    }
+}
+
+/// A capture that could not be read, and why; loading goes on without it.
 #[derive(Debug, Clone)]
 pub struct Skipped {
-    pub path: PathBuf,
+    pub what: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct Archive {
-    root: PathBuf,
+/// An archive, on files or in PostgreSQL.
+#[derive(Debug)]
+pub enum Archive {
+    Files(FileArchive),
+    Postgres(Box<PgArchive>),
 }
 
 impl Archive {
+    /// The filesystem archive rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Archive {
-        Archive { root: root.into() }
+        Archive::Files(FileArchive::open(root))
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The shared archive at `target`; see [`PgArchive::connect`].
+    pub fn connect(
+        target: &PgTarget,
+        password: Option<&str>,
+        default_fleet: Option<&str>,
+    ) -> Result<Archive> {
+        PgArchive::connect(target, password, default_fleet).map(|a| Archive::Postgres(Box::new(a)))
     }
 
-    pub fn path_for(&self, node: &str, at: DateTime<Utc>) -> PathBuf {
-        self.root
-            .join(node)
-            .join(at.format("%Y-%m-%d").to_string())
-            .join(format!("{}{}", at.format(FILE_TIME_FORMAT), EXTENSION))
+    /// The directory, or the URL (never with a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Archive::Files(f) => f.root().display().to_string(),
+            Archive::Postgres(p) => p.display(),
+        }
     }
 
-    /// Writes one snapshot atomically and returns where it went.
-    pub fn write(&self, snapshot: &Snapshot) -> Result<PathBuf> {
-        validate_node_name(&snapshot.node).map_err(Error::Usage)?;
-        let path = self.path_for(&snapshot.node, snapshot.captured_at);
-        fsutil::write_atomic(&path, &encode(snapshot)?)?;
-        Ok(path)
+    /// The directory of a filesystem archive.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Archive::Files(f) => Some(f.root()),
+            Archive::Postgres(_) => None,
+        }
+    }
+
+    /// The fleet a shared archive was opened for (a directory says it in its metadata).
+    pub fn fleet(&self) -> Option<&str> {
+        match self {
+            Archive::Files(_) => None,
+            Archive::Postgres(p) => Some(p.fleet()),
+        }
+    }
+
+    /// Writes one snapshot atomically.
+    pub fn write(&self, snapshot: &Snapshot) -> Result<()> {
+        match self {
+            Archive::Files(f) => f.write(snapshot),
+            Archive::Postgres(p) => p.write(snapshot),
+        }
+    }
+
+    /// Writes the snapshots of one capture round (in one statement for a shared archive).
+    pub fn write_all(&self, snapshots: &[Snapshot]) -> Result<()> {
+        let mut encoded = Vec::with_capacity(snapshots.len());
+        for s in snapshots {
+            encoded.push((
+                s.node.clone(),
+                s.captured_at,
+                s.schema_version.clone(),
+                encode(s)?,
+            ));
+        }
+        self.write_encoded(&encoded)
+    }
+
+    /// Writes captures already encoded, as (node, time, schema version, bytes).
+    pub fn write_encoded(
+        &self,
+        captures: &[(String, DateTime<Utc>, String, Vec<u8>)],
+    ) -> Result<()> {
+        match self {
+            Archive::Files(f) => {
+                for (node, at, _, bytes) in captures {
+                    f.write_encoded(node, *at, bytes)?;
+                }
+                Ok(())
+            }
+            Archive::Postgres(p) => p.write_encoded(captures),
+        }
     }
 
     /// Node names present in the archive, sorted.
     pub fn nodes(&self) -> Result<Vec<String>> {
-        let mut nodes = Vec::new();
-        let rd = match std::fs::read_dir(&self.root) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nodes),
-            Err(e) => return Err(Error::io(&self.root, e)),
-        };
-        for entry in rd {
-            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if entry.path().is_dir() && validate_node_name(&name).is_ok() {
-                nodes.push(name);
-            }
+        match self {
+            Archive::Files(f) => f.nodes(),
+            Archive::Postgres(p) => p.nodes(),
         }
-        nodes.sort();
-        Ok(nodes)
     }
 
     /// Captures with `from <= captured_at <= to`, oldest first, for one node or all.
@@ -93,79 +167,103 @@ impl Archive {
         to: Option<DateTime<Utc>>,
         node: Option<&str>,
     ) -> Result<Vec<Entry>> {
-        let nodes = match node {
-            Some(n) => vec![n.to_string()],
-            None => self.nodes()?,
-        };
-        let from_day = from.map(|t| t.format("%Y-%m-%d").to_string());
-        let to_day = to.map(|t| t.format("%Y-%m-%d").to_string());
-        let mut out = Vec::new();
-        for node in nodes {
-            let node_dir = self.root.join(&node);
-            let days = match std::fs::read_dir(&node_dir) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&node_dir, e)),
-            };
-            for day in days {
-                let day = day.map_err(|e| Error::io(&node_dir, e))?;
-                let day_name = day.file_name().to_string_lossy().to_string();
-                if from_day.as_ref().is_some_and(|f| &day_name < f)
-                    || to_day.as_ref().is_some_and(|t| &day_name > t)
-                {
-                    continue;
-                }
-                let files = std::fs::read_dir(day.path()).map_err(|e| Error::io(day.path(), e))?;
-                for file in files {
-                    let file = file.map_err(|e| Error::io(day.path(), e))?;
-                    let name = file.file_name().to_string_lossy().to_string();
-                    let Some(stamp) = name.strip_suffix(EXTENSION) else {
-                        continue;
-                    };
-                    let Ok(naive) = NaiveDateTime::parse_from_str(stamp, FILE_TIME_FORMAT) else {
-                        continue;
-                    };
-                    let at = naive.and_utc();
-                    if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
-                        continue;
-                    }
-                    out.push(Entry {
-                        captured_at: at,
-                        node: node.clone(),
-                        path: file.path(),
-                    });
-                }
-            }
+        match self {
+            Archive::Files(f) => f.list(from, to, node),
+            Archive::Postgres(p) => p.list(from, to, node),
         }
-        out.sort();
-        Ok(out)
     }
 
-    /// The capture of `node` closest in time to `at`.
+    /// The capture of `node` closest in time to `at` (the earlier one on a tie).
     pub fn nearest(&self, node: &str, at: DateTime<Utc>) -> Result<Option<Entry>> {
-        let entries = self.list(None, None, Some(node))?;
-        Ok(entries
-            .into_iter()
-            .min_by_key(|e| (e.captured_at - at).num_seconds().abs()))
+        match self {
+            Archive::Files(f) => Ok(f
+                .list(None, None, Some(node))?
+                .into_iter()
+                .min_by_key(|e| ((e.captured_at - at).num_seconds().abs(), e.captured_at))),
+            Archive::Postgres(p) => p.nearest(node, at),
+        }
     }
 
     /// Loads the given entries, skipping (and reporting) the ones that cannot be read.
     pub fn load_entries(&self, entries: &[Entry]) -> (Vec<Snapshot>, Vec<Skipped>) {
         let mut snapshots = Vec::with_capacity(entries.len());
         let mut skipped = Vec::new();
-        for entry in entries {
-            match read_snapshot_file(&entry.path) {
+        for loaded in self.load_each(entries) {
+            match loaded {
                 Ok(s) => snapshots.push(s),
-                Err(e) => {
-                    tracing::warn!("skipping unreadable snapshot: {e}");
-                    skipped.push(Skipped {
-                        path: entry.path.clone(),
-                        reason: e.to_string(),
-                    });
-                }
+                Err(s) => skipped.push(s),
             }
         }
         (snapshots, skipped)
+    }
+
+    /// Loads the given entries, one answer per entry in the same order.
+    pub fn load_each(&self, entries: &[Entry]) -> Vec<std::result::Result<Snapshot, Skipped>> {
+        let describe = self.describe();
+        self.read_encoded(entries)
+            .into_iter()
+            .map(|(entry, bytes)| {
+                let name = match &entry.location {
+                    Location::File(p) => p.clone(),
+                    Location::Row { .. } => {
+                        PathBuf::from(format!("{describe} {}", entry.describe()))
+                    }
+                };
+                bytes.and_then(|b| decode_stored(&name, &b)).map_err(|e| {
+                    tracing::warn!("skipping unreadable snapshot: {e}");
+                    Skipped {
+                        what: entry.describe(),
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Loads one capture, or says why it cannot.
+    pub fn load(&self, entry: &Entry) -> Result<Snapshot> {
+        let (mut snaps, skipped) = self.load_entries(std::slice::from_ref(entry));
+        match (snaps.pop(), skipped.into_iter().next()) {
+            (Some(s), _) => Ok(s),
+            (None, Some(s)) => Err(Error::Usage(s.reason)),
+            (None, None) => Err(Error::Usage(format!("{}: not found", entry.describe()))),
+        }
+    }
+
+    /// The stored bytes of each entry, unopened (for copying an archive).
+    pub fn read_encoded(&self, entries: &[Entry]) -> Vec<(Entry, Result<Vec<u8>>)> {
+        match self {
+            Archive::Files(f) => f.read_encoded(entries),
+            Archive::Postgres(p) => p.read_encoded(entries),
+        }
+    }
+
+    pub fn read_meta(&self) -> Result<Option<ArchiveMeta>> {
+        match self {
+            Archive::Files(f) => f.read_meta(),
+            Archive::Postgres(p) => p.read_meta(),
+        }
+    }
+
+    pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
+        match self {
+            Archive::Files(f) => f.write_meta(meta),
+            Archive::Postgres(p) => p.write_meta(meta),
+        }
+    }
+
+    /// Deletes the given captures; returns how many went.
+    pub fn delete(&self, entries: &[Entry]) -> Result<usize> {
+        match self {
+            Archive::Files(f) => f.delete(entries),
+            Archive::Postgres(p) => p.delete(entries),
+        }
+    }
+
+    /// Removes every archived capture, keeping anything else.
+    pub fn clear_captures(&self) -> Result<usize> {
+        let all = self.list(None, None, None)?;
+        self.delete(&all)
     }
 }
 
@@ -218,19 +316,13 @@ pub fn decode_json(path: &Path, json: &[u8]) -> Result<Snapshot> {
     }
 }
 
-/// Reads a snapshot from `.json.zst` or plain `.json`.
-pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let json = if path.to_string_lossy().ends_with(".zst") {
-        let mut out = Vec::new();
-        zstd::stream::read::Decoder::new(&bytes[..])
-            .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| Error::bad_file(path, format!("corrupt or truncated zstd data: {e}")))?;
-        out
-    } else {
-        bytes
-    };
-    decode_json(path, &json)
+/// Decompresses and parses one stored capture; `what` names it in errors.
+pub fn decode_stored(what: &Path, bytes: &[u8]) -> Result<Snapshot> {
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(bytes)
+        .and_then(|mut d| d.read_to_end(&mut out))
+        .map_err(|e| Error::bad_file(what, format!("corrupt or truncated zstd data: {e}")))?;
+    decode_json(what, &out)
 }
 
 /// Captures of one round lie within this of the round's first.
@@ -297,7 +389,8 @@ mod tests {
     fn truncated_file_is_skipped_and_named() {
         let dir = tempfile::tempdir().unwrap();
         let archive = Archive::open(dir.path());
-        let path = archive.write(&snap("vk01", 0)).unwrap();
+        archive.write(&snap("vk01", 0)).unwrap();
+        let path = FileArchive::open(dir.path()).path_for("vk01", snap("vk01", 0).captured_at);
         archive.write(&snap("vk01", 15)).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -333,44 +426,4 @@ pub struct ArchiveMeta {
     /// Nominal time between captures, in seconds.
     #[serde(default)]
     pub interval_s: Option<u64>,
-}
-
-impl Archive {
-    pub fn meta_path(&self) -> PathBuf {
-        self.root.join("fleet.toml")
-    }
-
-    pub fn read_meta(&self) -> Result<Option<ArchiveMeta>> {
-        let path = self.meta_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map(Some)
-                .map_err(|e| Error::bad_file(&path, e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
-        }
-    }
-
-    pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
-        let text = toml::to_string(meta)
-            .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
-        fsutil::write_atomic(&self.meta_path(), text.as_bytes())
-    }
-
-    /// Removes every archived capture (and the directories left empty), keeping anything else.
-    pub fn clear_captures(&self) -> Result<usize> {
-        let mut removed = 0;
-        for entry in self.list(None, None, None)? {
-            std::fs::remove_file(&entry.path).map_err(|e| Error::io(&entry.path, e))?;
-            removed += 1;
-            let mut dir = entry.path.parent();
-            while let Some(d) = dir {
-                if d == self.root || std::fs::remove_dir(d).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
-        }
-        Ok(removed)
-    }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::Entry;
-use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Retention {
@@ -95,29 +94,6 @@ pub fn nearest_captures(
     out
 }
 
-/// Deletes the planned captures, and day folders left empty.
-pub fn apply(plan: &Plan) -> Result<usize> {
-    let mut removed = 0;
-    let mut dirs = BTreeSet::new();
-    for e in &plan.delete {
-        match std::fs::remove_file(&e.path) {
-            Ok(()) => removed += 1,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io(&e.path, err)),
-        }
-        if let Some(d) = e.path.parent() {
-            dirs.insert(d.to_path_buf());
-        }
-    }
-    for d in dirs {
-        // Only an empty day folder goes; a folder with files left is kept as it is.
-        if std::fs::read_dir(&d).is_ok_and(|mut r| r.next().is_none()) {
-            std::fs::remove_dir(&d).map_err(|e| Error::io(&d, e))?;
-        }
-    }
-    Ok(removed)
-}
-
 /// One node's share of the archive.
 #[derive(Debug, Default)]
 pub struct NodeStats {
@@ -138,7 +114,7 @@ pub struct Stats {
 pub fn stats(entries: &[Entry]) -> Stats {
     let mut s = Stats::default();
     for e in entries {
-        let bytes = std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0);
+        let bytes = e.stored_bytes();
         let n = s.nodes.entry(e.node.clone()).or_default();
         n.captures += 1;
         n.bytes += bytes;
@@ -163,7 +139,9 @@ mod tests {
         Entry {
             captured_at: now - Duration::minutes(minutes_ago),
             node: node.into(),
-            path: format!("/nonexistent/{node}/{minutes_ago}").into(),
+            location: super::super::Location::File(
+                format!("/nonexistent/{node}/{minutes_ago}").into(),
+            ),
         }
     }
 
@@ -186,7 +164,7 @@ mod tests {
         let p = plan(&entries, now, &r, &protect);
         let kept: Vec<&Entry> = entries
             .iter()
-            .filter(|e| !p.delete.iter().any(|d| d.path == e.path))
+            .filter(|e| !p.delete.iter().any(|d| d == *e))
             .collect();
         let young = kept
             .iter()

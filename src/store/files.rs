@@ -1,0 +1,202 @@
+//! The archive on a filesystem: one zstd-compressed JSON file per node and capture, under
+//! `<root>/<node>/<YYYY-MM-DD>/<YYYYMMDDTHHMMSSZ>.json.zst` (UTC). Listing reads only directory
+//! and file names; a window loads only the files whose names fall inside it. Files are written to
+//! a temporary name and renamed, so a reader never sees half a snapshot.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::{ArchiveMeta, Entry, Location, decode_stored, encode};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::model::{Snapshot, validate_node_name};
+
+const EXTENSION: &str = ".json.zst";
+const FILE_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+#[derive(Debug, Clone)]
+pub struct FileArchive {
+    root: PathBuf,
+}
+
+impl FileArchive {
+    pub fn open(root: impl Into<PathBuf>) -> FileArchive {
+        FileArchive { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path_for(&self, node: &str, at: DateTime<Utc>) -> PathBuf {
+        self.root
+            .join(node)
+            .join(at.format("%Y-%m-%d").to_string())
+            .join(format!("{}{}", at.format(FILE_TIME_FORMAT), EXTENSION))
+    }
+
+    /// Stores the already encoded bytes of one capture, atomically.
+    pub fn write_encoded(&self, node: &str, at: DateTime<Utc>, bytes: &[u8]) -> Result<()> {
+        validate_node_name(node).map_err(Error::Usage)?;
+        fsutil::write_atomic(&self.path_for(node, at), bytes)
+    }
+
+    pub fn write(&self, snapshot: &Snapshot) -> Result<()> {
+        self.write_encoded(&snapshot.node, snapshot.captured_at, &encode(snapshot)?)
+    }
+
+    /// Node names present in the archive, sorted.
+    pub fn nodes(&self) -> Result<Vec<String>> {
+        let mut nodes = Vec::new();
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nodes),
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.path().is_dir() && validate_node_name(&name).is_ok() {
+                nodes.push(name);
+            }
+        }
+        nodes.sort();
+        Ok(nodes)
+    }
+
+    /// Captures with `from <= captured_at <= to`, oldest first, for one node or all.
+    pub fn list(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        node: Option<&str>,
+    ) -> Result<Vec<Entry>> {
+        let nodes = match node {
+            Some(n) => vec![n.to_string()],
+            None => self.nodes()?,
+        };
+        let from_day = from.map(|t| t.format("%Y-%m-%d").to_string());
+        let to_day = to.map(|t| t.format("%Y-%m-%d").to_string());
+        let mut out = Vec::new();
+        for node in nodes {
+            let node_dir = self.root.join(&node);
+            let days = match std::fs::read_dir(&node_dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&node_dir, e)),
+            };
+            for day in days {
+                let day = day.map_err(|e| Error::io(&node_dir, e))?;
+                let day_name = day.file_name().to_string_lossy().to_string();
+                if from_day.as_ref().is_some_and(|f| &day_name < f)
+                    || to_day.as_ref().is_some_and(|t| &day_name > t)
+                {
+                    continue;
+                }
+                let files = std::fs::read_dir(day.path()).map_err(|e| Error::io(day.path(), e))?;
+                for file in files {
+                    let file = file.map_err(|e| Error::io(day.path(), e))?;
+                    let name = file.file_name().to_string_lossy().to_string();
+                    let Some(stamp) = name.strip_suffix(EXTENSION) else {
+                        continue;
+                    };
+                    let Ok(naive) = NaiveDateTime::parse_from_str(stamp, FILE_TIME_FORMAT) else {
+                        continue;
+                    };
+                    let at = naive.and_utc();
+                    if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
+                        continue;
+                    }
+                    out.push(Entry {
+                        captured_at: at,
+                        node: node.clone(),
+                        location: Location::File(file.path()),
+                    });
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The stored (compressed) bytes of each entry, or why they could not be read.
+    pub fn read_encoded(&self, entries: &[Entry]) -> Vec<(Entry, Result<Vec<u8>>)> {
+        entries
+            .iter()
+            .map(|e| {
+                let bytes = match &e.location {
+                    Location::File(p) => std::fs::read(p).map_err(|err| Error::io(p, err)),
+                    Location::Row { .. } => Err(Error::Usage(format!(
+                        "{}: not a capture of this archive",
+                        e.describe()
+                    ))),
+                };
+                (e.clone(), bytes)
+            })
+            .collect()
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.root.join("fleet.toml")
+    }
+
+    pub fn read_meta(&self) -> Result<Option<ArchiveMeta>> {
+        let path = self.meta_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::bad_file(&path, e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
+        let text = toml::to_string(meta)
+            .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
+        fsutil::write_atomic(&self.meta_path(), text.as_bytes())
+    }
+
+    /// Deletes the given captures, and the day and node folders they leave empty.
+    pub fn delete(&self, entries: &[Entry]) -> Result<usize> {
+        let mut removed = 0;
+        let mut dirs = std::collections::BTreeSet::new();
+        for e in entries {
+            let Location::File(path) = &e.location else {
+                continue;
+            };
+            match std::fs::remove_file(path) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io(path, err)),
+            }
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                if d == self.root {
+                    break;
+                }
+                dirs.insert(d.to_path_buf());
+                dir = d.parent();
+            }
+        }
+        // Deepest first, so a node folder is looked at after its day folders; only an empty
+        // folder goes.
+        for d in dirs.iter().rev() {
+            if std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_none()) {
+                std::fs::remove_dir(d).map_err(|e| Error::io(d, e))?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Reads a snapshot from `.json.zst` or plain `.json`.
+pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if path.to_string_lossy().ends_with(".zst") {
+        decode_stored(path, &bytes)
+    } else {
+        super::decode_json(path, &bytes)
+    }
+}

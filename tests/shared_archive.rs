@@ -1,0 +1,495 @@
+//! The shared archive in PostgreSQL (issue 7): site collectors writing at once, one reporter,
+//! copies both ways, schema migration. The tests that need a database are ignored in a plain
+//! `cargo test`; `scripts/test` starts the test bed's PostgreSQL and runs them. Each test works in
+//! a schema of its own and drops it at the end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{files_under, root, text};
+
+fn archive_url() -> String {
+    std::env::var("PATROL_TEST_ARCHIVE_URL")
+        .expect("PATROL_TEST_ARCHIVE_URL is unset: run the suite with scripts/test")
+}
+
+fn password_file() -> String {
+    std::env::var("PATROL_TEST_PG_PASSWORD_FILE").unwrap()
+}
+
+fn password() -> String {
+    std::fs::read_to_string(password_file())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A schema no other test (or run) uses.
+fn fresh_schema(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("t_{tag}_{}_{nanos}", std::process::id())
+}
+
+/// `patrol` with the database password in PGPASSWORD, as an operator would run it.
+fn patrol_pg(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patrol"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("PATROL_LOG")
+        .env("PGPASSWORD", password())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains(&password()), "the password was printed");
+    text(&out.stdout)
+}
+
+/// SQL through psql as the archive's role (the test's view of the database, not patrol's).
+fn psql(sql: &str) -> String {
+    let port = std::env::var("PATROL_TEST_PG_PORT").unwrap();
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "patrol",
+            "-d",
+            "patrol_archive",
+            "-qtAX",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password())
+        .env("PGOPTIONS", "--client-min-messages=warning")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+struct DropSchema(String);
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        psql(&format!("drop schema if exists {} cascade", self.0));
+    }
+}
+
+/// What `patrol report --format json` says (open findings with their lifecycle, events,
+/// resolutions), without the section's path, which names the output directory.
+fn findings(json: &str) -> serde_json::Value {
+    let mut doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    doc.as_object_mut().unwrap().remove("section");
+    doc
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn two_collectors_writing_at_once_then_one_report_gives_the_findings_of_the_file_archive() {
+    let schema = fresh_schema("sites");
+    let _cleanup = DropSchema(schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?schema={schema}", archive_url());
+    let socket_a = std::env::var("PATROL_TEST_DOCKER_SOCKET").unwrap();
+    let tcp_b = std::env::var("PATROL_TEST_DOCKER_TCP_B").unwrap();
+    let http = std::env::var("PATROL_TEST_HTTP").unwrap();
+    let site = |name: &str, node: &str, sources: String| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"fleet = "Shared Fleet"
+timezone = "America/Sao_Paulo"
+archive = "{url}"
+archive_password_file = "{pw}"
+output = "{name}-output"
+
+[[node]]
+name = "{node}"
+role = "processing"
+{sources}"#,
+                pw = password_file()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let site_a = site(
+        "site-a",
+        "node-a",
+        format!(
+            "[node.docker]\nendpoint = \"unix://{socket_a}\"\n[[node.http]]\nname = \"unhealthy\"\nurl = \"{http}/cgi-bin/unhealthy\"\n"
+        ),
+    );
+    let site_b = site(
+        "site-b",
+        "node-b",
+        format!("[node.docker]\nendpoint = \"tcp://{tcp_b}\"\n"),
+    );
+    // Three rounds, both collectors started together each time: the first round also creates
+    // the schema, from two processes at once.
+    for round in 0..3 {
+        let start = |config: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_patrol"))
+                .args([
+                    "run",
+                    "--capture-only",
+                    "--config",
+                    config.to_str().unwrap(),
+                ])
+                .current_dir(dir.path())
+                .env_remove("PATROL_LOG")
+                .env_remove("PGPASSWORD")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(&site_a), start(&site_b));
+        ok(&a.wait_with_output().unwrap());
+        ok(&b.wait_with_output().unwrap());
+        if round < 2 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+    // Collectors keep only their own state locally: no archive files, no report.
+    let local: Vec<_> = files_under(dir.path())
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".toml"))
+        .collect();
+    assert!(
+        local
+            .iter()
+            .all(|p| p.to_string_lossy().contains("/.state/")),
+        "{local:?}"
+    );
+
+    let shared = format!("{url}&fleet=Shared Fleet");
+    let stats = ok(&patrol_pg(
+        &["archive", "stats", "--archive", &shared],
+        dir.path(),
+    ));
+    assert!(stats.contains(": 6 captures"), "{stats}");
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("node-a ") && l.contains(" 3 ")),
+        "{stats}"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(distinct written_by) from {schema}.snapshots"
+        )),
+        "1",
+        "each row says which collector wrote it"
+    );
+
+    // The same captures as files, then one report over each.
+    let files = dir.path().join("files");
+    let copied = ok(&patrol_pg(
+        &[
+            "archive",
+            "copy",
+            "--from",
+            &shared,
+            "--to",
+            files.to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    assert!(copied.contains("copied 6 captures of 2 nodes"), "{copied}");
+    let report = |archive: &str, out: &str| {
+        ok(&patrol_pg(
+            &[
+                "report",
+                "--archive",
+                archive,
+                "--out",
+                out,
+                "--format",
+                "json",
+            ],
+            dir.path(),
+        ))
+    };
+    let from_pg = findings(&report(&shared, "report-pg"));
+    let from_files = findings(&report(files.to_str().unwrap(), "report-files"));
+    assert_eq!(from_pg, from_files);
+    let titles: Vec<String> = from_pg["open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["finding"]["title"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        titles.len() >= 2,
+        "the bed's broken containers are found: {from_pg}"
+    );
+    assert!(
+        titles.iter().any(|t| t.contains("pt-unhealthy")),
+        "{titles:#?}"
+    );
+    let header = std::fs::read_to_string(dir.path().join("report-pg/improvements.md")).unwrap();
+    assert!(header.starts_with("# Shared Fleet"), "{header}");
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn the_demo_archive_copied_into_postgres_by_two_writers_at_once_replays_to_the_same_report() {
+    let schema = fresh_schema("demo");
+    let _cleanup = DropSchema(schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?schema={schema}", archive_url());
+    let demo = root().join("snapshots/demo");
+    // Two copies of the same archive at once: every row is written twice, concurrently.
+    let copy = || {
+        Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args([
+                "archive",
+                "copy",
+                "--from",
+                demo.to_str().unwrap(),
+                "--to",
+                &url,
+            ])
+            .current_dir(dir.path())
+            .env("PGPASSWORD", password())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (copy(), copy());
+    for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        let said = ok(&out);
+        assert!(said.contains("copied 315 captures of 3 nodes"), "{said}");
+    }
+    assert_eq!(
+        psql(&format!(
+            "select count(*), count(distinct fleet) from {schema}.snapshots"
+        )),
+        "315|1"
+    );
+    let pg_out = dir.path().join("demo-pg");
+    let fs_out = dir.path().join("demo-files");
+    ok(&patrol_pg(
+        &["demo", "--archive", &url, "--out", pg_out.to_str().unwrap()],
+        &root(),
+    ));
+    ok(&patrol_pg(
+        &[
+            "demo",
+            "--archive",
+            demo.to_str().unwrap(),
+            "--out",
+            fs_out.to_str().unwrap(),
+        ],
+        &root(),
+    ));
+    let pg_files = files_under(&pg_out);
+    assert!(pg_files.len() > 40, "{pg_files:?}");
+    for f in &pg_files {
+        let twin = fs_out.join(f.strip_prefix(&pg_out).unwrap());
+        assert_eq!(
+            std::fs::read(f).unwrap(),
+            std::fs::read(&twin).unwrap(),
+            "{} differs",
+            f.display()
+        );
+    }
+    assert_eq!(pg_files.len(), files_under(&fs_out).len());
+    // The weekly digest reads nodes in parallel through the one connection.
+    for (archive, out) in [(url.as_str(), &pg_out), (demo.to_str().unwrap(), &fs_out)] {
+        ok(&patrol_pg(
+            &[
+                "digest",
+                "--week",
+                "2026-W08",
+                "--archive",
+                archive,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &root(),
+        ));
+    }
+    let digest = |out: &Path| std::fs::read_to_string(out.join("digests/2026-W08.md")).unwrap();
+    assert!(digest(&pg_out).contains("capture rounds"));
+    assert_eq!(digest(&pg_out), digest(&fs_out));
+
+    // Back to files: the same bytes as the bundled demo.
+    let back = dir.path().join("back");
+    let said = ok(&patrol_pg(
+        &[
+            "archive",
+            "copy",
+            "--from",
+            &url,
+            "--to",
+            back.to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    assert!(said.contains("copied 315 captures"), "{said}");
+    let originals: Vec<_> = files_under(&demo)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+        .collect();
+    for f in &originals {
+        let twin = back.join(f.strip_prefix(&demo).unwrap());
+        assert_eq!(
+            std::fs::read(f).unwrap(),
+            std::fs::read(&twin).unwrap(),
+            "{}",
+            twin.display()
+        );
+    }
+    let compare = ok(&patrol_pg(
+        &[
+            "compare",
+            "vk01@2026-02-22 22:45",
+            "vk01@2026-02-22 23:00",
+            "--archive",
+            &url,
+            "--out",
+            dir.path().join("cmp").to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    assert!(compare.contains("vk01 rebooted in between"), "{compare}");
+
+    // Retention works on rows as on files.
+    let pruned = ok(&patrol_pg(
+        &["archive", "prune", "--dry-run", "--archive", &url],
+        dir.path(),
+    ));
+    assert!(pruned.contains("would delete"), "{pruned}");
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn a_schema_left_by_an_older_patrol_is_migrated_and_a_newer_one_refused() {
+    let schema = fresh_schema("migrate");
+    let _cleanup = DropSchema(schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?schema={schema}", archive_url());
+    let demo = root().join("snapshots/demo");
+    ok(&patrol_pg(
+        &[
+            "archive",
+            "copy",
+            "--from",
+            demo.to_str().unwrap(),
+            "--to",
+            &url,
+        ],
+        dir.path(),
+    ));
+    // Back to version 1, as the first release left it.
+    psql(&format!(
+        "alter table {schema}.snapshots drop column written_by; delete from {schema}.migrations where version > 1"
+    ));
+    let stats = ok(&patrol_pg(
+        &["archive", "stats", "--archive", &url],
+        dir.path(),
+    ));
+    assert!(stats.contains(": 315 captures"), "{stats}");
+    assert_eq!(
+        psql(&format!(
+            "select string_agg(version::text, ',' order by version) from {schema}.migrations"
+        )),
+        "1,2"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(*) from information_schema.columns where table_schema = '{schema}' and column_name = 'written_by'"
+        )),
+        "1"
+    );
+    psql(&format!(
+        "insert into {schema}.migrations (version, about) values (99, 'from the future')"
+    ));
+    let out = patrol_pg(&["archive", "stats", "--archive", &url], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("at version 99, newer than this patrol knows") && err.contains(&schema),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn a_wrong_password_is_a_clear_error_that_does_not_print_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_patrol"))
+        .args(["report", "--archive", &archive_url()])
+        .current_dir(dir.path())
+        .env("PGPASSWORD", "not-the-password-42")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&archive_url()) && err.contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-password-42"), "{err}");
+}
+
+#[test]
+fn an_archive_url_with_a_password_or_an_unreachable_database_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::patrol(
+        &[
+            "report",
+            "--archive",
+            "postgres://patrol:hunter2@127.0.0.1/x",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("holds a password"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    // Port 1 on loopback: nothing listens there.
+    let out = crate::support::patrol(
+        &[
+            "archive",
+            "stats",
+            "--archive",
+            "postgres://patrol@127.0.0.1:1/x?connect_timeout=2",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("postgres://patrol@127.0.0.1:1/x") && err.to_lowercase().contains("refused"),
+        "{err}"
+    );
+    assert!(files_under(dir.path()).is_empty(), "nothing written");
+}
