@@ -62,88 +62,9 @@ fn demo() {
     );
 }
 
-fn fleet_scenario(nodes: u32) -> String {
-    format!(
-        r#"
-[scenario]
-fleet = "bench"
-seed = 7
-start = "2026-03-01T00:00:00Z"
-end = "2026-03-01T23:45:00Z"
-interval = "15m"
-jitter = "30s"
-
-[[node_template]]
-prefix = "node"
-count = {nodes}
-extra_containers = 33
-[node_template.node]
-name = "template"
-role = "processing"
-[node_template.node.host]
-mem_total = "64GB"
-mem_available = {{ start = "30GB", noise = "500MB" }}
-cpu_steal_pct = {{ start = 0.5, noise = 0.4, min = 0 }}
-disks = [{{ mount = "/", size = "1TB", used = {{ start = "600GB", rate = "+0.2GB/h" }} }}]
-[node_template.node.docker]
-compose_version = "v2.32.4"
-[[node_template.node.gpu]]
-name = "gpu"
-util_pct = {{ start = 20, noise = 15, min = 0 }}
-mem_used_pct = 60
-temp_c = {{ start = 40, noise = 3 }}
-[[node_template.node.container]]
-name = "worker"
-image = "worker"
-tag = "c1"
-restart_policy = "unless-stopped"
-mem = {{ start = "300MB", noise = "5MB", oscillate = {{ amplitude = "40MB", period = "3h" }} }}
-cpu = {{ start = 0.3, noise = 0.1, min = 0 }}
-size_rw = "50MB"
-[[node_template.node.container]]
-name = "leaky"
-restart_policy = "unless-stopped"
-image = "leaky"
-tag = "c1"
-mem = {{ start = "100MB", rate = "+20MB/h", noise = "1MB" }}
-[[node_template.node.container]]
-name = "inference"
-restart_policy = "unless-stopped"
-image = "inference"
-tag = "c2"
-mem = "6GB"
-[[node_template.node.container]]
-name = "db"
-restart_policy = "unless-stopped"
-image = "postgres"
-tag = "16"
-mem = {{ start = "1GB", noise = "10MB" }}
-size_rw = "2GB"
-[[node_template.node.container]]
-name = "prometheus"
-restart_policy = "unless-stopped"
-image = "prometheus"
-tag = "v2"
-mem = {{ start = "700MB", noise = "2MB", oscillate = {{ amplitude = "100MB", period = "2h", shape = "sawtooth" }} }}
-[[node_template.node.container]]
-name = "cadvisor"
-restart_policy = "unless-stopped"
-image = "cadvisor"
-tag = "v1"
-mem = {{ start = "150MB", noise = "2MB" }}
-[[node_template.node.container]]
-name = "exporter"
-restart_policy = "unless-stopped"
-image = "exporter"
-tag = "v1"
-mem = "20MB"
-"#
-    )
-}
-
 fn fleet(nodes: u32) {
     let lib = library();
-    let scenario = patrol::simulate::parse(Path::new("bench.toml"), &fleet_scenario(nodes))
+    let scenario = patrol::simulate::parse(Path::new("bench.toml"), &common::fleet_scenario(nodes))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut window = Window::new(chrono::Duration::hours(24));
     let t = Instant::now();

@@ -591,7 +591,12 @@ fn capture_once(
     let state_root = config.state_root();
     // One run of a fleet at a time: two would interleave the archive state and the report.
     let _lock = crate::fsutil::RunLock::acquire(&state_root.join(".state/run.lock"), wait)?;
-    let archive = open_spec(&config.archive, Some(&config.fleet))?;
+    // A directory archive that cannot be opened is a local problem: stop. A shared archive out of
+    // reach must not cost the capture: it waits in a local spool for the next run.
+    let archive = match open_spec(&config.archive, Some(&config.fleet)) {
+        Err(e) if matches!(config.archive, ArchiveSpec::Dir(_)) => return Err(e),
+        other => other,
+    };
     let state = crate::sources::CollectState::load(state_root);
     let show = |s: &crate::model::Snapshot| {
         if tty {
@@ -602,19 +607,27 @@ fn capture_once(
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
         return Err(Error::Usage("the configuration lists no nodes".into()));
     };
-    // The configuration is the authority on the fleet's time zone; the metadata follows it.
-    let meta = archive.read_meta()?;
-    if meta
-        .as_ref()
-        .is_none_or(|m| m.timezone != config.timezone.name())
-    {
-        archive.write_meta(&ArchiveMeta {
-            fleet: archive.fleet().unwrap_or(&config.fleet).to_string(),
-            timezone: config.timezone.name().to_string(),
-            interval_s: meta.and_then(|m| m.interval_s),
-        })?;
-    }
-    archive.write_all(&snapshots)?;
+    let spool = Archive::open(state_root.join(".state/spool"));
+    let archive =
+        match archive.and_then(|a| archive_capture(&a, config, &snapshots, &spool).map(|()| a)) {
+            Ok(a) => a,
+            Err(e) if matches!(config.archive, ArchiveSpec::Postgres { .. }) => {
+                spool.write_all(&snapshots)?;
+                next_state.save(state_root)?;
+                return Err(Error::Usage(format!(
+                    "{e}\n{} of this capture {} in {} and {} to the archive with the next run",
+                    units::plural(snapshots.len(), "snapshot"),
+                    if snapshots.len() == 1 {
+                        "waits"
+                    } else {
+                        "wait"
+                    },
+                    spool.describe(),
+                    if snapshots.len() == 1 { "goes" } else { "go" }
+                )));
+            }
+            Err(e) => return Err(e),
+        };
     // The state is saved after the snapshots: a crash in between reads some log lines twice
     // rather than losing them.
     next_state.save(state_root)?;
@@ -649,6 +662,44 @@ fn capture_once(
         }
     }
     Ok(fail_code(analysis.worst, fail_on))
+}
+
+/// Writes one capture round to the archive, after whatever an earlier run left in the spool, with
+/// the fleet's metadata.
+fn archive_capture(
+    archive: &Archive,
+    config: &config::Config,
+    snapshots: &[crate::model::Snapshot],
+    spool: &Archive,
+) -> Result<()> {
+    // The configuration is the authority on the fleet's time zone; the metadata follows it.
+    let meta = archive.read_meta()?;
+    if meta
+        .as_ref()
+        .is_none_or(|m| m.timezone != config.timezone.name())
+    {
+        archive.write_meta(&ArchiveMeta {
+            fleet: archive.fleet().unwrap_or(&config.fleet).to_string(),
+            timezone: config.timezone.name().to_string(),
+            interval_s: meta.and_then(|m| m.interval_s),
+        })?;
+    }
+    let waiting = spool.list(None, None, None)?;
+    if !waiting.is_empty() {
+        let mut sent = 0;
+        for batch in waiting.chunks(COPY_BATCH) {
+            sent += copy_batch(spool, archive, batch)?.copied;
+            // Gone from the spool only once the archive has them (unreadable ones too: they
+            // were named, and would fail the same way every run).
+            spool.delete(batch)?;
+        }
+        eprintln!(
+            "patrol: {} kept while {} was out of reach now archived",
+            units::plural(sent, "snapshot"),
+            archive.describe()
+        );
+    }
+    archive.write_all(snapshots)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1044,6 +1095,20 @@ fn archive_cmd(
             for (day, (n, bytes)) in &s.days {
                 println!("{day:<16} {n:>9} {:>10}", units::fmt_bytes(*bytes as f64));
             }
+            if let crate::store::Archive::Postgres(pg) = &archive {
+                println!("schema version {}; written by:", pg.schema_version()?);
+                for (writer, n, last) in pg.writers()? {
+                    println!(
+                        "  {:<40} {n:>9} captures, last {}",
+                        if writer.is_empty() {
+                            "(unknown)"
+                        } else {
+                            writer.as_str()
+                        },
+                        last.format("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                }
+            }
             Ok(EXIT_OK)
         }
         ArchiveCommand::Prune { dry_run, out } => {
@@ -1068,6 +1133,45 @@ fn archive_cmd(
 /// Captures read and written per step of a copy: bounds memory, and each step is one
 /// statement for a shared archive.
 const COPY_BATCH: usize = 200;
+
+/// What copying one batch of captures did.
+struct Copied {
+    copied: usize,
+    bytes: u64,
+    unreadable: Vec<String>,
+}
+
+/// Copies the given captures, bytes unchanged, checking each decodes first; one that does not
+/// is named on stderr and left out.
+fn copy_batch(source: &Archive, target: &Archive, batch: &[Entry]) -> Result<Copied> {
+    let mut done = Copied {
+        copied: 0,
+        bytes: 0,
+        unreadable: Vec::new(),
+    };
+    let mut good = Vec::with_capacity(batch.len());
+    for (entry, read) in source.read_encoded(batch) {
+        let name = PathBuf::from(format!("{} {}", source.describe(), entry.describe()));
+        match read.and_then(|b| crate::store::decode_stored(&name, &b).map(|s| (s, b))) {
+            Ok((snapshot, body)) => {
+                done.bytes += body.len() as u64;
+                good.push((
+                    entry.node.clone(),
+                    entry.captured_at,
+                    snapshot.schema_version,
+                    body,
+                ));
+            }
+            Err(e) => {
+                eprintln!("patrol: not copied: {e}");
+                done.unreadable.push(entry.describe());
+            }
+        }
+    }
+    target.write_encoded(&good)?;
+    done.copied = good.len();
+    Ok(done)
+}
 
 /// `patrol archive copy`: every capture and the fleet's metadata from one archive to another
 /// (directory or PostgreSQL, either way). Each capture is checked to decode before it is written,
@@ -1110,27 +1214,10 @@ fn archive_copy(from: &str, to: &str) -> Result<i32> {
     let nodes: std::collections::BTreeSet<&str> = entries.iter().map(|e| e.node.as_str()).collect();
     let (mut copied, mut bytes, mut unreadable) = (0usize, 0u64, Vec::new());
     for batch in entries.chunks(COPY_BATCH) {
-        let mut good = Vec::with_capacity(batch.len());
-        for (entry, read) in source.read_encoded(batch) {
-            let name = PathBuf::from(format!("{} {}", source.describe(), entry.describe()));
-            match read.and_then(|b| crate::store::decode_stored(&name, &b).map(|s| (s, b))) {
-                Ok((snapshot, body)) => {
-                    bytes += body.len() as u64;
-                    good.push((
-                        entry.node.clone(),
-                        entry.captured_at,
-                        snapshot.schema_version,
-                        body,
-                    ));
-                }
-                Err(e) => {
-                    eprintln!("patrol: not copied: {e}");
-                    unreadable.push(entry.describe());
-                }
-            }
-        }
-        target.write_encoded(&good)?;
-        copied += good.len();
+        let done = copy_batch(&source, &target, batch)?;
+        copied += done.copied;
+        bytes += done.bytes;
+        unreadable.extend(done.unreadable);
     }
     println!(
         "copied {copied} captures of {} nodes ({}) from {} to {}{}",

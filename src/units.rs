@@ -376,6 +376,11 @@ pub fn fmt_uptime(secs: u64) -> String {
     out
 }
 
+/// "1 snapshot", "3 snapshots": a count with its noun (regular plurals only).
+pub fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

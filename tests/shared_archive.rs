@@ -14,7 +14,8 @@ fn archive_url() -> String {
 }
 
 fn password_file() -> String {
-    std::env::var("PATROL_TEST_PG_PASSWORD_FILE").unwrap()
+    std::env::var("PATROL_TEST_PG_PASSWORD_FILE")
+        .expect("PATROL_TEST_PG_PASSWORD_FILE is unset: run the suite with scripts/test")
 }
 
 fn password() -> String {
@@ -59,7 +60,12 @@ fn ok(out: &Output) -> String {
 
 /// SQL through psql as the archive's role (the test's view of the database, not patrol's).
 fn psql(sql: &str) -> String {
-    let port = std::env::var("PATROL_TEST_PG_PORT").unwrap();
+    try_psql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn try_psql(sql: &str) -> Result<String, String> {
+    let port = std::env::var("PATROL_TEST_PG_PORT").map_err(|e| e.to_string())?;
+    let password = std::fs::read_to_string(password_file()).map_err(|e| e.to_string())?;
     let out = Command::new("psql")
         .args([
             "-h",
@@ -76,19 +82,23 @@ fn psql(sql: &str) -> String {
             "-c",
             sql,
         ])
-        .env("PGPASSWORD", password())
+        .env("PGPASSWORD", password.trim())
         .env("PGOPTIONS", "--client-min-messages=warning")
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(text(&out.stdout).trim().to_string())
+    } else {
+        Err(text(&out.stderr))
+    }
 }
 
 struct DropSchema(String);
 
 impl Drop for DropSchema {
     fn drop(&mut self) {
-        psql(&format!("drop schema if exists {} cascade", self.0));
+        // Best effort: a failing test must report its own failure, not abort on the cleanup.
+        let _ = try_psql(&format!("drop schema if exists {} cascade", self.0));
     }
 }
 
@@ -187,6 +197,7 @@ role = "processing"
         dir.path(),
     ));
     assert!(stats.contains(": 6 captures"), "{stats}");
+    assert!(stats.contains("schema version 2; written by:"), "{stats}");
     assert!(
         stats
             .lines()
@@ -492,4 +503,75 @@ fn an_archive_url_with_a_password_or_an_unreachable_database_is_refused_clearly(
         "{err}"
     );
     assert!(files_under(dir.path()).is_empty(), "nothing written");
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn captures_made_while_the_shared_archive_is_out_of_reach_wait_in_a_spool_and_go_next_time() {
+    let schema = fresh_schema("spool");
+    let _cleanup = DropSchema(schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let write_config = |url: &str| {
+        std::fs::write(
+            dir.path().join("patrol.toml"),
+            format!(
+                "fleet = \"Remote Site\"\narchive = \"{url}\"\narchive_password_file = \"{}\"\n\n[[node]]\nname = \"edge-1\"\n[node.host]\n",
+                password_file()
+            ),
+        )
+        .unwrap();
+    };
+    // Port 1: nothing listens; the capture is kept, the run says so and exits 2.
+    write_config(&format!(
+        "postgres://patrol@127.0.0.1:1/patrol_archive?schema={schema}&connect_timeout=2"
+    ));
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(["run", "--capture-only"])
+            .current_dir(dir.path())
+            .env_remove("PATROL_LOG")
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let out = run();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("postgres://patrol@127.0.0.1:1/patrol_archive")
+                && err.contains("1 snapshot of this capture waits in"),
+            "{err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let spool = dir.path().join("output/remote-site/.state/spool");
+    assert_eq!(
+        files_under(&spool)
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+            .count(),
+        2
+    );
+
+    // The database is back: this capture and the two kept ones are archived, the spool empties.
+    write_config(&format!("{}?schema={schema}", archive_url()));
+    let out = run();
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("2 snapshots kept while"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        files_under(&spool)
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".json.zst")),
+        "spool emptied"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(*) from {schema}.snapshots where fleet = 'Remote Site' and node = 'edge-1'"
+        )),
+        "3"
+    );
 }

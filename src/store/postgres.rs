@@ -240,7 +240,7 @@ create index snapshots_by_time on {s}.snapshots (fleet, captured_at);
 pub const SCHEMA_VERSION: i32 = 2;
 
 /// Rows fetched per query when loading captures: bounds the memory one answer takes.
-const LOAD_BATCH: usize = 256;
+const LOAD_BATCH: usize = 512;
 
 pub struct PgArchive {
     runtime: tokio::runtime::Runtime,
@@ -551,17 +551,22 @@ impl PgArchive {
             "select s.node, s.captured_at, s.body from {} s
              join unnest($2::text[], $3::timestamptz[]) as k(node, at)
                on s.node = k.node and s.captured_at = k.at
-             where s.fleet = $1",
+             where s.fleet = $1 and s.captured_at between $4 and $5",
             self.table("snapshots")
         );
         let mut out = Vec::with_capacity(entries.len());
         for batch in entries.chunks(LOAD_BATCH) {
             let nodes: Vec<&str> = batch.iter().map(|e| e.node.as_str()).collect();
             let times: Vec<DateTime<Utc>> = batch.iter().map(|e| e.captured_at).collect();
-            match self
-                .runtime
-                .block_on(self.client.query(&sql, &[&self.fleet, &nodes, &times]))
-            {
+            // The time bounds let the (fleet, captured_at) index narrow the join: a batch of a
+            // window is a short stretch of time.
+            let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+                continue;
+            };
+            match self.runtime.block_on(
+                self.client
+                    .query(&sql, &[&self.fleet, &nodes, &times, first, last]),
+            ) {
                 Ok(rows) => {
                     let mut found: std::collections::HashMap<(String, DateTime<Utc>), Vec<u8>> =
                         rows.into_iter()
@@ -614,6 +619,23 @@ impl PgArchive {
                 .map_err(|e| self.err(e))? as usize;
         }
         Ok(removed)
+    }
+
+    /// Who wrote this fleet's captures: (writer, captures, last write), newest first.
+    pub fn writers(&self) -> Result<Vec<(String, i64, DateTime<Utc>)>> {
+        let sql = format!(
+            "select written_by, count(*), max(written_at) from {} where fleet = $1
+             group by written_by order by max(written_at) desc",
+            self.table("snapshots")
+        );
+        let rows = self
+            .runtime
+            .block_on(self.client.query(&sql, &[&self.fleet]))
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// The schema version the database is at (for `archive stats`).
