@@ -704,7 +704,10 @@ fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differen
     let memory = md
         .find("`database-server` memory 16.67GB → 1.17GB")
         .expect("memory");
-    assert!(reboot < memory, "{md}");
+    let image = md
+        .find("`camera-agent-1` image `visionking-camera:c004` → `visionking-camera:c005`")
+        .expect("the image updated with the reboot");
+    assert!(reboot < memory && memory < image, "{md}");
     assert!(
         md.contains("the nearest capture is 2026-02-22 22:45:05"),
         "{md}"
