@@ -234,8 +234,11 @@ pub enum ArchiveCommand {
     /// PGPASSWORD). Captures already there are replaced; the schema is created when missing.
     /// Exit 1 when some captures could not be read.
     Copy {
+        /// The archive to read: a directory, or postgres://… (?fleet=NAME when it holds several).
         #[arg(long)]
         from: String,
+        /// The archive to write: a directory (created), or postgres://… (?fleet=NAME to store
+        /// under another fleet name).
         #[arg(long)]
         to: String,
     },

@@ -344,13 +344,26 @@ fn report_at_a_time_writes_the_section_of_that_capture() {
 
 #[test]
 fn the_example_configs_parse() {
-    for example in ["examples/fleet.toml", "examples/testbed.toml"] {
+    for example in [
+        "examples/fleet.toml",
+        "examples/testbed.toml",
+        "examples/site-collector.toml",
+    ] {
         let config = patrol::config::load(&root().join(example)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.nodes.is_empty(), "{example}");
     }
     let fleet = patrol::config::load(&root().join("examples/fleet.toml")).unwrap();
     let sources: usize = fleet.nodes.iter().map(|n| n.sources.len()).sum();
     assert!(sources >= 12, "the full example shows every kind of source");
+    let site = patrol::config::load(&root().join("examples/site-collector.toml")).unwrap();
+    assert!(site.daemon.capture_only);
+    assert!(matches!(
+        site.archive,
+        patrol::config::ArchiveSpec::Postgres {
+            password: Some(_),
+            ..
+        }
+    ));
 }
 
 #[test]
