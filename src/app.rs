@@ -62,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => run(config, fail_on, wait.as_deref(), capture_only),
         Command::Report {
             archive,
+            config,
             at,
             rules,
             out,
@@ -71,11 +72,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             format,
             textfile,
         } => report_cmd(
-            &archive,
+            archive.as_deref(),
+            config,
             at.as_deref(),
             rules,
             out,
-            &window,
+            window.as_deref(),
             fail_on,
             ReportOptions {
                 acks,
@@ -531,8 +533,23 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     );
     while !stop.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
-        if let Err(e) = capture_once(&config, None, interval, false, config.daemon.capture_only) {
-            eprintln!("patrol: capture failed: {e}");
+        // A config without nodes is a shared archive's reporter: each tick reports instead.
+        let tick = if config.nodes.is_empty() {
+            Reporter::from_config(&config)
+                .and_then(|r| r.analyse(None))
+                .map(|_| EXIT_OK)
+        } else {
+            capture_once(&config, None, interval, false, config.daemon.capture_only)
+        };
+        if let Err(e) = tick {
+            eprintln!(
+                "patrol: {} failed: {e}",
+                if config.nodes.is_empty() {
+                    "report"
+                } else {
+                    "capture"
+                }
+            );
         }
         if let Some(cron) = &digest_cron {
             let now = Utc::now().with_timezone(&config.timezone);
@@ -582,6 +599,11 @@ fn capture_once(
     tty: bool,
     capture_only: bool,
 ) -> Result<i32> {
+    if config.nodes.is_empty() {
+        return Err(Error::Usage(
+            "the configuration lists no nodes to capture: a shared archive's reporter runs `patrol report --config` or `patrol daemon`".into(),
+        ));
+    }
     let library = if config.rules.is_empty() {
         load_library(None)?
     } else {
@@ -605,7 +627,7 @@ fn capture_once(
     };
     let (snapshots, next_state) = crate::sources::capture_fleet(config, &state, &show);
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
-        return Err(Error::Usage("the configuration lists no nodes".into()));
+        return Err(Error::Usage("the capture produced no snapshots".into()));
     };
     let spool = Archive::open(state_root.join(".state/spool"));
     let archive =
@@ -702,44 +724,123 @@ fn archive_capture(
     archive.write_all(snapshots)
 }
 
+/// What one analysis of an archive needs: where it reads and writes, and how it reports.
+struct Reporter {
+    archive: Archive,
+    fleet: String,
+    tz: Tz,
+    out: PathBuf,
+    library: Library,
+    span: chrono::Duration,
+    settings: config::ReportSettings,
+}
+
+impl Reporter {
+    /// The reporter a fleet config describes.
+    fn from_config(config: &config::Config) -> Result<Reporter> {
+        Ok(Reporter {
+            archive: open_spec(&config.archive, Some(&config.fleet))?,
+            fleet: config.fleet.clone(),
+            tz: config.timezone,
+            out: config.output.clone(),
+            library: if config.rules.is_empty() {
+                load_library(None)?
+            } else {
+                Library::load_all(&config.rules)?
+            },
+            span: window_span(&config.window)?,
+            settings: config.report.clone(),
+        })
+    }
+
+    /// Analyses the archive as of `at` (default: its newest capture) and appends the section.
+    fn analyse(self, at: Option<DateTime<Utc>>) -> Result<(Analysis, Analyzer)> {
+        let at = match at {
+            Some(t) => t,
+            None => self
+                .archive
+                .list(None, None, None)?
+                .last()
+                .map(|e| e.captured_at)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: the archive holds no snapshots",
+                        self.archive.describe()
+                    ))
+                })?,
+        };
+        let window = load_window(&self.archive, at, self.span)?;
+        let mut analyzer = Analyzer::new(self.library, self.tz, &self.fleet, &self.out)?;
+        analyzer.configure(&self.settings)?;
+        let analysis = analyzer.analyse(&window)?;
+        Ok((analysis, analyzer))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn report_cmd(
-    archive_arg: &str,
+    archive_arg: Option<&str>,
+    config_path: Option<PathBuf>,
     at: Option<&str>,
     rules: Option<PathBuf>,
     out: Option<PathBuf>,
-    window: &str,
+    window: Option<&str>,
     fail_on: Option<FailOn>,
     options: ReportOptions,
 ) -> Result<i32> {
-    let (archive, fleet, tz) = open_archive(archive_arg)?;
-    let library = load_library(rules.as_deref())?;
-    let at = match at {
-        Some(t) => parse_time(t, tz)?,
-        None => archive
-            .list(None, None, None)?
-            .last()
-            .map(|e| e.captured_at)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{}: the archive holds no snapshots",
-                    archive.describe()
-                ))
-            })?,
+    let config = match (archive_arg, config_path) {
+        (_, Some(p)) => Some(config::load(&p)?),
+        (None, None) => Some(fleet_config(None)?.ok_or_else(|| {
+            Error::Usage(
+                "give --archive (a directory or postgres://…) or --config, or run where patrol.toml is"
+                    .into(),
+            )
+        })?),
+        (Some(_), None) => None,
     };
-    let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
-    let window = load_window(&archive, at, window_span(window)?)?;
-    let mut analyzer = Analyzer::new(library, tz, &fleet, &out)?;
-    let acks = options.acks.or_else(|| {
-        let default = PathBuf::from("acknowledged.toml");
-        default.exists().then_some(default)
-    });
-    analyzer.configure(&config::ReportSettings {
-        acknowledged: acks,
-        textfile: options.textfile,
-        ..config::ReportSettings::default()
-    })?;
-    let analysis = analyzer.analyse(&window)?;
+    let mut reporter = match (config, archive_arg) {
+        (Some(c), None) => Reporter::from_config(&c)?,
+        (Some(c), Some(arg)) => {
+            // The archive named on the command line, everything else from the config.
+            let spec =
+                ArchiveSpec::from_arg(arg).map_err(|e| Error::Usage(format!("--archive: {e}")))?;
+            Reporter::from_config(&config::Config { archive: spec, ..c })?
+        }
+        (None, arg) => {
+            let (archive, fleet, tz) = open_archive(arg.unwrap_or_default())?;
+            let out = default_output(&archive, &fleet);
+            Reporter {
+                archive,
+                fleet,
+                tz,
+                out,
+                library: load_library(None)?,
+                span: window_span("24h")?,
+                settings: config::ReportSettings {
+                    acknowledged: Some(PathBuf::from("acknowledged.toml")).filter(|p| p.exists()),
+                    ..config::ReportSettings::default()
+                },
+            }
+        }
+    };
+    if let Some(r) = rules {
+        reporter.library = load_library(Some(&r))?;
+    }
+    if let Some(o) = out {
+        reporter.out = o;
+    }
+    if let Some(w) = window {
+        reporter.span = window_span(w)?;
+    }
+    if options.acks.is_some() {
+        reporter.settings.acknowledged = options.acks;
+    }
+    if options.textfile.is_some() {
+        reporter.settings.textfile = options.textfile;
+    }
+    let at = at.map(|t| parse_time(t, reporter.tz)).transpose()?;
+    let (fleet, tz) = (reporter.fleet.clone(), reporter.tz);
+    let (analysis, analyzer) = reporter.analyse(at)?;
     if options.format == Format::Json {
         let doc = crate::report::json(
             &fleet,

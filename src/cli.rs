@@ -66,9 +66,15 @@ pub enum Command {
     /// Analyse an archive as of one time and append the section to its report.
     Report {
         /// Archive: a directory (snapshots/<fleet>) or a shared archive
-        /// (postgres://user@host:port/db?fleet=NAME; password from PGPASSWORD).
+        /// (postgres://user@host:port/db?fleet=NAME; password from PGPASSWORD). Default: the
+        /// config's.
         #[arg(long)]
-        archive: String,
+        archive: Option<String>,
+        /// Fleet configuration giving the archive (with its password), output, rules, window and
+        /// [report] settings; a shared archive's reporter may list no nodes. Default:
+        /// ./patrol.toml when there is no --archive.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Analyse as of this time (RFC 3339, or "YYYY-MM-DD HH:MM" in the fleet's time zone);
         /// default: the newest capture.
         #[arg(long)]
@@ -79,9 +85,9 @@ pub enum Command {
         /// Output directory (default: output/<archive name>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// History window the rules see.
-        #[arg(long, default_value = "24h")]
-        window: String,
+        /// History window the rules see (default: the config's, else 24h).
+        #[arg(long)]
+        window: Option<String>,
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
         /// Acknowledgements file (default: ./acknowledged.toml when present).

@@ -754,10 +754,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         }
         f.finish(&mut ctx);
         if let Some(fleet) = fleet {
-            if nodes.is_empty() {
+            // Only the reporter of a shared archive has nothing to capture.
+            if nodes.is_empty() && archive_target.is_none() {
                 ctx.report(
                     doc.span().start..doc.span().start,
-                    "patrol.toml: no [[node]]: list the nodes to capture",
+                    "patrol.toml: no [[node]]: list the nodes to capture (only a reporter of a postgres:// archive may list none)",
                 );
             }
             let slug = slug(fleet.get_ref());

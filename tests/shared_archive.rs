@@ -264,6 +264,70 @@ role = "processing"
     );
     let header = std::fs::read_to_string(dir.path().join("report-pg/improvements.md")).unwrap();
     assert!(header.starts_with("# Shared Fleet"), "{header}");
+
+    // The reporter's own config: the archive and its password, no nodes.
+    std::fs::write(
+        dir.path().join("reporter.toml"),
+        format!(
+            "fleet = \"Shared Fleet\"\ntimezone = \"America/Sao_Paulo\"\narchive = \"{url}\"\narchive_password_file = \"{}\"\noutput = \"report-config\"\n",
+            password_file()
+        ),
+    )
+    .unwrap();
+    let reporter = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PATROL_LOG")
+            .env_remove("PGPASSWORD")
+            .output()
+            .unwrap()
+    };
+    let by_config = findings(&ok(&reporter(&[
+        "report",
+        "--config",
+        "reporter.toml",
+        "--format",
+        "json",
+    ])));
+    assert_eq!(by_config, from_files);
+    assert!(dir.path().join("report-config/improvements.md").exists());
+    let out = reporter(&["run", "--config", "reporter.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("lists no nodes to capture"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The same reporter as a daemon: each tick is a report; SIGTERM stops it.
+    let daemon_config = std::fs::read_to_string(dir.path().join("reporter.toml"))
+        .unwrap()
+        .replace("report-config", "report-daemon")
+        + "[daemon]\ninterval = \"1s\"\ndigest = \"off\"\n";
+    std::fs::write(dir.path().join("reporter-daemon.toml"), daemon_config).unwrap();
+    let daemon = Command::new(env!("CARGO_BIN_EXE_patrol"))
+        .args(["daemon", "--config", "reporter-daemon.toml"])
+        .current_dir(dir.path())
+        .env_remove("PATROL_LOG")
+        .env_remove("PGPASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let report = dir.path().join("report-daemon/improvements.md");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !report.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The shell's own `kill`: no procps needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", daemon.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    ok(&daemon.wait_with_output().unwrap());
+    assert!(report.exists(), "the reporter daemon wrote its report");
 }
 
 #[test]
