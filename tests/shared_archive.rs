@@ -58,6 +58,14 @@ fn ok(out: &Output) -> String {
     text(&out.stdout)
 }
 
+/// `patrol archive copy --from FROM --to TO`, which must succeed; what it printed.
+fn copy(from: &str, to: &str, cwd: &Path) -> String {
+    ok(&patrol_pg(
+        &["archive", "copy", "--from", from, "--to", to],
+        cwd,
+    ))
+}
+
 /// SQL through psql as the archive's role (the test's view of the database, not patrol's).
 fn psql(sql: &str) -> String {
     try_psql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -214,17 +222,7 @@ role = "processing"
 
     // The same captures as files, then one report over each.
     let files = dir.path().join("files");
-    let copied = ok(&patrol_pg(
-        &[
-            "archive",
-            "copy",
-            "--from",
-            &shared,
-            "--to",
-            files.to_str().unwrap(),
-        ],
-        dir.path(),
-    ));
+    let copied = copy(&shared, files.to_str().unwrap(), dir.path());
     assert!(copied.contains("copied 6 captures of 2 nodes"), "{copied}");
     let report = |archive: &str, out: &str| {
         ok(&patrol_pg(
@@ -339,7 +337,7 @@ fn the_demo_archive_copied_into_postgres_by_two_writers_at_once_replays_to_the_s
     let url = format!("{}?schema={schema}", archive_url());
     let demo = root().join("snapshots/demo");
     // Two copies of the same archive at once: every row is written twice, concurrently.
-    let copy = || {
+    let spawn_copy = || {
         Command::new(env!("CARGO_BIN_EXE_patrol"))
             .args([
                 "archive",
@@ -356,7 +354,7 @@ fn the_demo_archive_copied_into_postgres_by_two_writers_at_once_replays_to_the_s
             .spawn()
             .unwrap()
     };
-    let (a, b) = (copy(), copy());
+    let (a, b) = (spawn_copy(), spawn_copy());
     for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
         let said = ok(&out);
         assert!(said.contains("copied 315 captures of 3 nodes"), "{said}");
@@ -416,17 +414,7 @@ fn the_demo_archive_copied_into_postgres_by_two_writers_at_once_replays_to_the_s
 
     // Back to files: the same bytes as the bundled demo.
     let back = dir.path().join("back");
-    let said = ok(&patrol_pg(
-        &[
-            "archive",
-            "copy",
-            "--from",
-            &url,
-            "--to",
-            back.to_str().unwrap(),
-        ],
-        dir.path(),
-    ));
+    let said = copy(&url, back.to_str().unwrap(), dir.path());
     assert!(said.contains("copied 315 captures"), "{said}");
     let originals: Vec<_> = files_under(&demo)
         .into_iter()
@@ -471,17 +459,7 @@ fn a_schema_left_by_an_older_patrol_is_migrated_and_a_newer_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{}?schema={schema}", archive_url());
     let demo = root().join("snapshots/demo");
-    ok(&patrol_pg(
-        &[
-            "archive",
-            "copy",
-            "--from",
-            demo.to_str().unwrap(),
-            "--to",
-            &url,
-        ],
-        dir.path(),
-    ));
+    copy(demo.to_str().unwrap(), &url, dir.path());
     // Back to version 1, as the first release left it.
     psql(&format!(
         "alter table {schema}.snapshots drop column written_by; delete from {schema}.migrations where version > 1"

@@ -39,13 +39,7 @@ pub fn render(
 }
 
 fn describe(e: &minijinja::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
+    crate::error::with_causes(e)
 }
 
 /// Renders `source` with placeholder values for every variable the kind promises, so undefined

@@ -348,6 +348,26 @@ impl PgArchive {
         format!("{}.{name}", self.target.schema)
     }
 
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        self.runtime
+            .block_on(self.client.query(sql, params))
+            .map_err(|e| self.err(e))
+    }
+
+    fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        self.runtime
+            .block_on(self.client.execute(sql, params))
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, e: tokio_postgres::Error) -> Error {
         Error::Source {
             endpoint: self.display.clone(),
@@ -358,10 +378,7 @@ impl PgArchive {
     /// Fleets that have metadata in this schema.
     pub fn fleets(&self) -> Result<Vec<String>> {
         let sql = format!("select fleet from {} order by fleet", self.table("fleets"));
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&sql, &[]))
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(&sql, &[])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -370,10 +387,7 @@ impl PgArchive {
             "select timezone, interval_s from {} where fleet = $1",
             self.table("fleets")
         );
-        let row = self
-            .runtime
-            .block_on(self.client.query_opt(&sql, &[&self.fleet]))
-            .map_err(|e| self.err(e))?;
+        let row = self.query(&sql, &[&self.fleet])?.into_iter().next();
         Ok(row.map(|r| ArchiveMeta {
             fleet: self.fleet.clone(),
             timezone: r.get(0),
@@ -389,12 +403,7 @@ impl PgArchive {
             self.table("fleets")
         );
         let interval = meta.interval_s.map(|i| i as i64);
-        self.runtime
-            .block_on(
-                self.client
-                    .execute(&sql, &[&self.fleet, &meta.timezone, &interval]),
-            )
-            .map_err(|e| self.err(e))?;
+        self.execute(&sql, &[&self.fleet, &meta.timezone, &interval])?;
         Ok(())
     }
 
@@ -443,19 +452,17 @@ impl PgArchive {
             snap = self.table("snapshots")
         );
         self.ensure_fleet()?;
-        self.runtime
-            .block_on(self.client.execute(
-                &sql,
-                &[
-                    &self.fleet,
-                    &nodes,
-                    &times,
-                    &versions,
-                    &bodies,
-                    &self.writer,
-                ],
-            ))
-            .map_err(|e| self.err(e))?;
+        self.execute(
+            &sql,
+            &[
+                &self.fleet,
+                &nodes,
+                &times,
+                &versions,
+                &bodies,
+                &self.writer,
+            ],
+        )?;
         Ok(())
     }
 
@@ -466,9 +473,7 @@ impl PgArchive {
             "insert into {} (fleet, timezone) values ($1, 'UTC') on conflict (fleet) do nothing",
             self.table("fleets")
         );
-        self.runtime
-            .block_on(self.client.execute(&sql, &[&self.fleet]))
-            .map_err(|e| self.err(e))?;
+        self.execute(&sql, &[&self.fleet])?;
         Ok(())
     }
 
@@ -477,10 +482,7 @@ impl PgArchive {
             "select distinct node from {} where fleet = $1 order by node",
             self.table("snapshots")
         );
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&sql, &[&self.fleet]))
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(&sql, &[&self.fleet])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -499,10 +501,7 @@ impl PgArchive {
              order by captured_at, node",
             self.table("snapshots")
         );
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&sql, &[&self.fleet, &from, &to, &node]))
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(&sql, &[&self.fleet, &from, &to, &node])?;
         let mut out: Vec<Entry> = rows
             .iter()
             .map(|r| Entry {
@@ -529,10 +528,7 @@ impl PgArchive {
                where fleet = $1 and node = $2 and captured_at > $3
                order by captured_at limit 1)"
         );
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&sql, &[&self.fleet, &node, &at]))
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(&sql, &[&self.fleet, &node, &at])?;
         Ok(rows
             .iter()
             .map(|r| Entry {
@@ -613,10 +609,7 @@ impl PgArchive {
         for batch in entries.chunks(1000) {
             let nodes: Vec<&str> = batch.iter().map(|e| e.node.as_str()).collect();
             let times: Vec<DateTime<Utc>> = batch.iter().map(|e| e.captured_at).collect();
-            removed += self
-                .runtime
-                .block_on(self.client.execute(&sql, &[&self.fleet, &nodes, &times]))
-                .map_err(|e| self.err(e))? as usize;
+            removed += self.execute(&sql, &[&self.fleet, &nodes, &times])? as usize;
         }
         Ok(removed)
     }
@@ -628,10 +621,7 @@ impl PgArchive {
              group by written_by order by max(written_at) desc",
             self.table("snapshots")
         );
-        let rows = self
-            .runtime
-            .block_on(self.client.query(&sql, &[&self.fleet]))
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(&sql, &[&self.fleet])?;
         Ok(rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -644,10 +634,11 @@ impl PgArchive {
             "select coalesce(max(version), 0) from {}",
             self.table("migrations")
         );
-        self.runtime
-            .block_on(self.client.query_one(&sql, &[]))
+        Ok(self
+            .query(&sql, &[])?
+            .first()
             .map(|r| r.get(0))
-            .map_err(|e| self.err(e))
+            .unwrap_or(0))
     }
 }
 
