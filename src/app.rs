@@ -139,6 +139,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// The rule library a fleet config names, else the default one.
+fn config_library(config: &config::Config) -> Result<Library> {
+    if config.rules.is_empty() {
+        load_library(None)
+    } else {
+        Library::load_all(&config.rules)
+    }
+}
+
 /// The rule library: an explicit path, else ./rules, else the library built into the binary.
 pub fn load_library(path: Option<&Path>) -> Result<Library> {
     match path {
@@ -534,22 +543,15 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     while !stop.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
         // A config without nodes is a shared archive's reporter: each tick reports instead.
-        let tick = if config.nodes.is_empty() {
-            Reporter::from_config(&config)
-                .and_then(|r| r.analyse(None))
-                .map(|_| EXIT_OK)
+        let (what, tick) = if config.nodes.is_empty() {
+            let report = Reporter::from_config(&config).and_then(|r| r.analyse(None));
+            ("report", report.map(|_| EXIT_OK))
         } else {
-            capture_once(&config, None, interval, false, config.daemon.capture_only)
+            let capture = capture_once(&config, None, interval, false, config.daemon.capture_only);
+            ("capture", capture)
         };
         if let Err(e) = tick {
-            eprintln!(
-                "patrol: {} failed: {e}",
-                if config.nodes.is_empty() {
-                    "report"
-                } else {
-                    "capture"
-                }
-            );
+            eprintln!("patrol: {what} failed: {e}");
         }
         if let Some(cron) = &digest_cron {
             let now = Utc::now().with_timezone(&config.timezone);
@@ -604,11 +606,7 @@ fn capture_once(
             "the configuration lists no nodes to capture: a shared archive's reporter runs `patrol report --config` or `patrol daemon`".into(),
         ));
     }
-    let library = if config.rules.is_empty() {
-        load_library(None)?
-    } else {
-        Library::load_all(&config.rules)?
-    };
+    let library = config_library(config)?;
     let span = window_span(&config.window)?;
     let state_root = config.state_root();
     // One run of a fleet at a time: two would interleave the archive state and the report.
@@ -743,11 +741,7 @@ impl Reporter {
             fleet: config.fleet.clone(),
             tz: config.timezone,
             out: config.output.clone(),
-            library: if config.rules.is_empty() {
-                load_library(None)?
-            } else {
-                Library::load_all(&config.rules)?
-            },
+            library: config_library(config)?,
             span: window_span(&config.window)?,
             settings: config.report.clone(),
         })
@@ -1256,12 +1250,12 @@ fn copy_batch(source: &Archive, target: &Archive, batch: &[Entry]) -> Result<Cop
         match read.and_then(|b| crate::store::decode_stored(&name, &b).map(|s| (s, b))) {
             Ok((snapshot, body)) => {
                 done.bytes += body.len() as u64;
-                good.push((
-                    entry.node.clone(),
-                    entry.captured_at,
-                    snapshot.schema_version,
+                good.push(crate::store::Encoded {
+                    node: entry.node.clone(),
+                    captured_at: entry.captured_at,
+                    schema_version: snapshot.schema_version,
                     body,
-                ));
+                });
             }
             Err(e) => {
                 eprintln!("patrol: not copied: {e}");

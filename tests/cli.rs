@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{files_under, patrol, root, text};
+use crate::support::{files_under, patrol, root, succeeded, text};
 
 #[test]
 fn simulate_twice_gives_identical_bytes() {
@@ -20,7 +20,7 @@ fn simulate_twice_gives_identical_bytes() {
             ],
             &root(),
         );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
     }
     let fa = files_under(a.path());
     let fb = files_under(b.path());
@@ -206,7 +206,7 @@ fn a_truncated_snapshot_is_a_clear_error_for_show_and_skipped_by_report() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(
         text(&out.stderr).contains(victim.to_str().unwrap()),
         "the warning names the skipped file"
@@ -225,7 +225,7 @@ fn show_finds_the_nearest_capture() {
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["node"], "vk01");
     assert!(text(&out.stderr).contains("nearest capture of vk01"));
@@ -320,7 +320,7 @@ fn report_at_a_time_writes_the_section_of_that_capture() {
         out_dir.to_str().unwrap(),
     ];
     let out = patrol(&args, &root());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     // The newest capture at or before 00:31 local is the 00:30 round: its dated file.
     let dated = out_dir.join("reports/2026-02-19_0030.md");
     assert!(dated.exists(), "{}", text(&out.stdout));
@@ -369,8 +369,7 @@ fn the_example_configs_parse() {
 #[test]
 fn backtest_prints_when_a_rule_would_have_fired() {
     let out = patrol(&["backtest", "gpu-telemetry-null"], &root());
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let stdout = succeeded(&out);
     assert!(
         stdout.contains("2026-02-19 00:30 FIRES    [WARNING] vk01 GPU 0 telemetry went null"),
         "{stdout}"
@@ -484,7 +483,7 @@ fn report_as_json_gives_every_open_finding_with_its_lifecycle_and_a_textfile() {
             ],
             &root(),
         );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let status_of = |doc: &serde_json::Value, rule: &str| -> String {
@@ -539,7 +538,7 @@ fn acknowledged_findings_wait_until_they_expire_and_a_past_expiry_comes_back() {
             ],
             &root(),
         );
-        assert!(o.status.success(), "{}", text(&o.stderr));
+        succeeded(&o);
         std::fs::read_to_string(out_dir.join("improvements.md")).unwrap_or_default()
     };
     std::fs::write(
@@ -610,8 +609,7 @@ fn rules_noise_ranks_rules_from_a_reports_ledger() {
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let stdout = succeeded(&out);
     assert!(stdout.contains("over the last 20 sections"), "{stdout}");
     assert!(
         stdout.contains("redis-empty-while-idle") && stdout.contains("flaps"),
@@ -662,7 +660,7 @@ log = [{ message = "boom **bold** <b>html</b> [link](http://x) `tick` | pipe", l
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let out_dir = dir.path().join("out");
     let out = patrol(
         &[
@@ -674,7 +672,7 @@ log = [{ message = "boom **bold** <b>html</b> [link](http://x) `tick` | pipe", l
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
     assert!(
         report.contains("log-error") || report.contains("in every capture"),
@@ -711,8 +709,7 @@ fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differen
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let md = text(&out.stdout);
+    let md = succeeded(&out);
     let reboot = md.find("vk01 rebooted in between").expect("reboot");
     let memory = md
         .find("`database-server` memory 16.67GB → 1.17GB")
@@ -742,7 +739,7 @@ fn compare_orders_a_reboot_before_the_memory_it_released_and_shows_peer_differen
         ],
         &root(),
     );
-    assert!(peers.status.success(), "{}", text(&peers.stderr));
+    succeeded(&peers);
     let doc: serde_json::Value = serde_json::from_slice(&peers.stdout).unwrap();
     let texts: Vec<&str> = doc["differences"]
         .as_array()
@@ -802,9 +799,9 @@ fn two_runs_at_once_one_runs_the_other_says_why_or_waits() {
     );
     let waiting = start(&["--wait", "30s"]);
     let first = first.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", text(&first.stderr));
+    succeeded(&first);
     let waited = waiting.wait_with_output().unwrap();
-    assert!(waited.status.success(), "{}", text(&waited.stderr));
+    succeeded(&waited);
     let snaps = files_under(&dir.path().join("snapshots/lock-test/here"));
     assert_eq!(
         snaps.len(),
@@ -836,8 +833,7 @@ fn history_prints_a_nodes_values_over_time_and_writes_a_chart() {
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    let stdout = succeeded(&out);
     assert!(stdout.starts_with("vk02 gpu:0 temp_c\n"), "{stdout}");
     assert!(
         stdout.contains("2026-02-19 00:30  22°C") && stdout.contains("2026-02-19 00:45  23°C"),
@@ -896,11 +892,10 @@ fn archive_prune_thins_by_age_and_keeps_the_evidence_of_open_findings() {
     };
     assert_eq!(count(), 315);
     let dry = patrol(&["archive", "prune", "--dry-run"], dir.path());
-    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    succeeded(&dry);
     assert_eq!(count(), 315, "a dry run deletes nothing");
     let pruned = patrol(&["archive", "prune"], dir.path());
-    assert!(pruned.status.success(), "{}", text(&pruned.stderr));
-    let said = text(&pruned.stdout);
+    let said = succeeded(&pruned);
     assert!(
         said.contains("deleted") && said.contains("only because open findings point to them"),
         "{said}"

@@ -1,13 +1,13 @@
 //! The demo replay: the report it writes is the golden file, it shows what the seed report
 //! showed, and every before → after (change) it prints adds up.
 
-use crate::support::{blessing, patrol, root, text};
+use crate::support::{blessing, patrol, root, succeeded, text};
 
 fn demo_report() -> String {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("demo");
     let out = patrol(&["demo", "--out", out_dir.to_str().unwrap()], &root());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(text(&out.stdout).contains("improvements.md"));
     let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
     let dated = std::fs::read_dir(out_dir.join("reports")).unwrap().count();

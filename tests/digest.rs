@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::botapi::{Behaviour, BotApi};
-use crate::support::{root, text};
+use crate::support::{root, succeeded, text};
 
 const TOKEN: &str = "123456:TEST-token-never-printed";
 
@@ -19,7 +19,7 @@ fn setup(dir: &Path, api: &str) -> PathBuf {
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    succeeded(&demo);
     write_config(dir, api);
     dir.join("patrol.toml")
 }
@@ -81,7 +81,7 @@ fn digest_numbers_match_a_hand_check_of_the_archive() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), "http://127.0.0.1:9");
     let out = digest(&config, "2026-W08", &[], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let md = std::fs::read_to_string(dir.path().join("out/digests/2026-W08.md")).unwrap();
     let row = md
         .lines()
@@ -215,7 +215,7 @@ fn a_server_down_for_three_runs_gets_the_digest_on_the_fourth_once() {
     let api = BotApi::start(vec![]);
     write_config(dir.path(), &api.url);
     let out = digest(&config, "2026-W08", &["--send"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let expected = outbox(dir.path(), "2026-W08")["messages"]
         .as_array()
         .unwrap()
@@ -252,7 +252,7 @@ fn a_crash_after_sending_does_not_send_twice() {
         "sending"
     );
     let out = digest(&config, "2026-W08", &["--send"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     assert!(
         text(&out.stdout).contains("1 found already delivered"),
         "{}",

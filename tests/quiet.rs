@@ -2,7 +2,7 @@
 //! the ordinary noise of real readings, replayed through the default rule library, raise not one
 //! finding.
 
-use crate::support::{patrol, root, text};
+use crate::support::{patrol, root, succeeded, text};
 
 #[test]
 fn the_default_library_says_nothing_about_a_healthy_fleet() {
@@ -17,7 +17,7 @@ fn the_default_library_says_nothing_about_a_healthy_fleet() {
         ],
         &root(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let library = patrol::rules::Library::load(&root().join("rules")).unwrap();
     let rounds = patrol::app::replay_rounds(
         &patrol::store::Archive::open(&archive),

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{files_under, root, text};
+use crate::support::{files_under, root, succeeded, text};
 
 fn archive_url() -> String {
     std::env::var("PATROL_TEST_ARCHIVE_URL")
@@ -34,28 +34,38 @@ fn fresh_schema(tag: &str) -> String {
     format!("t_{tag}_{}_{nanos}", std::process::id())
 }
 
-/// `patrol` with the database password in PGPASSWORD, as an operator would run it.
-fn patrol_pg(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_patrol"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("PATROL_LOG")
-        .env("PGPASSWORD", password())
-        .output()
+/// The `patrol` binary in `cwd`, with the database password in PGPASSWORD (as an operator on
+/// the command line) or without it (as a collector whose config names its password file).
+fn patrol_cmd(args: &[&str], cwd: &Path, with_pgpassword: bool) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patrol"));
+    cmd.args(args).current_dir(cwd).env_remove("PATROL_LOG");
+    if with_pgpassword {
+        cmd.env("PGPASSWORD", password());
+    } else {
+        cmd.env_remove("PGPASSWORD");
+    }
+    cmd
+}
+
+/// Started, its output kept for `wait_with_output`.
+fn spawned(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap()
 }
 
+/// `patrol` with the database password in PGPASSWORD, as an operator would run it.
+fn patrol_pg(args: &[&str], cwd: &Path) -> Output {
+    patrol_cmd(args, cwd, true).output().unwrap()
+}
+
+/// [`succeeded`], and the database password appears in none of the output.
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{}\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let stdout = succeeded(out);
+    let all = format!("{stdout}{}", text(&out.stderr));
     assert!(!all.contains(&password()), "the password was printed");
-    text(&out.stdout)
+    stdout
 }
 
 /// `patrol archive copy --from FROM --to TO`, which must succeed; what it printed.
@@ -165,20 +175,13 @@ role = "processing"
     // the schema, from two processes at once.
     for round in 0..3 {
         let start = |config: &Path| {
-            Command::new(env!("CARGO_BIN_EXE_patrol"))
-                .args([
-                    "run",
-                    "--capture-only",
-                    "--config",
-                    config.to_str().unwrap(),
-                ])
-                .current_dir(dir.path())
-                .env_remove("PATROL_LOG")
-                .env_remove("PGPASSWORD")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            let args = [
+                "run",
+                "--capture-only",
+                "--config",
+                config.to_str().unwrap(),
+            ];
+            spawned(patrol_cmd(&args, dir.path(), false))
         };
         let (a, b) = (start(&site_a), start(&site_b));
         ok(&a.wait_with_output().unwrap());
@@ -272,15 +275,7 @@ role = "processing"
         ),
     )
     .unwrap();
-    let reporter = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_patrol"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_remove("PATROL_LOG")
-            .env_remove("PGPASSWORD")
-            .output()
-            .unwrap()
-    };
+    let reporter = |args: &[&str]| patrol_cmd(args, dir.path(), false).output().unwrap();
     let by_config = findings(&ok(&reporter(&[
         "report",
         "--config",
@@ -304,15 +299,11 @@ role = "processing"
         .replace("report-config", "report-daemon")
         + "[daemon]\ninterval = \"1s\"\ndigest = \"off\"\n";
     std::fs::write(dir.path().join("reporter-daemon.toml"), daemon_config).unwrap();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_patrol"))
-        .args(["daemon", "--config", "reporter-daemon.toml"])
-        .current_dir(dir.path())
-        .env_remove("PATROL_LOG")
-        .env_remove("PGPASSWORD")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let daemon = spawned(patrol_cmd(
+        &["daemon", "--config", "reporter-daemon.toml"],
+        dir.path(),
+        false,
+    ));
     let report = dir.path().join("report-daemon/improvements.md");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !report.exists() && std::time::Instant::now() < deadline {
@@ -338,21 +329,15 @@ fn the_demo_archive_copied_into_postgres_by_two_writers_at_once_replays_to_the_s
     let demo = root().join("snapshots/demo");
     // Two copies of the same archive at once: every row is written twice, concurrently.
     let spawn_copy = || {
-        Command::new(env!("CARGO_BIN_EXE_patrol"))
-            .args([
-                "archive",
-                "copy",
-                "--from",
-                demo.to_str().unwrap(),
-                "--to",
-                &url,
-            ])
-            .current_dir(dir.path())
-            .env("PGPASSWORD", password())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        let args = [
+            "archive",
+            "copy",
+            "--from",
+            demo.to_str().unwrap(),
+            "--to",
+            &url,
+        ];
+        spawned(patrol_cmd(&args, dir.path(), true))
     };
     let (a, b) = (spawn_copy(), spawn_copy());
     for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
@@ -497,9 +482,7 @@ fn a_schema_left_by_an_older_patrol_is_migrated_and_a_newer_one_refused() {
 #[ignore = "needs the test bed: scripts/test"]
 fn a_wrong_password_is_a_clear_error_that_does_not_print_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_patrol"))
-        .args(["report", "--archive", &archive_url()])
-        .current_dir(dir.path())
+    let out = patrol_cmd(&["report", "--archive", &archive_url()], dir.path(), false)
         .env("PGPASSWORD", "not-the-password-42")
         .output()
         .unwrap();
@@ -568,10 +551,7 @@ fn captures_made_while_the_shared_archive_is_out_of_reach_wait_in_a_spool_and_go
         "postgres://patrol@127.0.0.1:1/patrol_archive?schema={schema}&connect_timeout=2"
     ));
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_patrol"))
-            .args(["run", "--capture-only"])
-            .current_dir(dir.path())
-            .env_remove("PATROL_LOG")
+        patrol_cmd(&["run", "--capture-only"], dir.path(), false)
             .output()
             .unwrap()
     };

@@ -1,7 +1,7 @@
 //! Tests against the real services of the test bed (`scripts/testbed up`). They are ignored in a
 //! plain `cargo test`; `scripts/test` starts the bed and runs them.
 
-use crate::support::{files_under, patrol, text};
+use crate::support::{files_under, patrol, succeeded, text};
 
 fn socket() -> String {
     std::env::var("PATROL_TEST_DOCKER_SOCKET")
@@ -22,7 +22,7 @@ fn run_captures_the_real_docker_engine_without_secrets() {
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snaps = snapshots(dir.path());
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
@@ -102,7 +102,7 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snaps = snapshots(dir.path());
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let snap: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
@@ -214,7 +214,7 @@ endpoint = "tcp://{b}"
     let run = || {
         let started = std::time::Instant::now();
         let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         started.elapsed()
     };
     run();
@@ -373,7 +373,7 @@ password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
             .env("PATROL_TEST_WRONG_PG_PASSWORD", "not-the-password")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         assert!(!text(&out.stdout).contains(&password) && !text(&out.stderr).contains(&password));
     };
     run();
@@ -482,7 +482,7 @@ port = {port}
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snaps = snapshots(dir.path());
     let (json, snap) = show_json(dir.path(), &snaps[0]);
     assert!(!json.contains(&password));
@@ -565,7 +565,7 @@ commands = ["uptime"]
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snaps = snapshots(dir.path());
     let remote = snaps
         .iter()
@@ -643,7 +643,7 @@ queries = {{ broken = "sum(" }}
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    succeeded(&out);
     let snaps = snapshots(dir.path());
     let exported = snaps
         .iter()
@@ -789,7 +789,7 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
             .env("PATROL_TEST_RABBIT_WRONG", "wrong-password")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
         let snaps = snapshots(dir.path());
         let (_, snap) = show_json(dir.path(), snaps.last().unwrap());
         last = snap.clone();
@@ -854,7 +854,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
         ])
         .output()
         .unwrap();
-    assert!(restarted.status.success(), "{}", text(&restarted.stderr));
+    succeeded(&restarted);
     // Five captures over a minute: a leak needs a minute of readings, a repeated FATAL two
     // captures in a row.
     for i in 0..5 {
@@ -862,7 +862,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
             std::thread::sleep(std::time::Duration::from_secs(15));
         }
         let out = patrol(&["run", "--config", "examples/testbed.toml"], &root);
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        succeeded(&out);
     }
     let snaps = snapshots(&root);
     let a: Vec<_> = snaps

@@ -356,19 +356,20 @@ impl Ledger {
             outcome.acknowledged.push(Acknowledged::new(&e.finding, a));
             return;
         }
-        Ledger::mark_reported(e, now);
+        Ledger::report(e, reason, now, outcome);
+    }
+
+    /// Writes the finding in full now, and remembers that it was.
+    fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outcome) {
+        e.last_reported = Some(now);
+        e.reports += 1;
+        e.reported_values = headline(&e.finding);
         outcome.reported.push(Reported {
             finding: e.finding.clone(),
             reason,
             first_seen: e.first_seen,
             deployment: None,
         });
-    }
-
-    fn mark_reported(e: &mut Entry, now: DateTime<Utc>) {
-        e.last_reported = Some(now);
-        e.reports += 1;
-        e.reported_values = headline(&e.finding);
     }
 
     /// Folds one analysis into the ledger and says what to report.
@@ -429,13 +430,7 @@ impl Ledger {
                         continue;
                     }
                     if let Some(reason) = reason {
-                        Ledger::mark_reported(e, now);
-                        outcome.reported.push(Reported {
-                            finding: e.finding.clone(),
-                            reason,
-                            first_seen: e.first_seen,
-                            deployment: None,
-                        });
+                        Ledger::report(e, reason, now, &mut outcome);
                     }
                     continue;
                 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{ArchiveMeta, Entry, Location, decode_stored, encode};
+use super::{ArchiveMeta, Encoded, Entry, Location, decode_stored};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{Snapshot, validate_node_name};
@@ -36,14 +36,13 @@ impl FileArchive {
             .join(format!("{}{}", at.format(FILE_TIME_FORMAT), EXTENSION))
     }
 
-    /// Stores the already encoded bytes of one capture, atomically.
-    pub fn write_encoded(&self, node: &str, at: DateTime<Utc>, bytes: &[u8]) -> Result<()> {
-        validate_node_name(node).map_err(Error::Usage)?;
-        fsutil::write_atomic(&self.path_for(node, at), bytes)
-    }
-
-    pub fn write(&self, snapshot: &Snapshot) -> Result<()> {
-        self.write_encoded(&snapshot.node, snapshot.captured_at, &encode(snapshot)?)
+    /// Stores one encoded capture, atomically.
+    pub fn write_encoded(&self, capture: &Encoded) -> Result<()> {
+        validate_node_name(&capture.node).map_err(Error::Usage)?;
+        fsutil::write_atomic(
+            &self.path_for(&capture.node, capture.captured_at),
+            &capture.body,
+        )
     }
 
     /// Node names present in the archive, sorted.

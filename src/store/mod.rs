@@ -61,6 +61,37 @@ impl Entry {
     }
 }
 
+/// One capture as stored: the compressed snapshot and what the index needs to know of it.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub node: String,
+    pub captured_at: DateTime<Utc>,
+    pub schema_version: String,
+    /// zstd-compressed snapshot JSON.
+    pub body: Vec<u8>,
+}
+
+impl Encoded {
+    pub fn of(snapshot: &Snapshot) -> Result<Encoded> {
+        Ok(Encoded {
+            node: snapshot.node.clone(),
+            captured_at: snapshot.captured_at,
+            schema_version: snapshot.schema_version.clone(),
+            body: encode(snapshot)?,
+        })
+    }
+}
+
+/// The entry closest in time to `at`, the earlier one on a tie.
+pub fn closest<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    at: DateTime<Utc>,
+) -> Option<&'a Entry> {
+    entries
+        .into_iter()
+        .min_by_key(|e| ((e.captured_at - at).num_seconds().abs(), e.captured_at))
+}
+
 /// A capture that could not be read, and why; loading goes on without it.
 #[derive(Debug, Clone)]
 pub struct Skipped {
@@ -116,38 +147,22 @@ impl Archive {
 
     /// Writes one snapshot atomically.
     pub fn write(&self, snapshot: &Snapshot) -> Result<()> {
-        match self {
-            Archive::Files(f) => f.write(snapshot),
-            Archive::Postgres(p) => p.write(snapshot),
-        }
+        self.write_all(std::slice::from_ref(snapshot))
     }
 
     /// Writes the snapshots of one capture round (in one statement for a shared archive).
     pub fn write_all(&self, snapshots: &[Snapshot]) -> Result<()> {
-        let mut encoded = Vec::with_capacity(snapshots.len());
-        for s in snapshots {
-            encoded.push((
-                s.node.clone(),
-                s.captured_at,
-                s.schema_version.clone(),
-                encode(s)?,
-            ));
-        }
+        let encoded = snapshots
+            .iter()
+            .map(Encoded::of)
+            .collect::<Result<Vec<_>>>()?;
         self.write_encoded(&encoded)
     }
 
-    /// Writes captures already encoded, as (node, time, schema version, bytes).
-    pub fn write_encoded(
-        &self,
-        captures: &[(String, DateTime<Utc>, String, Vec<u8>)],
-    ) -> Result<()> {
+    /// Writes captures already encoded.
+    pub fn write_encoded(&self, captures: &[Encoded]) -> Result<()> {
         match self {
-            Archive::Files(f) => {
-                for (node, at, _, bytes) in captures {
-                    f.write_encoded(node, *at, bytes)?;
-                }
-                Ok(())
-            }
+            Archive::Files(f) => captures.iter().try_for_each(|c| f.write_encoded(c)),
             Archive::Postgres(p) => p.write_encoded(captures),
         }
     }
@@ -176,10 +191,7 @@ impl Archive {
     /// The capture of `node` closest in time to `at` (the earlier one on a tie).
     pub fn nearest(&self, node: &str, at: DateTime<Utc>) -> Result<Option<Entry>> {
         match self {
-            Archive::Files(f) => Ok(f
-                .list(None, None, Some(node))?
-                .into_iter()
-                .min_by_key(|e| ((e.captured_at - at).num_seconds().abs(), e.captured_at))),
+            Archive::Files(f) => Ok(closest(&f.list(None, None, Some(node))?, at).cloned()),
             Archive::Postgres(p) => p.nearest(node, at),
         }
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::{ArchiveMeta, Entry, Location, encode};
+use super::{ArchiveMeta, Encoded, Entry, Location};
 use crate::error::{Error, Result, describe_pg};
-use crate::model::{Snapshot, validate_node_name};
+use crate::model::validate_node_name;
 
 /// Where the shared archive lives: a `postgres://` URL without a password, with patrol's own
 /// options (`schema`, `fleet`) as query parameters.
@@ -247,7 +247,8 @@ pub struct PgArchive {
     client: tokio_postgres::Client,
     target: PgTarget,
     fleet: String,
-    display: String,
+    /// The URL without the fleet, for errors.
+    endpoint: String,
     /// Recorded with each capture written, so a shared archive says which collector sent it.
     writer: String,
 }
@@ -255,7 +256,7 @@ pub struct PgArchive {
 impl std::fmt::Debug for PgArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgArchive")
-            .field("target", &self.display)
+            .field("target", &self.endpoint)
             .finish()
     }
 }
@@ -308,7 +309,7 @@ impl PgArchive {
             client,
             target: target.clone(),
             fleet: String::new(),
-            display: display.clone(),
+            endpoint: display.clone(),
             writer: writer_name(),
         };
         archive.fleet = match target.fleet.clone().or(default_fleet.map(str::to_string)) {
@@ -370,7 +371,7 @@ impl PgArchive {
 
     fn err(&self, e: tokio_postgres::Error) -> Error {
         Error::Source {
-            endpoint: self.display.clone(),
+            endpoint: self.endpoint.clone(),
             message: describe_pg(&e),
         }
     }
@@ -407,30 +408,17 @@ impl PgArchive {
         Ok(())
     }
 
-    pub fn write(&self, snapshot: &Snapshot) -> Result<()> {
-        self.write_encoded(&[(
-            snapshot.node.clone(),
-            snapshot.captured_at,
-            snapshot.schema_version.clone(),
-            encode(snapshot)?,
-        )])
-    }
-
-    /// Stores captures given as (node, time, schema version, compressed bytes) in one
-    /// statement: all of them or none. A capture already stored for the same node and second
-    /// is replaced, as a file would be.
-    pub fn write_encoded(
-        &self,
-        captures: &[(String, DateTime<Utc>, String, Vec<u8>)],
-    ) -> Result<()> {
+    /// Stores captures in one statement: all of them or none. A capture already stored for the
+    /// same node and second is replaced, as a file would be.
+    pub fn write_encoded(&self, captures: &[Encoded]) -> Result<()> {
         if captures.is_empty() {
             return Ok(());
         }
         let mut last_of: std::collections::BTreeMap<(&str, DateTime<Utc>), usize> =
             Default::default();
-        for (i, (node, at, _, _)) in captures.iter().enumerate() {
-            validate_node_name(node).map_err(Error::Usage)?;
-            last_of.insert((node.as_str(), at.trunc_subsecs(0)), i);
+        for (i, c) in captures.iter().enumerate() {
+            validate_node_name(&c.node).map_err(Error::Usage)?;
+            last_of.insert((c.node.as_str(), c.captured_at.trunc_subsecs(0)), i);
         }
         let mut nodes = Vec::new();
         let mut times = Vec::new();
@@ -439,8 +427,8 @@ impl PgArchive {
         for ((node, at), i) in last_of {
             nodes.push(node);
             times.push(at);
-            versions.push(captures[i].2.as_str());
-            bodies.push(&captures[i].3);
+            versions.push(captures[i].schema_version.as_str());
+            bodies.push(&captures[i].body);
         }
         let sql = format!(
             "insert into {snap} (fleet, node, captured_at, schema_version, body, written_by)
@@ -502,16 +490,7 @@ impl PgArchive {
             self.table("snapshots")
         );
         let rows = self.query(&sql, &[&self.fleet, &from, &to, &node])?;
-        let mut out: Vec<Entry> = rows
-            .iter()
-            .map(|r| Entry {
-                node: r.get(0),
-                captured_at: r.get(1),
-                location: Location::Row {
-                    bytes: r.get::<_, i64>(2).max(0) as u64,
-                },
-            })
-            .collect();
+        let mut out: Vec<Entry> = rows.iter().map(entry_of).collect();
         out.sort();
         Ok(out)
     }
@@ -529,16 +508,8 @@ impl PgArchive {
                order by captured_at limit 1)"
         );
         let rows = self.query(&sql, &[&self.fleet, &node, &at])?;
-        Ok(rows
-            .iter()
-            .map(|r| Entry {
-                node: r.get(0),
-                captured_at: r.get(1),
-                location: Location::Row {
-                    bytes: r.get::<_, i64>(2).max(0) as u64,
-                },
-            })
-            .min_by_key(|e| ((e.captured_at - at).num_seconds().abs(), e.captured_at)))
+        let candidates: Vec<Entry> = rows.iter().map(entry_of).collect();
+        Ok(super::closest(&candidates, at).cloned())
     }
 
     /// The stored bytes of each entry, fetched in batches.
@@ -573,7 +544,7 @@ impl PgArchive {
                             found
                                 .remove(&(e.node.clone(), e.captured_at))
                                 .ok_or_else(|| Error::Source {
-                                    endpoint: self.display.clone(),
+                                    endpoint: self.endpoint.clone(),
                                     message: format!(
                                         "capture {} is gone (pruned meanwhile?)",
                                         e.describe()
@@ -588,7 +559,7 @@ impl PgArchive {
                         out.push((
                             e.clone(),
                             Err(Error::Source {
-                                endpoint: self.display.clone(),
+                                endpoint: self.endpoint.clone(),
                                 message: message.clone(),
                             }),
                         ));
@@ -639,6 +610,17 @@ impl PgArchive {
             .first()
             .map(|r| r.get(0))
             .unwrap_or(0))
+    }
+}
+
+/// An index row (node, captured_at, body size) as an entry.
+fn entry_of(row: &tokio_postgres::Row) -> Entry {
+    Entry {
+        node: row.get(0),
+        captured_at: row.get(1),
+        location: Location::Row {
+            bytes: row.get::<_, i64>(2).max(0) as u64,
+        },
     }
 }
 

@@ -84,9 +84,7 @@ pub fn nearest_captures(
     let mut out = BTreeSet::new();
     for (node, at) in wanted {
         if let Some(list) = by_node.get(node.as_str())
-            && let Some(e) = list
-                .iter()
-                .min_by_key(|e| (e.captured_at - *at).num_seconds().abs())
+            && let Some(e) = super::closest(list.iter().copied(), *at)
         {
             out.insert((node.clone(), e.captured_at.timestamp()));
         }
