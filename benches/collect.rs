@@ -40,6 +40,7 @@ fn config(port: u16, concurrency: usize) -> Config {
             name: format!("slow-{i}"),
             url: format!("http://127.0.0.1:{port}/slow/{i}"),
             timeout: Duration::from_secs(5),
+            tls: Default::default(),
         })
         .collect();
     Config {

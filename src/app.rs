@@ -1830,14 +1830,17 @@ fn digest_cmd(
         attempts: settings.attempts,
         backoff: settings.backoff,
         max_retry_after: std::time::Duration::from_secs(60),
+        request_timeout: std::time::Duration::from_secs(60),
+        tls: settings.tls.clone(),
     };
     let mailroom = crate::telegram::Mailroom::new(&out);
     mailroom.post(&week.label, &bot.chat_id, messages)?;
     let delivery = crate::telegram::deliver(&mailroom, &bot)?;
     println!(
-        "telegram: {} sent, {} found already delivered, {} waiting in {}",
+        "telegram: {} sent, {} found already delivered, {} refused and skipped, {} waiting in {}",
         delivery.sent,
         delivery.recovered,
+        delivery.refused,
         delivery.left,
         mailroom.dir.display()
     );

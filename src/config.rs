@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use regex::Regex;
 
 use crate::error::{Error, Result};
+use crate::tls::{SslMode, TlsOptions};
 use crate::tomlread::{Ctx, Fields, Spanned};
 
 #[derive(Debug, Clone)]
@@ -94,6 +95,8 @@ pub struct TelegramSettings {
     /// after each attempt).
     pub attempts: u32,
     pub backoff: Duration,
+    /// `ca_file`, for a Bot API server behind a private CA (a local Bot API server).
+    pub tls: TlsOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +326,7 @@ pub enum Source {
         gpu: bool,
         queries: BTreeMap<String, String>,
         timeout: Duration,
+        tls: TlsOptions,
     },
     Postgres {
         name: String,
@@ -333,6 +337,8 @@ pub enum Source {
         password: Option<Secret>,
         log: bool,
         timeout: Duration,
+        sslmode: SslMode,
+        tls: TlsOptions,
     },
     Redis {
         name: String,
@@ -348,11 +354,13 @@ pub enum Source {
         user: String,
         password: Option<Secret>,
         timeout: Duration,
+        tls: TlsOptions,
     },
     Http {
         name: String,
         url: String,
         timeout: Duration,
+        tls: TlsOptions,
     },
     Ssh {
         settings: SshSettings,
@@ -429,6 +437,45 @@ fn regex(ctx: &mut Ctx, what: &str, s: &Spanned<String>) -> Option<Regex> {
 
 /// `password_env` or `password_file`; a `password` key is refused: secrets stay out of files
 /// that get committed and shared.
+/// `ca_file`: the PEM file of a private CA that signs this server's certificate, relative to
+/// the config's directory. Read when the connection is made; a missing file is said at load.
+fn tls_options(f: &mut Fields, ctx: &mut Ctx, base: &Path) -> TlsOptions {
+    let ca_file = f.string(ctx, "ca_file", false).map(|s| {
+        let path = base.join(s.get_ref());
+        if !path.is_file() {
+            ctx.report(
+                s.span(),
+                format!(
+                    "{}: `ca_file` {} is not a readable file",
+                    f.what,
+                    path.display()
+                ),
+            );
+        }
+        path
+    });
+    TlsOptions { ca_file }
+}
+
+/// `sslmode` of a PostgreSQL source, libpq's names; default `prefer`.
+fn sslmode(f: &mut Fields, ctx: &mut Ctx) -> SslMode {
+    match f.string(ctx, "sslmode", false) {
+        Some(s) => SslMode::parse(s.get_ref()).unwrap_or_else(|| {
+            ctx.report(
+                s.span(),
+                format!(
+                    "{}: `sslmode` `{}`: one of {}",
+                    f.what,
+                    s.get_ref(),
+                    SslMode::NAMES
+                ),
+            );
+            SslMode::default()
+        }),
+        None => SslMode::default(),
+    }
+}
+
 fn secret(f: &mut Fields, ctx: &mut Ctx, base: &Path) -> Option<Secret> {
     if let Some(v) = f.value("password") {
         ctx.report(
@@ -713,6 +760,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             };
             let attempts = t.count(&mut ctx, "attempts").unwrap_or(4).max(1) as u32;
             let backoff = duration(&mut t, &mut ctx, "backoff", Duration::from_millis(500));
+            let tls = tls_options(&mut t, &mut ctx, base);
             t.finish(&mut ctx);
             if let (Some(token), Some(chat_id)) = (token, chat_id) {
                 telegram = Some(TelegramSettings {
@@ -721,6 +769,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                     chat_id,
                     attempts,
                     backoff,
+                    tls,
                 });
             }
         }
@@ -925,6 +974,7 @@ fn node_sources(
             q.finish(ctx);
         }
         let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        let tls = tls_options(&mut p, ctx, base);
         if let Some(url) = url {
             out.push(Source::Prometheus {
                 url: url.into_inner().trim_end_matches('/').to_string(),
@@ -932,6 +982,7 @@ fn node_sources(
                 gpu,
                 queries,
                 timeout,
+                tls,
             });
         }
         p.finish(ctx);
@@ -958,6 +1009,8 @@ fn node_sources(
         let password = secret(&mut p, ctx, base);
         let log = p.boolean(ctx, "log").unwrap_or(true);
         let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        let sslmode = sslmode(&mut p, ctx);
+        let tls = tls_options(&mut p, ctx, base);
         if let Some(name) = name {
             out.push(Source::Postgres {
                 name: name.into_inner(),
@@ -968,6 +1021,8 @@ fn node_sources(
                 password,
                 log,
                 timeout,
+                sslmode,
+                tls,
             });
         }
         p.finish(ctx);
@@ -1030,6 +1085,7 @@ fn node_sources(
             .unwrap_or_else(|| "guest".into());
         let password = secret(&mut r, ctx, base);
         let timeout = duration(&mut r, ctx, "timeout", default_timeout);
+        let tls = tls_options(&mut r, ctx, base);
         if let (Some(name), Some(url)) = (name, url) {
             out.push(Source::RabbitMq {
                 name: name.into_inner(),
@@ -1037,6 +1093,7 @@ fn node_sources(
                 user,
                 password,
                 timeout,
+                tls,
             });
         }
         r.finish(ctx);
@@ -1049,11 +1106,13 @@ fn node_sources(
             url_without_password(ctx, &h.what, u);
         }
         let timeout = duration(&mut h, ctx, "timeout", default_timeout);
+        let tls = tls_options(&mut h, ctx, base);
         if let (Some(name), Some(url)) = (name, url) {
             out.push(Source::Http {
                 name: name.into_inner(),
                 url: url.into_inner(),
                 timeout,
+                tls,
             });
         }
         h.finish(ctx);

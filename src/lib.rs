@@ -23,5 +23,6 @@ pub mod simulate;
 pub mod sources;
 pub mod store;
 pub mod telegram;
+pub mod tls;
 pub mod tomlread;
 pub mod units;

@@ -1,12 +1,15 @@
 //! Telegram delivery of the weekly digest: a compact HTML message (only the tags the Bot API
-//! accepts, fleet text escaped), split at line boundaries under 4,096 characters, kept in an
-//! outbox on disk until Telegram has it, and sent exactly once.
+//! accepts, fleet text escaped), split under 4,096 characters without ever cutting a tag or an
+//! entity, kept in an outbox on disk until Telegram has it, and sent exactly once.
 //!
-//! Each message of the outbox moves `pending` → `sending` → `sent`, saved before and after the
-//! request. A message found `sending` (the run died between Telegram's answer and the
-//! bookkeeping) is first looked for: message ids in a chat only grow, so patrol tries to edit the
-//! few ids after the last one it knows with the very same text; Telegram answers "message is not
-//! modified" for the one that is already there, and patrol records it instead of sending twice.
+//! Each message of the outbox moves `pending` → `sending` → `sent` (or `refused`), saved before
+//! and after the request, and one sender works at a time (a lock in the outbox). A request that
+//! got no answer (a timeout, a lost connection, a 5xx) may still have been delivered, so it is
+//! never simply repeated: patrol sends the message again silently, then reads the few messages
+//! between the newest id it knew and that copy — by forwarding each to the same chat and
+//! deleting the forward, which changes nothing patrol did not send — and when one of them is the
+//! message, deletes its own copy. A message Telegram refuses as HTML goes as plain text; refused
+//! again, it is reported and skipped, so one bad message never holds the later ones.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::tls::TlsOptions;
 
 /// The Bot API's limit on one message's text.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -27,52 +31,241 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Splits lines (already HTML) into messages of at most `limit` characters, at line
-/// boundaries, at most `max_messages` of them; what does not fit is named, not cut silently.
-pub fn split(lines: &[String], limit: usize, max_messages: usize) -> Vec<String> {
-    let mut messages: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let len = |s: &str| s.chars().count();
-    for (i, line) in lines.iter().enumerate() {
-        // A single line longer than a message is shortened, with a mark.
-        let line = if len(line) > limit - 40 {
-            let cut: String = line.chars().take(limit - 60).collect();
-            format!("{cut} … (cut)")
-        } else {
-            line.clone()
-        };
-        let needed = len(&current) + len(&line) + 1;
-        if needed > limit && !current.is_empty() {
-            if messages.len() + 1 == max_messages {
-                let rest = lines.len() - i;
-                let note = format!("+{rest} more in the full digest");
-                while len(&current) + len(&note) + 1 > limit {
-                    match current.trim_end_matches('\n').rfind('\n') {
-                        Some(at) => current.truncate(at + 1),
-                        None => break,
+/// The tags the Bot API's HTML mode accepts.
+const ALLOWED_TAGS: &[&str] = &[
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+    "span",
+];
+
+/// One indivisible piece of a message's HTML: a tag, an entity, or one character.
+#[derive(Debug, Clone, PartialEq)]
+enum Atom<'a> {
+    Open { name: &'a str, raw: &'a str },
+    Close { name: &'a str, raw: &'a str },
+    Text(&'a str),
+}
+
+impl Atom<'_> {
+    fn raw(&self) -> &str {
+        match self {
+            Atom::Open { raw, .. } | Atom::Close { raw, .. } | Atom::Text(raw) => raw,
+        }
+    }
+}
+
+fn tag_name(inner: &str) -> &str {
+    inner
+        .split(|c: char| c.is_whitespace() || c == '=')
+        .next()
+        .unwrap_or("")
+}
+
+/// Cuts HTML into atoms, so a split never falls inside a tag (`<code>`) or an entity (`&amp;`).
+/// A `<` or `&` that does not start a tag or entity is one character, as Telegram would reject
+/// it anyway and the splitter must not make it worse.
+fn atoms(html: &str) -> Vec<Atom<'_>> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(c) = rest.chars().next() {
+        let take = match c {
+            '<' => match rest.find('>') {
+                Some(end) if !rest[1..end].contains('<') => {
+                    let raw = &rest[..=end];
+                    let inner = &rest[1..end];
+                    if let Some(name) = inner.strip_prefix('/') {
+                        out.push(Atom::Close {
+                            name: tag_name(name.trim()),
+                            raw,
+                        });
+                    } else {
+                        out.push(Atom::Open {
+                            name: tag_name(inner.trim()),
+                            raw,
+                        });
                     }
+                    end + 1
                 }
-                current.push_str(&note);
-                messages.push(current);
+                _ => 0,
+            },
+            '&' => match rest.find(';') {
+                Some(end)
+                    if end > 1
+                        && end <= 10
+                        && rest[1..end]
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '#') =>
+                {
+                    out.push(Atom::Text(&rest[..=end]));
+                    end + 1
+                }
+                _ => 0,
+            },
+            _ => 0,
+        };
+        let take = if take == 0 {
+            out.push(Atom::Text(&rest[..c.len_utf8()]));
+            c.len_utf8()
+        } else {
+            take
+        };
+        rest = &rest[take..];
+    }
+    out
+}
+
+/// A message being filled: the tags open at its start are reopened, those open at its end are
+/// closed, so every message is valid HTML on its own.
+struct Chunk {
+    text: String,
+    chars: usize,
+    has_body: bool,
+}
+
+impl Chunk {
+    fn opening(open: &[String]) -> Chunk {
+        let text: String = open.concat();
+        Chunk {
+            chars: text.chars().count(),
+            text,
+            has_body: false,
+        }
+    }
+
+    fn push(&mut self, raw: &str) {
+        self.text.push_str(raw);
+        self.chars += raw.chars().count();
+        self.has_body = true;
+    }
+
+    fn finish(self, open: &[String]) -> String {
+        let mut text = self.text.trim_end_matches('\n').to_string();
+        for tag in open.iter().rev() {
+            text.push_str(&format!("</{}>", tag_name(tag.trim_start_matches('<'))));
+        }
+        text
+    }
+}
+
+/// Room kept in each message for the closing tags and the "+N more" note.
+const RESERVE: usize = 120;
+
+/// Splits lines (already HTML) into messages of at most `limit` characters, preferably at line
+/// boundaries, at most `max_messages` of them. A split never falls inside a tag or an entity,
+/// and tags open across a split are closed and reopened, so every message is valid HTML; a line
+/// longer than a message continues in the next one; what does not fit in `max_messages` is
+/// named ("+N more in the full digest"), not cut silently.
+pub fn split(lines: &[String], limit: usize, max_messages: usize) -> Vec<String> {
+    let budget = limit.saturating_sub(RESERVE).max(1);
+    let mut messages: Vec<String> = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut current = Chunk::opening(&open);
+    for (i, line) in lines.iter().enumerate() {
+        let line_atoms = atoms(line);
+        let line_chars = line.chars().count() + 1;
+        if current.has_body && current.chars + line_chars > budget {
+            if messages.len() + 1 == max_messages.max(1) {
+                let note = format!("\n+{} more in the full digest", lines.len() - i);
+                let mut last = current.finish(&open);
+                last.push_str(&note);
+                messages.push(last);
                 return messages;
             }
-            messages.push(std::mem::take(&mut current).trim_end().to_string());
+            messages.push(std::mem::replace(&mut current, Chunk::opening(&open)).finish(&open));
         }
-        current.push_str(&line);
-        current.push('\n');
+        for atom in &line_atoms {
+            let width = atom.raw().chars().count();
+            if current.has_body && current.chars + width > budget {
+                if messages.len() + 1 == max_messages.max(1) {
+                    let mut last = current.finish(&open);
+                    last.push_str(&format!(" …\n+{} more in the full digest", lines.len() - i));
+                    messages.push(last);
+                    return messages;
+                }
+                messages.push(std::mem::replace(&mut current, Chunk::opening(&open)).finish(&open));
+            }
+            current.push(atom.raw());
+            match atom {
+                Atom::Open { name, raw } if ALLOWED_TAGS.contains(name) => {
+                    open.push(raw.to_string())
+                }
+                Atom::Close { name, .. } => {
+                    if let Some(at) = open
+                        .iter()
+                        .rposition(|t| tag_name(t.trim_start_matches('<')) == *name)
+                    {
+                        open.truncate(at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        current.push("\n");
     }
-    if !current.trim().is_empty() {
-        messages.push(current.trim_end().to_string());
+    if current.has_body {
+        let last = current.finish(&open);
+        if !last.trim().is_empty() {
+            messages.push(last);
+        }
     }
     messages
+}
+
+/// The text a reader sees of a message: tags dropped, entities decoded. Telegram answers with
+/// this text for a message sent in HTML mode, and it is what patrol sends when Telegram refuses
+/// the HTML.
+pub fn to_plain(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    for atom in atoms(html) {
+        match atom {
+            Atom::Text(t) if t.len() > 1 && t.starts_with('&') => out.push_str(&decode_entity(t)),
+            Atom::Text(t) => out.push_str(t),
+            Atom::Open { .. } | Atom::Close { .. } => {}
+        }
+    }
+    out
+}
+
+fn decode_entity(entity: &str) -> String {
+    let name = &entity[1..entity.len() - 1];
+    let decoded = match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "quot" => Some('"'),
+        _ => name
+            .strip_prefix("#x")
+            .or_else(|| name.strip_prefix("#X"))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+            .and_then(char::from_u32),
+    };
+    decoded.map_or_else(|| entity.to_string(), String::from)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Pending,
+    /// Sent, but whether Telegram has it is not known (no answer, or the run died).
     Sending,
     Sent,
+    /// Telegram refused it in HTML and as plain text: reported, and skipped so it never blocks
+    /// the messages after it.
+    Refused,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +274,29 @@ pub struct Message {
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<i64>,
+    /// The newest id patrol knew in the chat before the first attempt: an earlier copy of this
+    /// message can only have an id above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// Sent as plain text because Telegram refused the HTML.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain: bool,
+    /// Why Telegram refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Message {
+    fn pending(text: String) -> Message {
+        Message {
+            text,
+            state: State::Pending,
+            message_id: None,
+            after: None,
+            plain: false,
+            error: None,
+        }
+    }
 }
 
 /// One digest waiting to be delivered, in `<output>/outbox/<week>.json`.
@@ -138,14 +354,7 @@ impl Mailroom {
         let outbox = Outbox {
             week: week.to_string(),
             chat_id: chat_id.to_string(),
-            messages: texts
-                .into_iter()
-                .map(|text| Message {
-                    text,
-                    state: State::Pending,
-                    message_id: None,
-                })
-                .collect(),
+            messages: texts.into_iter().map(Message::pending).collect(),
         };
         write_json(&path, &outbox)
     }
@@ -168,7 +377,9 @@ impl Mailroom {
         paths.sort();
         for p in paths {
             if let Some(o) = read_json::<Outbox>(&p)?
-                && o.messages.iter().any(|m| m.state != State::Sent)
+                && o.messages
+                    .iter()
+                    .any(|m| matches!(m.state, State::Pending | State::Sending))
             {
                 out.push(o);
             }
@@ -195,11 +406,15 @@ pub struct Bot {
     pub api_base: String,
     pub token: String,
     pub chat_id: String,
-    /// Attempts per message and run for network errors and 5xx.
+    /// Attempts per message and run for failures that are worth another try.
     pub attempts: u32,
     pub backoff: Duration,
     /// Longest `retry_after` patrol waits for; a longer one leaves the message for the next run.
     pub max_retry_after: Duration,
+    /// How long one request may take, answer included. Telegram answers in well under a
+    /// second; a slow answer is waited for rather than taken as a failure.
+    pub request_timeout: Duration,
+    pub tls: TlsOptions,
 }
 
 impl std::fmt::Debug for Bot {
@@ -216,8 +431,10 @@ impl std::fmt::Debug for Bot {
 #[derive(Debug, Default)]
 pub struct Delivery {
     pub sent: usize,
-    /// Messages found already delivered by an earlier run that died before recording them.
+    /// Messages found already delivered by an earlier attempt whose answer was lost.
     pub recovered: usize,
+    /// Messages Telegram refused even as plain text: skipped, each with its error.
+    pub refused: usize,
     pub left: usize,
     pub errors: Vec<String>,
 }
@@ -226,10 +443,25 @@ enum Answer {
     Ok(serde_json::Value),
     /// 429: wait this long.
     RetryAfter(u64),
-    /// Network error or 5xx: worth retrying.
-    Transient(String),
-    /// Any other refusal (bad token, bad chat, message not modified…), with its description.
-    Refused(String),
+    /// The request never reached the server (no connection): safe to send again.
+    NotSent(String),
+    /// The request may have been acted on, but no answer came (timeout, connection lost, a
+    /// 5xx from a proxy): sending again could make a copy.
+    Unknown(String),
+    /// A refusal, with Telegram's HTTP status and description.
+    Refused(u16, String),
+}
+
+/// What a refusal says about whom: the message (its HTML, its length) or the delivery (token,
+/// chat, rights), which no other message would get past either.
+fn refusal_is_the_messages(status: u16, description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    status == 400
+        && (d.contains("parse entities")
+            || d.contains("too long")
+            || d.contains("text must be non-empty")
+            || d.contains("unsupported")
+            || d.contains("can't parse"))
 }
 
 impl Bot {
@@ -259,12 +491,27 @@ impl Bot {
             Ok(r) => r,
             Err(e) => {
                 // reqwest's message can contain the URL, and so the token.
-                let text = e.without_url().to_string();
-                return Answer::Transient(format!("{}: {text}", self.shown(method)));
+                let connect = e.is_connect();
+                let text = crate::error::with_causes(&e.without_url());
+                let text = format!("{}: {text}", self.shown(method));
+                return if connect {
+                    Answer::NotSent(text)
+                } else {
+                    Answer::Unknown(text)
+                };
             }
         };
         let status = resp.status();
-        let json: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value = match resp.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            Err(e) => {
+                return Answer::Unknown(format!(
+                    "{}: HTTP {status}, the answer was cut: {}",
+                    self.shown(method),
+                    crate::error::with_causes(&e.without_url())
+                ));
+            }
+        };
         let description = json
             .get("description")
             .and_then(|d| d.as_str())
@@ -278,7 +525,7 @@ impl Bot {
             return Answer::RetryAfter(after);
         }
         if status.is_server_error() {
-            return Answer::Transient(format!(
+            return Answer::Unknown(format!(
                 "{}: HTTP {status} {description}",
                 self.shown(method)
             ));
@@ -286,79 +533,268 @@ impl Bot {
         if json.get("ok").and_then(|v| v.as_bool()) == Some(true) {
             return Answer::Ok(json);
         }
-        Answer::Refused(format!(
-            "{}: HTTP {status} {description}",
-            self.shown(method)
-        ))
+        if status.is_success() {
+            return Answer::Unknown(format!(
+                "{}: HTTP {status} without a Bot API answer",
+                self.shown(method)
+            ));
+        }
+        Answer::Refused(
+            status.as_u16(),
+            format!("{}: HTTP {status} {description}", self.shown(method)),
+        )
     }
 
-    /// Calls a method with retries: backoff on network errors and 5xx, `retry_after` on 429.
-    async fn call_retrying(
+    /// Calls a method until it gives a definite answer: retries what never reached Telegram
+    /// (with backoff) and waits out 429s. An unknown outcome is returned as it is, never retried
+    /// here: for `sendMessage` that would risk a copy.
+    async fn call_until_definite(
         &self,
         client: &reqwest::Client,
         method: &str,
         body: &serde_json::Value,
-    ) -> std::result::Result<serde_json::Value, (bool, String)> {
+    ) -> Answer {
         let mut delay = self.backoff;
         let (mut failures, mut rate_limits) = (0, 0);
         loop {
             match self.call(client, method, body).await {
-                Answer::Ok(v) => return Ok(v),
-                Answer::Refused(e) => return Err((false, e)),
                 Answer::RetryAfter(secs) => {
-                    // Telegram said when to come back: that is not a failure, but a run does
-                    // not wait forever either.
+                    // Telegram said when to come back: not a failure, but a run does not wait
+                    // for ever either.
                     rate_limits += 1;
                     let wait = Duration::from_secs(secs);
                     if wait > self.max_retry_after || rate_limits > 5 {
-                        return Err((
-                            true,
-                            format!(
-                                "{}: rate limited (retry after {secs} s)",
-                                self.shown(method)
-                            ),
+                        return Answer::NotSent(format!(
+                            "{}: rate limited (retry after {secs} s)",
+                            self.shown(method)
                         ));
                     }
                     tokio::time::sleep(wait).await;
                 }
-                Answer::Transient(e) => {
+                Answer::NotSent(e) => {
                     failures += 1;
                     if failures >= self.attempts.max(1) {
-                        return Err((true, e));
+                        return Answer::NotSent(e);
                     }
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    delay = delay.saturating_mul(2);
                 }
+                definite => return definite,
             }
         }
     }
 
-    /// Whether a message with this exact text is already in the chat just after `after`.
-    async fn find_delivered(
+    fn send_body(&self, chat_id: &str, text: &str, plain: bool, silent: bool) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "chat_id": chat_id,
+            "text": text,
+            "link_preview_options": {"is_disabled": true},
+            "disable_notification": silent,
+        });
+        if !plain {
+            body["parse_mode"] = "HTML".into();
+        }
+        body
+    }
+
+    /// The text of message `id` of the chat, read without changing it: patrol forwards it to
+    /// the same chat, silently, reads the copy and deletes the copy (a message patrol sent).
+    /// `None` when there is no such message or it cannot be forwarded.
+    async fn read_message(
         &self,
         client: &reqwest::Client,
-        after: i64,
-        text: &str,
-    ) -> Option<i64> {
-        for id in after + 1..=after + 5 {
-            let body = serde_json::json!({
-                "chat_id": self.chat_id,
-                "message_id": id,
-                "text": text,
-                "parse_mode": "HTML",
-            });
-            match self.call(client, "editMessageText", &body).await {
-                Answer::Refused(e) if e.contains("message is not modified") => return Some(id),
-                Answer::Ok(_) => return Some(id),
-                _ => {}
+        chat_id: &str,
+        id: i64,
+    ) -> std::result::Result<Option<String>, String> {
+        let body = serde_json::json!({
+            "chat_id": chat_id,
+            "from_chat_id": chat_id,
+            "message_id": id,
+            "disable_notification": true,
+        });
+        match self
+            .call_until_definite(client, "forwardMessage", &body)
+            .await
+        {
+            Answer::Ok(answer) => {
+                let text = answer
+                    .pointer("/result/text")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string);
+                if let Some(copy) = answer
+                    .pointer("/result/message_id")
+                    .and_then(|v| v.as_i64())
+                {
+                    let delete = serde_json::json!({"chat_id": chat_id, "message_id": copy});
+                    if let Answer::Refused(_, e) | Answer::Unknown(e) | Answer::NotSent(e) = self
+                        .call_until_definite(client, "deleteMessage", &delete)
+                        .await
+                    {
+                        return Err(format!(
+                            "a silent copy made to read message {id} was left in the chat: {e}"
+                        ));
+                    }
+                }
+                Ok(Some(text.unwrap_or_default()))
             }
+            Answer::Refused(_, _) => Ok(None),
+            Answer::Unknown(e) | Answer::NotSent(e) => Err(e),
+            Answer::RetryAfter(_) => Err(format!("{}: rate limited", self.shown("forwardMessage"))),
         }
-        None
     }
 }
 
-/// Delivers every undelivered message of the outbox, oldest first.
+/// What became of one message.
+enum Outcome {
+    Delivered {
+        id: Option<i64>,
+        recovered: bool,
+    },
+    /// Not delivered: try again in a later run.
+    Later(String),
+    /// Telegram has it maybe: left `sending` for the next run to settle.
+    Unsettled(String),
+    /// Refused as HTML and as plain text.
+    Refused(String),
+    /// A refusal about the chat or token: nothing else can go either.
+    Blocked(String),
+}
+
+/// Sends one message: HTML first, plain text when Telegram refuses the HTML.
+async fn send_new(
+    bot: &Bot,
+    client: &reqwest::Client,
+    chat_id: &str,
+    message: &mut Message,
+) -> Outcome {
+    loop {
+        let text = if message.plain {
+            to_plain(&message.text)
+        } else {
+            message.text.clone()
+        };
+        let body = bot.send_body(chat_id, &text, message.plain, false);
+        return match bot.call_until_definite(client, "sendMessage", &body).await {
+            Answer::Ok(answer) => {
+                // `PATROL_TEST_CRASH=after-send`: Telegram has it, patrol has not recorded it.
+                fsutil::crash_point("after-send");
+                Outcome::Delivered {
+                    id: answer
+                        .pointer("/result/message_id")
+                        .and_then(|v| v.as_i64()),
+                    recovered: false,
+                }
+            }
+            Answer::Refused(status, e) if refusal_is_the_messages(status, &e) => {
+                if message.plain {
+                    Outcome::Refused(e)
+                } else {
+                    message.plain = true;
+                    continue;
+                }
+            }
+            Answer::Refused(_, e) => Outcome::Blocked(e),
+            Answer::NotSent(e) => Outcome::Later(e),
+            Answer::RetryAfter(secs) => Outcome::Later(format!("rate limited ({secs} s)")),
+            Answer::Unknown(e) => Outcome::Unsettled(e),
+        };
+    }
+}
+
+/// Settles a message whose earlier attempt got no answer, without ever changing a message
+/// patrol did not send: it sends the message again (silently), then reads the messages between
+/// the newest one it knew before the first attempt and this copy; when one of them is the
+/// message, the copy is deleted and the earlier one kept.
+async fn settle(
+    bot: &Bot,
+    client: &reqwest::Client,
+    chat_id: &str,
+    message: &mut Message,
+) -> Outcome {
+    let text = if message.plain {
+        to_plain(&message.text)
+    } else {
+        message.text.clone()
+    };
+    let body = bot.send_body(chat_id, &text, message.plain, true);
+    let copy = match bot.call_until_definite(client, "sendMessage", &body).await {
+        Answer::Ok(answer) => answer
+            .pointer("/result/message_id")
+            .and_then(|v| v.as_i64()),
+        Answer::Refused(status, e) if refusal_is_the_messages(status, &e) && !message.plain => {
+            // The HTML was refused, so the earlier attempt was refused too: not delivered.
+            message.plain = true;
+            return send_new(bot, client, chat_id, message).await;
+        }
+        Answer::Refused(status, e) if refusal_is_the_messages(status, &e) => {
+            return Outcome::Refused(e);
+        }
+        Answer::Refused(_, e) => return Outcome::Blocked(e),
+        Answer::NotSent(e) => return Outcome::Unsettled(e),
+        Answer::RetryAfter(secs) => return Outcome::Unsettled(format!("rate limited ({secs} s)")),
+        Answer::Unknown(e) => return Outcome::Unsettled(e),
+    };
+    let Some(copy) = copy else {
+        return Outcome::Delivered {
+            id: None,
+            recovered: false,
+        };
+    };
+    // Ids in a chat only grow: an earlier copy lies between the last id known and this one.
+    let lowest = message.after.map_or(copy - SETTLE_LOOKBACK, |a| a + 1);
+    let wanted = to_plain(&message.text);
+    let wanted = wanted.trim();
+    let mut candidate = copy - 1;
+    while candidate >= lowest.max(copy - SETTLE_LOOKBACK).max(1) {
+        match bot.read_message(client, chat_id, candidate).await {
+            Ok(Some(text)) if text.trim() == wanted => {
+                let delete = serde_json::json!({"chat_id": chat_id, "message_id": copy});
+                return match bot.call_until_definite(client, "deleteMessage", &delete).await {
+                    Answer::Ok(_) => Outcome::Delivered {
+                        id: Some(candidate),
+                        recovered: true,
+                    },
+                    Answer::Refused(_, e) | Answer::Unknown(e) | Answer::NotSent(e) => {
+                        Outcome::Delivered {
+                            id: Some(copy),
+                            recovered: false,
+                        }
+                        .with_note(format!(
+                            "message {candidate} was already delivered; its copy {copy} could not be deleted: {e}"
+                        ))
+                    }
+                    Answer::RetryAfter(_) => Outcome::Delivered {
+                        id: Some(copy),
+                        recovered: false,
+                    },
+                };
+            }
+            Ok(_) => candidate -= 1,
+            // Cannot read the chat: the copy stays, which may be a duplicate but loses nothing.
+            Err(_) => break,
+        }
+    }
+    Outcome::Delivered {
+        id: Some(copy),
+        recovered: false,
+    }
+}
+
+/// How many messages back an earlier copy is looked for when patrol knew no id in the chat.
+const SETTLE_LOOKBACK: i64 = 10;
+
+impl Outcome {
+    fn with_note(self, note: String) -> Outcome {
+        tracing::warn!("telegram: {note}");
+        self
+    }
+}
+
+/// Delivers every undelivered message of the outbox, oldest first, one sender at a time.
 pub fn deliver(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
+    // Two senders at once (a cron digest and a hand-run one, or the daemon) would both find the
+    // same message pending.
+    let _sender = fsutil::RunLock::acquire(&mailroom.dir.join(".sender.lock"), SENDER_WAIT)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -366,71 +802,86 @@ pub fn deliver(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
     runtime.block_on(deliver_async(mailroom, bot))
 }
 
+/// How long a sender waits for another one to finish.
+const SENDER_WAIT: Duration = Duration::from_secs(600);
+
 async fn deliver_async(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let client = crate::tls::http_client(
+        reqwest::Client::builder().timeout(bot.request_timeout),
+        &bot.tls,
+    )
+    .map_err(|e| Error::Source {
+        endpoint: bot.shown("sendMessage"),
+        message: e,
+    })?;
     let mut chats = mailroom.chats()?;
     let mut done = Delivery::default();
     let mut stop = false;
     for mut outbox in mailroom.undelivered()? {
+        let chat_id = outbox.chat_id.clone();
         for i in 0..outbox.messages.len() {
-            if outbox.messages[i].state == State::Sent {
+            let message = &mut outbox.messages[i];
+            if !matches!(message.state, State::Pending | State::Sending) {
                 continue;
             }
             if stop {
                 done.left += 1;
                 continue;
             }
-            let text = outbox.messages[i].text.clone();
-            let last = chats.last_message_id.get(&outbox.chat_id).copied();
-            if outbox.messages[i].state == State::Sending
-                && let Some(after) = last
-                && let Some(id) = bot.find_delivered(&client, after, &text).await
-            {
-                outbox.messages[i].state = State::Sent;
-                outbox.messages[i].message_id = Some(id);
-                chats.last_message_id.insert(outbox.chat_id.clone(), id);
+            let outcome = if message.state == State::Sending {
+                settle(bot, &client, &chat_id, message).await
+            } else {
+                message.state = State::Sending;
+                message.after = chats.last_message_id.get(&chat_id).copied();
                 mailroom.save(&outbox)?;
-                mailroom.save_chats(&chats)?;
-                done.recovered += 1;
-                continue;
-            }
-            outbox.messages[i].state = State::Sending;
-            mailroom.save(&outbox)?;
-            let body = serde_json::json!({
-                "chat_id": outbox.chat_id,
-                "text": text,
-                "parse_mode": "HTML",
-                "disable_web_page_preview": true,
-            });
-            match bot.call_retrying(&client, "sendMessage", &body).await {
-                Ok(answer) => {
-                    // `PATROL_TEST_CRASH=after-send`: Telegram has it, patrol has not recorded it.
-                    fsutil::crash_point("after-send");
-                    let id = answer
-                        .pointer("/result/message_id")
-                        .and_then(|v| v.as_i64());
-                    outbox.messages[i].state = State::Sent;
-                    outbox.messages[i].message_id = id;
-                    if let Some(id) = id {
-                        chats.last_message_id.insert(outbox.chat_id.clone(), id);
-                    }
-                    mailroom.save(&outbox)?;
-                    mailroom.save_chats(&chats)?;
-                    done.sent += 1;
+                let message = &mut outbox.messages[i];
+                match send_new(bot, &client, &chat_id, message).await {
+                    // No answer: settle it now, while the chat is fresh.
+                    Outcome::Unsettled(_) => settle(bot, &client, &chat_id, message).await,
+                    other => other,
                 }
-                Err((_, e)) => {
-                    // Not delivered: back to pending, and the rest waits for the next run so the
-                    // messages keep their order.
-                    outbox.messages[i].state = State::Pending;
-                    mailroom.save(&outbox)?;
+            };
+            let message = &mut outbox.messages[i];
+            match outcome {
+                Outcome::Delivered { id, recovered } => {
+                    message.state = State::Sent;
+                    message.message_id = id;
+                    if let Some(id) = id {
+                        let newest = chats.last_message_id.entry(chat_id.clone()).or_insert(id);
+                        *newest = (*newest).max(id);
+                    }
+                    if recovered {
+                        done.recovered += 1;
+                    } else {
+                        done.sent += 1;
+                    }
+                }
+                Outcome::Refused(e) => {
+                    message.state = State::Refused;
+                    message.error = Some(e.clone());
+                    done.refused += 1;
+                    done.errors.push(format!(
+                        "{} message {}: refused, skipped: {e}",
+                        outbox.week,
+                        i + 1
+                    ));
+                }
+                Outcome::Later(e) | Outcome::Blocked(e) => {
+                    // Not delivered: back to pending, and the rest waits so the order holds.
+                    message.state = State::Pending;
                     done.errors.push(e);
                     done.left += 1;
                     stop = true;
                 }
+                Outcome::Unsettled(e) => {
+                    done.errors
+                        .push(format!("{e} (whether Telegram has it is settled next run)"));
+                    done.left += 1;
+                    stop = true;
+                }
             }
+            mailroom.save(&outbox)?;
+            mailroom.save_chats(&chats)?;
         }
     }
     Ok(done)

@@ -14,7 +14,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("fsutil", &["error"]),
     ("tomlread", &["error"]),
-    ("store", &["error", "fsutil", "model"]),
+    ("tls", &[]),
+    ("store", &["error", "fsutil", "model", "tls"]),
     ("history", &["model", "units", "markdown"]),
     (
         "rules",
@@ -30,11 +31,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "sources",
-        &["config", "error", "fsutil", "logtemplate", "model"],
+        &["config", "error", "fsutil", "logtemplate", "model", "tls"],
     ),
     (
         "config",
-        &["error", "fsutil", "model", "store", "tomlread", "units"],
+        &[
+            "error", "fsutil", "model", "store", "tls", "tomlread", "units",
+        ],
     ),
     (
         "digest",
@@ -43,7 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "units",
         ],
     ),
-    ("telegram", &["error", "fsutil"]),
+    ("telegram", &["error", "fsutil", "tls"]),
     ("compare", &["markdown", "model", "units"]),
     ("cli", &[]),
     ("app", &["*"]),
@@ -130,4 +133,28 @@ fn modules_only_use_what_the_architecture_allows() {
         "dependency direction broken:\n{}",
         violations.join("\n")
     );
+}
+
+/// reqwest built with its own defaults needs a process-wide crypto provider (without one it
+/// panics) and trusts other roots than patrol's: every client goes through `tls::http_client`.
+#[test]
+fn every_http_client_is_built_by_the_tls_module() {
+    let mut files = Vec::new();
+    module_files(&root().join("src"), &mut files);
+    let mut offenders = Vec::new();
+    for file in files {
+        if file.ends_with("src/tls.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("Client::new()")
+                || (line.contains(".build()") && line.contains("reqwest"))
+                || line.contains("ClientBuilder::new()")
+            {
+                offenders.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }

@@ -407,8 +407,7 @@ pub async fn collect(
 ) -> Result<Engine, String> {
     let described = endpoint.describe();
     let build = |b: reqwest::ClientBuilder| {
-        b.timeout(timeout)
-            .build()
+        crate::tls::http_client(b.timeout(timeout), &crate::tls::TlsOptions::default())
             .map_err(|e| format!("{described}: {e}"))
     };
     match endpoint {

@@ -20,9 +20,17 @@ pub async fn probe(client: &reqwest::Client, name: &str, url: &str, timeout: Dur
             let reason = if e.is_timeout() {
                 format!("no answer within {timeout:?}")
             } else if e.is_connect() {
-                "connection failed".to_string()
+                // The cause says whether nothing listened or the certificate was refused.
+                let cause = std::error::Error::source(&e)
+                    .map(crate::error::with_causes)
+                    .unwrap_or_default();
+                if cause.is_empty() {
+                    "connection failed".to_string()
+                } else {
+                    format!("connection failed: {cause}")
+                }
             } else {
-                e.to_string()
+                crate::error::with_causes(&e.without_url())
             };
             Endpoint {
                 name: name.to_string(),

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, LogSettings, Source};
 use crate::model::{DockerInfo, Endpoint, Host, Snapshot, SourceStatus};
+use crate::tls::TlsOptions;
 
 /// What the collectors remember between runs, kept beside the archive.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -90,7 +91,8 @@ struct TaskContext {
     logs: LogSettings,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-    http: reqwest::Client,
+    /// Shared by the HTTP sources without a CA file of their own (connections are pooled).
+    http: Result<reqwest::Client, String>,
 }
 
 async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String> {
@@ -112,9 +114,17 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
                 .await
                 .map(Part::Docker)
         }
-        Source::Http { name, url, timeout } => Ok(Part::Endpoint(
-            http::probe(&ctx.http, &name, &url, timeout).await,
-        )),
+        Source::Http {
+            name,
+            url,
+            timeout,
+            tls,
+        } => {
+            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
+            Ok(Part::Endpoint(
+                http::probe(&client, &name, &url, timeout).await,
+            ))
+        }
         Source::Postgres {
             name,
             host,
@@ -124,6 +134,8 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             password,
             log,
             timeout,
+            sslmode,
+            tls,
         } => {
             let password = password_of(password.as_ref(), "postgres", &name)?;
             let target = postgres::Target {
@@ -134,6 +146,8 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
                 database: &database,
                 password,
                 log,
+                sslmode,
+                tls: &tls,
             };
             let previous = ctx.node.pg_log.get(&name);
             postgres::collect(
@@ -165,9 +179,13 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             gpu,
             queries,
             timeout,
-        } => prometheus::collect(&ctx.http, &url, instance.as_deref(), gpu, &queries, timeout)
-            .await
-            .map(Part::Prometheus),
+            tls,
+        } => {
+            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
+            prometheus::collect(&client, &url, instance.as_deref(), gpu, &queries, timeout)
+                .await
+                .map(Part::Prometheus)
+        }
         Source::Ssh {
             settings, commands, ..
         } => ssh::probe(&settings, &commands).await.map(Part::Ssh),
@@ -177,12 +195,23 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             user,
             password,
             timeout,
+            tls,
         } => {
             let password = password_of(password.as_ref(), "rabbitmq", &name)?;
-            rabbitmq::collect(&ctx.http, &name, &url, &user, password, timeout)
+            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
+            rabbitmq::collect(&client, &name, &url, &user, password, timeout)
                 .await
                 .map(Part::RabbitMq)
         }
+    }
+}
+
+/// The fleet's shared HTTP client, or one of its own for a source that trusts a private CA.
+fn client_for(ctx: &TaskContext, tls: &TlsOptions) -> Result<reqwest::Client, String> {
+    match (&ctx.http, &tls.ca_file) {
+        (Ok(shared), None) => Ok(shared.clone()),
+        (Err(e), None) => Err(e.clone()),
+        (_, Some(_)) => crate::tls::http_client(reqwest::Client::builder(), tls),
     }
 }
 
@@ -246,7 +275,7 @@ async fn capture_fleet_async(
     let started = Instant::now();
     let now = Utc::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
-    let http = reqwest::Client::new();
+    let http = crate::tls::http_client(reqwest::Client::builder(), &TlsOptions::default());
     let mut tasks = tokio::task::JoinSet::new();
     for (index, node) in config.nodes.iter().enumerate() {
         let first_window = chrono::Duration::from_std(config.logs.first_window).unwrap_or_default();

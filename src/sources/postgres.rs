@@ -34,6 +34,8 @@ pub struct Target<'a> {
     pub database: &'a str,
     pub password: Option<String>,
     pub log: bool,
+    pub sslmode: crate::tls::SslMode,
+    pub tls: &'a crate::tls::TlsOptions,
 }
 
 pub struct Answer {
@@ -68,8 +70,11 @@ pub async fn collect(
     if let Some(p) = &t.password {
         cfg.password(p);
     }
+    let (mode, tls) =
+        crate::tls::postgres_connector(t.sslmode, t.tls).map_err(|e| format!("{ep}: {e}"))?;
+    cfg.ssl_mode(mode);
     let (client, connection) = cfg
-        .connect(tokio_postgres::NoTls)
+        .connect(tls)
         .await
         .map_err(|e| format!("{ep}: {}", crate::error::describe_pg(&e)))?;
     let conn_task = tokio::spawn(connection);

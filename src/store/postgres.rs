@@ -12,6 +12,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::{ArchiveMeta, Encoded, Entry, Location};
 use crate::error::{Error, Result, describe_pg};
 use crate::model::validate_node_name;
+use crate::tls::{SslMode, TlsOptions};
 
 /// Where the shared archive lives: a `postgres://` URL without a password, with patrol's own
 /// options (`schema`, `fleet`) as query parameters.
@@ -25,7 +26,15 @@ pub struct PgTarget {
     pub schema: String,
     /// The fleet to read or write; default: the configuration's fleet, else the only one stored.
     pub fleet: Option<String>,
+    /// Deadline for connecting, TLS and authentication included (`connect_timeout`).
     pub connect_timeout: Duration,
+    /// Deadline for each statement, on the client and the server (`statement_timeout`): a
+    /// database that accepts connections and never answers cannot hold a run.
+    pub statement_timeout: Duration,
+    /// libpq's `sslmode`, default `prefer`.
+    pub sslmode: SslMode,
+    /// `sslrootcert`: the CA that signs the server's certificate.
+    pub tls: TlsOptions,
 }
 
 const DEFAULT_SCHEMA: &str = "patrol";
@@ -35,7 +44,8 @@ impl PgTarget {
         text.starts_with("postgres://") || text.starts_with("postgresql://")
     }
 
-    /// Parses `postgres://user@host[:port]/database[?schema=…&fleet=…&connect_timeout=…]`.
+    /// Parses `postgres://user@host[:port]/database[?schema=…&fleet=…&connect_timeout=…&
+    /// statement_timeout=…&sslmode=…&sslrootcert=…]`.
     pub fn parse(url: &str) -> std::result::Result<PgTarget, String> {
         let rest = url
             .strip_prefix("postgres://")
@@ -68,6 +78,9 @@ impl PgTarget {
             schema: DEFAULT_SCHEMA.into(),
             fleet: None,
             connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(120),
+            sslmode: SslMode::default(),
+            tls: TlsOptions::default(),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -87,26 +100,34 @@ impl PgTarget {
                     }
                     target.fleet = Some(value);
                 }
-                "connect_timeout" => {
-                    let secs: u64 = value
-                        .parse()
-                        .map_err(|_| format!("connect_timeout `{value}`: whole seconds"))?;
-                    target.connect_timeout = Duration::from_secs(secs.max(1));
-                }
-                "sslmode" => match value.as_str() {
-                    "disable" | "allow" | "prefer" => {}
-                    _ => {
-                        return Err(format!(
-                            "sslmode={value}: the archive connection has no TLS yet; reach the database over a local socket, a private network or an SSH tunnel"
-                        ));
+                "connect_timeout" | "statement_timeout" => {
+                    let secs = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=86_400).contains(s))
+                        .ok_or_else(|| format!("{key} `{value}`: whole seconds from 1 to 86400"))?;
+                    if key == "connect_timeout" {
+                        target.connect_timeout = Duration::from_secs(secs);
+                    } else {
+                        target.statement_timeout = Duration::from_secs(secs);
                     }
-                },
+                }
+                "sslmode" => {
+                    target.sslmode = SslMode::parse(&value)
+                        .ok_or_else(|| format!("sslmode `{value}`: one of {}", SslMode::NAMES))?;
+                }
+                "sslrootcert" => {
+                    if value.is_empty() {
+                        return Err("sslrootcert: give the path of a PEM file".into());
+                    }
+                    target.tls.ca_file = Some(value.into());
+                }
                 "password" => {
                     return Err("the URL holds a password; give it in PGPASSWORD, or in the config with `archive_password_env` or `archive_password_file`".into());
                 }
                 other => {
                     return Err(format!(
-                        "unknown parameter `{other}` (known: schema, fleet, connect_timeout, sslmode)"
+                        "unknown parameter `{other}` (known: schema, fleet, connect_timeout, statement_timeout, sslmode, sslrootcert)"
                     ));
                 }
             }
@@ -134,12 +155,19 @@ impl PgTarget {
         if let Some(f) = &self.fleet {
             params.push(format!("fleet={f}"));
         }
+        if self.sslmode != SslMode::default() {
+            params.push(format!("sslmode={}", self.sslmode.name()));
+        }
         if !params.is_empty() {
             out.push('?');
             out.push_str(&params.join("&"));
         }
         out
     }
+}
+
+fn statement_timed_out(limit: Duration) -> String {
+    format!("no answer within {} s (statement_timeout)", limit.as_secs())
 }
 
 fn split_host_port(text: &str) -> std::result::Result<(String, u16), String> {
@@ -287,23 +315,42 @@ impl PgArchive {
             .user(&target.user)
             .dbname(&target.dbname)
             .application_name("patrol archive")
-            .connect_timeout(target.connect_timeout);
+            .connect_timeout(target.connect_timeout)
+            .options(format!(
+                "-c statement_timeout={}",
+                target.statement_timeout.as_millis()
+            ));
         if let Some(p) = password {
             cfg.password(p);
         }
-        let mut client = runtime.block_on(async {
-            let (client, connection) = cfg
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| fail(describe_pg(&e)))?;
+        let (mode, tls) =
+            crate::tls::postgres_connector(target.sslmode, &target.tls).map_err(&fail)?;
+        cfg.ssl_mode(mode);
+        let connecting = async {
+            let (client, connection) = cfg.connect(tls).await.map_err(|e| fail(describe_pg(&e)))?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!("archive connection: {}", describe_pg(&e));
                 }
             });
             Ok::<_, Error>(client)
-        })?;
-        runtime.block_on(migrate(&mut client, &target.schema, &display))?;
+        };
+        // connect_timeout bounds each TCP connect only; a server that accepts and then says
+        // nothing would hold the startup handshake for ever.
+        let mut client = runtime
+            .block_on(tokio::time::timeout(target.connect_timeout, connecting))
+            .map_err(|_| {
+                fail(format!(
+                    "no answer within {} s (connect_timeout)",
+                    target.connect_timeout.as_secs()
+                ))
+            })??;
+        runtime
+            .block_on(tokio::time::timeout(
+                target.statement_timeout,
+                migrate(&mut client, &target.schema, &display),
+            ))
+            .map_err(|_| fail(statement_timed_out(target.statement_timeout)))??;
         let mut archive = PgArchive {
             runtime,
             client,
@@ -349,14 +396,29 @@ impl PgArchive {
         format!("{}.{name}", self.target.schema)
     }
 
+    /// Runs one statement to its end or to the statement deadline.
+    fn within_deadline<T>(
+        &self,
+        statement: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        match self.runtime.block_on(tokio::time::timeout(
+            self.target.statement_timeout,
+            statement,
+        )) {
+            Ok(answer) => answer.map_err(|e| self.err(e)),
+            Err(_) => Err(Error::Source {
+                endpoint: self.endpoint.clone(),
+                message: statement_timed_out(self.target.statement_timeout),
+            }),
+        }
+    }
+
     fn query(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
-        self.runtime
-            .block_on(self.client.query(sql, params))
-            .map_err(|e| self.err(e))
+        self.within_deadline(self.client.query(sql, params))
     }
 
     fn execute(
@@ -364,9 +426,7 @@ impl PgArchive {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64> {
-        self.runtime
-            .block_on(self.client.execute(sql, params))
-            .map_err(|e| self.err(e))
+        self.within_deadline(self.client.execute(sql, params))
     }
 
     fn err(&self, e: tokio_postgres::Error) -> Error {
@@ -530,7 +590,7 @@ impl PgArchive {
             let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
                 continue;
             };
-            match self.runtime.block_on(
+            match self.within_deadline(
                 self.client
                     .query(&sql, &[&self.fleet, &nodes, &times, first, last]),
             ) {
@@ -554,7 +614,10 @@ impl PgArchive {
                     }
                 }
                 Err(err) => {
-                    let message = describe_pg(&err);
+                    let message = match err {
+                        Error::Source { message, .. } => message,
+                        other => other.to_string(),
+                    };
                     for e in batch {
                         out.push((
                             e.clone(),
@@ -706,6 +769,7 @@ async fn migrate(client: &mut tokio_postgres::Client, schema: &str, endpoint: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parses_urls_and_keeps_patrols_own_options() {
@@ -748,8 +812,18 @@ mod tests {
         assert!(e.contains("schema `Bad-Name`"), "{e}");
         let e = PgTarget::parse("postgres://u@h:99999/d").unwrap_err();
         assert!(e.contains("port `99999`"), "{e}");
-        let e = PgTarget::parse("postgres://u@h/d?sslmode=require").unwrap_err();
-        assert!(e.contains("no TLS"), "{e}");
+        let e = PgTarget::parse("postgres://u@h/d?sslmode=allow").unwrap_err();
+        assert!(e.contains("sslmode `allow`") && e.contains("verify-full"), "{e}");
+        let e = PgTarget::parse("postgres://u@h/d?statement_timeout=0").unwrap_err();
+        assert!(e.contains("statement_timeout"), "{e}");
+        let t = PgTarget::parse(
+            "postgres://u@h/d?sslmode=verify-full&sslrootcert=/etc/ca.pem&statement_timeout=5",
+        )
+        .unwrap();
+        assert_eq!(t.sslmode, SslMode::VerifyFull);
+        assert_eq!(t.tls.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(t.statement_timeout, Duration::from_secs(5));
+        assert!(t.display().contains("sslmode=verify-full"));
     }
 
     #[test]
