@@ -1830,7 +1830,7 @@ fn digest_cmd(
         attempts: settings.attempts,
         backoff: settings.backoff,
         max_retry_after: std::time::Duration::from_secs(60),
-        request_timeout: std::time::Duration::from_secs(60),
+        request_timeout: settings.timeout,
         tls: settings.tls.clone(),
     };
     let mailroom = crate::telegram::Mailroom::new(&out);
@@ -1847,7 +1847,7 @@ fn digest_cmd(
     for e in &delivery.errors {
         eprintln!("patrol: telegram: {e}");
     }
-    Ok(if delivery.left == 0 {
+    Ok(if delivery.left == 0 && delivery.refused == 0 {
         EXIT_OK
     } else {
         EXIT_FINDINGS

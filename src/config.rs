@@ -97,6 +97,8 @@ pub struct TelegramSettings {
     pub backoff: Duration,
     /// `ca_file`, for a Bot API server behind a private CA (a local Bot API server).
     pub tls: TlsOptions,
+    /// How long one request may take before its outcome counts as unknown.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -761,6 +763,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             let attempts = t.count(&mut ctx, "attempts").unwrap_or(4).max(1) as u32;
             let backoff = duration(&mut t, &mut ctx, "backoff", Duration::from_millis(500));
             let tls = tls_options(&mut t, &mut ctx, base);
+            let timeout = duration(&mut t, &mut ctx, "timeout", Duration::from_secs(60));
             t.finish(&mut ctx);
             if let (Some(token), Some(chat_id)) = (token, chat_id) {
                 telegram = Some(TelegramSettings {
@@ -770,6 +773,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                     attempts,
                     backoff,
                     tls,
+                    timeout,
                 });
             }
         }

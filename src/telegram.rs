@@ -67,6 +67,11 @@ impl Atom<'_> {
     }
 }
 
+/// The name of a stored opening tag (`<a href="…">` → `a`).
+fn opened_name(raw: &str) -> &str {
+    tag_name(raw.trim_start_matches('<').trim_end_matches('>').trim())
+}
+
 fn tag_name(inner: &str) -> &str {
     inner
         .split(|c: char| c.is_whitespace() || c == '=')
@@ -154,7 +159,7 @@ impl Chunk {
     fn finish(self, open: &[String]) -> String {
         let mut text = self.text.trim_end_matches('\n').to_string();
         for tag in open.iter().rev() {
-            text.push_str(&format!("</{}>", tag_name(tag.trim_start_matches('<'))));
+            text.push_str(&format!("</{}>", opened_name(tag)));
         }
         text
     }
@@ -203,10 +208,7 @@ pub fn split(lines: &[String], limit: usize, max_messages: usize) -> Vec<String>
                     open.push(raw.to_string())
                 }
                 Atom::Close { name, .. } => {
-                    if let Some(at) = open
-                        .iter()
-                        .rposition(|t| tag_name(t.trim_start_matches('<')) == *name)
-                    {
+                    if let Some(at) = open.iter().rposition(|t| opened_name(t) == *name) {
                         open.truncate(at);
                     }
                 }
@@ -740,55 +742,53 @@ async fn settle(
             recovered: false,
         };
     };
-    // Ids in a chat only grow: an earlier copy lies between the last id known and this one.
-    let lowest = message.after.map_or(copy - SETTLE_LOOKBACK, |a| a + 1);
+    // Ids in a chat only grow: earlier copies lie between the last id known and this one.
+    // Each unanswered attempt may have left one; the oldest is kept, the others deleted.
+    let lowest = message
+        .after
+        .map_or(copy - SETTLE_LOOKBACK, |a| a + 1)
+        .max(copy - SETTLE_LOOKBACK)
+        .max(1);
     let wanted = to_plain(&message.text);
     let wanted = wanted.trim();
-    let mut candidate = copy - 1;
-    while candidate >= lowest.max(copy - SETTLE_LOOKBACK).max(1) {
+    let mut earlier = Vec::new();
+    for candidate in (lowest..copy).rev() {
         match bot.read_message(client, chat_id, candidate).await {
-            Ok(Some(text)) if text.trim() == wanted => {
-                let delete = serde_json::json!({"chat_id": chat_id, "message_id": copy});
-                return match bot.call_until_definite(client, "deleteMessage", &delete).await {
-                    Answer::Ok(_) => Outcome::Delivered {
-                        id: Some(candidate),
-                        recovered: true,
-                    },
-                    Answer::Refused(_, e) | Answer::Unknown(e) | Answer::NotSent(e) => {
-                        Outcome::Delivered {
-                            id: Some(copy),
-                            recovered: false,
-                        }
-                        .with_note(format!(
-                            "message {candidate} was already delivered; its copy {copy} could not be deleted: {e}"
-                        ))
-                    }
-                    Answer::RetryAfter(_) => Outcome::Delivered {
-                        id: Some(copy),
-                        recovered: false,
-                    },
-                };
+            Ok(Some(text)) if text.trim() == wanted => earlier.push(candidate),
+            Ok(_) => {}
+            // Cannot read the chat: what was found so far is settled, the rest may stay as
+            // duplicates, which loses nothing.
+            Err(e) => {
+                tracing::warn!("telegram: cannot look for earlier copies: {e}");
+                break;
             }
-            Ok(_) => candidate -= 1,
-            // Cannot read the chat: the copy stays, which may be a duplicate but loses nothing.
-            Err(_) => break,
+        }
+    }
+    let Some(&kept) = earlier.last() else {
+        return Outcome::Delivered {
+            id: Some(copy),
+            recovered: false,
+        };
+    };
+    for extra in earlier.iter().rev().skip(1).copied().chain([copy]) {
+        let delete = serde_json::json!({"chat_id": chat_id, "message_id": extra});
+        if let Answer::Refused(_, e) | Answer::Unknown(e) | Answer::NotSent(e) = bot
+            .call_until_definite(client, "deleteMessage", &delete)
+            .await
+        {
+            tracing::warn!(
+                "telegram: message {kept} was delivered; its copy {extra} could not be deleted: {e}"
+            );
         }
     }
     Outcome::Delivered {
-        id: Some(copy),
-        recovered: false,
+        id: Some(kept),
+        recovered: true,
     }
 }
 
 /// How many messages back an earlier copy is looked for when patrol knew no id in the chat.
 const SETTLE_LOOKBACK: i64 = 10;
-
-impl Outcome {
-    fn with_note(self, note: String) -> Outcome {
-        tracing::warn!("telegram: {note}");
-        self
-    }
-}
 
 /// Delivers every undelivered message of the outbox, oldest first, one sender at a time.
 pub fn deliver(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
@@ -828,19 +828,26 @@ async fn deliver_async(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
                 done.left += 1;
                 continue;
             }
-            let outcome = if message.state == State::Sending {
-                settle(bot, &client, &chat_id, message).await
+            let mut outcome = if message.state == State::Sending {
+                Outcome::Unsettled(String::new())
             } else {
                 message.state = State::Sending;
                 message.after = chats.last_message_id.get(&chat_id).copied();
                 mailroom.save(&outbox)?;
-                let message = &mut outbox.messages[i];
-                match send_new(bot, &client, &chat_id, message).await {
-                    // No answer: settle it now, while the chat is fresh.
-                    Outcome::Unsettled(_) => settle(bot, &client, &chat_id, message).await,
-                    other => other,
-                }
+                send_new(bot, &client, &chat_id, &mut outbox.messages[i]).await
             };
+            // No answer: settle it now, while the chat is fresh, a few times if need be.
+            let mut delay = bot.backoff;
+            for attempt in 0..bot.attempts.max(1) {
+                if !matches!(outcome, Outcome::Unsettled(_)) {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+                outcome = settle(bot, &client, &chat_id, &mut outbox.messages[i]).await;
+            }
             let message = &mut outbox.messages[i];
             match outcome {
                 Outcome::Delivered { id, recovered } => {
@@ -897,6 +904,99 @@ mod tests {
             escape("a < b & c > d \"e\""),
             "a &lt; b &amp; c &gt; d \"e\""
         );
+    }
+
+    /// Whether a message is HTML the Bot API accepts: known tags, balanced; entities whole.
+    fn valid_html(message: &str) -> bool {
+        let mut open: Vec<&str> = Vec::new();
+        for atom in atoms(message) {
+            match atom {
+                Atom::Open { name, .. } if ALLOWED_TAGS.contains(&name) => open.push(name),
+                Atom::Open { .. } => return false,
+                Atom::Close { name, .. } => {
+                    if open.pop() != Some(name) {
+                        return false;
+                    }
+                }
+                Atom::Text(t) if t == "<" || t == ">" || t == "&" => return false,
+                Atom::Text(_) => {}
+            }
+        }
+        open.is_empty()
+    }
+
+    #[test]
+    fn a_split_never_falls_inside_a_tag_or_an_entity_and_reopens_what_was_open() {
+        let long = format!("<code>{}</code>", "a &amp; b ".repeat(100));
+        let lines = vec!["<b>head</b>".to_string(), long.clone(), "tail".to_string()];
+        let messages = split(&lines, 300, 10);
+        assert!(messages.len() > 2, "{messages:?}");
+        for m in &messages {
+            assert!(m.chars().count() <= 300, "{m}");
+            assert!(valid_html(m), "{m}");
+        }
+        let joined: String = messages.iter().map(|m| to_plain(m)).collect();
+        let whole: String = lines.iter().map(|l| to_plain(l)).collect();
+        assert_eq!(joined.replace('\n', ""), whole);
+    }
+
+    #[test]
+    fn plain_text_decodes_entities_and_drops_tags() {
+        assert_eq!(
+            to_plain("<b>a &lt;b&gt; &amp; &quot;c&quot; &#233;</b>"),
+            "a <b> & \"c\" é"
+        );
+    }
+
+    mod properties {
+        use super::super::*;
+        use super::valid_html;
+        use proptest::prelude::*;
+
+        fn html_line() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                "[a-zA-Z0-9 ,.éçã→]{0,12}".prop_map(|t| escape(&t)),
+                Just("&amp;".to_string()),
+                Just("&lt;x&gt;".to_string()),
+                "[a-z <&>]{0,30}".prop_map(|t| format!("<code>{}</code>", escape(&t))),
+                "[a-z ]{0,20}".prop_map(|t| format!("<b>{t}</b>")),
+                "[a-z ]{0,20}".prop_map(|t| format!("<a href=\"https://x/{t}\">{t}</a>")),
+            ];
+            proptest::collection::vec(piece, 0..20).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Every chunk is valid Bot API HTML under the limit, and the chunks together say
+            /// exactly what the lines said (when they fit in the messages allowed).
+            #[test]
+            fn chunks_are_valid_bounded_and_lose_nothing(
+                lines in proptest::collection::vec(html_line(), 0..30),
+                limit in 200usize..1200,
+            ) {
+                let messages = split(&lines, limit, 1000);
+                for m in &messages {
+                    prop_assert!(m.chars().count() <= limit, "{} > {limit}", m.chars().count());
+                    prop_assert!(valid_html(m), "{m}");
+                }
+                let joined: String = messages.iter().map(|m| to_plain(m)).collect::<String>();
+                let whole: String = lines.iter().map(|l| to_plain(l)).collect::<String>();
+                prop_assert_eq!(joined.replace('\n', ""), whole.replace('\n', ""));
+            }
+
+            #[test]
+            fn a_capped_split_stays_valid_and_says_what_is_left(
+                lines in proptest::collection::vec(html_line(), 1..60),
+            ) {
+                let messages = split(&lines, 400, 2);
+                prop_assert!(messages.len() <= 2);
+                for m in &messages {
+                    prop_assert!(m.chars().count() <= 400);
+                    prop_assert!(valid_html(m.split("\n+").next().unwrap_or(m)), "{m}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The weekly digest: its numbers against a hand check of the archive, and its delivery to a
-//! local server that behaves like the Telegram Bot API (rate limits, failures, a crash between
-//! sending and recording).
+//! The weekly digest: its numbers against a hand check of the archive, and its delivery over
+//! HTTPS to a local server that behaves like the Telegram Bot API (rate limits, failures, lost
+//! and late answers, a crash between sending and recording, two senders at once, refusals).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -12,7 +12,7 @@ const TOKEN: &str = "123456:TEST-token-never-printed";
 
 /// A fleet config for the demo archive, its report directory with the demo's ledger, and a
 /// [telegram] section pointing at `api`.
-fn setup(dir: &Path, api: &str) -> PathBuf {
+fn setup(dir: &Path, api: &BotApi) -> PathBuf {
     let out = dir.join("out");
     let demo = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
         .args(["demo", "--out", out.to_str().unwrap()])
@@ -20,11 +20,14 @@ fn setup(dir: &Path, api: &str) -> PathBuf {
         .output()
         .unwrap();
     succeeded(&demo);
-    write_config(dir, api);
+    write_config(dir, &api.url, Some(&api.ca_file()), "60s");
     dir.join("patrol.toml")
 }
 
-fn write_config(dir: &Path, api: &str) {
+fn write_config(dir: &Path, api: &str, ca_file: Option<&Path>, timeout: &str) {
+    let ca = ca_file
+        .map(|p| format!("ca_file = \"{}\"\n", p.display()))
+        .unwrap_or_default();
     let config = format!(
         r#"fleet = "VisionKing 03002"
 timezone = "America/Sao_Paulo"
@@ -37,7 +40,8 @@ token_env = "PATROL_TEST_BOT_TOKEN"
 chat_id = "-100200300"
 attempts = 3
 backoff = "20ms"
-
+timeout = "{timeout}"
+{ca}
 [[node]]
 name = "vk01"
 "#,
@@ -79,7 +83,7 @@ fn outbox(dir: &Path, week: &str) -> serde_json::Value {
 #[test]
 fn digest_numbers_match_a_hand_check_of_the_archive() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path(), "http://127.0.0.1:9");
+    let config = setup(dir.path(), &BotApi::start(vec![]));
     let out = digest(&config, "2026-W08", &[], &[]);
     succeeded(&out);
     let md = std::fs::read_to_string(dir.path().join("out/digests/2026-W08.md")).unwrap();
@@ -158,7 +162,7 @@ fn a_rate_limit_then_success_delivers_one_message_and_failures_are_retried() {
         Behaviour::ServerError,
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path(), &api.url);
+    let config = setup(dir.path(), &api);
     let out = digest(&config, "2026-W08", &["--send"], &[]);
     assert!(
         out.status.success(),
@@ -180,13 +184,13 @@ fn a_rate_limit_then_success_delivers_one_message_and_failures_are_retried() {
     assert!(s.tokens.iter().all(|t| t == TOKEN));
     assert!(
         s.messages[0]
-            .2
+            .text
             .starts_with("<b>VisionKing 03002 — week 2026-W08</b>")
     );
     assert!(
         s.messages
             .iter()
-            .all(|m| m.2.chars().count() <= 4096 && m.1 == "-100200300")
+            .all(|m| m.plain.chars().count() <= 4096 && m.chat == "-100200300")
     );
 }
 
@@ -195,9 +199,11 @@ fn a_server_down_for_three_runs_gets_the_digest_on_the_fourth_once() {
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on: every attempt fails to connect.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    let dead_url = format!("https://{}", dead.local_addr().unwrap());
     drop(dead);
-    let config = setup(dir.path(), &dead_url);
+    let api = BotApi::start(vec![]);
+    let config = setup(dir.path(), &api);
+    write_config(dir.path(), &dead_url, Some(&api.ca_file()), "60s");
     for run in 1..=3 {
         let out = digest(&config, "2026-W08", &["--send"], &[]);
         assert_eq!(
@@ -212,8 +218,7 @@ fn a_server_down_for_three_runs_gets_the_digest_on_the_fourth_once() {
             text(&out.stdout)
         );
     }
-    let api = BotApi::start(vec![]);
-    write_config(dir.path(), &api.url);
+    write_config(dir.path(), &api.url, Some(&api.ca_file()), "60s");
     let out = digest(&config, "2026-W08", &["--send"], &[]);
     succeeded(&out);
     let expected = outbox(dir.path(), "2026-W08")["messages"]
@@ -231,7 +236,7 @@ fn a_server_down_for_three_runs_gets_the_digest_on_the_fourth_once() {
 fn a_crash_after_sending_does_not_send_twice() {
     let api = BotApi::start(vec![]);
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path(), &api.url);
+    let config = setup(dir.path(), &api);
     // An earlier digest tells patrol where the chat's message ids stand.
     assert!(
         digest(&config, "2026-W09", &["--send"], &[])
@@ -274,7 +279,7 @@ fn a_crash_after_sending_does_not_send_twice() {
 fn dry_run_prints_the_messages_and_sends_nothing() {
     let api = BotApi::start(vec![]);
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path(), &api.url);
+    let config = setup(dir.path(), &api);
     let out = digest(&config, "2026-W08", &["--send", "--dry-run"], &[]);
     assert!(out.status.success());
     let stdout = text(&out.stdout);
@@ -305,4 +310,192 @@ fn dry_run_prints_the_messages_and_sends_nothing() {
         );
     }
     assert!(!stripped.contains('<') && !stripped.contains('>'));
+}
+
+/// The messages of a week's outbox, as (state, plain) pairs.
+fn states(dir: &Path, week: &str) -> Vec<String> {
+    outbox(dir, week)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// How many live copies of each of the week's messages the chat holds.
+fn copies(api: &BotApi, dir: &Path, week: &str) -> Vec<usize> {
+    let texts = api.texts();
+    outbox(dir, week)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let sent = m["text"].as_str().unwrap();
+            texts.iter().filter(|t| t.as_str() == sent).count()
+        })
+        .collect()
+}
+
+#[test]
+fn an_https_bot_api_whose_certificate_is_not_trusted_is_refused_by_name() {
+    let api = BotApi::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    // The same server, without its CA: the certificate must be refused, the request never sent.
+    write_config(dir.path(), &api.url, None, "60s");
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}/bot<token>/sendMessage", api.url))
+            && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    let s = api.state.lock().unwrap();
+    assert_eq!(
+        s.send_calls, 0,
+        "nothing was sent past a refused certificate"
+    );
+    assert_eq!(s.plaintext_requests, 0, "the client spoke TLS");
+    drop(s);
+    assert!(
+        states(dir.path(), "2026-W08")
+            .iter()
+            .all(|s| s == "pending")
+    );
+}
+
+#[test]
+fn an_answer_later_than_the_timeout_does_not_make_a_copy() {
+    // Telegram stores the message and answers after 3 s; patrol gives up waiting after 1 s.
+    let api = BotApi::start(vec![Behaviour::AcceptSlowly(
+        std::time::Duration::from_secs(3),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    write_config(dir.path(), &api.url, Some(&api.ca_file()), "1s");
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    succeeded(&out);
+    assert!(copies(&api, dir.path(), "2026-W08").iter().all(|&n| n == 1));
+    assert!(
+        text(&out.stdout).contains("1 found already delivered"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(api.state.lock().unwrap().edit_calls, 0);
+}
+
+#[test]
+fn an_answer_lost_after_telegram_stored_the_message_does_not_make_a_copy() {
+    let api = BotApi::start(vec![Behaviour::AcceptThenDrop, Behaviour::AcceptThenDrop]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    succeeded(&out);
+    assert!(copies(&api, dir.path(), "2026-W08").iter().all(|&n| n == 1));
+    assert!(states(dir.path(), "2026-W08").iter().all(|s| s == "sent"));
+}
+
+#[test]
+fn recovery_after_a_crash_leaves_another_fleets_digest_from_the_same_bot_untouched() {
+    let api = BotApi::start(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    assert!(
+        digest(&config, "2026-W09", &["--send"], &[])
+            .status
+            .success()
+    );
+    // Another fleet's digest, sent by the same bot to the same chat, right after.
+    let other = "<b>Other fleet — week 2026-W08</b>\nall quiet";
+    let other_id = api.post("-100200300", other);
+    let crashed = digest(
+        &config,
+        "2026-W08",
+        &["--send"],
+        &[("PATROL_TEST_CRASH", "after-send")],
+    );
+    assert_eq!(crashed.status.code(), Some(86), "{}", text(&crashed.stderr));
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    succeeded(&out);
+    assert!(copies(&api, dir.path(), "2026-W08").iter().all(|&n| n == 1));
+    let s = api.state.lock().unwrap();
+    let kept = s.messages.iter().find(|m| m.id == other_id).unwrap();
+    assert!(
+        kept.text == other && !kept.edited && !kept.deleted,
+        "the other fleet's digest was changed"
+    );
+    assert_eq!(s.edit_calls, 0, "recovery edits nothing");
+}
+
+#[test]
+fn two_senders_at_once_deliver_each_message_once() {
+    // The first message is answered slowly, so the two runs overlap.
+    let api = BotApi::start(vec![Behaviour::AcceptSlowly(
+        std::time::Duration::from_millis(1500),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    // The outbox is written first, so both senders see the same pending messages.
+    succeeded(&digest(&config, "2026-W08", &[], &[]));
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+            .args(["digest", "--week", "2026-W08", "--send", "--config"])
+            .arg(&config)
+            .env("PATROL_TEST_BOT_TOKEN", TOKEN)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert!(copies(&api, dir.path(), "2026-W08").iter().all(|&n| n == 1));
+}
+
+#[test]
+fn html_telegram_refuses_goes_as_plain_text_and_never_blocks_the_queue() {
+    // W09: refused as HTML and as plain text: skipped and reported. W08, posted after it: HTML
+    // refused, then accepted as plain text.
+    let api = BotApi::start(vec![
+        Behaviour::RefuseEntities,
+        Behaviour::RefuseEntities,
+        Behaviour::RefuseEntities,
+        Behaviour::Accept,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    let out = digest(&config, "2026-W09", &["--send"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("refused, skipped"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        states(dir.path(), "2026-W09")
+            .iter()
+            .all(|s| s == "refused")
+    );
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    succeeded(&out);
+    assert!(states(dir.path(), "2026-W08").iter().all(|s| s == "sent"));
+    assert_eq!(outbox(dir.path(), "2026-W08")["messages"][0]["plain"], true);
+    let texts = api.texts();
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].starts_with("VisionKing 03002 — week 2026-W08") && !texts[0].contains("<b>"),
+        "{}",
+        texts[0]
+    );
 }

@@ -813,7 +813,10 @@ mod tests {
         let e = PgTarget::parse("postgres://u@h:99999/d").unwrap_err();
         assert!(e.contains("port `99999`"), "{e}");
         let e = PgTarget::parse("postgres://u@h/d?sslmode=allow").unwrap_err();
-        assert!(e.contains("sslmode `allow`") && e.contains("verify-full"), "{e}");
+        assert!(
+            e.contains("sslmode `allow`") && e.contains("verify-full"),
+            "{e}"
+        );
         let e = PgTarget::parse("postgres://u@h/d?statement_timeout=0").unwrap_err();
         assert!(e.contains("statement_timeout"), "{e}");
         let t = PgTarget::parse(
