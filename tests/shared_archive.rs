@@ -597,3 +597,166 @@ fn captures_made_while_the_shared_archive_is_out_of_reach_wait_in_a_spool_and_go
         "3"
     );
 }
+
+/// A database that accepts connections and never says a word.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_shared_archive_that_accepts_and_never_answers_cannot_hold_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = silent_server();
+    std::fs::write(
+        dir.path().join("patrol.toml"),
+        format!(
+            "fleet = \"Silent\"\narchive = \"postgres://patrol@127.0.0.1:{port}/x?connect_timeout=2\"\n\n[[node]]\nname = \"edge-1\"\n[node.host]\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = patrol_cmd(&["run", "--capture-only"], dir.path(), false)
+        .env("PGPASSWORD", "not-used")
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the run waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("postgres://patrol@127.0.0.1:{port}/x"))
+            && err.contains("no answer within 2 s")
+            && err.contains("1 snapshot of this capture waits in"),
+        "{err}"
+    );
+    // The lock is free again: the next run starts (and waits in the spool too).
+    let again = patrol_cmd(&["run", "--capture-only"], dir.path(), false)
+        .env("PGPASSWORD", "not-used")
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("waits in"),
+        "{}",
+        text(&again.stderr)
+    );
+    let spooled = files_under(&dir.path().join("output/silent/.state/spool"))
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+        .count();
+    assert_eq!(spooled, 2, "both captures wait in the spool");
+    // `report` over it gives up as clearly.
+    let out = crate::support::patrol(
+        &[
+            "report",
+            "--archive",
+            &format!("postgres://patrol@127.0.0.1:{port}/x?connect_timeout=2"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no answer within 2 s"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn tls_archive_url() -> String {
+    std::env::var("PATROL_TEST_TLS_ARCHIVE_URL")
+        .expect("PATROL_TEST_TLS_ARCHIVE_URL is unset: run the suite with scripts/test")
+}
+
+fn test_bed_ca() -> String {
+    let dir = std::env::var("PATROL_TEST_TLS_DIR")
+        .expect("PATROL_TEST_TLS_DIR is unset: run the suite with scripts/test");
+    format!("{dir}/ca.pem")
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn the_shared_archive_works_over_tls_and_refuses_an_untrusted_certificate() {
+    let schema = fresh_schema("tls");
+    let dir = tempfile::tempdir().unwrap();
+    // The bed's role patrol_tls is refused on a connection without TLS.
+    let base = format!("{}?schema={schema}", tls_archive_url());
+    let config = |url: &str| {
+        std::fs::write(
+            dir.path().join("patrol.toml"),
+            format!(
+                "fleet = \"Over TLS\"\narchive = \"{url}\"\narchive_password_file = \"{}\"\n\n[[node]]\nname = \"edge-1\"\n[node.host]\n",
+                password_file()
+            ),
+        )
+        .unwrap();
+    };
+    let run = || {
+        patrol_cmd(&["run", "--capture-only"], dir.path(), false)
+            .output()
+            .unwrap()
+    };
+    config(&format!("{base}&sslmode=disable"));
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no encryption"),
+        "{}",
+        text(&out.stderr)
+    );
+    // verify-full against the platform's roots: the bed's CA is not among them.
+    config(&format!("{base}&sslmode=verify-full"));
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("postgres://patrol_tls@127.0.0.1") && err.contains("certificate"),
+        "{err}"
+    );
+    // With the CA: the spooled captures and this one go over TLS.
+    let ca = test_bed_ca();
+    config(&format!("{base}&sslmode=verify-full&sslrootcert={ca}"));
+    ok(&run());
+    let stats = ok(&patrol_pg(
+        &[
+            "archive",
+            "stats",
+            "--archive",
+            &format!("{base}&sslmode=verify-full&sslrootcert={ca}&fleet=Over TLS"),
+        ],
+        dir.path(),
+    ));
+    assert!(stats.contains(": 3 captures"), "{stats}");
+    let report = patrol_pg(
+        &[
+            "report",
+            "--archive",
+            &format!("{base}&sslmode=verify-ca&sslrootcert={ca}&fleet=Over TLS"),
+            "--out",
+            "report",
+        ],
+        dir.path(),
+    );
+    ok(&report);
+    // Clean up as the TLS role, over TLS.
+    let drop = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=patrol_tls dbname=patrol_tls_archive sslmode=verify-full sslrootcert={ca}",
+            std::env::var("PATROL_TEST_PG_PORT").unwrap()
+        ))
+        .args(["-qtAX", "-c", &format!("drop schema {schema} cascade")])
+        .env("PGPASSWORD", password())
+        .output()
+        .unwrap();
+    assert!(drop.status.success(), "{}", text(&drop.stderr));
+}

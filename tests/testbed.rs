@@ -941,3 +941,93 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
     let ledger = std::fs::read_to_string(root.join("output/testbed/ledger.json")).unwrap();
     assert!(secrets.iter().all(|s| !ledger.contains(s.as_str())));
 }
+
+/// HTTPS endpoints and PostgreSQL over TLS with the bed's CA; the same servers without it are
+/// refused by name, with the certificate as the reason.
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn sources_speak_tls_with_a_private_ca_and_refuse_an_untrusted_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let https = std::env::var("PATROL_TEST_HTTPS").unwrap();
+    let ca = format!("{}/ca.pem", std::env::var("PATROL_TEST_TLS_DIR").unwrap());
+    let port = std::env::var("PATROL_TEST_PG_PORT").unwrap();
+    let password_file = std::env::var("PATROL_TEST_PG_PASSWORD_FILE").unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"fleet = "Tls"
+[[node]]
+name = "tls-node"
+[[node.http]]
+name = "exporter"
+url = "{https}/metrics"
+ca_file = "{ca}"
+[[node.http]]
+name = "untrusted"
+url = "{https}/metrics"
+[[node.postgres]]
+name = "verified"
+port = {port}
+user = "patrol_tls"
+database = "patrol_tls_archive"
+password_file = "{password_file}"
+sslmode = "verify-full"
+ca_file = "{ca}"
+log = false
+[[node.postgres]]
+name = "untrusted"
+port = {port}
+user = "patrol_tls"
+database = "patrol_tls_archive"
+password_file = "{password_file}"
+sslmode = "verify-full"
+log = false
+[[node.postgres]]
+name = "plain"
+port = {port}
+user = "patrol_tls"
+database = "patrol_tls_archive"
+password_file = "{password_file}"
+sslmode = "disable"
+log = false
+"#
+        ),
+    )
+    .unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    succeeded(&out);
+    let snaps = snapshots(dir.path());
+    let (_, snap) = show_json(dir.path(), &snaps[0]);
+    let endpoint = |name: &str| {
+        snap["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(endpoint("exporter")["status"], 200, "{snap}");
+    let untrusted = endpoint("untrusted");
+    assert_eq!(untrusted["status"], 0);
+    let why = untrusted["error"].as_str().unwrap();
+    assert!(why.contains(&https) && why.contains("certificate"), "{why}");
+    assert_eq!(
+        source_named(&snap, "postgres:verified")["ok"],
+        true,
+        "{snap}"
+    );
+    let untrusted = source_named(&snap, "postgres:untrusted");
+    assert_eq!(untrusted["ok"], false);
+    let why = untrusted["error"].as_str().unwrap();
+    assert!(
+        why.contains("postgresql://patrol_tls@127.0.0.1") && why.contains("certificate"),
+        "{why}"
+    );
+    let plain = source_named(&snap, "postgres:plain");
+    assert!(
+        plain["error"].as_str().unwrap().contains("no encryption"),
+        "{plain}"
+    );
+}

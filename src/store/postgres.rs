@@ -338,7 +338,8 @@ impl PgArchive {
         // connect_timeout bounds each TCP connect only; a server that accepts and then says
         // nothing would hold the startup handshake for ever.
         let mut client = runtime
-            .block_on(tokio::time::timeout(target.connect_timeout, connecting))
+            // The timer is made inside the runtime: tokio's timers need its context.
+            .block_on(async { tokio::time::timeout(target.connect_timeout, connecting).await })
             .map_err(|_| {
                 fail(format!(
                     "no answer within {} s (connect_timeout)",
@@ -346,10 +347,13 @@ impl PgArchive {
                 ))
             })??;
         runtime
-            .block_on(tokio::time::timeout(
-                target.statement_timeout,
-                migrate(&mut client, &target.schema, &display),
-            ))
+            .block_on(async {
+                tokio::time::timeout(
+                    target.statement_timeout,
+                    migrate(&mut client, &target.schema, &display),
+                )
+                .await
+            })
             .map_err(|_| fail(statement_timed_out(target.statement_timeout)))??;
         let mut archive = PgArchive {
             runtime,
@@ -401,10 +405,11 @@ impl PgArchive {
         &self,
         statement: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
-        match self.runtime.block_on(tokio::time::timeout(
-            self.target.statement_timeout,
-            statement,
-        )) {
+        let limit = self.target.statement_timeout;
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(limit, statement).await })
+        {
             Ok(answer) => answer.map_err(|e| self.err(e)),
             Err(_) => Err(Error::Source {
                 endpoint: self.endpoint.clone(),
