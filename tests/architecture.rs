@@ -26,7 +26,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["error", "fsutil", "ledger", "model", "units"]),
     (
         "simulate",
-        &["error", "fsutil", "logtemplate", "model", "units"],
+        &[
+            "error",
+            "fsutil",
+            "logtemplate",
+            "model",
+            "tomlread",
+            "units",
+        ],
     ),
     (
         "sources",
@@ -45,7 +52,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("telegram", &["error", "fsutil"]),
     ("compare", &["markdown", "model", "units"]),
-    ("cli", &[]),
+    ("cli", &["units"]),
     ("app", &["*"]),
 ];
 
