@@ -60,8 +60,9 @@ fn compile(pattern: &str) -> Regex {
 }
 
 static BUILTIN: LazyLock<Builtin> = LazyLock::new(|| Builtin {
-    // Greedy up to the last `@` of the token: a password may hold `@`, `/` and `:` unescaped.
-    url: compile(r#"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@"'<>]*:)[^\s"'<>]+@"#),
+    // Greedy up to the last `@` of the token: a password may hold `@`, `/` and `:` unescaped,
+    // and in a log template `<n>` where digits were.
+    url: compile(r#"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@"]*:)[^\s"]+@"#),
     pair: compile(&format!(
         r#"(?i)(?P<keep>{PAIR_KEYS}(?:\\?["'])?\s*[=:]\s*)(?:(?P<q>\\?["'])[^"'\\\r\n]*|[^\s"',;&\\]+)"#
     )),
@@ -296,6 +297,10 @@ mod tests {
             (
                 "redis://:p@ss:w/rd@cache:6379/0",
                 "redis://:***@cache:6379/0",
+            ),
+            (
+                "reconnecting to postgresql://app:pt-secret<n>@db:<n>/fleet",
+                "reconnecting to postgresql://app:***@db:<n>/fleet",
             ),
             (
                 "Authorization: Bearer abcdefghij",
