@@ -4,6 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::units::{DurationRange, parse_duration_in};
+
+/// `--window`: checked here so an absurd value is a usage error (exit 2), not an overflow later.
+fn window_arg(text: &str) -> Result<String, String> {
+    parse_duration_in(text, DurationRange::SPAN).map(|_| text.to_string())
+}
+
+/// `--wait`: 0 to a day.
+fn wait_arg(text: &str) -> Result<String, String> {
+    parse_duration_in(text, DurationRange::WAIT).map(|_| text.to_string())
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "patrol",
@@ -47,8 +59,8 @@ pub enum Command {
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
         /// When another run of the same fleet is going on, wait this long for it (e.g. 5m);
-        /// by default say so and exit 2.
-        #[arg(long)]
+        /// by default say so and exit 2. At most 1 day.
+        #[arg(long, value_parser = wait_arg)]
         wait: Option<String>,
         /// Capture and archive only, no analysis or report: a site collector writing to a shared
         /// archive whose reporter runs elsewhere (`patrol report --archive postgres://…`).
@@ -85,8 +97,8 @@ pub enum Command {
         /// Output directory (default: output/<archive name>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// History window the rules see (default: the config's, else 24h).
-        #[arg(long)]
+        /// History window the rules see (default: the config's, else 24h); at most 3650 days.
+        #[arg(long, value_parser = window_arg)]
         window: Option<String>,
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
@@ -136,8 +148,8 @@ pub enum Command {
         /// Rules directory or file (default: ./rules, else the built-in library).
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// History window the rule sees.
-        #[arg(long, default_value = "24h")]
+        /// History window the rule sees; at most 3650 days.
+        #[arg(long, default_value = "24h", value_parser = window_arg)]
         window: String,
     },
     /// Compare two archived snapshots: NODE@TIME (nearest capture, stated), snapshot files, or

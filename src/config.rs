@@ -13,6 +13,7 @@ use regex::Regex;
 use crate::error::{Error, Result};
 use crate::tls::{SslMode, TlsOptions};
 use crate::tomlread::{Ctx, Fields, Spanned};
+use crate::units::DurationRange;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -270,18 +271,45 @@ impl DockerEndpoint {
         }
     }
 
+    /// Checks the syntax too (a path, a host and port, an ssh destination), so a mistake is
+    /// reported at load rather than at the first capture.
     pub fn parse(text: &str) -> std::result::Result<DockerEndpoint, String> {
+        let port = |p: &str| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{text}`: `{p}` is not a port from 1 to 65535")),
+        };
         if let Some(p) = text.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Err(format!("`{text}`: unix:// needs the socket's path"));
+            }
             Ok(DockerEndpoint::Unix(p.into()))
         } else if let Some(h) = text.strip_prefix("tcp://") {
-            Ok(DockerEndpoint::Tcp(h.trim_end_matches('/').to_string()))
+            let h = h.trim_end_matches('/');
+            match h.rsplit_once(':') {
+                Some((host, p))
+                    if !host.is_empty()
+                        && !host.contains(['/', '@', ' '])
+                        && !p.is_empty()
+                        && p.chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    port(p)?;
+                    Ok(DockerEndpoint::Tcp(h.to_string()))
+                }
+                _ => Err(format!(
+                    "`{text}`: tcp:// needs host:port (e.g. tcp://10.0.0.1:2375)"
+                )),
+            }
         } else if let Some(rest) = text.strip_prefix("ssh://") {
+            let rest = rest.trim_end_matches('/');
             let (target, port) = match rest.rsplit_once(':') {
-                Some((t, p)) if p.chars().all(|c| c.is_ascii_digit()) => {
-                    (t.to_string(), p.parse().ok())
+                Some((t, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+                    (t.to_string(), Some(port(p)?))
                 }
                 _ => (rest.to_string(), None),
             };
+            if let Some(m) = ssh_target_problem(&target) {
+                return Err(format!("`{text}`: {m}"));
+            }
             Ok(DockerEndpoint::Ssh { target, port })
         } else {
             Err(format!(
@@ -407,23 +435,102 @@ pub fn load(path: &Path) -> Result<Config> {
     parse(path, &text)
 }
 
-fn duration(f: &mut Fields, ctx: &mut Ctx, key: &str, default: Duration) -> Duration {
+/// A duration key, checked against its range (docs/configuration.md lists them).
+fn duration(
+    f: &mut Fields,
+    ctx: &mut Ctx,
+    key: &str,
+    default: Duration,
+    range: DurationRange,
+) -> Duration {
     match f.string(ctx, key, false) {
-        Some(s) => match crate::units::parse_duration_secs(s.get_ref()) {
-            Ok(secs) if secs > 0.0 => Duration::from_secs_f64(secs),
-            Ok(_) => {
-                ctx.report(
-                    s.span(),
-                    format!("{}: `{key}` must be longer than 0", f.what),
-                );
-                default
-            }
+        Some(s) => match crate::units::parse_duration_in(s.get_ref(), range) {
+            Ok(d) => d,
             Err(e) => {
                 ctx.report(s.span(), format!("{}: `{key}`: {e}", f.what));
                 default
             }
         },
         None => default,
+    }
+}
+
+/// A TCP port: 1 to 65535. Anything else is an error, never a silent default.
+fn port(f: &mut Fields, ctx: &mut Ctx, key: &str) -> Option<u16> {
+    let n = f.number(ctx, key)?;
+    let v = *n.get_ref();
+    if v.fract() == 0.0 && (1.0..=65535.0).contains(&v) {
+        Some(v as u16)
+    } else {
+        ctx.report(
+            n.span(),
+            format!("{}: `{key}` must be a port from 1 to 65535", f.what),
+        );
+        None
+    }
+}
+
+/// A whole number within `min..=max`, or an error with its line.
+fn count_in(f: &mut Fields, ctx: &mut Ctx, key: &str, min: usize, max: usize) -> Option<usize> {
+    let n = f.number(ctx, key)?;
+    let v = *n.get_ref();
+    if v.fract() != 0.0 || v < min as f64 || v > max as f64 {
+        ctx.report(
+            n.span(),
+            format!(
+                "{}: `{key}` must be a whole number from {min} to {max}",
+                f.what
+            ),
+        );
+        return None;
+    }
+    Some(v as usize)
+}
+
+/// Why an ssh destination is refused, if it is: one starting with `-` would be read by ssh as
+/// an option (`-oProxyCommand=…` runs a command), and blanks or control characters are never
+/// part of a host.
+pub fn ssh_target_problem(target: &str) -> Option<String> {
+    if target.is_empty() {
+        Some("the ssh target is empty".into())
+    } else if target.starts_with('-') {
+        Some(format!(
+            "the ssh target `{target}` starts with `-`, which ssh would read as an option"
+        ))
+    } else if target.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("the ssh target holds a blank or a control character".into())
+    } else {
+        None
+    }
+}
+
+/// An `http://` or `https://` URL with a host (and a valid port), checked at load rather than
+/// at the first capture.
+fn http_url(ctx: &mut Ctx, what: &str, key: &str, s: &Spanned<String>) -> bool {
+    match http_url_problem(s.get_ref()) {
+        Some(m) => {
+            ctx.report(s.span(), format!("{what}: `{key}`: {m}"));
+            false
+        }
+        None => url_without_password(ctx, what, s),
+    }
+}
+
+pub fn http_url_problem(text: &str) -> Option<String> {
+    if !text.contains("://") {
+        return Some(format!(
+            "`{text}` is not a URL: write it with http:// or https://"
+        ));
+    }
+    match reqwest::Url::parse(text) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
+            "`{}://` is not supported here: use http:// or https://",
+            u.scheme()
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("the URL has no host".into()),
+        Ok(u) if u.port() == Some(0) => Some("port 0 is not a port".into()),
+        Ok(_) => None,
+        Err(e) => Some(format!("not a URL ({e}); e.g. http://10.0.0.1:8080/")),
     }
 }
 
@@ -521,7 +628,7 @@ fn url_without_password(ctx: &mut Ctx, what: &str, s: &Spanned<String>) -> bool 
 }
 
 fn ssh_settings(f: &mut Fields, ctx: &mut Ctx, base: &Path, target: String) -> SshSettings {
-    let port = f.count(ctx, "port").and_then(|p| u16::try_from(p).ok());
+    let port = port(f, ctx, "port");
     let identity = f
         .string(ctx, "identity", false)
         .map(|s| base.join(s.into_inner()));
@@ -529,7 +636,13 @@ fn ssh_settings(f: &mut Fields, ctx: &mut Ctx, base: &Path, target: String) -> S
         .string(ctx, "known_hosts", false)
         .map(|s| base.join(s.into_inner()));
     let strict_host_key_checking = f.boolean(ctx, "strict_host_key_checking").unwrap_or(true);
-    let connect_timeout = duration(f, ctx, "connect_timeout", Duration::from_secs(5));
+    let connect_timeout = duration(
+        f,
+        ctx,
+        "connect_timeout",
+        Duration::from_secs(5),
+        DurationRange::TIMEOUT,
+    );
     SshSettings {
         target,
         port,
@@ -605,12 +718,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         let rules = f.strings(&mut ctx, "rules").unwrap_or_default();
         let window = f.string(&mut ctx, "window", false);
         if let Some(w) = &window
-            && let Err(e) = crate::units::parse_duration_secs(w.get_ref())
+            && let Err(e) = crate::units::parse_duration_in(w.get_ref(), DurationRange::SPAN)
         {
             ctx.report(w.span(), format!("window: {e}"));
         }
-        let concurrency = f.count(&mut ctx, "concurrency").unwrap_or(8).max(1);
-        let timeout = duration(&mut f, &mut ctx, "timeout", Duration::from_secs(10));
+        let concurrency = count_in(&mut f, &mut ctx, "concurrency", 1, 1024).unwrap_or(8);
+        let timeout = duration(
+            &mut f,
+            &mut ctx,
+            "timeout",
+            Duration::from_secs(10),
+            DurationRange::TIMEOUT,
+        );
         let redact: Vec<Regex> = f
             .strings(&mut ctx, "redact")
             .unwrap_or_default()
@@ -619,12 +738,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             .collect();
         let mut logs = LogSettings::default();
         if let Some(mut l) = f.table(&mut ctx, "logs", "[logs]") {
-            logs.max_lines = l.count(&mut ctx, "max_lines").unwrap_or(logs.max_lines);
-            logs.max_templates = l
-                .count(&mut ctx, "max_templates")
+            logs.max_lines =
+                count_in(&mut l, &mut ctx, "max_lines", 1, 1_000_000).unwrap_or(logs.max_lines);
+            logs.max_templates = count_in(&mut l, &mut ctx, "max_templates", 1, 100_000)
                 .unwrap_or(logs.max_templates);
-            logs.samples = l.count(&mut ctx, "samples").unwrap_or(logs.samples);
-            logs.first_window = duration(&mut l, &mut ctx, "first_window", logs.first_window);
+            logs.samples = count_in(&mut l, &mut ctx, "samples", 0, 100).unwrap_or(logs.samples);
+            logs.first_window = duration(
+                &mut l,
+                &mut ctx,
+                "first_window",
+                logs.first_window,
+                DurationRange::SPAN,
+            );
             if let Some(mut fields) = l.table(&mut ctx, "fields", "[logs.fields]") {
                 let names: Vec<String> = fields.keys();
                 for name in names {
@@ -644,7 +769,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         }
         let mut report = ReportSettings::default();
         if let Some(mut r) = f.table(&mut ctx, "report", "[report]") {
-            report.repeat_after = duration(&mut r, &mut ctx, "repeat_after", report.repeat_after);
+            report.repeat_after = duration(
+                &mut r,
+                &mut ctx,
+                "repeat_after",
+                report.repeat_after,
+                DurationRange::SPAN,
+            );
             for (key, slot) in [
                 ("material_change_pct", &mut report.material_change_pct),
                 ("worse_rate_pct", &mut report.worse_rate_pct),
@@ -670,7 +801,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         }
         let mut daemon = DaemonSettings::default();
         if let Some(mut d) = f.table(&mut ctx, "daemon", "[daemon]") {
-            daemon.interval = duration(&mut d, &mut ctx, "interval", daemon.interval);
+            daemon.interval = duration(
+                &mut d,
+                &mut ctx,
+                "interval",
+                daemon.interval,
+                DurationRange::INTERVAL,
+            );
             daemon.capture_only = d
                 .boolean(&mut ctx, "capture_only")
                 .unwrap_or(daemon.capture_only);
@@ -692,7 +829,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
             let d = RetentionSettings::default();
             let days = |r: &mut Fields, ctx: &mut Ctx, key: &str, default: chrono::Duration| {
-                let std = duration(r, ctx, key, default.to_std().unwrap_or_default());
+                let std = duration(
+                    r,
+                    ctx,
+                    key,
+                    default.to_std().unwrap_or_default(),
+                    DurationRange::SPAN,
+                );
                 chrono::Duration::from_std(std).unwrap_or(default)
             };
             let full = days(&mut r, &mut ctx, "full", d.full);
@@ -715,6 +858,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if let Some(mut t) = f.table(&mut ctx, "telegram", "[telegram]") {
             let api_base = t
                 .string(&mut ctx, "api_base", false)
+                .filter(|s| http_url(&mut ctx, "[telegram]", "api_base", s))
                 .map(|s| s.into_inner())
                 .unwrap_or_else(|| "https://api.telegram.org".into());
             let token_env = t.string(&mut ctx, "token_env", false);
@@ -760,10 +904,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                     None
                 }
             };
-            let attempts = t.count(&mut ctx, "attempts").unwrap_or(4).max(1) as u32;
-            let backoff = duration(&mut t, &mut ctx, "backoff", Duration::from_millis(500));
+            let attempts = count_in(&mut t, &mut ctx, "attempts", 1, 20).unwrap_or(4) as u32;
+            let backoff = duration(
+                &mut t,
+                &mut ctx,
+                "backoff",
+                Duration::from_millis(500),
+                DurationRange::TIMEOUT,
+            );
             let tls = tls_options(&mut t, &mut ctx, base);
-            let timeout = duration(&mut t, &mut ctx, "timeout", Duration::from_secs(60));
+            let timeout = duration(
+                &mut t,
+                &mut ctx,
+                "timeout",
+                Duration::from_secs(60),
+                DurationRange::TIMEOUT,
+            );
             t.finish(&mut ctx);
             if let (Some(token), Some(chat_id)) = (token, chat_id) {
                 telegram = Some(TelegramSettings {
@@ -865,6 +1021,7 @@ fn node_sources(
     default_timeout: Duration,
 ) -> Vec<Source> {
     let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     let node_what = n.what.clone();
     if let Some(h) = n.table(ctx, "host", &format!("{node_what} [host]")) {
         out.push(Source::Host);
@@ -872,8 +1029,20 @@ fn node_sources(
     }
     let mut ssh_for_docker = None;
     if let Some(mut s) = n.table(ctx, "ssh", &format!("{node_what} [ssh]")) {
-        if let Some(target) = s.string(ctx, "target", true) {
-            let settings = ssh_settings(&mut s, ctx, base, target.into_inner());
+        let target = s.string(ctx, "target", true).filter(|t| {
+            let problem = ssh_target_problem(t.get_ref());
+            if let Some(m) = &problem {
+                ctx.report(t.span(), format!("{node_what} [ssh]: {m}"));
+            }
+            problem.is_none()
+        });
+        // Read whether the target is good or not, so every other mistake is reported too.
+        let settings = ssh_settings(&mut s, ctx, base, String::new());
+        if let Some(target) = target {
+            let settings = SshSettings {
+                target: target.into_inner(),
+                ..settings
+            };
             let commands: Vec<String> = s
                 .strings(ctx, "commands")
                 .map(|v| {
@@ -896,7 +1065,13 @@ fn node_sources(
                         .collect()
                 })
                 .unwrap_or_else(|| SSH_COMMANDS.iter().map(|c| c.to_string()).collect());
-            let timeout = duration(&mut s, ctx, "timeout", default_timeout);
+            let timeout = duration(
+                &mut s,
+                ctx,
+                "timeout",
+                default_timeout,
+                DurationRange::TIMEOUT,
+            );
             ssh_for_docker = Some(settings.clone());
             out.push(Source::Ssh {
                 settings,
@@ -926,6 +1101,7 @@ fn node_sources(
             ctx,
             "timeout",
             default_timeout.max(Duration::from_secs(30)),
+            DurationRange::TIMEOUT,
         );
         if let Some(endpoint) = endpoint {
             let ssh = match &endpoint {
@@ -962,10 +1138,9 @@ fn node_sources(
         d.finish(ctx);
     }
     if let Some(mut p) = n.table(ctx, "prometheus", &format!("{node_what} [prometheus]")) {
-        let url = p.string(ctx, "url", true);
-        if let Some(u) = &url {
-            url_without_password(ctx, &p.what, u);
-        }
+        let url = p
+            .string(ctx, "url", true)
+            .filter(|u| http_url(ctx, &p.what, "url", u));
         let instance = p.string(ctx, "instance", false).map(|s| s.into_inner());
         let gpu = p.boolean(ctx, "gpu").unwrap_or(false);
         let mut queries = BTreeMap::new();
@@ -977,7 +1152,13 @@ fn node_sources(
             }
             q.finish(ctx);
         }
-        let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        let timeout = duration(
+            &mut p,
+            ctx,
+            "timeout",
+            default_timeout,
+            DurationRange::TIMEOUT,
+        );
         let tls = tls_options(&mut p, ctx, base);
         if let Some(url) = url {
             out.push(Source::Prometheus {
@@ -994,14 +1175,14 @@ fn node_sources(
     for (table, span) in n.tables(ctx, "postgres") {
         let mut p = Fields::new(table, span, format!("{node_what} [[postgres]]"));
         let name = p.string(ctx, "name", true);
+        if let Some(n) = &name {
+            unique_source(ctx, &mut seen, &p.what, "postgres", n);
+        }
         let host = p
             .string(ctx, "host", false)
             .map(|s| s.into_inner())
             .unwrap_or_else(|| "127.0.0.1".into());
-        let port = p
-            .count(ctx, "port")
-            .and_then(|x| u16::try_from(x).ok())
-            .unwrap_or(5432);
+        let port = port(&mut p, ctx, "port").unwrap_or(5432);
         let user = p
             .string(ctx, "user", false)
             .map(|s| s.into_inner())
@@ -1012,7 +1193,13 @@ fn node_sources(
             .unwrap_or_else(|| "postgres".into());
         let password = secret(&mut p, ctx, base);
         let log = p.boolean(ctx, "log").unwrap_or(true);
-        let timeout = duration(&mut p, ctx, "timeout", default_timeout);
+        let timeout = duration(
+            &mut p,
+            ctx,
+            "timeout",
+            default_timeout,
+            DurationRange::TIMEOUT,
+        );
         let sslmode = sslmode(&mut p, ctx);
         let tls = tls_options(&mut p, ctx, base);
         if let Some(name) = name {
@@ -1034,19 +1221,19 @@ fn node_sources(
     for (table, span) in n.tables(ctx, "redis") {
         let mut r = Fields::new(table, span, format!("{node_what} [[redis]]"));
         let name = r.string(ctx, "name", true);
+        if let Some(n) = &name {
+            unique_source(ctx, &mut seen, &r.what, "redis", n);
+        }
         let host = r
             .string(ctx, "host", false)
             .map(|s| s.into_inner())
             .unwrap_or_else(|| "127.0.0.1".into());
-        let port = r
-            .count(ctx, "port")
-            .and_then(|x| u16::try_from(x).ok())
-            .unwrap_or(6379);
+        let port = port(&mut r, ctx, "port").unwrap_or(6379);
         let password = secret(&mut r, ctx, base);
         let mut watch = Vec::new();
         for (wt, wspan) in r.tables(ctx, "watch") {
             let mut w = Fields::new(wt, wspan, format!("{node_what} [[redis.watch]]"));
-            let db = w.count(ctx, "db").unwrap_or(0) as u32;
+            let db = count_in(&mut w, ctx, "db", 0, 65535).unwrap_or(0) as u32;
             let key = w.string(ctx, "key", true);
             let fields = w
                 .strings(ctx, "fields")
@@ -1063,7 +1250,13 @@ fn node_sources(
             }
             w.finish(ctx);
         }
-        let timeout = duration(&mut r, ctx, "timeout", default_timeout);
+        let timeout = duration(
+            &mut r,
+            ctx,
+            "timeout",
+            default_timeout,
+            DurationRange::TIMEOUT,
+        );
         if let Some(name) = name {
             out.push(Source::Redis {
                 name: name.into_inner(),
@@ -1079,16 +1272,24 @@ fn node_sources(
     for (table, span) in n.tables(ctx, "rabbitmq") {
         let mut r = Fields::new(table, span, format!("{node_what} [[rabbitmq]]"));
         let name = r.string(ctx, "name", true);
-        let url = r.string(ctx, "url", true);
-        if let Some(u) = &url {
-            url_without_password(ctx, &r.what, u);
+        if let Some(n) = &name {
+            unique_source(ctx, &mut seen, &r.what, "rabbitmq", n);
         }
+        let url = r
+            .string(ctx, "url", true)
+            .filter(|u| http_url(ctx, &r.what, "url", u));
         let user = r
             .string(ctx, "user", false)
             .map(|s| s.into_inner())
             .unwrap_or_else(|| "guest".into());
         let password = secret(&mut r, ctx, base);
-        let timeout = duration(&mut r, ctx, "timeout", default_timeout);
+        let timeout = duration(
+            &mut r,
+            ctx,
+            "timeout",
+            default_timeout,
+            DurationRange::TIMEOUT,
+        );
         let tls = tls_options(&mut r, ctx, base);
         if let (Some(name), Some(url)) = (name, url) {
             out.push(Source::RabbitMq {
@@ -1105,11 +1306,19 @@ fn node_sources(
     for (table, span) in n.tables(ctx, "http") {
         let mut h = Fields::new(table, span, format!("{node_what} [[http]]"));
         let name = h.string(ctx, "name", true);
-        let url = h.string(ctx, "url", true);
-        if let Some(u) = &url {
-            url_without_password(ctx, &h.what, u);
+        if let Some(n) = &name {
+            unique_source(ctx, &mut seen, &h.what, "http", n);
         }
-        let timeout = duration(&mut h, ctx, "timeout", default_timeout);
+        let url = h
+            .string(ctx, "url", true)
+            .filter(|u| http_url(ctx, &h.what, "url", u));
+        let timeout = duration(
+            &mut h,
+            ctx,
+            "timeout",
+            default_timeout,
+            DurationRange::TIMEOUT,
+        );
         let tls = tls_options(&mut h, ctx, base);
         if let (Some(name), Some(url)) = (name, url) {
             out.push(Source::Http {
@@ -1122,6 +1331,25 @@ fn node_sources(
         h.finish(ctx);
     }
     out
+}
+
+/// Two sources of one kind with one name would share a snapshot entry and overwrite each other.
+fn unique_source(
+    ctx: &mut Ctx,
+    seen: &mut std::collections::BTreeSet<String>,
+    what: &str,
+    kind: &str,
+    name: &Spanned<String>,
+) {
+    if !seen.insert(format!("{kind}:{}", name.get_ref())) {
+        ctx.report(
+            name.span(),
+            format!(
+                "{what}: a {kind} source named `{}` is already defined in this node",
+                name.get_ref()
+            ),
+        );
+    }
 }
 
 /// A directory-safe name for a fleet: lower case, `-` for anything else.
@@ -1350,5 +1578,94 @@ url = "http://10.244.70.25:8050/"
         .unwrap_err()
         .to_string();
         assert!(err.contains("only for a postgres:// archive"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once_with_its_line() {
+        let text = r#"fleet = "x"
+timeout = "99999999999999d"
+window = "0m"
+concurrency = 1000000000
+[daemon]
+interval = "0s"
+[telegram]
+api_base = "file:///etc/passwd"
+token_env = "T"
+chat_id = "1"
+attempts = 1000
+[[node]]
+name = "a"
+[node.ssh]
+target = "-oProxyCommand=touch /tmp/pwned"
+port = 70000
+[node.docker]
+endpoint = "tcp://docker-host"
+[node.prometheus]
+url = "localhost:9090"
+[[node.postgres]]
+name = "db"
+port = -1
+[[node.postgres]]
+name = "db"
+port = 0
+[[node.redis]]
+name = "cache"
+timeout = "0s"
+[[node.http]]
+name = "web"
+url = "ftp://10.0.0.1/"
+[[node.http]]
+name = "web"
+url = "http://10.0.0.1:8080/"
+[[node]]
+name = "b"
+[node.docker]
+endpoint = "ssh://-oProxyCommand=x:22"
+[[node.rabbitmq]]
+name = "mq"
+url = "http://:15672"
+"#;
+        let err = parse(Path::new("p.toml"), text).unwrap_err().to_string();
+        for line in [
+            2, 3, 4, 6, 8, 11, 15, 16, 18, 20, 23, 25, 26, 29, 32, 34, 39, 42,
+        ] {
+            assert!(
+                err.contains(&format!("p.toml:{line}:")),
+                "no problem at line {line}:\n{err}"
+            );
+        }
+        assert!(err.contains("starts with `-`"), "{err}");
+        assert!(err.contains("already defined in this node"), "{err}");
+        assert!(err.contains("from 1 to 65535"), "{err}");
+    }
+
+    #[test]
+    fn durations_at_the_edges_of_their_ranges() {
+        let base = "fleet = \"x\"\n[[node]]\nname = \"a\"\n[node.host]\n";
+        let ok = |extra: &str| parse(Path::new("p.toml"), &format!("{extra}\n{base}")).is_ok();
+        assert!(ok("timeout = \"1h\""));
+        assert!(!ok("timeout = \"61m\""));
+        assert!(ok("window = \"3650d\""));
+        assert!(!ok("window = \"3651d\""));
+        assert!(!ok("window = \"-1h\""));
+    }
+
+    mod never_panics {
+        use super::super::*;
+        use crate::tomlread::arbitrary::tomlish;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn loading_any_config_text_returns(text in tomlish()) {
+                let _ = parse(Path::new("p.toml"), &text);
+            }
+
+            #[test]
+            fn a_docker_endpoint_of_any_text_returns(text in "(unix|tcp|ssh)://[ -~]{0,20}") {
+                let _ = DockerEndpoint::parse(&text);
+            }
+        }
     }
 }

@@ -310,3 +310,151 @@ mod tests {
         assert_eq!(ctx.problems[0].line, 2);
     }
 }
+
+/// Text that looks like the files patrol reads (tables, arrays of tables, keys it knows, values
+/// of every type, out-of-range numbers and durations), for property tests of the loaders.
+#[cfg(test)]
+pub mod arbitrary {
+    use proptest::prelude::*;
+
+    const HEADERS: &[&str] = &[
+        "[[node]]",
+        "[node.docker]",
+        "[node.ssh]",
+        "[node.host]",
+        "[node.prometheus]",
+        "[[node.postgres]]",
+        "[[node.redis]]",
+        "[[node.rabbitmq]]",
+        "[[node.http]]",
+        "[[node.redis.watch]]",
+        "[logs]",
+        "[report]",
+        "[daemon]",
+        "[retention]",
+        "[telegram]",
+        "[[rule]]",
+        "[[state]]",
+        "[[alias]]",
+        "[rule.params]",
+        "[rule.select]",
+        "[[ack]]",
+        "[scenario]",
+        "[[node.container]]",
+        "[[node.container.log]]",
+        "[[node_template]]",
+        "[node_template.node]",
+        "[node.host.disks]",
+        "[[",
+        "[a.b.c]",
+    ];
+    const KEYS: &[&str] = &[
+        "fleet",
+        "name",
+        "timezone",
+        "archive",
+        "window",
+        "timeout",
+        "interval",
+        "port",
+        "endpoint",
+        "target",
+        "url",
+        "api_base",
+        "concurrency",
+        "attempts",
+        "backoff",
+        "id",
+        "kind",
+        "severity",
+        "select",
+        "when",
+        "params",
+        "rule",
+        "node",
+        "reason",
+        "owner",
+        "expires",
+        "start",
+        "end",
+        "count",
+        "prefix",
+        "extra_containers",
+        "every",
+        "mem",
+        "image",
+        "state",
+        "message",
+        "max_lines",
+        "db",
+        "key",
+        "full",
+        "hourly",
+        "daily",
+        "first_window",
+        "repeat_after",
+        "password",
+        "token_env",
+        "chat_id",
+        "seed",
+        "jitter",
+    ];
+    const VALUES: &[&str] = &[
+        "\"x\"",
+        "\"vk01\"",
+        "\"15m\"",
+        "\"0m\"",
+        "\"99999999999999d\"",
+        "\"1e400s\"",
+        "\"-5s\"",
+        "\"1000000000w\"",
+        "\"2026-02-18 12:00\"",
+        "\"+2h\"",
+        "\"+99999999999d\"",
+        "70000",
+        "-1",
+        "0",
+        "1",
+        "4294967296",
+        "1e308",
+        "-0.5",
+        "nan",
+        "inf",
+        "true",
+        "\"http://127.0.0.1:8080/\"",
+        "\"ftp://x\"",
+        "\"tcp://:0\"",
+        "\"ssh://-oProxyCommand=x\"",
+        "\"unix://\"",
+        "\"-oProxyCommand=touch /tmp/x\"",
+        "[]",
+        "[\"a\", 1]",
+        "{ a = 1 }",
+        "\"414MB\"",
+        "\"1.5GiB\"",
+        "\"+2.7MB/h\"",
+        "\"warning\"",
+        "\"container\"",
+        "\"\"",
+        "\"2026-03-31\"",
+        "\"running\"",
+        "1000000000",
+    ];
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(HEADERS).prop_map(str::to_string),
+            (
+                proptest::sample::select(KEYS),
+                proptest::sample::select(VALUES)
+            )
+                .prop_map(|(k, v)| format!("{k} = {v}")),
+            "[ -~]{0,20}",
+        ]
+    }
+
+    /// A document of up to 40 such lines.
+    pub fn tomlish() -> impl Strategy<Value = String> {
+        proptest::collection::vec(line(), 0..40).prop_map(|l| l.join("\n"))
+    }
+}

@@ -118,7 +118,85 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
         total += value * factor;
         rest = &tail[unit_len..];
     }
+    if !total.is_finite() {
+        return Err(format!("`{text}` is too long a duration"));
+    }
     Ok(total)
+}
+
+/// A day, in seconds.
+pub const DAY_SECS: f64 = 86400.0;
+
+/// Accepted range of one kind of duration: every duration patrol reads from a file or a flag has
+/// one, because an absurd value ("99999999999999d") overflows the date arithmetic it feeds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationRange {
+    /// Inclusive; 0 with `zero_ok` false means "longer than 0".
+    pub min_secs: f64,
+    pub max_secs: f64,
+    pub zero_ok: bool,
+}
+
+impl DurationRange {
+    /// Timeouts and backoffs: longer than 0, at most an hour.
+    pub const TIMEOUT: DurationRange = DurationRange {
+        min_secs: 0.0,
+        max_secs: 3600.0,
+        zero_ok: false,
+    };
+    /// Windows, repeat intervals and archive ages: longer than 0, at most ten years.
+    pub const SPAN: DurationRange = DurationRange {
+        min_secs: 0.0,
+        max_secs: 3650.0 * DAY_SECS,
+        zero_ok: false,
+    };
+    /// Time between captures: 1 s to 30 days.
+    pub const INTERVAL: DurationRange = DurationRange {
+        min_secs: 1.0,
+        max_secs: 30.0 * DAY_SECS,
+        zero_ok: false,
+    };
+    /// How long to wait for another run: 0 (do not) to a day.
+    pub const WAIT: DurationRange = DurationRange {
+        min_secs: 0.0,
+        max_secs: DAY_SECS,
+        zero_ok: true,
+    };
+
+    /// The range in words, for messages and docs: "longer than 0 and at most 1 h".
+    pub fn describe(&self) -> String {
+        let low = if self.min_secs > 0.0 {
+            format!("at least {}", fmt_duration(self.min_secs))
+        } else if self.zero_ok {
+            "0 or more".to_string()
+        } else {
+            "longer than 0".to_string()
+        };
+        format!("{low} and at most {}", fmt_duration(self.max_secs))
+    }
+
+    pub fn contains(&self, secs: f64) -> bool {
+        let low_ok = if self.zero_ok || self.min_secs > 0.0 {
+            secs >= self.min_secs
+        } else {
+            secs > 0.0
+        };
+        low_ok && secs <= self.max_secs
+    }
+}
+
+/// Parses a duration and checks it against `range`; the error names the range.
+pub fn parse_duration_in(text: &str, range: DurationRange) -> Result<std::time::Duration, String> {
+    let secs = parse_duration_secs(text)?;
+    if !range.contains(secs) {
+        return Err(format!(
+            "`{}` is out of range: a duration here must be {}",
+            text.trim(),
+            range.describe()
+        ));
+    }
+    // In range, so finite and far below what Duration holds.
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Parses a plain number with an optional suffix ("67.4", "67.4%", "24°C", "0.5cores").
@@ -458,5 +536,74 @@ mod tests {
         assert_eq!(fmt_duration(17.0 * 60.0), "17 min");
         assert_eq!(fmt_duration(2.25 * 3600.0), "2.25 h");
         assert_eq!(fmt_uptime(6846), "6846 s = 1.9 h");
+    }
+
+    #[test]
+    fn durations_out_of_their_range_are_errors_not_panics() {
+        assert!(
+            parse_duration_secs("1e400s").is_err(),
+            "an infinite duration"
+        );
+        let e = parse_duration_in("99999999999999d", DurationRange::TIMEOUT).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+        assert!(parse_duration_in("1000000000w", DurationRange::SPAN).is_err());
+        assert!(parse_duration_in("0m", DurationRange::SPAN).is_err());
+        assert!(parse_duration_in("0s", DurationRange::WAIT).is_ok());
+        assert!(parse_duration_in("0.5s", DurationRange::INTERVAL).is_err());
+        assert_eq!(
+            parse_duration_in("1h", DurationRange::TIMEOUT).unwrap(),
+            std::time::Duration::from_secs(3600)
+        );
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsers_never_panic(text in "[-+0-9._a-zA-Z/%° ]{0,24}") {
+                let _ = parse_bytes(&text);
+                let _ = parse_duration_secs(&text);
+                let _ = parse_plain(&text);
+                let _ = parse_rate_per_sec(&text, Dimension::Bytes);
+                let _ = parse_rate_per_sec(&text, Dimension::Plain);
+                for range in [DurationRange::TIMEOUT, DurationRange::SPAN, DurationRange::INTERVAL, DurationRange::WAIT] {
+                    if let Ok(d) = parse_duration_in(&text, range) {
+                        prop_assert!(range.contains(d.as_secs_f64()));
+                    }
+                }
+            }
+
+            #[test]
+            fn whole_durations_round_trip(n in 0u64..10_000_000, unit in 0usize..TIME_UNITS.len()) {
+                let (name, factor) = TIME_UNITS[unit];
+                let secs = parse_duration_secs(&format!("{n}{name}")).unwrap();
+                prop_assert!((secs - n as f64 * factor).abs() <= 1e-9 * secs.max(1.0));
+            }
+
+            #[test]
+            fn printed_sizes_read_back_close(v in 0.0f64..1e15) {
+                // fmt_bytes keeps three significant digits: reading it back is within half a
+                // unit of the third digit.
+                let back = parse_bytes(&fmt_bytes(v)).unwrap();
+                prop_assert!((back - v).abs() <= v * 0.005 + 0.5, "{} -> {}", v, back);
+            }
+
+            #[test]
+            fn a_change_is_the_difference_of_its_printed_values(a in 0.0f64..1e13, b in 0.0f64..1e13) {
+                let c = fmt_change(a, b, Dimension::Bytes, "");
+                prop_assert!((parse_bytes(&c.before).unwrap() - c.shown_before).abs() <= 1e-6 * c.shown_before.max(1.0));
+                prop_assert!((parse_bytes(&c.after).unwrap() - c.shown_after).abs() <= 1e-6 * c.shown_after.max(1.0));
+            }
+
+            #[test]
+            fn rates_round_trip(n in 1u32..100_000) {
+                let per_h = parse_rate_per_sec(&format!("+{n}MB/h"), Dimension::Bytes).unwrap();
+                prop_assert!((per_h * 3600.0 - f64::from(n) * 1e6).abs() < 1e-3);
+            }
+        }
     }
 }

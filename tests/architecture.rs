@@ -27,7 +27,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["error", "fsutil", "ledger", "model", "units"]),
     (
         "simulate",
-        &["error", "fsutil", "logtemplate", "model", "units"],
+        &[
+            "error",
+            "fsutil",
+            "logtemplate",
+            "model",
+            "tomlread",
+            "units",
+        ],
     ),
     (
         "sources",
@@ -48,7 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("telegram", &["error", "fsutil", "tls"]),
     ("compare", &["markdown", "model", "units"]),
-    ("cli", &[]),
+    ("cli", &["units"]),
     ("app", &["*"]),
 ];
 

@@ -13,6 +13,8 @@ mod demo;
 mod digest;
 mod fixtures;
 mod quiet;
+mod secrets;
 mod shared_archive;
 mod support;
 mod testbed;
+mod validation;

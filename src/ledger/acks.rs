@@ -111,6 +111,16 @@ impl Acks {
                         }
                     }
                 });
+                for (key, v) in [("rule", &rule), ("owner", &owner)] {
+                    if let Some(v) = v
+                        && v.get_ref().trim().is_empty()
+                    {
+                        ctx.report(
+                            v.span(),
+                            format!("ack at line {line}: `{key}` must not be empty"),
+                        );
+                    }
+                }
                 if let Some(r) = &reason
                     && r.get_ref().trim().is_empty()
                 {
@@ -123,12 +133,26 @@ impl Acks {
                 if let (Some(rule), Some(reason), Some(owner), Some(expires)) =
                     (rule, reason, owner, expires)
                 {
+                    let node = node.map(|n| n.into_inner()).unwrap_or_else(|| "*".into());
+                    let subject = subject
+                        .map(|s| s.into_inner())
+                        .unwrap_or_else(|| "*".into());
+                    // Two acks for one finding: which reason and expiry hold would be a guess.
+                    if let Some(first) = list.iter().find(|a: &&Ack| {
+                        a.rule == *rule.get_ref() && a.node == node && a.subject == subject
+                    }) {
+                        ctx.report(
+                            rule.span(),
+                            format!(
+                                "ack at line {line}: the same rule, node and subject are acknowledged at line {}",
+                                first.line
+                            ),
+                        );
+                    }
                     list.push(Ack {
                         rule: rule.into_inner(),
-                        node: node.map(|n| n.into_inner()).unwrap_or_else(|| "*".into()),
-                        subject: subject
-                            .map(|s| s.into_inner())
-                            .unwrap_or_else(|| "*".into()),
+                        node,
+                        subject,
                         reason: reason.into_inner(),
                         owner: owner.into_inner(),
                         expires,
@@ -193,5 +217,35 @@ mod tests {
                 .iter()
                 .any(|p| p.message.contains("missing `reason`"))
         );
+    }
+
+    #[test]
+    fn duplicate_and_empty_acks_are_refused_with_their_lines() {
+        let one = "rule = \"r\"\nnode = \"vk01\"\nreason = \"known\"\nowner = \"ana\"\nexpires = \"2026-03-31\"\n";
+        let text = format!(
+            "[[ack]]\n{one}\n[[ack]]\n{one}\n[[ack]]\nrule = \"s\"\nreason = \"x\"\nowner = \" \"\nexpires = \"2026-03-31\"\n"
+        );
+        let Err(Error::Invalid { problems, .. }) =
+            Acks::parse(Path::new("acknowledged.toml"), &text, chrono_tz::UTC)
+        else {
+            panic!("expected problems");
+        };
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![9, 18], "{problems:?}");
+        assert!(problems[0].message.contains("at line 1"), "{problems:?}");
+    }
+
+    mod never_panics {
+        use super::super::*;
+        use crate::tomlread::arbitrary::tomlish;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn loading_any_acks_text_returns(text in tomlish()) {
+                let _ = Acks::parse(Path::new("a.toml"), &text, chrono_tz::UTC);
+            }
+        }
     }
 }

@@ -120,6 +120,8 @@ impl Library {
     }
 
     /// Loads several directories or files as one library (rule ids must be unique across all).
+    /// A library without a single rule is an error: an empty `rules/` directory would otherwise
+    /// turn every rule off without a word.
     pub fn load_all(paths: &[PathBuf]) -> Result<Library> {
         let mut sources = Vec::new();
         for path in paths {
@@ -128,7 +130,16 @@ impl Library {
                 sources.push((f, text));
             }
         }
-        Library::from_sources(&sources)
+        let library = Library::from_sources(&sources)?;
+        if library.rules.is_empty() {
+            let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            return Err(Error::Usage(format!(
+                "{}: no rule defined ({} read): every rule would be off; add [[rule]]s, or remove the directory to use the built-in library",
+                named.join(", "),
+                crate::units::plural(sources.len(), "file")
+            )));
+        }
+        Ok(library)
     }
 
     fn files(path: &Path) -> Result<Vec<PathBuf>> {
@@ -591,5 +602,30 @@ pub fn problems(e: &Error) -> Vec<Problem> {
     match e {
         Error::Invalid { problems, .. } => problems.clone(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tomlread::arbitrary::tomlish;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_empty_rules_directory_is_an_error_that_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Library::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no rule defined"), "{err}");
+        std::fs::write(dir.path().join("states.toml"), "# nothing yet\n").unwrap();
+        let err = Library::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no rule defined (1 file read)"), "{err}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn loading_any_rules_text_returns(text in tomlish()) {
+            let _ = Library::from_sources(&[(PathBuf::from("r.toml"), text)]);
+        }
     }
 }

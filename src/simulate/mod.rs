@@ -37,6 +37,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
             format!("line {line}, column {col}: {}", e.message().trim()),
         )
     })?;
+    let problems = scenario::check(text, &scenario);
+    if !problems.is_empty() {
+        return Err(Error::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
     for node in expand_nodes(&scenario) {
         validate_node_name(&node.name).map_err(|m| Error::bad_file(path, m))?;
         for ev in &node.events {

@@ -473,7 +473,8 @@ async fn collect_with(
                     match api.logs(&c.id, tty, since, until, &mut reducer).await {
                         Ok(()) => Some(reducer.finish(&format!("container:{name}"), since, until)),
                         Err(e) => {
-                            tracing::warn!("{e}");
+                            // stderr is not a snapshot: mask what the engine echoed here too.
+                            tracing::warn!("{}", super::redact::builtin_text(&e.to_string()));
                             None
                         }
                     }

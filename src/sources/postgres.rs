@@ -134,7 +134,7 @@ pub async fn collect(
                 position = Some(pos);
             }
             // The numbers above are still good; the log is left out, and the reason logged.
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => tracing::warn!("{}", super::redact::builtin_text(&e.to_string())),
         }
     }
     drop(client);

@@ -44,11 +44,38 @@ pub fn base_args(s: &SshSettings) -> Vec<String> {
     args
 }
 
+/// Ends the options and names the destination: after `--`, a target can never be read as an
+/// option (`-oProxyCommand=…`), whatever the config let through.
+fn push_destination(args: &mut Vec<String>, s: &SshSettings) {
+    args.push("--".into());
+    args.push(s.target.clone());
+}
+
+/// The arguments that run `command` on the node.
+pub fn run_args(s: &SshSettings, command: &str) -> Vec<String> {
+    let mut args = base_args(s);
+    push_destination(&mut args, s);
+    args.push(command.to_string());
+    args
+}
+
+/// The arguments that forward the remote socket `remote` to the local socket `local`.
+pub fn tunnel_args(s: &SshSettings, local: &Path, remote: &Path) -> Vec<String> {
+    let mut args = base_args(s);
+    args.extend([
+        "-N".into(),
+        "-o".into(),
+        "ExitOnForwardFailure=yes".into(),
+        "-L".into(),
+        format!("{}:{}", local.display(), remote.display()),
+    ]);
+    push_destination(&mut args, s);
+    args
+}
+
 /// Runs `command` on the node and returns its standard output.
 pub async fn run(s: &SshSettings, command: &str) -> Result<String, String> {
-    let mut args = base_args(s);
-    args.push(s.target.clone());
-    args.push(command.to_string());
+    let args = run_args(s, command);
     let out = Command::new("ssh")
         .args(&args)
         .stdin(Stdio::null())
@@ -86,15 +113,7 @@ impl Tunnel {
             .tempdir()
             .map_err(|e| format!("cannot make a directory for the ssh tunnel: {e}"))?;
         let local = dir.path().join("docker.sock");
-        let mut args = base_args(s);
-        args.extend([
-            "-N".into(),
-            "-o".into(),
-            "ExitOnForwardFailure=yes".into(),
-            "-L".into(),
-            format!("{}:{}", local.display(), remote.display()),
-            s.target.clone(),
-        ]);
+        let args = tunnel_args(s, &local, remote);
         let mut child = Command::new("ssh")
             .args(&args)
             .stdin(Stdio::null())
@@ -290,5 +309,30 @@ mod tests {
         assert_eq!(gpus[0].mem_used_pct, Some(66.0));
         assert_eq!(gpus[0].temp_c, None, "[N/A] is a null reading");
         assert_eq!(gpus[0].util_pct, Some(0.0));
+    }
+
+    #[test]
+    fn the_destination_comes_after_the_end_of_options() {
+        let s = SshSettings {
+            target: "-oProxyCommand=touch /tmp/pwned".into(),
+            port: Some(2222),
+            identity: None,
+            known_hosts: None,
+            strict_host_key_checking: true,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let run = run_args(&s, "uptime");
+        let at = run.iter().position(|a| *a == s.target).unwrap();
+        assert_eq!(run[at - 1], "--", "{run:?}");
+        assert_eq!(run[at + 1], "uptime");
+        let tunnel = tunnel_args(
+            &s,
+            Path::new("/tmp/l.sock"),
+            Path::new("/var/run/docker.sock"),
+        );
+        assert_eq!(
+            tunnel[tunnel.len() - 2..],
+            ["--".to_string(), s.target.clone()]
+        );
     }
 }
