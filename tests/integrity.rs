@@ -19,7 +19,7 @@ fn patrol_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
 
 /// Copies the demo archive's metadata and the captures before `until` (a `YYYYMMDDTHHMM` UTC
 /// prefix of the file names) into `dest`.
-fn copy_demo(dest: &Path, from: &str, until: &str) {
+pub fn copy_demo(dest: &Path, from: &str, until: &str) {
     let demo = root().join("snapshots/demo");
     std::fs::create_dir_all(dest).unwrap();
     std::fs::copy(demo.join("fleet.toml"), dest.join("fleet.toml")).unwrap();
@@ -36,7 +36,7 @@ fn copy_demo(dest: &Path, from: &str, until: &str) {
 }
 
 /// Holds `<dir>/.state/run.lock` as another patrol would, until the returned file is dropped.
-fn hold_lock(dir: &Path) -> std::fs::File {
+pub fn hold_lock(dir: &Path) -> std::fs::File {
     std::fs::create_dir_all(dir.join(".state")).unwrap();
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -604,3 +604,54 @@ fn captures_made_while_the_shared_archive_is_out_of_reach_wait_in_a_spool_and_go
         "3"
     );
 }
+
+/// A reporter daemon's tick holds the fleet as `patrol report` does (its output's lock, where a
+/// shared archive's state lives): while another holds it the tick waits, then reports.
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn a_reporter_daemon_tick_waits_for_the_fleet() {
+    use crate::integrity::{copy_demo, hold_lock};
+    let schema = fresh_schema("tick");
+    let _cleanup = DropSchema(schema.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}?schema={schema}", archive_url());
+    let archive = dir.path().join("archive");
+    copy_demo(&archive, "20260218T", "20260218T1600");
+    copy(archive.to_str().unwrap(), &url, dir.path());
+    let out = dir.path().join("out");
+    let config = dir.path().join("reporter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"VisionKing 03002\"\ntimezone = \"America/Sao_Paulo\"\narchive = \"{url}\"\narchive_password_file = \"{}\"\noutput = {:?}\n[daemon]\ninterval = \"1h\"\ndigest = \"off\"\n",
+            password_file(),
+            out.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let held = hold_lock(&out);
+    let child = spawned(patrol_cmd(
+        &["daemon", "--config", config.to_str().unwrap()],
+        dir.path(),
+        false,
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let early = out.join("improvements.md").exists();
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !out.join("improvements.md").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let done = child.wait_with_output().unwrap();
+    ok(&done);
+    assert!(!early, "the tick reported while the fleet was held");
+    assert!(
+        out.join("improvements.md").exists(),
+        "the tick reported once the fleet was free"
+    );
+}
