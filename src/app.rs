@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::history::Window;
 use crate::history::metrics::metric_unit;
 use crate::ledger::{Ledger, Reason, Recheck};
+use crate::markdown::plain;
 use crate::model::{Finding, Severity};
 use crate::report::{self, Output};
 use crate::rules::{self, Evaluation, Library};
@@ -34,19 +35,33 @@ pub fn main() -> i32 {
         1 => "info",
         _ => "debug",
     };
-    let _ = tracing_subscriber::fmt()
+    // Colours only for a person at a terminal (and never under NO_COLOR); under cron or systemd
+    // the log is a file, where escape codes are noise and each line needs its time.
+    let tty = std::io::stderr().is_terminal();
+    let colour = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PATROL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
-        .without_time()
-        .try_init();
+        .with_ansi(colour);
+    let _ = if tty {
+        log.without_time().try_init()
+    } else {
+        log.try_init()
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("patrol: {e}");
+            // Errors quote fleet text (an endpoint's answer, a name): shown, never obeyed.
+            let stamp = if tty {
+                String::new()
+            } else {
+                format!("{} ", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
+            };
+            eprintln!("{stamp}patrol: {}", plain(&e.to_string()));
             EXIT_ERROR
         }
     }
@@ -71,6 +86,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             acks,
             format,
             textfile,
+            wait,
         } => report_cmd(
             archive.as_deref(),
             config,
@@ -83,6 +99,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 acks,
                 format,
                 textfile,
+                wait,
             },
         ),
         Command::Demo {
@@ -198,6 +215,8 @@ pub struct ReportOptions {
     pub acks: Option<PathBuf>,
     pub format: Format,
     pub textfile: Option<PathBuf>,
+    /// How long to wait for another run or report of the fleet (`--wait`).
+    pub wait: Option<String>,
 }
 
 impl Analyzer {
@@ -252,38 +271,44 @@ impl Analyzer {
         let outcome = self
             .ledger
             .update(findings.clone(), at, |f| recheck(&evaluation, window, f));
+        crate::fsutil::crash_point("before-ledger");
         let worst_new = outcome.reported.iter().map(|n| n.finding.severity).max();
         let worst = worst_new.max(self.ledger.worst_open());
         let ledger_path = self.output.ledger();
-        let section_file =
-            match report::build_section(&outcome, self.ledger.worst_open(), at, self.tz) {
-                Some(section) => {
-                    // The ledger (with the section it is about to write) is saved first, the
-                    // report second, the ledger cleared third: a crash anywhere loses nothing
-                    // and repeats nothing (the next run finishes the pending section).
-                    let pending = report::render_section(
-                        &self.output,
-                        &self.fleet,
-                        self.tz,
-                        at,
-                        &section,
-                        template_dir().as_deref(),
-                    )?;
-                    self.ledger.log_section(at, &outcome);
-                    self.ledger.pending = Some(pending.clone());
-                    self.ledger.save(&ledger_path)?;
-                    crate::fsutil::crash_point("after-ledger");
-                    let dated = report::commit_section(&self.output, &pending)?;
-                    crate::fsutil::crash_point("after-report");
-                    self.ledger.pending = None;
-                    self.ledger.save(&ledger_path)?;
-                    Some(dated)
-                }
-                None => {
-                    self.ledger.save(&ledger_path)?;
-                    None
-                }
-            };
+        let section_file = match report::build_section(
+            &outcome,
+            self.ledger.worst_open(),
+            at,
+            self.tz,
+            self.ledger.sections.back().map(|s| s.at),
+        ) {
+            Some(section) => {
+                // The ledger (with the section it is about to write) is saved first, the
+                // report second, the ledger cleared third: a crash anywhere loses nothing
+                // and repeats nothing (the next run finishes the pending section).
+                let pending = report::render_section(
+                    &self.output,
+                    &self.fleet,
+                    self.tz,
+                    at,
+                    &section,
+                    template_dir().as_deref(),
+                )?;
+                self.ledger.log_section(at, &outcome);
+                self.ledger.pending = Some(pending.clone());
+                self.ledger.save(&ledger_path)?;
+                crate::fsutil::crash_point("after-ledger");
+                let dated = report::commit_section(&self.output, &pending)?;
+                crate::fsutil::crash_point("after-report");
+                self.ledger.pending = None;
+                self.ledger.save(&ledger_path)?;
+                Some(dated)
+            }
+            None => {
+                self.ledger.save(&ledger_path)?;
+                None
+            }
+        };
         if let Some(path) = &self.textfile {
             crate::fsutil::write_atomic(
                 path,
@@ -297,6 +322,105 @@ impl Analyzer {
             outcome,
         })
     }
+
+    /// Analyses, oldest first, every capture round after the ledger's last analysis up to `at`.
+    /// A run killed before its ledger was saved leaves its capture unanalysed, and the events of
+    /// that one capture (a jump, a removal) would never reach a section if the next run read
+    /// only its own. Rounds older than the window are not revisited; a fleet's first analysis
+    /// reads only `at`. Returns the last analysis, with the worst of them all.
+    pub fn analyse_through(
+        &mut self,
+        archive: &Archive,
+        at: DateTime<Utc>,
+        span: chrono::Duration,
+    ) -> Result<Analysis> {
+        let from = match self.ledger.last_analysis {
+            Some(last) if last < at => last.max(at - span),
+            _ => return self.analyse(&load_window(archive, at, span)?),
+        };
+        let missed: Vec<Entry> = archive
+            .list(Some(from), Some(at), None)?
+            .into_iter()
+            .filter(|e| e.captured_at > from)
+            .collect();
+        let missed = rounds(missed);
+        let first_at = missed
+            .first()
+            .and_then(|r| r.iter().map(|e| e.captured_at).max());
+        let (Some(first_at), true) = (first_at, missed.len() > 1) else {
+            return self.analyse(&load_window(archive, at, span)?);
+        };
+        tracing::info!(
+            "analysing {} capture rounds since the last analysis",
+            missed.len()
+        );
+        let mut window = load_window(archive, first_at, span)?;
+        let mut analysis = self.analyse(&window)?;
+        for round in &missed[1..] {
+            for s in archive.load_each(round).into_iter().flatten() {
+                window.push(s);
+            }
+            if let Some(latest) = window.latest_at() {
+                window.evict_before(latest.timestamp() - window.span_s());
+            }
+            let next = self.analyse(&window)?;
+            analysis = Analysis {
+                worst: analysis.worst.max(next.worst),
+                section_file: next.section_file.or(analysis.section_file),
+                ..next
+            };
+        }
+        Ok(analysis)
+    }
+}
+
+/// The fleet locks a command holds while it writes (see [`hold_fleet`]).
+pub struct FleetGuard {
+    _locks: Vec<crate::fsutil::RunLock>,
+}
+
+/// Takes the lock `patrol run` takes (`<root>/.state/run.lock`) for each root, in order
+/// (the collector's state root first, then the output), waiting up to `wait` for another holder;
+/// then removes the temp files killed writes left under `clean`. Two commands writing one
+/// report can therefore never interleave, whichever commands they are.
+pub fn hold_fleet(
+    roots: &[&Path],
+    wait: std::time::Duration,
+    clean: &[&Path],
+) -> Result<FleetGuard> {
+    let started = std::time::SystemTime::now();
+    let mut locks = Vec::new();
+    let mut taken: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        let path = root.join(".state/run.lock");
+        // The same directory named twice (a shared archive's state lives in its output).
+        let key = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        if taken.contains(&key) {
+            continue;
+        }
+        locks.push(crate::fsutil::RunLock::acquire(&path, wait)?);
+        taken.push(key);
+    }
+    for dir in clean {
+        let removed = crate::fsutil::remove_stale_temps(dir, started, 8);
+        if removed > 0 {
+            tracing::warn!(
+                "removed {} left by an interrupted write in {}",
+                units::plural(removed, "temporary file"),
+                dir.display()
+            );
+        }
+    }
+    Ok(FleetGuard { _locks: locks })
+}
+
+fn parse_wait(wait: Option<&str>) -> Result<std::time::Duration> {
+    Ok(match wait {
+        Some(w) => std::time::Duration::from_secs_f64(
+            units::parse_duration_secs(w).map_err(|e| Error::Usage(format!("--wait: {e}")))?,
+        ),
+        None => std::time::Duration::ZERO,
+    })
 }
 
 /// Can an open finding's evidence be read at the window's newest capture, and what does it say?
@@ -476,12 +600,7 @@ fn run(
     capture_only: bool,
 ) -> Result<i32> {
     let config = run_config(config_path)?;
-    let wait = match wait {
-        Some(w) => std::time::Duration::from_secs_f64(
-            units::parse_duration_secs(w).map_err(|e| Error::Usage(format!("--wait: {e}")))?,
-        ),
-        None => std::time::Duration::ZERO,
-    };
+    let wait = parse_wait(wait)?;
     capture_once(
         &config,
         fail_on,
@@ -544,14 +663,14 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
         let started = std::time::Instant::now();
         // A config without nodes is a shared archive's reporter: each tick reports instead.
         let (what, tick) = if config.nodes.is_empty() {
-            let report = Reporter::from_config(&config).and_then(|r| r.analyse(None));
+            let report = Reporter::from_config(&config).and_then(|r| r.analyse(None, interval));
             ("report", report.map(|_| EXIT_OK))
         } else {
             let capture = capture_once(&config, None, interval, false, config.daemon.capture_only);
             ("capture", capture)
         };
         if let Err(e) = tick {
-            eprintln!("patrol: {what} failed: {e}");
+            eprintln!("patrol: {what} failed: {}", plain(&e.to_string()));
         }
         if let Some(cron) = &digest_cron {
             let now = Utc::now().with_timezone(&config.timezone);
@@ -564,7 +683,7 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
                 if let Err(e) =
                     digest_cmd(None, config_path.clone(), "snapshots", None, send, false)
                 {
-                    eprintln!("patrol: digest failed: {e}");
+                    eprintln!("patrol: digest failed: {}", plain(&e.to_string()));
                 }
             }
             last_check = now;
@@ -609,8 +728,39 @@ fn capture_once(
     let library = config_library(config)?;
     let span = window_span(&config.window)?;
     let state_root = config.state_root();
-    // One run of a fleet at a time: two would interleave the archive state and the report.
-    let _lock = crate::fsutil::RunLock::acquire(&state_root.join(".state/run.lock"), wait)?;
+    // One run of a fleet at a time: two would interleave the archive state and the report. The
+    // output is locked too (unless only capturing), so a report writing there waits its turn.
+    let archive_dir = match &config.archive {
+        ArchiveSpec::Dir(d) => Some(d.as_path()),
+        ArchiveSpec::Postgres { .. } => None,
+    };
+    let mut roots = vec![state_root];
+    let mut clean = vec![state_root.join(".state")];
+    if !capture_only {
+        roots.push(config.output.as_path());
+        clean.push(config.output.clone());
+    }
+    let clean: Vec<&Path> = clean.iter().map(PathBuf::as_path).collect();
+    let started = std::time::SystemTime::now();
+    let _lock = hold_fleet(&roots, wait, &clean)?;
+    if let Some(dir) = archive_dir {
+        // A capture killed mid-write left its temp file beside the node's newest captures
+        // (`<node>/<day>/`) or the fleet's metadata: older days are never written again.
+        crate::fsutil::remove_stale_temps(dir, started, 0);
+        for node in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let mut days: Vec<PathBuf> = std::fs::read_dir(node.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            days.sort();
+            for day in days.iter().rev().take(2) {
+                crate::fsutil::remove_stale_temps(day, started, 0);
+            }
+        }
+    }
     // A directory archive that cannot be opened is a local problem: stop. A shared archive out of
     // reach must not cost the capture: it waits in a local spool for the next run.
     let archive = match open_spec(&config.archive, Some(&config.fleet)) {
@@ -620,7 +770,7 @@ fn capture_once(
     let state = crate::sources::CollectState::load(state_root);
     let show = |s: &crate::model::Snapshot| {
         if tty {
-            println!("{}", crate::sources::describe(s));
+            println!("{}", plain(&crate::sources::describe(s)));
         }
     };
     let (snapshots, next_state) = crate::sources::capture_fleet(config, &state, &show);
@@ -661,10 +811,10 @@ fn capture_once(
         }
         return Ok(EXIT_OK);
     }
-    let window = load_window(&archive, at, span)?;
+    crate::fsutil::crash_point("after-archive");
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
     analyzer.configure(&config.report)?;
-    let analysis = analyzer.analyse(&window)?;
+    let analysis = analyzer.analyse_through(&archive, at, span)?;
     if let Some(r) = &config.retention {
         prune(&archive, &analyzer.ledger, &retention_of(r), false)?;
     }
@@ -725,6 +875,8 @@ fn archive_capture(
 /// What one analysis of an archive needs: where it reads and writes, and how it reports.
 struct Reporter {
     archive: Archive,
+    /// Where the collector of this fleet keeps its state and run lock, when a config says.
+    state_root: Option<PathBuf>,
     fleet: String,
     tz: Tz,
     out: PathBuf,
@@ -738,6 +890,7 @@ impl Reporter {
     fn from_config(config: &config::Config) -> Result<Reporter> {
         Ok(Reporter {
             archive: open_spec(&config.archive, Some(&config.fleet))?,
+            state_root: Some(config.state_root().to_path_buf()),
             fleet: config.fleet.clone(),
             tz: config.timezone,
             out: config.output.clone(),
@@ -747,8 +900,27 @@ impl Reporter {
         })
     }
 
-    /// Analyses the archive as of `at` (default: its newest capture) and appends the section.
-    fn analyse(self, at: Option<DateTime<Utc>>) -> Result<(Analysis, Analyzer)> {
+    /// Analyses the archive as of `at` (default: every capture since the last analysis, up to
+    /// the newest) and appends the sections, holding the fleet (waiting up to `wait`).
+    fn analyse(
+        self,
+        at: Option<DateTime<Utc>>,
+        wait: std::time::Duration,
+    ) -> Result<(Analysis, Analyzer)> {
+        let roots: Vec<&Path> = self
+            .state_root
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([self.out.as_path()])
+            .collect();
+        let state = self.state_root.as_ref().map(|r| r.join(".state"));
+        let clean: Vec<&Path> = state
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([self.out.as_path()])
+            .collect();
+        let _lock = hold_fleet(&roots, wait, &clean)?;
+        let newest = at.is_none();
         let at = match at {
             Some(t) => t,
             None => self
@@ -763,10 +935,13 @@ impl Reporter {
                     ))
                 })?,
         };
-        let window = load_window(&self.archive, at, self.span)?;
         let mut analyzer = Analyzer::new(self.library, self.tz, &self.fleet, &self.out)?;
         analyzer.configure(&self.settings)?;
-        let analysis = analyzer.analyse(&window)?;
+        let analysis = if newest {
+            analyzer.analyse_through(&self.archive, at, self.span)?
+        } else {
+            analyzer.analyse(&load_window(&self.archive, at, self.span)?)?
+        };
         Ok((analysis, analyzer))
     }
 }
@@ -805,6 +980,7 @@ fn report_cmd(
             let out = default_output(&archive, &fleet);
             Reporter {
                 archive,
+                state_root: None,
                 fleet,
                 tz,
                 out,
@@ -834,7 +1010,8 @@ fn report_cmd(
     }
     let at = at.map(|t| parse_time(t, reporter.tz)).transpose()?;
     let (fleet, tz) = (reporter.fleet.clone(), reporter.tz);
-    let (analysis, analyzer) = reporter.analyse(at)?;
+    let wait = parse_wait(options.wait.as_deref())?;
+    let (analysis, analyzer) = reporter.analyse(at, wait)?;
     if options.format == Format::Json {
         let doc = crate::report::json(
             &fleet,
@@ -910,6 +1087,8 @@ pub fn replay(
     let output = Output {
         dir: out.to_path_buf(),
     };
+    // The replay rewrites the output from scratch: nothing else may write there meanwhile.
+    let _lock = hold_fleet(&[out], std::time::Duration::ZERO, &[out])?;
     for stale in [output.rolling(), output.ledger()] {
         if stale.exists() {
             std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
@@ -1392,7 +1571,7 @@ fn history_cmd(
     let (dim, suffix) = metric_unit(metric);
     let tty = std::io::stdout().is_terminal();
     for (ent, points) in &series {
-        println!("{node} {ent} {metric}");
+        println!("{}", plain(&format!("{node} {ent} {metric}")));
         if tty {
             println!("  {}", sparkline(points));
         }
@@ -1495,7 +1674,7 @@ fn compare_cmd(
         crate::fsutil::write_atomic(&base.with_extension("json"), text.as_bytes())?;
         println!("{text}");
     } else {
-        let text = crate::compare::markdown(&sa, &sb, tz, &diffs, &notes);
+        let text = plain(&crate::compare::markdown(&sa, &sb, tz, &diffs, &notes));
         crate::fsutil::write_atomic(&base.with_extension("md"), text.as_bytes())?;
         print!("{text}");
     }
@@ -1536,13 +1715,14 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
         RulesCommand::List => {
             let lib = load_library(path.as_deref())?;
             for r in &lib.rules {
-                println!(
+                let line = format!(
                     "{:<40} {:<24} {:<10} {}",
                     r.id,
                     r.kind_name,
                     r.severity.label(),
                     rules::location(r)
                 );
+                println!("{}", plain(&line));
             }
             Ok(EXIT_OK)
         }
@@ -1554,13 +1734,14 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
             let lib = load_library(path.as_deref())?;
             match lib.get(&name) {
                 Some(r) => {
-                    println!(
+                    let line = format!(
                         "rule `{}` ({}), defined at {}: {}\n",
                         r.id,
                         r.severity.label(),
                         rules::location(r),
                         r.description
                     );
+                    println!("{}", plain(&line));
                     if let Some(k) = rules::kinds::spec(r.kind_name) {
                         print!("{}", k.doc);
                     }
@@ -1609,10 +1790,11 @@ fn noise(out: &Path, last: usize) -> Result<i32> {
         "rule", "sections", "share", "flaps"
     );
     for r in rows {
-        println!(
+        let line = format!(
             "{:<40} {:>9} {:>5.0}% {:>7}  {}",
             r.rule, r.sections, r.share_pct, r.flaps, r.verdict
         );
+        println!("{}", plain(&line));
     }
     Ok(EXIT_OK)
 }
@@ -1696,7 +1878,7 @@ fn rules_test(paths: Vec<PathBuf>, rules_dir: Option<&Path>, bless: bool) -> Res
             failed += 1;
             println!("FAIL {}", file.display());
             for line in diff_lines(&expected, &got) {
-                println!("     {line}");
+                println!("     {}", plain(&line));
             }
         }
     }
@@ -1807,7 +1989,7 @@ fn digest_cmd(
                 messages.len(),
                 m.chars().count()
             );
-            println!("{m}");
+            println!("{}", plain(m));
         }
         return Ok(EXIT_OK);
     }
@@ -1879,7 +2061,11 @@ fn backtest(rule_id: &str, archive_arg: &str, rules: Option<&Path>, window: &str
         for f in &round.findings {
             if open.insert(f.key()) || f.event {
                 opened += 1;
-                println!("{stamp} FIRES    [{}] {}", f.severity.label(), f.title);
+                println!(
+                    "{stamp} FIRES    [{}] {}",
+                    f.severity.label(),
+                    plain(&f.title)
+                );
             }
             if f.event {
                 open.remove(&f.key());
@@ -1888,7 +2074,7 @@ fn backtest(rule_id: &str, archive_arg: &str, rules: Option<&Path>, window: &str
         for f in &round.resolved {
             open.remove(&f.key());
             resolved += 1;
-            println!("{stamp} RESOLVED {}", f.title);
+            println!("{stamp} RESOLVED {}", plain(&f.title));
         }
     }
     println!(

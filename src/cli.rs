@@ -112,6 +112,10 @@ pub enum Command {
         /// Also write open findings by severity and rule as a Prometheus textfile.
         #[arg(long)]
         textfile: Option<PathBuf>,
+        /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);
+        /// by default say so and exit 2.
+        #[arg(long)]
+        wait: Option<String>,
     },
     /// Replay the bundled demo fleet capture by capture and write its rolling report.
     Demo {

@@ -24,11 +24,26 @@ use crate::tls::TlsOptions;
 /// The Bot API's limit on one message's text.
 pub const MESSAGE_LIMIT: usize = 4096;
 
-/// `<`, `>` and `&`: the only characters the Bot API's HTML mode needs escaped.
+/// `<`, `>` and `&`: the only characters the Bot API's HTML mode needs escaped. Control
+/// characters other than `\n` (a `\r`, the ESC of a terminal escape) are shown as their
+/// Unicode pictures (`␍`, `␛`), C1 controls as `�`: fleet text reaches chats inert.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' => out.push(c),
+            c if (c as u32) < 0x20 => {
+                out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'))
+            }
+            '\u{7f}' => out.push('\u{2421}'),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The tags the Bot API's HTML mode accepts.

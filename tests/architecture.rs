@@ -24,7 +24,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("ledger", &["error", "fsutil", "model", "tomlread", "units"]),
-    ("report", &["error", "fsutil", "ledger", "model", "units"]),
+    (
+        "report",
+        &["error", "fsutil", "ledger", "markdown", "model", "units"],
+    ),
     (
         "simulate",
         &[

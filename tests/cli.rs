@@ -322,10 +322,13 @@ fn report_at_a_time_writes_the_section_of_that_capture() {
     let out = patrol(&args, &root());
     succeeded(&out);
     // The newest capture at or before 00:31 local is the 00:30 round: its dated file.
-    let dated = out_dir.join("reports/2026-02-19_0030.md");
+    let dated = out_dir.join("reports/2026-02-19_0030-0300.md");
     assert!(dated.exists(), "{}", text(&out.stdout));
     let section = std::fs::read_to_string(&dated).unwrap();
-    assert!(section.contains("Times are America/Sao_Paulo (UTC-03:00)"));
+    assert!(
+        section.contains("Times are America/Sao_Paulo;")
+            && section.contains("## 2026-02-19 00:30 (UTC-03:00) -- ")
+    );
     assert!(
         section.contains("vk01 GPU 0 telemetry went null"),
         "{section}"

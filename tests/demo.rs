@@ -150,9 +150,10 @@ fn demo_report_is_valid_markdown_with_numbered_findings() {
         }
     }
     assert!(items > 40, "{items} list items");
-    let heading =
-        regex::Regex::new(r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2} -- (WARNING|INFO|SUGGESTION)$")
-            .unwrap();
+    let heading = regex::Regex::new(
+        r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2} \(UTC-03:00\) -- (WARNING|INFO|SUGGESTION)$",
+    )
+    .unwrap();
     for line in r.lines().filter(|l| l.starts_with("## ")) {
         assert!(heading.is_match(line), "bad heading: {line}");
     }

@@ -12,6 +12,7 @@ mod coverage;
 mod demo;
 mod digest;
 mod fixtures;
+mod integrity;
 mod quiet;
 mod secrets;
 mod shared_archive;

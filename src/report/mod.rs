@@ -4,6 +4,12 @@
 //! Sections are rendered by minijinja templates (report-templates/); the binary carries copies
 //! so it works from any directory, and a `report-templates/` directory next to where patrol runs
 //! overrides them.
+//!
+//! Times are local to the fleet, so a heading carries the UTC offset in force at its time: when
+//! clocks fall back, 02:30 summer time and 02:30 winter time are two headings and two dated files
+//! (`2026-10-25_0230+0200.md`, `2026-10-25_0230+0100.md`), never one overwriting the other.
+//! Every value of a section is flattened to one line with its control characters made visible,
+//! so fleet text cannot open a block (a forged `## ` heading) or reach a terminal as an escape.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ledger::{Deployment, Ledger, Outcome, PendingSection, Reason, Status};
+use crate::markdown::{escape_inline, one_line, plain};
 use crate::model::Severity;
 use crate::units::fmt_duration;
 
@@ -45,6 +52,7 @@ pub fn render_digest<T: Serialize>(view: &T, template_dir: Option<&Path>) -> Res
                 minijinja::context! { d => minijinja::Value::from(minijinja::value::Serde(view)) },
             )
         })
+        .map(|text| plain(&text))
         .map_err(|e| Error::Template {
             name: DIGEST_TEMPLATE.to_string(),
             message: e.to_string(),
@@ -60,7 +68,8 @@ pub struct Item {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Section {
-    /// "2026-02-18 21:53" in the fleet's time zone.
+    /// "2026-02-18 21:53 (UTC-03:00)" in the fleet's time zone, with the offset in force then
+    /// (and seconds when the previous section was in the same minute).
     pub heading_time: String,
     pub severity: String,
     pub items: Vec<Item>,
@@ -96,10 +105,19 @@ impl Output {
         self.dir.join("ledger.json")
     }
 
-    pub fn dated(&self, local: &DateTime<Tz>) -> PathBuf {
-        self.dir
-            .join("reports")
-            .join(format!("{}.md", local.format("%Y-%m-%d_%H%M")))
+    /// The dated file of a section: local minute and UTC offset (unique across a fall-back
+    /// hour), with `_2`, `_3`… when a file of another capture already has the name (two runs in
+    /// one minute).
+    pub fn dated(&self, at: DateTime<Utc>, tz: Tz) -> PathBuf {
+        let stem = at.with_timezone(&tz).format("%Y-%m-%d_%H%M%z").to_string();
+        let dir = self.dir.join("reports");
+        let mut path = dir.join(format!("{stem}.md"));
+        let mut n = 2;
+        while path.exists() {
+            path = dir.join(format!("{stem}_{n}.md"));
+            n += 1;
+        }
+        path
     }
 }
 
@@ -130,17 +148,53 @@ fn environment(template_dir: Option<&Path>) -> Result<minijinja::Environment<'st
     Ok(env)
 }
 
+/// "Feb 19 00:30", with the UTC offset when the local time happens twice (clocks falling back).
+fn local_date(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz);
+    let text = local.format("%b %-d %H:%M").to_string();
+    if is_ambiguous(&local) {
+        format!("{text} (UTC{})", local.format("%:z"))
+    } else {
+        text
+    }
+}
+
+/// Whether this local time is read twice on the clock (the hour repeated when clocks fall back).
+fn is_ambiguous(local: &DateTime<Tz>) -> bool {
+    use chrono::TimeZone;
+    matches!(
+        local.timezone().from_local_datetime(&local.naive_local()),
+        chrono::LocalResult::Ambiguous(..)
+    )
+}
+
+/// A section's heading time: local, with the UTC offset in force then, and with seconds when the
+/// previous section was written in the same minute (two runs in one minute stay two headings).
+pub fn heading_time(at: DateTime<Utc>, tz: Tz, previous: Option<DateTime<Utc>>) -> String {
+    let local = at.with_timezone(&tz);
+    let same_minute =
+        previous.is_some_and(|p| p.timestamp().div_euclid(60) == at.timestamp().div_euclid(60));
+    let clock = if same_minute {
+        "%Y-%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
+    format!("{} (UTC{})", local.format(clock), local.format("%:z"))
+}
+
 /// Turns what the ledger says into a section; `None` when there is nothing new to say.
+/// `previous` is when the last section was written.
 pub fn build_section(
     outcome: &Outcome,
     worst_open: Option<Severity>,
     at: DateTime<Utc>,
     tz: Tz,
+    previous: Option<DateTime<Utc>>,
 ) -> Option<Section> {
     if outcome.is_empty() {
         return None;
     }
-    let local_date = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d %H:%M").to_string();
+    let local_date = |t: DateTime<Utc>| local_date(t, tz);
     let mut items = Vec::new();
     for r in &outcome.reported {
         let f = &r.finding;
@@ -188,8 +242,8 @@ pub fn build_section(
         }
         items.push(Item {
             severity: f.severity.label().to_string(),
-            title,
-            body,
+            title: one_line(&title),
+            body: one_line(&body),
         });
     }
     for r in &outcome.resolved {
@@ -200,11 +254,11 @@ pub fn build_section(
         };
         items.push(Item {
             severity: Severity::Info.label().to_string(),
-            title: format!("Resolved: {}", r.finding.title),
-            body: format!(
+            title: one_line(&format!("Resolved: {}", r.finding.title)),
+            body: one_line(&format!(
                 "{now}The condition first reported at {} no longer holds; it was open for {open_for}.",
                 local_date(r.first_seen)
-            ),
+            )),
         });
     }
     let reported_worst = outcome
@@ -225,7 +279,7 @@ pub fn build_section(
         .into_iter()
         .map(|o| {
             let f = &o.finding;
-            match o.unchecked_since {
+            one_line(&match o.unchecked_since {
                 Some(t) => format!(
                     "[{}] {} (could not check since {})",
                     f.severity.label(),
@@ -238,26 +292,26 @@ pub fn build_section(
                     f.title,
                     local_date(o.first_seen)
                 ),
-            }
+            })
         })
         .collect();
     let acknowledged: Vec<String> = outcome
         .acknowledged
         .iter()
         .map(|a| {
-            format!(
+            one_line(&format!(
                 "[{}] {} ({}: {}; until {})",
                 a.finding.severity.label(),
                 a.finding.title,
-                a.owner,
-                a.reason,
+                escape_inline(&a.owner),
+                escape_inline(&a.reason),
                 a.expires
-            )
+            ))
         })
         .collect();
     let count = |pred: fn(&Reason) -> bool| outcome.count(pred);
     Some(Section {
-        heading_time: at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+        heading_time: heading_time(at, tz, previous),
         severity: severity.label().to_string(),
         counts: Counts {
             new: count(|r| matches!(r, Reason::New | Reason::Reopened { .. })),
@@ -285,11 +339,6 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
-fn tz_label(tz: Tz, at: DateTime<Utc>) -> String {
-    let offset = at.with_timezone(&tz).format("%:z").to_string();
-    format!("{} (UTC{})", tz.name(), offset)
-}
-
 /// Renders a section into the text appended to the rolling report (with its header when the
 /// report does not exist yet) and the text of its dated file. Nothing is written.
 pub fn render_section(
@@ -315,15 +364,18 @@ pub fn render_section(
     )?;
     let header = render(
         HEADER_TEMPLATE,
-        minijinja::context! { fleet => fleet, timezone => tz_label(tz, at) },
+        minijinja::context! { fleet => escape_inline(fleet), timezone => tz.name() },
     )?;
+    // Whatever a template (perhaps a local one) did with the values, no control character but
+    // the line feed reaches the file.
+    let (header, body) = (plain(&header), plain(&body));
     let mut rolling_text = String::new();
     if !output.rolling().exists() {
         rolling_text.push_str(&header);
     }
     rolling_text.push('\n');
     rolling_text.push_str(&body);
-    let dated = output.dated(&at.with_timezone(&tz));
+    let dated = output.dated(at, tz);
     Ok(PendingSection {
         at,
         rolling_text,
@@ -354,9 +406,11 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
 /// severity and by rule, acknowledged ones apart, and when the analysis ran.
 pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> String {
     let label = |v: &str| {
-        v.replace('\\', "\\\\")
+        plain(v)
+            .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('\n', "\\n")
+            .replace('\t', " ")
     };
     let open: Vec<&crate::ledger::Entry> = ledger
         .entries
