@@ -868,12 +868,7 @@ fn node_sources(
             .string(ctx, "remote_socket", false)
             .map(|s| PathBuf::from(s.into_inner()))
             .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
-        let timeout = duration(
-            &mut d,
-            ctx,
-            "timeout",
-            default_timeout.max(Duration::from_secs(30)),
-        );
+        let timeout = duration(&mut d, ctx, "timeout", default_timeout);
         if let Some(endpoint) = endpoint {
             let ssh = match &endpoint {
                 DockerEndpoint::Ssh { target, port } => Some(match &ssh_for_docker {
