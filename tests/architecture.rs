@@ -30,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "sources",
-        &["config", "error", "fsutil", "logtemplate", "model"],
+        &["config", "error", "fsutil", "logtemplate", "model", "units"],
     ),
     (
         "config",

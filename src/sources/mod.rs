@@ -14,7 +14,7 @@ pub mod redact;
 pub mod redis;
 pub mod ssh;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -208,6 +208,9 @@ pub fn capture_fleet(
     state: &CollectState,
     progress: Progress,
 ) -> (Vec<Snapshot>, CollectState) {
+    // reqwest is built without a default TLS provider: without one installed, building any
+    // client panics. Installing ring's is a no-op when one is already in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -248,6 +251,7 @@ async fn capture_fleet_async(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
     let http = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut spawned = HashMap::new();
     for (index, node) in config.nodes.iter().enumerate() {
         let first_window = chrono::Duration::from_std(config.logs.first_window).unwrap_or_default();
         let since = state
@@ -267,8 +271,9 @@ async fn capture_fleet_async(
             let source = source.clone();
             let limit = source.timeout(config.timeout);
             let semaphore = semaphore.clone();
-            tasks.spawn(async move {
-                let name = source.name();
+            let name = source.name();
+            let source_name = name.clone();
+            let task = tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
                 let t = Instant::now();
                 // A little grace, so a collector's own timeout (which says more) fires first.
@@ -279,20 +284,15 @@ async fn capture_fleet_async(
                 };
                 Outcome {
                     node: index,
-                    source: name,
+                    source: source_name,
                     result,
                     elapsed: t.elapsed(),
                 }
             });
+            spawned.insert(task.id(), (index, name));
         }
     }
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(o) => outcomes.push(o),
-            Err(e) => tracing::error!("a collector task failed: {e}"),
-        }
-    }
+    let mut outcomes = join_sources(tasks, spawned, started).await;
     // Merge in config order, whatever order the answers came in.
     outcomes.sort_by_key(|o| {
         let order = config.nodes[o.node]
@@ -343,6 +343,54 @@ async fn capture_fleet_async(
     (snaps, next)
 }
 
+/// Waits for every source task. A task that panicked or was cancelled is its source's error,
+/// with the source's name: a collector that fails in any way is recorded, never missing from
+/// the snapshot.
+async fn join_sources(
+    mut tasks: tokio::task::JoinSet<Outcome>,
+    mut spawned: HashMap<tokio::task::Id, (usize, String)>,
+    started: Instant,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((id, o)) => {
+                spawned.remove(&id);
+                outcomes.push(o);
+            }
+            Err(e) => {
+                let Some((node, source)) = spawned.remove(&e.id()) else {
+                    tracing::error!("a collector task failed: {e}");
+                    continue;
+                };
+                let error = if e.is_panic() {
+                    format!("{source}: the collector failed: {}", panic_message(e))
+                } else {
+                    format!("{source}: the collector was cancelled")
+                };
+                tracing::error!("{error}");
+                outcomes.push(Outcome {
+                    node,
+                    source,
+                    result: Err(error),
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+    }
+    outcomes
+}
+
+/// What a panic said, when it said it as text.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "it panicked".to_string())
+}
+
 fn merge(snap: &mut Snapshot, part: Part) {
     match part {
         Part::Host(h) => snap.host = Some(h),
@@ -378,7 +426,7 @@ fn merge(snap: &mut Snapshot, part: Part) {
             if host.boot_time.is_none() {
                 host.boot_time = p
                     .uptime_s
-                    .map(|u| snap.captured_at - chrono::Duration::seconds(u as i64));
+                    .and_then(|u| crate::units::boot_time(snap.captured_at, u));
             }
             host.clock_offset_ms = p.clock_offset_ms;
             // Each probe command is a source of its own: one missing tool fails only itself.
