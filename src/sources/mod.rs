@@ -508,3 +508,54 @@ pub fn describe(snap: &Snapshot) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_that_panics_is_its_sources_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcomes = runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut spawned = HashMap::new();
+            let failing = tasks.spawn(async {
+                let text = String::from("conexão");
+                // A collector bug on remote text: a byte index inside "ã".
+                let cut = &text[..6];
+                Outcome {
+                    node: 0,
+                    source: cut.to_string(),
+                    result: Err(String::new()),
+                    elapsed: Duration::ZERO,
+                }
+            });
+            spawned.insert(failing.id(), (0, "docker".to_string()));
+            let fine = tasks.spawn(async {
+                Outcome {
+                    node: 0,
+                    source: "http:web".into(),
+                    result: Ok(Part::RabbitMq(crate::model::RabbitMq {
+                        name: "q".into(),
+                        version: None,
+                        queues: Vec::new(),
+                    })),
+                    elapsed: Duration::ZERO,
+                }
+            });
+            spawned.insert(fine.id(), (0, "http:web".to_string()));
+            join_sources(tasks, spawned, Instant::now()).await
+        });
+        assert_eq!(outcomes.len(), 2, "no source goes missing");
+        let failed = outcomes.iter().find(|o| o.source == "docker").unwrap();
+        let error = failed.result.as_ref().err().unwrap();
+        assert!(
+            error.starts_with("docker: the collector failed: "),
+            "{error}"
+        );
+        assert!(error.contains("char boundary"), "{error}");
+    }
+}
