@@ -2,6 +2,9 @@
 
 fn main() {
     restore_sigpipe();
+    // reqwest is built without a default TLS provider, and building any client (collectors,
+    // Telegram) panics until one is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     std::process::exit(patrol::app::main());
 }
 

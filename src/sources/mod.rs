@@ -208,9 +208,6 @@ pub fn capture_fleet(
     state: &CollectState,
     progress: Progress,
 ) -> (Vec<Snapshot>, CollectState) {
-    // reqwest is built without a default TLS provider: without one installed, building any
-    // client panics. Installing ring's is a no-op when one is already in place.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
