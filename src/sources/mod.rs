@@ -208,6 +208,9 @@ pub fn capture_fleet(
     state: &CollectState,
     progress: Progress,
 ) -> (Vec<Snapshot>, CollectState) {
+    // reqwest is built without a default TLS provider; callers of the library (benches) may not
+    // have installed one. A no-op when one is already in place.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
