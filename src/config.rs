@@ -1100,7 +1100,7 @@ fn node_sources(
             &mut d,
             ctx,
             "timeout",
-            default_timeout.max(Duration::from_secs(30)),
+            default_timeout,
             DurationRange::TIMEOUT,
         );
         if let Some(endpoint) = endpoint {

@@ -30,6 +30,22 @@ fn masks() -> &'static Masks {
     })
 }
 
+/// Longest template kept, in bytes: a template is a line's shape, and a megabyte-long line must
+/// not become a megabyte-long key in every snapshot.
+pub const MAX_TEMPLATE_BYTES: usize = 400;
+
+/// Cuts `text` to at most `max` bytes at the last character boundary before it. Log lines are
+/// remote text in any language: cutting at a byte index inside "ç" would panic.
+pub fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
 /// The template of one message.
 pub fn mask(message: &str) -> String {
     let m = masks();
@@ -51,7 +67,18 @@ pub fn mask(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask;
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        // "ç" is two bytes: byte 400 falls inside it.
+        let mut text = format!("{}ção falhou", "a".repeat(399));
+        truncate_at_char(&mut text, MAX_TEMPLATE_BYTES);
+        assert_eq!(text.len(), 399);
+        let mut short = "conexão".to_string();
+        truncate_at_char(&mut short, MAX_TEMPLATE_BYTES);
+        assert_eq!(short, "conexão");
+    }
 
     #[test]
     fn masks_what_varies() {

@@ -459,8 +459,46 @@ pub fn plural(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
+/// Longest uptime believed, in seconds (a century): a larger value comes from a broken or
+/// hostile exporter, and must not reach time arithmetic that panics out of range.
+pub const MAX_UPTIME_S: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// A host's uptime read from a remote number: finite, not negative, within [`MAX_UPTIME_S`];
+/// otherwise why not.
+pub fn checked_uptime(uptime_s: f64) -> Result<u64, String> {
+    if uptime_s.is_finite() && (0.0..=MAX_UPTIME_S).contains(&uptime_s) {
+        Ok(uptime_s as u64)
+    } else {
+        Err(format!("an uptime of {uptime_s} s is not plausible"))
+    }
+}
+
+/// When a host that had been up `uptime_s` seconds at `at` booted; `None` when out of range.
+pub fn boot_time(
+    at: chrono::DateTime<chrono::Utc>,
+    uptime_s: u64,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let secs = i64::try_from(uptime_s).ok()?;
+    at.checked_sub_signed(chrono::TimeDelta::try_seconds(secs)?)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn absurd_uptimes_are_refused_not_computed() {
+        let at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        for bad in [1e17, f64::NAN, f64::INFINITY, -1.0] {
+            assert!(super::checked_uptime(bad).is_err(), "{bad}");
+        }
+        assert_eq!(super::checked_uptime(3600.5), Ok(3600));
+        assert_eq!(super::boot_time(at, u64::MAX), None);
+        assert_eq!(super::boot_time(at, 100_000_000_000_000_000), None);
+        assert_eq!(
+            super::boot_time(at, 60).unwrap().timestamp(),
+            1_790_000_000 - 60
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -41,7 +41,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "sources",
-        &["config", "error", "fsutil", "logtemplate", "model", "tls"],
+        &[
+            "config",
+            "error",
+            "fsutil",
+            "logtemplate",
+            "model",
+            "tls",
+            "units",
+        ],
     ),
     (
         "config",

@@ -18,6 +18,21 @@ use crate::model::Snapshot;
 /// taken for a reboot.
 const BOOT_TIME_TOLERANCE_S: i64 = 120;
 
+/// Whether a boot time that moved forward between two captures (capture time, uptime) is a
+/// new boot. A boot time is the capture's wall-clock time less the uptime, so a wall-clock step
+/// (NTP correcting a drifted clock) moves it too while the uptime keeps counting: that is not a
+/// reboot. A new boot shows in the uptime itself: it went down, or it is shorter than the time
+/// since the previous capture (a reboot during a long gap). Without uptimes on both sides, the
+/// boot time's jump is all there is to go by.
+pub fn rebooted(previous: Option<(i64, i64)>, current: Option<(i64, i64)>) -> bool {
+    match (previous, current) {
+        (Some((prev_at, prev_up)), Some((at, up))) => {
+            up < prev_up || up < at.saturating_sub(prev_at)
+        }
+        _ => true,
+    }
+}
+
 /// Full snapshots kept per node. Rules that compare whole snapshots (drift, reboot before/after)
 /// need only the newest few; everything older lives on as series, which keeps a 24 h window of
 /// a thousand nodes in tens of megabytes instead of gigabytes.
@@ -64,6 +79,8 @@ pub struct NodeHistory {
     reboots: Vec<(i64, i64)>,
     /// The boot time of the newest capture that reported one.
     last_boot: Option<i64>,
+    /// The capture time and uptime of the newest capture that reported an uptime.
+    last_uptime: Option<(i64, i64)>,
 }
 
 impl NodeHistory {
@@ -256,13 +273,22 @@ impl Window {
                     .map(|u| at - i64::try_from(u).unwrap_or(i64::MAX / 2))
             })
         });
+        let uptime = snapshot
+            .host
+            .as_ref()
+            .and_then(|h| h.uptime_s)
+            .and_then(|u| i64::try_from(u).ok());
         if let Some(b) = boot {
             if let Some(prev) = node.last_boot
-                && b - prev > BOOT_TIME_TOLERANCE_S
+                && b.saturating_sub(prev) > BOOT_TIME_TOLERANCE_S
+                && rebooted(node.last_uptime, uptime.map(|u| (at, u)))
             {
                 node.reboots.push((at, b));
             }
             node.last_boot = Some(b);
+        }
+        if let Some(u) = uptime {
+            node.last_uptime = Some((at, u));
         }
         node.boots.push_back(boot);
         node.times.push_back(at);
@@ -384,5 +410,30 @@ mod tests {
             n.segment_start(),
             n.recent().nth(2).unwrap().captured_at.timestamp()
         );
+    }
+
+    #[test]
+    fn a_wall_clock_step_is_not_a_reboot() {
+        let mut w = Window::new(chrono::Duration::hours(6));
+        let with_boot = |minute: i64, uptime: u64| {
+            let mut s = snap(minute, uptime, None);
+            if let Some(h) = s.host.as_mut() {
+                h.boot_time = Some(s.captured_at - chrono::Duration::seconds(uptime as i64));
+            }
+            s
+        };
+        w.push(with_boot(0, 10_000));
+        w.push(with_boot(15, 10_900));
+        // The clock is stepped an hour forward: the capture is stamped 75 min after the one
+        // before, while the host was up 15 min more.
+        w.push(with_boot(90, 11_800));
+        w.push(with_boot(105, 12_700));
+        assert!(w.node("vk01").unwrap().reboots().is_empty());
+        // A real reboot: the uptime went down.
+        w.push(with_boot(120, 200));
+        assert_eq!(w.node("vk01").unwrap().reboots().len(), 1);
+        // A reboot during a long gap: the uptime grew, but is shorter than the gap.
+        w.push(with_boot(300, 5_000));
+        assert_eq!(w.node("vk01").unwrap().reboots().len(), 2);
     }
 }

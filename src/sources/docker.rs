@@ -259,38 +259,70 @@ struct Api {
     client: reqwest::Client,
     base: String,
     endpoint: String,
+    /// The source's `timeout`, which the client enforces per request.
+    timeout: Duration,
 }
 
 impl Api {
+    fn failed(&self, path: &str, e: reqwest::Error) -> String {
+        if e.is_timeout() {
+            format!(
+                "{} GET {path}: no answer within {:?}",
+                self.endpoint, self.timeout
+            )
+        } else {
+            format!("{} GET {path}: {e}", self.endpoint)
+        }
+    }
+
     async fn response(&self, path: &str) -> Result<reqwest::Response, String> {
+        self.response_unless_gone(path)
+            .await?
+            .ok_or_else(|| format!("{} GET {path}: HTTP 404 Not Found", self.endpoint))
+    }
+
+    /// The engine's answer, or `None` when it says 404: a container removed since it was
+    /// listed is gone, not a failure of the engine.
+    async fn response_unless_gone(&self, path: &str) -> Result<Option<reqwest::Response>, String> {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?;
+            .map_err(|e| self.failed(path, e))?;
         let status = response.status();
         if status.is_success() {
-            Ok(response)
+            Ok(Some(response))
+        } else if status == reqwest::StatusCode::NOT_FOUND {
+            Ok(None)
         } else {
-            let body = response.text().await.unwrap_or_default();
+            let body = super::http::body_excerpt(response, 1024).await;
             Err(format!(
-                "{} GET {path}: HTTP {status}: {}",
-                self.endpoint,
-                body.trim()
+                "{} GET {path}: HTTP {status}: {body}",
+                self.endpoint
             ))
         }
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
-        let bytes = self
-            .response(path)
+        self.get_unless_gone(path)
             .await?
-            .bytes()
-            .await
-            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?;
+            .ok_or_else(|| format!("{} GET {path}: HTTP 404 Not Found", self.endpoint))
+    }
+
+    /// Reads and parses an answer (at most [`super::http::MAX_BODY_BYTES`]); `None` on 404.
+    async fn get_unless_gone<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Option<T>, String> {
+        let Some(response) = self.response_unless_gone(path).await? else {
+            return Ok(None);
+        };
+        let what = format!("{} GET {path}", self.endpoint);
+        let bytes = super::http::read_body(response, &what, super::http::MAX_BODY_BYTES).await?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} GET {path}: unexpected answer: {e}", self.endpoint))
+            .map(Some)
+            .map_err(|e| format!("{what}: unexpected answer: {e}"))
     }
 
     /// Streams a container's log lines written in the window into a reducer: the body is read
@@ -312,11 +344,7 @@ impl Api {
         );
         let mut response = self.response(&path).await?;
         let mut frames = FrameReader::new(tty);
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("{} GET {path}: {e}", self.endpoint))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(&path, e))? {
             frames.feed(&chunk, |line| add_docker_line(reducer, line));
         }
         frames.finish(|line| add_docker_line(reducer, line));
@@ -337,44 +365,56 @@ fn add_docker_line(reducer: &mut Reducer<'_>, line: &str) {
 }
 
 /// Splits the engine's log stream into lines: without a TTY each payload comes in a frame with
-/// an 8-byte header (stream, 3 zero bytes, big-endian length).
+/// an 8-byte header (stream, 3 zero bytes, big-endian length). Payloads are passed on as they
+/// arrive rather than gathered whole, so a header announcing 4 GB costs nothing but the bytes
+/// that actually come, and lines are cut at 16 KB.
 struct FrameReader {
     tty: bool,
-    raw: Vec<u8>,
+    header: [u8; 8],
+    header_len: usize,
+    /// Bytes of the current frame's payload still to come.
+    remaining: usize,
     line: Vec<u8>,
 }
+
+/// Longest line kept; the rest of it is dropped.
+const MAX_LINE_BYTES: usize = 16 * 1024;
 
 impl FrameReader {
     fn new(tty: bool) -> Self {
         FrameReader {
             tty,
-            raw: Vec::new(),
+            header: [0; 8],
+            header_len: 0,
+            remaining: 0,
             line: Vec::new(),
         }
     }
 
-    fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(&str)) {
+    fn feed(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&str)) {
         if self.tty {
             self.text(bytes, &mut emit);
             return;
         }
-        self.raw.extend_from_slice(bytes);
-        let mut at = 0;
-        while self.raw.len() - at >= 8 {
-            let len = u32::from_be_bytes([
-                self.raw[at + 4],
-                self.raw[at + 5],
-                self.raw[at + 6],
-                self.raw[at + 7],
-            ]) as usize;
-            if self.raw.len() - at - 8 < len {
-                break;
+        while !bytes.is_empty() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(bytes.len());
+                let (payload, rest) = bytes.split_at(take);
+                self.text(payload, &mut emit);
+                self.remaining -= take;
+                bytes = rest;
+                continue;
             }
-            let payload = self.raw[at + 8..at + 8 + len].to_vec();
-            self.text(&payload, &mut emit);
-            at += 8 + len;
+            let take = (8 - self.header_len).min(bytes.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&bytes[..take]);
+            self.header_len += take;
+            bytes = &bytes[take..];
+            if self.header_len == 8 {
+                let h = self.header;
+                self.remaining = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+                self.header_len = 0;
+            }
         }
-        self.raw.drain(..at);
     }
 
     fn text(&mut self, bytes: &[u8], emit: &mut impl FnMut(&str)) {
@@ -382,7 +422,7 @@ impl FrameReader {
             if b == b'\n' {
                 emit(&String::from_utf8_lossy(&self.line));
                 self.line.clear();
-            } else if self.line.len() < 16 * 1024 {
+            } else if self.line.len() < MAX_LINE_BYTES {
                 self.line.push(b);
             }
         }
@@ -416,6 +456,7 @@ pub async fn collect(
                 client: build(reqwest::Client::builder().unix_socket(path.as_path()))?,
                 base: "http://docker".into(),
                 endpoint: described.clone(),
+                timeout,
             };
             collect_with(&api, logs, settings, timeout).await
         }
@@ -424,6 +465,7 @@ pub async fn collect(
                 client: build(reqwest::Client::builder())?,
                 base: format!("http://{host}"),
                 endpoint: described.clone(),
+                timeout,
             };
             collect_with(&api, logs, settings, timeout).await
         }
@@ -434,6 +476,7 @@ pub async fn collect(
                 client: build(reqwest::Client::builder().unix_socket(tunnel.local.as_path()))?,
                 base: "http://docker".into(),
                 endpoint: described.clone(),
+                timeout,
             };
             let result = collect_with(&api, logs, settings, timeout).await;
             drop(tunnel);
@@ -452,9 +495,12 @@ async fn collect_with(
         let version: Version = api.get("/version").await?;
         let listed: Vec<Listed> = api.get("/containers/json?all=1&size=1").await?;
         let details = listed.iter().map(|c| async {
-            let inspect: Result<Inspect, String> =
-                api.get(&format!("/containers/{}/json", c.id)).await;
-            let stats: Option<Stats> = if c.state == "running" {
+            // Removed between the list and now (404): skipped below, the others kept.
+            let inspect: Result<Option<Inspect>, String> = api
+                .get_unless_gone(&format!("/containers/{}/json", c.id))
+                .await;
+            let gone = matches!(inspect, Ok(None));
+            let stats: Option<Stats> = if c.state == "running" && !gone {
                 api.get(&format!("/containers/{}/stats?stream=false", c.id))
                     .await
                     .ok()
@@ -462,7 +508,7 @@ async fn collect_with(
                 None
             };
             let stream = match (&inspect, logs) {
-                (Ok(i), Some((since, until))) if c.state != "created" => {
+                (Ok(Some(i)), Some((since, until))) if c.state != "created" => {
                     let mut reducer = Reducer::new(settings);
                     let tty = i.config.as_ref().is_some_and(|c| c.tty);
                     let name = c
@@ -487,7 +533,15 @@ async fn collect_with(
         let mut containers = Vec::with_capacity(listed.len());
         let mut streams = Vec::new();
         for (c, (inspect, stats, stream)) in listed.into_iter().zip(details) {
-            containers.push(container(c, inspect?, stats));
+            let Some(inspect) = inspect? else {
+                tracing::info!(
+                    "{}: container {} was removed during the capture",
+                    api.endpoint,
+                    c.id
+                );
+                continue;
+            };
+            containers.push(container(c, inspect, stats));
             streams.extend(stream);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -695,5 +749,22 @@ mod tests {
         assert_eq!(memory_used(&s.memory_stats), Some(40_000_000));
         assert_eq!(cpu_cores(&s), Some(1.0));
         assert_eq!(blkio_written(&s), Some(4097));
+    }
+
+    #[test]
+    fn a_frame_announcing_gigabytes_is_streamed_not_gathered() {
+        let mut bytes = vec![1u8, 0, 0, 0];
+        bytes.extend(u32::MAX.to_be_bytes());
+        bytes.extend(b"2026-11-22T13:02:06Z first\n2026-11-22T13:02:07Z second\n");
+        let mut reader = FrameReader::new(false);
+        let mut lines = Vec::new();
+        for chunk in bytes.chunks(7) {
+            reader.feed(chunk, |l| lines.push(l.to_string()));
+        }
+        assert_eq!(
+            lines,
+            ["2026-11-22T13:02:06Z first", "2026-11-22T13:02:07Z second"],
+            "lines of a frame still arriving are passed on"
+        );
     }
 }

@@ -43,7 +43,56 @@ pub async fn probe(client: &reqwest::Client, name: &str, url: &str, timeout: Dur
     }
 }
 
-/// Sends a request and reads the whole answer; errors name the endpoint.
+/// Largest answer body patrol reads (a Docker container list or a RabbitMQ queue list of a
+/// large node is a few megabytes): a server that sends more is cut off with an error rather
+/// than allowed to fill the memory of an unattended run.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads an answer's body, chunk by chunk, up to `max` bytes; more is an error naming the
+/// endpoint.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    endpoint: &str,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    if let Some(len) = response.content_length()
+        && len > max as u64
+    {
+        return Err(format!(
+            "{endpoint}: an answer of {len} bytes, more than the {max} patrol reads"
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!(
+                "{endpoint}: an answer of more than the {max} bytes patrol reads"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The start of an error answer's body, for a message: at most `max` bytes, read leniently.
+pub async fn body_excerpt(mut response: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(max);
+    String::from_utf8_lossy(&body).trim().to_string()
+}
+
+/// Sends a request and reads the whole answer (up to [`MAX_BODY_BYTES`]); errors name the
+/// endpoint.
 pub async fn fetch(
     request: reqwest::RequestBuilder,
     endpoint: &str,
@@ -53,9 +102,6 @@ pub async fn fetch(
         .await
         .map_err(|e| format!("{endpoint}: {e}"))?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("{endpoint}: {e}"))?;
-    Ok((status, body.to_vec()))
+    let body = read_body(response, endpoint, MAX_BODY_BYTES).await?;
+    Ok((status, body))
 }

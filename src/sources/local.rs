@@ -68,7 +68,7 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
         .split_whitespace()
         .next()
         .and_then(|x| x.parse::<f64>().ok())
-        .map(|x| x as u64);
+        .and_then(|x| crate::units::checked_uptime(x).ok());
     let meminfo = read(proc_root, "meminfo")?;
     let stat_a = read(proc_root, "stat")
         .ok()
@@ -112,7 +112,7 @@ pub fn host(proc_root: &Path) -> Result<Host, String> {
     Ok(Host {
         hostname: Some(crate::config::local_hostname()),
         uptime_s,
-        boot_time: uptime_s.map(|u| Utc::now() - chrono::Duration::seconds(u as i64)),
+        boot_time: uptime_s.and_then(|u| crate::units::boot_time(Utc::now(), u)),
         clock_offset_ms: None,
         ntp_synced: None,
         cpu_count: std::thread::available_parallelism()

@@ -123,7 +123,7 @@ impl<'s> Reducer<'s> {
         let line = split_line(text);
         // The pid and the level go into their own fields, not the template.
         let mut template = logtemplate::mask(line.message);
-        template.truncate(400);
+        logtemplate::truncate_at_char(&mut template, logtemplate::MAX_TEMPLATE_BYTES);
         let level = line.level.clone().unwrap_or_else(|| "-".into());
         let key = (template, level);
         if !self.templates.contains_key(&key) && self.templates.len() >= self.settings.max_templates
@@ -253,5 +253,67 @@ mod tests {
         assert_eq!(t.count, 100);
         assert_eq!(t.fields["bar_uuid"]["empty"], 100);
         assert_eq!(t.samples.len(), 3);
+    }
+
+    #[test]
+    fn a_long_portuguese_line_is_cut_between_characters() {
+        let settings = LogSettings::default();
+        let mut r = Reducer::new(&settings);
+        // Byte 400 of the template falls inside "ç".
+        let line = format!("ERROR {}ção do lote falhou", "x".repeat(393));
+        r.add(None, &line);
+        let s = r.finish("container:x", Utc::now(), Utc::now());
+        assert_eq!(s.templates.len(), 1);
+        assert!(s.templates[0].template.len() <= logtemplate::MAX_TEMPLATE_BYTES);
+        assert!(s.templates[0].template.ends_with('x'));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn check(lines: &[String]) {
+            let settings = LogSettings {
+                max_templates: 16,
+                ..LogSettings::default()
+            };
+            let mut r = Reducer::new(&settings);
+            for l in lines {
+                r.add(None, l);
+            }
+            let s = r.finish("container:x", Utc::now(), Utc::now());
+            assert!(s.templates.len() <= 16);
+            for t in &s.templates {
+                assert!(t.template.len() <= logtemplate::MAX_TEMPLATE_BYTES);
+                assert!(t.samples.iter().all(|x| x.chars().count() <= 500));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_reduces_within_bounds(lines in proptest::collection::vec(".{0,700}", 1..8)) {
+                check(&lines);
+            }
+
+            #[test]
+            fn any_bytes_reduce_within_bounds(
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..900), 1..6)
+            ) {
+                // What a collector sees: bytes from the wire read leniently as UTF-8.
+                let lines: Vec<String> =
+                    chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+                check(&lines);
+            }
+
+            #[test]
+            fn multibyte_text_near_the_cap_never_panics(
+                pad in 380usize..420,
+                tail in "[çãéúõ€😀a-z ]{1,40}"
+            ) {
+                check(&[format!("{}{tail}", "a".repeat(pad))]);
+            }
+        }
     }
 }

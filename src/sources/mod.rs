@@ -14,7 +14,7 @@ pub mod redact;
 pub mod redis;
 pub mod ssh;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -277,6 +277,7 @@ async fn capture_fleet_async(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency));
     let http = crate::tls::http_client(reqwest::Client::builder(), &TlsOptions::default());
     let mut tasks = tokio::task::JoinSet::new();
+    let mut spawned = HashMap::new();
     for (index, node) in config.nodes.iter().enumerate() {
         let first_window = chrono::Duration::from_std(config.logs.first_window).unwrap_or_default();
         let since = state
@@ -296,8 +297,9 @@ async fn capture_fleet_async(
             let source = source.clone();
             let limit = source.timeout(config.timeout);
             let semaphore = semaphore.clone();
-            tasks.spawn(async move {
-                let name = source.name();
+            let name = source.name();
+            let source_name = name.clone();
+            let task = tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
                 let t = Instant::now();
                 // A little grace, so a collector's own timeout (which says more) fires first.
@@ -308,20 +310,15 @@ async fn capture_fleet_async(
                 };
                 Outcome {
                     node: index,
-                    source: name,
+                    source: source_name,
                     result,
                     elapsed: t.elapsed(),
                 }
             });
+            spawned.insert(task.id(), (index, name));
         }
     }
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(o) => outcomes.push(o),
-            Err(e) => tracing::error!("a collector task failed: {e}"),
-        }
-    }
+    let mut outcomes = join_sources(tasks, spawned, started).await;
     // Merge in config order, whatever order the answers came in.
     outcomes.sort_by_key(|o| {
         let order = config.nodes[o.node]
@@ -372,6 +369,54 @@ async fn capture_fleet_async(
     (snaps, next)
 }
 
+/// Waits for every source task. A task that panicked or was cancelled is its source's error,
+/// with the source's name: a collector that fails in any way is recorded, never missing from
+/// the snapshot.
+async fn join_sources(
+    mut tasks: tokio::task::JoinSet<Outcome>,
+    mut spawned: HashMap<tokio::task::Id, (usize, String)>,
+    started: Instant,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((id, o)) => {
+                spawned.remove(&id);
+                outcomes.push(o);
+            }
+            Err(e) => {
+                let Some((node, source)) = spawned.remove(&e.id()) else {
+                    tracing::error!("a collector task failed: {e}");
+                    continue;
+                };
+                let error = if e.is_panic() {
+                    format!("{source}: the collector failed: {}", panic_message(e))
+                } else {
+                    format!("{source}: the collector was cancelled")
+                };
+                tracing::error!("{error}");
+                outcomes.push(Outcome {
+                    node,
+                    source,
+                    result: Err(error),
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+    }
+    outcomes
+}
+
+/// What a panic said, when it said it as text.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "it panicked".to_string())
+}
+
 fn merge(snap: &mut Snapshot, part: Part) {
     match part {
         Part::Host(h) => snap.host = Some(h),
@@ -407,7 +452,7 @@ fn merge(snap: &mut Snapshot, part: Part) {
             if host.boot_time.is_none() {
                 host.boot_time = p
                     .uptime_s
-                    .map(|u| snap.captured_at - chrono::Duration::seconds(u as i64));
+                    .and_then(|u| crate::units::boot_time(snap.captured_at, u));
             }
             host.clock_offset_ms = p.clock_offset_ms;
             // Each probe command is a source of its own: one missing tool fails only itself.
@@ -488,4 +533,55 @@ pub fn describe(snap: &Snapshot) -> String {
         ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_that_panics_is_its_sources_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcomes = runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut spawned = HashMap::new();
+            let failing = tasks.spawn(async {
+                let text = String::from("conexão");
+                // A collector bug on remote text: a byte index inside "ã".
+                let cut = &text[..6];
+                Outcome {
+                    node: 0,
+                    source: cut.to_string(),
+                    result: Err(String::new()),
+                    elapsed: Duration::ZERO,
+                }
+            });
+            spawned.insert(failing.id(), (0, "docker".to_string()));
+            let fine = tasks.spawn(async {
+                Outcome {
+                    node: 0,
+                    source: "http:web".into(),
+                    result: Ok(Part::RabbitMq(crate::model::RabbitMq {
+                        name: "q".into(),
+                        version: None,
+                        queues: Vec::new(),
+                    })),
+                    elapsed: Duration::ZERO,
+                }
+            });
+            spawned.insert(fine.id(), (0, "http:web".to_string()));
+            join_sources(tasks, spawned, Instant::now()).await
+        });
+        assert_eq!(outcomes.len(), 2, "no source goes missing");
+        let failed = outcomes.iter().find(|o| o.source == "docker").unwrap();
+        let error = failed.result.as_ref().err().unwrap();
+        assert!(
+            error.starts_with("docker: the collector failed: "),
+            "{error}"
+        );
+        assert!(error.contains("char boundary"), "{error}");
+    }
 }

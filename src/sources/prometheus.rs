@@ -155,7 +155,10 @@ pub async fn collect(
                 "node_time_seconds{0} - node_boot_time_seconds{0}",
                 sel("")
             ))
-            .await;
+            .await
+            .map(crate::units::checked_uptime)
+            .transpose()
+            .map_err(|e| format!("{url}: node_time_seconds - node_boot_time_seconds: {e}"))?;
             let available = b(format!("node_memory_MemAvailable_bytes{}", sel(""))).await;
             let free = b(format!("node_memory_MemFree_bytes{}", sel(""))).await;
             let swap_total = b(format!("node_memory_SwapTotal_bytes{}", sel(""))).await;
@@ -222,8 +225,8 @@ pub async fn collect(
             let now = chrono::Utc::now();
             Some(Host {
                 hostname: None,
-                uptime_s: uptime.map(|u| u.max(0.0) as u64),
-                boot_time: uptime.map(|u| now - chrono::Duration::seconds(u as i64)),
+                uptime_s: uptime,
+                boot_time: uptime.and_then(|u| crate::units::boot_time(now, u)),
                 clock_offset_ms: None,
                 ntp_synced: None,
                 cpu_count: cpus.map(|c| c as u32),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::config::WatchKey;
@@ -48,45 +48,102 @@ impl Conn {
     }
 }
 
-async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Reply, String> {
-    let mut line = String::new();
-    let n = r.read_line(&mut line).await.map_err(|e| e.to_string())?;
+/// Longest reply line (a status, an error, a length) patrol reads.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+/// Largest bulk string patrol accepts: INFO answers are a few kilobytes; a server that
+/// announces more is broken or hostile, and its length must not become an allocation.
+pub const MAX_BULK_BYTES: i64 = 16 * 1024 * 1024;
+/// Most elements of an array reply (patrol's commands answer with none or a few).
+pub const MAX_ARRAY_LEN: i64 = 100_000;
+/// Deepest nesting of arrays (none of patrol's commands nest).
+const MAX_DEPTH: usize = 8;
+
+/// Reads one RESP2 reply. Every length the server sends is checked before anything is
+/// allocated or awaited for it, so a hostile or broken server gives an error, never an abort.
+async fn read_reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Reply, String> {
+    read_nested(r, 0).await
+}
+
+async fn read_nested<R: AsyncBufRead + Unpin>(r: &mut R, depth: usize) -> Result<Reply, String> {
+    let mut raw = Vec::new();
+    let n = (&mut *r)
+        .take(MAX_LINE_BYTES)
+        .read_until(b'\n', &mut raw)
+        .await
+        .map_err(|e| e.to_string())?;
     if n == 0 {
         return Err("the server closed the connection".into());
     }
+    if raw.last() != Some(&b'\n') {
+        return Err(if n as u64 >= MAX_LINE_BYTES {
+            format!("a reply line longer than {MAX_LINE_BYTES} bytes")
+        } else {
+            "the server closed the connection in a reply".into()
+        });
+    }
+    let line = String::from_utf8_lossy(&raw);
     let line = line.trim_end_matches(['\r', '\n']);
-    let (kind, rest) = line.split_at(1.min(line.len()));
+    let mut chars = line.chars();
+    let kind = chars.next();
+    let rest = chars.as_str();
     match kind {
-        "+" => Ok(Reply::Status(rest.to_string())),
-        "-" => Ok(Reply::Error(rest.to_string())),
-        ":" => rest
+        Some('+') => Ok(Reply::Status(rest.to_string())),
+        Some('-') => Ok(Reply::Error(rest.to_string())),
+        Some(':') => rest
             .parse()
             .map(Reply::Int)
-            .map_err(|_| format!("bad integer reply `{rest}`")),
-        "$" => {
+            .map_err(|_| format!("bad integer reply `{}`", shown(rest))),
+        Some('$') => {
             let len: i64 = rest
                 .parse()
-                .map_err(|_| format!("bad bulk length `{rest}`"))?;
+                .map_err(|_| format!("bad bulk length `{}`", shown(rest)))?;
             if len < 0 {
                 return Ok(Reply::Bulk(None));
             }
-            let mut buf = vec![0u8; len as usize + 2];
-            r.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            if len > MAX_BULK_BYTES {
+                return Err(format!(
+                    "a bulk reply of {len} bytes, more than the {MAX_BULK_BYTES} patrol accepts"
+                ));
+            }
+            // Read what arrives rather than allocate what was announced.
+            let want = len as u64 + 2;
+            let mut buf = Vec::new();
+            (&mut *r)
+                .take(want)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|e| e.to_string())?;
+            if (buf.len() as u64) < want {
+                return Err("the server closed the connection in a bulk reply".into());
+            }
             buf.truncate(len as usize);
             Ok(Reply::Bulk(Some(buf)))
         }
-        "*" => {
+        Some('*') => {
             let len: i64 = rest
                 .parse()
-                .map_err(|_| format!("bad array length `{rest}`"))?;
+                .map_err(|_| format!("bad array length `{}`", shown(rest)))?;
+            if len > MAX_ARRAY_LEN {
+                return Err(format!(
+                    "an array reply of {len} elements, more than the {MAX_ARRAY_LEN} patrol accepts"
+                ));
+            }
+            if depth >= MAX_DEPTH {
+                return Err(format!("array replies nested deeper than {MAX_DEPTH}"));
+            }
             let mut items = Vec::new();
             for _ in 0..len.max(0) {
-                items.push(Box::pin(read_reply(r)).await?);
+                items.push(Box::pin(read_nested(r, depth + 1)).await?);
             }
             Ok(Reply::Array(items))
         }
-        _ => Err(format!("not a RESP reply: `{line}`")),
+        _ => Err(format!("not a RESP reply: `{}`", shown(line))),
     }
+}
+
+/// At most 80 characters of what the server sent, for an error message.
+fn shown(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 fn bulk_text(r: Reply) -> String {
@@ -214,5 +271,71 @@ mod tests {
             ),
             Some(1012336)
         );
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Reply, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut reader = bytes;
+        runtime.block_on(read_reply(&mut reader))
+    }
+
+    #[test]
+    fn reads_replies() {
+        assert_eq!(parse(b"+OK\r\n"), Ok(Reply::Status("OK".into())));
+        assert_eq!(parse(b":42\r\n"), Ok(Reply::Int(42)));
+        assert_eq!(
+            parse(b"$3\r\nabc\r\n"),
+            Ok(Reply::Bulk(Some(b"abc".to_vec())))
+        );
+        assert_eq!(parse(b"$-1\r\n"), Ok(Reply::Bulk(None)));
+        assert_eq!(
+            parse(b"*2\r\n:1\r\n+x\r\n"),
+            Ok(Reply::Array(vec![Reply::Int(1), Reply::Status("x".into())]))
+        );
+    }
+
+    #[test]
+    fn announced_lengths_are_bounded_before_allocating() {
+        let err = parse(b"$100000000000\r\n").unwrap_err();
+        assert!(err.contains("100000000000 bytes"), "{err}");
+        let err = parse(b"*100000000000\r\n").unwrap_err();
+        assert!(err.contains("100000000000 elements"), "{err}");
+        // A length within the bound, but the data never comes.
+        let err = parse(b"$1000000\r\nabc").unwrap_err();
+        assert!(err.contains("closed"), "{err}");
+        assert!(parse(&b"*1\r\n".repeat(100)).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn a_multibyte_first_character_is_not_a_reply() {
+        let err = parse("é\r\n".as_bytes()).unwrap_err();
+        assert!(err.contains("not a RESP reply"), "{err}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_bytes_are_a_reply_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = parse(&bytes);
+            }
+
+            #[test]
+            fn any_announced_length_is_an_answer_or_an_error(
+                kind in prop_oneof![Just('$'), Just('*')],
+                len in any::<i64>(),
+                tail in proptest::collection::vec(any::<u8>(), 0..64)
+            ) {
+                let mut bytes = format!("{kind}{len}\r\n").into_bytes();
+                bytes.extend(tail);
+                let _ = parse(&bytes);
+            }
+        }
     }
 }

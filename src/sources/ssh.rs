@@ -265,11 +265,20 @@ pub async fn probe(s: &SshSettings, commands: &[String]) -> Result<Probe, String
         match name.as_str() {
             "uptime" => {
                 let mut lines = body.lines();
-                p.uptime_s = lines
+                let uptime = lines
                     .next()
-                    .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-                    .map(|u| u as u64);
-                if let Some(remote) = lines.next().and_then(|l| l.trim().parse::<f64>().ok()) {
+                    .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok());
+                if let Some(u) = uptime {
+                    p.uptime_s = Some(
+                        crate::units::checked_uptime(u)
+                            .map_err(|e| format!("ssh://{}: {e}", s.target))?,
+                    );
+                }
+                if let Some(remote) = lines
+                    .next()
+                    .and_then(|l| l.trim().parse::<f64>().ok())
+                    .filter(|r| r.is_finite())
+                {
                     let mid = (before.timestamp_millis() + after.timestamp_millis()) as f64 / 2.0;
                     p.clock_offset_ms = Some((remote * 1000.0 - mid).round());
                 }

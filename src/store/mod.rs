@@ -182,16 +182,17 @@ impl Archive {
         to: Option<DateTime<Utc>>,
         node: Option<&str>,
     ) -> Result<Vec<Entry>> {
-        match self {
-            Archive::Files(f) => f.list(from, to, node),
-            Archive::Postgres(p) => p.list(from, to, node),
-        }
+        let entries = match self {
+            Archive::Files(f) => f.list(from, to, node)?,
+            Archive::Postgres(p) => p.list(from, to, node)?,
+        };
+        Ok(without_future(entries, Utc::now(), &self.describe()))
     }
 
     /// The capture of `node` closest in time to `at` (the earlier one on a tie).
     pub fn nearest(&self, node: &str, at: DateTime<Utc>) -> Result<Option<Entry>> {
         match self {
-            Archive::Files(f) => Ok(closest(&f.list(None, None, Some(node))?, at).cloned()),
+            Archive::Files(_) => Ok(closest(&self.list(None, None, Some(node))?, at).cloned()),
             Archive::Postgres(p) => p.nearest(node, at),
         }
     }
@@ -258,13 +259,16 @@ impl Archive {
                         PathBuf::from(format!("{describe} {}", entry.describe()))
                     }
                 };
-                bytes.and_then(|b| decode_stored(&name, &b)).map_err(|e| {
-                    tracing::warn!("skipping unreadable snapshot: {e}");
-                    Skipped {
-                        what: entry.describe(),
-                        reason: e.to_string(),
-                    }
-                })
+                bytes
+                    .and_then(|b| decode_stored(&name, &b))
+                    .and_then(|s| check_place(&name, &entry, &s).map(|()| s))
+                    .map_err(|e| {
+                        tracing::warn!("skipping unreadable snapshot: {e}");
+                        Skipped {
+                            what: entry.describe(),
+                            reason: e.to_string(),
+                        }
+                    })
             })
             .collect()
     }
@@ -365,13 +369,70 @@ pub fn decode_json(path: &Path, json: &[u8]) -> Result<Snapshot> {
     }
 }
 
+/// Largest snapshot JSON a capture may decompress to. A 40-container node with its logs is a
+/// few hundred kilobytes; a thousand times that is still a snapshot, anything beyond is a
+/// decompression bomb (a 101 KB file can expand to gigabytes) and is skipped.
+pub const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Decompresses and parses one stored capture; `what` names it in errors.
 pub fn decode_stored(what: &Path, bytes: &[u8]) -> Result<Snapshot> {
+    decode_stored_within(what, bytes, MAX_SNAPSHOT_BYTES)
+}
+
+/// [`decode_stored`] with the decompressed size capped at `max` bytes: the decoder is read
+/// as a stream and stopped one byte past the cap.
+fn decode_stored_within(what: &Path, bytes: &[u8], max: u64) -> Result<Snapshot> {
     let mut out = Vec::new();
     zstd::stream::read::Decoder::new(bytes)
-        .and_then(|mut d| d.read_to_end(&mut out))
+        .and_then(|d| d.take(max + 1).read_to_end(&mut out))
         .map_err(|e| Error::bad_file(what, format!("corrupt or truncated zstd data: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(Error::bad_file(
+            what,
+            format!("decompresses to more than {max} bytes: not a snapshot"),
+        ));
+    }
     decode_json(what, &out)
+}
+
+/// A capture must be what its place in the archive says: the node and the time (to the second,
+/// as file names hold it) it is listed under. A file copied to the wrong place, or edited,
+/// would otherwise put one node's readings under another, or date them elsewhere.
+fn check_place(what: &Path, entry: &Entry, snapshot: &Snapshot) -> Result<()> {
+    let listed = entry.captured_at.timestamp();
+    let inside = snapshot.captured_at.timestamp();
+    if snapshot.node != entry.node || listed != inside {
+        return Err(Error::bad_file(
+            what,
+            format!(
+                "holds {}@{} but is archived as {}",
+                snapshot.node,
+                snapshot.captured_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                entry.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Captures may be dated this far past the reader's clock (clock skew between a collector and
+/// the reporter); anything later is ignored.
+pub const FUTURE_ALLOWANCE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Drops the captures dated after `now` plus [`FUTURE_ALLOWANCE`], with a warning naming each:
+/// one file from a host with a wrong clock must not date every report and the ledger years ahead.
+fn without_future(entries: Vec<Entry>, now: DateTime<Utc>, archive: &str) -> Vec<Entry> {
+    let limit = now + FUTURE_ALLOWANCE;
+    let (kept, future): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| e.captured_at <= limit);
+    for e in &future {
+        let what = match &e.location {
+            Location::File(p) => p.display().to_string(),
+            Location::Row { .. } => format!("{archive} {}", e.describe()),
+        };
+        tracing::warn!("ignoring {what}: it is dated in the future");
+    }
+    kept
 }
 
 /// Captures of one round lie within this of the round's first.
@@ -448,6 +509,95 @@ mod tests {
         assert_eq!(loaded.len(), 1);
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].reason.contains(&path.display().to_string()));
+    }
+
+    #[test]
+    fn a_capture_that_disagrees_with_its_place_is_skipped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path());
+        let files = FileArchive::open(dir.path());
+        archive.write(&snap("vk01", 0)).unwrap();
+        archive.write(&snap("vk01", 15)).unwrap();
+        archive.write(&snap("vk01", 30)).unwrap();
+        // vk02's capture under vk01's name, and a 30-minute capture under the 15-minute name.
+        let wrong_node = files.path_for("vk01", snap("vk01", 0).captured_at);
+        std::fs::write(&wrong_node, encode(&snap("vk02", 0)).unwrap()).unwrap();
+        let wrong_time = files.path_for("vk01", snap("vk01", 15).captured_at);
+        std::fs::write(&wrong_time, encode(&snap("vk01", 30)).unwrap()).unwrap();
+        let entries = archive.list(None, None, None).unwrap();
+        let (loaded, skipped) = archive.load_entries(&entries);
+        assert_eq!(loaded, vec![snap("vk01", 30)]);
+        assert_eq!(skipped.len(), 2);
+        for (s, path) in skipped.iter().zip([&wrong_node, &wrong_time]) {
+            assert!(
+                s.reason.contains(&path.display().to_string()),
+                "{}",
+                s.reason
+            );
+            assert!(s.reason.contains("archived as"), "{}", s.reason);
+        }
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        let json = serde_json::to_vec(&snap("vk01", 0)).unwrap();
+        let body = zstd::bulk::compress(&json, 1).unwrap();
+        let err = decode_stored_within(Path::new("bomb.json.zst"), &body, 100)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bomb.json.zst"), "{err}");
+        assert!(err.contains("more than 100 bytes"), "{err}");
+        let cap = json.len() as u64;
+        assert!(decode_stored_within(Path::new("ok.json.zst"), &body, cap).is_ok());
+    }
+
+    #[test]
+    fn captures_dated_in_the_future_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path());
+        let now = Utc::now();
+        for at in [
+            now - chrono::TimeDelta::hours(1),
+            now + chrono::TimeDelta::minutes(5),
+            now + chrono::TimeDelta::days(400),
+        ] {
+            archive.write(&Snapshot::new("test", "vk01", at)).unwrap();
+        }
+        let listed = archive.list(None, None, None).unwrap();
+        assert_eq!(listed.len(), 2, "within the clock-skew allowance, or past");
+        assert!(
+            listed
+                .iter()
+                .all(|e| e.captured_at < now + FUTURE_ALLOWANCE)
+        );
+        let nearest = archive.nearest("vk01", now + chrono::TimeDelta::days(400));
+        assert!(nearest.unwrap().unwrap().captured_at < now + FUTURE_ALLOWANCE);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_bytes_decode_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = decode_stored(Path::new("x.json.zst"), &bytes);
+            }
+
+            #[test]
+            fn a_cut_or_damaged_capture_is_an_error(cut in 0.0f64..1.0, flip in any::<(usize, u8)>()) {
+                let body = encode(&snap("vk01", 0)).unwrap();
+                let end = (body.len() as f64 * cut) as usize;
+                prop_assert!(decode_stored(Path::new("x.json.zst"), &body[..end]).is_err());
+                let mut damaged = body.clone();
+                let at = flip.0 % damaged.len();
+                damaged[at] ^= flip.1 | 1;
+                // Damage may still decode (a changed digit); it must never panic.
+                let _ = decode_stored(Path::new("x.json.zst"), &damaged);
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,154 @@
+//! Collectors facing hostile remote data, driven through the real binary: whatever a remote
+//! sends, `patrol run` exits normally, archives the node, and records the source that could not
+//! be read with its error, rather than aborting or dropping the source from the snapshot.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::fakes;
+use crate::support::{files_under, patrol, succeeded, text};
+
+/// Runs one capture of a one-node fleet whose node has `sources` (TOML), and returns the
+/// archived snapshot as JSON with how long the run took.
+fn capture(dir: &Path, top: &str, sources: &str) -> (serde_json::Value, Duration) {
+    let config = dir.join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Hostile\"\ntimezone = \"UTC\"\n{top}\n[[node]]\nname = \"n1\"\n{sources}\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir);
+    let took = started.elapsed();
+    succeeded(&out);
+    let snaps = files_under(&dir.join("snapshots/hostile/n1"));
+    assert_eq!(
+        snaps.len(),
+        1,
+        "the node is archived: {}",
+        text(&out.stderr)
+    );
+    let shown = patrol(&["show", snaps[0].to_str().unwrap()], dir);
+    let snap = serde_json::from_slice(&shown.stdout).expect("patrol show prints the snapshot");
+    (snap, took)
+}
+
+/// The status the snapshot records for `source`; the test fails when the source is missing.
+fn status<'a>(snap: &'a serde_json::Value, source: &str) -> &'a serde_json::Value {
+    snap["sources"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == source))
+        .unwrap_or_else(|| panic!("source {source} is missing from the snapshot: {snap}"))
+}
+
+fn docker_source(socket: &Path) -> String {
+    format!(
+        "[node.docker]\nendpoint = \"unix://{}\"\n",
+        socket.display()
+    )
+}
+
+#[test]
+fn a_multibyte_character_across_the_template_cap_keeps_the_docker_source() {
+    let dir = tempfile::tempdir().unwrap();
+    // Byte 400 of the template falls inside "ç".
+    let line = format!("ERROR {}ção do lote falhou", "a".repeat(393));
+    let socket = fakes::docker(
+        dir.path(),
+        fakes::Docker {
+            log_line: Some(line),
+            ..fakes::Docker::default()
+        },
+    );
+    let (snap, _) = capture(dir.path(), "", &docker_source(&socket));
+    let docker = status(&snap, "docker");
+    assert_eq!(docker["ok"], true, "{docker}");
+    let logs = snap["logs"].as_array().unwrap();
+    let stream = logs
+        .iter()
+        .find(|l| l["source"] == format!("container:{}", fakes::KEPT))
+        .unwrap_or_else(|| panic!("the container's log stream is kept: {snap}"));
+    let template = stream["templates"][0]["template"].as_str().unwrap();
+    assert!(
+        template.len() <= 400 && template.ends_with('a'),
+        "{template}"
+    );
+}
+
+#[test]
+fn a_container_removed_during_the_capture_is_skipped_and_the_others_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = fakes::docker(
+        dir.path(),
+        fakes::Docker {
+            gone: true,
+            ..fakes::Docker::default()
+        },
+    );
+    let (snap, _) = capture(dir.path(), "", &docker_source(&socket));
+    let docker = status(&snap, "docker");
+    assert_eq!(docker["ok"], true, "{docker}");
+    let names: Vec<&str> = snap["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, [fakes::KEPT]);
+}
+
+#[test]
+fn docker_honours_the_configured_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = fakes::docker(
+        dir.path(),
+        fakes::Docker {
+            delay: Duration::from_secs(6),
+            ..fakes::Docker::default()
+        },
+    );
+    let (snap, took) = capture(dir.path(), "timeout = \"2s\"", &docker_source(&socket));
+    let docker = status(&snap, "docker");
+    assert_eq!(docker["ok"], false, "{docker}");
+    assert!(docker["error"].as_str().unwrap().contains("2s"), "{docker}");
+    assert!(took < Duration::from_secs(5), "the run took {took:?}");
+}
+
+#[test]
+fn a_redis_announcing_a_100_gb_reply_is_a_recorded_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = fakes::redis(b"$100000000000\r\n");
+    let (snap, _) = capture(
+        dir.path(),
+        "",
+        &format!("[[node.redis]]\nname = \"cache\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
+    );
+    let redis = status(&snap, "redis:cache");
+    assert_eq!(redis["ok"], false, "{redis}");
+    let error = redis["error"].as_str().unwrap();
+    assert!(
+        error.contains("100000000000 bytes") && error.contains(&port.to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_absurd_prometheus_uptime_is_a_recorded_error() {
+    for value in ["1e17", "-5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fakes::prometheus(value);
+        let (snap, _) = capture(
+            dir.path(),
+            "",
+            &format!("[node.prometheus]\nurl = \"{url}\"\n"),
+        );
+        let prometheus = status(&snap, "prometheus");
+        assert_eq!(prometheus["ok"], false, "{value}: {prometheus}");
+        assert!(
+            prometheus["error"].as_str().unwrap().contains("uptime"),
+            "{value}: {prometheus}"
+        );
+    }
+}
