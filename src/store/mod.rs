@@ -193,7 +193,12 @@ impl Archive {
     pub fn nearest(&self, node: &str, at: DateTime<Utc>) -> Result<Option<Entry>> {
         match self {
             Archive::Files(_) => Ok(closest(&self.list(None, None, Some(node))?, at).cloned()),
-            Archive::Postgres(p) => p.nearest(node, at),
+            // The index's two neighbours of `at`; when one is dated in the future (and so not in
+            // the archive as `list` sees it), the node's captures up to now decide.
+            Archive::Postgres(p) => match p.nearest(node, at)? {
+                Some(e) if e.captured_at <= Utc::now() + FUTURE_ALLOWANCE => Ok(Some(e)),
+                _ => Ok(closest(&self.list(None, None, Some(node))?, at).cloned()),
+            },
         }
     }
 
