@@ -154,6 +154,52 @@ pub async fn collect(
     })
 }
 
+/// `pg_read_file` refuses a range that cuts a multibyte character ("invalid byte sequence"), and
+/// the cut falls where the byte counts put it: the end of a capped read, or the start of a first
+/// read, inside a Portuguese log's `ç`. A character is at most four bytes, so the range is moved
+/// by up to three: the end back, and the start forward when it may fall mid-line anyway. Returns
+/// the start used and the text.
+async fn read_whole_characters(
+    client: &tokio_postgres::Client,
+    file: &str,
+    start: i64,
+    length: i64,
+    mid_line: bool,
+) -> Result<(i64, String), tokio_postgres::Error> {
+    if length <= 0 {
+        return Ok((start, String::new()));
+    }
+    let starts: &[i64] = if mid_line { &[0, 1, 2, 3] } else { &[0] };
+    let mut last_error = None;
+    for &skip in starts {
+        for trim in 0..4 {
+            let (from, len) = (start + skip, length - skip - trim);
+            if len <= 0 {
+                continue;
+            }
+            match client
+                .query_one("select pg_read_file($1, $2, $3)", &[&file, &from, &len])
+                .await
+            {
+                Ok(row) => return Ok((from, row.get(0))),
+                Err(e) if is_cut_character(&e) => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    match last_error {
+        Some(e) => Err(e),
+        None => Ok((start, String::new())),
+    }
+}
+
+fn is_cut_character(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE
+            || db.message().contains("invalid byte sequence")
+    })
+}
+
 async fn read_log(
     client: &tokio_postgres::Client,
     source: &str,
@@ -188,15 +234,9 @@ async fn read_log(
         None => ((size - FIRST_READ_BYTES).max(0), size > FIRST_READ_BYTES),
     };
     let length = (size - start).min(MAX_LOG_BYTES);
-    let text: String = if length > 0 {
-        client
-            .query_one("select pg_read_file($1, $2, $3)", &[&file, &start, &length])
-            .await
-            .map_err(err)?
-            .get(0)
-    } else {
-        String::new()
-    };
+    let (start, text) = read_whole_characters(client, &file, start, length, mid_line)
+        .await
+        .map_err(err)?;
     // Only complete lines are read; a partial last line is left for the next capture.
     let complete = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let mut reducer = Reducer::new(settings);
