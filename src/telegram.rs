@@ -529,11 +529,17 @@ impl Bot {
                 ));
             }
         };
-        let description = json
+        // The server's words are shown, never obeyed: a hostile or broken server could echo the
+        // token or send terminal escapes.
+        let description: String = json
             .get("description")
             .and_then(|d| d.as_str())
             .unwrap_or("")
-            .to_string();
+            .replace(self.token.as_str(), "<token>")
+            .chars()
+            .take(500)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if status.as_u16() == 429 {
             let after = json
                 .pointer("/parameters/retry_after")
@@ -654,7 +660,10 @@ impl Bot {
                 }
                 Ok(Some(text.unwrap_or_default()))
             }
-            Answer::Refused(_, _) => Ok(None),
+            // Gone or never there: not the message looked for.
+            Answer::Refused(_, e) if e.contains("not found") => Ok(None),
+            // A chat that protects its content cannot be read this way.
+            Answer::Refused(_, e) => Err(e),
             Answer::Unknown(e) | Answer::NotSent(e) => Err(e),
             Answer::RetryAfter(_) => Err(format!("{}: rate limited", self.shown("forwardMessage"))),
         }
@@ -727,6 +736,7 @@ async fn settle(
     client: &reqwest::Client,
     chat_id: &str,
     message: &mut Message,
+    warnings: &mut Vec<String>,
 ) -> Outcome {
     let text = if message.plain {
         to_plain(&message.text)
@@ -761,8 +771,10 @@ async fn settle(
     // Each unanswered attempt may have left one; the oldest is kept, the others deleted.
     let lowest = message
         .after
-        .map_or(copy - SETTLE_LOOKBACK, |a| a + 1)
-        .max(copy - SETTLE_LOOKBACK)
+        .map_or(copy.saturating_sub(SETTLE_LOOKBACK), |a| {
+            a.saturating_add(1)
+        })
+        .max(copy.saturating_sub(SETTLE_LOOKBACK))
         .max(1);
     let wanted = to_plain(&message.text);
     let wanted = wanted.trim();
@@ -771,10 +783,12 @@ async fn settle(
         match bot.read_message(client, chat_id, candidate).await {
             Ok(Some(text)) if text.trim() == wanted => earlier.push(candidate),
             Ok(_) => {}
-            // Cannot read the chat: what was found so far is settled, the rest may stay as
-            // duplicates, which loses nothing.
+            // Cannot read the chat: what was found so far is settled; an earlier copy may stay
+            // beside this one, which loses nothing, and is said.
             Err(e) => {
-                tracing::warn!("telegram: cannot look for earlier copies: {e}");
+                warnings.push(format!(
+                    "message {copy} may repeat an earlier copy: the chat cannot be read to check ({e})"
+                ));
                 break;
             }
         }
@@ -791,9 +805,9 @@ async fn settle(
             .call_until_definite(client, "deleteMessage", &delete)
             .await
         {
-            tracing::warn!(
-                "telegram: message {kept} was delivered; its copy {extra} could not be deleted: {e}"
-            );
+            warnings.push(format!(
+                "message {kept} was delivered; its copy {extra} could not be deleted: {e}"
+            ));
         }
     }
     Outcome::Delivered {
@@ -861,7 +875,14 @@ async fn deliver_async(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                 }
-                outcome = settle(bot, &client, &chat_id, &mut outbox.messages[i]).await;
+                outcome = settle(
+                    bot,
+                    &client,
+                    &chat_id,
+                    &mut outbox.messages[i],
+                    &mut done.errors,
+                )
+                .await;
             }
             let message = &mut outbox.messages[i];
             match outcome {

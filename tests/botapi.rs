@@ -29,6 +29,8 @@ pub enum Behaviour {
     AcceptSlowly(Duration),
     /// Refuse it as Telegram refuses bad HTML, whatever it is.
     RefuseEntities,
+    /// 401 with a description that echoes the token and carries terminal escapes.
+    HostileRefusal,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,8 @@ pub struct State {
     pub tokens: Vec<String>,
     /// Requests that reached the server without TLS.
     pub plaintext_requests: usize,
+    /// The chat protects its content: nothing can be forwarded from it.
+    pub protected: bool,
 }
 
 pub struct BotApi {
@@ -353,6 +357,14 @@ fn handle(
                 Behaviour::RefuseEntities => {
                     bad_request(stream, "can't parse entities: scripted refusal")
                 }
+                Behaviour::HostileRefusal => {
+                    let token = s.tokens.last().cloned().unwrap_or_default();
+                    respond(
+                        stream,
+                        "401 Unauthorized",
+                        &serde_json::json!({"ok": false, "error_code": 401, "description": format!("Unauthorized: bad token {token} \u{1b}]0;PWNED\u{7}\u{1b}[31mRED\r")}),
+                    )
+                }
                 accepted => {
                     let plain = match parsed {
                         Ok(p) => p,
@@ -387,6 +399,9 @@ fn handle(
         }
         "forwardMessage" => {
             s.forward_calls += 1;
+            if s.protected {
+                return bad_request(stream, "message can't be forwarded");
+            }
             let id = json["message_id"].as_i64().unwrap_or(0);
             let from = json["from_chat_id"].as_str().unwrap_or("").to_string();
             let Some(original) = s

@@ -499,3 +499,61 @@ fn html_telegram_refuses_goes_as_plain_text_and_never_blocks_the_queue() {
         texts[0]
     );
 }
+
+#[test]
+fn a_chat_that_cannot_be_read_is_said_when_an_unanswered_send_may_have_a_copy() {
+    let api = BotApi::start(vec![Behaviour::AcceptThenDrop]);
+    api.state.lock().unwrap().protected = true;
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("may repeat an earlier copy") && stderr.contains("can't be forwarded"),
+        "{stderr}"
+    );
+    assert!(states(dir.path(), "2026-W08").iter().all(|s| s == "sent"));
+}
+
+#[test]
+fn a_hostile_refusal_neither_prints_the_token_nor_reaches_the_terminal_raw() {
+    let api = BotApi::start(vec![Behaviour::HostileRefusal]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &api);
+    // `digest` fails the test if the token appears in stdout or stderr.
+    let out = digest(&config, "2026-W08", &["--send"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad token <token>"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("out/outbox/2026-W08.json")).unwrap();
+    assert!(!outbox.contains(TOKEN));
+}
+
+#[test]
+fn a_week_beyond_the_calendar_is_a_usage_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for week in ["262143-W01", "0-W01", "2026-W60"] {
+        let out = crate::support::patrol(
+            &[
+                "digest",
+                "--archive",
+                root().join("snapshots/demo").to_str().unwrap(),
+                "--week",
+                week,
+                "--out",
+                dir.path().to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{week}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("is not an ISO week"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -1064,9 +1064,9 @@ fn a_server_log_full_of_multibyte_characters_is_read_whatever_the_byte_offsets()
         assert!(out.status.success(), "{}", text(&out.stderr));
     };
     // 96 KB of `ç` in the log: more than the first read's 64 KB.
-    psql(&format!(
-        "do $$ begin for i in 1..48 loop raise warning 'inspeção %', repeat('ç', 1000); end loop; end $$"
-    ));
+    psql(
+        "do $$ begin for i in 1..48 loop raise warning 'inspeção %', repeat('ç', 1000); end loop; end $$",
+    );
     let mut failures = Vec::new();
     for round in 0..8 {
         // Each round starts without a position (a first read from 64 KB before the end), after a

@@ -41,7 +41,12 @@ impl Week {
             ))
         };
         let (year, week) = text.split_once("-W").ok_or_else(bad)?;
-        let year: i32 = year.parse().map_err(|_| bad())?;
+        // Years past chrono's range would overflow the week's end.
+        let year: i32 = year
+            .parse()
+            .ok()
+            .filter(|y| (1970..=9999).contains(y))
+            .ok_or_else(bad)?;
         let week: u32 = week.parse().map_err(|_| bad())?;
         let monday = NaiveDate::from_isoywd_opt(year, week, Weekday::Mon).ok_or_else(bad)?;
         let local = |d: NaiveDate| -> Result<DateTime<Utc>> {
@@ -53,7 +58,11 @@ impl Week {
         Ok(Week {
             label: format!("{year}-W{week:02}"),
             start: local(monday)?,
-            end: local(monday + chrono::Duration::days(7))?,
+            end: local(
+                monday
+                    .checked_add_signed(chrono::Duration::days(7))
+                    .ok_or_else(bad)?,
+            )?,
         })
     }
 

@@ -261,6 +261,8 @@ struct Api {
     endpoint: String,
     /// The source's `timeout`, which the client enforces per request.
     timeout: Duration,
+    /// What all answers of this capture may read together.
+    budget: std::sync::Arc<super::http::Budget>,
 }
 
 impl Api {
@@ -319,7 +321,13 @@ impl Api {
             return Ok(None);
         };
         let what = format!("{} GET {path}", self.endpoint);
-        let bytes = super::http::read_body(response, &what, super::http::MAX_BODY_BYTES).await?;
+        let bytes = super::http::read_body(
+            response,
+            &what,
+            super::http::MAX_BODY_BYTES,
+            Some(&self.budget),
+        )
+        .await?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| format!("{what}: unexpected answer: {e}"))
@@ -453,6 +461,7 @@ pub async fn collect(
     match endpoint {
         DockerEndpoint::Unix(path) => {
             let api = Api {
+                budget: std::sync::Arc::new(super::http::Budget::new(MAX_CAPTURE_BYTES)),
                 client: build(reqwest::Client::builder().unix_socket(path.as_path()))?,
                 base: "http://docker".into(),
                 endpoint: described.clone(),
@@ -462,6 +471,7 @@ pub async fn collect(
         }
         DockerEndpoint::Tcp(host) => {
             let api = Api {
+                budget: std::sync::Arc::new(super::http::Budget::new(MAX_CAPTURE_BYTES)),
                 client: build(reqwest::Client::builder())?,
                 base: format!("http://{host}"),
                 endpoint: described.clone(),
@@ -473,6 +483,7 @@ pub async fn collect(
             let (ssh, remote) = ssh.ok_or_else(|| format!("{described}: no ssh settings"))?;
             let tunnel = Tunnel::open(ssh, remote).await?;
             let api = Api {
+                budget: std::sync::Arc::new(super::http::Budget::new(MAX_CAPTURE_BYTES)),
                 client: build(reqwest::Client::builder().unix_socket(tunnel.local.as_path()))?,
                 base: "http://docker".into(),
                 endpoint: described.clone(),
@@ -560,6 +571,10 @@ async fn collect_with(
         .await
         .map_err(|_| format!("{}: no complete answer within {timeout:?}", api.endpoint))?
 }
+
+/// Most bytes of answers one engine's capture reads (the list, inspections, stats), whatever
+/// each answer's own cap.
+const MAX_CAPTURE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Runs futures concurrently and keeps their order (a tiny join_all, to avoid a dependency).
 async fn futures_join_all<F: std::future::Future>(

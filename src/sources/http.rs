@@ -48,12 +48,44 @@ pub async fn probe(client: &reqwest::Client, name: &str, url: &str, timeout: Dur
 /// than allowed to fill the memory of an unattended run.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Bytes several answers read at once may hold together: each answer is capped on its own, but
+/// an engine answering forty inspections at once with 60 MB each is not.
+pub struct Budget {
+    left: std::sync::atomic::AtomicUsize,
+    total: usize,
+}
+
+impl Budget {
+    pub fn new(total: usize) -> Budget {
+        Budget {
+            left: std::sync::atomic::AtomicUsize::new(total),
+            total,
+        }
+    }
+
+    fn spend(&self, bytes: usize, endpoint: &str) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                format!(
+                    "{endpoint}: the answers of one capture passed the {} bytes patrol reads",
+                    self.total
+                )
+            })
+    }
+}
+
 /// Reads an answer's body, chunk by chunk, up to `max` bytes; more is an error naming the
 /// endpoint.
 pub async fn read_body(
     mut response: reqwest::Response,
     endpoint: &str,
     max: usize,
+    shared: Option<&Budget>,
 ) -> Result<Vec<u8>, String> {
     if let Some(len) = response.content_length()
         && len > max as u64
@@ -72,6 +104,9 @@ pub async fn read_body(
             return Err(format!(
                 "{endpoint}: an answer of more than the {max} bytes patrol reads"
             ));
+        }
+        if let Some(budget) = shared {
+            budget.spend(chunk.len(), endpoint)?;
         }
         body.extend_from_slice(&chunk);
     }
@@ -102,6 +137,20 @@ pub async fn fetch(
         .await
         .map_err(|e| format!("{endpoint}: {e}"))?;
     let status = response.status();
-    let body = read_body(response, endpoint, MAX_BODY_BYTES).await?;
+    let body = read_body(response, endpoint, MAX_BODY_BYTES, None).await?;
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_budget_stops_answers_that_are_each_under_their_cap() {
+        let budget = Budget::new(100);
+        assert!(budget.spend(60, "a").is_ok());
+        let err = budget.spend(60, "b").unwrap_err();
+        assert!(err.starts_with("b: ") && err.contains("100 bytes"), "{err}");
+        assert!(budget.spend(40, "c").is_ok());
+    }
 }

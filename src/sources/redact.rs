@@ -27,7 +27,7 @@ pub const MASK: &str = "***";
 const PAIR_KEYS: &str = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?token|credentials?)(?:[_-]?key)?";
 
 /// Flag names whose value is a secret (`--requirepass`, `--db-password`, `-pass`).
-const FLAG_NAMES: &str = r"(?:[a-z0-9]+-)*(?:requirepass|masterauth|password|passwd|pass|token|secret|api-?key|access-key|secret-key|auth-token)";
+const FLAG_NAMES: &str = r"(?:[a-z0-9]+-)*(?:requirepass|masterauth|password|passwd|pass|token|secret|api-?key|access-key|secret-key|private-key|auth-token|auth)";
 
 /// Arguments that start like `-p<password>` but are well-known options of other tools.
 const NOT_SHORT_P: &[&str] = &[
@@ -51,6 +51,7 @@ struct Builtin {
     bearer: Regex,
     token_word: Regex,
     bare_flag: Regex,
+    user_colon: Regex,
 }
 
 fn compile(pattern: &str) -> Regex {
@@ -64,7 +65,9 @@ static BUILTIN: LazyLock<Builtin> = LazyLock::new(|| Builtin {
     // and in a log template `<n>` where digits were.
     url: compile(r#"(?P<keep>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@"]*:)[^\s"]+@"#),
     pair: compile(&format!(
-        r#"(?i)(?P<keep>{PAIR_KEYS}(?:\\?["'])?\s*[=:]\s*)(?:(?P<q>\\?["'])[^"'\\\r\n]*|[^\s"',;&\\]+)"#
+        // A quoted value runs to its closing quote (escapes included); a bare one to the next
+        // space, quote or `&`: a `,` or `;` inside a password must not leave its tail behind.
+        r#"(?i)(?P<keep>{PAIR_KEYS}(?:\\?["'])?\s*[=:]\s*)(?:(?P<q>\\")(?:\\\\\\.|[^\\\r\n]|\\[^"])*|(?P<q2>")(?:[^"\\\r\n]|\\.)*|(?P<q3>')(?:[^'\\\r\n]|\\.)*|[^\s"'&]+)"#
     )),
     flag: compile(&format!(
         r#"(?i)(?P<keep>(?:^|[\s"'=])--?(?P<name>{FLAG_NAMES})(?:\s+|=))(?:"[^"]*"|'[^']*'|[^\s"']+)"#
@@ -76,6 +79,8 @@ static BUILTIN: LazyLock<Builtin> = LazyLock::new(|| Builtin {
     bearer: compile(r"(?i)(?P<keep>\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*"),
     token_word: compile(r"(?i)(?P<keep>\btoken\s+)[A-Za-z0-9\-._~+/]{16,}=*"),
     bare_flag: compile(&format!(r"(?i)^--?(?P<name>{FLAG_NAMES})$")),
+    // `curl -u user:password`, `--user=user:password`: the part after the first colon.
+    user_colon: compile(r#"(?P<keep>(?:^|[\s"'])(?:-u|--user)(?:\s+|=)[^\s:"']+:)[^\s"']+"#),
 });
 
 /// Whether `arg` is a flag whose next argument is a secret (`--requirepass`, `--token`).
@@ -134,10 +139,16 @@ impl Redactor {
             .into_owned();
         out = b
             .pair
-            .replace_all(&out, |c: &Captures| match c.name("q") {
-                Some(q) => format!("{}{}{MASK}", &c["keep"], q.as_str()),
-                None => format!("{}{MASK}", &c["keep"]),
+            .replace_all(&out, |c: &Captures| {
+                match c.name("q").or(c.name("q2")).or(c.name("q3")) {
+                    Some(q) => format!("{}{}{MASK}", &c["keep"], q.as_str()),
+                    None => format!("{}{MASK}", &c["keep"]),
+                }
             })
+            .into_owned();
+        out = b
+            .user_colon
+            .replace_all(&out, format!("${{keep}}{MASK}"))
             .into_owned();
         out = b
             .flag
@@ -184,14 +195,19 @@ impl Redactor {
     /// a bare secret flag (`--requirepass`, `x`) masked whole.
     pub fn args(&self, args: &[String]) -> Vec<String> {
         let mut out = Vec::with_capacity(args.len());
-        let mut next_is_secret = false;
+        let mut previous: Option<&str> = None;
         for a in args {
-            if next_is_secret {
-                out.push(MASK.to_string());
-            } else {
-                out.push(self.text(a));
-            }
-            next_is_secret = is_secret_flag(a);
+            let masked = match previous {
+                Some(flag) if is_secret_flag(flag) => MASK.to_string(),
+                // `-u user:password` as two arguments: the user stays, the password goes.
+                Some("-u" | "--user") if a.contains(':') => {
+                    let user = a.split(':').next().unwrap_or_default();
+                    format!("{}:{MASK}", self.text(user))
+                }
+                _ => self.text(a),
+            };
+            out.push(masked);
+            previous = Some(a.as_str());
         }
         out
     }
@@ -233,7 +249,26 @@ impl Redactor {
                     None => items.iter_mut().for_each(|i| self.walk(i)),
                 }
             }
-            serde_json::Value::Object(map) => map.values_mut().for_each(|i| self.walk(i)),
+            serde_json::Value::Object(map) => {
+                // Keys are fleet text too: extracted log fields are counted by value.
+                let entries = std::mem::take(map);
+                for (key, mut value) in entries {
+                    self.walk(&mut value);
+                    let key = self.text(&key);
+                    match map.get_mut(&key) {
+                        // Two values masked alike: their counts add up.
+                        Some(serde_json::Value::Number(have)) => {
+                            if let (Some(a), Some(b)) = (have.as_u64(), value.as_u64()) {
+                                *have = (a + b).into();
+                            }
+                        }
+                        Some(_) => {}
+                        None => {
+                            map.insert(key, value);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -246,6 +281,46 @@ mod tests {
 
     fn plain() -> Redactor {
         Redactor::new(&[], Vec::new())
+    }
+
+    #[test]
+    fn quoted_values_run_to_their_closing_quote_and_bare_ones_keep_no_tail() {
+        let r = Redactor::new(&[], Vec::new());
+        for (input, secret) in [
+            (r#"password="ab'SECRET1" user=bob"#, "SECRET1"),
+            (r#"token="ab\"SECRET2""#, "SECRET2"),
+            ("db_password=p4ss,SECRET3 next", "SECRET3"),
+            ("x_secret=p4ss;SECRET4", "SECRET4"),
+            (r#"{\"password\": \"a\\\"SECRET5\"}"#, "SECRET5"),
+            ("curl -u admin:SECRET6 https://x", "SECRET6"),
+            ("app --auth SECRET7", "SECRET7"),
+            ("app --private-key=SECRET8", "SECRET8"),
+        ] {
+            let out = r.text(input);
+            assert!(!out.contains(secret), "{input} -> {out}");
+        }
+        assert_eq!(
+            r.text(r#"password="x" user=bob"#),
+            r#"password="***" user=bob"#
+        );
+        let args: Vec<String> = ["curl", "-u", "admin:SECRET9", "--auth", "SECRET10", "-v"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = r.args(&args);
+        assert_eq!(out[2], "admin:***");
+        assert_eq!(out[4], "***");
+        assert_eq!(out[5], "-v");
+    }
+
+    #[test]
+    fn keys_of_stored_maps_are_masked_and_their_counts_kept() {
+        let r = Redactor::new(&[], Vec::new());
+        let mut v = serde_json::json!({"conn": {"postgres://u:SECRET1@h/db": 2, "postgres://u:SECRET2@h/db": 3}});
+        r.walk(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("SECRET"), "{text}");
+        assert_eq!(v["conn"]["postgres://u:***@h/db"], 5);
     }
 
     #[test]

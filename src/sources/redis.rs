@@ -57,14 +57,22 @@ pub const MAX_BULK_BYTES: i64 = 16 * 1024 * 1024;
 pub const MAX_ARRAY_LEN: i64 = 100_000;
 /// Deepest nesting of arrays (none of patrol's commands nest).
 const MAX_DEPTH: usize = 8;
+/// Most bytes of one whole reply: each bulk and array is bounded on its own, but 100,000 bulks
+/// of 16 MiB are not.
+pub const MAX_REPLY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Reads one RESP2 reply. Every length the server sends is checked before anything is
 /// allocated or awaited for it, so a hostile or broken server gives an error, never an abort.
 async fn read_reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Reply, String> {
-    read_nested(r, 0).await
+    let mut budget = MAX_REPLY_BYTES;
+    read_nested(r, 0, &mut budget).await
 }
 
-async fn read_nested<R: AsyncBufRead + Unpin>(r: &mut R, depth: usize) -> Result<Reply, String> {
+async fn read_nested<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    depth: usize,
+    budget: &mut u64,
+) -> Result<Reply, String> {
     let mut raw = Vec::new();
     let n = (&mut *r)
         .take(MAX_LINE_BYTES)
@@ -74,6 +82,7 @@ async fn read_nested<R: AsyncBufRead + Unpin>(r: &mut R, depth: usize) -> Result
     if n == 0 {
         return Err("the server closed the connection".into());
     }
+    spend(budget, n as u64)?;
     if raw.last() != Some(&b'\n') {
         return Err(if n as u64 >= MAX_LINE_BYTES {
             format!("a reply line longer than {MAX_LINE_BYTES} bytes")
@@ -107,6 +116,7 @@ async fn read_nested<R: AsyncBufRead + Unpin>(r: &mut R, depth: usize) -> Result
             }
             // Read what arrives rather than allocate what was announced.
             let want = len as u64 + 2;
+            spend(budget, want)?;
             let mut buf = Vec::new();
             (&mut *r)
                 .take(want)
@@ -133,12 +143,19 @@ async fn read_nested<R: AsyncBufRead + Unpin>(r: &mut R, depth: usize) -> Result
             }
             let mut items = Vec::new();
             for _ in 0..len.max(0) {
-                items.push(Box::pin(read_nested(r, depth + 1)).await?);
+                items.push(Box::pin(read_nested(r, depth + 1, budget)).await?);
             }
             Ok(Reply::Array(items))
         }
         _ => Err(format!("not a RESP reply: `{}`", shown(line))),
     }
+}
+
+fn spend(budget: &mut u64, bytes: u64) -> Result<(), String> {
+    *budget = budget
+        .checked_sub(bytes)
+        .ok_or_else(|| format!("a reply larger than the {MAX_REPLY_BYTES} bytes patrol accepts"))?;
+    Ok(())
 }
 
 /// At most 80 characters of what the server sent, for an error message.
@@ -306,6 +323,17 @@ mod tests {
         let err = parse(b"$1000000\r\nabc").unwrap_err();
         assert!(err.contains("closed"), "{err}");
         assert!(parse(&b"*1\r\n".repeat(100)).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn a_whole_reply_is_bounded_not_only_each_part() {
+        // 100 bulks of 1 MiB each are allowed one by one, not together past the reply's cap.
+        let bulk = format!("$1048576\r\n{}\r\n", "x".repeat(1 << 20));
+        let reply = format!("*100\r\n{}", bulk.repeat(40));
+        let err = parse(reply.as_bytes()).unwrap_err();
+        assert!(err.contains("a reply larger than"), "{err}");
+        let small = format!("*3\r\n{}", bulk.repeat(3));
+        assert!(parse(small.as_bytes()).is_ok());
     }
 
     #[test]

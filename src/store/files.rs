@@ -87,6 +87,10 @@ impl FileArchive {
             };
             for day in days {
                 let day = day.map_err(|e| Error::io(&node_dir, e))?;
+                // A stray file beside the day folders (notes, a backup) is not the archive's.
+                if !day.path().is_dir() {
+                    continue;
+                }
                 let day_name = day.file_name().to_string_lossy().to_string();
                 if from_day.as_ref().is_some_and(|f| &day_name < f)
                     || to_day.as_ref().is_some_and(|t| &day_name > t)
@@ -107,6 +111,11 @@ impl FileArchive {
                     if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
                         continue;
                     }
+                    // A pipe or a device named like a capture would block or never end a read.
+                    if !file.path().is_file() {
+                        tracing::warn!("ignoring {}: not a regular file", file.path().display());
+                        continue;
+                    }
                     out.push(Entry {
                         captured_at: at,
                         node: node.clone(),
@@ -125,7 +134,7 @@ impl FileArchive {
             .iter()
             .map(|e| {
                 let bytes = match &e.location {
-                    Location::File(p) => std::fs::read(p).map_err(|err| Error::io(p, err)),
+                    Location::File(p) => read_capped(p),
                     Location::Row { .. } => Err(Error::Usage(format!(
                         "{}: not a capture of this archive",
                         e.describe()
@@ -198,4 +207,24 @@ pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
     } else {
         super::decode_json(path, &bytes)
     }
+}
+
+/// Largest capture file read: a compressed capture is kilobytes; a file past this is not one.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A capture file's bytes, read only up to [`MAX_FILE_BYTES`].
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::bad_file(
+            path,
+            format!("larger than the {MAX_FILE_BYTES} bytes a capture may be"),
+        ));
+    }
+    Ok(bytes)
 }

@@ -557,6 +557,37 @@ mod tests {
     }
 
     #[test]
+    fn stray_files_pipes_and_oversized_files_do_not_stop_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path());
+        let at = Utc::now() - chrono::TimeDelta::hours(1);
+        archive.write(&Snapshot::new("test", "vk01", at)).unwrap();
+        let Location::File(path) = archive.list(None, None, None).unwrap()[0].location.clone()
+        else {
+            panic!("a directory archive lists files")
+        };
+        // A note beside the day folders, and a pipe named like a capture.
+        std::fs::write(dir.path().join("vk01/notes.txt"), "moved disks on Monday").unwrap();
+        let day = path.parent().unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let earlier = if name.contains("T00") { "T01" } else { "T00" };
+        let fifo = day.join(name.replacen(&name[8..11], earlier, 1));
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let listed = archive.list(None, None, None).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let (snapshots, skipped) = archive.load_entries(&listed);
+        assert_eq!((snapshots.len(), skipped.len()), (1, 0));
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        // A file far larger than any capture is refused without being read whole.
+        let big = std::fs::File::create(&path).unwrap();
+        big.set_len(MAX_TEST_FILE).unwrap();
+        let (snapshots, skipped) = archive.load_entries(&listed);
+        assert_eq!((snapshots.len(), skipped.len()), (0, 1));
+    }
+
+    const MAX_TEST_FILE: u64 = 65 * 1024 * 1024;
+
+    #[test]
     fn captures_dated_in_the_future_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let archive = Archive::open(dir.path());
