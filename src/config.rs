@@ -289,6 +289,10 @@ impl DockerEndpoint {
                 Some((host, p))
                     if !host.is_empty()
                         && !host.contains(['/', '@', ' '])
+                        // An IPv6 address in brackets, whole: `[::1]`, not `[::1`.
+                        && (host.starts_with('[') == host.ends_with(']'))
+                        && (!host.starts_with('[')
+                            || host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok())
                         && !p.is_empty()
                         && p.chars().all(|c| c.is_ascii_digit()) =>
                 {
@@ -1665,6 +1669,19 @@ url = "http://:15672"
             #[test]
             fn a_docker_endpoint_of_any_text_returns(text in "(unix|tcp|ssh)://[ -~]{0,20}") {
                 let _ = DockerEndpoint::parse(&text);
+            }
+        }
+
+        #[test]
+        fn an_ipv6_docker_host_must_be_whole() {
+            assert!(DockerEndpoint::parse("tcp://[::1]:2375").is_ok());
+            for bad in [
+                "tcp://[::1:2375",
+                "tcp://::1]:2375",
+                "tcp://[]:2375",
+                "tcp://[zz]:2375",
+            ] {
+                assert!(DockerEndpoint::parse(bad).is_err(), "{bad}");
             }
         }
     }

@@ -174,6 +174,15 @@ impl<'t, 'i> Fields<'t, 'i> {
             _ => None,
         };
         match parsed {
+            // `nan` and `inf` compare unlike any number: a threshold of either silently turns
+            // its check off.
+            Some(n) if !n.is_finite() => {
+                ctx.report(
+                    v.span(),
+                    format!("{}: `{key}` must be a finite number", self.what),
+                );
+                None
+            }
             Some(n) => Some(Spanned::new(v.span(), n)),
             None => {
                 self.wrong_type(ctx, key, v, "a number");

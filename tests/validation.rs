@@ -201,3 +201,28 @@ name = "x"
     assert_lines(&err, "big.toml", &[5, 10, 14]);
     assert!(!out.exists(), "nothing may be written");
 }
+
+#[test]
+fn rule_parameters_that_would_silently_turn_a_rule_off_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("writes.toml"),
+        r#"[[rule]]
+id = "writes"
+kind = "growth-rate"
+severity = "info"
+description = "d"
+select = { entity = "container:*", metric = "blkio_write_bytes" }
+params = { min_rate = "+1GB/h", window = "0s", min_span = "1h", min_samples = 5, min_r2 = nan }
+title = "t"
+recommendation = "r"
+"#,
+    )
+    .unwrap();
+    let err = refused(&["rules", "check"], dir.path());
+    assert!(err.contains("`window`: must be longer than 0"), "{err}");
+    assert!(err.contains("`min_r2` must be a finite number"), "{err}");
+    assert!(err.contains("writes.toml:"), "{err}");
+}

@@ -389,6 +389,13 @@ impl<'t, 'i> ParamReader<'t, 'i> {
             }
         };
         match parse(&text) {
+            Ok(x) if !x.is_finite() => {
+                ctx.report(
+                    v.span(),
+                    format!("{}: `{key}` must be a finite number", self.fields.what),
+                );
+                None
+            }
             Ok(x) => Some(x),
             Err(e) => {
                 ctx.report(v.span(), format!("{}: `{key}`: {e}", self.fields.what));
@@ -404,7 +411,13 @@ impl<'t, 'i> ParamReader<'t, 'i> {
     }
 
     pub fn duration(&mut self, ctx: &mut Ctx, key: &str) -> Option<f64> {
-        self.parse_text(ctx, key, units::parse_duration_secs)
+        // A window of nothing holds no reading: the rule could never speak.
+        let must_be_positive = key == "window" || key.ends_with("_window");
+        self.parse_text(ctx, key, |t| match units::parse_duration_secs(t) {
+            Ok(s) if s < 0.0 => Err("must not be negative".into()),
+            Ok(s) if s == 0.0 && must_be_positive => Err("must be longer than 0".into()),
+            other => other,
+        })
     }
 
     /// A rate in the metric's unit per time ("+2MB/h"), as units per second.
