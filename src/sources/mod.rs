@@ -455,7 +455,8 @@ fn merge(snap: &mut Snapshot, part: Part) {
                     .and_then(|u| crate::units::boot_time(snap.captured_at, u));
             }
             host.clock_offset_ms = p.clock_offset_ms;
-            // Each probe command is a source of its own: one missing tool fails only itself.
+            // Each probe command is a source of its own: one broken tool fails only itself, and
+            // one the node does not have is not asked at all (no value, no error).
             if let Some(r) = p.compose_version {
                 let compose = r.map(|v| {
                     snap.docker
@@ -477,11 +478,12 @@ fn merge(snap: &mut Snapshot, part: Part) {
     }
 }
 
-fn record(snap: &mut Snapshot, name: &str, result: Result<(), String>) {
-    snap.sources.push(match result {
-        Ok(()) => SourceStatus::ok(name, 0),
-        Err(e) => SourceStatus::failed(name, e, 0),
-    });
+fn record(snap: &mut Snapshot, name: &str, reply: ssh::Reply<()>) {
+    match reply {
+        ssh::Reply::Answered(()) => snap.sources.push(SourceStatus::ok(name, 0)),
+        ssh::Reply::NotInstalled => {}
+        ssh::Reply::Failed(e) => snap.sources.push(SourceStatus::failed(name, e, 0)),
+    }
 }
 
 /// The passwords patrol itself uses, so their values are masked wherever they might appear.

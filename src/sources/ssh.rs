@@ -166,17 +166,77 @@ pub struct Probe {
     /// Node clock minus this machine's, sampled mid-call (± half the round trip).
     pub clock_offset_ms: Option<f64>,
     pub round_trip_ms: f64,
-    /// Per command other than uptime: its answer or why it failed.
-    pub compose_version: Option<Result<String, String>>,
-    pub gpus: Option<Result<Vec<crate::model::Gpu>, String>>,
-    pub ntp_synced: Option<Result<bool, String>>,
+    /// Per command other than uptime: its answer, its absence, or why it failed.
+    pub compose_version: Option<Reply<String>>,
+    pub gpus: Option<Reply<Vec<crate::model::Gpu>>>,
+    pub ntp_synced: Option<Reply<bool>>,
+}
+
+/// One probe command's outcome. A tool the node does not have (no GPU, no compose plugin) is
+/// not a fault: under cron it would otherwise be a "source failing" finding forever.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply<T> {
+    Answered(T),
+    NotInstalled,
+    Failed(String),
+}
+
+impl<T> Reply<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Reply<U> {
+        self.and_then(|v| Ok(f(v)))
+    }
+
+    fn and_then<U>(self, f: impl FnOnce(T) -> Result<U, String>) -> Reply<U> {
+        match self {
+            Reply::Answered(v) => match f(v) {
+                Ok(u) => Reply::Answered(u),
+                Err(e) => Reply::Failed(e),
+            },
+            Reply::NotInstalled => Reply::NotInstalled,
+            Reply::Failed(e) => Reply::Failed(e),
+        }
+    }
+}
+
+/// What one section of the script says: exit code 127 (the shell found no such command), or
+/// docker's own words for a subcommand whose plugin is not installed, read as "not installed";
+/// any other non-zero code is a failure of a tool that is there.
+fn reply(name: &str, body: &str, rc: i32) -> Reply<String> {
+    if rc == 0 {
+        return Reply::Answered(body.to_string());
+    }
+    let missing = body.lines().any(|l| {
+        let l = l.trim();
+        l.ends_with("command not found")
+            || l.ends_with(": not found")
+            // docker ≥ 28 and older CLIs, when the compose plugin is not installed.
+            || l.starts_with("docker: unknown command: docker ")
+            || (l.starts_with("docker: '") && l.ends_with("' is not a docker command."))
+    });
+    if rc == 127 || (missing && rc != 126) {
+        return Reply::NotInstalled;
+    }
+    Reply::Failed(format!(
+        "`{name}` exited with {rc}: {}",
+        body.lines().last().unwrap_or("")
+    ))
+}
+
+/// `docker compose version`'s answer ("Docker Compose version v2.27.0", or a bare version).
+fn compose_version(body: &str) -> Result<String, String> {
+    body.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.split_whitespace().last())
+        .map(|v| format!("v{}", v.trim_start_matches('v')))
+        .ok_or_else(|| "`docker compose version` said nothing".to_string())
 }
 
 fn script(commands: &[String]) -> String {
     let mut s = String::from("echo @@uptime; cat /proc/uptime && date +%s.%N; echo \"@@rc $?\"; ");
     for c in commands {
         let line = match c.as_str() {
-            "compose" => "docker compose version --short 2>&1",
+            // Without `--short`: a CLI without the plugin then says so, instead of refusing the flag.
+            "compose" => "docker compose version 2>&1",
             "nvidia-smi" => {
                 "nvidia-smi --query-gpu=index,name,utilization.gpu,memory.used,memory.total,temperature.gpu,fan.speed --format=csv,noheader,nounits 2>&1"
             }
@@ -254,14 +314,7 @@ pub async fn probe(s: &SshSettings, commands: &[String]) -> Result<Probe, String
         ..Probe::default()
     };
     for (name, body, rc) in sections(&out) {
-        let outcome = if rc == 0 {
-            Ok(body.clone())
-        } else {
-            Err(format!(
-                "`{name}` exited with {rc}: {}",
-                body.lines().last().unwrap_or("")
-            ))
-        };
+        let outcome = reply(&name, &body, rc);
         match name.as_str() {
             "uptime" => {
                 let mut lines = body.lines();
@@ -283,15 +336,9 @@ pub async fn probe(s: &SshSettings, commands: &[String]) -> Result<Probe, String
                     p.clock_offset_ms = Some((remote * 1000.0 - mid).round());
                 }
             }
-            "compose" => {
-                p.compose_version = Some(
-                    outcome
-                        .map(|v| v.trim().trim_start_matches('v').to_string())
-                        .map(|v| format!("v{v}")),
-                )
-            }
+            "compose" => p.compose_version = Some(outcome.and_then(|b| compose_version(&b))),
             "nvidia-smi" => p.gpus = Some(outcome.and_then(|b| parse_nvidia_smi(&b))),
-            "timedatectl" => p.ntp_synced = Some(outcome.map(|b| b.trim() == "yes")),
+            "timedatectl" => p.ntp_synced = Some(outcome.and_then(|b| Ok(b.trim() == "yes"))),
             _ => {}
         }
     }
@@ -318,6 +365,48 @@ mod tests {
         assert_eq!(gpus[0].mem_used_pct, Some(66.0));
         assert_eq!(gpus[0].temp_c, None, "[N/A] is a null reading");
         assert_eq!(gpus[0].util_pct, Some(0.0));
+    }
+
+    #[test]
+    fn a_tool_that_is_not_installed_is_absent_and_a_broken_one_fails() {
+        // What a host without a GPU, without docker, or with docker but no compose plugin says.
+        let out = "@@uptime\n123.4 99.0\n1795352785.1\n@@rc 0\n\
+            @@nvidia-smi\nbash: line 1: nvidia-smi: command not found\n@@rc 127\n\
+            @@compose\ndocker: unknown command: docker compose\n\nRun 'docker --help' for more information\n@@rc 1\n\
+            @@timedatectl\nsh: 1: timedatectl: not found\n@@rc 127\n";
+        let s = sections(out);
+        let replies: Vec<_> = s[1..]
+            .iter()
+            .map(|(name, body, rc)| reply(name, body, *rc))
+            .collect();
+        assert_eq!(replies, vec![Reply::NotInstalled; 3]);
+        assert_eq!(
+            reply("compose", "docker: 'compose' is not a docker command.", 1),
+            Reply::NotInstalled
+        );
+        // A tool that is there and fails stays an error, with its exit code.
+        let broken = reply(
+            "nvidia-smi",
+            "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+            9,
+        );
+        assert!(
+            matches!(&broken, Reply::Failed(e) if e.contains("exited with 9")),
+            "{broken:?}"
+        );
+        let denied = reply("nvidia-smi", "sh: nvidia-smi: Permission denied", 126);
+        assert!(matches!(denied, Reply::Failed(_)), "{denied:?}");
+        let no_systemd = reply(
+            "timedatectl",
+            "System has not been booted with systemd as init system (PID 1). Can't operate.",
+            1,
+        );
+        assert!(matches!(no_systemd, Reply::Failed(_)), "{no_systemd:?}");
+        assert_eq!(
+            reply("compose", "Docker Compose version v2.27.0", 0).and_then(|b| compose_version(&b)),
+            Reply::Answered("v2.27.0".to_string())
+        );
+        assert_eq!(compose_version("2.27.0\n"), Ok("v2.27.0".to_string()));
     }
 
     #[test]
