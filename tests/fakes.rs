@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Reads an HTTP request's head and returns its path.
@@ -41,6 +42,8 @@ pub struct Docker {
     pub log_line: Option<String>,
     /// How long `/version` takes to answer.
     pub delay: Duration,
+    /// Where the paths of the log requests are kept, for a test that checks their window.
+    pub log_requests: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 /// A container that is still there after the list.
@@ -117,6 +120,9 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
             br#"{"memory_stats":{"usage":1000000,"stats":{}}}"#,
         );
     } else if path.starts_with(&format!("/containers/{kept_id}/logs")) {
+        if let Some(requests) = &fake.log_requests {
+            requests.lock().unwrap().push(path.to_string());
+        }
         // Without a TTY the engine sends frames: stream, three zero bytes, big-endian length.
         let mut body = Vec::new();
         if let Some(line) = &fake.log_line {

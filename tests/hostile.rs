@@ -152,3 +152,80 @@ fn an_absurd_prometheus_uptime_is_a_recorded_error() {
         );
     }
 }
+
+/// The `since` and `until` of a logs request's path.
+fn log_window(path: &str) -> (String, String) {
+    let param = |key: &str| {
+        path.split(['?', '&'])
+            .find_map(|p| p.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {path}"))
+            .to_string()
+    };
+    (param("since="), param("until="))
+}
+
+#[test]
+fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_dir = dir.path().join("engine");
+    std::fs::create_dir(&engine_dir).unwrap();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let engine = fakes::docker(
+        &engine_dir,
+        fakes::Docker {
+            log_requests: Some(requests.clone()),
+            ..fakes::Docker::default()
+        },
+    );
+    // The config names a link: removed, the engine cannot be reached; put back, it answers.
+    let link = dir.path().join("docker.sock");
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Cursor\"\ntimezone = \"UTC\"\n[[node]]\nname = \"n1\"\n{}",
+            docker_source(&link)
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+        succeeded(&out);
+    };
+    let state = || {
+        let file = files_under(dir.path())
+            .into_iter()
+            .find(|p| p.ends_with(".state/collector.json"))
+            .expect("the collector keeps its state");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        json["nodes"]["n1"]["last_capture"].clone()
+    };
+
+    std::os::unix::fs::symlink(&engine, &link).unwrap();
+    run();
+    let read = requests.lock().unwrap().clone();
+    assert_eq!(read.len(), 1, "one container, one logs request: {read:?}");
+    let (_, first_until) = log_window(&read[0]);
+    let cursor = state();
+
+    std::fs::remove_file(&link).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    run();
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        1,
+        "the engine was not reached"
+    );
+    assert_eq!(state(), cursor, "a failed Docker source leaves the cursor");
+
+    std::os::unix::fs::symlink(&engine, &link).unwrap();
+    run();
+    let read = requests.lock().unwrap().clone();
+    assert_eq!(read.len(), 2, "{read:?}");
+    let (since, _) = log_window(&read[1]);
+    assert_eq!(
+        since, first_until,
+        "the window after the failed capture starts where the last read one ended"
+    );
+}

@@ -35,7 +35,8 @@ pub struct CollectState {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct NodeState {
-    /// Start of the previous capture: logs are read from here.
+    /// Start of the last capture whose container logs were read (or that asked for none): the
+    /// next window starts here. A capture whose Docker source failed leaves it where it was.
     #[serde(default)]
     pub last_capture: Option<DateTime<Utc>>,
     /// PostgreSQL server log position per source: (file, byte offset).
@@ -337,6 +338,9 @@ async fn capture_fleet_async(
             s
         })
         .collect();
+    // Nodes whose container logs were asked for and not read: their log window stays where the
+    // last read one ended, so the next capture reads what this one missed.
+    let mut logs_unread = vec![false; config.nodes.len()];
     for o in outcomes {
         let snap = &mut snaps[o.node];
         let ms = o.elapsed.as_millis() as u64;
@@ -352,18 +356,24 @@ async fn capture_fleet_async(
                 }
                 merge(snap, part);
             }
-            Err(e) => snap.sources.push(SourceStatus::failed(&o.source, e, ms)),
+            Err(e) => {
+                let reads_logs = config.nodes[o.node].sources.iter().any(|s| {
+                    matches!(s, Source::Docker { logs: true, .. }) && s.name() == o.source
+                });
+                logs_unread[o.node] |= reads_logs;
+                snap.sources.push(SourceStatus::failed(&o.source, e, ms));
+            }
         }
     }
     let secrets = resolved_secrets(config);
     let redactor = redact::Redactor::new(&config.redact, secrets);
-    for snap in &mut snaps {
+    for (snap, unread) in snaps.iter_mut().zip(logs_unread) {
         snap.collect_duration_ms = started.elapsed().as_millis() as u64;
         redactor.snapshot(snap);
-        next.nodes
-            .entry(snap.node.clone())
-            .or_default()
-            .last_capture = Some(now);
+        let node_state = next.nodes.entry(snap.node.clone()).or_default();
+        if !unread {
+            node_state.last_capture = Some(now);
+        }
         progress(snap);
     }
     (snaps, next)
