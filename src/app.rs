@@ -156,12 +156,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// The rule library a fleet config names, else the default one.
+/// The rule library a fleet config names, else the `rules/` beside the config, else the
+/// built-in one.
 fn config_library(config: &config::Config) -> Result<Library> {
-    if config.rules.is_empty() {
-        load_library(None)
-    } else {
-        Library::load_all(&config.rules)
+    if !config.rules.is_empty() {
+        return Library::load_all(&config.rules);
+    }
+    match &config.report.config_dir {
+        Some(dir) if dir.join("rules").is_dir() => Library::load(&dir.join("rules")),
+        Some(_) => built_in_library(),
+        None => load_library(None),
     }
 }
 
@@ -170,22 +174,30 @@ pub fn load_library(path: Option<&Path>) -> Result<Library> {
     match path {
         Some(p) => Library::load_all(&[p.to_path_buf()]),
         None if Path::new("rules").is_dir() => Library::load(Path::new("rules")),
-        None => Library::from_sources(
-            &rules::defaults::FILES
-                .iter()
-                .map(|(name, text)| {
-                    (
-                        PathBuf::from(format!("(built-in) rules/{name}")),
-                        text.to_string(),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        ),
+        None => built_in_library(),
     }
 }
 
-fn template_dir() -> Option<PathBuf> {
-    let d = PathBuf::from("report-templates");
+fn built_in_library() -> Result<Library> {
+    Library::from_sources(
+        &rules::defaults::FILES
+            .iter()
+            .map(|(name, text)| {
+                (
+                    PathBuf::from(format!("(built-in) rules/{name}")),
+                    text.to_string(),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `report-templates/` beside the config (or here, without one), when it exists.
+fn template_dir(config_dir: Option<&Path>) -> Option<PathBuf> {
+    let d = match config_dir {
+        Some(dir) => dir.join("report-templates"),
+        None => PathBuf::from("report-templates"),
+    };
     d.is_dir().then_some(d)
 }
 
@@ -198,6 +210,8 @@ pub struct Analyzer {
     pub ledger: Ledger,
     /// Where to write the Prometheus textfile of open findings, if anywhere.
     pub textfile: Option<PathBuf>,
+    /// Templates that override the built-in ones, if any.
+    pub templates: Option<PathBuf>,
 }
 
 /// What one analysis did.
@@ -237,6 +251,7 @@ impl Analyzer {
             output,
             ledger,
             textfile: None,
+            templates: template_dir(None),
         })
     }
 
@@ -252,6 +267,9 @@ impl Analyzer {
             self.ledger.acks = crate::ledger::acks::Acks::load(path, self.tz)?;
         }
         self.textfile = settings.textfile.clone();
+        if let Some(dir) = &settings.config_dir {
+            self.templates = template_dir(Some(dir));
+        }
         Ok(())
     }
 
@@ -292,7 +310,7 @@ impl Analyzer {
                     self.tz,
                     at,
                     &section,
-                    template_dir().as_deref(),
+                    self.templates.as_deref(),
                 )?;
                 self.ledger.log_section(at, &outcome);
                 self.ledger.pending = Some(pending.clone());
@@ -1972,7 +1990,8 @@ fn digest_cmd(
         });
     }
     let view = crate::digest::view(&digest, chart_views);
-    let markdown = report::render_digest(&view, template_dir().as_deref())?;
+    let config_dir = config.as_ref().and_then(|c| c.report.config_dir.as_deref());
+    let markdown = report::render_digest(&view, template_dir(config_dir).as_deref())?;
     let path = dir.join(format!("{}.md", week.label));
     crate::fsutil::write_atomic(&path, markdown.as_bytes())?;
     println!("{}", path.display());

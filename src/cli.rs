@@ -91,7 +91,8 @@ pub enum Command {
         /// default: the newest capture.
         #[arg(long)]
         at: Option<String>,
-        /// Rules directory or file (default: ./rules, else the built-in library).
+        /// Rules directory or file (default: the config's `rules`, else `rules/` beside the
+        /// config; without a config ./rules; else the built-in library).
         #[arg(long)]
         rules: Option<PathBuf>,
         /// Output directory (default: output/<archive name>).

@@ -21,7 +21,8 @@ pub struct Config {
     pub timezone: Tz,
     pub archive: ArchiveSpec,
     pub output: PathBuf,
-    /// Rules directories or files, loaded together (empty: ./rules, else the built-in library).
+    /// Rules directories or files, loaded together (empty: the config's `rules/`, else the
+    /// built-in library; without a config, ./rules).
     pub rules: Vec<PathBuf>,
     pub window: String,
     /// Sources collected at once, across all nodes.
@@ -180,6 +181,10 @@ pub struct ReportSettings {
     pub acknowledged: Option<PathBuf>,
     /// A Prometheus textfile (node-exporter's textfile collector) of open findings.
     pub textfile: Option<PathBuf>,
+    /// The directory of the config these settings came from (absolute): its `rules/` and
+    /// `report-templates/`, when there, are the defaults, wherever patrol runs from. None
+    /// without a config: ./rules and ./report-templates.
+    pub config_dir: Option<PathBuf>,
 }
 
 impl Default for ReportSettings {
@@ -190,6 +195,7 @@ impl Default for ReportSettings {
             worse_rate_pct: 50.0,
             acknowledged: None,
             textfile: None,
+            config_dir: None,
         }
     }
 }
@@ -658,7 +664,10 @@ fn ssh_settings(f: &mut Fields, ctx: &mut Ctx, base: &Path, target: String) -> S
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Config> {
-    let base = path
+    // Every relative path in the config is the config's: the same file names the same files
+    // (rules, archive, output, secrets, CA) from whatever directory cron or a shell runs it.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = absolute
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -803,6 +812,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
             report.acknowledged = Some(base.join("acknowledged.toml"));
         }
+        report.config_dir = Some(base.to_path_buf());
         let mut daemon = DaemonSettings::default();
         if let Some(mut d) = f.table(&mut ctx, "daemon", "[daemon]") {
             daemon.interval = duration(

@@ -7,6 +7,7 @@
 mod architecture;
 mod botapi;
 mod cli;
+mod config_paths;
 mod contrib;
 mod coverage;
 mod demo;
