@@ -350,6 +350,8 @@ fn postgres_numbers_settings_and_the_server_log_from_where_it_stopped() {
             r#"fleet = "Pg"
 [[node]]
 name = "db-node"
+[node.docker]
+endpoint = "unix:///nonexistent/patrol-test/docker.sock"
 [[node.postgres]]
 name = "database-server"
 port = {port}
@@ -440,6 +442,11 @@ password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
         "only the lines since the previous capture: {count}"
     );
     assert!(fatal["pids"].as_array().unwrap().len() as u64 >= count.min(2));
+    // The node's Docker source fails every time, which holds back its container log window;
+    // the server log's window still starts at the previous capture.
+    let (_, first) = show_json(dir.path(), &snaps[0]);
+    assert_eq!(source_named(&snap, "docker")["ok"], false);
+    assert_eq!(log["window_start"], first["captured_at"], "{log:#}");
     let state =
         std::fs::read_to_string(dir.path().join("snapshots/pg/.state/collector.json")).unwrap();
     assert!(

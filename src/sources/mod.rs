@@ -39,6 +39,11 @@ pub struct NodeState {
     /// next window starts here. A capture whose Docker source failed leaves it where it was.
     #[serde(default)]
     pub last_capture: Option<DateTime<Utc>>,
+    /// Start of the previous capture, whatever it read: the window a PostgreSQL server log
+    /// stream covers (its lines are read from its own offset, below, so a failed Docker source
+    /// must not stretch it).
+    #[serde(default)]
+    pub previous_capture: Option<DateTime<Utc>>,
     /// PostgreSQL server log position per source: (file, byte offset).
     #[serde(default)]
     pub pg_log: BTreeMap<String, (String, u64)>,
@@ -91,6 +96,8 @@ struct TaskContext {
     node: NodeState,
     logs: LogSettings,
     since: DateTime<Utc>,
+    /// Start of the PostgreSQL server log's window.
+    pg_since: DateTime<Utc>,
     until: DateTime<Utc>,
     /// Shared by the HTTP sources without a CA file of their own (connections are pooled).
     http: Result<reqwest::Client, String>,
@@ -154,7 +161,7 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             postgres::collect(
                 &target,
                 previous,
-                (ctx.since, ctx.until),
+                (ctx.pg_since, ctx.until),
                 &ctx.logs,
                 timeout,
             )
@@ -281,10 +288,13 @@ async fn capture_fleet_async(
     let mut spawned = HashMap::new();
     for (index, node) in config.nodes.iter().enumerate() {
         let first_window = chrono::Duration::from_std(config.logs.first_window).unwrap_or_default();
-        let since = state
-            .nodes
-            .get(&node.name)
+        let previous = state.nodes.get(&node.name);
+        let since = previous
             .and_then(|s| s.last_capture)
+            .filter(|t| *t < now)
+            .unwrap_or(now - first_window);
+        let pg_since = previous
+            .and_then(|s| s.previous_capture.or(s.last_capture))
             .filter(|t| *t < now)
             .unwrap_or(now - first_window);
         for source in &node.sources {
@@ -292,6 +302,7 @@ async fn capture_fleet_async(
                 node: state.nodes.get(&node.name).cloned().unwrap_or_default(),
                 logs: config.logs.clone(),
                 since,
+                pg_since,
                 until: now,
                 http: http.clone(),
             };
@@ -374,6 +385,7 @@ async fn capture_fleet_async(
         if !unread {
             node_state.last_capture = Some(now);
         }
+        node_state.previous_capture = Some(now);
         progress(snap);
     }
     (snaps, next)
