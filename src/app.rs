@@ -312,7 +312,8 @@ impl Analyzer {
         if let Some(path) = &self.textfile {
             crate::fsutil::write_atomic(
                 path,
-                crate::report::prometheus_textfile(&self.fleet, &self.ledger, at).as_bytes(),
+                crate::report::prometheus_textfile(&self.fleet, &self.ledger, window, at)
+                    .as_bytes(),
             )?;
         }
         Ok(Analysis {

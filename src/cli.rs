@@ -109,7 +109,9 @@ pub enum Command {
         /// as JSON.
         #[arg(long, value_enum, default_value = "markdown")]
         format: Format,
-        /// Also write open findings by severity and rule as a Prometheus textfile.
+        /// Also write open findings by severity and rule, and each source's health
+        /// (patrol_source_up, patrol_source_last_success_timestamp_seconds), as a Prometheus
+        /// textfile.
         #[arg(long)]
         textfile: Option<PathBuf>,
         /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);

@@ -81,12 +81,20 @@ pub struct NodeHistory {
     last_boot: Option<i64>,
     /// The capture time and uptime of the newest capture that reported an uptime.
     last_uptime: Option<(i64, i64)>,
+    /// Per source, the newest capture in the window where it answered: patrol's own health
+    /// outlives the few full snapshots kept.
+    last_ok: std::collections::BTreeMap<String, i64>,
 }
 
 impl NodeHistory {
     /// The newest few full snapshots, oldest first.
     pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Snapshot> + ExactSizeIterator {
         self.recent.iter().map(|a| a.as_ref())
+    }
+
+    /// Per source, when it last answered in the window (unix s); a source that has not is absent.
+    pub fn last_ok(&self) -> &std::collections::BTreeMap<String, i64> {
+        &self.last_ok
     }
 
     /// Captures of this node in the window.
@@ -194,6 +202,7 @@ impl NodeHistory {
             self.recent.pop_front();
         }
         self.reboots.retain(|(at, _)| *at >= cutoff);
+        self.last_ok.retain(|_, at| *at >= cutoff);
         self.series.retain(|_, list| {
             list.retain_mut(|(_, s)| {
                 let start = s.points.partition_point(|p| p.at < cutoff);
@@ -289,6 +298,9 @@ impl Window {
         }
         if let Some(u) = uptime {
             node.last_uptime = Some((at, u));
+        }
+        for source in snapshot.sources.iter().filter(|s| s.ok) {
+            node.last_ok.insert(source.name.clone(), at);
         }
         node.boots.push_back(boot);
         node.times.push_back(at);

@@ -403,15 +403,15 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
 }
 
 /// Open findings as a Prometheus textfile (for node-exporter's textfile collector): counts by
-/// severity and by rule, acknowledged ones apart, and when the analysis ran.
-pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> String {
-    let label = |v: &str| {
-        plain(v)
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\t', " ")
-    };
+/// severity and by rule, acknowledged ones apart, when the analysis ran, and whether each
+/// source of the newest captures answered, so the fleet's Prometheus can alert on patrol itself.
+pub fn prometheus_textfile(
+    fleet: &str,
+    ledger: &Ledger,
+    window: &crate::history::Window,
+    at: DateTime<Utc>,
+) -> String {
+    let label = |v: &str| label_value(&plain(v));
     let open: Vec<&crate::ledger::Entry> = ledger
         .entries
         .values()
@@ -465,6 +465,59 @@ pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> S
         label(fleet),
         at.timestamp()
     ));
+    out.push_str(
+        "# HELP patrol_source_up Whether the source answered in the node's newest capture (1) or failed (0).\n",
+    );
+    out.push_str("# TYPE patrol_source_up gauge\n");
+    for node in window.nodes() {
+        let Some(latest) = node.latest() else {
+            continue;
+        };
+        for s in &latest.sources {
+            out.push_str(&format!(
+                "patrol_source_up{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {}\n",
+                label(fleet),
+                label(&node.node),
+                label(&s.name),
+                u8::from(s.ok)
+            ));
+        }
+    }
+    out.push_str(
+        "# HELP patrol_source_last_success_timestamp_seconds When the source last answered, within the analysis window (absent: not in the window).\n",
+    );
+    out.push_str("# TYPE patrol_source_last_success_timestamp_seconds gauge\n");
+    for node in window.nodes() {
+        let Some(latest) = node.latest() else {
+            continue;
+        };
+        for s in &latest.sources {
+            if let Some(t) = node.last_ok().get(&s.name) {
+                out.push_str(&format!(
+                    "patrol_source_last_success_timestamp_seconds{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {t}\n",
+                    label(fleet),
+                    label(&node.node),
+                    label(&s.name)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A label value in the text exposition format: backslash, double quote and line feed are the
+/// three characters it escapes; other control characters were made visible before.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
     out
 }
 
@@ -608,4 +661,74 @@ pub fn noise(ledger: &Ledger, last: usize) -> Vec<NoiseRow> {
             .then(a.rule.cmp(&b.rule))
     });
     rows
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Snapshot, SourceStatus};
+
+    fn capture(node: &str, at: i64, docker_ok: bool) -> Snapshot {
+        let mut s = Snapshot::new("f", node, DateTime::from_timestamp(at, 0).unwrap());
+        s.sources.push(SourceStatus::ok("host", 1));
+        s.sources.push(if docker_ok {
+            SourceStatus::ok("docker", 1)
+        } else {
+            SourceStatus::failed("docker", "unix:///run/docker.sock: refused", 1)
+        });
+        s
+    }
+
+    #[test]
+    fn the_textfile_says_which_sources_answered_and_when_each_last_did() {
+        let mut window = crate::history::Window::new(chrono::Duration::hours(24));
+        let node = "odd \"name\" \\ here";
+        window.push(capture(node, 1_000, true));
+        window.push(capture(node, 2_000, false));
+        let text = prometheus_textfile(
+            "fleet",
+            &Ledger::default(),
+            &window,
+            DateTime::from_timestamp(2_000, 0).unwrap(),
+        );
+        let esc = "odd \\\"name\\\" \\\\ here";
+        for line in [
+            "# TYPE patrol_source_up gauge".to_string(),
+            "# TYPE patrol_source_last_success_timestamp_seconds gauge".to_string(),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 1"),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"docker\"}} 0"),
+            format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 2000"
+            ),
+            format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"fleet\",node=\"{esc}\",source=\"docker\"}} 1000"
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_source_that_never_answered_in_the_window_has_no_last_success() {
+        let mut window = crate::history::Window::new(chrono::Duration::hours(1));
+        window.push(capture("n", 1_000, true));
+        // Hours later, beyond the window: the old success is forgotten, not reported as recent.
+        window.push(capture("n", 1_000 + 3 * 3600, false));
+        let text = prometheus_textfile(
+            "fleet",
+            &Ledger::default(),
+            &window,
+            DateTime::from_timestamp(1_000 + 3 * 3600, 0).unwrap(),
+        );
+        assert!(text.contains("patrol_source_up{fleet=\"fleet\",node=\"n\",source=\"docker\"} 0"));
+        assert!(!text.contains(
+            "patrol_source_last_success_timestamp_seconds{fleet=\"fleet\",node=\"n\",source=\"docker\"}"
+        ));
+    }
+
+    #[test]
+    fn label_values_escape_exactly_what_the_exposition_format_escapes() {
+        assert_eq!(label_value("a\\b\"c\nd\te"), "a\\\\b\\\"c\\nd e");
+    }
 }
