@@ -316,8 +316,13 @@ impl Analyzer {
         if let Some(path) = &self.textfile {
             crate::fsutil::write_atomic(
                 path,
-                crate::report::prometheus_textfile(&self.fleet, &self.ledger, window, at)
-                    .as_bytes(),
+                crate::report::prometheus_textfile(
+                    &self.fleet,
+                    &self.ledger,
+                    &source_health(window),
+                    at,
+                )
+                .as_bytes(),
             )?;
         }
         Ok(Analysis {
@@ -857,6 +862,22 @@ fn capture_once(
         }
     }
     Ok(settled(fail_code(analysis.worst, fail_on)))
+}
+
+/// Each source of each node's newest capture in the window, with its last success there.
+fn source_health(window: &Window) -> Vec<report::SourceHealth> {
+    window
+        .nodes()
+        .filter_map(|node| node.latest().map(|latest| (node, latest)))
+        .flat_map(|(node, latest)| {
+            latest.sources.iter().map(|s| report::SourceHealth {
+                node: node.node.clone(),
+                source: s.name.clone(),
+                up: s.ok,
+                last_success: node.last_ok().get(&s.name).copied(),
+            })
+        })
+        .collect()
 }
 
 /// One line per source that failed in a capture: node, source and its error on one line.

@@ -358,6 +358,37 @@ mod tests {
     use crate::model::{Gpu, Host};
     use chrono::TimeZone;
 
+    #[test]
+    fn a_sources_last_success_is_kept_past_the_full_snapshots_and_forgotten_past_the_window() {
+        let mut window = Window::new(chrono::Duration::hours(2));
+        let at = |m: i64| {
+            Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + chrono::Duration::minutes(m)
+        };
+        let capture = |m: i64, docker_ok: bool| {
+            let mut s = Snapshot::new("t", "vk01", at(m));
+            s.sources.push(crate::model::SourceStatus::ok("host", 1));
+            s.sources.push(if docker_ok {
+                crate::model::SourceStatus::ok("docker", 1)
+            } else {
+                crate::model::SourceStatus::failed("docker", "refused", 1)
+            });
+            s
+        };
+        window.push(capture(0, true));
+        // More failing captures than full snapshots are kept: the success is still known.
+        for m in 1..=(RECENT_SNAPSHOTS as i64 + 2) {
+            window.push(capture(m * 15, false));
+        }
+        let node = window.node("vk01").unwrap();
+        assert_eq!(node.last_ok().get("docker"), Some(&at(0).timestamp()));
+        assert_eq!(node.last_ok().get("host"), Some(&at(90).timestamp()));
+        // Past the window, the old success is forgotten rather than shown as the last one.
+        window.push(capture(200, false));
+        let node = window.node("vk01").unwrap();
+        assert_eq!(node.last_ok().get("docker"), None);
+        assert_eq!(node.last_ok().get("host"), Some(&at(200).timestamp()));
+    }
+
     fn snap(minute: i64, uptime: u64, temp: Option<f64>) -> Snapshot {
         let at =
             Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + chrono::Duration::minutes(minute);

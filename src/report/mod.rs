@@ -408,7 +408,7 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
 pub fn prometheus_textfile(
     fleet: &str,
     ledger: &Ledger,
-    window: &crate::history::Window,
+    sources: &[SourceHealth],
     at: DateTime<Utc>,
 ) -> String {
     let label = |v: &str| label_value(&plain(v));
@@ -469,40 +469,41 @@ pub fn prometheus_textfile(
         "# HELP patrol_source_up Whether the source answered in the node's newest capture (1) or failed (0).\n",
     );
     out.push_str("# TYPE patrol_source_up gauge\n");
-    for node in window.nodes() {
-        let Some(latest) = node.latest() else {
-            continue;
-        };
-        for s in &latest.sources {
-            out.push_str(&format!(
-                "patrol_source_up{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {}\n",
-                label(fleet),
-                label(&node.node),
-                label(&s.name),
-                u8::from(s.ok)
-            ));
-        }
+    for s in sources {
+        out.push_str(&format!(
+            "patrol_source_up{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {}\n",
+            label(fleet),
+            label(&s.node),
+            label(&s.source),
+            u8::from(s.up)
+        ));
     }
     out.push_str(
         "# HELP patrol_source_last_success_timestamp_seconds When the source last answered, within the analysis window (absent: not in the window).\n",
     );
     out.push_str("# TYPE patrol_source_last_success_timestamp_seconds gauge\n");
-    for node in window.nodes() {
-        let Some(latest) = node.latest() else {
-            continue;
-        };
-        for s in &latest.sources {
-            if let Some(t) = node.last_ok().get(&s.name) {
-                out.push_str(&format!(
-                    "patrol_source_last_success_timestamp_seconds{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {t}\n",
-                    label(fleet),
-                    label(&node.node),
-                    label(&s.name)
-                ));
-            }
+    for s in sources {
+        if let Some(t) = s.last_success {
+            out.push_str(&format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {t}\n",
+                label(fleet),
+                label(&s.node),
+                label(&s.source)
+            ));
         }
     }
     out
+}
+
+/// One source of one node as the newest capture left it, for the textfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHealth {
+    pub node: String,
+    pub source: String,
+    /// It answered in the node's newest capture.
+    pub up: bool,
+    /// When it last answered within the analysis window (unix s).
+    pub last_success: Option<i64>,
 }
 
 /// A label value in the text exposition format: backslash, double quote and line feed are the
@@ -667,29 +668,24 @@ pub fn noise(ledger: &Ledger, last: usize) -> Vec<NoiseRow> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::{Snapshot, SourceStatus};
-
-    fn capture(node: &str, at: i64, docker_ok: bool) -> Snapshot {
-        let mut s = Snapshot::new("f", node, DateTime::from_timestamp(at, 0).unwrap());
-        s.sources.push(SourceStatus::ok("host", 1));
-        s.sources.push(if docker_ok {
-            SourceStatus::ok("docker", 1)
-        } else {
-            SourceStatus::failed("docker", "unix:///run/docker.sock: refused", 1)
-        });
-        s
-    }
 
     #[test]
     fn the_textfile_says_which_sources_answered_and_when_each_last_did() {
-        let mut window = crate::history::Window::new(chrono::Duration::hours(24));
         let node = "odd \"name\" \\ here";
-        window.push(capture(node, 1_000, true));
-        window.push(capture(node, 2_000, false));
+        let health = |source: &str, up: bool, last_success: Option<i64>| SourceHealth {
+            node: node.to_string(),
+            source: source.to_string(),
+            up,
+            last_success,
+        };
         let text = prometheus_textfile(
             "fleet",
             &Ledger::default(),
-            &window,
+            &[
+                health("host", true, Some(2_000)),
+                health("docker", false, Some(1_000)),
+                health("ssh", false, None),
+            ],
             DateTime::from_timestamp(2_000, 0).unwrap(),
         );
         let esc = "odd \\\"name\\\" \\\\ here";
@@ -698,6 +694,7 @@ mod tests {
             "# TYPE patrol_source_last_success_timestamp_seconds gauge".to_string(),
             format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 1"),
             format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"docker\"}} 0"),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"ssh\"}} 0"),
             format!(
                 "patrol_source_last_success_timestamp_seconds{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 2000"
             ),
@@ -707,24 +704,7 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
-    }
-
-    #[test]
-    fn a_source_that_never_answered_in_the_window_has_no_last_success() {
-        let mut window = crate::history::Window::new(chrono::Duration::hours(1));
-        window.push(capture("n", 1_000, true));
-        // Hours later, beyond the window: the old success is forgotten, not reported as recent.
-        window.push(capture("n", 1_000 + 3 * 3600, false));
-        let text = prometheus_textfile(
-            "fleet",
-            &Ledger::default(),
-            &window,
-            DateTime::from_timestamp(1_000 + 3 * 3600, 0).unwrap(),
-        );
-        assert!(text.contains("patrol_source_up{fleet=\"fleet\",node=\"n\",source=\"docker\"} 0"));
-        assert!(!text.contains(
-            "patrol_source_last_success_timestamp_seconds{fleet=\"fleet\",node=\"n\",source=\"docker\"}"
-        ));
+        assert!(!text.contains("source_last_success_timestamp_seconds{fleet=\"fleet\",node=\"odd \\\"name\\\" \\\\ here\",source=\"ssh\"}"));
     }
 
     #[test]
