@@ -27,6 +27,10 @@ use crate::units::{self, fmt_value};
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FINDINGS: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
+/// `patrol run`: a node or source could not be read in this capture. It wins over
+/// [`EXIT_FINDINGS`] (a partial capture's findings are not the whole story) and loses to
+/// [`EXIT_ERROR`].
+pub const EXIT_DEGRADED: i32 = 3;
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -330,7 +334,13 @@ impl Analyzer {
         if let Some(path) = &self.textfile {
             crate::fsutil::write_atomic(
                 path,
-                crate::report::prometheus_textfile(&self.fleet, &self.ledger, at).as_bytes(),
+                crate::report::prometheus_textfile(
+                    &self.fleet,
+                    &self.ledger,
+                    &source_health(window),
+                    at,
+                )
+                .as_bytes(),
             )?;
         }
         Ok(Analysis {
@@ -792,6 +802,26 @@ fn capture_once(
         }
     };
     let (snapshots, next_state) = crate::sources::capture_fleet(config, &state, &show);
+    // A blind run must never look like a quiet one: each failing source is named on stderr, one
+    // line each, unless the terminal summary above already showed it.
+    let failing = failing_sources(&snapshots);
+    if !(tty && std::io::stderr().is_terminal()) {
+        let stamp = if std::io::stderr().is_terminal() {
+            String::new()
+        } else {
+            format!("{} ", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"))
+        };
+        for line in &failing {
+            eprintln!("{stamp}patrol: {line}");
+        }
+    }
+    let settled = |code: i32| {
+        if failing.is_empty() {
+            code
+        } else {
+            EXIT_DEGRADED
+        }
+    };
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
         return Err(Error::Usage("the capture produced no snapshots".into()));
     };
@@ -827,7 +857,7 @@ fn capture_once(
                 archive.describe()
             );
         }
-        return Ok(EXIT_OK);
+        return Ok(settled(EXIT_OK));
     }
     crate::fsutil::crash_point("after-archive");
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
@@ -849,7 +879,41 @@ fn capture_once(
             ),
         }
     }
-    Ok(fail_code(analysis.worst, fail_on))
+    Ok(settled(fail_code(analysis.worst, fail_on)))
+}
+
+/// Each source of each node's newest capture in the window, with its last success there.
+fn source_health(window: &Window) -> Vec<report::SourceHealth> {
+    window
+        .nodes()
+        .filter_map(|node| node.latest().map(|latest| (node, latest)))
+        .flat_map(|(node, latest)| {
+            latest.sources.iter().map(|s| report::SourceHealth {
+                node: node.node.clone(),
+                source: s.name.clone(),
+                up: s.ok,
+                last_success: node.last_ok().get(&s.name).copied(),
+            })
+        })
+        .collect()
+}
+
+/// One line per source that failed in a capture: node, source and its error on one line.
+fn failing_sources(snapshots: &[crate::model::Snapshot]) -> Vec<String> {
+    snapshots
+        .iter()
+        .flat_map(|snap| {
+            snap.sources.iter().filter(|s| !s.ok).map(|s| {
+                let error = s.error.as_deref().unwrap_or("no error recorded");
+                plain(&format!(
+                    "degraded: node {} source {} failed: {}",
+                    snap.node,
+                    s.name,
+                    error.split_whitespace().collect::<Vec<_>>().join(" ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Writes one capture round to the archive, after whatever an earlier run left in the spool, with

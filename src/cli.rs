@@ -21,7 +21,7 @@ fn wait_arg(text: &str) -> Result<String, String> {
     name = "patrol",
     version,
     about = "Watches a fleet of Docker hosts and writes dated improvement reports from deterministic rules.",
-    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on (run, report), a fixture that differs (rules test), messages still in the outbox (digest --send); 2 error (bad input, an unreadable file, another run holding the fleet)."
+    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on (run, report), a fixture that differs (rules test), messages still in the outbox (digest --send); 2 error (bad input, an unreadable file, another run holding the fleet); 3 degraded (run): some sources could not be read in this capture, each named on stderr (2 wins over 3, 3 over 1)."
 )]
 pub struct Cli {
     /// More detail on stderr (repeat for debug).
@@ -55,7 +55,8 @@ pub enum Command {
         /// Fleet configuration file (default: ./patrol.toml when present).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Exit 1 when a new or open finding is at least this severe.
+        /// Exit 1 when a new or open finding is at least this severe (3 instead when a source
+        /// could not be read in this capture).
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
         /// When another run of the same fleet is going on, wait this long for it (e.g. 5m);
@@ -110,7 +111,9 @@ pub enum Command {
         /// as JSON.
         #[arg(long, value_enum, default_value = "markdown")]
         format: Format,
-        /// Also write open findings by severity and rule as a Prometheus textfile.
+        /// Also write open findings by severity and rule, and each source's health
+        /// (patrol_source_up, patrol_source_last_success_timestamp_seconds), as a Prometheus
+        /// textfile.
         #[arg(long)]
         textfile: Option<PathBuf>,
         /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod architecture;
+mod blind;
 mod botapi;
 mod cli;
 mod config_paths;

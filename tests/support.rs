@@ -76,3 +76,21 @@ pub fn slow_endpoint(delay: std::time::Duration) -> u16 {
     });
     port
 }
+
+/// The stdout of a capture that completed: exit 0, or 3 (degraded) when some source could not be
+/// read, in which case stderr must name at least one failing source. Tests that plant a broken
+/// source check the snapshot for it themselves.
+pub fn captured(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("patrol: degraded: node ")),
+            "exit 3 without a failing source named\n{stderr}"
+        ),
+        code => panic!("exit {code:?}\n{}\n{stderr}", text(&out.stdout)),
+    }
+    text(&out.stdout)
+}

@@ -1,7 +1,7 @@
 //! Tests against the real services of the test bed (`scripts/testbed up`). They are ignored in a
 //! plain `cargo test`; `scripts/test` starts the bed and runs them.
 
-use crate::support::{files_under, patrol, succeeded, text};
+use crate::support::{captured, files_under, patrol, succeeded, text};
 
 fn socket() -> String {
     std::env::var("PATROL_TEST_DOCKER_SOCKET")
@@ -102,7 +102,7 @@ fn an_engine_that_does_not_answer_is_recorded_and_the_run_completes() {
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    succeeded(&out);
+    captured(&out);
     let snaps = snapshots(dir.path());
     let show = patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
     let snap: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
@@ -214,7 +214,7 @@ endpoint = "tcp://{b}"
     let run = || {
         let started = std::time::Instant::now();
         let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-        succeeded(&out);
+        captured(&out);
         started.elapsed()
     };
     run();
@@ -375,7 +375,7 @@ password_env = "PATROL_TEST_WRONG_PG_PASSWORD"
             .env("PATROL_TEST_WRONG_PG_PASSWORD", "not-the-password")
             .output()
             .unwrap();
-        succeeded(&out);
+        captured(&out);
         assert!(!text(&out.stdout).contains(&password) && !text(&out.stderr).contains(&password));
     };
     run();
@@ -489,7 +489,7 @@ port = {port}
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    succeeded(&out);
+    captured(&out);
     let snaps = snapshots(dir.path());
     let (json, snap) = show_json(dir.path(), &snaps[0]);
     assert!(!json.contains(&password));
@@ -572,7 +572,7 @@ commands = ["uptime"]
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    succeeded(&out);
+    captured(&out);
     let snaps = snapshots(dir.path());
     let remote = snaps
         .iter()
@@ -664,7 +664,7 @@ queries = {{ broken = "sum(" }}
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    succeeded(&out);
+    captured(&out);
     let snaps = snapshots(dir.path());
     let exported = snaps
         .iter()
@@ -810,7 +810,7 @@ password_env = "PATROL_TEST_RABBIT_WRONG"
             .env("PATROL_TEST_RABBIT_WRONG", "wrong-password")
             .output()
             .unwrap();
-        succeeded(&out);
+        captured(&out);
         let snaps = snapshots(dir.path());
         let (_, snap) = show_json(dir.path(), snaps.last().unwrap());
         last = snap.clone();
@@ -883,7 +883,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
             std::thread::sleep(std::time::Duration::from_secs(15));
         }
         let out = patrol(&["run", "--config", "examples/testbed.toml"], &root);
-        succeeded(&out);
+        captured(&out);
     }
     let snaps = snapshots(&root);
     let a: Vec<_> = snaps
@@ -1013,7 +1013,7 @@ log = false
     )
     .unwrap();
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    succeeded(&out);
+    captured(&out);
     let snaps = snapshots(dir.path());
     let (_, snap) = show_json(dir.path(), &snaps[0]);
     let endpoint = |name: &str| {

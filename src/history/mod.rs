@@ -81,12 +81,20 @@ pub struct NodeHistory {
     last_boot: Option<i64>,
     /// The capture time and uptime of the newest capture that reported an uptime.
     last_uptime: Option<(i64, i64)>,
+    /// Per source, the newest capture in the window where it answered: patrol's own health
+    /// outlives the few full snapshots kept.
+    last_ok: std::collections::BTreeMap<String, i64>,
 }
 
 impl NodeHistory {
     /// The newest few full snapshots, oldest first.
     pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Snapshot> + ExactSizeIterator {
         self.recent.iter().map(|a| a.as_ref())
+    }
+
+    /// Per source, when it last answered in the window (unix s); a source that has not is absent.
+    pub fn last_ok(&self) -> &std::collections::BTreeMap<String, i64> {
+        &self.last_ok
     }
 
     /// Captures of this node in the window.
@@ -194,6 +202,7 @@ impl NodeHistory {
             self.recent.pop_front();
         }
         self.reboots.retain(|(at, _)| *at >= cutoff);
+        self.last_ok.retain(|_, at| *at >= cutoff);
         self.series.retain(|_, list| {
             list.retain_mut(|(_, s)| {
                 let start = s.points.partition_point(|p| p.at < cutoff);
@@ -290,6 +299,9 @@ impl Window {
         if let Some(u) = uptime {
             node.last_uptime = Some((at, u));
         }
+        for source in snapshot.sources.iter().filter(|s| s.ok) {
+            node.last_ok.insert(source.name.clone(), at);
+        }
         node.boots.push_back(boot);
         node.times.push_back(at);
         node.recent.push_back(Arc::new(snapshot));
@@ -345,6 +357,37 @@ mod tests {
     use super::*;
     use crate::model::{Gpu, Host};
     use chrono::TimeZone;
+
+    #[test]
+    fn a_sources_last_success_is_kept_past_the_full_snapshots_and_forgotten_past_the_window() {
+        let mut window = Window::new(chrono::Duration::hours(2));
+        let at = |m: i64| {
+            Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + chrono::Duration::minutes(m)
+        };
+        let capture = |m: i64, docker_ok: bool| {
+            let mut s = Snapshot::new("t", "vk01", at(m));
+            s.sources.push(crate::model::SourceStatus::ok("host", 1));
+            s.sources.push(if docker_ok {
+                crate::model::SourceStatus::ok("docker", 1)
+            } else {
+                crate::model::SourceStatus::failed("docker", "refused", 1)
+            });
+            s
+        };
+        window.push(capture(0, true));
+        // More failing captures than full snapshots are kept: the success is still known.
+        for m in 1..=(RECENT_SNAPSHOTS as i64 + 2) {
+            window.push(capture(m * 15, false));
+        }
+        let node = window.node("vk01").unwrap();
+        assert_eq!(node.last_ok().get("docker"), Some(&at(0).timestamp()));
+        assert_eq!(node.last_ok().get("host"), Some(&at(90).timestamp()));
+        // Past the window, the old success is forgotten rather than shown as the last one.
+        window.push(capture(200, false));
+        let node = window.node("vk01").unwrap();
+        assert_eq!(node.last_ok().get("docker"), None);
+        assert_eq!(node.last_ok().get("host"), Some(&at(200).timestamp()));
+    }
 
     fn snap(minute: i64, uptime: u64, temp: Option<f64>) -> Snapshot {
         let at =

@@ -403,15 +403,15 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
 }
 
 /// Open findings as a Prometheus textfile (for node-exporter's textfile collector): counts by
-/// severity and by rule, acknowledged ones apart, and when the analysis ran.
-pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> String {
-    let label = |v: &str| {
-        plain(v)
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-            .replace('\t', " ")
-    };
+/// severity and by rule, acknowledged ones apart, when the analysis ran, and whether each
+/// source of the newest captures answered, so the fleet's Prometheus can alert on patrol itself.
+pub fn prometheus_textfile(
+    fleet: &str,
+    ledger: &Ledger,
+    sources: &[SourceHealth],
+    at: DateTime<Utc>,
+) -> String {
+    let label = |v: &str| label_value(&plain(v));
     let open: Vec<&crate::ledger::Entry> = ledger
         .entries
         .values()
@@ -465,6 +465,60 @@ pub fn prometheus_textfile(fleet: &str, ledger: &Ledger, at: DateTime<Utc>) -> S
         label(fleet),
         at.timestamp()
     ));
+    out.push_str(
+        "# HELP patrol_source_up Whether the source answered in the node's newest capture (1) or failed (0).\n",
+    );
+    out.push_str("# TYPE patrol_source_up gauge\n");
+    for s in sources {
+        out.push_str(&format!(
+            "patrol_source_up{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {}\n",
+            label(fleet),
+            label(&s.node),
+            label(&s.source),
+            u8::from(s.up)
+        ));
+    }
+    out.push_str(
+        "# HELP patrol_source_last_success_timestamp_seconds When the source last answered, within the analysis window (absent: not in the window).\n",
+    );
+    out.push_str("# TYPE patrol_source_last_success_timestamp_seconds gauge\n");
+    for s in sources {
+        if let Some(t) = s.last_success {
+            out.push_str(&format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"{}\",node=\"{}\",source=\"{}\"}} {t}\n",
+                label(fleet),
+                label(&s.node),
+                label(&s.source)
+            ));
+        }
+    }
+    out
+}
+
+/// One source of one node as the newest capture left it, for the textfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHealth {
+    pub node: String,
+    pub source: String,
+    /// It answered in the node's newest capture.
+    pub up: bool,
+    /// When it last answered within the analysis window (unix s).
+    pub last_success: Option<i64>,
+}
+
+/// A label value in the text exposition format: backslash, double quote and line feed are the
+/// three characters it escapes; other control characters were made visible before.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
     out
 }
 
@@ -608,4 +662,53 @@ pub fn noise(ledger: &Ledger, last: usize) -> Vec<NoiseRow> {
             .then(a.rule.cmp(&b.rule))
     });
     rows
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_textfile_says_which_sources_answered_and_when_each_last_did() {
+        let node = "odd \"name\" \\ here";
+        let health = |source: &str, up: bool, last_success: Option<i64>| SourceHealth {
+            node: node.to_string(),
+            source: source.to_string(),
+            up,
+            last_success,
+        };
+        let text = prometheus_textfile(
+            "fleet",
+            &Ledger::default(),
+            &[
+                health("host", true, Some(2_000)),
+                health("docker", false, Some(1_000)),
+                health("ssh", false, None),
+            ],
+            DateTime::from_timestamp(2_000, 0).unwrap(),
+        );
+        let esc = "odd \\\"name\\\" \\\\ here";
+        for line in [
+            "# TYPE patrol_source_up gauge".to_string(),
+            "# TYPE patrol_source_last_success_timestamp_seconds gauge".to_string(),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 1"),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"docker\"}} 0"),
+            format!("patrol_source_up{{fleet=\"fleet\",node=\"{esc}\",source=\"ssh\"}} 0"),
+            format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"fleet\",node=\"{esc}\",source=\"host\"}} 2000"
+            ),
+            format!(
+                "patrol_source_last_success_timestamp_seconds{{fleet=\"fleet\",node=\"{esc}\",source=\"docker\"}} 1000"
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+        assert!(!text.contains("source_last_success_timestamp_seconds{fleet=\"fleet\",node=\"odd \\\"name\\\" \\\\ here\",source=\"ssh\"}"));
+    }
+
+    #[test]
+    fn label_values_escape_exactly_what_the_exposition_format_escapes() {
+        assert_eq!(label_value("a\\b\"c\nd\te"), "a\\\\b\\\"c\\nd e");
+    }
 }

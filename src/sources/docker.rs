@@ -273,7 +273,12 @@ impl Api {
                 self.endpoint, self.timeout
             )
         } else {
-            format!("{} GET {path}: {e}", self.endpoint)
+            // The causes say why: no socket, a socket we may not open, a refused connection.
+            format!(
+                "{} GET {path}: {}",
+                self.endpoint,
+                crate::error::with_causes(&e.without_url())
+            )
         }
     }
 

@@ -98,7 +98,7 @@ pub async fn read_body(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("{endpoint}: {e}"))?
+        .map_err(|e| format!("{endpoint}: {}", causes(e)))?
     {
         if body.len() + chunk.len() > max {
             return Err(format!(
@@ -111,6 +111,12 @@ pub async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A request's error with every cause under it (refused, no such host, a certificate), without
+/// the URL: the message names the endpoint already, and a URL may carry credentials.
+fn causes(e: reqwest::Error) -> String {
+    crate::error::with_causes(&e.without_url())
 }
 
 /// The start of an error answer's body, for a message: at most `max` bytes, read leniently.
@@ -135,7 +141,7 @@ pub async fn fetch(
     let response = request
         .send()
         .await
-        .map_err(|e| format!("{endpoint}: {e}"))?;
+        .map_err(|e| format!("{endpoint}: {}", causes(e)))?;
     let status = response.status();
     let body = read_body(response, endpoint, MAX_BODY_BYTES, None).await?;
     Ok((status, body))
@@ -152,5 +158,33 @@ mod tests {
         let err = budget.spend(60, "b").unwrap_err();
         assert!(err.starts_with("b: ") && err.contains("100 bytes"), "{err}");
         assert!(budget.spend(40, "c").is_ok());
+    }
+
+    #[test]
+    fn a_refused_connection_says_refused_not_only_that_sending_failed() {
+        // A port bound then released: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(fetch(
+                crate::tls::http_client(
+                    reqwest::Client::builder(),
+                    &crate::tls::TlsOptions::default(),
+                )
+                .unwrap()
+                .get(format!("http://127.0.0.1:{port}/api")),
+                "prometheus",
+            ))
+            .unwrap_err();
+        assert!(err.starts_with("prometheus: "), "{err}");
+        assert!(err.contains("Connection refused"), "{err}");
+        assert!(!err.contains("/api"), "{err}");
     }
 }
