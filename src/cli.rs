@@ -21,7 +21,7 @@ fn wait_arg(text: &str) -> Result<String, String> {
     name = "patrol",
     version,
     about = "Watches a fleet of Docker hosts and writes dated improvement reports from deterministic rules.",
-    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on (run, report), a fixture that differs (rules test), messages still in the outbox (digest --send); 2 error (bad input, an unreadable file, another run holding the fleet); 3 degraded (run): some sources could not be read in this capture, each named on stderr (2 wins over 3, 3 over 1)."
+    after_help = "Exit codes: 0 ok; 1 findings at or above --fail-on (run, report), a fixture that differs (rules test), messages still in the outbox or refused by Telegram (digest --send); 2 error (bad input, an unreadable file, another run holding the fleet); 3 degraded (run): some sources could not be read in this capture, each named on stderr (2 wins over 3, 3 over 1)."
 )]
 pub struct Cli {
     /// More detail on stderr (repeat for debug).

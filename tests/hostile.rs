@@ -199,9 +199,10 @@ fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_e
         ),
     )
     .unwrap();
-    let run = || {
+    // 0 when the engine answers; 3 (degraded) when it cannot be reached.
+    let run = |expected: i32| {
         let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-        succeeded(&out);
+        assert_eq!(out.status.code(), Some(expected), "{}", text(&out.stderr));
     };
     let state = || {
         let file = files_under(dir.path())
@@ -214,7 +215,7 @@ fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_e
     };
 
     std::os::unix::fs::symlink(&engine, &link).unwrap();
-    run();
+    run(0);
     let read = requests.lock().unwrap().clone();
     assert_eq!(read.len(), 1, "one container, one logs request: {read:?}");
     let (_, first_until) = log_window(&read[0]);
@@ -222,7 +223,7 @@ fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_e
 
     std::fs::remove_file(&link).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    run();
+    run(3);
     assert_eq!(
         requests.lock().unwrap().len(),
         1,
@@ -231,7 +232,7 @@ fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_e
     assert_eq!(state(), cursor, "a failed Docker source leaves the cursor");
 
     std::os::unix::fs::symlink(&engine, &link).unwrap();
-    run();
+    run(0);
     let read = requests.lock().unwrap().clone();
     assert_eq!(read.len(), 2, "{read:?}");
     let (since, _) = log_window(&read[1]);
