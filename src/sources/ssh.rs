@@ -198,9 +198,10 @@ impl<T> Reply<T> {
     }
 }
 
-/// What one section of the script says: exit code 127 (the shell found no such command), or
-/// docker's own words for a subcommand whose plugin is not installed, read as "not installed";
-/// any other non-zero code is a failure of a tool that is there.
+/// What one section of the script says: exit code 127 (the shell found no such command),
+/// docker's own words for a subcommand whose plugin is not installed, or timedatectl on a host
+/// whose init is not systemd (OpenRC, a container: there is nothing for it to ask), read as "not
+/// installed"; any other non-zero code is a failure of a tool that is there.
 fn reply(name: &str, body: &str, rc: i32) -> Reply<String> {
     if rc == 0 {
         return Reply::Answered(body.to_string());
@@ -212,6 +213,7 @@ fn reply(name: &str, body: &str, rc: i32) -> Reply<String> {
             // docker ≥ 28 and older CLIs, when the compose plugin is not installed.
             || l.starts_with("docker: unknown command: docker ")
             || (l.starts_with("docker: '") && l.ends_with("' is not a docker command."))
+            || l.starts_with("System has not been booted with systemd as init system")
     });
     if rc == 127 || (missing && rc != 126) {
         return Reply::NotInstalled;
@@ -401,7 +403,18 @@ mod tests {
             "System has not been booted with systemd as init system (PID 1). Can't operate.",
             1,
         );
-        assert!(matches!(no_systemd, Reply::Failed(_)), "{no_systemd:?}");
+        assert_eq!(
+            no_systemd,
+            Reply::NotInstalled,
+            "no systemd: nothing to ask"
+        );
+        // systemd is there but its time service does not answer: a real failure.
+        let no_bus = reply(
+            "timedatectl",
+            "Failed to query server: Connection timed out",
+            1,
+        );
+        assert!(matches!(no_bus, Reply::Failed(_)), "{no_bus:?}");
         assert_eq!(
             reply("compose", "Docker Compose version v2.27.0", 0).and_then(|b| compose_version(&b)),
             Reply::Answered("v2.27.0".to_string())
