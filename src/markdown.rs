@@ -7,12 +7,15 @@
 //! shown as their Unicode pictures (ESC as `␛`), so what was there stays visible but inert.
 
 /// The visible stand-in for a control character, `None` for any other character. C0 controls
-/// and DEL become their Unicode control pictures (`␛`, `␇`, `␍`), C1 controls `�`.
+/// and DEL become their Unicode control pictures (`␛`, `␇`, `␍`), C1 controls `�`. So do the
+/// bidirectional embeddings, overrides and isolates (U+202A–202E, U+2066–2069) and the line and
+/// paragraph separators: a log line carrying U+202E would otherwise show its text reversed, so a
+/// reader would see a different name or number than the one stored.
 fn control_picture(c: char) -> Option<char> {
     match c as u32 {
         n @ 0x00..=0x1f => char::from_u32(0x2400 + n),
         0x7f => Some('\u{2421}'),
-        0x80..=0x9f => Some('\u{fffd}'),
+        0x80..=0x9f | 0x202a..=0x202e | 0x2066..=0x2069 | 0x2028 | 0x2029 => Some('\u{fffd}'),
         _ => None,
     }
 }
@@ -164,7 +167,10 @@ mod tests {
     }
 
     fn has_control(s: &str) -> bool {
-        s.chars().any(|c| c.is_control())
+        s.chars().any(|c| {
+            c.is_control()
+                || matches!(c as u32, 0x202a..=0x202e | 0x2066..=0x2069 | 0x2028 | 0x2029)
+        })
     }
 
     /// Fleet-like text: anything, with the characters that matter to markdown and terminals
@@ -203,6 +209,9 @@ mod tests {
             "\u{9b}",
             "\0",
             "\x7f",
+            "\u{202e}",
+            "\u{2067}",
+            "\u{2028}",
         ]);
         let piece = prop_oneof![
             special.prop_map(str::to_string),
@@ -234,7 +243,7 @@ mod tests {
         #[test]
         fn plain_text_keeps_only_line_feeds_and_tabs(s in hostile()) {
             let p = plain(&s);
-            prop_assert!(p.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
+            prop_assert!(p.chars().all(|c| !has_control(&c.to_string()) || c == '\n' || c == '\t'));
             prop_assert!(!has_control(&one_line(&s)));
         }
     }
