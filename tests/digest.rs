@@ -92,8 +92,9 @@ fn digest_numbers_match_a_hand_check_of_the_archive() {
         .find(|l| l.starts_with("| vk01 | 100%"))
         .unwrap_or_else(|| panic!("{md}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // | node | answered | reboots | steal | mem available | swap | disk | full in | GPU idle | GPU temp |
-    let (reboots, steal, mem, gpu_idle) = (cells[3], cells[4], cells[5], cells[9]);
+    // | node | answered | missed | reboots | steal | mem available | swap | disk | full in | GPU idle | GPU temp |
+    let (missed, reboots, steal, mem, gpu_idle) =
+        (cells[3], cells[4], cells[5], cells[6], cells[10]);
 
     // The hand check: vk01's captures of Feb 16 00:00 to Feb 23 00:00, São Paulo time (UTC-3).
     let archive = patrol::store::Archive::open(root().join("snapshots/demo"));
@@ -134,17 +135,35 @@ fn digest_numbers_match_a_hand_check_of_the_archive() {
         boots, 2,
         "vk01 rebooted on Feb 18 21:47 and Feb 22 22:50, both in W08"
     );
-    let idle = snaps
-        .iter()
-        .flat_map(|s| s.gpus.iter().flatten())
-        .filter(
-            |g| matches!((g.util_pct, g.mem_used_pct), (Some(u), Some(m)) if u < 1.0 && m > 20.0),
-        )
-        .count();
+    // Each idle GPU reading counts for the interval its capture recorded, except the run by
+    // hand 74 s after a round (Feb 18 23:31:14), which stands for no time of its own.
+    let mut idle_s = 0;
+    let mut previous: Option<i64> = None;
+    for s in &snaps {
+        let t = s.captured_at.timestamp();
+        let interval = s.interval_s.expect("the demo records its interval") as i64;
+        if previous.is_some_and(|p| (t - p) * 2 < interval) {
+            continue;
+        }
+        previous = Some(t);
+        let idle = s
+            .gpus
+            .iter()
+            .flatten()
+            .filter(|g| {
+                matches!((g.util_pct, g.mem_used_pct), (Some(u), Some(m)) if u < 1.0 && m > 20.0)
+            })
+            .count() as i64;
+        idle_s += idle * interval;
+    }
     assert_eq!(
         gpu_idle,
-        format!("{} h", patrol::units::fmt_number(idle as f64 * 0.25, 1))
+        format!("{} h", patrol::units::fmt_number(idle_s as f64 / 3600.0, 1))
     );
+    // Missed rounds: Feb 18 12:00 (the first capture) to Feb 23 00:00 local is 432 quarter hours;
+    // captures stop from Feb 19 01:00 to Feb 22 17:15 and after Feb 23 00:00 (next week).
+    assert_eq!(snaps.len(), 80, "79 rounds and one run by hand");
+    assert_eq!(missed, "353 of 432");
     // The charts are written next to it and referenced.
     assert!(md.contains("![Memory of the top growers over the week](2026-W08-memory.svg)"));
     assert!(
