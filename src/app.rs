@@ -2100,7 +2100,7 @@ fn digest_cmd(
     };
     // The output is the report's: a digest reads its ledger and writes beside it, so it waits
     // for a run or report writing there, as they wait for each other.
-    let _lock = hold_fleet(&[out.as_path()], wait, &[out.as_path()])?;
+    let lock = hold_fleet(&[out.as_path()], wait, &[out.as_path()])?;
     let ledger = Ledger::load(&out.join("ledger.json"))?;
     let digest = crate::digest::build(&archive, &ledger, &fleet, tz, &week)?;
     if digest.rounds == 0 {
@@ -2169,6 +2169,8 @@ fn digest_cmd(
     };
     let mailroom = crate::telegram::Mailroom::new(&out);
     mailroom.post(&week.label, &bot.chat_id, messages)?;
+    // Delivery has its own sender lock; a slow Bot API must not hold up the reports.
+    drop(lock);
     let delivery = crate::telegram::deliver(&mailroom, &bot)?;
     println!(
         "telegram: {} sent, {} found already delivered, {} refused and skipped, {} waiting in {}",
