@@ -23,7 +23,7 @@ pub enum IntervalSource {
 /// One node's (or the fleet's) capture rounds of a week.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Coverage {
-    /// The interval of the newest capture, seconds.
+    /// The interval of the newest capture on the schedule, seconds.
     pub interval_s: u64,
     pub source: IntervalSource,
     /// Captures on the schedule: each fills one slot.
