@@ -150,7 +150,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             out,
             send,
             dry_run,
-        } => digest_cmd(week.as_deref(), config, &archive, out, send, dry_run),
+            wait,
+        } => digest_cmd(
+            week.as_deref(),
+            config,
+            &archive,
+            out,
+            (send, dry_run),
+            parse_wait(wait.as_deref())?,
+        ),
         Command::Backtest {
             rule,
             archive,
@@ -675,7 +683,7 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     }
     let digest_cron: Option<croner::Cron> =
         config.daemon.digest.as_deref().and_then(|c| c.parse().ok());
-    let mut last_check = Utc::now().with_timezone(&config.timezone);
+    let digest_record = config.output.join(".state/digest.json");
     eprintln!(
         "patrol: daemon for {} every {}{}",
         config.fleet,
@@ -689,6 +697,40 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     );
     while !stop.load(Ordering::SeqCst) {
         let started = std::time::Instant::now();
+        // Checked before the tick, so a daemon (re)started after the digest's time makes it
+        // first; the record, not this process's start, says whether it was made.
+        if let Some(cron) = &digest_cron {
+            let now = Utc::now().with_timezone(&config.timezone);
+            match digest_due(cron, now, &digest_record) {
+                Ok(Some(due)) => {
+                    if now.with_timezone(&Utc) - due > chrono::Duration::seconds(120) {
+                        eprintln!(
+                            "patrol: making the digest scheduled at {}, missed while the daemon was not running",
+                            due.with_timezone(&config.timezone).format("%Y-%m-%d %H:%M")
+                        );
+                    }
+                    let send = config.telegram.is_some();
+                    let made = digest_cmd(
+                        None,
+                        config_path.clone(),
+                        "snapshots",
+                        None,
+                        (send, false),
+                        interval,
+                    );
+                    if let Err(e) = made {
+                        eprintln!("patrol: digest failed: {}", plain(&e.to_string()));
+                    }
+                    // Recorded even when it failed: a digest is not retried every tick (a
+                    // message waiting in the outbox goes with the next send).
+                    if let Err(e) = save_digest_record(&digest_record, due) {
+                        eprintln!("patrol: {}", plain(&e.to_string()));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("patrol: digest schedule: {}", plain(&e.to_string())),
+            }
+        }
         // A config without nodes is a shared archive's reporter: each tick reports instead.
         let (what, tick) = if config.nodes.is_empty() {
             let report = Reporter::from_config(&config).and_then(|r| r.analyse(None, interval));
@@ -699,22 +741,6 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
         };
         if let Err(e) = tick {
             eprintln!("patrol: {what} failed: {}", plain(&e.to_string()));
-        }
-        if let Some(cron) = &digest_cron {
-            let now = Utc::now().with_timezone(&config.timezone);
-            if cron
-                .find_next_occurrence(&last_check, false)
-                .is_ok_and(|due| due <= now)
-                && !stop.load(Ordering::SeqCst)
-            {
-                let send = config.telegram.is_some();
-                if let Err(e) =
-                    digest_cmd(None, config_path.clone(), "snapshots", None, send, false)
-                {
-                    eprintln!("patrol: digest failed: {}", plain(&e.to_string()));
-                }
-            }
-            last_check = now;
         }
         let took = started.elapsed();
         // A capture longer than the interval is reported and the missed ticks are skipped:
@@ -738,6 +764,46 @@ fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     }
     eprintln!("patrol: stopped");
     Ok(EXIT_OK)
+}
+
+/// The scheduled digest to make now, if any: the most recent occurrence of `cron` at or before
+/// `now`, when it is later than the one `record` says was last made. Only that one: weeks missed
+/// before it are not made one by one. Without a record (a daemon's first start ever) the most
+/// recent occurrence is recorded as the starting point and nothing is made, so a new daemon never
+/// sends a digest of a week it did not schedule.
+fn digest_due(
+    cron: &croner::Cron,
+    now: DateTime<Tz>,
+    record: &Path,
+) -> Result<Option<DateTime<Utc>>> {
+    let Ok(due) = cron.find_previous_occurrence(&now, true) else {
+        return Ok(None);
+    };
+    let due = due.with_timezone(&Utc);
+    let last = match std::fs::read_to_string(record) {
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("occurrence")?.as_str().map(str::to_string))
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: not a digest record (expected {{\"occurrence\": \"<RFC 3339 time>\"}}); remove it to start again from the next digest",
+                    record.display()
+                ))
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            save_digest_record(record, due)?;
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::Usage(format!("{}: {e}", record.display()))),
+    };
+    Ok((due > last).then_some(due))
+}
+
+fn save_digest_record(record: &Path, occurrence: DateTime<Utc>) -> Result<()> {
+    let text = serde_json::json!({ "occurrence": occurrence.to_rfc3339() }).to_string();
+    crate::fsutil::write_atomic(record, text.as_bytes())
 }
 
 /// One capture of the whole fleet, its archive, analysis and report.
@@ -2011,8 +2077,8 @@ fn digest_cmd(
     config_path: Option<PathBuf>,
     archive_arg: &str,
     out: Option<PathBuf>,
-    send: bool,
-    dry_run: bool,
+    (send, dry_run): (bool, bool),
+    wait: std::time::Duration,
 ) -> Result<i32> {
     let config = fleet_config(config_path)?;
     let (archive, out, fleet, tz) = match &config {
@@ -2032,6 +2098,9 @@ fn digest_cmd(
         Some(w) => crate::digest::Week::parse(w, tz)?,
         None => crate::digest::Week::containing(Utc::now(), tz).previous(tz),
     };
+    // The output is the report's: a digest reads its ledger and writes beside it, so it waits
+    // for a run or report writing there, as they wait for each other.
+    let lock = hold_fleet(&[out.as_path()], wait, &[out.as_path()])?;
     let ledger = Ledger::load(&out.join("ledger.json"))?;
     let digest = crate::digest::build(&archive, &ledger, &fleet, tz, &week)?;
     if digest.rounds == 0 {
@@ -2100,6 +2169,8 @@ fn digest_cmd(
     };
     let mailroom = crate::telegram::Mailroom::new(&out);
     mailroom.post(&week.label, &bot.chat_id, messages)?;
+    // Delivery has its own sender lock; a slow Bot API must not hold up the reports.
+    drop(lock);
     let delivery = crate::telegram::deliver(&mailroom, &bot)?;
     println!(
         "telegram: {} sent, {} found already delivered, {} refused and skipped, {} waiting in {}",

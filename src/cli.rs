@@ -70,7 +70,8 @@ pub enum Command {
     },
     /// Capture on the configured interval ([daemon] interval) and send the digest on its cron
     /// schedule ([daemon] digest, fleet time zone), until SIGTERM or SIGINT, which finish the
-    /// capture under way first.
+    /// capture under way first. A digest whose time passed while the daemon was down is made
+    /// when it starts (<output>/.state/digest.json records the last one made).
     Daemon {
         /// Fleet configuration file (default: ./patrol.toml when present).
         #[arg(long)]
@@ -218,6 +219,10 @@ pub enum Command {
         /// Print the Telegram messages instead of sending them.
         #[arg(long)]
         dry_run: bool,
+        /// When a run or report writes the same output, wait this long for it (e.g. 5m);
+        /// without it, say who holds the output and exit 2.
+        #[arg(long, value_parser = wait_arg)]
+        wait: Option<String>,
     },
     /// Look after the archive: its size, and thinning it by age.
     Archive {

@@ -149,7 +149,7 @@ impl Default for RetentionSettings {
 /// `[daemon]`
 #[derive(Debug, Clone)]
 pub struct DaemonSettings {
-    /// Time between captures.
+    /// Time between captures; recorded in every snapshot, by `patrol run` under cron too.
     pub interval: Duration,
     /// Cron expression (fleet time zone) for the weekly digest; sent when [telegram] is set.
     pub digest: Option<String>,

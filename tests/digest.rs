@@ -92,8 +92,9 @@ fn digest_numbers_match_a_hand_check_of_the_archive() {
         .find(|l| l.starts_with("| vk01 | 100%"))
         .unwrap_or_else(|| panic!("{md}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    // | node | answered | reboots | steal | mem available | swap | disk | full in | GPU idle | GPU temp |
-    let (reboots, steal, mem, gpu_idle) = (cells[3], cells[4], cells[5], cells[9]);
+    // | node | answered | missed | reboots | steal | mem available | swap | disk | full in | GPU idle | GPU temp |
+    let (missed, reboots, steal, mem, gpu_idle) =
+        (cells[3], cells[4], cells[5], cells[6], cells[10]);
 
     // The hand check: vk01's captures of Feb 16 00:00 to Feb 23 00:00, São Paulo time (UTC-3).
     let archive = patrol::store::Archive::open(root().join("snapshots/demo"));
@@ -134,17 +135,35 @@ fn digest_numbers_match_a_hand_check_of_the_archive() {
         boots, 2,
         "vk01 rebooted on Feb 18 21:47 and Feb 22 22:50, both in W08"
     );
-    let idle = snaps
-        .iter()
-        .flat_map(|s| s.gpus.iter().flatten())
-        .filter(
-            |g| matches!((g.util_pct, g.mem_used_pct), (Some(u), Some(m)) if u < 1.0 && m > 20.0),
-        )
-        .count();
+    // Each idle GPU reading counts for the interval its capture recorded, except the run by
+    // hand 74 s after a round (Feb 18 23:31:14), which stands for no time of its own.
+    let mut idle_s = 0;
+    let mut previous: Option<i64> = None;
+    for s in &snaps {
+        let t = s.captured_at.timestamp();
+        let interval = s.interval_s.expect("the demo records its interval") as i64;
+        if previous.is_some_and(|p| (t - p) * 2 < interval) {
+            continue;
+        }
+        previous = Some(t);
+        let idle = s
+            .gpus
+            .iter()
+            .flatten()
+            .filter(|g| {
+                matches!((g.util_pct, g.mem_used_pct), (Some(u), Some(m)) if u < 1.0 && m > 20.0)
+            })
+            .count() as i64;
+        idle_s += idle * interval;
+    }
     assert_eq!(
         gpu_idle,
-        format!("{} h", patrol::units::fmt_number(idle as f64 * 0.25, 1))
+        format!("{} h", patrol::units::fmt_number(idle_s as f64 / 3600.0, 1))
     );
+    // Missed rounds: Feb 18 12:00 (the first capture) to Feb 23 00:00 local is 432 quarter hours;
+    // captures stop from Feb 19 01:00 to Feb 22 17:15 and after Feb 23 00:00 (next week).
+    assert_eq!(snaps.len(), 80, "79 rounds and one run by hand");
+    assert_eq!(missed, "353 of 432");
     // The charts are written next to it and referenced.
     assert!(md.contains("![Memory of the top growers over the week](2026-W08-memory.svg)"));
     assert!(
@@ -440,7 +459,10 @@ fn two_senders_at_once_deliver_each_message_once() {
     succeeded(&digest(&config, "2026-W08", &[], &[]));
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
-            .args(["digest", "--week", "2026-W08", "--send", "--config"])
+            // The second waits for the first's hold on the output, then finds it sent.
+            .args([
+                "digest", "--week", "2026-W08", "--send", "--wait", "60s", "--config",
+            ])
             .arg(&config)
             .env("PATROL_TEST_BOT_TOKEN", TOKEN)
             .current_dir(dir.path())
@@ -556,4 +578,238 @@ fn a_week_beyond_the_calendar_is_a_usage_error_not_a_panic() {
             text(&out.stderr)
         );
     }
+}
+
+/// A week captured every 10 minutes with patrol down for six hours on Wednesday: the snapshots
+/// record the 10-minute interval, and the digest counts the 36 rounds the gap cost and gives GPU
+/// idle hours at 10 minutes a capture, with numbers that add up.
+#[test]
+fn a_ten_minute_week_with_a_gap_counts_its_missed_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("gap.toml");
+    std::fs::write(
+        &scenario,
+        r#"[scenario]
+fleet = "Gap Test"
+timezone = "UTC"
+start = "2026-03-02T00:00:00Z"
+end = "2026-03-08T23:50:00Z"
+interval = "10m"
+gaps = [{ from = "2026-03-04T06:00:00Z", to = "2026-03-04T12:00:00Z" }]
+
+[[node]]
+name = "gpu1"
+[[node.gpu]]
+name = "NVIDIA RTX A5000"
+util_pct = 0
+mem_used_pct = 60
+temp_c = 40
+"#,
+    )
+    .unwrap();
+    let archive = dir.path().join("archive");
+    let out = dir.path().join("out");
+    let run = |args: &[&str]| crate::support::patrol(args, dir.path());
+    succeeded(&run(&[
+        "simulate",
+        scenario.to_str().unwrap(),
+        "--out",
+        archive.to_str().unwrap(),
+    ]));
+    let snap = patrol::store::read_snapshot_file(
+        &archive.join("gpu1/2026-03-02/20260302T000000Z.json.zst"),
+    )
+    .unwrap();
+    assert_eq!(
+        snap.interval_s,
+        Some(600),
+        "the snapshot records its interval"
+    );
+    succeeded(&run(&[
+        "digest",
+        "--archive",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--week",
+        "2026-W10",
+    ]));
+    let md = std::fs::read_to_string(out.join("digests/2026-W10.md")).unwrap();
+    // 7 days of 144 rounds; the gap 06:00-12:00 holds 36 of them.
+    assert!(
+        md.contains(
+            "patrol ran 972 of 1008 capture rounds (96.4%; 36 missed) at 10 min (the interval the captures recorded)."
+        ),
+        "digests/2026-W10.md: the fleet's rounds"
+    );
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| gpu1 | 100% (972/972) |"))
+        .expect("digests/2026-W10.md has a row for gpu1");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[3], "36 of 1008", "missed rounds of gpu1");
+    // Idle all week: 972 captures of 10 minutes each.
+    assert_eq!(cells[10], "162 h", "GPU idle hours of gpu1");
+}
+
+/// A config whose daemon makes the digest at `schedule` (UTC), over a simulated archive of the
+/// last two weeks; returns the config's path.
+fn daemon_fleet(dir: &Path, schedule: &str) -> PathBuf {
+    let now = chrono::Utc::now();
+    let scenario = dir.join("fleet.scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[scenario]\nfleet = \"Catch Up\"\ntimezone = \"UTC\"\nstart = \"{}\"\nend = \"{}\"\ninterval = \"1h\"\n\n[[node]]\nname = \"here\"\n[[node.gpu]]\nname = \"g\"\nutil_pct = 5\nmem_used_pct = 10\ntemp_c = 40\n",
+            (now - chrono::Duration::days(15)).format("%Y-%m-%dT%H:00:00Z"),
+            (now - chrono::Duration::hours(2)).format("%Y-%m-%dT%H:00:00Z"),
+        ),
+    )
+    .unwrap();
+    let archive = dir.join("archive");
+    succeeded(&crate::support::patrol(
+        &[
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--out",
+            archive.to_str().unwrap(),
+        ],
+        dir,
+    ));
+    let config = dir.join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Catch Up\"\ntimezone = \"UTC\"\narchive = \"{}\"\noutput = \"{}\"\n[daemon]\ninterval = \"1h\"\ndigest = \"{schedule}\"\n[[node]]\nname = \"here\"\n[node.host]\n",
+            archive.display(),
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts the daemon, lets it make its first tick (the capture is archived), stops it with
+/// SIGTERM and returns its stderr.
+fn daemon_one_tick(config: &Path) -> String {
+    let dir = config.parent().unwrap();
+    let captures = || {
+        crate::support::files_under(&dir.join("archive/here"))
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+            .count()
+    };
+    let before = captures();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
+        .args(["daemon", "--config", config.to_str().unwrap()])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while captures() == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "daemon: {err}");
+    assert_eq!(captures(), before + 1, "the daemon's tick was archived");
+    err
+}
+
+/// A daemon (re)started a few minutes after the digest's time makes that digest when its record
+/// says the last one made is older, and not again when the record says it was made; the very
+/// first start (no record) makes none and records the schedule's most recent time.
+#[test]
+fn a_daemon_restarted_after_the_digest_time_makes_the_missed_digest_once() {
+    use chrono::Datelike;
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    let due = now - chrono::Duration::minutes(3);
+    let config = daemon_fleet(
+        dir.path(),
+        &format!("{} {} * * *", due.format("%-M"), due.format("%-H")),
+    );
+    let due = due.format("%Y-%m-%dT%H:%M:00+00:00").to_string();
+    let iso = (now - chrono::Duration::days(7)).iso_week();
+    let digest = dir
+        .path()
+        .join(format!("out/digests/{}-W{:02}.md", iso.year(), iso.week()));
+    let record = dir.path().join("out/.state/digest.json");
+    let recorded = || -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        v["occurrence"].as_str().unwrap().to_string()
+    };
+
+    // The last digest made is yesterday's: today's, 3 minutes ago, was missed.
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    let yesterday = (chrono::DateTime::parse_from_rfc3339(&due).unwrap()
+        - chrono::Duration::days(1))
+    .to_rfc3339();
+    std::fs::write(&record, format!("{{\"occurrence\": \"{yesterday}\"}}")).unwrap();
+    let err = daemon_one_tick(&config);
+    assert!(digest.exists(), "the missed digest was made: {err}");
+    assert!(
+        err.contains("missed while the daemon was not running"),
+        "{err}"
+    );
+    assert_eq!(recorded(), due, "{}", record.display());
+
+    // Restarted again: the record says it was made.
+    std::fs::remove_file(&digest).unwrap();
+    daemon_one_tick(&config);
+    assert!(!digest.exists(), "the digest was made twice");
+
+    // The first start ever: no record, no digest; the record starts at the schedule's last time.
+    std::fs::remove_file(&record).unwrap();
+    daemon_one_tick(&config);
+    assert!(!digest.exists(), "a first start made a stale digest");
+    assert_eq!(recorded(), due, "{}", record.display());
+}
+
+/// `patrol digest` holds the output like `run` and `report`: with another holder it says who and
+/// exits 2 without writing, and with --wait it waits for it.
+#[test]
+fn a_digest_waits_for_the_report_writing_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let lock =
+        patrol::fsutil::RunLock::acquire(&out.join(".state/run.lock"), std::time::Duration::ZERO)
+            .unwrap();
+    let archive = root().join("snapshots/demo");
+    let args = [
+        "digest",
+        "--archive",
+        archive.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--week",
+        "2026-W08",
+    ];
+    let refused = crate::support::patrol(&args, dir.path());
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("another patrol is running"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(
+        !out.join("digests").exists(),
+        "written while the output was held"
+    );
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(lock);
+    });
+    let waited = crate::support::patrol(&[&args[..], &["--wait", "30s"]].concat(), dir.path());
+    release.join().unwrap();
+    succeeded(&waited);
+    assert!(out.join("digests/2026-W08.md").exists());
 }

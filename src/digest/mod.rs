@@ -7,6 +7,7 @@
 //! frame and are aggregated there (means, peaks, first/last, least-squares slopes), one node at a
 //! time so a fleet of hundreds of nodes never holds more than one node's week in memory.
 
+pub mod rounds;
 pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +23,7 @@ use crate::ledger::{Ledger, Status};
 use crate::model::{Health, Severity, Snapshot};
 use crate::rules::kinds::score_card;
 use crate::store::Archive;
-use crate::units::{fmt_bytes, fmt_number};
+use crate::units::{self, fmt_bytes, fmt_number};
 
 /// An ISO week in the fleet's time zone.
 #[derive(Debug, Clone)]
@@ -98,7 +99,10 @@ pub struct NodeDigest {
     pub disk_mount: Option<String>,
     /// Days until the fullest disk is full at the week's slope; `None` when not growing.
     pub disk_full_in_days: Option<f64>,
+    /// Hours the GPU sat idle holding memory: each idle capture counts for its interval.
     pub gpu_idle_hours: Option<f64>,
+    /// Rounds this node should have been captured in, from the interval its captures recorded.
+    pub coverage: Option<rounds::Coverage>,
     pub gpu_temp_min: Option<f64>,
     pub gpu_temp_max: Option<f64>,
     pub unhealthy: Vec<String>,
@@ -136,8 +140,8 @@ pub struct Digest {
     pub to: String,
     pub timezone: String,
     pub rounds: usize,
-    /// Rounds patrol should have run at its nominal interval.
-    pub expected_rounds: Option<usize>,
+    /// The fleet's rounds against the interval its captures recorded (expected, missed).
+    pub coverage: Option<rounds::Coverage>,
     pub nodes: Vec<NodeDigest>,
     pub growers: Vec<Grower>,
     pub findings: FindingCounts,
@@ -289,13 +293,23 @@ pub fn build(
         Some(week.end - chrono::Duration::seconds(1)),
         None,
     )?;
-    let round_count =
-        crate::store::group_rounds(entries.iter(), |e| e.node.as_str(), |e| e.captured_at).len();
+    let round_times: Vec<i64> =
+        crate::store::group_rounds(entries.iter(), |e| e.node.as_str(), |e| e.captured_at)
+            .iter()
+            .filter_map(|r| r.iter().map(|e| e.captured_at.timestamp()).min())
+            .collect();
+    let round_count = round_times.len();
+    let ctx = WeekContext {
+        round_count,
+        interval_s,
+        week: week.clone(),
+        previous: week.previous(tz),
+        now: Utc::now().timestamp(),
+    };
     let mut nodes = Vec::new();
     let mut growers = Vec::new();
     let mut disk_series = Vec::new();
     let node_names: BTreeSet<String> = entries.iter().map(|e| e.node.clone()).collect();
-    let previous = week.previous(tz);
     // Nodes are independent: their weeks are read and aggregated in parallel, one node per
     // worker at a time.
     let names: Vec<&String> = node_names.iter().collect();
@@ -311,8 +325,7 @@ pub fn build(
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(node) = names.get(i) else { break };
-                    let week_of_node =
-                        node_week(archive, node, &entries, round_count, interval_s, &previous);
+                    let week_of_node = node_week(archive, node, &entries, &ctx);
                     if let Ok(mut r) = results.lock() {
                         r.push((i, week_of_node));
                     }
@@ -322,12 +335,15 @@ pub fn build(
     });
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
+    let mut fleet_previous: Option<(i64, u64)> = None;
     for (_, r) in results {
         let w = r?;
+        fleet_previous = fleet_previous.max(w.previous);
         nodes.push(w.digest);
         growers.extend(w.growers);
         disk_series.extend(w.disk);
     }
+    let coverage = fleet_coverage(&nodes, &round_times, fleet_previous, &ctx);
     growers.sort_by(|a, b| {
         b.slope_per_day
             .total_cmp(&a.slope_per_day)
@@ -391,8 +407,7 @@ pub fn build(
         to: local(week.end - chrono::Duration::seconds(1)),
         timezone: tz.name().to_string(),
         rounds: round_count,
-        expected_rounds: interval_s
-            .map(|i| ((week.end - week.start).num_seconds() / i as i64) as usize),
+        coverage,
         nodes,
         growers,
         findings,
@@ -408,6 +423,49 @@ struct NodeWeek {
     digest: NodeDigest,
     growers: Vec<Grower>,
     disk: Option<(String, Vec<(i64, f64)>)>,
+    /// The node's capture before the week, with its interval.
+    previous: Option<(i64, u64)>,
+}
+
+/// What every node's part needs to know about the week.
+struct WeekContext {
+    round_count: usize,
+    /// The archive's metadata interval: for captures that do not record their own.
+    interval_s: Option<u64>,
+    week: Week,
+    previous: Week,
+    now: i64,
+}
+
+/// The fleet's rounds at the interval most of its nodes recorded (their median), counted like a
+/// node's: the rounds are the fleet's captures.
+fn fleet_coverage(
+    nodes: &[NodeDigest],
+    round_times: &[i64],
+    previous: Option<(i64, u64)>,
+    ctx: &WeekContext,
+) -> Option<rounds::Coverage> {
+    let known: Vec<&rounds::Coverage> = nodes.iter().filter_map(|n| n.coverage.as_ref()).collect();
+    let mut intervals: Vec<u64> = known.iter().map(|c| c.interval_s).collect();
+    intervals.sort_unstable();
+    let interval = *intervals.get(intervals.len() / 2)?;
+    let source = if known
+        .iter()
+        .any(|c| c.source == rounds::IntervalSource::Inferred)
+    {
+        rounds::IntervalSource::Inferred
+    } else {
+        rounds::IntervalSource::Recorded
+    };
+    rounds::coverage(
+        round_times,
+        &vec![interval; round_times.len()],
+        source,
+        previous,
+        ctx.week.start.timestamp(),
+        ctx.week.end.timestamp(),
+        ctx.now,
+    )
 }
 
 /// Reads one node's captures of the week and aggregates them.
@@ -415,10 +473,9 @@ fn node_week(
     archive: &Archive,
     node: &str,
     entries: &[crate::store::Entry],
-    round_count: usize,
-    interval_s: Option<u64>,
-    previous: &Week,
+    ctx: &WeekContext,
 ) -> Result<NodeWeek> {
+    let round_count = ctx.round_count;
     let node = node.to_string();
     let node = &node;
     let mut node_growers = Vec::new();
@@ -439,9 +496,9 @@ fn node_week(
     let mut unhealthy = BTreeSet::new();
     let mut mem_points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     let mut disk_points: Vec<(i64, f64)> = Vec::new();
-    let mut gpu_idle = 0usize;
+    let mut gpu_idle = Vec::new();
     let mut gpu_seen = false;
-    for s in &snaps {
+    for (index, s) in snaps.iter().enumerate() {
         let t = s.captured_at.timestamp();
         if !s.is_dark() {
             answered += 1;
@@ -465,7 +522,7 @@ fn node_week(
             if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
                 gpu_seen = true;
                 if u < 1.0 && m > 20.0 {
-                    gpu_idle += 1;
+                    gpu_idle.push(index);
                 }
             }
         }
@@ -578,13 +635,50 @@ fn node_week(
             .filter(|d| d.points < d.max)
             .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
     });
-    let score_last_week = last_capture_before(archive, node, previous.end)?
-        .and_then(|s| score_card::score(&s, "*cleanup*"))
+    let before = last_capture_before(archive, node, ctx.previous.end)?;
+    let score_last_week = before
+        .as_ref()
+        .and_then(|s| score_card::score(s, "*cleanup*"))
         .map(|c| c.iter().map(|d| d.points).sum());
     if !disk_points.is_empty() {
         disk = Some((node.clone(), disk_points));
     }
-    let hours_per_capture = interval_s.map(|i| i as f64 / 3600.0).unwrap_or(0.25);
+    // Each capture stands for the interval it was scheduled at: recorded in it, else in the
+    // archive's metadata, else the median spacing of this node's captures.
+    let times: Vec<i64> = snaps.iter().map(|s| s.captured_at.timestamp()).collect();
+    let recorded: Vec<Option<u64>> = snaps.iter().map(|s| s.interval_s).collect();
+    let intervals = rounds::intervals(&times, &recorded, ctx.interval_s);
+    let previous = before.as_ref().and_then(|b| {
+        let i = b
+            .interval_s
+            .or(ctx.interval_s)
+            .or_else(|| intervals.as_ref().and_then(|(v, _)| v.first().copied()))?;
+        Some((b.captured_at.timestamp(), i))
+    });
+    let coverage = intervals.as_ref().and_then(|(iv, source)| {
+        rounds::coverage(
+            &times,
+            iv,
+            *source,
+            previous,
+            ctx.week.start.timestamp(),
+            ctx.week.end.timestamp(),
+            ctx.now,
+        )
+    });
+    // A capture off the schedule (a run by hand) stands for no time of its own.
+    let gpu_idle_hours = intervals
+        .as_ref()
+        .zip(coverage.as_ref())
+        .filter(|_| gpu_seen)
+        .map(|((iv, _), c)| {
+            rounds::hours(
+                gpu_idle
+                    .iter()
+                    .filter(|i| c.fills.get(**i) == Some(&true))
+                    .filter_map(|i| iv.get(*i).copied()),
+            )
+        });
     let digest = NodeDigest {
         node: node.clone(),
         captures: snaps.len(),
@@ -598,7 +692,8 @@ fn node_week(
         disk_used_pct,
         disk_mount,
         disk_full_in_days,
-        gpu_idle_hours: gpu_seen.then_some(gpu_idle as f64 * hours_per_capture),
+        gpu_idle_hours,
+        coverage,
         gpu_temp_min: gpu_temps.iter().filter_map(|a| a.min).reduce(f64::min),
         gpu_temp_max: gpu_temps.iter().filter_map(|a| a.max).reduce(f64::max),
         unhealthy: unhealthy.into_iter().collect(),
@@ -611,6 +706,7 @@ fn node_week(
         digest,
         growers: node_growers,
         disk,
+        previous,
     })
 }
 
@@ -670,6 +766,7 @@ pub struct NodeView {
     pub trend: String,
     pub weakest: String,
     pub availability: String,
+    pub missed: String,
     pub reboots: String,
     pub steal: String,
     pub mem_available: String,
@@ -686,6 +783,16 @@ pub struct ChartView {
     pub alt: String,
 }
 
+/// How the interval that rounds are counted at was known.
+fn interval_note(source: rounds::IntervalSource) -> &'static str {
+    match source {
+        rounds::IntervalSource::Recorded => "(the interval the captures recorded)",
+        rounds::IntervalSource::Inferred => {
+            "(inferred from the median spacing of captures: this archive's captures do not record their interval)"
+        }
+    }
+}
+
 fn counts_text(c: &BTreeMap<String, usize>) -> String {
     if c.is_empty() {
         return "none".into();
@@ -699,11 +806,20 @@ fn counts_text(c: &BTreeMap<String, usize>) -> String {
 
 pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
     use crate::markdown::escape_inline;
-    let coverage = match d.expected_rounds {
-        Some(e) => format!(
-            "patrol ran {} of {e} capture rounds ({}).",
-            d.rounds,
-            pct(Some(d.rounds as f64 / e.max(1) as f64 * 100.0))
+    let coverage = match &d.coverage {
+        Some(c) => format!(
+            "patrol ran {} of {} capture rounds ({}; {} missed{}) at {} {}.",
+            c.captured,
+            c.expected,
+            pct(Some(c.captured as f64 / c.expected.max(1) as f64 * 100.0)),
+            c.missed,
+            if c.extra > 0 {
+                format!(", and {} off the schedule", c.extra)
+            } else {
+                String::new()
+            },
+            units::fmt_duration(c.interval_s as f64),
+            interval_note(c.source)
         ),
         None => format!("patrol ran {} capture rounds.", d.rounds),
     };
@@ -729,6 +845,11 @@ pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
                 .map(escape_inline)
                 .unwrap_or_else(|| "-".into()),
             availability: format!("{} ({}/{})", pct(n.availability_pct), n.answered, n.rounds),
+            missed: n
+                .coverage
+                .as_ref()
+                .map(|c| format!("{} of {}", c.missed, c.expected))
+                .unwrap_or_else(|| "-".into()),
             reboots: n.reboots.to_string(),
             steal: pct(n.steal_avg_pct),
             mem_available: bytes(n.mem_available_avg),
@@ -951,6 +1072,9 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
             n.answered,
             n.rounds
         )];
+        if let Some(c) = n.coverage.as_ref().filter(|c| c.missed > 0) {
+            parts.push(format!("missed {} of {} rounds", c.missed, c.expected));
+        }
         if n.reboots > 0 {
             parts.push(format!(
                 "{} reboot{}",

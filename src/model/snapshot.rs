@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Major.minor of the format written by this build. Readers accept any minor of the same major:
 /// minors only add optional fields.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 pub const SCHEMA_MAJOR: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,10 @@ pub struct Snapshot {
     pub captured_at: DateTime<Utc>,
     #[serde(default)]
     pub collect_duration_ms: u64,
+    /// The interval this capture was scheduled at (seconds), so the archive itself says how many
+    /// captures a week should hold and how much time each one stands for. Absent before 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u64>,
     /// One entry per source asked, in the order asked.
     #[serde(default)]
     pub sources: Vec<SourceStatus>,
@@ -73,6 +77,7 @@ impl Snapshot {
             role: None,
             captured_at,
             collect_duration_ms: 0,
+            interval_s: None,
             sources: Vec::new(),
             host: None,
             docker: None,

@@ -392,6 +392,7 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
     let clock = st.clock;
     let mut snap = Snapshot::new(&s.scenario.fleet, &node.name, ts(t));
     snap.role = node.role.clone();
+    snap.interval_s = Some(s.scenario.interval.0.round() as u64);
     snap.collect_duration_ms = 800
         + (unit_noise(hash(&[node.name.as_bytes(), &(t as i64).to_le_bytes()])).abs() * 1500.0)
             as u64;

@@ -346,6 +346,8 @@ async fn capture_fleet_async(
         .map(|n| {
             let mut s = Snapshot::new(&config.fleet, &n.name, now);
             s.role = n.role.clone();
+            // The schedule this capture belongs to: the digest counts missed rounds against it.
+            s.interval_s = Some(config.daemon.interval.as_secs());
             s
         })
         .collect();
