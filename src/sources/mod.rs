@@ -47,6 +47,25 @@ pub struct NodeState {
     /// PostgreSQL server log position per source: (file, byte offset).
     #[serde(default)]
     pub pg_log: BTreeMap<String, (String, u64)>,
+    /// The node's clock offset as last measured by the ssh source (ms, its clock minus
+    /// patrol's): the container log window reaches back that far, since the engine filters
+    /// `since` by the node's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    /// The Docker engine's log cursors and writable-layer sizes.
+    #[serde(default)]
+    pub docker: docker::EngineMemory,
+}
+
+/// How far back before `since` a node's container log window reaches: the last measured clock
+/// offset either way (lines read twice are skipped by the engine's timestamps), plus a second
+/// for the measurement's own uncertainty. Nothing without a measurement.
+pub fn log_widening(offset_ms: Option<f64>) -> chrono::Duration {
+    match offset_ms.filter(|o| o.is_finite()) {
+        // Capped at a day: a clock further off than that is a finding, not a window.
+        Some(o) => chrono::Duration::milliseconds(o.abs().min(86_400_000.0) as i64 + 1000),
+        None => chrono::Duration::zero(),
+    }
 }
 
 impl CollectState {
@@ -115,10 +134,23 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             ssh,
             remote_socket,
             timeout,
+            size_every,
         } => {
-            let window = logs.then_some((ctx.since, ctx.until));
+            let window = logs.then_some(docker::LogWindow {
+                since: ctx.since,
+                until: ctx.until,
+                widen: log_widening(ctx.node.clock_offset_ms),
+            });
             let tunnel = ssh.as_ref().map(|s| (s, remote_socket.as_path()));
-            docker::collect(&endpoint, tunnel, window, &ctx.logs, timeout)
+            let plan = docker::Plan {
+                logs: window,
+                settings: &ctx.logs,
+                size_every,
+                memory: &ctx.node.docker,
+                timeout,
+                now: ctx.until,
+            };
+            docker::collect(&endpoint, tunnel, &plan)
                 .await
                 .map(Part::Docker)
         }
@@ -365,6 +397,10 @@ async fn capture_fleet_async(
                     let node_state = next.nodes.entry(snap.node.clone()).or_default();
                     node_state.pg_log.insert(name.to_string(), position.clone());
                 }
+                if let Part::Docker(engine) = &part {
+                    let node_state = next.nodes.entry(snap.node.clone()).or_default();
+                    node_state.docker = engine.memory.clone();
+                }
                 merge(snap, part);
             }
             Err(e) => {
@@ -384,6 +420,9 @@ async fn capture_fleet_async(
         let node_state = next.nodes.entry(snap.node.clone()).or_default();
         if !unread {
             node_state.last_capture = Some(now);
+        }
+        if let Some(offset) = snap.host.as_ref().and_then(|h| h.clock_offset_ms) {
+            node_state.clock_offset_ms = Some(offset);
         }
         node_state.previous_capture = Some(now);
         progress(snap);
