@@ -24,7 +24,7 @@ fn config(dir: &Path, top: &str, socket: &Path) -> PathBuf {
     config
 }
 
-/// Runs one capture and returns the newest archived snapshot as JSON.
+/// Runs one capture that must succeed (exit 0) and returns the newest archived snapshot.
 fn run(dir: &Path, config: &Path) -> serde_json::Value {
     let out = patrol(&["run", "--config", config.to_str().unwrap()], dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -203,4 +203,94 @@ fn writable_layer_sizes_are_asked_for_on_their_own_schedule_and_carried_forward(
     run(dir.path(), &config);
     let asked = lists.lock().unwrap().clone();
     assert!(asked[2].contains("size=1"), "{asked:?}");
+}
+
+/// The docker client against the test bed's first engine.
+fn bed_docker(args: &[&str]) -> std::process::Output {
+    let socket = std::env::var("PATROL_TEST_DOCKER_SOCKET")
+        .expect("PATROL_TEST_DOCKER_SOCKET is unset: run the suite with scripts/test");
+    std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{socket}"))
+        .args(args)
+        .output()
+        .expect("the docker client runs")
+}
+
+/// Removes the chatty container however the test ends.
+struct Chatty(String);
+
+impl Drop for Chatty {
+    fn drop(&mut self) {
+        let _ = bed_docker(&["rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn a_chatty_container_on_the_bed_keeps_its_error_and_every_line_is_counted() {
+    const INFO_LINES: u64 = 6000;
+    let socket = std::env::var("PATROL_TEST_DOCKER_SOCKET")
+        .expect("PATROL_TEST_DOCKER_SOCKET is unset: run the suite with scripts/test");
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = format!("pt-chatty-{}-{unique}", std::process::id());
+    let script = format!(
+        "i=0; while [ $i -lt {INFO_LINES} ]; do echo \"INFO processed batch $i\"; i=$((i+1)); done; echo 'ERROR disk full'; sleep 3600"
+    );
+    let started = bed_docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "patrol-bb:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(
+        started.status.success(),
+        "docker run failed: {}",
+        text(&started.stderr)
+    );
+    let _guard = Chatty(name.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tail = bed_docker(&["logs", "--tail", "1", &name]);
+        if text(&tail.stdout).contains("ERROR disk full") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name} never wrote its ERROR");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "", Path::new(&socket));
+    let snap = run(dir.path(), &config);
+    let logs = stream(&snap, &format!("container:{name}"));
+    assert_eq!(logs["lines_total"], INFO_LINES + 1, "every line is counted");
+    assert!(logs["truncated"].is_null(), "the stream was read whole");
+    let templates = logs["templates"].as_array().unwrap();
+    let count_of = |template: &str| {
+        templates
+            .iter()
+            .find(|t| t["template"] == template)
+            .map(|t| t["count"].as_u64().unwrap())
+    };
+    assert_eq!(
+        count_of("ERROR disk full"),
+        Some(1),
+        "the ERROR after the chatter is stored"
+    );
+    assert_eq!(count_of("INFO processed batch <n>"), Some(INFO_LINES));
+    let kept: u64 = templates.iter().map(|t| t["count"].as_u64().unwrap()).sum();
+    let other: u64 = logs["other"]
+        .as_object()
+        .map(|o| o.values().map(|v| v.as_u64().unwrap()).sum())
+        .unwrap_or(0);
+    assert_eq!(kept + other, INFO_LINES + 1, "the counts add up");
 }
