@@ -1709,6 +1709,28 @@ url = "http://:15672"
     }
 
     #[test]
+    fn log_read_bounds_and_the_size_schedule_are_read_and_checked() {
+        let text = "fleet = \"x\"\n[logs]\nmax_bytes = \"8MB\"\nread_time = \"5s\"\nwarn_templates = 10\n[[node]]\nname = \"a\"\n[node.docker]\nendpoint = \"unix:///run/docker.sock\"\nsize_every = \"1h\"\n";
+        let c = parse(Path::new("p.toml"), text).unwrap();
+        assert_eq!(c.logs.max_bytes, 8_000_000);
+        assert_eq!(c.logs.read_time, Duration::from_secs(5));
+        assert_eq!(c.logs.warn_templates, 10);
+        let Source::Docker { size_every, .. } = &c.nodes[0].sources[0] else {
+            panic!("a docker source")
+        };
+        assert_eq!(*size_every, Duration::from_secs(3600));
+        for bad in [
+            "max_bytes = \"12\"",
+            "max_bytes = \"lots\"",
+            "read_time = \"0s\"",
+        ] {
+            let text =
+                format!("fleet = \"x\"\n[logs]\n{bad}\n[[node]]\nname = \"a\"\n[node.host]\n");
+            assert!(parse(Path::new("p.toml"), &text).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_at_the_edges_of_their_ranges() {
         let base = "fleet = \"x\"\n[[node]]\nname = \"a\"\n[node.host]\n";
         let ok = |extra: &str| parse(Path::new("p.toml"), &format!("{extra}\n{base}")).is_ok();

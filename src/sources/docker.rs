@@ -998,6 +998,56 @@ mod tests {
     }
 
     #[test]
+    fn only_a_container_stopped_before_the_window_is_not_asked_for_logs() {
+        let since: DateTime<Utc> = "2026-11-22T13:00:00Z".parse().unwrap();
+        let before = Some("2026-11-22T12:59:59.9Z");
+        let after = Some("2026-11-22T13:00:00.1Z");
+        assert!(wrote_nothing_since("exited", before, since));
+        assert!(wrote_nothing_since("dead", before, since));
+        assert!(
+            !wrote_nothing_since("exited", after, since),
+            "it ran in the window"
+        );
+        assert!(!wrote_nothing_since("running", before, since));
+        assert!(!wrote_nothing_since("restarting", before, since));
+        assert!(!wrote_nothing_since("paused", before, since));
+        // The engine's "never stopped" and an unreadable time: asked, to be safe.
+        assert!(!wrote_nothing_since(
+            "exited",
+            Some("0001-01-01T00:00:00Z"),
+            since
+        ));
+        assert!(!wrote_nothing_since("exited", Some("yesterday"), since));
+        assert!(!wrote_nothing_since("exited", None, since));
+    }
+
+    #[test]
+    fn lines_at_or_before_the_cursor_are_skipped_and_max_lines_stops_the_count() {
+        let settings = LogSettings::default();
+        let mut reducer = Reducer::new(&settings);
+        let cursor: DateTime<Utc> = "2026-11-22T13:02:06.5Z".parse().unwrap();
+        let mut counter = LineCounter::new(Some(cursor), 2);
+        for line in [
+            "2026-11-22T13:02:06.4Z INFO counted before",
+            "2026-11-22T13:02:06.5Z INFO counted before, at the cursor",
+            "2026-11-22T13:02:06.6Z ERROR new\r",
+            "no timestamp",
+            "2026-11-22T13:02:07Z INFO past max_lines",
+        ] {
+            counter.add(&mut reducer, line);
+        }
+        assert_eq!(counter.repeated, 2);
+        assert!(counter.full());
+        assert_eq!(
+            counter.newest,
+            Some("2026-11-22T13:02:06.6Z".parse().unwrap())
+        );
+        let s = reducer.finish("container:x", cursor, cursor);
+        assert_eq!(s.lines_total, 2);
+        assert!(s.templates.iter().any(|t| t.template == "ERROR new"));
+    }
+
+    #[test]
     fn memory_and_cpu_as_docker_stats_shows_them() {
         let s: Stats = serde_json::from_str(r#"{"blkio_stats":{"io_service_bytes_recursive":[{"major":8,"minor":0,"op":"Read","value":10},{"major":8,"minor":0,"op":"Write","value":4096},{"major":8,"minor":16,"op":"write","value":1}]},"cpu_stats":{"cpu_usage":{"total_usage":3000000000},"system_cpu_usage":20000000000,"online_cpus":2},"precpu_stats":{"cpu_usage":{"total_usage":2000000000},"system_cpu_usage":18000000000},"memory_stats":{"usage":50000000,"limit":536870912,"stats":{"total_inactive_file":10000000}}}"#).unwrap();
         assert_eq!(memory_used(&s.memory_stats), Some(40_000_000));

@@ -603,6 +603,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_log_window_reaches_back_by_the_clock_offset_either_way() {
+        assert_eq!(log_widening(None), chrono::Duration::zero());
+        assert_eq!(log_widening(Some(f64::NAN)), chrono::Duration::zero());
+        assert_eq!(
+            log_widening(Some(-600_000.0)),
+            chrono::Duration::milliseconds(601_000)
+        );
+        assert_eq!(
+            log_widening(Some(2_500.0)),
+            chrono::Duration::milliseconds(3_500)
+        );
+        assert_eq!(
+            log_widening(Some(1e15)),
+            chrono::Duration::milliseconds(86_401_000),
+            "capped at a day"
+        );
+    }
+
+    #[test]
     fn a_collector_that_panics_is_its_sources_error() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
