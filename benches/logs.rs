@@ -32,7 +32,7 @@ fn line(i: usize, n: usize) -> String {
     let stamp = format!("2026-11-22T13:{:02}:{:02}.{:09}Z", (i / 60) % 60, i % 60, i);
     if i + 1 == n {
         format!("{stamp} ERROR disk full\n")
-    } else if i % 500 == 0 {
+    } else if i.is_multiple_of(500) {
         format!("{stamp} INFO user {} signed in from the web\n", word(i))
     } else {
         format!(

@@ -294,3 +294,121 @@ fn a_chatty_container_on_the_bed_keeps_its_error_and_every_line_is_counted() {
         .unwrap_or(0);
     assert_eq!(kept + other, INFO_LINES + 1, "the counts add up");
 }
+
+/// A unix socket that forwards every connection to `upstream` and keeps the request lines it
+/// sees, so a test can tell which requests patrol made of a real engine.
+fn recording_proxy(dir: &Path, upstream: PathBuf) -> (PathBuf, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let socket = dir.join("proxy.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = UnixStream::connect(&upstream) else {
+                continue;
+            };
+            let seen = kept.clone();
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut server_in, mut client_out) = (server, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_in, &mut client_out);
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = client_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                        if line.starts_with("GET ") {
+                            seen.lock().unwrap().push(line.to_string());
+                        }
+                    }
+                    if server_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = server_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (socket, seen)
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn the_bed_engine_is_not_asked_for_the_logs_of_a_container_that_stopped_before_the_window() {
+    let socket = std::env::var("PATROL_TEST_DOCKER_SOCKET")
+        .expect("PATROL_TEST_DOCKER_SOCKET is unset: run the suite with scripts/test");
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = format!("pt-stopped-{}-{unique}", std::process::id());
+    let started = bed_docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "patrol-bb:1",
+        "sh",
+        "-c",
+        "echo bye",
+    ]);
+    assert!(
+        started.status.success(),
+        "docker run failed: {}",
+        text(&started.stderr)
+    );
+    let _guard = Chatty(name.clone());
+    let id = text(&started.stdout).trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = bed_docker(&["inspect", "-f", "{{.State.Status}}", &name]);
+        if text(&status.stdout).trim() == "exited" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name} never exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, seen) = recording_proxy(dir.path(), PathBuf::from(&socket));
+    let config = config(dir.path(), "timeout = \"20s\"", &proxy);
+    let logs_of = |id: &str| {
+        let seen = seen.lock().unwrap();
+        let all = seen.iter().filter(|l| l.contains("/logs?")).count();
+        let this = seen
+            .iter()
+            .filter(|l| l.contains(&format!("/containers/{id}/logs")))
+            .count();
+        (all, this)
+    };
+    // The first window (the last 15 minutes) covers its run: asked.
+    let first = run(dir.path(), &config);
+    let (all, this) = logs_of(&id);
+    assert_eq!(this, 1, "the first capture asks for its logs");
+    assert_eq!(
+        stream(&first, &format!("container:{name}"))["lines_total"],
+        1,
+        "it wrote one line"
+    );
+    // The next window starts after it stopped: not asked, an empty stream.
+    let second = run(dir.path(), &config);
+    let (all_after, this_after) = logs_of(&id);
+    assert_eq!(this_after, 1, "the second capture does not ask again");
+    assert!(
+        all_after > all,
+        "the running containers' logs are still asked for"
+    );
+    assert_eq!(
+        stream(&second, &format!("container:{name}"))["lines_total"],
+        0
+    );
+}
