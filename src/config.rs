@@ -202,10 +202,17 @@ impl Default for ReportSettings {
 
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// Lines read per stream per capture; beyond it lines are counted as dropped.
+    /// Lines read per stream per capture; past it reading stops and the stream says so.
     pub max_lines: usize,
-    /// Templates kept per stream; lines of further templates are counted as dropped.
+    /// Bytes read per container stream per capture; past it reading stops and the stream says
+    /// so.
+    pub max_bytes: u64,
+    /// Time one container's log read may take (within the Docker source's own deadline).
+    pub read_time: Duration,
+    /// Distinct templates kept per stream; lines of further templates are counted per level.
     pub max_templates: usize,
+    /// Further templates kept for WARNING and above once `max_templates` is reached.
+    pub warn_templates: usize,
     pub samples: usize,
     /// Fields extracted from messages: name and a regex whose first group is the value.
     pub fields: Vec<(String, Regex)>,
@@ -216,8 +223,11 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
-            max_lines: 5000,
+            max_lines: 1_000_000,
+            max_bytes: 64 * 1024 * 1024,
+            read_time: Duration::from_secs(30),
             max_templates: 200,
+            warn_templates: 50,
             samples: 3,
             fields: Vec::new(),
             first_window: Duration::from_secs(15 * 60),
@@ -358,6 +368,8 @@ pub enum Source {
         /// The engine's socket on the node, for ssh:// endpoints.
         remote_socket: PathBuf,
         timeout: Duration,
+        /// Time between two listings with writable-layer sizes (slow on big layers).
+        size_every: Duration,
     },
     Prometheus {
         url: String,
@@ -438,6 +450,9 @@ impl Source {
     }
 }
 
+/// Default time between two listings with writable-layer sizes.
+pub const DEFAULT_SIZE_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 pub const SSH_COMMANDS: &[&str] = &["uptime", "compose", "nvidia-smi", "timedatectl"];
 
 pub fn load(path: &Path) -> Result<Config> {
@@ -495,6 +510,25 @@ fn count_in(f: &mut Fields, ctx: &mut Ctx, key: &str, min: usize, max: usize) ->
         return None;
     }
     Some(v as usize)
+}
+
+/// A size ("64MB"), at least 1 KB, or an error with its line.
+fn bytes_in(f: &mut Fields, ctx: &mut Ctx, key: &str) -> Option<u64> {
+    let s = f.string(ctx, key, false)?;
+    match crate::units::parse_bytes(s.get_ref()) {
+        Ok(b) if (1000.0..=1e15).contains(&b) => Some(b as u64),
+        Ok(_) => {
+            ctx.report(
+                s.span(),
+                format!("{}: `{key}` must be from 1KB to 1PB", f.what),
+            );
+            None
+        }
+        Err(e) => {
+            ctx.report(s.span(), format!("{}: `{key}`: {e}", f.what));
+            None
+        }
+    }
 }
 
 /// Why an ssh destination is refused, if it is: one starting with `-` would be read by ssh as
@@ -755,6 +789,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 count_in(&mut l, &mut ctx, "max_lines", 1, 1_000_000).unwrap_or(logs.max_lines);
             logs.max_templates = count_in(&mut l, &mut ctx, "max_templates", 1, 100_000)
                 .unwrap_or(logs.max_templates);
+            logs.warn_templates = count_in(&mut l, &mut ctx, "warn_templates", 0, 100_000)
+                .unwrap_or(logs.warn_templates);
+            if let Some(b) = bytes_in(&mut l, &mut ctx, "max_bytes") {
+                logs.max_bytes = b;
+            }
+            logs.read_time = duration(
+                &mut l,
+                &mut ctx,
+                "read_time",
+                logs.read_time,
+                DurationRange::TIMEOUT,
+            );
             logs.samples = count_in(&mut l, &mut ctx, "samples", 0, 100).unwrap_or(logs.samples);
             logs.first_window = duration(
                 &mut l,
@@ -1117,6 +1163,13 @@ fn node_sources(
             default_timeout,
             DurationRange::TIMEOUT,
         );
+        let size_every = duration(
+            &mut d,
+            ctx,
+            "size_every",
+            DEFAULT_SIZE_EVERY,
+            DurationRange::SPAN,
+        );
         if let Some(endpoint) = endpoint {
             let ssh = match &endpoint {
                 DockerEndpoint::Ssh { target, port } => Some(match &ssh_for_docker {
@@ -1147,6 +1200,7 @@ fn node_sources(
                 ssh,
                 remote_socket,
                 timeout,
+                size_every,
             });
         }
         d.finish(ctx);
@@ -1416,6 +1470,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
             ssh: None,
             remote_socket: PathBuf::from("/var/run/docker.sock"),
             timeout: Duration::from_secs(30),
+            size_every: DEFAULT_SIZE_EVERY,
         });
     }
     Config {
@@ -1651,6 +1706,28 @@ url = "http://:15672"
         assert!(err.contains("starts with `-`"), "{err}");
         assert!(err.contains("already defined in this node"), "{err}");
         assert!(err.contains("from 1 to 65535"), "{err}");
+    }
+
+    #[test]
+    fn log_read_bounds_and_the_size_schedule_are_read_and_checked() {
+        let text = "fleet = \"x\"\n[logs]\nmax_bytes = \"8MB\"\nread_time = \"5s\"\nwarn_templates = 10\n[[node]]\nname = \"a\"\n[node.docker]\nendpoint = \"unix:///run/docker.sock\"\nsize_every = \"1h\"\n";
+        let c = parse(Path::new("p.toml"), text).unwrap();
+        assert_eq!(c.logs.max_bytes, 8_000_000);
+        assert_eq!(c.logs.read_time, Duration::from_secs(5));
+        assert_eq!(c.logs.warn_templates, 10);
+        let Source::Docker { size_every, .. } = &c.nodes[0].sources[0] else {
+            panic!("a docker source")
+        };
+        assert_eq!(*size_every, Duration::from_secs(3600));
+        for bad in [
+            "max_bytes = \"12\"",
+            "max_bytes = \"lots\"",
+            "read_time = \"0s\"",
+        ] {
+            let text =
+                format!("fleet = \"x\"\n[logs]\n{bad}\n[[node]]\nname = \"a\"\n[node.host]\n");
+            assert!(parse(Path::new("p.toml"), &text).is_err(), "{bad}");
+        }
     }
 
     #[test]

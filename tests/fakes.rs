@@ -44,7 +44,18 @@ pub struct Docker {
     pub delay: Duration,
     /// Where the paths of the log requests are kept, for a test that checks their window.
     pub log_requests: Option<Arc<Mutex<Vec<String>>>>,
+    /// Where the paths of the container listings are kept (with or without sizes).
+    pub list_requests: Option<Arc<Mutex<Vec<String>>>>,
+    /// After its first line, the log stream stalls this long before it ends.
+    pub stall_logs: Option<Duration>,
+    /// Also lists a container that exited long ago (in 2020).
+    pub exited: bool,
 }
+
+/// A container that stopped in 2020.
+pub const EXITED: &str = "pt-exited";
+/// Its writable layer, as the engine reports it when asked for sizes.
+pub const KEPT_SIZE_RW: u64 = 12345;
 
 /// A container that is still there after the list.
 pub const KEPT: &str = "pt-kept";
@@ -79,6 +90,7 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
     };
     let kept_id = "1111111111111111";
     let gone_id = "2222222222222222";
+    let exited_id = "3333333333333333";
     if path.starts_with("/version") {
         std::thread::sleep(fake.delay);
         respond(
@@ -88,9 +100,19 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
             br#"{"Version":"27.0.0","ApiVersion":"1.46"}"#,
         );
     } else if path.starts_with("/containers/json") {
-        let mut items = vec![listed(kept_id, KEPT)];
+        if let Some(requests) = &fake.list_requests {
+            requests.lock().unwrap().push(path.to_string());
+        }
+        let mut kept = listed(kept_id, KEPT);
+        if path.contains("size=1") {
+            kept = kept.replacen('{', &format!(r#"{{"SizeRw":{KEPT_SIZE_RW},"#), 1);
+        }
+        let mut items = vec![kept];
         if fake.gone {
             items.push(listed(gone_id, GONE));
+        }
+        if fake.exited {
+            items.push(listed(exited_id, EXITED).replace(r#""running""#, r#""exited""#));
         }
         respond(
             stream,
@@ -112,6 +134,23 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
             json,
             br#"{"RestartCount":0,"State":{"Status":"running","OOMKilled":false,"ExitCode":0,"StartedAt":"2026-11-22T13:00:00Z"},"HostConfig":{"Memory":0},"Config":{"Tty":false,"Cmd":["sh"]}}"#,
         );
+    } else if path.starts_with(&format!("/containers/{exited_id}/json")) {
+        respond(
+            stream,
+            "200 OK",
+            json,
+            br#"{"RestartCount":0,"State":{"Status":"exited","OOMKilled":false,"ExitCode":0,"StartedAt":"2020-01-01T00:00:00Z","FinishedAt":"2020-01-01T01:00:00Z"},"HostConfig":{"Memory":0},"Config":{"Tty":false,"Cmd":["sh"]}}"#,
+        );
+    } else if path.starts_with(&format!("/containers/{exited_id}/logs")) {
+        if let Some(requests) = &fake.log_requests {
+            requests.lock().unwrap().push(path.to_string());
+        }
+        respond(
+            stream,
+            "200 OK",
+            "application/vnd.docker.multiplexed-stream",
+            b"",
+        );
     } else if path.starts_with(&format!("/containers/{kept_id}/stats")) {
         respond(
             stream,
@@ -130,6 +169,15 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
             body.extend([2u8, 0, 0, 0]);
             body.extend((payload.len() as u32).to_be_bytes());
             body.extend(payload.as_bytes());
+        }
+        if let Some(stall) = fake.stall_logs {
+            // No length: the stream ends when the engine closes it, after the stall.
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.docker.multiplexed-stream\r\nconnection: close\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+            let _ = stream.flush();
+            std::thread::sleep(stall);
+            return;
         }
         respond(
             stream,

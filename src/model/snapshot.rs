@@ -353,6 +353,10 @@ pub struct Container {
     /// Writable layer plus image ("virtual" in `docker ps -s`).
     #[serde(default)]
     pub size_root_fs_bytes: Option<u64>,
+    /// When the two sizes were measured: the engine is asked for them only every `size_every`,
+    /// and between times the last measurement is carried forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_measured_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
 }
@@ -381,10 +385,44 @@ pub struct LogStream {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     pub lines_total: u64,
-    /// Lines counted but not kept because a cap was reached.
+    /// Lines counted but given no template of their own because the template caps were
+    /// reached: the sum of `other`.
     #[serde(default)]
     pub lines_dropped: u64,
     pub templates: Vec<LogTemplate>,
+    /// Lines past the template caps, counted per level ("-" for a line without one): every
+    /// line read is in a template or here, so the counts add up to `lines_total`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, u64>,
+    /// Set when the collector stopped reading before the end of the window: the lines after
+    /// `after` were not read (absent in archives written before the field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+}
+
+/// Why a log stream was cut, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truncated {
+    pub reason: TruncatedReason,
+    /// The engine's timestamp of the last line read; `None` when no line was read.
+    #[serde(default)]
+    pub after: Option<DateTime<Utc>>,
+    /// Bytes of the stream read before it was cut.
+    #[serde(default)]
+    pub bytes_read: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncatedReason {
+    /// `[logs] max_bytes` was reached.
+    Bytes,
+    /// `[logs] max_lines` was reached.
+    Lines,
+    /// `[logs] read_time`, or the Docker source's own deadline, passed.
+    Time,
+    /// The engine broke the stream off (the lines before the error are kept).
+    Error,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -651,6 +651,7 @@ fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t: f64) -> S
                         (Some(rw), Some(img)) => Some((rw + img.0) as u64),
                         _ => None,
                     },
+                    size_measured_at: None,
                     volumes: Vec::new(),
                 });
                 if !c.log.is_empty() {
@@ -1074,5 +1075,7 @@ fn log_stream(
         lines_total: total,
         lines_dropped: 0,
         templates: templates.into_values().collect(),
+        other: Default::default(),
+        truncated: None,
     }
 }

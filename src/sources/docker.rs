@@ -9,10 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DockerEndpoint, LogSettings, SshSettings};
-use crate::model::{Container, ContainerState, DockerInfo, Health, HealthCheck, LogStream, Port};
+use crate::model::{
+    Container, ContainerState, DockerInfo, Health, HealthCheck, LogStream, Port, Truncated,
+    TruncatedReason,
+};
 use crate::sources::logs::Reducer;
 use crate::sources::ssh::Tunnel;
 
@@ -22,6 +25,47 @@ pub struct Engine {
     pub containers: Vec<Container>,
     /// One stream per container, covering the requested window.
     pub logs: Vec<LogStream>,
+    /// What the next capture of this engine needs to know (log cursors, sizes).
+    pub memory: EngineMemory,
+}
+
+/// What the collector remembers about one engine between captures (kept in the collector
+/// state). Bounded by the containers listed now: entries of containers gone are dropped.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineMemory {
+    /// Per container id, the engine's timestamp of the newest log line counted: a line at or
+    /// before it was counted by an earlier capture and is skipped, so a window widened for a
+    /// node's clock offset never counts a line twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_cursor: BTreeMap<String, DateTime<Utc>>,
+    /// When writable-layer sizes were last asked for (`size=1` is slow on big layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes_at: Option<DateTime<Utc>>,
+    /// The sizes measured then, per container id: (writable layer, root filesystem).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, (Option<u64>, Option<u64>)>,
+}
+
+/// The container log window to read: patrol's `since`/`until`, and how far to reach back
+/// before `since` for a node whose clock is off (its engine filters by its own clock).
+#[derive(Debug, Clone, Copy)]
+pub struct LogWindow {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub widen: chrono::Duration,
+}
+
+/// How one engine is captured, besides where it is.
+pub struct Plan<'a> {
+    pub logs: Option<LogWindow>,
+    pub settings: &'a LogSettings,
+    /// Time between two listings with writable-layer sizes.
+    pub size_every: Duration,
+    /// What the previous capture of this engine left.
+    pub memory: &'a EngineMemory,
+    pub timeout: Duration,
+    /// The capture's time (sizes measured now are dated with it).
+    pub now: DateTime<Utc>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +139,9 @@ struct InspectState {
     exit_code: Option<i64>,
     #[serde(rename = "StartedAt")]
     started_at: Option<String>,
+    /// When the container last stopped ("0001-01-01T00:00:00Z" when it never did).
+    #[serde(rename = "FinishedAt")]
+    finished_at: Option<String>,
     #[serde(rename = "Health")]
     health: Option<InspectHealth>,
 }
@@ -282,12 +329,6 @@ impl Api {
         }
     }
 
-    async fn response(&self, path: &str) -> Result<reqwest::Response, String> {
-        self.response_unless_gone(path)
-            .await?
-            .ok_or_else(|| format!("{} GET {path}: HTTP 404 Not Found", self.endpoint))
-    }
-
     /// The engine's answer, or `None` when it says 404: a container removed since it was
     /// listed is gone, not a failure of the engine.
     async fn response_unless_gone(&self, path: &str) -> Result<Option<reqwest::Response>, String> {
@@ -338,50 +379,148 @@ impl Api {
             .map_err(|e| format!("{what}: unexpected answer: {e}"))
     }
 
-    /// Streams a container's log lines written in the window into a reducer: the body is read
-    /// chunk by chunk, so only `max_lines` lines are ever parsed, however many were written.
+    /// Streams a container's log lines written since `since` into a reducer, chunk by chunk,
+    /// until the end of the stream or a bound (`max_bytes`, `max_lines`, the `deadline`): past a
+    /// bound reading stops, what was read is kept and the answer says where it stopped. Lines
+    /// stamped at or before `cursor` were counted by an earlier capture and are skipped.
+    /// `Ok(None)` when the container is gone.
     async fn logs(
         &self,
         id: &str,
         tty: bool,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        read: LogRead<'_>,
         reducer: &mut Reducer<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<LogsRead>, String> {
         let secs =
             |t: DateTime<Utc>| format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos());
         let path = format!(
             "/containers/{id}/logs?stdout=1&stderr=1&timestamps=1&since={}&until={}",
-            secs(since),
-            secs(until)
+            secs(window.0),
+            secs(window.1)
         );
-        let mut response = self.response(&path).await?;
+        let mut counter = LineCounter::new(read.cursor, read.settings.max_lines);
+        let cut = |counter: &LineCounter, reason, bytes_read| LogsRead {
+            newest: counter.newest,
+            truncated: Some(Truncated {
+                reason,
+                after: counter.newest,
+                bytes_read,
+            }),
+        };
+        let mut response =
+            match tokio::time::timeout_at(read.deadline, self.response_unless_gone(&path)).await {
+                Err(_) => return Ok(Some(cut(&counter, TruncatedReason::Time, 0))),
+                Ok(r) => match r? {
+                    Some(r) => r,
+                    None => return Ok(None),
+                },
+            };
         let mut frames = FrameReader::new(tty);
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(&path, e))? {
-            frames.feed(&chunk, |line| add_docker_line(reducer, line));
+        let mut bytes_read: u64 = 0;
+        loop {
+            let chunk = match tokio::time::timeout_at(read.deadline, response.chunk()).await {
+                Err(_) => return Ok(Some(cut(&counter, TruncatedReason::Time, bytes_read))),
+                Ok(Err(e)) => {
+                    // stderr is not a snapshot: mask what the engine echoed here too.
+                    tracing::warn!("{}", super::redact::builtin_text(&self.failed(&path, e)));
+                    return Ok(Some(cut(&counter, TruncatedReason::Error, bytes_read)));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            let room = read.settings.max_bytes.saturating_sub(bytes_read);
+            let take = (chunk.len() as u64).min(room) as usize;
+            bytes_read += take as u64;
+            frames.feed(&chunk[..take], |line| counter.add(reducer, line));
+            if counter.full() {
+                return Ok(Some(cut(&counter, TruncatedReason::Lines, bytes_read)));
+            }
+            if take < chunk.len() || bytes_read >= read.settings.max_bytes {
+                // A partial last line is left unread rather than counted as a line.
+                return Ok(Some(cut(&counter, TruncatedReason::Bytes, bytes_read)));
+            }
         }
-        frames.finish(|line| add_docker_line(reducer, line));
-        Ok(())
+        frames.finish(|line| counter.add(reducer, line));
+        Ok(Some(LogsRead {
+            newest: counter.newest,
+            truncated: None,
+        }))
     }
 }
 
-/// A line as the engine sends it with `timestamps=1`: "2026-11-22T13:02:06.569759951Z message".
-fn add_docker_line(reducer: &mut Reducer<'_>, line: &str) {
-    let (at, text) = match line.split_once(' ') {
-        Some((stamp, rest)) => match DateTime::parse_from_rfc3339(stamp) {
-            Ok(t) => (Some(t.with_timezone(&Utc)), rest),
-            Err(_) => (None, line),
-        },
-        None => (None, line),
-    };
-    reducer.add(at, text.trim_end_matches('\r'));
+/// The bounds of one container's log read.
+struct LogRead<'a> {
+    settings: &'a LogSettings,
+    cursor: Option<DateTime<Utc>>,
+    deadline: tokio::time::Instant,
+}
+
+/// How a container's log read ended.
+struct LogsRead {
+    /// The engine's timestamp of the newest line counted.
+    newest: Option<DateTime<Utc>>,
+    truncated: Option<Truncated>,
+}
+
+/// Passes the engine's lines to the reducer, skipping those an earlier capture counted and
+/// stopping at `max_lines`.
+pub struct LineCounter {
+    cursor: Option<DateTime<Utc>>,
+    max_lines: usize,
+    lines: usize,
+    /// Lines skipped as already counted.
+    pub repeated: u64,
+    pub newest: Option<DateTime<Utc>>,
+}
+
+impl LineCounter {
+    pub fn new(cursor: Option<DateTime<Utc>>, max_lines: usize) -> Self {
+        LineCounter {
+            cursor,
+            max_lines,
+            lines: 0,
+            repeated: 0,
+            newest: None,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.lines >= self.max_lines
+    }
+
+    /// A line as the engine sends it with `timestamps=1`: "2026-11-22T13:02:06.569759951Z
+    /// message".
+    pub fn add(&mut self, reducer: &mut Reducer<'_>, line: &str) {
+        if self.full() {
+            return;
+        }
+        let (at, text) = match line.split_once(' ') {
+            Some((stamp, rest)) => match DateTime::parse_from_rfc3339(stamp) {
+                Ok(t) => (Some(t.with_timezone(&Utc)), rest),
+                Err(_) => (None, line),
+            },
+            None => (None, line),
+        };
+        if let (Some(at), Some(cursor)) = (at, self.cursor)
+            && at <= cursor
+        {
+            self.repeated += 1;
+            return;
+        }
+        self.lines += 1;
+        if let Some(at) = at {
+            self.newest = Some(self.newest.map_or(at, |n| n.max(at)));
+        }
+        reducer.add(at, text.trim_end_matches('\r'));
+    }
 }
 
 /// Splits the engine's log stream into lines: without a TTY each payload comes in a frame with
 /// an 8-byte header (stream, 3 zero bytes, big-endian length). Payloads are passed on as they
 /// arrive rather than gathered whole, so a header announcing 4 GB costs nothing but the bytes
 /// that actually come, and lines are cut at 16 KB.
-struct FrameReader {
+pub struct FrameReader {
     tty: bool,
     header: [u8; 8],
     header_len: usize,
@@ -394,7 +533,7 @@ struct FrameReader {
 const MAX_LINE_BYTES: usize = 16 * 1024;
 
 impl FrameReader {
-    fn new(tty: bool) -> Self {
+    pub fn new(tty: bool) -> Self {
         FrameReader {
             tty,
             header: [0; 8],
@@ -404,7 +543,7 @@ impl FrameReader {
         }
     }
 
-    fn feed(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&str)) {
+    pub fn feed(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&str)) {
         if self.tty {
             self.text(bytes, &mut emit);
             return;
@@ -441,7 +580,7 @@ impl FrameReader {
         }
     }
 
-    fn finish(&mut self, mut emit: impl FnMut(&str)) {
+    pub fn finish(&mut self, mut emit: impl FnMut(&str)) {
         if !self.line.is_empty() {
             emit(&String::from_utf8_lossy(&self.line));
             self.line.clear();
@@ -449,15 +588,13 @@ impl FrameReader {
     }
 }
 
-/// Collects from one engine, giving up after `timeout`. `logs` is the window of log lines to
-/// read, when wanted.
+/// Collects from one engine, giving up after the plan's `timeout`.
 pub async fn collect(
     endpoint: &DockerEndpoint,
     ssh: Option<(&SshSettings, &Path)>,
-    logs: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    settings: &LogSettings,
-    timeout: Duration,
+    plan: &Plan<'_>,
 ) -> Result<Engine, String> {
+    let timeout = plan.timeout;
     let described = endpoint.describe();
     let build = |b: reqwest::ClientBuilder| {
         crate::tls::http_client(b.timeout(timeout), &crate::tls::TlsOptions::default())
@@ -472,7 +609,7 @@ pub async fn collect(
                 endpoint: described.clone(),
                 timeout,
             };
-            collect_with(&api, logs, settings, timeout).await
+            collect_with(&api, plan).await
         }
         DockerEndpoint::Tcp(host) => {
             let api = Api {
@@ -482,7 +619,7 @@ pub async fn collect(
                 endpoint: described.clone(),
                 timeout,
             };
-            collect_with(&api, logs, settings, timeout).await
+            collect_with(&api, plan).await
         }
         DockerEndpoint::Ssh { .. } => {
             let (ssh, remote) = ssh.ok_or_else(|| format!("{described}: no ssh settings"))?;
@@ -494,22 +631,72 @@ pub async fn collect(
                 endpoint: described.clone(),
                 timeout,
             };
-            let result = collect_with(&api, logs, settings, timeout).await;
+            let result = collect_with(&api, plan).await;
             drop(tunnel);
             result
         }
     }
 }
 
-async fn collect_with(
-    api: &Api,
-    logs: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    settings: &LogSettings,
-    timeout: Duration,
-) -> Result<Engine, String> {
+/// Share of the source's timeout past which container logs stop being read, so the list,
+/// inspections and stats (already in hand by then) always land.
+const LOGS_SHARE_OF_TIMEOUT: f64 = 0.8;
+
+/// Whether a container's log request can be skipped: it is stopped and stopped before the
+/// window, so it wrote nothing in it (dockerd would rescan its whole log file to say so).
+fn wrote_nothing_since(state: &str, finished_at: Option<&str>, since: DateTime<Utc>) -> bool {
+    if !matches!(state, "exited" | "dead") {
+        return false;
+    }
+    finished_at
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .is_some_and(|t| t.timestamp() > 0 && t.with_timezone(&Utc) < since)
+}
+
+async fn collect_with(api: &Api, plan: &Plan<'_>) -> Result<Engine, String> {
+    let timeout = plan.timeout;
+    let logs_deadline = tokio::time::Instant::now() + timeout.mul_f64(LOGS_SHARE_OF_TIMEOUT);
     let work = async {
         let version: Version = api.get("/version").await?;
-        let listed: Vec<Listed> = api.get("/containers/json?all=1&size=1").await?;
+        let now = plan.now;
+        let sizes_due = plan
+            .memory
+            .sizes_at
+            .is_none_or(|t| t > now || (now - t).to_std().unwrap_or_default() >= plan.size_every);
+        let mut listed: Vec<Listed> = if sizes_due {
+            api.get("/containers/json?all=1&size=1").await?
+        } else {
+            api.get("/containers/json?all=1").await?
+        };
+        // A container never measured (new since the last sizes) has them measured now: the
+        // rules must see no gap.
+        let unmeasured = !sizes_due
+            && listed
+                .iter()
+                .any(|c| !plan.memory.sizes.contains_key(&c.id));
+        if unmeasured {
+            listed = api.get("/containers/json?all=1&size=1").await?;
+        }
+        let sizes_due = sizes_due || unmeasured;
+        let mut memory = EngineMemory {
+            sizes_at: if sizes_due {
+                Some(now)
+            } else {
+                plan.memory.sizes_at
+            },
+            ..EngineMemory::default()
+        };
+        for c in &mut listed {
+            if sizes_due {
+                memory
+                    .sizes
+                    .insert(c.id.clone(), (Some(c.size_rw.unwrap_or(0)), c.size_root_fs));
+            } else if let Some(&(rw, root)) = plan.memory.sizes.get(&c.id) {
+                c.size_rw = rw;
+                c.size_root_fs = root;
+                memory.sizes.insert(c.id.clone(), (rw, root));
+            }
+        }
         let details = listed.iter().map(|c| async {
             // Removed between the list and now (404): skipped below, the others kept.
             let inspect: Result<Option<Inspect>, String> = api
@@ -523,32 +710,71 @@ async fn collect_with(
             } else {
                 None
             };
-            let stream = match (&inspect, logs) {
-                (Ok(Some(i)), Some((since, until))) if c.state != "created" => {
-                    let mut reducer = Reducer::new(settings);
-                    let tty = i.config.as_ref().is_some_and(|c| c.tty);
-                    let name = c
-                        .names
-                        .first()
-                        .map(|n| n.trim_start_matches('/'))
-                        .unwrap_or(&c.id);
-                    match api.logs(&c.id, tty, since, until, &mut reducer).await {
-                        Ok(()) => Some(reducer.finish(&format!("container:{name}"), since, until)),
-                        Err(e) => {
-                            // stderr is not a snapshot: mask what the engine echoed here too.
-                            tracing::warn!("{}", super::redact::builtin_text(&e.to_string()));
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            (inspect, stats, stream)
+            (inspect, stats)
         });
         let details = futures_join_all(details).await;
+        // The logs come after every inspection and stats are in hand, and stop at their own
+        // deadline, so slow logs never cost the containers' states.
+        let reads = listed
+            .iter()
+            .zip(&details)
+            .map(|(c, (inspect, _))| async move {
+                let (Ok(Some(i)), Some(window)) = (inspect, plan.logs) else {
+                    return (None, None);
+                };
+                if c.state == "created" {
+                    return (None, None);
+                }
+                let name = c
+                    .names
+                    .first()
+                    .map(|n| n.trim_start_matches('/'))
+                    .unwrap_or(&c.id);
+                let source = format!("container:{name}");
+                let since = window.since - window.widen;
+                let cursor = plan.memory.log_cursor.get(&c.id).copied();
+                let mut reducer = Reducer::new(plan.settings);
+                if wrote_nothing_since(&c.state, i.state.finished_at.as_deref(), since) {
+                    return (
+                        Some(reducer.finish(&source, window.since, window.until)),
+                        cursor,
+                    );
+                }
+                let tty = i.config.as_ref().is_some_and(|c| c.tty);
+                let read = LogRead {
+                    settings: plan.settings,
+                    cursor,
+                    deadline: logs_deadline
+                        .min(tokio::time::Instant::now() + plan.settings.read_time),
+                };
+                match api
+                    .logs(&c.id, tty, (since, window.until), read, &mut reducer)
+                    .await
+                {
+                    Ok(Some(done)) => {
+                        let mut stream = reducer.finish(&source, window.since, window.until);
+                        stream.truncated = done.truncated;
+                        (Some(stream), done.newest.max(cursor))
+                    }
+                    Ok(None) => (None, None),
+                    Err(e) => {
+                        // stderr is not a snapshot: mask what the engine echoed here too.
+                        tracing::warn!("{}", super::redact::builtin_text(&e.to_string()));
+                        let mut stream = reducer.finish(&source, window.since, window.until);
+                        stream.truncated = Some(Truncated {
+                            reason: TruncatedReason::Error,
+                            after: None,
+                            bytes_read: 0,
+                        });
+                        (Some(stream), cursor)
+                    }
+                }
+            });
+        let reads = futures_join_all(reads).await;
         let mut containers = Vec::with_capacity(listed.len());
         let mut streams = Vec::new();
-        for (c, (inspect, stats, stream)) in listed.into_iter().zip(details) {
+        for ((c, (inspect, stats)), (stream, cursor)) in listed.into_iter().zip(details).zip(reads)
+        {
             let Some(inspect) = inspect? else {
                 tracing::info!(
                     "{}: container {} was removed during the capture",
@@ -557,7 +783,13 @@ async fn collect_with(
                 );
                 continue;
             };
-            containers.push(container(c, inspect, stats));
+            if let Some(cursor) = cursor {
+                memory.log_cursor.insert(c.id.clone(), cursor);
+            }
+            let measured = memory.sizes.contains_key(&c.id).then_some(memory.sizes_at);
+            let mut container = container(c, inspect, stats);
+            container.size_measured_at = measured.flatten();
+            containers.push(container);
             streams.extend(stream);
         }
         containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -570,6 +802,7 @@ async fn collect_with(
             },
             containers,
             logs: streams,
+            memory,
         })
     };
     tokio::time::timeout(timeout, work)
@@ -695,6 +928,7 @@ fn container(c: Listed, inspect: Inspect, stats: Option<Stats>) -> Container {
         blkio_write_bytes: stats.as_ref().and_then(blkio_written),
         size_rw_bytes: Some(c.size_rw.unwrap_or(0)),
         size_root_fs_bytes: c.size_root_fs,
+        size_measured_at: None,
         volumes: Vec::new(),
     }
 }
@@ -761,6 +995,56 @@ mod tests {
                 "2026-11-22T13:02:07Z second"
             ]
         );
+    }
+
+    #[test]
+    fn only_a_container_stopped_before_the_window_is_not_asked_for_logs() {
+        let since: DateTime<Utc> = "2026-11-22T13:00:00Z".parse().unwrap();
+        let before = Some("2026-11-22T12:59:59.9Z");
+        let after = Some("2026-11-22T13:00:00.1Z");
+        assert!(wrote_nothing_since("exited", before, since));
+        assert!(wrote_nothing_since("dead", before, since));
+        assert!(
+            !wrote_nothing_since("exited", after, since),
+            "it ran in the window"
+        );
+        assert!(!wrote_nothing_since("running", before, since));
+        assert!(!wrote_nothing_since("restarting", before, since));
+        assert!(!wrote_nothing_since("paused", before, since));
+        // The engine's "never stopped" and an unreadable time: asked, to be safe.
+        assert!(!wrote_nothing_since(
+            "exited",
+            Some("0001-01-01T00:00:00Z"),
+            since
+        ));
+        assert!(!wrote_nothing_since("exited", Some("yesterday"), since));
+        assert!(!wrote_nothing_since("exited", None, since));
+    }
+
+    #[test]
+    fn lines_at_or_before_the_cursor_are_skipped_and_max_lines_stops_the_count() {
+        let settings = LogSettings::default();
+        let mut reducer = Reducer::new(&settings);
+        let cursor: DateTime<Utc> = "2026-11-22T13:02:06.5Z".parse().unwrap();
+        let mut counter = LineCounter::new(Some(cursor), 2);
+        for line in [
+            "2026-11-22T13:02:06.4Z INFO counted before",
+            "2026-11-22T13:02:06.5Z INFO counted before, at the cursor",
+            "2026-11-22T13:02:06.6Z ERROR new\r",
+            "no timestamp",
+            "2026-11-22T13:02:07Z INFO past max_lines",
+        ] {
+            counter.add(&mut reducer, line);
+        }
+        assert_eq!(counter.repeated, 2);
+        assert!(counter.full());
+        assert_eq!(
+            counter.newest,
+            Some("2026-11-22T13:02:06.6Z".parse().unwrap())
+        );
+        let s = reducer.finish("container:x", cursor, cursor);
+        assert_eq!(s.lines_total, 2);
+        assert!(s.templates.iter().any(|t| t.template == "ERROR new"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Turning log lines into templates with counts (the snapshot never stores raw dumps). Bounded:
-//! past `max_lines` lines, or once `max_templates` templates exist, lines are only counted as
-//! dropped, so a node writing 200 lines a second cannot blow up its snapshot.
+//! Turning log lines into templates with counts (the snapshot never stores raw dumps). Every
+//! line read is templated and counted, so an ERROR after thousands of INFO lines is never lost;
+//! what is bounded is what is kept: `max_templates` distinct templates (plus a reserve of
+//! `warn_templates` for WARNING and above, so a flood of distinct INFO lines cannot crowd out an
+//! error), a few samples per template, and past the caps a count per level in `other`. Memory
+//! stays bounded whatever a container writes.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -99,8 +102,20 @@ pub fn split_line(text: &str) -> Line<'_> {
 pub struct Reducer<'s> {
     settings: &'s LogSettings,
     templates: BTreeMap<(String, String), LogTemplate>,
+    /// Templates admitted on the WARNING-and-above reserve, past `max_templates`.
+    reserved: usize,
+    /// Lines past the caps, per level.
+    other: BTreeMap<String, u64>,
     pub lines_total: u64,
     pub dropped: u64,
+}
+
+/// Levels that may use the reserve: the ones a reader must never miss.
+fn is_warning_or_above(level: Option<&str>) -> bool {
+    matches!(
+        level,
+        Some("WARNING" | "ERROR" | "CRITICAL" | "FATAL" | "PANIC")
+    )
 }
 
 impl<'s> Reducer<'s> {
@@ -108,28 +123,41 @@ impl<'s> Reducer<'s> {
         Reducer {
             settings,
             templates: BTreeMap::new(),
+            reserved: 0,
+            other: BTreeMap::new(),
             lines_total: 0,
             dropped: 0,
         }
     }
 
-    /// Adds one line written at `at` (when the collector knows it).
+    /// Distinct templates held now (bounded by `max_templates + warn_templates`).
+    pub fn templates_held(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Adds one line written at `at` (when the collector knows it). Every line is counted: in
+    /// its template, or past the caps in `other` under its level.
     pub fn add(&mut self, at: Option<DateTime<Utc>>, text: &str) {
         self.lines_total += 1;
-        if self.lines_total as usize > self.settings.max_lines {
-            self.dropped += 1;
-            return;
-        }
         let line = split_line(text);
         // The pid and the level go into their own fields, not the template.
         let mut template = logtemplate::mask(line.message);
         logtemplate::truncate_at_char(&mut template, logtemplate::MAX_TEMPLATE_BYTES);
         let level = line.level.clone().unwrap_or_else(|| "-".into());
         let key = (template, level);
-        if !self.templates.contains_key(&key) && self.templates.len() >= self.settings.max_templates
-        {
-            self.dropped += 1;
-            return;
+        if !self.templates.contains_key(&key) {
+            let general = self.templates.len() - self.reserved;
+            if general >= self.settings.max_templates {
+                if is_warning_or_above(line.level.as_deref())
+                    && self.reserved < self.settings.warn_templates
+                {
+                    self.reserved += 1;
+                } else {
+                    self.dropped += 1;
+                    *self.other.entry(key.1).or_default() += 1;
+                    return;
+                }
+            }
         }
         let entry = self
             .templates
@@ -195,6 +223,8 @@ impl<'s> Reducer<'s> {
             lines_total: self.lines_total,
             lines_dropped: self.dropped,
             templates,
+            other: self.other,
+            truncated: None,
         }
     }
 }
@@ -226,10 +256,10 @@ mod tests {
     }
 
     #[test]
-    fn bounded_and_counted() {
+    fn every_line_is_counted_and_templates_are_bounded() {
         let settings = LogSettings {
-            max_lines: 100,
             max_templates: 2,
+            warn_templates: 1,
             fields: vec![(
                 "bar_uuid".into(),
                 Regex::new(r"bar_uuid='([^']*)'").unwrap(),
@@ -244,15 +274,72 @@ mod tests {
             );
         }
         r.add(None, "INFO a");
+        r.add(None, "INFO b");
+        r.add(None, "WARN c");
+        r.add(None, "ERROR d");
+        r.add(None, "e");
         let s = r.finish("container:x", Utc::now(), Utc::now());
-        assert_eq!(s.lines_total, 151);
-        assert_eq!(s.lines_dropped, 51);
-        assert_eq!(s.templates.len(), 1);
+        assert_eq!(s.lines_total, 155);
+        assert_eq!(s.templates.len(), 3, "two templates and one on the reserve");
         let t = &s.templates[0];
         assert_eq!(t.template, "ERROR rejecting message <n>: bar_uuid='<*>'");
-        assert_eq!(t.count, 100);
-        assert_eq!(t.fields["bar_uuid"]["empty"], 100);
+        assert_eq!(t.count, 150, "every line counted in its template");
+        assert_eq!(t.fields["bar_uuid"]["empty"], 150);
         assert_eq!(t.samples.len(), 3);
+        assert!(s.templates.iter().any(|t| t.template == "WARN c"));
+        let other: BTreeMap<&str, u64> = s.other.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(other, BTreeMap::from([("INFO", 1), ("ERROR", 1), ("-", 1)]));
+        assert_eq!(s.lines_dropped, 3);
+        let kept: u64 = s.templates.iter().map(|t| t.count).sum();
+        assert_eq!(kept + s.lines_dropped, s.lines_total);
+    }
+
+    #[test]
+    fn an_error_after_thousands_of_info_lines_is_kept() {
+        let settings = LogSettings::default();
+        let mut r = Reducer::new(&settings);
+        for i in 0..6000 {
+            r.add(None, &format!("INFO processed batch {i}"));
+        }
+        r.add(None, "ERROR disk full");
+        let s = r.finish("container:x", Utc::now(), Utc::now());
+        assert_eq!(s.lines_total, 6001);
+        let error = s
+            .templates
+            .iter()
+            .find(|t| t.template == "ERROR disk full")
+            .expect("the ERROR after the chatter is stored");
+        assert_eq!(error.count, 1);
+        assert_eq!(error.level.as_deref(), Some("ERROR"));
+        assert_eq!(s.lines_dropped, 0);
+    }
+
+    /// A different word per number: distinct templates, since digits are masked.
+    fn word(mut i: usize) -> String {
+        let mut w = String::new();
+        loop {
+            w.push((b'a' + (i % 26) as u8) as char);
+            i /= 26;
+            if i == 0 {
+                return w;
+            }
+        }
+    }
+
+    #[test]
+    fn a_flood_of_distinct_info_lines_cannot_crowd_out_an_error() {
+        let settings = LogSettings::default();
+        let mut r = Reducer::new(&settings);
+        for i in 0..20_000 {
+            r.add(None, &format!("INFO user {} logged in", word(i)));
+        }
+        r.add(None, "ERROR disk full");
+        assert!(r.templates_held() <= settings.max_templates + settings.warn_templates);
+        let s = r.finish("container:x", Utc::now(), Utc::now());
+        assert!(s.templates.iter().any(|t| t.template == "ERROR disk full"));
+        assert_eq!(s.other["INFO"], 20_000 - settings.max_templates as u64);
+        let kept: u64 = s.templates.iter().map(|t| t.count).sum();
+        assert_eq!(kept + s.other.values().sum::<u64>(), s.lines_total);
     }
 
     #[test]
@@ -275,6 +362,7 @@ mod tests {
         fn check(lines: &[String]) {
             let settings = LogSettings {
                 max_templates: 16,
+                warn_templates: 4,
                 ..LogSettings::default()
             };
             let mut r = Reducer::new(&settings);
@@ -282,7 +370,11 @@ mod tests {
                 r.add(None, l);
             }
             let s = r.finish("container:x", Utc::now(), Utc::now());
-            assert!(s.templates.len() <= 16);
+            assert!(s.templates.len() <= 20);
+            // Every line is counted once: in its template or in `other`.
+            let kept: u64 = s.templates.iter().map(|t| t.count).sum();
+            assert_eq!(kept + s.other.values().sum::<u64>(), s.lines_total);
+            assert_eq!(s.other.values().sum::<u64>(), s.lines_dropped);
             for t in &s.templates {
                 assert!(t.template.len() <= logtemplate::MAX_TEMPLATE_BYTES);
                 assert!(t.samples.iter().all(|x| x.chars().count() <= 500));
@@ -304,6 +396,18 @@ mod tests {
                 // What a collector sees: bytes from the wire read leniently as UTF-8.
                 let lines: Vec<String> =
                     chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+                check(&lines);
+            }
+
+            #[test]
+            fn many_lines_of_any_level_add_up_within_bounds(
+                lines in proptest::collection::vec(
+                    ("(INFO|WARN|ERROR|DEBUG|FATAL|)", "[a-z]{1,3}"),
+                    1..200,
+                )
+            ) {
+                let lines: Vec<String> =
+                    lines.iter().map(|(level, w)| format!("{level} {w} happened")).collect();
                 check(&lines);
             }
 

@@ -47,6 +47,25 @@ pub struct NodeState {
     /// PostgreSQL server log position per source: (file, byte offset).
     #[serde(default)]
     pub pg_log: BTreeMap<String, (String, u64)>,
+    /// The node's clock offset as last measured by the ssh source (ms, its clock minus
+    /// patrol's): the container log window reaches back that far, since the engine filters
+    /// `since` by the node's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<f64>,
+    /// The Docker engine's log cursors and writable-layer sizes.
+    #[serde(default)]
+    pub docker: docker::EngineMemory,
+}
+
+/// How far back before `since` a node's container log window reaches: the last measured clock
+/// offset either way (lines read twice are skipped by the engine's timestamps), plus a second
+/// for the measurement's own uncertainty. Nothing without a measurement.
+pub fn log_widening(offset_ms: Option<f64>) -> chrono::Duration {
+    match offset_ms.filter(|o| o.is_finite()) {
+        // Capped at a day: a clock further off than that is a finding, not a window.
+        Some(o) => chrono::Duration::milliseconds(o.abs().min(86_400_000.0) as i64 + 1000),
+        None => chrono::Duration::zero(),
+    }
 }
 
 impl CollectState {
@@ -115,10 +134,23 @@ async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String
             ssh,
             remote_socket,
             timeout,
+            size_every,
         } => {
-            let window = logs.then_some((ctx.since, ctx.until));
+            let window = logs.then_some(docker::LogWindow {
+                since: ctx.since,
+                until: ctx.until,
+                widen: log_widening(ctx.node.clock_offset_ms),
+            });
             let tunnel = ssh.as_ref().map(|s| (s, remote_socket.as_path()));
-            docker::collect(&endpoint, tunnel, window, &ctx.logs, timeout)
+            let plan = docker::Plan {
+                logs: window,
+                settings: &ctx.logs,
+                size_every,
+                memory: &ctx.node.docker,
+                timeout,
+                now: ctx.until,
+            };
+            docker::collect(&endpoint, tunnel, &plan)
                 .await
                 .map(Part::Docker)
         }
@@ -367,6 +399,10 @@ async fn capture_fleet_async(
                     let node_state = next.nodes.entry(snap.node.clone()).or_default();
                     node_state.pg_log.insert(name.to_string(), position.clone());
                 }
+                if let Part::Docker(engine) = &part {
+                    let node_state = next.nodes.entry(snap.node.clone()).or_default();
+                    node_state.docker = engine.memory.clone();
+                }
                 merge(snap, part);
             }
             Err(e) => {
@@ -386,6 +422,9 @@ async fn capture_fleet_async(
         let node_state = next.nodes.entry(snap.node.clone()).or_default();
         if !unread {
             node_state.last_capture = Some(now);
+        }
+        if let Some(offset) = snap.host.as_ref().and_then(|h| h.clock_offset_ms) {
+            node_state.clock_offset_ms = Some(offset);
         }
         node_state.previous_capture = Some(now);
         progress(snap);
@@ -564,6 +603,25 @@ pub fn describe(snap: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_window_reaches_back_by_the_clock_offset_either_way() {
+        assert_eq!(log_widening(None), chrono::Duration::zero());
+        assert_eq!(log_widening(Some(f64::NAN)), chrono::Duration::zero());
+        assert_eq!(
+            log_widening(Some(-600_000.0)),
+            chrono::Duration::milliseconds(601_000)
+        );
+        assert_eq!(
+            log_widening(Some(2_500.0)),
+            chrono::Duration::milliseconds(3_500)
+        );
+        assert_eq!(
+            log_widening(Some(1e15)),
+            chrono::Duration::milliseconds(86_401_000),
+            "capped at a day"
+        );
+    }
 
     #[test]
     fn a_collector_that_panics_is_its_sources_error() {
