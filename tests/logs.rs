@@ -85,6 +85,36 @@ fn a_log_stream_that_stalls_is_cut_at_its_deadline_and_the_containers_land() {
     assert!(cut["bytes_read"].as_u64().unwrap() > 0, "{logs}");
 }
 
+/// A stream cut in captures in a row is reported: lines after the cut, errors included, were
+/// never read, and the reader of the report must know.
+#[test]
+fn a_stream_cut_in_two_captures_in_a_row_is_a_warning_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = fakes::docker(
+        dir.path(),
+        fakes::Docker {
+            log_line: Some("INFO worker started".into()),
+            stall_logs: Some(Duration::from_secs(8)),
+            ..fakes::Docker::default()
+        },
+    );
+    let config = config(dir.path(), "timeout = \"2s\"", &socket);
+    run(dir.path(), &config);
+    let said = |dir: &Path| {
+        files_under(&dir.join("output"))
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "md"))
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .any(|t| t.contains("[WARNING]") && t.contains("of the window were not read"))
+    };
+    assert!(!said(dir.path()), "one cut capture is not yet a finding");
+    run(dir.path(), &config);
+    assert!(
+        said(dir.path()),
+        "the second cut capture in a row opens the warning"
+    );
+}
+
 #[test]
 fn a_container_stopped_before_the_window_is_not_asked_for_its_logs() {
     let dir = tempfile::tempdir().unwrap();

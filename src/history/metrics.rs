@@ -193,6 +193,21 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
             "lines_total",
             Some(l.lines_total as f64),
         );
+        // How much of the window was not read because a read bound cut the stream (0 when it
+        // was read to the end), so a rule can say that lines, errors included, went unseen.
+        let unread = match &l.truncated {
+            None => 0.0,
+            Some(t) => {
+                let from = t.after.unwrap_or(l.window_start).max(l.window_start);
+                (l.window_end - from).num_milliseconds().max(0) as f64 / 1000.0
+            }
+        };
+        push(
+            &mut out,
+            &format!("log:{}", l.source),
+            "unread_s",
+            Some(unread),
+        );
         // Each template's count since the previous capture, so rules can select log lines by
         // source, level and text: `logtpl:postgres:db|FATAL|*does not exist*`.
         for t in &l.templates {
@@ -271,6 +286,7 @@ pub const KNOWN_METRICS: &[&str] = &[
     "status",
     "latency_ms",
     "lines_total",
+    "unread_s",
     "pending",
     "processing_workers",
     "completed",
