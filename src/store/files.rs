@@ -42,6 +42,7 @@ impl FileArchive {
         fsutil::write_atomic(
             &self.path_for(&capture.node, capture.captured_at),
             &capture.body,
+            fsutil::Mode::Private,
         )
     }
 
@@ -163,7 +164,7 @@ impl FileArchive {
     pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
         let text = toml::to_string(meta)
             .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
-        fsutil::write_atomic(&self.meta_path(), text.as_bytes())
+        fsutil::write_atomic(&self.meta_path(), text.as_bytes(), fsutil::Mode::Private)
     }
 
     /// Deletes the given captures, and the day and node folders they leave empty.
