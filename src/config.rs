@@ -1602,6 +1602,79 @@ url = "http://10.244.70.25:8050/"
     }
 
     #[test]
+    fn report_file_mode_is_read_and_a_bad_one_is_an_error_with_its_line() {
+        let base = "fleet = \"x\"\n[[node]]\nname = \"a\"\n[node.host]\n";
+        let c = parse(Path::new("p.toml"), base).unwrap();
+        assert_eq!(c.report.file_mode, 0o640);
+        let c = parse(
+            Path::new("p.toml"),
+            &format!("{base}[report]\nfile_mode = \"0644\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.report.file_mode, 0o644);
+        for bad in ["\"0755\"", "\"0400\"", "\"x\""] {
+            let err = parse(
+                Path::new("p.toml"),
+                &format!("{base}[report]\n\nfile_mode = {bad}\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("p.toml:7:") && err.contains("`file_mode`"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_files_are_listed_once_each_with_ssh_identities_strict() {
+        let text = r#"fleet = "x"
+archive = "postgres://patrol@db/archive"
+archive_password_file = "archive_pw"
+[telegram]
+token_file = "token"
+chat_id = "1"
+[[node]]
+name = "a"
+[node.ssh]
+target = "patrol@a"
+identity = "id_a"
+[node.docker]
+endpoint = "ssh://patrol@a"
+[[node.postgres]]
+name = "db"
+password_file = "pw"
+[[node.redis]]
+name = "r"
+password_file = "pw"
+[[node.rabbitmq]]
+name = "mq"
+url = "http://a:15672"
+password_file = "mq_pw"
+[[node.http]]
+name = "web"
+url = "http://a/"
+"#;
+        let c = parse(Path::new("/etc/patrol/patrol.toml"), text).unwrap();
+        let files: Vec<(String, bool)> = c
+            .secret_files()
+            .into_iter()
+            .map(|(_, p, strict)| (p.display().to_string(), strict))
+            .collect();
+        let want = |p: &str, strict| (format!("/etc/patrol/{p}"), strict);
+        assert_eq!(
+            files,
+            vec![
+                want("archive_pw", false),
+                want("token", false),
+                want("pw", false),
+                want("mq_pw", false),
+                want("id_a", true),
+            ]
+        );
+    }
+
+    #[test]
     fn slugs() {
         assert_eq!(slug("VisionKing 03002"), "visionking-03002");
     }

@@ -17,6 +17,7 @@ mod fakes;
 mod fixtures;
 mod hostile;
 mod integrity;
+mod perms;
 mod quiet;
 mod secrets;
 mod shared_archive;
