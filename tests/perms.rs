@@ -322,3 +322,53 @@ fn a_fleet_left_to_root_by_sudo_is_explained_to_the_service_user() {
     }
     run_ok(&as_user(uid, gid, &exe, &args, &fresh));
 }
+
+#[test]
+fn digests_compare_and_history_outputs_are_group_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::support::root().join("scenarios/quiet.toml");
+    let sim = patrol_umask(
+        "077",
+        &["simulate", &scenario.to_string_lossy(), "--out", "arch"],
+        dir.path(),
+    );
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+    for args in [
+        &[
+            "digest",
+            "--archive",
+            "arch",
+            "--week",
+            "2026-W10",
+            "--out",
+            "out",
+        ][..],
+        &[
+            "compare",
+            "proc001",
+            "proc002",
+            "--archive",
+            "arch",
+            "--at",
+            "2026-03-02 12:00",
+            "--out",
+            "out",
+        ],
+        &["history", "proc001", "--archive", "arch", "--out", "out"],
+    ] {
+        let out = patrol_umask("077", args, dir.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = dir.path().join("out");
+    let files = files_under(&out);
+    for sub in ["digests", "compare", "history"] {
+        assert_eq!(mode(&out.join(sub)), 0o750, "{sub}");
+        assert!(
+            files.iter().any(|f| f.starts_with(out.join(sub))),
+            "{sub} written"
+        );
+    }
+    for f in files {
+        assert_eq!(mode(&f), 0o640, "{}", f.display());
+    }
+}
