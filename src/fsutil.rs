@@ -219,11 +219,17 @@ pub fn io_error_fixing(path: &Path, e: std::io::Error, fix: &[&Path]) -> Error {
         .filter_map(|r| std::path::absolute(r).ok())
         .collect();
     for t in foreign.filter_map(|p| give_back(&p, me)) {
-        // Within one of patrol's roots, the whole root: what left this left more there.
+        // Within one of patrol's roots (given, or known by its run lock), the whole root:
+        // what left this left more there.
         let t = roots
             .iter()
             .find(|r| t.starts_with(r))
             .cloned()
+            .or_else(|| {
+                t.ancestors()
+                    .find(|a| a.join(".state/run.lock").exists())
+                    .map(Path::to_path_buf)
+            })
             .unwrap_or(t);
         if !targets.iter().any(|k| t.starts_with(k)) {
             targets.retain(|k| !k.starts_with(&t));
@@ -239,7 +245,7 @@ pub fn io_error_fixing(path: &Path, e: std::io::Error, fix: &[&Path]) -> Error {
     }
     let remedy = if targets.is_empty() {
         format!(
-            ": create what patrol writes for its user, e.g. `sudo install -d -o {user} {}`",
+            ": give patrol's user write access there, or a directory of its own (`sudo install -d -o {user} {}`)",
             path.display()
         )
     } else {

@@ -289,6 +289,23 @@ fn a_fleet_left_to_root_by_sudo_is_explained_to_the_service_user() {
         )),
         "the fix gives back both roots of the fleet: {stderr}"
     );
+    // With the lock given back, the ledger root's run rewrote is the next thing in the way.
+    std::os::unix::fs::chown(&lock, Some(uid), Some(gid)).unwrap();
+    let out = as_user(uid, gid, &exe, &args, &home);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let ledger = home.join("output/perm-test/ledger.json");
+    assert!(
+        stderr.contains(&format!("{} belongs to root (uid 0)", ledger.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "sudo chown -R patrol-perms: {}` gives",
+            home.join("output/perm-test").display()
+        )),
+        "the fix gives back the output, known by its lock: {stderr}"
+    );
 
     // A first run under sudo: every directory is root's, the output's parent too.
     let fresh = tmp.path().join("fresh");
