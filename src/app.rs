@@ -249,6 +249,7 @@ impl Analyzer {
     pub fn new(library: Library, tz: Tz, fleet: &str, out_dir: &Path) -> Result<Analyzer> {
         let output = Output {
             dir: out_dir.to_path_buf(),
+            mode: crate::fsutil::Mode::SHARED,
         };
         let mut ledger = Ledger::load(&output.ledger())?;
         // A section the previous run saved but may not have written (it crashed in between).
@@ -279,6 +280,7 @@ impl Analyzer {
             self.ledger.acks = crate::ledger::acks::Acks::load(path, self.tz)?;
         }
         self.textfile = settings.textfile.clone();
+        self.output.mode = crate::fsutil::Mode::Shared(settings.file_mode);
         if let Some(dir) = &settings.config_dir {
             self.templates = template_dir(Some(dir));
         }
@@ -349,6 +351,8 @@ impl Analyzer {
                     at,
                 )
                 .as_bytes(),
+                // node-exporter, which reads it, runs as its own user.
+                crate::fsutil::Mode::Public,
             )?;
         }
         Ok(Analysis {
@@ -434,7 +438,7 @@ pub fn hold_fleet(
         if taken.contains(&key) {
             continue;
         }
-        locks.push(crate::fsutil::RunLock::acquire(&path, wait)?);
+        locks.push(crate::fsutil::RunLock::acquire(&path, wait, roots)?);
         taken.push(key);
     }
     for dir in clean {
@@ -636,6 +640,7 @@ fn run(
     capture_only: bool,
 ) -> Result<i32> {
     let config = run_config(config_path)?;
+    warn_exposed_secrets(&config);
     let wait = parse_wait(wait)?;
     capture_once(
         &config,
@@ -646,11 +651,22 @@ fn run(
     )
 }
 
+/// One warning line per secret file that users other than patrol's can read (the file and the
+/// fix, never the content); the run goes on.
+fn warn_exposed_secrets(config: &config::Config) {
+    for (what, path, strict) in config.secret_files() {
+        if let Some(warning) = crate::fsutil::exposed_secret(&path, &what, strict) {
+            tracing::warn!("{}", plain(&warning));
+        }
+    }
+}
+
 /// `patrol daemon`: captures on the interval and the digest on its schedule until asked to stop.
 fn daemon(config_path: Option<PathBuf>) -> Result<i32> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let config = run_config(config_path.clone())?;
+    warn_exposed_secrets(&config);
     let interval = config.daemon.interval;
     let stop = Arc::new(AtomicBool::new(false));
     // Signals are taken before the first capture, so a SIGTERM during it is ours to handle: the
@@ -803,7 +819,7 @@ fn digest_due(
 
 fn save_digest_record(record: &Path, occurrence: DateTime<Utc>) -> Result<()> {
     let text = serde_json::json!({ "occurrence": occurrence.to_rfc3339() }).to_string();
-    crate::fsutil::write_atomic(record, text.as_bytes())
+    crate::fsutil::write_atomic(record, text.as_bytes(), crate::fsutil::Mode::Private)
 }
 
 /// One capture of the whole fleet, its archive, analysis and report.
@@ -833,6 +849,8 @@ fn capture_once(
     if !capture_only {
         roots.push(config.output.as_path());
         clean.push(config.output.clone());
+        // Made here with the reports' mode, not as a side effect of the private lock in it.
+        crate::fsutil::create_dirs(&config.output, shared_mode(Some(config)), &roots)?;
     }
     let clean: Vec<&Path> = clean.iter().map(PathBuf::as_path).collect();
     let started = std::time::SystemTime::now();
@@ -1067,6 +1085,8 @@ impl Reporter {
             .map(PathBuf::as_path)
             .chain([self.out.as_path()])
             .collect();
+        let mode = crate::fsutil::Mode::Shared(self.settings.file_mode);
+        crate::fsutil::create_dirs(&self.out, mode, &roots)?;
         let _lock = hold_fleet(&roots, wait, &clean)?;
         let newest = at.is_none();
         let at = match at {
@@ -1234,7 +1254,9 @@ pub fn replay(
     let library = load_library(rules)?;
     let output = Output {
         dir: out.to_path_buf(),
+        mode: crate::fsutil::Mode::SHARED,
     };
+    crate::fsutil::create_dir_all(out, output.mode)?;
     // The replay rewrites the output from scratch: nothing else may write there meanwhile.
     let _lock = hold_fleet(&[out], std::time::Duration::ZERO, &[out])?;
     for stale in [output.rolling(), output.ledger()] {
@@ -1762,9 +1784,16 @@ fn history_cmd(
         safe(entity),
         safe(metric)
     ));
-    crate::fsutil::write_atomic(&path, svg.as_bytes())?;
+    crate::fsutil::write_atomic(&path, svg.as_bytes(), crate::fsutil::Mode::SHARED)?;
     eprintln!("chart: {}", path.display());
     Ok(EXIT_OK)
+}
+
+/// Who may read the reports, digests and charts of a fleet (`[report] file_mode`).
+fn shared_mode(config: Option<&config::Config>) -> crate::fsutil::Mode {
+    crate::fsutil::Mode::Shared(
+        config.map_or(crate::fsutil::DEFAULT_SHARED_MODE, |c| c.report.file_mode),
+    )
 }
 
 /// A terminal sparkline of values.
@@ -1819,11 +1848,19 @@ fn compare_cmd(
         });
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))?;
-        crate::fsutil::write_atomic(&base.with_extension("json"), text.as_bytes())?;
+        crate::fsutil::write_atomic(
+            &base.with_extension("json"),
+            text.as_bytes(),
+            crate::fsutil::Mode::SHARED,
+        )?;
         println!("{text}");
     } else {
         let text = plain(&crate::compare::markdown(&sa, &sb, tz, &diffs, &notes));
-        crate::fsutil::write_atomic(&base.with_extension("md"), text.as_bytes())?;
+        crate::fsutil::write_atomic(
+            &base.with_extension("md"),
+            text.as_bytes(),
+            crate::fsutil::Mode::SHARED,
+        )?;
         print!("{text}");
     }
     Ok(EXIT_OK)
@@ -1997,7 +2034,12 @@ fn rules_test(paths: Vec<PathBuf>, rules_dir: Option<&Path>, bless: bool) -> Res
         let got = run_fixture(file)?;
         let expected_path = file.with_extension("expected");
         if bless {
-            crate::fsutil::write_atomic(&expected_path, got.as_bytes())?;
+            // A fixture's expected output is a source file of its repository.
+            crate::fsutil::write_atomic(
+                &expected_path,
+                got.as_bytes(),
+                crate::fsutil::Mode::Public,
+            )?;
         }
         let expected = match std::fs::read_to_string(&expected_path) {
             Ok(t) => t,
@@ -2113,10 +2155,11 @@ fn digest_cmd(
         )));
     }
     let dir = out.join("digests");
+    let mode = shared_mode(config.as_ref());
     let charts = crate::digest::charts(&digest, tz, week.start.timestamp(), week.end.timestamp());
     let mut chart_views = Vec::new();
     for (file, alt, svg) in &charts {
-        crate::fsutil::write_atomic(&dir.join(file), svg.as_bytes())?;
+        crate::fsutil::write_atomic(&dir.join(file), svg.as_bytes(), mode)?;
         chart_views.push(crate::digest::ChartView {
             file: file.clone(),
             alt: alt.clone(),
@@ -2126,7 +2169,7 @@ fn digest_cmd(
     let config_dir = config.as_ref().and_then(|c| c.report.config_dir.as_deref());
     let markdown = report::render_digest(&view, template_dir(config_dir).as_deref())?;
     let path = dir.join(format!("{}.md", week.label));
-    crate::fsutil::write_atomic(&path, markdown.as_bytes())?;
+    crate::fsutil::write_atomic(&path, markdown.as_bytes(), mode)?;
     println!("{}", path.display());
     let messages = crate::telegram::split(
         &crate::digest::telegram_lines(&digest),

@@ -114,7 +114,7 @@ pub enum Command {
         format: Format,
         /// Also write open findings by severity and rule, and each source's health
         /// (patrol_source_up, patrol_source_last_success_timestamp_seconds), as a Prometheus
-        /// textfile.
+        /// textfile (mode 0644: node-exporter reads it as its own user).
         #[arg(long)]
         textfile: Option<PathBuf>,
         /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);

@@ -61,6 +61,51 @@ impl Config {
             ArchiveSpec::Postgres { .. } => &self.output,
         }
     }
+
+    /// Every file the config names that holds a secret, once each: (the key that names it,
+    /// the file, whether ssh's stricter rule applies: an identity, which no group may read).
+    pub fn secret_files(&self) -> Vec<(String, PathBuf, bool)> {
+        let mut out: Vec<(String, PathBuf, bool)> = Vec::new();
+        let mut add = |what: String, secret: Option<&Secret>| {
+            if let Some(Secret::File(p)) = secret
+                && !out.iter().any(|(_, q, _)| q == p)
+            {
+                out.push((what, p.clone(), false));
+            }
+        };
+        if let ArchiveSpec::Postgres { password, .. } = &self.archive {
+            add("archive_password_file".into(), password.as_ref());
+        }
+        if let Some(t) = &self.telegram {
+            add("[telegram] token_file".into(), Some(&t.token));
+        }
+        let mut identities = Vec::new();
+        for node in &self.nodes {
+            for source in &node.sources {
+                let what = format!(
+                    "password_file of node `{}` source `{}`",
+                    node.name,
+                    source.name()
+                );
+                match source {
+                    Source::Postgres { password, .. }
+                    | Source::Redis { password, .. }
+                    | Source::RabbitMq { password, .. } => add(what, password.as_ref()),
+                    Source::Ssh { settings, .. } => identities.push((&node.name, settings)),
+                    Source::Docker { ssh: Some(s), .. } => identities.push((&node.name, s)),
+                    _ => {}
+                }
+            }
+        }
+        for (node, ssh) in identities {
+            if let Some(p) = &ssh.identity
+                && !out.iter().any(|(_, q, _)| q == p)
+            {
+                out.push((format!("ssh identity of node `{node}`"), p.clone(), true));
+            }
+        }
+        out
+    }
 }
 
 impl ArchiveSpec {
@@ -181,6 +226,8 @@ pub struct ReportSettings {
     pub acknowledged: Option<PathBuf>,
     /// A Prometheus textfile (node-exporter's textfile collector) of open findings.
     pub textfile: Option<PathBuf>,
+    /// `file_mode`: the mode of reports, digests and charts (the textfile is always 0644).
+    pub file_mode: u32,
     /// The directory of the config these settings came from (absolute): its `rules/` and
     /// `report-templates/`, when there, are the defaults, wherever patrol runs from. None
     /// without a config: ./rules and ./report-templates.
@@ -195,6 +242,7 @@ impl Default for ReportSettings {
             worse_rate_pct: 50.0,
             acknowledged: None,
             textfile: None,
+            file_mode: crate::fsutil::DEFAULT_SHARED_MODE,
             config_dir: None,
         }
     }
@@ -853,6 +901,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             report.textfile = r
                 .string(&mut ctx, "textfile", false)
                 .map(|p| base.join(p.into_inner()));
+            if let Some(m) = r.string(&mut ctx, "file_mode", false) {
+                match crate::fsutil::Mode::parse_shared(m.get_ref()) {
+                    Ok(mode) => report.file_mode = mode,
+                    Err(e) => ctx.report(m.span(), format!("[report]: `file_mode` {e}")),
+                }
+            }
             r.finish(&mut ctx);
         }
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
@@ -1599,6 +1653,79 @@ url = "http://10.244.70.25:8050/"
             ssh.port,
             Some(2222),
             "the docker ssh:// endpoint uses the node's ssh settings"
+        );
+    }
+
+    #[test]
+    fn report_file_mode_is_read_and_a_bad_one_is_an_error_with_its_line() {
+        let base = "fleet = \"x\"\n[[node]]\nname = \"a\"\n[node.host]\n";
+        let c = parse(Path::new("p.toml"), base).unwrap();
+        assert_eq!(c.report.file_mode, 0o640);
+        let c = parse(
+            Path::new("p.toml"),
+            &format!("{base}[report]\nfile_mode = \"0644\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.report.file_mode, 0o644);
+        for bad in ["\"0755\"", "\"0400\"", "\"x\""] {
+            let err = parse(
+                Path::new("p.toml"),
+                &format!("{base}[report]\n\nfile_mode = {bad}\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("p.toml:7:") && err.contains("`file_mode`"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_files_are_listed_once_each_with_ssh_identities_strict() {
+        let text = r#"fleet = "x"
+archive = "postgres://patrol@db/archive"
+archive_password_file = "archive_pw"
+[telegram]
+token_file = "token"
+chat_id = "1"
+[[node]]
+name = "a"
+[node.ssh]
+target = "patrol@a"
+identity = "id_a"
+[node.docker]
+endpoint = "ssh://patrol@a"
+[[node.postgres]]
+name = "db"
+password_file = "pw"
+[[node.redis]]
+name = "r"
+password_file = "pw"
+[[node.rabbitmq]]
+name = "mq"
+url = "http://a:15672"
+password_file = "mq_pw"
+[[node.http]]
+name = "web"
+url = "http://a/"
+"#;
+        let c = parse(Path::new("/etc/patrol/patrol.toml"), text).unwrap();
+        let files: Vec<(String, bool)> = c
+            .secret_files()
+            .into_iter()
+            .map(|(_, p, strict)| (p.display().to_string(), strict))
+            .collect();
+        let want = |p: &str, strict| (format!("/etc/patrol/{p}"), strict);
+        assert_eq!(
+            files,
+            vec![
+                want("archive_pw", false),
+                want("token", false),
+                want("pw", false),
+                want("mq_pw", false),
+                want("id_a", true),
+            ]
         );
     }
 

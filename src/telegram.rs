@@ -336,14 +336,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
             .map(Some)
             .map_err(|e| Error::bad_file(path, format!("line {}: {e}", e.line()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        Err(e) => Err(fsutil::io_error(path, e)),
     }
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::Usage(format!("cannot serialise {}: {e}", path.display())))?;
-    fsutil::write_atomic(path, &bytes)
+    fsutil::write_atomic(path, &bytes, fsutil::Mode::Private)
 }
 
 /// Where a fleet's outbox lives.
@@ -823,7 +823,7 @@ const SETTLE_LOOKBACK: i64 = 10;
 pub fn deliver(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
     // Two senders at once (a cron digest and a hand-run one, or the daemon) would both find the
     // same message pending.
-    let _sender = fsutil::RunLock::acquire(&mailroom.dir.join(".sender.lock"), SENDER_WAIT)?;
+    let _sender = fsutil::RunLock::acquire(&mailroom.dir.join(".sender.lock"), SENDER_WAIT, &[])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

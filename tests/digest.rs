@@ -780,9 +780,12 @@ fn a_daemon_restarted_after_the_digest_time_makes_the_missed_digest_once() {
 fn a_digest_waits_for_the_report_writing_its_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let lock =
-        patrol::fsutil::RunLock::acquire(&out.join(".state/run.lock"), std::time::Duration::ZERO)
-            .unwrap();
+    let lock = patrol::fsutil::RunLock::acquire(
+        &out.join(".state/run.lock"),
+        std::time::Duration::ZERO,
+        &[],
+    )
+    .unwrap();
     let archive = root().join("snapshots/demo");
     let args = [
         "digest",

@@ -18,6 +18,7 @@ mod fixtures;
 mod hostile;
 mod integrity;
 mod logs;
+mod perms;
 mod quiet;
 mod secrets;
 mod shared_archive;

@@ -312,7 +312,7 @@ impl Ledger {
                     ..Ledger::default()
                 });
             }
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => return Err(fsutil::io_error(path, e)),
         };
         let mut ledger: Ledger = serde_json::from_str(&text).map_err(|e| {
             Error::bad_file(
@@ -340,7 +340,8 @@ impl Ledger {
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Usage(format!("cannot serialise ledger: {e}")))?;
-        fsutil::write_atomic(path, &json)
+        // The ledger tells no more than the reports, but only patrol reads it.
+        fsutil::write_atomic(path, &json, fsutil::Mode::Private)
     }
 
     /// A new or reopened finding: reported in full unless an acknowledgement holds for it.

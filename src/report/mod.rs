@@ -94,6 +94,8 @@ pub struct Counts {
 /// Where a fleet's reports go.
 pub struct Output {
     pub dir: PathBuf,
+    /// Who may read the reports (`[report] file_mode`).
+    pub mode: fsutil::Mode,
 }
 
 impl Output {
@@ -389,7 +391,7 @@ pub fn render_section(
 /// twice. Returns the dated file.
 pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathBuf> {
     let dated = PathBuf::from(&pending.dated_path);
-    fsutil::write_atomic(&dated, pending.dated_text.as_bytes())?;
+    fsutil::write_atomic(&dated, pending.dated_text.as_bytes(), output.mode)?;
     let rolling = output.rolling();
     let already = match std::fs::read_to_string(&rolling) {
         Ok(text) => text.ends_with(&pending.rolling_text),
@@ -397,7 +399,7 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
         Err(e) => return Err(Error::io(&rolling, e)),
     };
     if !already {
-        fsutil::append_atomic(&rolling, &pending.rolling_text)?;
+        fsutil::append_atomic(&rolling, &pending.rolling_text, output.mode)?;
     }
     Ok(dated)
 }

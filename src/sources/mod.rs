@@ -85,7 +85,11 @@ impl CollectState {
         let json = serde_json::to_vec_pretty(self).map_err(|e| {
             crate::error::Error::Usage(format!("cannot write collector state: {e}"))
         })?;
-        crate::fsutil::write_atomic(&Self::path(archive_root), &json)
+        crate::fsutil::write_atomic(
+            &Self::path(archive_root),
+            &json,
+            crate::fsutil::Mode::Private,
+        )
     }
 }
 

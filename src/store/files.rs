@@ -42,6 +42,7 @@ impl FileArchive {
         fsutil::write_atomic(
             &self.path_for(&capture.node, capture.captured_at),
             &capture.body,
+            fsutil::Mode::Private,
         )
     }
 
@@ -51,10 +52,10 @@ impl FileArchive {
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nodes),
-            Err(e) => return Err(Error::io(&self.root, e)),
+            Err(e) => return Err(fsutil::io_error(&self.root, e)),
         };
         for entry in rd {
-            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            let entry = entry.map_err(|e| fsutil::io_error(&self.root, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
             if entry.path().is_dir() && validate_node_name(&name).is_ok() {
                 nodes.push(name);
@@ -83,10 +84,10 @@ impl FileArchive {
             let days = match std::fs::read_dir(&node_dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&node_dir, e)),
+                Err(e) => return Err(fsutil::io_error(&node_dir, e)),
             };
             for day in days {
-                let day = day.map_err(|e| Error::io(&node_dir, e))?;
+                let day = day.map_err(|e| fsutil::io_error(&node_dir, e))?;
                 // A stray file beside the day folders (notes, a backup) is not the archive's.
                 if !day.path().is_dir() {
                     continue;
@@ -97,9 +98,10 @@ impl FileArchive {
                 {
                     continue;
                 }
-                let files = std::fs::read_dir(day.path()).map_err(|e| Error::io(day.path(), e))?;
+                let files =
+                    std::fs::read_dir(day.path()).map_err(|e| fsutil::io_error(&day.path(), e))?;
                 for file in files {
-                    let file = file.map_err(|e| Error::io(day.path(), e))?;
+                    let file = file.map_err(|e| fsutil::io_error(&day.path(), e))?;
                     let name = file.file_name().to_string_lossy().to_string();
                     let Some(stamp) = name.strip_suffix(EXTENSION) else {
                         continue;
@@ -156,14 +158,14 @@ impl FileArchive {
                 .map(Some)
                 .map_err(|e| Error::bad_file(&path, e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
+            Err(e) => Err(fsutil::io_error(&path, e)),
         }
     }
 
     pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
         let text = toml::to_string(meta)
             .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
-        fsutil::write_atomic(&self.meta_path(), text.as_bytes())
+        fsutil::write_atomic(&self.meta_path(), text.as_bytes(), fsutil::Mode::Private)
     }
 
     /// Deletes the given captures, and the day and node folders they leave empty.
@@ -177,7 +179,7 @@ impl FileArchive {
             match std::fs::remove_file(path) {
                 Ok(()) => removed += 1,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(Error::io(path, err)),
+                Err(err) => return Err(fsutil::io_error(path, err)),
             }
             let mut dir = path.parent();
             while let Some(d) = dir {
@@ -192,7 +194,7 @@ impl FileArchive {
         // folder goes.
         for d in dirs.iter().rev() {
             if std::fs::read_dir(d).is_ok_and(|mut r| r.next().is_none()) {
-                std::fs::remove_dir(d).map_err(|e| Error::io(d, e))?;
+                std::fs::remove_dir(d).map_err(|e| fsutil::io_error(d, e))?;
             }
         }
         Ok(removed)
@@ -201,7 +203,7 @@ impl FileArchive {
 
 /// Reads a snapshot from `.json.zst` or plain `.json`.
 pub fn read_snapshot_file(path: &Path) -> Result<Snapshot> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| fsutil::io_error(path, e))?;
     if path.to_string_lossy().ends_with(".zst") {
         decode_stored(path, &bytes)
     } else {
@@ -215,11 +217,11 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// A capture file's bytes, read only up to [`MAX_FILE_BYTES`].
 fn read_capped(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| fsutil::io_error(path, e))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| fsutil::io_error(path, e))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Error::bad_file(
             path,
