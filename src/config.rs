@@ -36,7 +36,8 @@ pub struct Config {
     pub telegram: Option<TelegramSettings>,
     /// `[daemon]`: how `patrol daemon` schedules captures and the digest.
     pub daemon: DaemonSettings,
-    /// `[retention]`: when set, `patrol run` thins the archive after each capture.
+    /// `[retention]`: how the analysing command (`patrol run`, or the reporter of a shared
+    /// archive) thins the archive; on by default, None when `enabled = false`.
     pub retention: Option<RetentionSettings>,
     pub nodes: Vec<NodeConfig>,
 }
@@ -185,6 +186,11 @@ pub struct ReportSettings {
     /// `report-templates/`, when there, are the defaults, wherever patrol runs from. None
     /// without a config: ./rules and ./report-templates.
     pub config_dir: Option<PathBuf>,
+    /// Dated section files (`reports/YYYY/MM/…`) older than this are deleted; the monthly
+    /// rolling files are the long-term record.
+    pub keep_dated: Duration,
+    /// Resolved ledger entries are forgotten this long after they resolved.
+    pub keep_resolved: Duration,
 }
 
 impl Default for ReportSettings {
@@ -196,6 +202,8 @@ impl Default for ReportSettings {
             acknowledged: None,
             textfile: None,
             config_dir: None,
+            keep_dated: Duration::from_secs(90 * 24 * 3600),
+            keep_resolved: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -807,6 +815,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             report.textfile = r
                 .string(&mut ctx, "textfile", false)
                 .map(|p| base.join(p.into_inner()));
+            report.keep_dated = duration(
+                &mut r,
+                &mut ctx,
+                "keep_dated",
+                report.keep_dated,
+                DurationRange::SPAN,
+            );
+            report.keep_resolved = duration(
+                &mut r,
+                &mut ctx,
+                "keep_resolved",
+                report.keep_resolved,
+                DurationRange::SPAN,
+            );
             r.finish(&mut ctx);
         }
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
@@ -839,9 +861,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             }
             d.finish(&mut ctx);
         }
-        let mut retention = None;
+        // On unless a fleet says `enabled = false`: an archive nobody thins fills its disk.
+        let mut retention = Some(RetentionSettings::default());
         if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
             let d = RetentionSettings::default();
+            let enabled = r.boolean(&mut ctx, "enabled").unwrap_or(true);
             let days = |r: &mut Fields, ctx: &mut Ctx, key: &str, default: chrono::Duration| {
                 let std = duration(
                     r,
@@ -862,7 +886,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 );
             }
             r.finish(&mut ctx);
-            retention = Some(RetentionSettings {
+            retention = enabled.then_some(RetentionSettings {
                 full,
                 hourly,
                 daily,
@@ -1432,7 +1456,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         report: ReportSettings::default(),
         telegram: None,
         daemon: DaemonSettings::default(),
-        retention: None,
+        retention: Some(RetentionSettings::default()),
         nodes: vec![NodeConfig {
             name: node,
             role: None,
