@@ -1504,6 +1504,44 @@ url = "http://guest:guest@127.0.0.1:15672"
     }
 
     #[test]
+    fn archive_retention_is_on_unless_disabled_and_output_ages_are_read() {
+        let base = "fleet = \"f\"\n[[node]]\nname = \"n\"\n";
+        let plain = parse(Path::new("p.toml"), base).unwrap();
+        let r = plain
+            .retention
+            .expect("retention on without a [retention] table");
+        assert_eq!(r.full, chrono::Duration::days(14));
+        assert_eq!(plain.report.keep_dated, Duration::from_secs(90 * 86400));
+        assert_eq!(plain.report.keep_resolved, Duration::from_secs(30 * 86400));
+        let off = parse(
+            Path::new("p.toml"),
+            &format!("{base}[retention]\nenabled = false\n"),
+        )
+        .unwrap();
+        assert!(off.retention.is_none(), "enabled = false keeps everything");
+        let set = parse(
+            Path::new("p.toml"),
+            &format!(
+                "fleet = \"f\"\n[report]\nkeep_dated = \"10d\"\nkeep_resolved = \"2d\"\n[retention]\nfull = \"3d\"\n[[node]]\nname = \"n\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(set.report.keep_dated, Duration::from_secs(10 * 86400));
+        assert_eq!(set.report.keep_resolved, Duration::from_secs(2 * 86400));
+        assert_eq!(
+            set.retention.map(|r| r.full),
+            Some(chrono::Duration::days(3))
+        );
+        let err = parse(
+            Path::new("p.toml"),
+            &format!("{base}[report]\nkeep_dated = \"0d\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("p.toml:5"), "{err}");
+    }
+
+    #[test]
     fn a_full_config_parses() {
         let text = r#"fleet = "VisionKing 03002"
 timezone = "America/Sao_Paulo"

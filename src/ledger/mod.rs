@@ -848,4 +848,77 @@ mod tests {
             Some(Deployment::Deployed { on: t(15) })
         );
     }
+
+    #[test]
+    fn resolved_findings_are_forgotten_after_keep_resolved_but_come_back_as_back_inside_it() {
+        let mut l = Ledger::default();
+        l.policy.keep_resolved = Duration::days(30);
+        let day = 24 * 60;
+        l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+        l.update(vec![], t(15), |_| Recheck::Gone { now: None });
+        // Back inside the period: the reader is told it had resolved.
+        let o = l.update(vec![finding("a", false)], t(29 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert_eq!(
+            reasons(&o),
+            vec![Reason::Reopened { after: t(15) }],
+            "recurring inside keep_resolved"
+        );
+        l.update(vec![], t(29 * day + 15), |_| Recheck::Gone { now: None });
+        // Quiet for longer than the period: the entry goes, the ledger shrinks.
+        l.update(vec![finding("b", false)], t(60 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert!(
+            l.entry(&finding("a", false).key()).is_none(),
+            "resolved 31 days ago: forgotten"
+        );
+        assert_eq!(l.entries.len(), 1);
+        let o = l.update(
+            vec![finding("a", false), finding("b", false)],
+            t(61 * day),
+            |_| Recheck::CouldNotCheck,
+        );
+        let a = o
+            .reported
+            .iter()
+            .find(|r| r.finding.rule_id == "a")
+            .map(|r| r.reason.clone());
+        assert_eq!(a, Some(Reason::New), "after the period it is new");
+    }
+
+    #[test]
+    fn forgetting_keeps_what_a_recommendation_and_an_acknowledgement_need() {
+        let mut l = acknowledging("known", "ana", "2027-01-01");
+        l.policy.keep_resolved = Duration::days(30);
+        let day = 24 * 60;
+        let mut leak = finding("leak", false);
+        leak.lifecycle.verify = Some("no-limit".into());
+        let limit = finding("no-limit", false);
+        l.update(
+            vec![leak.clone(), limit.clone(), finding("a", false)],
+            t(0),
+            |_| Recheck::CouldNotCheck,
+        );
+        l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
+        l.update(vec![leak.clone()], t(90 * day), |_| Recheck::CouldNotCheck);
+        assert_eq!(
+            l.deployment(&leak),
+            Some(Deployment::Deployed { on: t(15) }),
+            "the verifying finding of an open one is kept past the period"
+        );
+        assert!(
+            l.entry(&finding("a", false).key()).is_none(),
+            "the acknowledged finding that resolved is forgotten"
+        );
+        let o = l.update(vec![leak, finding("a", false)], t(91 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert!(
+            !o.reported.iter().any(|r| r.finding.rule_id == "a"),
+            "its acknowledgement still holds"
+        );
+        assert!(o.acknowledged.iter().any(|a| a.finding.rule_id == "a"));
+    }
 }
