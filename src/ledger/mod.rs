@@ -29,6 +29,9 @@ const LEDGER_VERSION: u32 = 2;
 const EVENT_MEMORY_DAYS: i64 = 14;
 /// Sections remembered for `patrol rules noise`.
 const SECTION_MEMORY: usize = 500;
+/// Severity changes remembered per finding: one that flaps every capture would otherwise add one
+/// each time it comes back, for ever.
+const SEVERITY_MEMORY: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -434,6 +437,8 @@ impl Ledger {
                             at: now,
                             severity: f.severity,
                         });
+                        let excess = e.severity_history.len().saturating_sub(SEVERITY_MEMORY);
+                        e.severity_history.drain(..excess);
                     }
                     e.finding = f;
                     let mut reason = follow_up(e, &e.finding, now, &self.policy);
@@ -480,6 +485,8 @@ impl Ledger {
                         at: now,
                         severity: e.finding.severity,
                     });
+                    let excess = e.severity_history.len().saturating_sub(SEVERITY_MEMORY);
+                    e.severity_history.drain(..excess);
                     Ledger::report_new(
                         e,
                         Reason::Reopened { after },
@@ -920,5 +927,20 @@ mod tests {
             "its acknowledgement still holds"
         );
         assert!(o.acknowledged.iter().any(|a| a.finding.rule_id == "a"));
+    }
+
+    #[test]
+    fn a_finding_that_flaps_every_capture_keeps_a_bounded_history() {
+        let mut l = Ledger::default();
+        for i in 0..200 {
+            l.update(vec![finding("a", false)], t(30 * i), |_| {
+                Recheck::CouldNotCheck
+            });
+            l.update(vec![], t(30 * i + 15), |_| Recheck::Gone { now: None });
+        }
+        let e = l.entry(&finding("a", false).key()).unwrap();
+        assert_eq!(e.reopened, 199);
+        assert_eq!(e.severity_history.len(), SEVERITY_MEMORY);
+        assert_eq!(e.severity_history.last().map(|c| c.at), Some(t(30 * 199)));
     }
 }
