@@ -21,6 +21,16 @@ fn demo_report() -> String {
         report.matches("\n## ").count(),
         "one dated file per section"
     );
+    let index = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
+    let golden = root().join("tests/golden/demo-index.md");
+    if blessing() {
+        std::fs::write(&golden, &index).unwrap();
+    }
+    assert_eq!(
+        index,
+        std::fs::read_to_string(&golden).unwrap_or_default(),
+        "the index of the demo's months changed (PATROL_BLESS=1 to accept)"
+    );
     report
 }
 
