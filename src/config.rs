@@ -1521,9 +1521,7 @@ url = "http://guest:guest@127.0.0.1:15672"
         assert!(off.retention.is_none(), "enabled = false keeps everything");
         let set = parse(
             Path::new("p.toml"),
-            &format!(
-                "fleet = \"f\"\n[report]\nkeep_dated = \"10d\"\nkeep_resolved = \"2d\"\n[retention]\nfull = \"3d\"\n[[node]]\nname = \"n\"\n"
-            ),
+            "fleet = \"f\"\n[report]\nkeep_dated = \"10d\"\nkeep_resolved = \"2d\"\n[retention]\nfull = \"3d\"\n[[node]]\nname = \"n\"\n",
         )
         .unwrap();
         assert_eq!(set.report.keep_dated, Duration::from_secs(10 * 86400));
