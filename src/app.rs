@@ -224,6 +224,8 @@ pub struct Analyzer {
     pub textfile: Option<PathBuf>,
     /// Templates that override the built-in ones, if any.
     pub templates: Option<PathBuf>,
+    /// Dated section files older than this (before the analysed capture) are deleted.
+    pub keep_dated: chrono::Duration,
 }
 
 /// What one analysis did.
@@ -265,6 +267,7 @@ impl Analyzer {
             ledger,
             textfile: None,
             templates: template_dir(None),
+            keep_dated: chrono::Duration::days(90),
         })
     }
 
@@ -275,7 +278,11 @@ impl Analyzer {
                 .unwrap_or(chrono::Duration::hours(24)),
             material_change_pct: settings.material_change_pct,
             worse_rate_pct: settings.worse_rate_pct,
+            keep_resolved: chrono::Duration::from_std(settings.keep_resolved)
+                .unwrap_or(chrono::Duration::days(30)),
         };
+        self.keep_dated =
+            chrono::Duration::from_std(settings.keep_dated).unwrap_or(chrono::Duration::days(90));
         if let Some(path) = &settings.acknowledged {
             self.ledger.acks = crate::ledger::acks::Acks::load(path, self.tz)?;
         }
@@ -318,12 +325,15 @@ impl Analyzer {
                 // The ledger (with the section it is about to write) is saved first, the
                 // report second, the ledger cleared third: a crash anywhere loses nothing
                 // and repeats nothing (the next run finishes the pending section).
+                self.ledger
+                    .count_month(&report::month_key(at, self.tz), &outcome);
                 let pending = report::render_section(
                     &self.output,
                     &self.fleet,
                     self.tz,
                     at,
                     &section,
+                    &self.ledger.months,
                     self.templates.as_deref(),
                 )?;
                 self.ledger.log_section(at, &outcome);
@@ -334,6 +344,7 @@ impl Analyzer {
                 crate::fsutil::crash_point("after-report");
                 self.ledger.pending = None;
                 self.ledger.save(&ledger_path)?;
+                report::prune_dated(&self.output, at - self.keep_dated)?;
                 Some(dated)
             }
             None => {
@@ -948,7 +959,7 @@ fn capture_once(
     analyzer.configure(&config.report)?;
     let analysis = analyzer.analyse_through(&archive, at, span)?;
     if let Some(r) = &config.retention {
-        prune(&archive, &analyzer.ledger, &retention_of(r), false)?;
+        prune_due(&archive, &mut analyzer, &retention_of(r), at)?;
     }
     if tty {
         match &analysis.section_file {
@@ -1049,6 +1060,9 @@ struct Reporter {
     library: Library,
     span: chrono::Duration,
     settings: config::ReportSettings,
+    /// How the archive is thinned after the newest analysis; None for an archive named
+    /// without a config (someone else's), or with `[retention] enabled = false`.
+    retention: Option<config::RetentionSettings>,
 }
 
 impl Reporter {
@@ -1063,6 +1077,7 @@ impl Reporter {
             library: config_library(config)?,
             span: window_span(&config.window)?,
             settings: config.report.clone(),
+            retention: config.retention.clone(),
         })
     }
 
@@ -1110,6 +1125,12 @@ impl Reporter {
         } else {
             analyzer.analyse(&load_window(&self.archive, at, self.span)?)?
         };
+        // The reporter is what thins a shared archive: its collectors only capture and cannot
+        // know what open findings point to. Still under the lock, and only as of the newest
+        // capture (an analysis of the past prunes nothing).
+        if newest && let Some(r) = &self.retention {
+            prune_due(&self.archive, &mut analyzer, &retention_of(r), at)?;
+        }
         Ok((analysis, analyzer))
     }
 }
@@ -1158,6 +1179,7 @@ fn report_cmd(
                     acknowledged: Some(PathBuf::from("acknowledged.toml")).filter(|p| p.exists()),
                     ..config::ReportSettings::default()
                 },
+                retention: None,
             }
         }
     };
@@ -1264,9 +1286,10 @@ pub fn replay(
             std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
         }
     }
-    let reports = out.join("reports");
-    if reports.is_dir() {
-        std::fs::remove_dir_all(&reports).map_err(|e| Error::io(&reports, e))?;
+    for dir in [output.reports_dir(), output.months_dir()] {
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
     }
     let entries = archive.list(None, None, None)?;
     if entries.is_empty() {
@@ -1478,6 +1501,37 @@ fn prune(
         archive.delete(&plan.delete)?
     };
     Ok((deleted, plan.kept, plan.protected))
+}
+
+/// The archive is thinned at most once per this much capture time: listing a shared archive
+/// every 15 minutes for a change that only matters by the hour is not worth it.
+const PRUNE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
+/// Thins the archive as of the analysis at `at` unless that was done less than [`PRUNE_EVERY`]
+/// ago, and remembers when in the ledger.
+fn prune_due(
+    archive: &Archive,
+    analyzer: &mut Analyzer,
+    retention: &crate::store::retention::Retention,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if analyzer
+        .ledger
+        .last_prune
+        .is_some_and(|last| at >= last && at - last < PRUNE_EVERY)
+    {
+        return Ok(());
+    }
+    let (deleted, _, _) = prune(archive, &analyzer.ledger, retention, false)?;
+    if deleted > 0 {
+        tracing::info!(
+            "thinned {}: {} deleted",
+            archive.describe(),
+            units::plural(deleted, "capture")
+        );
+    }
+    analyzer.ledger.last_prune = Some(at);
+    analyzer.ledger.save(&analyzer.output.ledger())
 }
 
 /// `patrol archive stats|prune`.

@@ -36,7 +36,8 @@ pub struct Config {
     pub telegram: Option<TelegramSettings>,
     /// `[daemon]`: how `patrol daemon` schedules captures and the digest.
     pub daemon: DaemonSettings,
-    /// `[retention]`: when set, `patrol run` thins the archive after each capture.
+    /// `[retention]`: how the analysing command (`patrol run`, or the reporter of a shared
+    /// archive) thins the archive; on by default, None when `enabled = false`.
     pub retention: Option<RetentionSettings>,
     pub nodes: Vec<NodeConfig>,
 }
@@ -232,6 +233,11 @@ pub struct ReportSettings {
     /// `report-templates/`, when there, are the defaults, wherever patrol runs from. None
     /// without a config: ./rules and ./report-templates.
     pub config_dir: Option<PathBuf>,
+    /// Dated section files (`reports/YYYY/MM/…`) older than this are deleted; the monthly
+    /// rolling files are the long-term record.
+    pub keep_dated: Duration,
+    /// Resolved ledger entries are forgotten this long after they resolved.
+    pub keep_resolved: Duration,
 }
 
 impl Default for ReportSettings {
@@ -244,6 +250,8 @@ impl Default for ReportSettings {
             textfile: None,
             file_mode: crate::fsutil::DEFAULT_SHARED_MODE,
             config_dir: None,
+            keep_dated: Duration::from_secs(90 * 24 * 3600),
+            keep_resolved: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -907,6 +915,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                     Err(e) => ctx.report(m.span(), format!("[report]: `file_mode` {e}")),
                 }
             }
+            report.keep_dated = duration(
+                &mut r,
+                &mut ctx,
+                "keep_dated",
+                report.keep_dated,
+                DurationRange::SPAN,
+            );
+            report.keep_resolved = duration(
+                &mut r,
+                &mut ctx,
+                "keep_resolved",
+                report.keep_resolved,
+                DurationRange::SPAN,
+            );
             r.finish(&mut ctx);
         }
         if report.acknowledged.is_none() && base.join("acknowledged.toml").exists() {
@@ -939,9 +961,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             }
             d.finish(&mut ctx);
         }
-        let mut retention = None;
+        // On unless a fleet says `enabled = false`: an archive nobody thins fills its disk.
+        let mut retention = Some(RetentionSettings::default());
         if let Some(mut r) = f.table(&mut ctx, "retention", "[retention]") {
             let d = RetentionSettings::default();
+            let enabled = r.boolean(&mut ctx, "enabled").unwrap_or(true);
             let days = |r: &mut Fields, ctx: &mut Ctx, key: &str, default: chrono::Duration| {
                 let std = duration(
                     r,
@@ -962,7 +986,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 );
             }
             r.finish(&mut ctx);
-            retention = Some(RetentionSettings {
+            retention = enabled.then_some(RetentionSettings {
                 full,
                 hourly,
                 daily,
@@ -1541,7 +1565,7 @@ pub fn local_default(docker: Option<PathBuf>) -> Config {
         report: ReportSettings::default(),
         telegram: None,
         daemon: DaemonSettings::default(),
-        retention: None,
+        retention: Some(RetentionSettings::default()),
         nodes: vec![NodeConfig {
             name: node,
             role: None,
@@ -1586,6 +1610,42 @@ url = "http://guest:guest@127.0.0.1:15672"
             !err.contains("hunter2"),
             "the error must not echo the secret"
         );
+    }
+
+    #[test]
+    fn archive_retention_is_on_unless_disabled_and_output_ages_are_read() {
+        let base = "fleet = \"f\"\n[[node]]\nname = \"n\"\n";
+        let plain = parse(Path::new("p.toml"), base).unwrap();
+        let r = plain
+            .retention
+            .expect("retention on without a [retention] table");
+        assert_eq!(r.full, chrono::Duration::days(14));
+        assert_eq!(plain.report.keep_dated, Duration::from_secs(90 * 86400));
+        assert_eq!(plain.report.keep_resolved, Duration::from_secs(30 * 86400));
+        let off = parse(
+            Path::new("p.toml"),
+            &format!("{base}[retention]\nenabled = false\n"),
+        )
+        .unwrap();
+        assert!(off.retention.is_none(), "enabled = false keeps everything");
+        let set = parse(
+            Path::new("p.toml"),
+            "fleet = \"f\"\n[report]\nkeep_dated = \"10d\"\nkeep_resolved = \"2d\"\n[retention]\nfull = \"3d\"\n[[node]]\nname = \"n\"\n",
+        )
+        .unwrap();
+        assert_eq!(set.report.keep_dated, Duration::from_secs(10 * 86400));
+        assert_eq!(set.report.keep_resolved, Duration::from_secs(2 * 86400));
+        assert_eq!(
+            set.retention.map(|r| r.full),
+            Some(chrono::Duration::days(3))
+        );
+        let err = parse(
+            Path::new("p.toml"),
+            &format!("{base}[report]\nkeep_dated = \"0d\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("p.toml:5"), "{err}");
     }
 
     #[test]

@@ -157,8 +157,7 @@ fn a_source_failing_twice_is_a_warning_and_the_textfile_says_it_is_down() {
         // Captures are keyed by the second.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
-    let report = std::fs::read_to_string(dir.path().join("output/blind-test/improvements.md"))
-        .expect("the rolling report");
+    let report = crate::support::rolling_report(&dir.path().join("output/blind-test"));
     assert!(
         report
             .lines()

@@ -322,7 +322,7 @@ fn report_at_a_time_writes_the_section_of_that_capture() {
     let out = patrol(&args, &root());
     succeeded(&out);
     // The newest capture at or before 00:31 local is the 00:30 round: its dated file.
-    let dated = out_dir.join("reports/2026-02-19_0030-0300.md");
+    let dated = out_dir.join("reports/2026/02/2026-02-19_0030-0300.md");
     assert!(dated.exists(), "{}", text(&out.stdout));
     let section = std::fs::read_to_string(&dated).unwrap();
     assert!(
@@ -439,7 +439,7 @@ fn a_crash_while_writing_a_section_loses_and_repeats_nothing() {
     for at in times {
         assert!(run(&clean, at, None).status.success());
     }
-    let expected = std::fs::read_to_string(clean.join("improvements.md")).unwrap();
+    let expected = crate::support::rolling_report(&clean);
     assert!(expected.matches("\n## ").count() >= 2, "{expected}");
     for point in ["after-ledger", "after-report"] {
         let out = dir.path().join(point);
@@ -447,7 +447,7 @@ fn a_crash_while_writing_a_section_loses_and_repeats_nothing() {
         let crashed = run(&out, times[1], Some(point));
         assert_eq!(crashed.status.code(), Some(86), "{}", text(&crashed.stderr));
         assert!(run(&out, times[2], None).status.success());
-        let got = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+        let got = crate::support::rolling_report(&out);
         assert_eq!(
             got, expected,
             "crash {point}: the report differs from a clean run"
@@ -542,7 +542,7 @@ fn acknowledged_findings_wait_until_they_expire_and_a_past_expiry_comes_back() {
             &root(),
         );
         succeeded(&o);
-        std::fs::read_to_string(out_dir.join("improvements.md")).unwrap_or_default()
+        crate::support::rolling_report(&out_dir)
     };
     std::fs::write(
         &acks,
@@ -676,7 +676,7 @@ log = [{ message = "boom **bold** <b>html</b> [link](http://x) `tick` | pipe", l
         &root(),
     );
     succeeded(&out);
-    let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
+    let report = crate::support::rolling_report(&out_dir);
     assert!(
         report.contains("log-error") || report.contains("in every capture"),
         "{report}"

@@ -9,12 +9,27 @@ fn demo_report() -> String {
     let out = patrol(&["demo", "--out", out_dir.to_str().unwrap()], &root());
     succeeded(&out);
     assert!(text(&out.stdout).contains("improvements.md"));
-    let report = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
-    let dated = std::fs::read_dir(out_dir.join("reports")).unwrap().count();
+    let report = crate::support::rolling_report(&out_dir);
+    let dated = crate::support::files_under(&out_dir.join("reports/2026/02")).len();
+    assert_eq!(
+        crate::support::files_under(&out_dir.join("reports")).len(),
+        dated,
+        "every dated file in the folder of its year and month"
+    );
     assert_eq!(
         dated,
         report.matches("\n## ").count(),
         "one dated file per section"
+    );
+    let index = std::fs::read_to_string(out_dir.join("improvements.md")).unwrap();
+    let golden = root().join("tests/golden/demo-index.md");
+    if blessing() {
+        std::fs::write(&golden, &index).unwrap();
+    }
+    assert_eq!(
+        index,
+        std::fs::read_to_string(&golden).unwrap_or_default(),
+        "the index of the demo's months changed (PATROL_BLESS=1 to accept)"
     );
     report
 }

@@ -94,7 +94,7 @@ fn report_and_demo_take_the_fleet_lock_run_takes() {
     });
     succeeded(&report(&["--wait", "30s"]));
     release.join().unwrap();
-    let written = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+    let written = crate::support::rolling_report(&out);
     assert_eq!(written.matches("\n## ").count(), 1);
 
     // With a config, the report holds the lock `patrol run` of that config holds (beside its
@@ -219,7 +219,7 @@ recommendation = "None."
         ],
         &root(),
     ));
-    let report = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+    let report = crate::support::rolling_report(&out);
     let headings: Vec<&str> = report.lines().filter(|l| l.starts_with("## ")).collect();
     // The first capture has nothing to compare with: every later one is a section.
     assert_eq!(headings.len(), times.len() - 1, "{headings:#?}");
@@ -318,7 +318,7 @@ log = [{{ message = "OOM killed worker {evil}", level = "ERROR", every = "1m" }}
         &root(),
     );
     let mut stdout = succeeded(&demo);
-    let report = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+    let report = crate::support::rolling_report(&out);
     assert!(
         report.contains("forged") && report.contains("31mred"),
         "the hostile text is reported (shown, not obeyed)"
@@ -431,7 +431,7 @@ fn a_killed_analysis_resumes_without_losing_a_captures_events() {
         };
         succeeded(&report(&full, &clean, Some(&at), &[]));
     }
-    let expected = std::fs::read_to_string(clean.join("improvements.md")).unwrap();
+    let expected = crate::support::rolling_report(&clean);
 
     let archive = dir.path().join("archive");
     let out = dir.path().join("out");
@@ -453,7 +453,7 @@ fn a_killed_analysis_resumes_without_losing_a_captures_events() {
     // 00:45 arrives.
     copy_demo(&archive, "20260219T0340", "20260219T0400");
     succeeded(&report(&archive, &out, None, &[]));
-    let got = std::fs::read_to_string(out.join("improvements.md")).unwrap();
+    let got = crate::support::rolling_report(&out);
     for (event, at) in [
         (
             "vk01 GPU 0 temperature dropped 24°C → 18°C",

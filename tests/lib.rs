@@ -7,6 +7,7 @@
 mod architecture;
 mod blind;
 mod botapi;
+mod bounded;
 mod cli;
 mod config_paths;
 mod contrib;

@@ -263,7 +263,7 @@ role = "processing"
         titles.iter().any(|t| t.contains("pt-unhealthy")),
         "{titles:#?}"
     );
-    let header = std::fs::read_to_string(dir.path().join("report-pg/improvements.md")).unwrap();
+    let header = crate::support::rolling_report(&dir.path().join("report-pg"));
     assert!(header.starts_with("# Shared Fleet"), "{header}");
 
     // The reporter's own config: the archive and its password, no nodes.

@@ -94,3 +94,21 @@ pub fn captured(out: &Output) -> String {
     }
     text(&out.stdout)
 }
+
+/// The whole rolling report of an output directory as one text: its monthly files
+/// (`improvements/YYYY-MM.md`) oldest first, after any report kept from before monthly files
+/// (`improvements/earlier*.md`). Empty when nothing was written.
+pub fn rolling_report(out: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(out.join("improvements"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    names.sort_by_key(|n| (!n.starts_with("earlier"), n.len(), n.clone()));
+    names
+        .iter()
+        .map(|n| std::fs::read_to_string(out.join("improvements").join(n)).unwrap())
+        .collect()
+}

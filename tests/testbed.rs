@@ -317,8 +317,7 @@ endpoint = "tcp://{b}"
             src["error"].as_str().unwrap().contains(&b),
             "the error names the endpoint: {src}"
         );
-        let report =
-            std::fs::read_to_string(dir.path().join("output/two-engines/improvements.md")).unwrap();
+        let report = crate::support::rolling_report(&dir.path().join("output/two-engines"));
         assert!(
             report.contains("node-b is unreachable: docker failed"),
             "{report}"
@@ -921,7 +920,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
             "node-a has no {section}"
         );
     }
-    let report = std::fs::read_to_string(root.join("output/testbed/improvements.md")).unwrap();
+    let report = crate::support::rolling_report(&root.join("output/testbed"));
     for name in [
         "`pt-unhealthy` is unhealthy",
         "`pt-oom` was OOM-killed",

@@ -6,6 +6,10 @@
 //! shows the problem; if the node or source is silent, the finding stays open ("could not
 //! check"), because silence is not a fix. The ledger also holds the section being written
 //! (`pending`) so that a crash between the report and the ledger loses or repeats nothing.
+//!
+//! It stays small over years: events are forgotten after two weeks, resolved findings after
+//! `keep_resolved` (30 days by default; one that comes back later is new again), the section
+//! log after 500 sections; what grows is one line of counts per month of the report's index.
 
 pub mod acks;
 
@@ -25,6 +29,9 @@ const LEDGER_VERSION: u32 = 2;
 const EVENT_MEMORY_DAYS: i64 = 14;
 /// Sections remembered for `patrol rules noise`.
 const SECTION_MEMORY: usize = 500;
+/// Severity changes remembered per finding: one that flaps every capture would otherwise add one
+/// each time it comes back, for ever.
+const SEVERITY_MEMORY: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +49,9 @@ pub struct Policy {
     pub material_change_pct: f64,
     /// A rate that grew by at least this share (percent) since it was last reported escalates.
     pub worse_rate_pct: f64,
+    /// A resolved finding is forgotten this long after it resolved: within it, one that comes
+    /// back is "back after resolving at …"; after it, it is new.
+    pub keep_resolved: Duration,
 }
 
 impl Default for Policy {
@@ -50,6 +60,7 @@ impl Default for Policy {
             repeat_after: Duration::hours(24),
             material_change_pct: 25.0,
             worse_rate_pct: 50.0,
+            keep_resolved: Duration::days(30),
         }
     }
 }
@@ -104,12 +115,28 @@ pub struct SectionLog {
     pub rules: Vec<String>,
 }
 
+/// What one month of the rolling report holds, for its line in the index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthCounts {
+    pub sections: u32,
+    /// Findings reported new or back after resolving.
+    pub new: u32,
+    pub resolved: u32,
+}
+
 /// A section about to be written: saved in the ledger before the report files, cleared after.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingSection {
     pub at: DateTime<Utc>,
+    /// The month's rolling file it is appended to (absent in ledgers written before monthly
+    /// files: then the single `improvements.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_path: Option<String>,
     /// Text appended to the rolling report.
     pub rolling_text: String,
+    /// The whole index (`improvements.md`) as it reads once the section is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_text: Option<String>,
     /// The dated file and its whole text.
     pub dated_path: String,
     pub dated_text: String,
@@ -125,6 +152,12 @@ pub struct Ledger {
     pub sections: VecDeque<SectionLog>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingSection>,
+    /// Counts per month ("2026-02", the fleet's time zone) of the rolling report, for its index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub months: BTreeMap<String, MonthCounts>,
+    /// When the archive was last thinned (capture time), so pruning runs at most once a period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_prune: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub policy: Policy,
     #[serde(skip)]
@@ -405,6 +438,8 @@ impl Ledger {
                             at: now,
                             severity: f.severity,
                         });
+                        let excess = e.severity_history.len().saturating_sub(SEVERITY_MEMORY);
+                        e.severity_history.drain(..excess);
                     }
                     e.finding = f;
                     let mut reason = follow_up(e, &e.finding, now, &self.policy);
@@ -451,6 +486,8 @@ impl Ledger {
                         at: now,
                         severity: e.finding.severity,
                     });
+                    let excess = e.severity_history.len().saturating_sub(SEVERITY_MEMORY);
+                    e.severity_history.drain(..excess);
                     Ledger::report_new(
                         e,
                         Reason::Reopened { after },
@@ -522,6 +559,7 @@ impl Ledger {
         let horizon = now - Duration::days(EVENT_MEMORY_DAYS);
         self.entries
             .retain(|_, e| !(e.finding.event && e.last_seen < horizon));
+        self.forget_resolved(now);
         // Recommendation tracking: a reported finding whose rule names a verifying rule.
         for r in &mut outcome.reported {
             r.deployment = self.deployment(&r.finding);
@@ -562,6 +600,50 @@ impl Ledger {
                 since: e.first_seen,
             },
         })
+    }
+
+    /// Drops resolved findings older than `keep_resolved`, except one whose rule verifies an
+    /// open finding's recommendation ("deployed on …" reads its resolution).
+    fn forget_resolved(&mut self, now: DateTime<Utc>) {
+        let horizon = now - self.policy.keep_resolved;
+        let verifiers: std::collections::BTreeSet<(&str, &[String], &str)> = self
+            .entries
+            .values()
+            .filter(|e| e.status == Status::Open)
+            .filter_map(|e| {
+                e.finding
+                    .lifecycle
+                    .verify
+                    .as_deref()
+                    .map(|v| (v, e.finding.nodes.as_slice(), e.finding.entity.as_str()))
+            })
+            .collect();
+        let forget: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.status == Status::Resolved
+                    && !e.finding.event
+                    && e.resolved_at.is_some_and(|r| r < horizon)
+                    && !verifiers.contains(&(
+                        e.finding.rule_id.as_str(),
+                        e.finding.nodes.as_slice(),
+                        e.finding.entity.as_str(),
+                    ))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in forget {
+            self.entries.remove(&key);
+        }
+    }
+
+    /// Counts a section into its month's line of the index.
+    pub fn count_month(&mut self, month: &str, outcome: &Outcome) {
+        let m = self.months.entry(month.to_string()).or_default();
+        m.sections += 1;
+        m.new += outcome.count(|r| matches!(r, Reason::New | Reason::Reopened { .. })) as u32;
+        m.resolved += outcome.resolved.len() as u32;
     }
 
     /// Records a written section for the noise report.
@@ -773,5 +855,93 @@ mod tests {
             l.deployment(&leak),
             Some(Deployment::Deployed { on: t(15) })
         );
+    }
+
+    #[test]
+    fn resolved_findings_are_forgotten_after_keep_resolved_but_come_back_as_back_inside_it() {
+        let mut l = Ledger::default();
+        l.policy.keep_resolved = Duration::days(30);
+        let day = 24 * 60;
+        l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+        l.update(vec![], t(15), |_| Recheck::Gone { now: None });
+        // Back inside the period: the reader is told it had resolved.
+        let o = l.update(vec![finding("a", false)], t(29 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert_eq!(
+            reasons(&o),
+            vec![Reason::Reopened { after: t(15) }],
+            "recurring inside keep_resolved"
+        );
+        l.update(vec![], t(29 * day + 15), |_| Recheck::Gone { now: None });
+        // Quiet for longer than the period: the entry goes, the ledger shrinks.
+        l.update(vec![finding("b", false)], t(60 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert!(
+            l.entry(&finding("a", false).key()).is_none(),
+            "resolved 31 days ago: forgotten"
+        );
+        assert_eq!(l.entries.len(), 1);
+        let o = l.update(
+            vec![finding("a", false), finding("b", false)],
+            t(61 * day),
+            |_| Recheck::CouldNotCheck,
+        );
+        let a = o
+            .reported
+            .iter()
+            .find(|r| r.finding.rule_id == "a")
+            .map(|r| r.reason.clone());
+        assert_eq!(a, Some(Reason::New), "after the period it is new");
+    }
+
+    #[test]
+    fn forgetting_keeps_what_a_recommendation_and_an_acknowledgement_need() {
+        let mut l = acknowledging("known", "ana", "2027-01-01");
+        l.policy.keep_resolved = Duration::days(30);
+        let day = 24 * 60;
+        let mut leak = finding("leak", false);
+        leak.lifecycle.verify = Some("no-limit".into());
+        let limit = finding("no-limit", false);
+        l.update(
+            vec![leak.clone(), limit.clone(), finding("a", false)],
+            t(0),
+            |_| Recheck::CouldNotCheck,
+        );
+        l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
+        l.update(vec![leak.clone()], t(90 * day), |_| Recheck::CouldNotCheck);
+        assert_eq!(
+            l.deployment(&leak),
+            Some(Deployment::Deployed { on: t(15) }),
+            "the verifying finding of an open one is kept past the period"
+        );
+        assert!(
+            l.entry(&finding("a", false).key()).is_none(),
+            "the acknowledged finding that resolved is forgotten"
+        );
+        let o = l.update(vec![leak, finding("a", false)], t(91 * day), |_| {
+            Recheck::CouldNotCheck
+        });
+        assert!(
+            !o.reported.iter().any(|r| r.finding.rule_id == "a"),
+            "its acknowledgement still holds"
+        );
+        assert!(o.acknowledged.iter().any(|a| a.finding.rule_id == "a"));
+    }
+
+    #[test]
+    fn a_finding_that_flaps_every_capture_keeps_a_bounded_history() {
+        let mut l = Ledger::default();
+        for i in 0..200 {
+            l.update(vec![finding("a", false)], t(30 * i), |_| {
+                Recheck::CouldNotCheck
+            });
+            l.update(vec![], t(30 * i + 15), |_| Recheck::Gone { now: None });
+        }
+        let e = l.entry(&finding("a", false).key()).unwrap();
+        assert_eq!(e.reopened, 199);
+        assert_eq!(e.severity_history.len(), SEVERITY_MEMORY);
+        assert_eq!(e.severity_history.last().map(|c| c.at), Some(t(30 * 199)));
     }
 }

@@ -1,5 +1,12 @@
 //! The improvements report: each analysis that has something to say appends one section to the
-//! rolling `improvements.md` of the fleet and writes the same section alone to a dated file.
+//! rolling report of its month (`improvements/2026-02.md`, the fleet's time zone) and writes the
+//! same section alone to a dated file (`reports/2026/02/2026-02-18_2153-0300.md`).
+//!
+//! Output stays bounded over years: a month's file holds a month (a 3-node fleet every 15 min
+//! writes about 2 MB), `improvements.md` is a small index of the months, newest first, with
+//! their counts, and dated files older than `keep_dated` are deleted (they are for mail and
+//! attachments; the monthly files are the record). A single `improvements.md` written before
+//! monthly files is moved, whole, to `improvements/earlier.md` and linked from the index.
 //!
 //! Sections are rendered by minijinja templates (report-templates/); the binary carries copies
 //! so it works from any directory, and a `report-templates/` directory next to where patrol runs
@@ -19,7 +26,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::ledger::{Deployment, Ledger, Outcome, PendingSection, Reason, Status};
+use crate::ledger::{Deployment, Ledger, MonthCounts, Outcome, PendingSection, Reason, Status};
 use crate::markdown::{escape_inline, one_line, plain};
 use crate::model::Severity;
 use crate::units::fmt_duration;
@@ -98,21 +105,50 @@ pub struct Output {
     pub mode: fsutil::Mode,
 }
 
+/// The first line of the index: how a pre-monthly `improvements.md` (the whole report) is told
+/// from the index that replaced it.
+const INDEX_MARKER: &str = "<!-- patrol: index of the monthly reports in improvements/ -->";
+
 impl Output {
+    /// The entry point: the index of the monthly reports.
     pub fn rolling(&self) -> PathBuf {
         self.dir.join("improvements.md")
+    }
+
+    /// The folder of the monthly reports.
+    pub fn months_dir(&self) -> PathBuf {
+        self.dir.join("improvements")
+    }
+
+    /// The rolling report of the month (fleet time) of `at`.
+    pub fn month(&self, at: DateTime<Utc>, tz: Tz) -> PathBuf {
+        self.months_dir().join(format!("{}.md", month_key(at, tz)))
+    }
+
+    /// Where a single `improvements.md` from before monthly files is kept.
+    pub fn earlier(&self) -> PathBuf {
+        self.months_dir().join("earlier.md")
     }
 
     pub fn ledger(&self) -> PathBuf {
         self.dir.join("ledger.json")
     }
 
-    /// The dated file of a section: local minute and UTC offset (unique across a fall-back
-    /// hour), with `_2`, `_3`… when a file of another capture already has the name (two runs in
-    /// one minute).
+    /// The folder of dated section files.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.dir.join("reports")
+    }
+
+    /// The dated file of a section, in `reports/YYYY/MM/` (local): local minute and UTC offset
+    /// (unique across a fall-back hour), with `_2`, `_3`… when a file of another capture already
+    /// has the name (two runs in one minute).
     pub fn dated(&self, at: DateTime<Utc>, tz: Tz) -> PathBuf {
-        let stem = at.with_timezone(&tz).format("%Y-%m-%d_%H%M%z").to_string();
-        let dir = self.dir.join("reports");
+        let local = at.with_timezone(&tz);
+        let stem = local.format("%Y-%m-%d_%H%M%z").to_string();
+        let dir = self
+            .reports_dir()
+            .join(local.format("%Y").to_string())
+            .join(local.format("%m").to_string());
         let mut path = dir.join(format!("{stem}.md"));
         let mut n = 2;
         while path.exists() {
@@ -121,6 +157,173 @@ impl Output {
         }
         path
     }
+
+    /// Whether `improvements.md` is a whole report from before monthly files.
+    fn legacy_rolling(&self) -> Result<bool> {
+        use std::io::Read;
+        let path = self.rolling();
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut head = vec![0u8; INDEX_MARKER.len()];
+        let n = file.read(&mut head).map_err(|e| Error::io(&path, e))?;
+        Ok(&head[..n] != INDEX_MARKER.as_bytes())
+    }
+
+    /// Where a pre-monthly `improvements.md` goes: `earlier.md`, else the first free
+    /// `earlier-N.md`.
+    fn legacy_target(&self) -> PathBuf {
+        let mut to = self.earlier();
+        let mut n = 2;
+        while to.exists() {
+            to = self.months_dir().join(format!("earlier-{n}.md"));
+            n += 1;
+        }
+        to
+    }
+
+    /// Moves a pre-monthly `improvements.md` to `improvements/earlier.md` (never over another
+    /// file: `earlier-2.md`…), so its content stays readable and linked from the index.
+    fn keep_legacy(&self) -> Result<()> {
+        if !self.legacy_rolling()? {
+            return Ok(());
+        }
+        let dir = self.months_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let to = self.legacy_target();
+        let from = self.rolling();
+        std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))
+    }
+}
+
+/// "2026-02": the month of `at` in the fleet's time zone, as the index and file names say it.
+pub fn month_key(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%Y-%m").to_string()
+}
+
+/// The index: one line per month, newest first, the current month first of all, and the
+/// report from before monthly files (when there is one) last.
+pub fn render_index(
+    fleet: &str,
+    tz: Tz,
+    months: &std::collections::BTreeMap<String, MonthCounts>,
+    earlier: &[String],
+) -> String {
+    let mut out = format!(
+        "{INDEX_MARKER}\n# {} -- Live Improvements Report\n\n",
+        escape_inline(fleet)
+    );
+    match months.keys().next_back() {
+        Some(current) => out.push_str(&format!(
+            "Current month: [{current}](improvements/{current}.md). One file per month ({}), newest first; dated files of single sections are in `reports/YYYY/MM/`.\n\n",
+            tz.name()
+        )),
+        None => out.push_str("No monthly report yet.\n\n"),
+    }
+    out.push_str("| month | sections | new findings | resolved |\n|---|---:|---:|---:|\n");
+    for (month, c) in months.iter().rev() {
+        out.push_str(&format!(
+            "| [{month}](improvements/{month}.md) | {} | {} | {} |\n",
+            c.sections, c.new, c.resolved
+        ));
+    }
+    for name in earlier {
+        out.push_str(&format!(
+            "| [before monthly files](improvements/{name}) | | | |\n"
+        ));
+    }
+    out
+}
+
+/// The names of reports kept from before monthly files (`earlier.md`, `earlier-2.md`…).
+fn earlier_files(output: &Output) -> Result<Vec<String>> {
+    let dir = output.months_dir();
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("earlier") && n.ends_with(".md"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    names.sort_by_key(|n| (n.len(), n.clone()));
+    if output.legacy_rolling()?
+        && let Some(name) = output.legacy_target().file_name()
+    {
+        names.push(name.to_string_lossy().to_string());
+    }
+    Ok(names)
+}
+
+/// The time a dated file's name gives (`2026-02-18_2153-0300.md`, `…_2.md`).
+fn dated_time(name: &str) -> Option<DateTime<Utc>> {
+    let stem = name.strip_suffix(".md")?;
+    let stem = stem.get(..20)?;
+    DateTime::parse_from_str(stem, "%Y-%m-%d_%H%M%z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Deletes dated section files older than `before` (in `reports/YYYY/MM/`, and flat in
+/// `reports/` from before dated folders), and the folders they leave empty. Only months that
+/// can hold such files are read, so it stays cheap. Returns how many files went.
+pub fn prune_dated(output: &Output, before: DateTime<Utc>) -> Result<usize> {
+    let root = output.reports_dir();
+    let read = |dir: &Path| -> Result<Vec<std::fs::DirEntry>> {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => Ok(rd.flatten().collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(dir, e)),
+        }
+    };
+    let remove = |path: &Path| -> Result<()> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    };
+    // Local months run at most 14 h either side of UTC's: a month after `before`'s cannot hold
+    // an older file.
+    let last_month = (before + chrono::Duration::days(1))
+        .format("%Y-%m")
+        .to_string();
+    let mut deleted = 0;
+    for entry in read(&root)? {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if path.is_file() {
+            if dated_time(&name).is_some_and(|t| t < before) {
+                remove(&path)?;
+                deleted += 1;
+            }
+            continue;
+        }
+        if !(name.len() == 4 && name.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        for month in read(&path)? {
+            let mpath = month.path();
+            let key = format!("{name}-{}", month.file_name().to_string_lossy());
+            if key > last_month || !mpath.is_dir() {
+                continue;
+            }
+            for file in read(&mpath)? {
+                let fname = file.file_name().to_string_lossy().to_string();
+                if dated_time(&fname).is_some_and(|t| t < before) {
+                    remove(&file.path())?;
+                    deleted += 1;
+                }
+            }
+            // Gone only when empty: anything else someone put there stays.
+            let _ = std::fs::remove_dir(&mpath);
+        }
+        let _ = std::fs::remove_dir(&path);
+    }
+    Ok(deleted)
 }
 
 fn environment(template_dir: Option<&Path>) -> Result<minijinja::Environment<'static>> {
@@ -341,14 +544,17 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
-/// Renders a section into the text appended to the rolling report (with its header when the
-/// report does not exist yet) and the text of its dated file. Nothing is written.
+/// Renders a section into the text appended to its month's rolling report (with the header
+/// when the month's file does not exist yet), the text of its dated file, and the index as it
+/// reads with `months` (which already count this section). Nothing is written.
+#[allow(clippy::too_many_arguments)]
 pub fn render_section(
     output: &Output,
     fleet: &str,
     tz: Tz,
     at: DateTime<Utc>,
     section: &Section,
+    months: &std::collections::BTreeMap<String, MonthCounts>,
     template_dir: Option<&Path>,
 ) -> Result<PendingSection> {
     let env = environment(template_dir)?;
@@ -366,13 +572,14 @@ pub fn render_section(
     )?;
     let header = render(
         HEADER_TEMPLATE,
-        minijinja::context! { fleet => escape_inline(fleet), timezone => tz.name() },
+        minijinja::context! { fleet => escape_inline(fleet), timezone => tz.name(), month => month_key(at, tz) },
     )?;
     // Whatever a template (perhaps a local one) did with the values, no control character but
     // the line feed reaches the file.
     let (header, body) = (plain(&header), plain(&body));
+    let month = output.month(at, tz);
     let mut rolling_text = String::new();
-    if !output.rolling().exists() {
+    if !month.exists() {
         rolling_text.push_str(&header);
     }
     rolling_text.push('\n');
@@ -380,19 +587,30 @@ pub fn render_section(
     let dated = output.dated(at, tz);
     Ok(PendingSection {
         at,
+        rolling_path: Some(month.to_string_lossy().to_string()),
         rolling_text,
+        index_text: Some(render_index(fleet, tz, months, &earlier_files(output)?)),
         dated_path: dated.to_string_lossy().to_string(),
         dated_text: format!("{header}\n{body}"),
     })
 }
 
-/// Writes a rendered section: its dated file, and its text appended to the rolling report
-/// unless the report already ends with it (a run that crashed after writing it). Safe to call
-/// twice. Returns the dated file.
+/// Writes a rendered section: its dated file, its text appended to the month's report unless
+/// that already ends with it (a run that crashed after writing it), then the index. A
+/// pre-monthly `improvements.md` is moved aside first. Safe to call twice. Returns the dated
+/// file.
 pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathBuf> {
     let dated = PathBuf::from(&pending.dated_path);
     fsutil::write_atomic(&dated, pending.dated_text.as_bytes(), output.mode)?;
-    let rolling = output.rolling();
+    let rolling = match &pending.rolling_path {
+        Some(p) => PathBuf::from(p),
+        // Saved by a patrol from before monthly files: it belongs to the single report, which
+        // is then kept as it is.
+        None => output.rolling(),
+    };
+    if pending.rolling_path.is_some() {
+        output.keep_legacy()?;
+    }
     let already = match std::fs::read_to_string(&rolling) {
         Ok(text) => text.ends_with(&pending.rolling_text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -400,6 +618,9 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
     };
     if !already {
         fsutil::append_atomic(&rolling, &pending.rolling_text, output.mode)?;
+    }
+    if let Some(index) = &pending.index_text {
+        fsutil::write_atomic(&output.rolling(), index.as_bytes(), output.mode)?;
     }
     Ok(dated)
 }
@@ -707,6 +928,163 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }
         assert!(!text.contains("source_last_success_timestamp_seconds{fleet=\"fleet\",node=\"odd \\\"name\\\" \\\\ here\",source=\"ssh\"}"));
+    }
+
+    fn pending(output: &Output, at: DateTime<Utc>, months: &[(&str, u32)]) -> PendingSection {
+        let tz: Tz = "America/Sao_Paulo".parse().unwrap();
+        let section = Section {
+            heading_time: heading_time(at, tz, None),
+            severity: "INFO".into(),
+            items: vec![Item {
+                severity: "INFO".into(),
+                title: format!("at {at}"),
+                body: "b".into(),
+            }],
+            still_open: vec![],
+            acknowledged: vec![],
+            counts: Counts {
+                new: 1,
+                escalated: 0,
+                changed: 0,
+                unchanged: 0,
+                resolved: 0,
+                still_open: 0,
+                acknowledged: 0,
+            },
+        };
+        let months = months
+            .iter()
+            .map(|(m, n)| {
+                (
+                    m.to_string(),
+                    MonthCounts {
+                        sections: *n,
+                        new: *n,
+                        resolved: 0,
+                    },
+                )
+            })
+            .collect();
+        render_section(output, "f", tz, at, &section, &months, None).unwrap()
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn sections_go_to_the_file_of_their_local_month_and_the_index_points_at_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Output {
+            dir: dir.path().to_path_buf(),
+            mode: fsutil::Mode::SHARED,
+        };
+        // 01:00 UTC on Mar 1 is still Feb 28 in São Paulo (UTC-3).
+        let feb = utc("2026-03-01T01:00:00Z");
+        let p = pending(&output, feb, &[("2026-02", 1)]);
+        commit_section(&output, &p).unwrap();
+        let mar = utc("2026-03-01T04:00:00Z");
+        let p = pending(&output, mar, &[("2026-02", 1), ("2026-03", 1)]);
+        // Written twice (a crash after the first): appended once.
+        commit_section(&output, &p).unwrap();
+        commit_section(&output, &p).unwrap();
+        let month = |m: &str| {
+            std::fs::read_to_string(dir.path().join(format!("improvements/{m}.md"))).unwrap()
+        };
+        assert_eq!(month("2026-02").matches("\n## ").count(), 1);
+        assert_eq!(month("2026-03").matches("\n## ").count(), 1);
+        assert!(month("2026-03").starts_with("# f -- Live Improvements Report"));
+        let index = std::fs::read_to_string(output.rolling()).unwrap();
+        assert!(
+            index.contains("Current month: [2026-03](improvements/2026-03.md)"),
+            "{index}"
+        );
+        let rows: Vec<&str> = index.lines().filter(|l| l.starts_with("| [")).collect();
+        assert_eq!(
+            rows,
+            vec![
+                "| [2026-03](improvements/2026-03.md) | 1 | 1 | 0 |",
+                "| [2026-02](improvements/2026-02.md) | 1 | 1 | 0 |",
+            ]
+        );
+        assert!(
+            dir.path()
+                .join("reports/2026/02/2026-02-28_2200-0300.md")
+                .exists()
+        );
+        assert!(
+            dir.path()
+                .join("reports/2026/03/2026-03-01_0100-0300.md")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn a_report_from_before_monthly_files_is_kept_whole_and_linked_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Output {
+            dir: dir.path().to_path_buf(),
+            mode: fsutil::Mode::SHARED,
+        };
+        let old =
+            "# f -- Live Improvements Report\n\n## 2026-01-05 10:00 (UTC-03:00) -- INFO\nold\n";
+        std::fs::write(output.rolling(), old).unwrap();
+        // A section a patrol from before monthly files left pending: it ends the old report.
+        let legacy = PendingSection {
+            rolling_path: None,
+            index_text: None,
+            ..pending(&output, utc("2026-01-06T13:00:00Z"), &[])
+        };
+        commit_section(&output, &legacy).unwrap();
+        let p = pending(&output, utc("2026-02-01T13:00:00Z"), &[("2026-02", 1)]);
+        commit_section(&output, &p).unwrap();
+        let kept = std::fs::read_to_string(output.earlier()).unwrap();
+        assert!(kept.starts_with(old), "the old report is kept unchanged");
+        assert_eq!(kept.matches("\n## ").count(), 2, "with the pending section");
+        let index = std::fs::read_to_string(output.rolling()).unwrap();
+        assert!(index.starts_with(INDEX_MARKER));
+        assert!(index.contains("| [before monthly files](improvements/earlier.md) | | | |"));
+        // The index, now in place, is never taken for an old report.
+        let p = pending(&output, utc("2026-02-02T13:00:00Z"), &[("2026-02", 2)]);
+        commit_section(&output, &p).unwrap();
+        assert!(!dir.path().join("improvements/earlier-2.md").exists());
+    }
+
+    #[test]
+    fn dated_files_older_than_the_cutoff_go_with_their_empty_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Output {
+            dir: dir.path().to_path_buf(),
+            mode: fsutil::Mode::SHARED,
+        };
+        let files = [
+            "reports/2025-12-30_1000-0300.md",
+            "reports/2026/01/2026-01-30_2300-0300.md",
+            "reports/2026/01/2026-01-31_2300-0300_2.md",
+            "reports/2026/02/2026-02-01_0000-0300.md",
+            "reports/2026/02/2026-02-20_1000-0300.md",
+        ];
+        for f in files {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "x").unwrap();
+        }
+        std::fs::write(dir.path().join("reports/notes.txt"), "mine").unwrap();
+        // 2026-02-01 02:00 UTC is Jan 31 23:00 in São Paulo.
+        let deleted = prune_dated(&output, utc("2026-02-01T02:30:00Z")).unwrap();
+        assert_eq!(deleted, 3);
+        let left: Vec<bool> = files.iter().map(|f| dir.path().join(f).exists()).collect();
+        assert_eq!(left, vec![false, false, false, true, true]);
+        assert!(
+            !dir.path().join("reports/2026/01").exists(),
+            "empty month folder removed"
+        );
+        assert!(
+            dir.path().join("reports/notes.txt").exists(),
+            "other files stay"
+        );
     }
 
     #[test]
