@@ -16,6 +16,7 @@ mod digest;
 mod fakes;
 mod fixtures;
 mod hostile;
+mod install;
 mod integrity;
 mod quiet;
 mod secrets;
