@@ -393,3 +393,139 @@ fn the_systemd_units_fail_without_the_env_file_and_are_hardened() {
         "contrib/patrol-digest.service does not send the digest"
     );
 }
+
+/// The read-only socket proxy of docs/install.md, run as written (its `global` section aside:
+/// the test runs as whoever runs the suite) in front of the bed's engine: patrol captures
+/// containers, stats and logs through it, so the documented GET paths are all patrol needs,
+/// and the proxy refuses a write and any other path.
+#[test]
+#[ignore = "needs the test bed and haproxy: scripts/test"]
+fn the_documented_socket_proxy_is_enough_for_patrol_and_refuses_writes() {
+    let engine = std::env::var("PATROL_TEST_DOCKER_SOCKET")
+        .expect("PATROL_TEST_DOCKER_SOCKET is unset: run the suite with scripts/test");
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("haproxy is not installed (scripts/test installs it)");
+    let guide = std::fs::read_to_string(root().join("docs/install.md")).unwrap();
+    let block = guide
+        .split("```haproxy\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("docs/install.md has a ```haproxy block");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = dir.path().join("docker.sock");
+    let config: String = block
+        .split("\ndefaults")
+        .nth(1)
+        .map(|rest| format!("defaults{rest}"))
+        .expect("the haproxy block has a defaults section")
+        .replace(" user patrol", "")
+        .replace(
+            "/run/patrol-docker/docker.sock",
+            &proxy.display().to_string(),
+        )
+        .replace("/var/run/docker.sock", &engine);
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg, config).unwrap();
+    let mut child = Command::new(haproxy)
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    for _ in 0..100 {
+        if proxy.exists() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("haproxy exited {status} with the documented config: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _stop = Stop(child);
+    assert!(proxy.exists(), "haproxy did not open its socket");
+
+    let request = |method: &str, path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&proxy).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.lines().next().unwrap_or_default().to_string()
+    };
+    assert!(request("GET", "/version").contains(" 200"), "GET /version");
+    for (method, path) in [
+        ("POST", "/containers/create"),
+        ("POST", "/containers/pt-leak/kill"),
+        ("DELETE", "/containers/pt-leak"),
+        ("GET", "/info"),
+        ("GET", "/images/json"),
+        ("GET", "/containers/pt-leak/export"),
+    ] {
+        let status = request(method, path);
+        assert!(status.contains(" 403"), "{method} {path}: {status}");
+    }
+
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Proxy\"\ntimezone = \"UTC\"\n[[node]]\nname = \"node-a\"\n[node.docker]\nendpoint = \"unix://{}\"\n",
+            proxy.display()
+        ),
+    )
+    .unwrap();
+    let out = crate::support::patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "patrol run through the proxy: {err}"
+    );
+    assert!(
+        !err.contains("WARN"),
+        "a request patrol makes was refused by the proxy: {err}"
+    );
+    let snaps: Vec<PathBuf> = crate::support::files_under(&dir.path().join("snapshots"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let show = crate::support::patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
+    let snap: serde_json::Value = serde_json::from_str(&text(&show.stdout)).unwrap();
+    let containers = snap["containers"].as_array().cloned().unwrap_or_default();
+    let leak = containers
+        .iter()
+        .find(|c| c["name"] == "pt-leak")
+        .expect("pt-leak captured through the proxy");
+    assert!(
+        leak["mem_usage_bytes"].as_u64().unwrap_or(0) > 0,
+        "stats through the proxy"
+    );
+    assert!(
+        leak["health"].is_string() || leak["restart_policy"].is_string(),
+        "inspect through the proxy"
+    );
+    let json = text(&show.stdout);
+    assert!(
+        json.contains("container:pt-logger"),
+        "pt-logger's log stream read through the proxy"
+    );
+}
