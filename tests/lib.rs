@@ -17,6 +17,7 @@ mod digest;
 mod fakes;
 mod fixtures;
 mod hostile;
+mod install;
 mod integrity;
 mod logs;
 mod perms;
