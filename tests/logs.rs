@@ -442,3 +442,24 @@ fn the_bed_engine_is_not_asked_for_the_logs_of_a_container_that_stopped_before_t
         0
     );
 }
+
+/// A collector state cut short (a full disk, a hand edit) is said, not silently reset: the log
+/// windows start afresh and the operator knows why lines may be counted again.
+#[test]
+fn a_collector_state_that_cannot_be_parsed_is_said_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = fakes::docker(dir.path(), fakes::Docker::default());
+    let config = config(dir.path(), "", &socket);
+    run(dir.path(), &config);
+    std::fs::write(state_file(dir.path()), b"{\"previous_capture\": ").unwrap();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("collector.json: not a collector state"),
+        "{stderr}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state_file(dir.path())).unwrap()).unwrap();
+    assert!(state.is_object(), "a fresh state is saved");
+}

@@ -74,11 +74,29 @@ impl CollectState {
     }
 
     /// A missing or unreadable state file starts afresh (logs then read the first window).
+    /// The state the previous capture left; a fresh one when there is none. One that cannot be
+    /// read or parsed is said on stderr (log windows and size schedules then start afresh), so a
+    /// state file left to another user or cut short is never a silent reset.
     pub fn load(archive_root: &Path) -> CollectState {
-        std::fs::read(Self::path(archive_root))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        let path = Self::path(archive_root);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return CollectState::default(),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: {e}; log windows and size schedules start afresh",
+                    path.display()
+                );
+                return CollectState::default();
+            }
+        };
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: not a collector state ({e}); log windows and size schedules start afresh",
+                path.display()
+            );
+            CollectState::default()
+        })
     }
 
     pub fn save(&self, archive_root: &Path) -> crate::error::Result<()> {
