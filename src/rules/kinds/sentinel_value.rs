@@ -1,4 +1,4 @@
-#![doc = include_str!("sentinel.md")]
+#![doc = include_str!("sentinel_value.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list, string_list};
 use crate::history::metrics::{entity_label, metric_unit};
@@ -10,7 +10,7 @@ use crate::units::{fmt_number, fmt_value};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "sentinel-value",
-    doc: include_str!("sentinel.md"),
+    doc: include_str!("sentinel_value.md"),
     target: Target::Node,
     event: false,
     variables: &["field", "value", "count", "share", "lines", "template"],
@@ -67,7 +67,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         );
         return None;
     }
-    Some(Kind::Sentinel(Params {
+    Some(Kind::SentinelValue(Params {
         fields,
         values,
         metric,

@@ -1,4 +1,4 @@
-#![doc = include_str!("reboot.md")]
+#![doc = include_str!("reboot_detected.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use crate::markdown::code_span;
@@ -8,7 +8,7 @@ use crate::units::{Dimension, fmt_bytes, fmt_change, fmt_duration, fmt_uptime};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "reboot-detected",
-    doc: include_str!("reboot.md"),
+    doc: include_str!("reboot_detected.md"),
     target: Target::Node,
     event: true,
     variables: &[
@@ -33,7 +33,7 @@ pub struct Params {
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let recent_s = p.duration(ctx, "recent");
     let top = p.fields.count(ctx, "top").unwrap_or(3);
-    Some(Kind::Reboot(Params { recent_s, top }))
+    Some(Kind::RebootDetected(Params { recent_s, top }))
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {

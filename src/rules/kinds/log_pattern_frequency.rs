@@ -1,4 +1,4 @@
-#![doc = include_str!("log_pattern.md")]
+#![doc = include_str!("log_pattern_frequency.md")]
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use crate::units::{fmt_duration, fmt_number};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "log-pattern-frequency",
-    doc: include_str!("log_pattern.md"),
+    doc: include_str!("log_pattern_frequency.md"),
     target: Target::Node,
     event: false,
     variables: &[
@@ -76,7 +76,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         );
         return None;
     }
-    Some(Kind::LogPattern(Params {
+    Some(Kind::LogPatternFrequency(Params {
         mode,
         matches: string_list(p, ctx, "match"),
         levels: string_list(p, ctx, "levels"),

@@ -1,4 +1,4 @@
-#![doc = include_str!("delta.md")]
+#![doc = include_str!("delta_between_snapshots.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
@@ -8,7 +8,7 @@ use crate::units::{fmt_change, fmt_duration, fmt_number};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "delta-between-snapshots",
-    doc: include_str!("delta.md"),
+    doc: include_str!("delta_between_snapshots.md"),
     target: Target::Series,
     event: true,
     variables: &[
@@ -46,7 +46,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let max_gap_s = p.duration(ctx, "max_gap").unwrap_or(3600.0);
     let across_reboot = p.fields.boolean(ctx, "across_reboot").unwrap_or(false);
     let quiet_if_repeated_s = p.duration(ctx, "quiet_if_repeated").unwrap_or(0.0);
-    Some(Kind::Delta(Params {
+    Some(Kind::DeltaBetweenSnapshots(Params {
         min_abs: min_abs.abs(),
         min_rel_pct,
         direction,

@@ -1,4 +1,4 @@
-#![doc = include_str!("drift.md")]
+#![doc = include_str!("drift_across_nodes.md")]
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use crate::tomlread::Ctx;
 
 pub const SPEC: KindSpec = KindSpec {
     name: "drift-across-nodes",
-    doc: include_str!("drift.md"),
+    doc: include_str!("drift_across_nodes.md"),
     target: Target::Attribute,
     event: false,
     variables: &["versions", "distinct", "group"],
@@ -33,7 +33,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let strip_prefixes = super::string_list(p, ctx, "strip_prefixes");
     let strip_suffixes = super::string_list(p, ctx, "strip_suffixes");
     let show = super::string_list(p, ctx, "show");
-    Some(Kind::Drift(Params {
+    Some(Kind::DriftAcrossNodes(Params {
         within,
         strip_prefixes,
         strip_suffixes,
