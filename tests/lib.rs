@@ -1,5 +1,6 @@
 //! Integration tests, compiled as one binary: the rule fixtures, the architecture's dependency
-//! direction, the command line driven as a user would, and the demo report.
+//! direction, the kind registry against its docs and files, the command line driven as a user
+//! would, and the demo report.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,6 +23,7 @@ mod integrity;
 mod logs;
 mod perms;
 mod quiet;
+mod registry;
 mod secrets;
 mod shared_archive;
 mod support;
