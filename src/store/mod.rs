@@ -430,12 +430,24 @@ fn without_future(entries: Vec<Entry>, now: DateTime<Utc>, archive: &str) -> Vec
     let limit = now + FUTURE_ALLOWANCE;
     let (kept, future): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.captured_at <= limit);
-    for e in &future {
-        let what = match &e.location {
+    // One line, not one per capture: a node whose clock ran a month ahead leaves thousands, and
+    // every listing would repeat them all.
+    if let (Some(first), Some(last)) = (future.first(), future.last()) {
+        let what = |e: &Entry| match &e.location {
             Location::File(p) => p.display().to_string(),
             Location::Row { .. } => format!("{archive} {}", e.describe()),
         };
-        tracing::warn!("ignoring {what}: it is dated in the future");
+        if future.len() == 1 {
+            tracing::warn!("ignoring {}: it is dated in the future", what(first));
+        } else {
+            tracing::warn!(
+                "ignoring {} captures dated in the future (after {}), from {} to {}",
+                future.len(),
+                limit.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                what(first),
+                what(last)
+            );
+        }
     }
     kept
 }
