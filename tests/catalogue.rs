@@ -148,8 +148,8 @@ fn documented() -> BTreeMap<String, BTreeSet<String>> {
     let path = root().join("docs/snapshot-format.md");
     let text = std::fs::read_to_string(&path).unwrap();
     let start = text
-        .find("Rules select by these names")
-        .expect("docs/snapshot-format.md: the metric table's introduction");
+        .find("## Series: what rules select")
+        .expect("docs/snapshot-format.md: the section of the metric table");
     let mut table = BTreeMap::new();
     let rows = text[start..]
         .lines()
