@@ -9,6 +9,7 @@ mod architecture;
 mod blind;
 mod botapi;
 mod bounded;
+mod catalogue;
 mod cli;
 mod config_paths;
 mod contrib;

@@ -18,6 +18,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::history::catalogue;
 use crate::history::metrics::readings;
 use crate::ledger::{Ledger, Status};
 use crate::model::{Health, Severity, Snapshot};
@@ -152,21 +153,6 @@ pub struct Digest {
     #[serde(skip)]
     pub disk_series: Vec<(String, Vec<(i64, f64)>)>,
 }
-
-/// The readings the digest aggregates, and only those: a week of a big fleet stays small.
-const DIGEST_METRICS: &[&str] = &[
-    "cpu_steal_pct",
-    "mem_available_bytes",
-    "swap_used_bytes",
-    "used_pct",
-    "used_bytes",
-    "size_bytes",
-    "util_pct",
-    "mem_used_pct",
-    "temp_c",
-    "mem_usage_bytes",
-    "restart_count",
-];
 
 fn polars_err(e: PolarsError) -> Error {
     Error::Usage(format!("digest aggregation failed: {e}"))
@@ -528,7 +514,8 @@ fn node_week(
         }
         for r in readings(s) {
             let Some(v) = r.value else { continue };
-            if !DIGEST_METRICS.contains(&r.metric) {
+            // Only the catalogue's digest metrics: a week of a big fleet stays small.
+            if !catalogue::lookup(r.metric).is_some_and(|d| d.digest) {
                 continue;
             }
             if r.metric == "mem_usage_bytes" {

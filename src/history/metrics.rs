@@ -1,7 +1,8 @@
-//! The metric catalogue: which numbers a snapshot holds, under which entity and metric name, and
-//! how to print them. Rules select series by these names, so this is the vocabulary of
-//! rules/*.toml; `docs/snapshot-format.md` lists it.
+//! Which numbers a snapshot holds, under which entity and metric name. Rules select series by
+//! these names, so this is the vocabulary of rules/*.toml; the names, units and labels live in
+//! [`super::catalogue`], and `docs/snapshot-format.md` lists them.
 
+use super::catalogue;
 use crate::model::{ContainerState, Health, Snapshot};
 use crate::units::Dimension;
 
@@ -222,83 +223,17 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
     out
 }
 
-/// How a metric is measured and printed: its dimension and the suffix of plain numbers.
+/// How a metric is measured and printed: its dimension and the suffix of plain numbers. A name
+/// outside the catalogue (an attribute, a rule without a metric) is a plain number.
 pub fn metric_unit(metric: &str) -> (Dimension, &'static str) {
-    if metric.ends_with("_bytes") {
-        (Dimension::Bytes, "")
-    } else if metric.ends_with("_pct") {
-        (Dimension::Plain, "%")
-    } else if metric == "temp_c" {
-        (Dimension::Plain, "°C")
-    } else if metric.ends_with("_s") {
-        (Dimension::Seconds, "")
-    } else if metric == "cpu_cores" {
-        (Dimension::Plain, " cores")
-    } else if metric.ends_with("_ms") {
-        (Dimension::Plain, " ms")
-    } else if metric.ends_with("_rate") {
-        (Dimension::Plain, "/s")
-    } else {
-        (Dimension::Plain, "")
+    match catalogue::lookup(metric) {
+        Some(d) => (d.dimension, d.suffix),
+        None => (Dimension::Plain, ""),
     }
 }
 
 /// Every metric name [`readings`] can produce, for validating rule selections.
-pub const KNOWN_METRICS: &[&str] = &[
-    "uptime_s",
-    "mem_total_bytes",
-    "mem_available_bytes",
-    "mem_free_bytes",
-    "swap_used_bytes",
-    "swap_cached_bytes",
-    "cpu_steal_pct",
-    "load1",
-    "clock_offset_ms",
-    "used_pct",
-    "used_bytes",
-    "size_bytes",
-    "util_pct",
-    "mem_used_pct",
-    "mem_used_bytes",
-    "temp_c",
-    "fan_pct",
-    "running",
-    "mem_usage_bytes",
-    "cpu_cores",
-    "restart_count",
-    "size_rw_bytes",
-    "size_root_fs_bytes",
-    "mem_limit_bytes",
-    "blkio_write_bytes",
-    "active_connections",
-    "rows_inserted_total",
-    "db_size_bytes",
-    "used_memory_bytes",
-    "keys",
-    "messages_ready",
-    "messages_unacked",
-    "consumers",
-    "publish_rate",
-    "deliver_rate",
-    "redeliver_rate",
-    "publish_total",
-    "deliver_total",
-    "status",
-    "latency_ms",
-    "lines_total",
-    "unread_s",
-    "pending",
-    "processing_workers",
-    "completed",
-    "failed",
-    "value",
-    "healthy",
-    "failing_streak",
-    "oom_killed",
-    "count",
-    "pid_max",
-    "containers_running",
-];
+pub const KNOWN_METRICS: &[&str] = catalogue::NAMES;
 
 /// Text attributes (not series) that fleet rules compare across nodes.
 pub const KNOWN_ATTRIBUTES: &[&str] = &[
@@ -375,36 +310,10 @@ pub fn entity_label(entity: &str) -> String {
     }
 }
 
-/// How a metric reads in a sentence.
+/// How a metric reads in a sentence; a name outside the catalogue reads as itself.
 pub fn metric_label(metric: &str) -> &str {
-    match metric {
-        "mem_usage_bytes" => "memory",
-        "mem_used_pct" => "GPU memory use",
-        "mem_used_bytes" => "GPU memory",
-        "util_pct" => "utilisation",
-        "temp_c" => "temperature",
-        "cpu_cores" => "CPU",
-        "size_rw_bytes" => "writable layer",
-        "size_root_fs_bytes" => "root filesystem size",
-        "uptime_s" => "uptime",
-        "mem_available_bytes" => "available memory",
-        "swap_used_bytes" => "swap in use",
-        "cpu_steal_pct" => "CPU steal",
-        "used_pct" => "use",
-        "restart_count" => "restart count",
-        "healthy" => "health check (1 healthy, 0 unhealthy)",
-        "oom_killed" => "OOM-killed flag",
-        "failing_streak" => "failed health checks in a row",
-        "count" => "count since the previous capture",
-        "pid_max" => "highest PID",
-        "deliver_total" => "messages delivered",
-        "publish_total" => "messages published",
-        "rows_inserted_total" => "rows inserted",
-        "db_size_bytes" => "size",
-        "keys" => "keys",
-        "containers_running" => "running containers",
-        "used_bytes" => "used space",
-        "processing_workers" => "workers processing",
-        other => other,
+    match catalogue::lookup(metric) {
+        Some(d) => d.label,
+        None => metric,
     }
 }

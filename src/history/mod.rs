@@ -5,6 +5,7 @@
 //! and captures older than the window span are evicted. A replay or a daemon therefore never
 //! re-reads the archive; a one-shot `patrol run` loads just the window's files once.
 
+pub mod catalogue;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
