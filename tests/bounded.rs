@@ -144,32 +144,16 @@ fn the_reporter_of_a_postgresql_archive_thins_it() {
             .unwrap_or_else(|| panic!("no capture count in `{first}`"))
     };
     // Dropped whatever happens, so the bed's database does not keep the test's schema.
-    struct Cleanup(String, String);
+    struct Cleanup(String);
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            let port = std::env::var("PATROL_TEST_PG_PORT").unwrap_or_default();
-            let _ = Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-U",
-                    "patrol",
-                    "-d",
-                    "patrol_archive",
-                    "-qtAX",
-                    "-c",
-                    &format!("drop schema if exists {} cascade", self.0),
-                ])
-                .env("PGPASSWORD", &self.1)
-                .output();
+            let _ = crate::shared_archive::try_psql(&format!(
+                "drop schema if exists {} cascade",
+                self.0
+            ));
         }
     }
-    let _cleanup = Cleanup(
-        format!("t_bounded_{}", std::process::id()),
-        password.clone(),
-    );
+    let _cleanup = Cleanup(format!("t_bounded_{}", std::process::id()));
     pg(&[
         "archive",
         "copy",

@@ -52,17 +52,22 @@ fn state_file(dir: &Path) -> PathBuf {
     dir.join("snapshots/logs/.state/collector.json")
 }
 
-#[test]
-fn a_log_stream_that_stalls_is_cut_at_its_deadline_and_the_containers_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = fakes::docker(
-        dir.path(),
+/// An engine that sends one log line, then holds the stream open for 8 s.
+fn stalling_engine(dir: &Path) -> PathBuf {
+    fakes::docker(
+        dir,
         fakes::Docker {
             log_line: Some("INFO worker started".into()),
             stall_logs: Some(Duration::from_secs(8)),
             ..fakes::Docker::default()
         },
-    );
+    )
+}
+
+#[test]
+fn a_log_stream_that_stalls_is_cut_at_its_deadline_and_the_containers_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = stalling_engine(dir.path());
     let config = config(dir.path(), "timeout = \"2s\"", &socket);
     let started = Instant::now();
     let snap = run(dir.path(), &config);
@@ -90,14 +95,7 @@ fn a_log_stream_that_stalls_is_cut_at_its_deadline_and_the_containers_land() {
 #[test]
 fn a_stream_cut_in_two_captures_in_a_row_is_a_warning_in_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = fakes::docker(
-        dir.path(),
-        fakes::Docker {
-            log_line: Some("INFO worker started".into()),
-            stall_logs: Some(Duration::from_secs(8)),
-            ..fakes::Docker::default()
-        },
-    );
+    let socket = stalling_engine(dir.path());
     let config = config(dir.path(), "timeout = \"2s\"", &socket);
     run(dir.path(), &config);
     let said = |dir: &Path| {

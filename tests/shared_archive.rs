@@ -81,7 +81,7 @@ fn psql(sql: &str) -> String {
     try_psql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-fn try_psql(sql: &str) -> Result<String, String> {
+pub(crate) fn try_psql(sql: &str) -> Result<String, String> {
     let port = std::env::var("PATROL_TEST_PG_PORT").map_err(|e| e.to_string())?;
     let password = std::fs::read_to_string(password_file()).map_err(|e| e.to_string())?;
     let out = Command::new("psql")
