@@ -584,8 +584,8 @@ commands = ["uptime"]
     let offset = snap["host"]["clock_offset_ms"].as_f64().unwrap();
     assert!(offset.abs() < 2000.0, "same machine, same clock: {offset}");
     // The tools this machine lacks (no GPU, docker without the compose plugin) are absent: no
-    // entry, no value, nothing for a rule to call failing. timedatectl is there but cannot
-    // reach systemd: a real failure, with its exit code.
+    // entry, no value, nothing for a rule to call failing. So is timedatectl here: it is
+    // installed, but this machine's init is not systemd, so it has nothing to ask.
     let names: Vec<&str> = snap["sources"]
         .as_array()
         .unwrap()
@@ -593,7 +593,9 @@ commands = ["uptime"]
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert!(
-        !names.contains(&"ssh:nvidia-smi") && !names.contains(&"ssh:compose"),
+        !names.contains(&"ssh:nvidia-smi")
+            && !names.contains(&"ssh:compose")
+            && !names.contains(&"ssh:timedatectl"),
         "{names:?}"
     );
     assert!(snap["gpus"].is_null(), "{}", snap["gpus"]);
@@ -602,12 +604,7 @@ commands = ["uptime"]
         "{}",
         snap["docker"]
     );
-    let ntp = source("ssh:timedatectl");
-    assert_eq!(ntp["ok"], false, "{ntp}");
-    assert!(
-        ntp["error"].as_str().unwrap().contains("exited with 1"),
-        "{ntp}"
-    );
+    assert!(snap["host"]["ntp_synced"].is_null(), "{}", snap["host"]);
     // Docker through the forwarded socket.
     assert_eq!(source("docker")["ok"], true, "{}", source("docker"));
     assert!(
@@ -902,8 +899,9 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
         .filter(|s| s["ok"] == false)
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
-    // Only timedatectl fails (no systemd here); the tools this machine does not have are absent.
-    assert_eq!(failed, ["ssh:timedatectl"], "{json_a}");
+    // Every source answers; the tools this machine does not have (a GPU, the compose plugin,
+    // systemd for timedatectl) are absent, not failing.
+    assert!(failed.is_empty(), "{failed:?}: {json_a}");
     for section in [
         "host",
         "docker",
