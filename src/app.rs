@@ -1374,8 +1374,9 @@ fn demo(archive_arg: &str, out: &Path, rules: Option<PathBuf>) -> Result<i32> {
     let (archive, _, _) = open_archive(archive_arg)?;
     let (sections, output) = replay(&archive, out, rules.as_deref(), chrono::Duration::hours(24))?;
     println!(
-        "{} sections written to {}",
+        "{} sections written to {}/ (one file per month; index: {})",
         sections,
+        output.months_dir().display(),
         output.rolling().display()
     );
     Ok(EXIT_OK)
