@@ -623,7 +623,7 @@ fn archive_meta(archive: &Archive) -> Result<(String, Tz)> {
 }
 
 fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
-    let spec = simulate::scenario::parse_time(text).map_err(Error::Usage)?;
+    let spec = crate::units::parse_time(text).map_err(Error::Usage)?;
     Ok(spec.resolve(tz, Utc::now()))
 }
 
@@ -1756,7 +1756,7 @@ fn history_cmd(
     if !crate::history::metrics::KNOWN_METRICS.contains(&metric) {
         return Err(Error::Usage(format!(
             "unknown metric `{metric}`{}",
-            crate::tomlread::did_you_mean(metric, crate::history::metrics::KNOWN_METRICS)
+            crate::error::did_you_mean(metric, crate::history::metrics::KNOWN_METRICS)
         )));
     }
     let all = archive.list(None, None, Some(node))?;
@@ -1810,9 +1810,9 @@ fn history_cmd(
         }
     }
     let out = out.unwrap_or_else(|| default_output(&archive, &fleet));
-    let lines: Vec<crate::digest::svg::Series> = series
+    let lines: Vec<crate::chart::Series> = series
         .iter()
-        .map(|(e, p)| crate::digest::svg::Series {
+        .map(|(e, p)| crate::chart::Series {
             label: e.clone(),
             points: p,
             projection: None,
@@ -1824,7 +1824,7 @@ fn history_cmd(
             .map(|x| x.with_timezone(&tz).format("%b %-d %H:%M").to_string())
             .unwrap_or_default()
     };
-    let svg = crate::digest::svg::line_chart(
+    let svg = crate::chart::line_chart(
         &format!("{fleet}: {node} {entity} {metric}"),
         &lines,
         from.timestamp(),
@@ -1992,7 +1992,7 @@ fn rules_cmd(command: RulesCommand, path: Option<PathBuf>) -> Result<i32> {
                     names.extend(lib.rules.iter().map(|r| r.id.as_str()));
                     Err(Error::Usage(format!(
                         "no kind or rule named `{name}`{}",
-                        crate::tomlread::did_you_mean(&name, &names)
+                        crate::error::did_you_mean(&name, &names)
                     )))
                 }
             }
@@ -2296,7 +2296,7 @@ fn backtest(rule_id: &str, archive_arg: &str, rules: Option<&Path>, window: &str
         let names: Vec<&str> = library.rules.iter().map(|r| r.id.as_str()).collect();
         return Err(Error::Usage(format!(
             "no rule `{rule_id}` in the library{}",
-            crate::tomlread::did_you_mean(rule_id, &names)
+            crate::error::did_you_mean(rule_id, &names)
         )));
     }
     library.rules.retain(|r| r.id == rule_id);

@@ -6,6 +6,7 @@
 //! layers together.
 
 pub mod app;
+pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -8,7 +8,6 @@
 //! time so a fleet of hundreds of nodes never holds more than one node's week in memory.
 
 pub mod rounds;
-pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -920,10 +919,10 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
     };
     let mut out = Vec::new();
     if !d.growers.is_empty() {
-        let series: Vec<svg::Series> = d
+        let series: Vec<crate::chart::Series> = d
             .growers
             .iter()
-            .map(|g| svg::Series {
+            .map(|g| crate::chart::Series {
                 label: format!("{} {}", g.node, g.container),
                 points: &g.points,
                 projection: None,
@@ -932,7 +931,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
         out.push((
             format!("{}-memory.svg", d.week),
             "Memory of the top growers over the week".to_string(),
-            svg::line_chart(
+            crate::chart::line_chart(
                 &format!("{} {}: memory of the top growers", d.fleet, d.week),
                 &series,
                 start,
@@ -945,7 +944,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
     if !d.disk_series.is_empty() {
         // Each disk's trend carried a week past the end, at the week's slope (capped at full).
         let horizon = end + 7 * 86400;
-        let series: Vec<svg::Series> = d
+        let series: Vec<crate::chart::Series> = d
             .disk_series
             .iter()
             .map(|(n, p)| {
@@ -958,7 +957,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
                     let t = (last_t + reach).min(horizon);
                     Some((t, (used + per_s * (t - last_t) as f64).min(100.0)))
                 });
-                svg::Series {
+                crate::chart::Series {
                     label: n.clone(),
                     points: p,
                     projection,
@@ -969,7 +968,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
             format!("{}-disk.svg", d.week),
             "Fullest disk of each node over the week (% used), dashed: a week ahead at this rate"
                 .to_string(),
-            svg::line_chart(
+            crate::chart::line_chart(
                 &format!(
                     "{} {}: fullest disk, % used, and a week ahead",
                     d.fleet, d.week

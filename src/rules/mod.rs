@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 
+use crate::error::did_you_mean;
 use crate::error::{Error, Problem, Result};
 use crate::history::Window;
 use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
 use crate::model::{Finding, Lifecycle, Severity};
-use crate::tomlread::{Ctx, Fields, did_you_mean};
+use crate::tomlread::{Ctx, Fields};
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
 use states::{Aliases, Gate, GateCheck, StateDef, StateTable};

@@ -247,7 +247,7 @@ fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
                 "{}: unknown metric `{}`{}",
                 f.what,
                 m.get_ref(),
-                crate::tomlread::did_you_mean(m.get_ref(), crate::history::metrics::KNOWN_METRICS)
+                crate::error::did_you_mean(m.get_ref(), crate::history::metrics::KNOWN_METRICS)
             ),
         );
     }

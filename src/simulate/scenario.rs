@@ -6,81 +6,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::units::{self, Dimension};
 
-/// A point in time as written: absolute (`2026-02-18T21:30:00Z`), local to the scenario's time
-/// zone (`2026-02-18 21:30`), or relative to the start (`+2h30m`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TimeSpec {
-    Absolute(DateTime<Utc>),
-    Local(NaiveDateTime),
-    Relative(f64),
-}
-
-impl TimeSpec {
-    pub fn resolve(&self, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
-        match self {
-            TimeSpec::Absolute(t) => *t,
-            TimeSpec::Local(n) => tz
-                .from_local_datetime(n)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or(start),
-            TimeSpec::Relative(s) => start + chrono::Duration::milliseconds((s * 1000.0) as i64),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_time(&text).map_err(de::Error::custom)
-    }
-}
-
-pub fn parse_time(text: &str) -> Result<TimeSpec, String> {
-    let t = text.trim();
-    if let Some(rel) = t.strip_prefix('+') {
-        return bounded_secs(rel).map(TimeSpec::Relative);
-    }
-    if let Ok(abs) = DateTime::parse_from_rfc3339(t) {
-        return Ok(TimeSpec::Absolute(abs.with_timezone(&Utc)));
-    }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
-            return Ok(TimeSpec::Local(n));
-        }
-    }
-    Err(format!(
-        "`{text}` is not a time: use 2026-02-18T21:30:00Z, 2026-02-18 21:30 (scenario time zone) or +2h (after start)"
-    ))
-}
-
-/// The longest span a scenario may state (ten years, either way): beyond it the date arithmetic
-/// of the simulator overflows.
-pub const MAX_SPAN_SECS: f64 = 3650.0 * units::DAY_SECS;
-
-fn bounded_secs(text: &str) -> Result<f64, String> {
-    let secs = units::parse_duration_secs(text)?;
-    if secs.abs() > MAX_SPAN_SECS {
-        return Err(format!(
-            "`{}` is out of range: at most {} either way",
-            text.trim(),
-            units::fmt_duration(MAX_SPAN_SECS)
-        ));
-    }
-    Ok(secs)
-}
+use crate::units::bounded_secs;
+pub use crate::units::{MAX_SPAN_SECS, TimeSpec, parse_time};
 
 /// Seconds, read from "15m", "74s", "2h".
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -390,7 +390,7 @@ impl<'t, 'i> ParamReader<'t, 'i> {
                         "{}: `{key}` must be one of {}{}",
                         self.fields.what,
                         options.join(", "),
-                        crate::tomlread::did_you_mean(s.get_ref(), options)
+                        crate::error::did_you_mean(s.get_ref(), options)
                     ),
                 );
                 default.to_string()

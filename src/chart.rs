@@ -1,4 +1,4 @@
-//! Small SVG line charts for the digest: a week of a few series, drawn by hand (no plotting
+//! Small SVG line charts for the digest and `patrol history`: a few series over time, drawn by hand (no plotting
 //! crate): axes with the first and last day, the value range, one polyline per series with its
 //! label, and an optional dashed projection.
 
