@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("fsutil", &["error"]),
     ("tomlread", &["error"]),
     ("tls", &[]),
+    ("chart", &["markdown"]),
     ("store", &["error", "fsutil", "model", "tls"]),
     ("history", &["model", "units", "markdown"]),
     (
@@ -60,8 +61,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "error", "history", "ledger", "markdown", "model", "rules", "store", "telegram",
-            "units",
+            "chart", "error", "history", "ledger", "markdown", "model", "rules", "store",
+            "telegram", "units",
         ],
     ),
     ("telegram", &["error", "fsutil", "tls"]),
