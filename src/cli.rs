@@ -1,8 +1,9 @@
-//! Command-line interface (clap derive). Parsing only; app.rs does the work.
+//! Command-line interface (clap derive). Parsing only; `app` does the work. Each subcommand's
+//! arguments are one struct, handed whole to the function that runs it.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::units::{DurationRange, parse_duration_in};
 
@@ -51,198 +52,36 @@ pub enum Command {
     /// Without --config (and no ./patrol.toml) it watches this machine: host metrics from /proc,
     /// and containers from the Docker socket ($DOCKER_HOST, else /var/run/docker.sock) when
     /// there is one.
-    Run {
-        /// Fleet configuration file (default: ./patrol.toml when present).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Exit 1 when a new or open finding is at least this severe (3 instead when a source
-        /// could not be read in this capture).
-        #[arg(long, value_enum)]
-        fail_on: Option<FailOn>,
-        /// When another run of the same fleet is going on, wait this long for it (e.g. 5m);
-        /// by default say so and exit 2. At most 1 day.
-        #[arg(long, value_parser = wait_arg)]
-        wait: Option<String>,
-        /// Capture and archive only, no analysis or report: a site collector writing to a shared
-        /// archive whose reporter runs elsewhere (`patrol report --archive postgres://…`).
-        #[arg(long)]
-        capture_only: bool,
-    },
+    Run(RunArgs),
     /// Capture on the configured interval ([daemon] interval) and send the digest on its cron
     /// schedule ([daemon] digest, fleet time zone), until SIGTERM or SIGINT, which finish the
     /// capture under way first. A digest whose time passed while the daemon was down is made
     /// when it starts (<output>/.state/digest.json records the last one made).
-    Daemon {
-        /// Fleet configuration file (default: ./patrol.toml when present).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Daemon(DaemonArgs),
     /// Analyse an archive as of one time and append the section to its report.
-    Report {
-        /// Archive: a directory (snapshots/<fleet>) or a shared archive
-        /// (postgres://user@host:port/db?fleet=NAME; password from PGPASSWORD). Default: the
-        /// config's.
-        #[arg(long)]
-        archive: Option<String>,
-        /// Fleet configuration giving the archive (with its password), output, rules, window and
-        /// [report] settings; a shared archive's reporter may list no nodes. Default:
-        /// ./patrol.toml when there is no --archive.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Analyse as of this time (RFC 3339, or "YYYY-MM-DD HH:MM" in the fleet's time zone);
-        /// default: the newest capture.
-        #[arg(long)]
-        at: Option<String>,
-        /// Rules directory or file (default: the config's `rules`, else `rules/` beside the
-        /// config; without a config ./rules; else the built-in library).
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Output directory (default: output/<archive name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// History window the rules see (default: the config's, else 24h); at most 3650 days.
-        #[arg(long, value_parser = window_arg)]
-        window: Option<String>,
-        #[arg(long, value_enum)]
-        fail_on: Option<FailOn>,
-        /// Acknowledgements file (default: ./acknowledged.toml when present).
-        #[arg(long)]
-        acks: Option<PathBuf>,
-        /// What to print: the section's path (markdown), or every finding with its lifecycle
-        /// as JSON.
-        #[arg(long, value_enum, default_value = "markdown")]
-        format: Format,
-        /// Also write open findings by severity and rule, and each source's health
-        /// (patrol_source_up, patrol_source_last_success_timestamp_seconds), as a Prometheus
-        /// textfile (mode 0644: node-exporter reads it as its own user).
-        #[arg(long)]
-        textfile: Option<PathBuf>,
-        /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);
-        /// by default say so and exit 2.
-        #[arg(long)]
-        wait: Option<String>,
-    },
+    Report(ReportArgs),
     /// Replay the bundled demo fleet capture by capture and write its rolling report.
-    Demo {
-        /// Archive directory, or postgres://… (password from PGPASSWORD).
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-        #[arg(long, default_value = "output/demo")]
-        out: PathBuf,
-        #[arg(long)]
-        rules: Option<PathBuf>,
-    },
+    Demo(DemoArgs),
     /// Write the archive a scenario describes (same scenario and seed: same bytes).
-    Simulate {
-        scenario: PathBuf,
-        /// Archive directory to write (created; existing captures are replaced).
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Simulate(SimulateArgs),
     /// Print one snapshot as JSON: a file, or node@time from an archive.
-    Show {
-        /// A .json.zst/.json file, or NODE@TIME (nearest capture).
-        target: String,
-        /// Archive directory, or postgres://… (password from PGPASSWORD).
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-    },
+    Show(ShowArgs),
     /// Run one rule over every capture of an archive and print when it would have fired.
-    Backtest {
-        /// Rule id.
-        rule: String,
-        /// Archive directory, or postgres://… (password from PGPASSWORD).
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-        /// Rules directory or file (default: ./rules, else the built-in library).
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// History window the rule sees; at most 3650 days.
-        #[arg(long, default_value = "24h", value_parser = window_arg)]
-        window: String,
-    },
+    Backtest(BacktestArgs),
     /// Compare two archived snapshots: NODE@TIME (nearest capture, stated), snapshot files, or
     /// two nodes at one time (`vk01 vk02 --at TIME`). Writes output/<fleet>/compare/… and prints
     /// it.
-    Compare {
-        a: String,
-        b: String,
-        /// For two node names: the time (default: the newest capture).
-        #[arg(long)]
-        at: Option<String>,
-        /// Archive directory, or postgres://… (password from PGPASSWORD).
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-        /// Report directory (default: output/<archive name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "markdown")]
-        format: Format,
-    },
+    Compare(CompareArgs),
     /// The values of a node's readings over time: a table, a sparkline on a terminal, and an
     /// SVG chart in output/<fleet>/history/.
-    History {
-        node: String,
-        /// Entity glob (default: host).
-        entity: Option<String>,
-        /// Metric (default: mem_usage_bytes for containers, else mem_available_bytes).
-        metric: Option<String>,
-        /// From when (RFC 3339 or "YYYY-MM-DD HH:MM" in the fleet's time zone); default 24 h
-        /// before the newest capture.
-        #[arg(long)]
-        since: Option<String>,
-        /// Archive directory, or postgres://… (password from PGPASSWORD).
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    History(HistoryArgs),
     /// Write the weekly digest (score card, availability, growers, findings) and optionally
     /// send it to Telegram.
-    Digest {
-        /// ISO week in the fleet's time zone, e.g. 2026-W08 (default: last week).
-        #[arg(long)]
-        week: Option<String>,
-        /// Fleet configuration (archive, output, time zone, [telegram]); default ./patrol.toml
-        /// when present.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Archive directory or postgres://… URL, when there is no config.
-        #[arg(long, default_value = "snapshots/demo")]
-        archive: String,
-        /// Report directory (its ledger gives the findings; the digest goes to <out>/digests).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Send it to Telegram (with everything still waiting in the outbox).
-        #[arg(long)]
-        send: bool,
-        /// Print the Telegram messages instead of sending them.
-        #[arg(long)]
-        dry_run: bool,
-        /// When a run or report writes the same output, wait this long for it (e.g. 5m);
-        /// without it, say who holds the output and exit 2.
-        #[arg(long, value_parser = wait_arg)]
-        wait: Option<String>,
-    },
+    Digest(DigestArgs),
     /// Look after the archive: its size, and thinning it by age.
-    Archive {
-        #[command(subcommand)]
-        command: ArchiveCommand,
-        /// Fleet configuration (archive, output, [retention]); default ./patrol.toml when
-        /// present.
-        #[arg(long, global = true)]
-        config: Option<PathBuf>,
-        /// Archive directory or postgres://… URL, when there is no config.
-        #[arg(long, global = true, default_value = "snapshots/demo")]
-        archive: String,
-    },
+    Archive(ArchiveArgs),
     /// Inspect the rule library.
-    Rules {
-        #[command(subcommand)]
-        command: RulesCommand,
-        #[arg(long, global = true)]
-        rules: Option<PathBuf>,
-    },
+    Rules(RulesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,28 +90,12 @@ pub enum ArchiveCommand {
     Stats,
     /// Thin the archive by age ([retention]: every capture for `full`, then hourly until
     /// `hourly`, daily until `daily`, then none), keeping what open findings point to.
-    Prune {
-        /// Say what would go, delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Report directory whose ledger names the captures to keep (default: the config's
-        /// output, else output/<archive name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Prune(PruneArgs),
     /// Copy every capture and the fleet's metadata between archives, either way between a
     /// directory and PostgreSQL (postgres://user@host:port/db?fleet=NAME; the password from
     /// PGPASSWORD). Captures already there are replaced; the schema is created when missing.
     /// Exit 1 when some captures could not be read.
-    Copy {
-        /// The archive to read: a directory, or postgres://… (?fleet=NAME when it holds several).
-        #[arg(long)]
-        from: String,
-        /// The archive to write: a directory (created), or postgres://… (?fleet=NAME to store
-        /// under another fleet name).
-        #[arg(long)]
-        to: String,
-    },
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,27 +103,258 @@ pub enum RulesCommand {
     /// List rule instances: id, kind, severity, where defined.
     List,
     /// Print the documentation of a kind, or of the kind behind a rule id.
-    Explain { name: String },
+    Explain(ExplainArgs),
     /// Load the library and report every problem.
     Check,
     /// Rules that speak too often: fired in most of the last N report sections, or flapped
     /// (resolved and came back), from a report directory's ledger.
-    Noise {
-        /// Report directory (holds ledger.json).
-        #[arg(long, default_value = "output/demo")]
-        out: PathBuf,
-        /// How many recent sections to look at.
-        #[arg(long, default_value_t = 20)]
-        last: usize,
-    },
+    Noise(NoiseArgs),
     /// Run rule fixtures: each <case>.toml (a scenario with its [[rule]]s) must give the
     /// findings written in <case>.expected. Exit 1 when one differs.
-    Test {
-        /// Fixture files or directories (searched recursively). Default: ./tests/rules and
-        /// <rules dir>/tests, whichever exist.
-        paths: Vec<PathBuf>,
-        /// Write the .expected files from what the fixtures give now.
-        #[arg(long)]
-        bless: bool,
-    },
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Fleet configuration file (default: ./patrol.toml when present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Exit 1 when a new or open finding is at least this severe (3 instead when a source
+    /// could not be read in this capture).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// When another run of the same fleet is going on, wait this long for it (e.g. 5m);
+    /// by default say so and exit 2. At most 1 day.
+    #[arg(long, value_parser = wait_arg)]
+    pub wait: Option<String>,
+    /// Capture and archive only, no analysis or report: a site collector writing to a shared
+    /// archive whose reporter runs elsewhere (`patrol report --archive postgres://…`).
+    #[arg(long)]
+    pub capture_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Fleet configuration file (default: ./patrol.toml when present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Archive: a directory (snapshots/<fleet>) or a shared archive
+    /// (postgres://user@host:port/db?fleet=NAME; password from PGPASSWORD). Default: the
+    /// config's.
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// Fleet configuration giving the archive (with its password), output, rules, window and
+    /// [report] settings; a shared archive's reporter may list no nodes. Default:
+    /// ./patrol.toml when there is no --archive.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Analyse as of this time (RFC 3339, or "YYYY-MM-DD HH:MM" in the fleet's time zone);
+    /// default: the newest capture.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Rules directory or file (default: the config's `rules`, else `rules/` beside the
+    /// config; without a config ./rules; else the built-in library).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Output directory (default: output/<archive name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// History window the rules see (default: the config's, else 24h); at most 3650 days.
+    #[arg(long, value_parser = window_arg)]
+    pub window: Option<String>,
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// Acknowledgements file (default: ./acknowledged.toml when present).
+    #[arg(long)]
+    pub acks: Option<PathBuf>,
+    /// What to print: the section's path (markdown), or every finding with its lifecycle
+    /// as JSON.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: Format,
+    /// Also write open findings by severity and rule, and each source's health
+    /// (patrol_source_up, patrol_source_last_success_timestamp_seconds), as a Prometheus
+    /// textfile (mode 0644: node-exporter reads it as its own user).
+    #[arg(long)]
+    pub textfile: Option<PathBuf>,
+    /// When a run or report of the same fleet is going on, wait this long for it (e.g. 5m);
+    /// by default say so and exit 2.
+    #[arg(long)]
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Archive directory, or postgres://… (password from PGPASSWORD).
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+    #[arg(long, default_value = "output/demo")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    pub scenario: PathBuf,
+    /// Archive directory to write (created; existing captures are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A .json.zst/.json file, or NODE@TIME (nearest capture).
+    pub target: String,
+    /// Archive directory, or postgres://… (password from PGPASSWORD).
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Rule id.
+    pub rule: String,
+    /// Archive directory, or postgres://… (password from PGPASSWORD).
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+    /// Rules directory or file (default: ./rules, else the built-in library).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// History window the rule sees; at most 3650 days.
+    #[arg(long, default_value = "24h", value_parser = window_arg)]
+    pub window: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub a: String,
+    pub b: String,
+    /// For two node names: the time (default: the newest capture).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Archive directory, or postgres://… (password from PGPASSWORD).
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+    /// Report directory (default: output/<archive name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    pub node: String,
+    /// Entity glob (default: host).
+    pub entity: Option<String>,
+    /// Metric (default: mem_usage_bytes for containers, else mem_available_bytes).
+    pub metric: Option<String>,
+    /// From when (RFC 3339 or "YYYY-MM-DD HH:MM" in the fleet's time zone); default 24 h
+    /// before the newest capture.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Archive directory, or postgres://… (password from PGPASSWORD).
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// ISO week in the fleet's time zone, e.g. 2026-W08 (default: last week).
+    #[arg(long)]
+    pub week: Option<String>,
+    /// Fleet configuration (archive, output, time zone, [telegram]); default ./patrol.toml
+    /// when present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Archive directory or postgres://… URL, when there is no config.
+    #[arg(long, default_value = "snapshots/demo")]
+    pub archive: String,
+    /// Report directory (its ledger gives the findings; the digest goes to <out>/digests).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Send it to Telegram (with everything still waiting in the outbox).
+    #[arg(long)]
+    pub send: bool,
+    /// Print the Telegram messages instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When a run or report writes the same output, wait this long for it (e.g. 5m);
+    /// without it, say who holds the output and exit 2.
+    #[arg(long, value_parser = wait_arg)]
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(subcommand)]
+    pub command: ArchiveCommand,
+    /// Fleet configuration (archive, output, [retention]); default ./patrol.toml when
+    /// present.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Archive directory or postgres://… URL, when there is no config.
+    #[arg(long, global = true, default_value = "snapshots/demo")]
+    pub archive: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+    #[arg(long, global = true)]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Say what would go, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Report directory whose ledger names the captures to keep (default: the config's
+    /// output, else output/<archive name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The archive to read: a directory, or postgres://… (?fleet=NAME when it holds several).
+    #[arg(long)]
+    pub from: String,
+    /// The archive to write: a directory (created), or postgres://… (?fleet=NAME to store
+    /// under another fleet name).
+    #[arg(long)]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NoiseArgs {
+    /// Report directory (holds ledger.json).
+    #[arg(long, default_value = "output/demo")]
+    pub out: PathBuf,
+    /// How many recent sections to look at.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Fixture files or directories (searched recursively). Default: ./tests/rules and
+    /// <rules dir>/tests, whichever exist.
+    pub paths: Vec<PathBuf>,
+    /// Write the .expected files from what the fixtures give now.
+    #[arg(long)]
+    pub bless: bool,
 }

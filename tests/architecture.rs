@@ -21,7 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "rules",
         &[
-            "error", "fsutil", "history", "markdown", "model", "tomlread", "units",
+            "error", "fsutil", "history", "ledger", "markdown", "model", "tomlread", "units",
         ],
     ),
     ("ledger", &["error", "fsutil", "model", "tomlread", "units"]),

@@ -6,6 +6,7 @@
 
 pub mod defaults;
 pub mod kinds;
+pub mod recheck;
 pub mod select;
 pub mod states;
 pub mod template;

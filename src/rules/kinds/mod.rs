@@ -40,6 +40,28 @@ pub struct KindSpec {
     pub parse: fn(&mut ParamReader, &mut Ctx) -> Option<Kind>,
 }
 
+/// How an open finding of a kind is rechecked once its rule no longer raises it (see
+/// [`crate::rules::recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecheckBy {
+    /// Its subject (a series, a source, the node's sources) is read again at the newest capture;
+    /// a reading that is missing keeps the finding open.
+    Subject,
+    /// Only that every node it names answered: a text attribute compared across nodes has no
+    /// series to read again, so its rule alone judges it.
+    NodesAnswering,
+}
+
+impl KindSpec {
+    /// How this kind's findings are rechecked, from what it selects.
+    pub fn recheck_by(&self) -> RecheckBy {
+        match self.target {
+            Target::Attribute => RecheckBy::NodesAnswering,
+            Target::Series | Target::Node => RecheckBy::Subject,
+        }
+    }
+}
+
 /// The registry: every kind, once, as `module => Variant`, in the order `patrol rules test`
 /// reports coverage. The module is the kind's id with `_` for `-` (`delta_between_snapshots.rs`
 /// is `delta-between-snapshots`); its `SPEC` names the id, doc, target and parser. Adding a kind

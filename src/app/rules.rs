@@ -1,0 +1,358 @@
+//! `patrol rules list|explain|check|test|noise` and `patrol backtest`: the rule library looked
+//! at, run over fixtures and archives, and judged by how often it speaks. The fixture harness
+//! ([`run_fixture`]) is here because `rules test` is what runs it.
+
+use std::path::{Path, PathBuf};
+
+use super::analysis::analyse_round;
+use super::{EXIT_FINDINGS, EXIT_OK, load_library, open_archive, replay_rounds, window_span};
+use crate::cli::{BacktestArgs, NoiseArgs, RulesArgs, RulesCommand, TestArgs};
+use crate::error::{Error, Result};
+use crate::history::Window;
+use crate::ledger::{Ledger, Reason};
+use crate::markdown::plain;
+use crate::rules::{self, Library};
+use crate::simulate;
+use crate::store::group_rounds;
+
+/// `patrol rules …`.
+pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
+    let path = args.rules;
+    match args.command {
+        RulesCommand::List => {
+            let lib = load_library(path.as_deref())?;
+            for r in &lib.rules {
+                let line = format!(
+                    "{:<40} {:<24} {:<10} {}",
+                    r.id,
+                    r.kind_name,
+                    r.severity.label(),
+                    rules::location(r)
+                );
+                println!("{}", plain(&line));
+            }
+            Ok(EXIT_OK)
+        }
+        RulesCommand::Explain(explain) => explain_cmd(&explain.name, path.as_deref()),
+        RulesCommand::Check => {
+            let lib = load_library(path.as_deref())?;
+            println!("{} rules loaded, no problems", lib.rules.len());
+            Ok(EXIT_OK)
+        }
+        RulesCommand::Test(test) => rules_test(test, path.as_deref()),
+        RulesCommand::Noise(noise_args) => noise(&noise_args),
+    }
+}
+
+/// `patrol rules explain`: a kind's documentation, or a rule's line and its kind's documentation.
+fn explain_cmd(name: &str, path: Option<&Path>) -> Result<i32> {
+    if let Some(kind) = rules::kinds::spec(name) {
+        print!("{}", kind.doc);
+        return Ok(EXIT_OK);
+    }
+    let lib = load_library(path)?;
+    let Some(r) = lib.get(name) else {
+        let mut names: Vec<&str> = rules::kinds::KINDS.iter().map(|k| k.name).collect();
+        names.extend(lib.rules.iter().map(|r| r.id.as_str()));
+        return Err(Error::Usage(format!(
+            "no kind or rule named `{name}`{}",
+            crate::error::did_you_mean(name, &names)
+        )));
+    };
+    let line = format!(
+        "rule `{}` ({}), defined at {}: {}\n",
+        r.id,
+        r.severity.label(),
+        rules::location(r),
+        r.description
+    );
+    println!("{}", plain(&line));
+    if let Some(k) = rules::kinds::spec(r.kind_name) {
+        print!("{}", k.doc);
+    }
+    Ok(EXIT_OK)
+}
+
+/// `patrol rules noise`: which rules spoke in most of the recent sections, or flapped.
+fn noise(args: &NoiseArgs) -> Result<i32> {
+    let (out, last) = (args.out.as_path(), args.last);
+    let path = out.join("ledger.json");
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "{}: no ledger here; run `patrol report` or `patrol demo` with --out {} first",
+            path.display(),
+            out.display()
+        )));
+    }
+    let ledger = Ledger::load(&path)?;
+    let rows = crate::report::noise(&ledger, last);
+    if rows.is_empty() {
+        println!("no sections yet in {}", path.display());
+        return Ok(EXIT_OK);
+    }
+    let sections = ledger.sections.len().min(last);
+    println!("over the last {sections} sections of {}:", path.display());
+    println!(
+        "{:<40} {:>9} {:>6} {:>7}  verdict",
+        "rule", "sections", "share", "flaps"
+    );
+    for r in rows {
+        let line = format!(
+            "{:<40} {:>9} {:>5.0}% {:>7}  {}",
+            r.rule, r.sections, r.share_pct, r.flaps, r.verdict
+        );
+        println!("{}", plain(&line));
+    }
+    Ok(EXIT_OK)
+}
+
+fn fixture_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+    for entry in entries {
+        let p = entry.map_err(|e| Error::io(path, e))?.path();
+        if p.is_dir() {
+            fixture_files(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// `patrol rules test`: every fixture against its expected findings, and, over the whole set,
+/// which kinds have a firing and a quiet case.
+fn rules_test(args: TestArgs, rules_dir: Option<&Path>) -> Result<i32> {
+    let bless = args.bless;
+    let mut roots = args.paths;
+    if roots.is_empty() {
+        let mut defaults = vec![PathBuf::from("tests/rules")];
+        defaults.push(rules_dir.unwrap_or(Path::new("rules")).join("tests"));
+        roots = defaults.into_iter().filter(|p| p.is_dir()).collect();
+        if roots.is_empty() {
+            return Err(Error::Usage(
+                "no fixtures: give a file or directory, or create tests/rules/<kind>/<case>.toml"
+                    .into(),
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    for root in &roots {
+        if !root.exists() {
+            return Err(Error::Usage(format!(
+                "{}: no such fixture file or directory",
+                root.display()
+            )));
+        }
+        fixture_files(root, &mut files)?;
+    }
+    files.sort();
+    let (mut passed, mut failed) = (0, 0);
+    // kind -> (firing cases, quiet cases), by the fixture's directory name
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for file in &files {
+        let got = run_fixture(file)?;
+        let expected_path = file.with_extension("expected");
+        if bless {
+            // A fixture's expected output is a source file of its repository.
+            crate::fsutil::write_atomic(
+                &expected_path,
+                got.as_bytes(),
+                crate::fsutil::Mode::Public,
+            )?;
+        }
+        let expected = match std::fs::read_to_string(&expected_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("FAIL {}: no {}", file.display(), expected_path.display());
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(Error::io(&expected_path, e)),
+        };
+        let kind = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let entry = by_kind.entry(kind).or_default();
+        if got.is_empty() {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+        }
+        if got == expected {
+            passed += 1;
+            println!("ok   {}", file.display());
+        } else {
+            failed += 1;
+            println!("FAIL {}", file.display());
+            for line in diff_lines(&expected, &got) {
+                println!("     {}", plain(&line));
+            }
+        }
+    }
+    let lacking: Vec<String> = rules::kinds::KINDS
+        .iter()
+        .filter_map(|k| {
+            let (firing, quiet) = by_kind.get(k.name).copied().unwrap_or_default();
+            (firing == 0 || quiet == 0)
+                .then(|| format!("{} ({firing} firing, {quiet} quiet)", k.name))
+        })
+        .collect();
+    let covered = rules::kinds::KINDS.len() - lacking.len();
+    println!("{passed} passed, {failed} failed");
+    // Coverage of kinds only means something for a whole fixture tree.
+    if roots.iter().any(|r| r.is_dir()) {
+        println!(
+            "{covered} of {} kinds have a firing and a quiet fixture",
+            rules::kinds::KINDS.len()
+        );
+        if !lacking.is_empty() {
+            println!("kinds without both: {}", lacking.join(", "));
+        }
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+/// Lines only in `expected` (-) and only in `got` (+), in order, for a readable failure.
+fn diff_lines(expected: &str, got: &str) -> Vec<String> {
+    let e: Vec<&str> = expected.lines().collect();
+    let g: Vec<&str> = got.lines().collect();
+    let mut out = Vec::new();
+    for line in &e {
+        if !g.contains(line) {
+            out.push(format!("- {line}"));
+        }
+    }
+    for line in &g {
+        if !e.contains(line) {
+            out.push(format!("+ {line}"));
+        }
+    }
+    out
+}
+
+/// `patrol backtest`: one rule over every capture of an archive; prints each time it opened,
+/// resolved or could not check, and a summary.
+pub(super) fn backtest(args: &BacktestArgs) -> Result<i32> {
+    let (rule_id, archive_arg, window) = (
+        args.rule.as_str(),
+        args.archive.as_str(),
+        args.window.as_str(),
+    );
+    let mut library = load_library(args.rules.as_deref())?;
+    if library.get(rule_id).is_none() {
+        let names: Vec<&str> = library.rules.iter().map(|r| r.id.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no rule `{rule_id}` in the library{}",
+            crate::error::did_you_mean(rule_id, &names)
+        )));
+    }
+    library.rules.retain(|r| r.id == rule_id);
+    let span = window_span(window)?;
+    let (archive, _, tz) = open_archive(archive_arg)?;
+    let rounds = replay_rounds(&archive, &library, span)?;
+    let mut open: std::collections::BTreeSet<String> = Default::default();
+    let (mut opened, mut resolved, mut rounds_firing) = (0, 0, 0);
+    for round in &rounds {
+        let stamp = round.at.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+        if !round.findings.is_empty() {
+            rounds_firing += 1;
+        }
+        for f in &round.findings {
+            if open.insert(f.key()) || f.event {
+                opened += 1;
+                println!(
+                    "{stamp} FIRES    [{}] {}",
+                    f.severity.label(),
+                    plain(&f.title)
+                );
+            }
+            if f.event {
+                open.remove(&f.key());
+            }
+        }
+        for f in &round.resolved {
+            open.remove(&f.key());
+            resolved += 1;
+            println!("{stamp} RESOLVED {}", plain(&f.title));
+        }
+    }
+    println!(
+        "{rule_id}: {} capture rounds, fired in {rounds_firing}; {opened} findings opened, {resolved} resolved, {} still open",
+        rounds.len(),
+        open.len()
+    );
+    Ok(EXIT_OK)
+}
+
+/// Runs one rule fixture: a scenario file that also carries `[[rule]]` instances. The scenario is
+/// replayed capture by capture and every finding the rules open or resolve is written down, one
+/// block per event, in UTC. The text is compared with `<fixture>.expected`.
+pub fn run_fixture(path: &Path) -> Result<String> {
+    let text = crate::fsutil::read_to_string(path)?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::bad_file(path, e.message().to_string()))?;
+    let rules_value = table
+        .remove("rule")
+        .ok_or_else(|| Error::bad_file(path, "a fixture needs at least one [[rule]]"))?;
+    let mut rules_table = toml::Table::new();
+    rules_table.insert("rule".into(), rules_value);
+    // States and aliases belong to the rule library, not to the scenario.
+    for key in ["state", "alias"] {
+        if let Some(v) = table.remove(key) {
+            rules_table.insert(key.into(), v);
+        }
+    }
+    let to_text =
+        |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
+    let library = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
+    let scenario = simulate::parse(path, &to_text(&table)?)?;
+    let snapshots = simulate::generate(&scenario)?;
+    let mut window = Window::new(chrono::Duration::hours(24));
+    let mut ledger = Ledger::default();
+    let mut out = String::new();
+    for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
+        for s in round {
+            window.push(s);
+        }
+        let Some(at) = window.latest_at() else {
+            continue;
+        };
+        // Fixtures are written in UTC, and only read: nothing is written but the text.
+        let outcome = analyse_round(&library, chrono_tz::UTC, &mut ledger, &window, None)?.outcome;
+        let stamp = at.format("%Y-%m-%d %H:%M:%S");
+        for n in &outcome.reported {
+            let f = &n.finding;
+            let tag = match &n.reason {
+                Reason::New => "NEW".to_string(),
+                Reason::Reopened { .. } => "REOPENED".to_string(),
+                Reason::Escalated { why } => format!("ESCALATED ({why})"),
+                Reason::Changed { what } => format!("CHANGED ({what})"),
+                Reason::Unchanged { nth, .. } => format!("REPEATED (report {nth})"),
+                Reason::AckExpired { .. } => "ACK EXPIRED".to_string(),
+            };
+            out.push_str(&format!(
+                "{stamp} {tag} [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                f.severity.label(),
+                f.rule_id,
+                f.nodes.join(","),
+                f.title,
+                f.evidence
+            ));
+        }
+        for r in &outcome.resolved {
+            out.push_str(&format!(
+                "{stamp} RESOLVED {} {} now {}\n",
+                r.finding.rule_id,
+                r.finding.nodes.join(","),
+                r.now.clone().unwrap_or_else(|| "-".into())
+            ));
+        }
+    }
+    Ok(out)
+}
