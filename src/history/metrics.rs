@@ -3,7 +3,7 @@
 //! [`super::catalogue`], and `docs/snapshot-format.md` lists them.
 
 use super::catalogue;
-use crate::model::{ContainerState, Health, Snapshot};
+use crate::model::{Container, ContainerState, Health, Host, Snapshot};
 use crate::units::Dimension;
 
 /// One reading: `None` is a null the source reported; absence (no reading at all) means the
@@ -30,154 +30,164 @@ fn u(v: Option<u64>) -> Option<f64> {
 pub fn readings(s: &Snapshot) -> Vec<Reading> {
     let mut out = Vec::with_capacity(64);
     if let Some(h) = &s.host {
-        push(&mut out, "host", "uptime_s", u(h.uptime_s));
-        push(&mut out, "host", "mem_total_bytes", u(h.mem_total_bytes));
-        push(
-            &mut out,
-            "host",
-            "mem_available_bytes",
-            u(h.mem_available_bytes),
-        );
-        push(&mut out, "host", "mem_free_bytes", u(h.mem_free_bytes));
-        push(&mut out, "host", "swap_used_bytes", u(h.swap_used_bytes));
-        push(
-            &mut out,
-            "host",
-            "swap_cached_bytes",
-            u(h.swap_cached_bytes),
-        );
-        push(&mut out, "host", "cpu_steal_pct", h.cpu_steal_pct);
-        push(&mut out, "host", "load1", h.load1);
-        if h.clock_offset_ms.is_some() {
-            push(&mut out, "host", "clock_offset_ms", h.clock_offset_ms);
-        }
-        for d in &h.disks {
-            let e = format!("disk:{}", d.mount);
-            push(&mut out, &e, "used_pct", d.used_pct);
-            push(&mut out, &e, "used_bytes", u(d.used_bytes));
-            push(&mut out, &e, "size_bytes", u(d.size_bytes));
-        }
+        host(&mut out, h);
     }
+    gpus(&mut out, s);
+    containers(&mut out, s);
+    postgres(&mut out, s);
+    redis(&mut out, s);
+    rabbitmq(&mut out, s);
+    endpoints(&mut out, s);
+    work_queues(&mut out, s);
+    queries(&mut out, s);
+    logs(&mut out, s);
+    out
+}
+
+/// Memory, swap, steal, load and clock of the host, and each disk.
+fn host(out: &mut Vec<Reading>, h: &Host) {
+    push(out, "host", "uptime_s", u(h.uptime_s));
+    push(out, "host", "mem_total_bytes", u(h.mem_total_bytes));
+    push(out, "host", "mem_available_bytes", u(h.mem_available_bytes));
+    push(out, "host", "mem_free_bytes", u(h.mem_free_bytes));
+    push(out, "host", "swap_used_bytes", u(h.swap_used_bytes));
+    push(out, "host", "swap_cached_bytes", u(h.swap_cached_bytes));
+    push(out, "host", "cpu_steal_pct", h.cpu_steal_pct);
+    push(out, "host", "load1", h.load1);
+    if h.clock_offset_ms.is_some() {
+        push(out, "host", "clock_offset_ms", h.clock_offset_ms);
+    }
+    for d in &h.disks {
+        let e = format!("disk:{}", d.mount);
+        push(out, &e, "used_pct", d.used_pct);
+        push(out, &e, "used_bytes", u(d.used_bytes));
+        push(out, &e, "size_bytes", u(d.size_bytes));
+    }
+}
+
+fn gpus(out: &mut Vec<Reading>, s: &Snapshot) {
     for g in s.gpus.iter().flatten() {
         let e = format!("gpu:{}", g.index);
-        push(&mut out, &e, "util_pct", g.util_pct);
-        push(&mut out, &e, "mem_used_pct", g.mem_used_pct);
-        push(&mut out, &e, "mem_used_bytes", u(g.mem_used_bytes));
-        push(&mut out, &e, "temp_c", g.temp_c);
+        push(out, &e, "util_pct", g.util_pct);
+        push(out, &e, "mem_used_pct", g.mem_used_pct);
+        push(out, &e, "mem_used_bytes", u(g.mem_used_bytes));
+        push(out, &e, "temp_c", g.temp_c);
         if g.fan_pct.is_some() {
-            push(&mut out, &e, "fan_pct", g.fan_pct);
+            push(out, &e, "fan_pct", g.fan_pct);
         }
     }
+}
+
+/// How many containers run, then each container's state, usage and health.
+fn containers(out: &mut Vec<Reading>, s: &Snapshot) {
     if let Some(containers) = &s.containers {
         let running = containers
             .iter()
             .filter(|c| matches!(c.state, ContainerState::Running))
             .count();
-        push(
-            &mut out,
-            "docker",
-            "containers_running",
-            Some(running as f64),
-        );
+        push(out, "docker", "containers_running", Some(running as f64));
     }
     for c in s.containers.iter().flatten() {
-        let e = format!("container:{}", c.name);
-        let running = matches!(c.state, ContainerState::Running);
-        push(
-            &mut out,
-            &e,
-            "running",
-            Some(if running { 1.0 } else { 0.0 }),
-        );
-        push(&mut out, &e, "mem_usage_bytes", u(c.mem_usage_bytes));
-        push(&mut out, &e, "cpu_cores", c.cpu_cores);
-        push(
-            &mut out,
-            &e,
-            "restart_count",
-            c.restart_count.map(f64::from),
-        );
-        push(&mut out, &e, "size_rw_bytes", u(c.size_rw_bytes));
-        push(&mut out, &e, "size_root_fs_bytes", u(c.size_root_fs_bytes));
-        if c.mem_limit_bytes.is_some() {
-            push(&mut out, &e, "mem_limit_bytes", u(c.mem_limit_bytes));
-        }
-        // Only containers with a health check have a health reading.
-        match c.health {
-            Health::Healthy => push(&mut out, &e, "healthy", Some(1.0)),
-            Health::Unhealthy => push(&mut out, &e, "healthy", Some(0.0)),
-            Health::None | Health::Starting => {}
-        }
-        if let Some(streak) = c.failing_streak {
-            push(&mut out, &e, "failing_streak", Some(f64::from(streak)));
-        }
-        if let Some(oom) = c.oom_killed {
-            push(
-                &mut out,
-                &e,
-                "oom_killed",
-                Some(if oom { 1.0 } else { 0.0 }),
-            );
-        }
-        if c.blkio_write_bytes.is_some() {
-            push(&mut out, &e, "blkio_write_bytes", u(c.blkio_write_bytes));
-        }
+        container(out, c);
     }
+}
+
+fn container(out: &mut Vec<Reading>, c: &Container) {
+    let e = format!("container:{}", c.name);
+    let running = matches!(c.state, ContainerState::Running);
+    push(out, &e, "running", Some(if running { 1.0 } else { 0.0 }));
+    push(out, &e, "mem_usage_bytes", u(c.mem_usage_bytes));
+    push(out, &e, "cpu_cores", c.cpu_cores);
+    push(out, &e, "restart_count", c.restart_count.map(f64::from));
+    push(out, &e, "size_rw_bytes", u(c.size_rw_bytes));
+    push(out, &e, "size_root_fs_bytes", u(c.size_root_fs_bytes));
+    if c.mem_limit_bytes.is_some() {
+        push(out, &e, "mem_limit_bytes", u(c.mem_limit_bytes));
+    }
+    // Only containers with a health check have a health reading.
+    match c.health {
+        Health::Healthy => push(out, &e, "healthy", Some(1.0)),
+        Health::Unhealthy => push(out, &e, "healthy", Some(0.0)),
+        Health::None | Health::Starting => {}
+    }
+    if let Some(streak) = c.failing_streak {
+        push(out, &e, "failing_streak", Some(f64::from(streak)));
+    }
+    if let Some(oom) = c.oom_killed {
+        push(out, &e, "oom_killed", Some(if oom { 1.0 } else { 0.0 }));
+    }
+    if c.blkio_write_bytes.is_some() {
+        push(out, &e, "blkio_write_bytes", u(c.blkio_write_bytes));
+    }
+}
+
+fn postgres(out: &mut Vec<Reading>, s: &Snapshot) {
     for p in &s.postgres {
         let e = format!("postgres:{}", p.name);
-        push(&mut out, &e, "active_connections", u(p.active_connections));
-        push(
-            &mut out,
-            &e,
-            "rows_inserted_total",
-            u(p.rows_inserted_total),
-        );
+        push(out, &e, "active_connections", u(p.active_connections));
+        push(out, &e, "rows_inserted_total", u(p.rows_inserted_total));
         for db in &p.databases {
             push(
-                &mut out,
+                out,
                 &format!("postgres:{}/{}", p.name, db.name),
                 "db_size_bytes",
                 u(db.size_bytes),
             );
         }
     }
+}
+
+fn redis(out: &mut Vec<Reading>, s: &Snapshot) {
     for r in &s.redis {
         let e = format!("redis:{}", r.name);
-        push(&mut out, &e, "used_memory_bytes", u(r.used_memory_bytes));
+        push(out, &e, "used_memory_bytes", u(r.used_memory_bytes));
         for db in &r.dbs {
             push(
-                &mut out,
+                out,
                 &format!("redis:{}/db{}", r.name, db.index),
                 "keys",
                 u(db.keys),
             );
         }
     }
+}
+
+fn rabbitmq(out: &mut Vec<Reading>, s: &Snapshot) {
     for m in &s.rabbitmq {
         for q in &m.queues {
             let e = format!("queue:{}/{}", m.name, q.name);
-            push(&mut out, &e, "messages_ready", u(q.messages_ready));
-            push(&mut out, &e, "messages_unacked", u(q.messages_unacked));
-            push(&mut out, &e, "consumers", u(q.consumers));
-            push(&mut out, &e, "publish_rate", q.publish_rate);
-            push(&mut out, &e, "deliver_rate", q.deliver_rate);
-            push(&mut out, &e, "redeliver_rate", q.redeliver_rate);
-            push(&mut out, &e, "publish_total", u(q.publish_total));
-            push(&mut out, &e, "deliver_total", u(q.deliver_total));
+            push(out, &e, "messages_ready", u(q.messages_ready));
+            push(out, &e, "messages_unacked", u(q.messages_unacked));
+            push(out, &e, "consumers", u(q.consumers));
+            push(out, &e, "publish_rate", q.publish_rate);
+            push(out, &e, "deliver_rate", q.deliver_rate);
+            push(out, &e, "redeliver_rate", q.redeliver_rate);
+            push(out, &e, "publish_total", u(q.publish_total));
+            push(out, &e, "deliver_total", u(q.deliver_total));
         }
     }
+}
+
+fn endpoints(out: &mut Vec<Reading>, s: &Snapshot) {
     for ep in &s.endpoints {
         let e = format!("endpoint:{}", ep.name);
-        push(&mut out, &e, "status", Some(f64::from(ep.status)));
-        push(&mut out, &e, "latency_ms", ep.latency_ms);
+        push(out, &e, "status", Some(f64::from(ep.status)));
+        push(out, &e, "latency_ms", ep.latency_ms);
     }
+}
+
+fn work_queues(out: &mut Vec<Reading>, s: &Snapshot) {
     for q in &s.work_queues {
         let e = format!("workqueue:{}", q.name);
-        push(&mut out, &e, "pending", u(q.pending));
-        push(&mut out, &e, "processing_workers", u(q.processing_workers));
-        push(&mut out, &e, "completed", u(q.completed));
-        push(&mut out, &e, "failed", u(q.failed));
+        push(out, &e, "pending", u(q.pending));
+        push(out, &e, "processing_workers", u(q.processing_workers));
+        push(out, &e, "completed", u(q.completed));
+        push(out, &e, "failed", u(q.failed));
     }
+}
+
+/// Custom queries, one entity per label set.
+fn queries(out: &mut Vec<Reading>, s: &Snapshot) {
     for q in &s.queries {
         let entity = if q.labels.is_empty() {
             format!("query:{}", q.name)
@@ -185,11 +195,15 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
             let labels: Vec<String> = q.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("query:{}/{}", q.name, labels.join(","))
         };
-        push(&mut out, &entity, "value", q.value);
+        push(out, &entity, "value", q.value);
     }
+}
+
+/// Each log stream's volume and unread stretch, and each template's count.
+fn logs(out: &mut Vec<Reading>, s: &Snapshot) {
     for l in &s.logs {
         push(
-            &mut out,
+            out,
             &format!("log:{}", l.source),
             "lines_total",
             Some(l.lines_total as f64),
@@ -203,24 +217,18 @@ pub fn readings(s: &Snapshot) -> Vec<Reading> {
                 (l.window_end - from).num_milliseconds().max(0) as f64 / 1000.0
             }
         };
-        push(
-            &mut out,
-            &format!("log:{}", l.source),
-            "unread_s",
-            Some(unread),
-        );
+        push(out, &format!("log:{}", l.source), "unread_s", Some(unread));
         // Each template's count since the previous capture, so rules can select log lines by
         // source, level and text: `logtpl:postgres:db|FATAL|*does not exist*`.
         for t in &l.templates {
             let level = t.level.as_deref().unwrap_or("-");
             let entity = format!("logtpl:{}|{}|{}", l.source, level, t.template);
             if let Some(max) = t.pids.iter().max() {
-                push(&mut out, &entity, "pid_max", Some(f64::from(*max)));
+                push(out, &entity, "pid_max", Some(f64::from(*max)));
             }
-            push(&mut out, &entity, "count", Some(t.count as f64));
+            push(out, &entity, "count", Some(t.count as f64));
         }
     }
-    out
 }
 
 /// How a metric is measured and printed: its dimension and the suffix of plain numbers. A name
