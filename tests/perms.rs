@@ -9,8 +9,9 @@ use std::process::{Command, Output};
 
 use crate::support::{files_under, text};
 
-const CONFIG: &str =
-    "fleet = \"Perm Test\"\ntimezone = \"UTC\"\n[[node]]\nname = \"here\"\n[node.host]\n";
+/// A fleet of this machine whose first run always has something to report, whatever the
+/// machine's state: an endpoint on the discard port, where nothing listens, is down.
+const CONFIG: &str = "fleet = \"Perm Test\"\ntimezone = \"UTC\"\n[[node]]\nname = \"here\"\n[node.host]\n[[node.http]]\nname = \"closed\"\nurl = \"http://127.0.0.1:9/\"\n";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -124,7 +125,7 @@ fn a_configured_file_mode_is_what_reports_get_whatever_the_umask() {
     let stderr = text(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("bad.toml:7:") && stderr.contains("file_mode"),
+        stderr.contains("bad.toml:10:") && stderr.contains("file_mode"),
         "{stderr}"
     );
 }
