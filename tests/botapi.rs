@@ -288,14 +288,40 @@ fn serve(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, shared: &Mutex<State>) 
     let _ = stream.flush();
 }
 
-fn handle(
-    stream: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
-    shared: &Mutex<State>,
-) {
+type Stream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+fn handle(stream: &mut Stream, shared: &Mutex<State>) {
+    let Some((path, body)) = read_request(stream) else {
+        return;
+    };
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (token, method) = path
+        .trim_start_matches("/bot")
+        .split_once('/')
+        .map(|(t, m)| (t.to_string(), m.to_string()))
+        .unwrap_or_default();
+    let chat = json["chat_id"].as_str().unwrap_or("").to_string();
+    let mut s = shared.lock().unwrap();
+    s.tokens.push(token);
+    match method.as_str() {
+        "sendMessage" => send_message(stream, s, &json, &chat),
+        "forwardMessage" => forward_message(stream, &mut s, &json, &chat),
+        "deleteMessage" => delete_message(stream, &mut s, &json, &chat),
+        "editMessageText" => edit_message_text(stream, &mut s, &json, &chat),
+        _ => respond(
+            stream,
+            "404 Not Found",
+            &serde_json::json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+        ),
+    }
+}
+
+/// The request's path and body; `None` when the client went away mid-request.
+fn read_request(stream: &mut Stream) -> Option<(String, Vec<u8>)> {
     let mut reader = BufReader::new(&mut *stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
-        return;
+        return None;
     }
     let path = request_line
         .split_whitespace()
@@ -316,157 +342,153 @@ fn handle(
     }
     let mut body = vec![0u8; length];
     if reader.read_exact(&mut body).is_err() {
-        return;
+        return None;
     }
-    drop(reader);
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let (token, method) = path
-        .trim_start_matches("/bot")
-        .split_once('/')
-        .map(|(t, m)| (t.to_string(), m.to_string()))
-        .unwrap_or_default();
-    let chat = json["chat_id"].as_str().unwrap_or("").to_string();
-    let mut s = shared.lock().unwrap();
-    s.tokens.push(token);
-    match method.as_str() {
-        "sendMessage" => {
-            s.send_calls += 1;
-            let behaviour = if s.script.is_empty() {
-                Behaviour::Accept
-            } else {
-                s.script.remove(0)
-            };
-            let text = json["text"].as_str().unwrap_or("").to_string();
-            let parsed = if json["parse_mode"] == "HTML" {
-                parse_html(&text)
-            } else {
-                Ok(text.trim().to_string())
-            };
-            match behaviour {
-                Behaviour::RateLimit(after) => respond(
-                    stream,
-                    "429 Too Many Requests",
-                    &serde_json::json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {after}"), "parameters": {"retry_after": after}}),
-                ),
-                Behaviour::ServerError => respond(
-                    stream,
-                    "500 Internal Server Error",
-                    &serde_json::json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
-                ),
-                Behaviour::Drop => {}
-                Behaviour::RefuseEntities => {
-                    bad_request(stream, "can't parse entities: scripted refusal")
-                }
-                Behaviour::HostileRefusal => {
-                    let token = s.tokens.last().cloned().unwrap_or_default();
-                    respond(
-                        stream,
-                        "401 Unauthorized",
-                        &serde_json::json!({"ok": false, "error_code": 401, "description": format!("Unauthorized: bad token {token} \u{1b}]0;PWNED\u{7}\u{1b}[31mRED\r")}),
-                    )
-                }
-                accepted => {
-                    let plain = match parsed {
-                        Ok(p) => p,
-                        Err(e) => return bad_request(stream, &e),
-                    };
-                    if plain.is_empty() {
-                        return bad_request(stream, "message text is empty");
-                    }
-                    if plain.chars().count() > 4096 {
-                        return bad_request(stream, "message is too long");
-                    }
-                    let id = store(&mut s, &chat, &text, plain);
-                    drop(s);
-                    match accepted {
-                        Behaviour::AcceptThenDrop => {}
-                        Behaviour::AcceptSlowly(delay) => {
-                            std::thread::sleep(delay);
-                            respond(
-                                stream,
-                                "200 OK",
-                                &serde_json::json!({"ok": true, "result": {"message_id": id}}),
-                            );
-                        }
-                        _ => respond(
-                            stream,
-                            "200 OK",
-                            &serde_json::json!({"ok": true, "result": {"message_id": id}}),
-                        ),
-                    }
-                }
-            }
-        }
-        "forwardMessage" => {
-            s.forward_calls += 1;
-            if s.protected {
-                return bad_request(stream, "message can't be forwarded");
-            }
-            let id = json["message_id"].as_i64().unwrap_or(0);
-            let from = json["from_chat_id"].as_str().unwrap_or("").to_string();
-            let Some(original) = s
-                .messages
-                .iter()
-                .find(|m| m.id == id && m.chat == from && !m.deleted)
-                .cloned()
-            else {
-                return bad_request(stream, "message to forward not found");
-            };
-            let copy = store(&mut s, &chat, &original.plain, original.plain.clone());
+    Some((path, body))
+}
+
+/// sendMessage as scripted: the next behaviour of the script, else accepted when Telegram
+/// would accept it. Takes the lock by value, to let go of it before a slow answer.
+fn send_message(
+    stream: &mut Stream,
+    mut s: std::sync::MutexGuard<'_, State>,
+    json: &serde_json::Value,
+    chat: &str,
+) {
+    s.send_calls += 1;
+    let behaviour = if s.script.is_empty() {
+        Behaviour::Accept
+    } else {
+        s.script.remove(0)
+    };
+    let text = json["text"].as_str().unwrap_or("").to_string();
+    let parsed = if json["parse_mode"] == "HTML" {
+        parse_html(&text)
+    } else {
+        Ok(text.trim().to_string())
+    };
+    match behaviour {
+        Behaviour::RateLimit(after) => respond(
+            stream,
+            "429 Too Many Requests",
+            &serde_json::json!({"ok": false, "error_code": 429, "description": format!("Too Many Requests: retry after {after}"), "parameters": {"retry_after": after}}),
+        ),
+        Behaviour::ServerError => respond(
+            stream,
+            "500 Internal Server Error",
+            &serde_json::json!({"ok": false, "error_code": 500, "description": "Internal Server Error"}),
+        ),
+        Behaviour::Drop => {}
+        Behaviour::RefuseEntities => bad_request(stream, "can't parse entities: scripted refusal"),
+        Behaviour::HostileRefusal => {
+            let token = s.tokens.last().cloned().unwrap_or_default();
             respond(
                 stream,
-                "200 OK",
-                &serde_json::json!({"ok": true, "result": {"message_id": copy, "text": original.plain, "forward_origin": {"type": "chat"}}}),
-            );
+                "401 Unauthorized",
+                &serde_json::json!({"ok": false, "error_code": 401, "description": format!("Unauthorized: bad token {token} \u{1b}]0;PWNED\u{7}\u{1b}[31mRED\r")}),
+            )
         }
-        "deleteMessage" => {
-            let id = json["message_id"].as_i64().unwrap_or(0);
-            match s
-                .messages
-                .iter_mut()
-                .find(|m| m.id == id && m.chat == chat && !m.deleted)
-            {
-                Some(m) => {
-                    m.deleted = true;
-                    respond(
-                        stream,
-                        "200 OK",
-                        &serde_json::json!({"ok": true, "result": true}),
-                    );
-                }
-                None => bad_request(stream, "message to delete not found"),
+        accepted => {
+            let plain = match parsed {
+                Ok(p) => p,
+                Err(e) => return bad_request(stream, &e),
+            };
+            if plain.is_empty() {
+                return bad_request(stream, "message text is empty");
             }
-        }
-        "editMessageText" => {
-            s.edit_calls += 1;
-            let id = json["message_id"].as_i64().unwrap_or(0);
-            let text = json["text"].as_str().unwrap_or("").to_string();
-            match s
-                .messages
-                .iter_mut()
-                .find(|m| m.id == id && m.chat == chat && !m.deleted)
-            {
-                Some(m) if m.text == text => bad_request(
-                    stream,
-                    "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
-                ),
-                Some(m) => {
-                    m.text = text.clone();
-                    m.plain = parse_html(&text).unwrap_or(text);
-                    m.edited = true;
+            if plain.chars().count() > 4096 {
+                return bad_request(stream, "message is too long");
+            }
+            let id = store(&mut s, chat, &text, plain);
+            drop(s);
+            match accepted {
+                Behaviour::AcceptThenDrop => {}
+                Behaviour::AcceptSlowly(delay) => {
+                    std::thread::sleep(delay);
                     respond(
                         stream,
                         "200 OK",
                         &serde_json::json!({"ok": true, "result": {"message_id": id}}),
                     );
                 }
-                None => bad_request(stream, "message to edit not found"),
+                _ => respond(
+                    stream,
+                    "200 OK",
+                    &serde_json::json!({"ok": true, "result": {"message_id": id}}),
+                ),
             }
         }
-        _ => respond(
+    }
+}
+
+/// forwardMessage: the copy answers with the original's text, which is how patrol reads a
+/// message; refused when the chat protects its content.
+fn forward_message(stream: &mut Stream, s: &mut State, json: &serde_json::Value, chat: &str) {
+    s.forward_calls += 1;
+    if s.protected {
+        return bad_request(stream, "message can't be forwarded");
+    }
+    let id = json["message_id"].as_i64().unwrap_or(0);
+    let from = json["from_chat_id"].as_str().unwrap_or("").to_string();
+    let Some(original) = s
+        .messages
+        .iter()
+        .find(|m| m.id == id && m.chat == from && !m.deleted)
+        .cloned()
+    else {
+        return bad_request(stream, "message to forward not found");
+    };
+    let copy = store(s, chat, &original.plain, original.plain.clone());
+    respond(
+        stream,
+        "200 OK",
+        &serde_json::json!({"ok": true, "result": {"message_id": copy, "text": original.plain, "forward_origin": {"type": "chat"}}}),
+    );
+}
+
+fn delete_message(stream: &mut Stream, s: &mut State, json: &serde_json::Value, chat: &str) {
+    let id = json["message_id"].as_i64().unwrap_or(0);
+    match s
+        .messages
+        .iter_mut()
+        .find(|m| m.id == id && m.chat == chat && !m.deleted)
+    {
+        Some(m) => {
+            m.deleted = true;
+            respond(
+                stream,
+                "200 OK",
+                &serde_json::json!({"ok": true, "result": true}),
+            );
+        }
+        None => bad_request(stream, "message to delete not found"),
+    }
+}
+
+/// editMessageText, refusing an edit that changes nothing as Telegram does.
+fn edit_message_text(stream: &mut Stream, s: &mut State, json: &serde_json::Value, chat: &str) {
+    s.edit_calls += 1;
+    let id = json["message_id"].as_i64().unwrap_or(0);
+    let text = json["text"].as_str().unwrap_or("").to_string();
+    match s
+        .messages
+        .iter_mut()
+        .find(|m| m.id == id && m.chat == chat && !m.deleted)
+    {
+        Some(m) if m.text == text => bad_request(
             stream,
-            "404 Not Found",
-            &serde_json::json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+            "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
         ),
+        Some(m) => {
+            m.text = text.clone();
+            m.plain = parse_html(&text).unwrap_or(text);
+            m.edited = true;
+            respond(
+                stream,
+                "200 OK",
+                &serde_json::json!({"ok": true, "result": {"message_id": id}}),
+            );
+        }
+        None => bad_request(stream, "message to edit not found"),
     }
 }

@@ -407,70 +407,16 @@ fn the_documented_socket_proxy_is_enough_for_patrol_and_refuses_writes() {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("haproxy is not installed (scripts/test installs it)");
-    let guide = std::fs::read_to_string(root().join("docs/install.md")).unwrap();
-    let block = guide
-        .split("```haproxy\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("docs/install.md has a ```haproxy block");
     let dir = tempfile::tempdir().unwrap();
     let proxy = dir.path().join("docker.sock");
-    let config: String = block
-        .split("\ndefaults")
-        .nth(1)
-        .map(|rest| format!("defaults{rest}"))
-        .expect("the haproxy block has a defaults section")
-        .replace(" user patrol", "")
-        .replace(
-            "/run/patrol-docker/docker.sock",
-            &proxy.display().to_string(),
-        )
-        .replace("/var/run/docker.sock", &engine);
     let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(&cfg, config).unwrap();
-    let mut child = Command::new(haproxy)
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    for _ in 0..100 {
-        if proxy.exists() {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("haproxy exited {status} with the documented config: {err}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let _stop = Stop(child);
-    assert!(proxy.exists(), "haproxy did not open its socket");
+    std::fs::write(&cfg, documented_proxy_config(&proxy, &engine)).unwrap();
+    let _stop = start_haproxy(haproxy, &cfg, &proxy);
 
-    let request = |method: &str, path: &str| -> String {
-        use std::io::{Read, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(&proxy).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        answer.lines().next().unwrap_or_default().to_string()
-    };
-    assert!(request("GET", "/version").contains(" 200"), "GET /version");
+    assert!(
+        proxy_request(&proxy, "GET", "/version").contains(" 200"),
+        "GET /version"
+    );
     for (method, path) in [
         ("POST", "/containers/create"),
         ("POST", "/containers/pt-leak/kill"),
@@ -479,37 +425,12 @@ fn the_documented_socket_proxy_is_enough_for_patrol_and_refuses_writes() {
         ("GET", "/images/json"),
         ("GET", "/containers/pt-leak/export"),
     ] {
-        let status = request(method, path);
+        let status = proxy_request(&proxy, method, path);
         assert!(status.contains(" 403"), "{method} {path}: {status}");
     }
 
-    let config = dir.path().join("patrol.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "fleet = \"Proxy\"\ntimezone = \"UTC\"\n[[node]]\nname = \"node-a\"\n[node.docker]\nendpoint = \"unix://{}\"\n",
-            proxy.display()
-        ),
-    )
-    .unwrap();
-    let out = crate::support::patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "patrol run through the proxy: {err}"
-    );
-    assert!(
-        !err.contains("WARN"),
-        "a request patrol makes was refused by the proxy: {err}"
-    );
-    let snaps: Vec<PathBuf> = crate::support::files_under(&dir.path().join("snapshots"))
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
-        .collect();
-    assert_eq!(snaps.len(), 1, "{snaps:?}");
-    let show = crate::support::patrol(&["show", snaps[0].to_str().unwrap()], dir.path());
-    let snap: serde_json::Value = serde_json::from_str(&text(&show.stdout)).unwrap();
+    let json = capture_through(&proxy, dir.path());
+    let snap: serde_json::Value = serde_json::from_str(&json).unwrap();
     let containers = snap["containers"].as_array().cloned().unwrap_or_default();
     let leak = containers
         .iter()
@@ -523,9 +444,114 @@ fn the_documented_socket_proxy_is_enough_for_patrol_and_refuses_writes() {
         leak["health"].is_string() || leak["restart_policy"].is_string(),
         "inspect through the proxy"
     );
-    let json = text(&show.stdout);
     assert!(
         json.contains("container:pt-logger"),
         "pt-logger's log stream read through the proxy"
     );
+}
+
+/// The ```haproxy block of docs/install.md from its `defaults` on, listening on `proxy` and
+/// forwarding to `engine`, without the `user` it runs as in production.
+fn documented_proxy_config(proxy: &Path, engine: &str) -> String {
+    let guide = std::fs::read_to_string(root().join("docs/install.md")).unwrap();
+    let block = guide
+        .split("```haproxy\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("docs/install.md has a ```haproxy block");
+    block
+        .split("\ndefaults")
+        .nth(1)
+        .map(|rest| format!("defaults{rest}"))
+        .expect("the haproxy block has a defaults section")
+        .replace(" user patrol", "")
+        .replace(
+            "/run/patrol-docker/docker.sock",
+            &proxy.display().to_string(),
+        )
+        .replace("/var/run/docker.sock", engine)
+}
+
+/// Stops haproxy when the test ends, however it ends.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts haproxy with `cfg` and waits for its socket; haproxy exiting instead fails with what
+/// it said.
+fn start_haproxy(haproxy: &str, cfg: &Path, proxy: &Path) -> StopOnDrop {
+    let mut child = Command::new(haproxy)
+        .arg("-db")
+        .arg("-f")
+        .arg(cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if proxy.exists() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("haproxy exited {status} with the documented config: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stop = StopOnDrop(child);
+    assert!(proxy.exists(), "haproxy did not open its socket");
+    stop
+}
+
+/// The status line of one request through the proxy.
+fn proxy_request(proxy: &Path, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(proxy).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+/// `patrol run` of a one-node fleet whose engine is the proxy, with nothing refused: the
+/// snapshot it wrote, as `patrol show` prints it.
+fn capture_through(proxy: &Path, dir: &Path) -> String {
+    let config = dir.join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Proxy\"\ntimezone = \"UTC\"\n[[node]]\nname = \"node-a\"\n[node.docker]\nendpoint = \"unix://{}\"\n",
+            proxy.display()
+        ),
+    )
+    .unwrap();
+    let out = crate::support::patrol(&["run", "--config", config.to_str().unwrap()], dir);
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "patrol run through the proxy: {err}"
+    );
+    assert!(
+        !err.contains("WARN"),
+        "a request patrol makes was refused by the proxy: {err}"
+    );
+    let snaps: Vec<PathBuf> = crate::support::files_under(&dir.join("snapshots"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".json.zst"))
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let show = crate::support::patrol(&["show", snaps[0].to_str().unwrap()], dir);
+    text(&show.stdout)
 }

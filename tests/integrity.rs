@@ -130,20 +130,7 @@ fn report_and_demo_take_the_fleet_lock_run_takes() {
 #[test]
 fn a_replay_across_the_fall_back_hour_keeps_every_section() {
     let dir = tempfile::tempdir().unwrap();
-    // 23:00Z (01:00 CEST) to 02:50Z (03:50 CET); the extra capture at 01:30:30Z (02:30:30 CET).
-    let mut times: Vec<chrono::DateTime<chrono::Utc>> = (0..24)
-        .map(|i| {
-            chrono::DateTime::parse_from_rfc3339("2025-10-25T23:00:00Z")
-                .unwrap()
-                .to_utc()
-                + chrono::Duration::minutes(10 * i)
-        })
-        .collect();
-    let extra = chrono::DateTime::parse_from_rfc3339("2025-10-26T01:30:30Z")
-        .unwrap()
-        .to_utc();
-    times.push(extra);
-    times.sort();
+    let times = fall_back_captures();
     // Memory rises by 100MB just before every capture: one jump, one section, per capture.
     let steps: Vec<String> = times
         .iter()
@@ -194,18 +181,7 @@ recommendation = "None."
 "#,
     )
     .unwrap();
-    let scenario_path = dir.path().join("dst.toml");
-    std::fs::write(&scenario_path, scenario).unwrap();
-    let archive = dir.path().join("archive");
-    succeeded(&patrol(
-        &[
-            "simulate",
-            scenario_path.to_str().unwrap(),
-            "--out",
-            archive.to_str().unwrap(),
-        ],
-        &root(),
-    ));
+    let archive = simulate(dir.path(), "dst.toml", &scenario);
     let out = dir.path().join("out");
     succeeded(&patrol(
         &[
@@ -243,6 +219,48 @@ recommendation = "None."
     assert!(report.contains("## 2025-10-26 02:30:30 (UTC+01:00)"));
     // No offset fixed at the report's creation in the header.
     assert!(!report.lines().take(4).any(|l| l.contains("UTC+")));
+    assert_each_section_has_its_dated_file(&out, &headings);
+}
+
+/// 23:00Z (01:00 CEST) to 02:50Z (03:50 CET) every 10 minutes, and the extra capture at
+/// 01:30:30Z (02:30:30 CET), in order.
+fn fall_back_captures() -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut times: Vec<chrono::DateTime<chrono::Utc>> = (0..24)
+        .map(|i| {
+            chrono::DateTime::parse_from_rfc3339("2025-10-25T23:00:00Z")
+                .unwrap()
+                .to_utc()
+                + chrono::Duration::minutes(10 * i)
+        })
+        .collect();
+    let extra = chrono::DateTime::parse_from_rfc3339("2025-10-26T01:30:30Z")
+        .unwrap()
+        .to_utc();
+    times.push(extra);
+    times.sort();
+    times
+}
+
+/// Writes `scenario` as `name` in `dir` and simulates it into `dir/archive`.
+fn simulate(dir: &Path, name: &str, scenario: &str) -> PathBuf {
+    let scenario_path = dir.join(name);
+    std::fs::write(&scenario_path, scenario).unwrap();
+    let archive = dir.join("archive");
+    succeeded(&patrol(
+        &[
+            "simulate",
+            scenario_path.to_str().unwrap(),
+            "--out",
+            archive.to_str().unwrap(),
+        ],
+        &root(),
+    ));
+    archive
+}
+
+/// Every section of the rolling report has a dated file of its own, holding it alone, named by
+/// its local time and offset (`_2` for a second one in the same minute).
+fn assert_each_section_has_its_dated_file(out: &Path, headings: &[&str]) {
     let dated = files_under(&out.join("reports"));
     assert_eq!(dated.len(), headings.len(), "a dated file per section");
     let mut from_files: Vec<String> = Vec::new();
@@ -295,17 +313,7 @@ log = [{{ message = "OOM killed worker {evil}", level = "ERROR", every = "1m" }}
 "#
     );
     let scenario_path = dir.path().join("hostile.toml");
-    std::fs::write(&scenario_path, scenario).unwrap();
-    let archive = dir.path().join("archive");
-    succeeded(&patrol(
-        &[
-            "simulate",
-            scenario_path.to_str().unwrap(),
-            "--out",
-            archive.to_str().unwrap(),
-        ],
-        &root(),
-    ));
+    let archive = simulate(dir.path(), "hostile.toml", &scenario);
     let out = dir.path().join("out");
     let demo = patrol(
         &[
@@ -323,13 +331,40 @@ log = [{{ message = "OOM killed worker {evil}", level = "ERROR", every = "1m" }}
         report.contains("forged") && report.contains("31mred"),
         "the hostile text is reported (shown, not obeyed)"
     );
-    // What patrol wrote: its own headings and items, one per line.
+    let written_headings = assert_only_what_patrol_wrote_is_structure(&report);
+    let dated = files_under(&out.join("reports"));
+    assert_eq!(dated.len(), written_headings);
+
+    stdout.push_str(&terminal_views(dir.path(), &archive));
+    for (what, bytes) in std::iter::once(("stdout and stderr".to_string(), stdout.into_bytes()))
+        .chain(
+            files_under(dir.path())
+                .into_iter()
+                .filter(|p| !p.starts_with(&archive) && p != &scenario_path)
+                .filter(|p| !p.to_string_lossy().ends_with(".json"))
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())),
+        )
+    {
+        assert!(
+            !bytes.iter().any(|b| matches!(b, 0x1b | 0x07)),
+            "{what}: ESC or BEL"
+        );
+        let bare_cr = bytes.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n')
+            || bytes.last() == Some(&b'\r');
+        assert!(!bare_cr, "{what}: a bare CR");
+    }
+}
+
+/// The headings and items a markdown reader sees are exactly the ones patrol wrote, one per
+/// line (and the title): nothing in the fleet's text became structure. Returns how many
+/// section headings there are.
+fn assert_only_what_patrol_wrote_is_structure(report: &str) -> usize {
     let lines: Vec<&str> = report.split('\n').collect();
     let written_headings = lines.iter().filter(|l| l.starts_with("## ")).count();
     let item = regex::Regex::new(r"^(\d+\. |- )").unwrap();
     let written_items = lines.iter().filter(|l| item.is_match(l)).count();
     let (mut headings, mut items) = (0, 0);
-    for e in pulldown_cmark::Parser::new(&report) {
+    for e in pulldown_cmark::Parser::new(report) {
         match e {
             pulldown_cmark::Event::Start(pulldown_cmark::Tag::Heading { .. }) => headings += 1,
             pulldown_cmark::Event::Start(pulldown_cmark::Tag::Item) => items += 1,
@@ -343,10 +378,13 @@ log = [{{ message = "OOM killed worker {evil}", level = "ERROR", every = "1m" }}
     );
     assert_eq!(items, written_items, "the findings patrol wrote only");
     assert!(written_items >= 3, "{written_items} findings");
-    let dated = files_under(&out.join("reports"));
-    assert_eq!(dated.len(), written_headings);
+    written_headings
+}
 
-    // What a person reads on a terminal: history, backtest, compare, show.
+/// What a person reads on a terminal about the hostile container: history, backtest, compare,
+/// show, their stdout and stderr together.
+fn terminal_views(dir: &Path, archive: &Path) -> String {
+    let mut shown_all = String::new();
     let container = "container:x\r## [WARNING] forged\r1. **[WARNING] fake** \u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7} \u{1b}]8;;http://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\";
     let a = archive.to_str().unwrap();
     for args in [
@@ -369,33 +407,17 @@ log = [{{ message = "OOM killed worker {evil}", level = "ERROR", every = "1m" }}
         vec!["show", "n1@2026-03-02 00:30", "--archive", a],
     ] {
         let mut args = args.clone();
-        let history_out = dir.path().join("terminal");
+        let history_out = dir.join("terminal");
         if args[0] != "show" && args[0] != "backtest" {
             args.extend(["--out", history_out.to_str().unwrap()]);
         }
-        let o = patrol(&args, dir.path());
+        let o = patrol(&args, dir);
         let shown = succeeded(&o);
         assert!(shown.len() > 20, "{}: {shown}", args[0]);
-        stdout.push_str(&shown);
-        stdout.push_str(&text(&o.stderr));
+        shown_all.push_str(&shown);
+        shown_all.push_str(&text(&o.stderr));
     }
-    for (what, bytes) in std::iter::once(("stdout and stderr".to_string(), stdout.into_bytes()))
-        .chain(
-            files_under(dir.path())
-                .into_iter()
-                .filter(|p| !p.starts_with(&archive) && p != &scenario_path)
-                .filter(|p| !p.to_string_lossy().ends_with(".json"))
-                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())),
-        )
-    {
-        assert!(
-            !bytes.iter().any(|b| matches!(b, 0x1b | 0x07)),
-            "{what}: ESC or BEL"
-        );
-        let bare_cr = bytes.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n')
-            || bytes.last() == Some(&b'\r');
-        assert!(!bare_cr, "{what}: a bare CR");
-    }
+    shown_all
 }
 
 /// A run killed in the middle of its analysis (before the ledger is saved) left its capture

@@ -70,65 +70,7 @@ fn readable(path: &Path) -> String {
 fn planted_secrets_reach_no_byte_patrol_writes() {
     let v: Vec<String> = (0..20).map(unique_value).collect();
     let name = format!("pt-secrets-{}", &unique_value(99)[2..12].to_lowercase());
-    // Log lines, one form each; also part of the command (the script) itself.
-    let log_lines = [
-        format!(
-            r#"printf '%s\n' '{{"password": "{}", "user": "bob"}}'"#,
-            v[6]
-        ),
-        format!(r#"echo "{{'secret': '{}'}}""#, v[7]),
-        format!(
-            r#"printf '%s\n' '{{"token":"{}","api_key": "{}"}}'"#,
-            v[8], v[9]
-        ),
-        format!(
-            "echo 'dial postgres://app:pa/ss:{}@db.local:5432/app refused'",
-            v[10]
-        ),
-        format!("echo 'GET /api Authorization: Bearer {} 200'", v[11]),
-        format!("echo 'git fetch with token {}'", v[12]),
-        format!("echo 'proxy sent Authorization: Basic {}'", v[13]),
-        format!("echo 'header Authorization: {}'", v[14]),
-        format!("echo 'login password={} ok'", v[15]),
-        "echo 'password changed for user bob'".to_string(),
-    ];
-    let script = format!("{}; sleep 3600", log_lines.join("; "));
-    let label = format!("org.opencontainers.image.revision=password={}", v[18]);
-    let env_a = format!("DB_PASSWORD={}", v[16]);
-    let env_b = format!("API_TOKEN={}", v[17]);
-    let p_flag = format!("-p{}", v[1]);
-    let password_eq = format!("--password={}", v[3]);
-    let run = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "-e",
-        &env_a,
-        "-e",
-        &env_b,
-        "--label",
-        &label,
-        "patrol-bb:1",
-        "sh",
-        "-c",
-        &script,
-        "--requirepass",
-        &v[0],
-        &p_flag,
-        "--password",
-        &v[2],
-        &password_eq,
-        "--token",
-        &v[4],
-        "--api-key",
-        &v[5],
-    ]);
-    assert!(
-        run.status.success(),
-        "docker run failed: {}",
-        text(&run.stderr)
-    );
+    start_planted_container(&name, &v);
     let _guard = Container(name.clone());
     // Wait for the log lines to be written.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -202,4 +144,68 @@ fn planted_secrets_reach_no_byte_patrol_writes() {
             );
         }
     }
+}
+
+/// A container carrying the planted values `v` in every form patrol might read: its
+/// environment, a label, secret flags of its command and lines of its log.
+fn start_planted_container(name: &str, v: &[String]) {
+    // Log lines, one form each; also part of the command (the script) itself.
+    let log_lines = [
+        format!(
+            r#"printf '%s\n' '{{"password": "{}", "user": "bob"}}'"#,
+            v[6]
+        ),
+        format!(r#"echo "{{'secret': '{}'}}""#, v[7]),
+        format!(
+            r#"printf '%s\n' '{{"token":"{}","api_key": "{}"}}'"#,
+            v[8], v[9]
+        ),
+        format!(
+            "echo 'dial postgres://app:pa/ss:{}@db.local:5432/app refused'",
+            v[10]
+        ),
+        format!("echo 'GET /api Authorization: Bearer {} 200'", v[11]),
+        format!("echo 'git fetch with token {}'", v[12]),
+        format!("echo 'proxy sent Authorization: Basic {}'", v[13]),
+        format!("echo 'header Authorization: {}'", v[14]),
+        format!("echo 'login password={} ok'", v[15]),
+        "echo 'password changed for user bob'".to_string(),
+    ];
+    let script = format!("{}; sleep 3600", log_lines.join("; "));
+    let label = format!("org.opencontainers.image.revision=password={}", v[18]);
+    let env_a = format!("DB_PASSWORD={}", v[16]);
+    let env_b = format!("API_TOKEN={}", v[17]);
+    let p_flag = format!("-p{}", v[1]);
+    let password_eq = format!("--password={}", v[3]);
+    let run = docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-e",
+        &env_a,
+        "-e",
+        &env_b,
+        "--label",
+        &label,
+        "patrol-bb:1",
+        "sh",
+        "-c",
+        &script,
+        "--requirepass",
+        &v[0],
+        &p_flag,
+        "--password",
+        &v[2],
+        &password_eq,
+        "--token",
+        &v[4],
+        "--api-key",
+        &v[5],
+    ]);
+    assert!(
+        run.status.success(),
+        "docker run failed: {}",
+        text(&run.stderr)
+    );
 }

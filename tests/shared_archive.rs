@@ -138,111 +138,34 @@ fn two_collectors_writing_at_once_then_one_report_gives_the_findings_of_the_file
     let socket_a = std::env::var("PATROL_TEST_DOCKER_SOCKET").unwrap();
     let tcp_b = std::env::var("PATROL_TEST_DOCKER_TCP_B").unwrap();
     let http = std::env::var("PATROL_TEST_HTTP").unwrap();
-    let site = |name: &str, node: &str, sources: String| {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                r#"fleet = "Shared Fleet"
-timezone = "America/Sao_Paulo"
-archive = "{url}"
-archive_password_file = "{pw}"
-output = "{name}-output"
-
-[[node]]
-name = "{node}"
-role = "processing"
-{sources}"#,
-                pw = password_file()
-            ),
-        )
-        .unwrap();
-        path
-    };
-    let site_a = site(
-        "site-a",
-        "node-a",
+    let site_a = site_config(
+        dir.path(),
+        &url,
+        ("site-a", "node-a"),
         format!(
             "[node.docker]\nendpoint = \"unix://{socket_a}\"\n[[node.http]]\nname = \"unhealthy\"\nurl = \"{http}/cgi-bin/unhealthy\"\n"
         ),
     );
-    let site_b = site(
-        "site-b",
-        "node-b",
+    let site_b = site_config(
+        dir.path(),
+        &url,
+        ("site-b", "node-b"),
         format!("[node.docker]\nendpoint = \"tcp://{tcp_b}\"\n"),
     );
-    // Three rounds, both collectors started together each time: the first round also creates
-    // the schema, from two processes at once.
-    for round in 0..3 {
-        let start = |config: &Path| {
-            let args = [
-                "run",
-                "--capture-only",
-                "--config",
-                config.to_str().unwrap(),
-            ];
-            spawned(patrol_cmd(&args, dir.path(), false))
-        };
-        let (a, b) = (start(&site_a), start(&site_b));
-        ok(&a.wait_with_output().unwrap());
-        ok(&b.wait_with_output().unwrap());
-        if round < 2 {
-            std::thread::sleep(std::time::Duration::from_secs(2));
-        }
-    }
-    // Collectors keep only their own state locally: no archive files, no report.
-    let local: Vec<_> = files_under(dir.path())
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".toml"))
-        .collect();
-    assert!(
-        local
-            .iter()
-            .all(|p| p.to_string_lossy().contains("/.state/")),
-        "{local:?}"
-    );
-
+    capture_together(dir.path(), &site_a, &site_b);
     let shared = format!("{url}&fleet=Shared Fleet");
-    let stats = ok(&patrol_pg(
-        &["archive", "stats", "--archive", &shared],
-        dir.path(),
-    ));
-    assert!(stats.contains(": 6 captures"), "{stats}");
-    assert!(stats.contains("schema version 2; written by:"), "{stats}");
-    assert!(
-        stats
-            .lines()
-            .any(|l| l.starts_with("node-a ") && l.contains(" 3 ")),
-        "{stats}"
-    );
-    assert_eq!(
-        psql(&format!(
-            "select count(distinct written_by) from {schema}.snapshots"
-        )),
-        "1",
-        "each row says which collector wrote it"
-    );
+    assert_both_sites_are_in_the_shared_archive(dir.path(), &shared, &schema);
 
     // The same captures as files, then one report over each.
     let files = dir.path().join("files");
     let copied = copy(&shared, files.to_str().unwrap(), dir.path());
     assert!(copied.contains("copied 6 captures of 2 nodes"), "{copied}");
-    let report = |archive: &str, out: &str| {
-        ok(&patrol_pg(
-            &[
-                "report",
-                "--archive",
-                archive,
-                "--out",
-                out,
-                "--format",
-                "json",
-            ],
-            dir.path(),
-        ))
-    };
-    let from_pg = findings(&report(&shared, "report-pg"));
-    let from_files = findings(&report(files.to_str().unwrap(), "report-files"));
+    let from_pg = findings(&report_json(dir.path(), &shared, "report-pg"));
+    let from_files = findings(&report_json(
+        dir.path(),
+        files.to_str().unwrap(),
+        "report-files",
+    ));
     assert_eq!(from_pg, from_files);
     let titles: Vec<String> = from_pg["open"]
         .as_array()
@@ -266,16 +189,114 @@ role = "processing"
     let header = crate::support::rolling_report(&dir.path().join("report-pg"));
     assert!(header.starts_with("# Shared Fleet"), "{header}");
 
-    // The reporter's own config: the archive and its password, no nodes.
+    assert_a_reporter_config_reads_the_same(dir.path(), &url, &from_files);
+    assert_a_reporter_daemon_reports(dir.path());
+}
+
+/// A site collector's config: one node with `sources`, writing to the shared archive at `url`.
+fn site_config(dir: &Path, url: &str, (name, node): (&str, &str), sources: String) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
     std::fs::write(
-        dir.path().join("reporter.toml"),
+        &path,
+        format!(
+            r#"fleet = "Shared Fleet"
+timezone = "America/Sao_Paulo"
+archive = "{url}"
+archive_password_file = "{pw}"
+output = "{name}-output"
+
+[[node]]
+name = "{node}"
+role = "processing"
+{sources}"#,
+            pw = password_file()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Three rounds, both collectors started together each time: the first round also creates
+/// the schema, from two processes at once.
+fn capture_together(dir: &Path, site_a: &Path, site_b: &Path) {
+    for round in 0..3 {
+        let start = |config: &Path| {
+            let args = [
+                "run",
+                "--capture-only",
+                "--config",
+                config.to_str().unwrap(),
+            ];
+            spawned(patrol_cmd(&args, dir, false))
+        };
+        let (a, b) = (start(site_a), start(site_b));
+        ok(&a.wait_with_output().unwrap());
+        ok(&b.wait_with_output().unwrap());
+        if round < 2 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+}
+
+/// Both sites' captures are in the database, each row naming its writer, and the collectors
+/// kept only their own state locally: no archive files, no report.
+fn assert_both_sites_are_in_the_shared_archive(dir: &Path, shared: &str, schema: &str) {
+    let local: Vec<_> = files_under(dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".toml"))
+        .collect();
+    assert!(
+        local
+            .iter()
+            .all(|p| p.to_string_lossy().contains("/.state/")),
+        "{local:?}"
+    );
+    let stats = ok(&patrol_pg(&["archive", "stats", "--archive", shared], dir));
+    assert!(stats.contains(": 6 captures"), "{stats}");
+    assert!(stats.contains("schema version 2; written by:"), "{stats}");
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("node-a ") && l.contains(" 3 ")),
+        "{stats}"
+    );
+    assert_eq!(
+        psql(&format!(
+            "select count(distinct written_by) from {schema}.snapshots"
+        )),
+        "1",
+        "each row says which collector wrote it"
+    );
+}
+
+/// `patrol report --format json` over `archive`, written to `out`.
+fn report_json(dir: &Path, archive: &str, out: &str) -> String {
+    ok(&patrol_pg(
+        &[
+            "report",
+            "--archive",
+            archive,
+            "--out",
+            out,
+            "--format",
+            "json",
+        ],
+        dir,
+    ))
+}
+
+/// The reporter's own config (the archive and its password, no nodes) reports what the file
+/// archive's report says, and refuses to capture.
+fn assert_a_reporter_config_reads_the_same(dir: &Path, url: &str, from_files: &serde_json::Value) {
+    std::fs::write(
+        dir.join("reporter.toml"),
         format!(
             "fleet = \"Shared Fleet\"\ntimezone = \"America/Sao_Paulo\"\narchive = \"{url}\"\narchive_password_file = \"{}\"\noutput = \"report-config\"\n",
             password_file()
         ),
     )
     .unwrap();
-    let reporter = |args: &[&str]| patrol_cmd(args, dir.path(), false).output().unwrap();
+    let reporter = |args: &[&str]| patrol_cmd(args, dir, false).output().unwrap();
     let by_config = findings(&ok(&reporter(&[
         "report",
         "--config",
@@ -283,8 +304,8 @@ role = "processing"
         "--format",
         "json",
     ])));
-    assert_eq!(by_config, from_files);
-    assert!(dir.path().join("report-config/improvements.md").exists());
+    assert_eq!(&by_config, from_files);
+    assert!(dir.join("report-config/improvements.md").exists());
     let out = reporter(&["run", "--config", "reporter.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -292,19 +313,21 @@ role = "processing"
         "{}",
         text(&out.stderr)
     );
+}
 
-    // The same reporter as a daemon: each tick is a report; SIGTERM stops it.
-    let daemon_config = std::fs::read_to_string(dir.path().join("reporter.toml"))
+/// The same reporter as a daemon: each tick is a report; SIGTERM stops it.
+fn assert_a_reporter_daemon_reports(dir: &Path) {
+    let daemon_config = std::fs::read_to_string(dir.join("reporter.toml"))
         .unwrap()
         .replace("report-config", "report-daemon")
         + "[daemon]\ninterval = \"1s\"\ndigest = \"off\"\n";
-    std::fs::write(dir.path().join("reporter-daemon.toml"), daemon_config).unwrap();
+    std::fs::write(dir.join("reporter-daemon.toml"), daemon_config).unwrap();
     let daemon = spawned(patrol_cmd(
         &["daemon", "--config", "reporter-daemon.toml"],
-        dir.path(),
+        dir,
         false,
     ));
-    let report = dir.path().join("report-daemon/improvements.md");
+    let report = dir.join("report-daemon/improvements.md");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !report.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));

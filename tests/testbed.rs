@@ -211,15 +211,9 @@ endpoint = "tcp://{b}"
         ),
     )
     .unwrap();
-    let run = || {
-        let started = std::time::Instant::now();
-        let out = patrol(&["run", "--config", config.to_str().unwrap()], dir.path());
-        captured(&out);
-        started.elapsed()
-    };
-    run();
+    run_timed(&config, dir.path());
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let took = run();
+    let took = run_timed(&config, dir.path());
     assert!(
         took < std::time::Duration::from_secs(20),
         "a hanging endpoint must not hold the run: {took:?}"
@@ -237,7 +231,53 @@ endpoint = "tcp://{b}"
     assert_eq!((a.len(), b_snaps.len()), (2, 2));
     let (json, second) = show_json(dir.path(), a[1]);
     let (_, first) = show_json(dir.path(), a[0]);
-    // Logs of the second capture start where the first capture started.
+    assert_logs_reduced(&json, &first, &second);
+    assert_endpoints_answered_badly_or_not_at_all(&second);
+
+    // Engine b goes down: the run completes, node-b's snapshot says why, the report names it.
+    testbed(&["stop-engine", "b"]);
+    let result = std::panic::catch_unwind(|| {
+        run_timed(&config, dir.path());
+        let snaps = snapshots(dir.path());
+        let last_b = snaps
+            .iter()
+            .rfind(|p| p.to_string_lossy().contains("/node-b/"))
+            .unwrap()
+            .clone();
+        let (_, b3) = show_json(dir.path(), &last_b);
+        let src = source_named(&b3, "docker");
+        assert_eq!(src["ok"], false);
+        assert!(
+            src["error"].as_str().unwrap().contains(&b),
+            "the error names the endpoint: {src}"
+        );
+        let report = crate::support::rolling_report(&dir.path().join("output/two-engines"));
+        assert!(
+            report.contains("node-b is unreachable: docker failed"),
+            "{report}"
+        );
+        for secret in ["pt-dsn-secret-9", "pt-kv-secret-4"] {
+            assert!(!report.contains(secret));
+        }
+    });
+    testbed(&["start-engine", "b"]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// One `patrol run` that captured, and how long it took.
+fn run_timed(config: &std::path::Path, dir: &std::path::Path) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let out = patrol(&["run", "--config", config.to_str().unwrap()], dir);
+    captured(&out);
+    started.elapsed()
+}
+
+/// pt-logger's stream in the second capture: its window starts where the first capture
+/// started, its lines are templates with levels, fields and raw timestamps, and no planted
+/// secret reached the snapshot (`json`).
+fn assert_logs_reduced(json: &str, first: &serde_json::Value, second: &serde_json::Value) {
     let logger = second["logs"]
         .as_array()
         .unwrap()
@@ -278,7 +318,10 @@ endpoint = "tcp://{b}"
     ] {
         assert!(!json.contains(secret), "{secret} reached a snapshot");
     }
-    // Endpoints: answered, answered badly, and one that hangs past its timeout.
+}
+
+/// Endpoints: answered, answered badly, and one that hangs past its timeout.
+fn assert_endpoints_answered_badly_or_not_at_all(second: &serde_json::Value) {
     let endpoint = |name: &str| {
         second["endpoints"]
             .as_array()
@@ -299,37 +342,6 @@ endpoint = "tcp://{b}"
             .contains("no answer within 1s"),
         "{hangs}"
     );
-
-    // Engine b goes down: the run completes, node-b's snapshot says why, the report names it.
-    testbed(&["stop-engine", "b"]);
-    let result = std::panic::catch_unwind(|| {
-        run();
-        let snaps = snapshots(dir.path());
-        let last_b = snaps
-            .iter()
-            .rfind(|p| p.to_string_lossy().contains("/node-b/"))
-            .unwrap()
-            .clone();
-        let (_, b3) = show_json(dir.path(), &last_b);
-        let src = source_named(&b3, "docker");
-        assert_eq!(src["ok"], false);
-        assert!(
-            src["error"].as_str().unwrap().contains(&b),
-            "the error names the endpoint: {src}"
-        );
-        let report = crate::support::rolling_report(&dir.path().join("output/two-engines"));
-        assert!(
-            report.contains("node-b is unreachable: docker failed"),
-            "{report}"
-        );
-        for secret in ["pt-dsn-secret-9", "pt-kv-secret-4"] {
-            assert!(!report.contains(secret));
-        }
-    });
-    testbed(&["start-engine", "b"]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
 }
 
 #[test]

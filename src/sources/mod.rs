@@ -13,6 +13,7 @@ pub mod rabbitmq;
 pub mod redact;
 pub mod redis;
 pub mod ssh;
+mod task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,9 +23,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, LogSettings, Source};
+use crate::config::{Config, Source};
 use crate::model::{DockerInfo, Endpoint, Host, Snapshot, SourceStatus};
 use crate::tls::TlsOptions;
+use task::{TaskContext, collect_source};
 
 /// What the collectors remember between runs, kept beside the archive.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -128,165 +130,6 @@ struct Outcome {
     source: String,
     result: Result<Part, String>,
     elapsed: Duration,
-}
-
-/// Everything a source task needs, owned (tasks outlive the borrow of the config).
-#[derive(Clone)]
-struct TaskContext {
-    /// What the previous run left for this node.
-    node: NodeState,
-    logs: LogSettings,
-    since: DateTime<Utc>,
-    /// Start of the PostgreSQL server log's window.
-    pg_since: DateTime<Utc>,
-    until: DateTime<Utc>,
-    /// Shared by the HTTP sources without a CA file of their own (connections are pooled).
-    http: Result<reqwest::Client, String>,
-}
-
-async fn collect_source(source: Source, ctx: TaskContext) -> Result<Part, String> {
-    match source {
-        Source::Host => tokio::task::spawn_blocking(|| local::host(Path::new("/proc")))
-            .await
-            .map_err(|e| format!("host collector stopped: {e}"))?
-            .map(Part::Host),
-        Source::Docker {
-            endpoint,
-            logs,
-            ssh,
-            remote_socket,
-            timeout,
-            size_every,
-        } => {
-            let window = logs.then_some(docker::LogWindow {
-                since: ctx.since,
-                until: ctx.until,
-                widen: log_widening(ctx.node.clock_offset_ms),
-            });
-            let tunnel = ssh.as_ref().map(|s| (s, remote_socket.as_path()));
-            let plan = docker::Plan {
-                logs: window,
-                settings: &ctx.logs,
-                size_every,
-                memory: &ctx.node.docker,
-                timeout,
-                now: ctx.until,
-            };
-            docker::collect(&endpoint, tunnel, &plan)
-                .await
-                .map(Part::Docker)
-        }
-        Source::Http {
-            name,
-            url,
-            timeout,
-            tls,
-        } => {
-            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
-            Ok(Part::Endpoint(
-                http::probe(&client, &name, &url, timeout).await,
-            ))
-        }
-        Source::Postgres {
-            name,
-            host,
-            port,
-            user,
-            database,
-            password,
-            log,
-            timeout,
-            sslmode,
-            tls,
-        } => {
-            let password = password_of(password.as_ref(), "postgres", &name)?;
-            let target = postgres::Target {
-                name: &name,
-                host: &host,
-                port,
-                user: &user,
-                database: &database,
-                password,
-                log,
-                sslmode,
-                tls: &tls,
-            };
-            let previous = ctx.node.pg_log.get(&name);
-            postgres::collect(
-                &target,
-                previous,
-                (ctx.pg_since, ctx.until),
-                &ctx.logs,
-                timeout,
-            )
-            .await
-            .map(Part::Postgres)
-        }
-        Source::Redis {
-            name,
-            host,
-            port,
-            password,
-            watch,
-            timeout,
-        } => {
-            let password = password_of(password.as_ref(), "redis", &name)?;
-            redis::collect(&name, &host, port, password, &watch, timeout)
-                .await
-                .map(Part::Redis)
-        }
-        Source::Prometheus {
-            url,
-            instance,
-            gpu,
-            queries,
-            timeout,
-            tls,
-        } => {
-            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
-            prometheus::collect(&client, &url, instance.as_deref(), gpu, &queries, timeout)
-                .await
-                .map(Part::Prometheus)
-        }
-        Source::Ssh {
-            settings, commands, ..
-        } => ssh::probe(&settings, &commands).await.map(Part::Ssh),
-        Source::RabbitMq {
-            name,
-            url,
-            user,
-            password,
-            timeout,
-            tls,
-        } => {
-            let password = password_of(password.as_ref(), "rabbitmq", &name)?;
-            let client = client_for(&ctx, &tls).map_err(|e| format!("{url}: {e}"))?;
-            rabbitmq::collect(&client, &name, &url, &user, password, timeout)
-                .await
-                .map(Part::RabbitMq)
-        }
-    }
-}
-
-/// The fleet's shared HTTP client, or one of its own for a source that trusts a private CA.
-fn client_for(ctx: &TaskContext, tls: &TlsOptions) -> Result<reqwest::Client, String> {
-    match (&ctx.http, &tls.ca_file) {
-        (Ok(shared), None) => Ok(shared.clone()),
-        (Err(e), None) => Err(e.clone()),
-        (_, Some(_)) => crate::tls::http_client(reqwest::Client::builder(), tls),
-    }
-}
-
-/// A source's password, read from its variable or file now; the error names the source.
-fn password_of(
-    secret: Option<&crate::config::Secret>,
-    kind: &str,
-    name: &str,
-) -> Result<Option<String>, String> {
-    secret
-        .map(|s| s.resolve())
-        .transpose()
-        .map_err(|e| format!("{kind}:{name}: password: {e}"))
 }
 
 /// Reports progress per node (on a terminal) or nothing (under cron).

@@ -129,6 +129,8 @@ fn selector(instance: Option<&str>, extra: &str) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
+/// node-exporter's view of the node (when it has series for `instance`), the DCGM exporter's
+/// GPUs when asked, and the source's own queries.
 pub async fn collect(
     client: &reqwest::Client,
     url: &str,
@@ -142,111 +144,146 @@ pub async fn collect(
         url,
         timeout,
     };
-    let sel = |extra: &str| selector(instance, extra);
     let up = api
-        .one(&format!("node_memory_MemTotal_bytes{}", sel("")))
+        .one(&format!(
+            "node_memory_MemTotal_bytes{}",
+            selector(instance, "")
+        ))
         .await?;
     let host = match up {
         None => None,
-        Some(total) => {
-            let api_ref = &api;
-            let b = |q: String| async move { api_ref.one(&q).await.ok().flatten() };
-            let uptime = b(format!(
-                "node_time_seconds{0} - node_boot_time_seconds{0}",
-                sel("")
-            ))
-            .await
-            .map(crate::units::checked_uptime)
-            .transpose()
-            .map_err(|e| format!("{url}: node_time_seconds - node_boot_time_seconds: {e}"))?;
-            let available = b(format!("node_memory_MemAvailable_bytes{}", sel(""))).await;
-            let free = b(format!("node_memory_MemFree_bytes{}", sel(""))).await;
-            let swap_total = b(format!("node_memory_SwapTotal_bytes{}", sel(""))).await;
-            let swap_used = b(format!(
-                "node_memory_SwapTotal_bytes{0} - node_memory_SwapFree_bytes{0}",
-                sel("")
-            ))
-            .await;
-            let swap_cached = b(format!("node_memory_SwapCached_bytes{}", sel(""))).await;
-            let steal = b(format!(
-                "100 * sum(rate(node_cpu_seconds_total{}[1m])) / count(node_cpu_seconds_total{})",
-                sel("mode=\"steal\""),
-                sel("mode=\"idle\"")
-            ))
-            .await;
-            let cpus = b(format!(
-                "count(node_cpu_seconds_total{})",
-                sel("mode=\"idle\"")
-            ))
-            .await;
-            let load1 = b(format!("node_load1{}", sel(""))).await;
-            let fs = sel("fstype!~\"tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.*\"");
-            let sizes = api
-                .query(&format!("node_filesystem_size_bytes{fs}"))
-                .await
-                .unwrap_or_default();
-            let avails = api
-                .query(&format!("node_filesystem_avail_bytes{fs}"))
-                .await
-                .unwrap_or_default();
-            let frees = api
-                .query(&format!("node_filesystem_free_bytes{fs}"))
-                .await
-                .unwrap_or_default();
-            let by_mount = |samples: &[Sample], mount: &str| {
-                samples
-                    .iter()
-                    .find(|s| s.labels.get("mountpoint").map(String::as_str) == Some(mount))
-                    .and_then(|s| s.value)
-            };
-            let mut disks: Vec<Disk> = sizes
-                .iter()
-                .filter_map(|s| {
-                    let mount = s.labels.get("mountpoint")?.clone();
-                    let size = s.value?;
-                    let used = by_mount(&frees, &mount).map(|f| size - f);
-                    let avail = by_mount(&avails, &mount);
-                    Some(Disk {
-                        used_pct: match (used, avail) {
-                            (Some(u), Some(a)) if u + a > 0.0 => {
-                                Some((u / (u + a) * 1000.0).round() / 10.0)
-                            }
-                            _ => None,
-                        },
-                        fs_type: s.labels.get("fstype").cloned(),
-                        size_bytes: Some(size as u64),
-                        used_bytes: used.map(|u| u.max(0.0) as u64),
-                        mount,
-                    })
-                })
-                .collect();
-            disks.sort_by(|a, b| a.mount.cmp(&b.mount));
-            disks.dedup_by(|a, b| a.mount == b.mount);
-            let now = chrono::Utc::now();
-            Some(Host {
-                hostname: None,
-                uptime_s: uptime,
-                boot_time: uptime.and_then(|u| crate::units::boot_time(now, u)),
-                clock_offset_ms: None,
-                ntp_synced: None,
-                cpu_count: cpus.map(|c| c as u32),
-                mem_total_bytes: Some(total as u64),
-                mem_available_bytes: available.map(|v| v as u64),
-                mem_free_bytes: free.map(|v| v as u64),
-                swap_total_bytes: swap_total.map(|v| v as u64),
-                swap_used_bytes: swap_used.map(|v| v.max(0.0) as u64),
-                swap_cached_bytes: swap_cached.map(|v| v as u64),
-                cpu_steal_pct: steal.map(|s| (s * 10.0).round() / 10.0),
-                load1,
-                disks,
-            })
-        }
+        Some(total) => Some(host(&api, instance, total).await?),
     };
     let gpus = if gpu {
         Some(gpus(&api, instance).await?)
     } else {
         None
     };
+    let queries = own_queries(&api, queries).await?;
+    Ok(Answered {
+        host,
+        gpus,
+        queries,
+    })
+}
+
+/// The node's memory, swap, CPUs, load, uptime and filesystems; `total` is its memory, already
+/// read. A reading node-exporter does not answer is left empty; only an impossible uptime fails.
+async fn host(api: &Api<'_>, instance: Option<&str>, total: f64) -> Result<Host, String> {
+    let sel = |extra: &str| selector(instance, extra);
+    let b = |q: String| async move { api.one(&q).await.ok().flatten() };
+    let uptime = b(format!(
+        "node_time_seconds{0} - node_boot_time_seconds{0}",
+        sel("")
+    ))
+    .await
+    .map(crate::units::checked_uptime)
+    .transpose()
+    .map_err(|e| {
+        format!(
+            "{}: node_time_seconds - node_boot_time_seconds: {e}",
+            api.url
+        )
+    })?;
+    let available = b(format!("node_memory_MemAvailable_bytes{}", sel(""))).await;
+    let free = b(format!("node_memory_MemFree_bytes{}", sel(""))).await;
+    let swap_total = b(format!("node_memory_SwapTotal_bytes{}", sel(""))).await;
+    let swap_used = b(format!(
+        "node_memory_SwapTotal_bytes{0} - node_memory_SwapFree_bytes{0}",
+        sel("")
+    ))
+    .await;
+    let swap_cached = b(format!("node_memory_SwapCached_bytes{}", sel(""))).await;
+    let steal = b(format!(
+        "100 * sum(rate(node_cpu_seconds_total{}[1m])) / count(node_cpu_seconds_total{})",
+        sel("mode=\"steal\""),
+        sel("mode=\"idle\"")
+    ))
+    .await;
+    let cpus = b(format!(
+        "count(node_cpu_seconds_total{})",
+        sel("mode=\"idle\"")
+    ))
+    .await;
+    let load1 = b(format!("node_load1{}", sel(""))).await;
+    let disks = disks(api, instance).await;
+    let now = chrono::Utc::now();
+    Ok(Host {
+        hostname: None,
+        uptime_s: uptime,
+        boot_time: uptime.and_then(|u| crate::units::boot_time(now, u)),
+        clock_offset_ms: None,
+        ntp_synced: None,
+        cpu_count: cpus.map(|c| c as u32),
+        mem_total_bytes: Some(total as u64),
+        mem_available_bytes: available.map(|v| v as u64),
+        mem_free_bytes: free.map(|v| v as u64),
+        swap_total_bytes: swap_total.map(|v| v as u64),
+        swap_used_bytes: swap_used.map(|v| v.max(0.0) as u64),
+        swap_cached_bytes: swap_cached.map(|v| v as u64),
+        cpu_steal_pct: steal.map(|s| (s * 10.0).round() / 10.0),
+        load1,
+        disks,
+    })
+}
+
+/// Real filesystems (not tmpfs, overlays and the like), one per mount point, with used and
+/// available as `df` counts them.
+async fn disks(api: &Api<'_>, instance: Option<&str>) -> Vec<Disk> {
+    let fs = selector(
+        instance,
+        "fstype!~\"tmpfs|overlay|squashfs|nsfs|ramfs|devtmpfs|fuse.*\"",
+    );
+    let sizes = api
+        .query(&format!("node_filesystem_size_bytes{fs}"))
+        .await
+        .unwrap_or_default();
+    let avails = api
+        .query(&format!("node_filesystem_avail_bytes{fs}"))
+        .await
+        .unwrap_or_default();
+    let frees = api
+        .query(&format!("node_filesystem_free_bytes{fs}"))
+        .await
+        .unwrap_or_default();
+    let by_mount = |samples: &[Sample], mount: &str| {
+        samples
+            .iter()
+            .find(|s| s.labels.get("mountpoint").map(String::as_str) == Some(mount))
+            .and_then(|s| s.value)
+    };
+    let mut disks: Vec<Disk> = sizes
+        .iter()
+        .filter_map(|s| {
+            let mount = s.labels.get("mountpoint")?.clone();
+            let size = s.value?;
+            let used = by_mount(&frees, &mount).map(|f| size - f);
+            let avail = by_mount(&avails, &mount);
+            Some(Disk {
+                used_pct: match (used, avail) {
+                    (Some(u), Some(a)) if u + a > 0.0 => {
+                        Some((u / (u + a) * 1000.0).round() / 10.0)
+                    }
+                    _ => None,
+                },
+                fs_type: s.labels.get("fstype").cloned(),
+                size_bytes: Some(size as u64),
+                used_bytes: used.map(|u| u.max(0.0) as u64),
+                mount,
+            })
+        })
+        .collect();
+    disks.sort_by(|a, b| a.mount.cmp(&b.mount));
+    disks.dedup_by(|a, b| a.mount == b.mount);
+    disks
+}
+
+/// The source's own queries, in name order: one result per sample (labels kept only when there
+/// are several), an empty answer as one result without a value.
+async fn own_queries(
+    api: &Api<'_>,
+    queries: &BTreeMap<String, String>,
+) -> Result<Vec<QueryResult>, String> {
     let mut results = Vec::new();
     for (name, q) in queries {
         match api.query(q).await {
@@ -276,11 +313,7 @@ pub async fn collect(
             Err(e) => return Err(format!("query `{name}`: {e}")),
         }
     }
-    Ok(Answered {
-        host,
-        gpus,
-        queries: results,
-    })
+    Ok(results)
 }
 
 /// DCGM exporter metrics, one GPU per `gpu` label. A metric missing for a GPU the exporter still

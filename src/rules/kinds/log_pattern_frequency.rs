@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list, string_list};
-use crate::history::NodeHistory;
+use crate::history::{NodeHistory, Point, Series};
 use crate::history::metrics::entity_label;
 use crate::markdown::code_span;
 use crate::rules::Rule;
@@ -152,7 +152,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if !p.wants(rule, source, level, template) {
                 continue;
             }
-            let in_window: Vec<_> = series
+            let in_window: Vec<&Point> = series
                 .since(latest - p.window_s as i64)
                 .iter()
                 .filter(|pt| pt.value.is_some_and(|v| v > 0.0))
@@ -173,92 +173,27 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             c.value("level", None, level.to_string());
             c.value("template", None, code_span(template));
             c.value("window", Some(p.window_s), fmt_duration(p.window_s));
+            let seen = Seen {
+                node,
+                entity,
+                source,
+                series,
+                latest,
+                in_window: &in_window,
+            };
             let fires = match p.mode {
-                Mode::Rate => {
-                    let gap = (latest - previous).max(1) as f64;
-                    let per_min = now / gap * 60.0;
-                    c.value("count", Some(now), fmt_number(now, 0));
-                    c.value("per_min", Some(per_min), fmt_number(per_min, 1));
-                    c.evidence = format!(
-                        "{} was logged {} times in the {} since the previous capture ({}/min).",
-                        entity_label(entity),
-                        fmt_number(now, 0),
-                        fmt_duration(gap),
-                        fmt_number(per_min, 1)
-                    );
-                    now >= p.min_count
-                }
-                Mode::Persistent => {
-                    let lines = node.series(&format!("log:{source}"), "lines_total");
-                    let times: Vec<i64> = lines
-                        .map(|s| {
-                            s.points
-                                .iter()
-                                .rev()
-                                .take(p.captures)
-                                .map(|pt| pt.at)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let present = times.len() == p.captures
-                        && times.iter().all(|t| {
-                            series
-                                .points
-                                .binary_search_by_key(t, |pt| pt.at)
-                                .ok()
-                                .and_then(|i| series.points[i].value)
-                                .is_some_and(|v| v > 0.0)
-                        });
-                    let total: f64 = in_window.iter().filter_map(|pt| pt.value).sum();
-                    let first = in_window.first().map(|pt| pt.at).unwrap_or(latest);
-                    c.value("count", Some(total), fmt_number(total, 0));
-                    c.value("captures", Some(p.captures as f64), p.captures.to_string());
-                    c.evidence = format!(
-                        "{} has been logged in each of the last {} captures ({} lines since {}), with no line showing it cleared.",
-                        entity_label(entity),
-                        p.captures,
-                        fmt_number(total, 0),
-                        ctx.time(first)
-                    );
-                    present
-                }
-                Mode::Interval => {
-                    // The first capture's count covers time before the window: leave it out.
-                    let covered = series.since(latest - p.window_s as i64);
-                    let counted: f64 = covered.iter().skip(1).filter_map(|pt| pt.value).sum();
-                    let span = covered
-                        .first()
-                        .map(|pt| (latest - pt.at) as f64)
-                        .unwrap_or(0.0);
-                    if counted >= p.min_count && span > 0.0 {
-                        let interval = span / counted;
-                        c.value("count", Some(counted), fmt_number(counted, 0));
-                        c.value(
-                            "interval",
-                            Some(interval),
-                            format!("~{}", fmt_duration(interval)),
-                        );
-                        c.value(
-                            "per_min",
-                            Some(60.0 / interval),
-                            fmt_number(60.0 / interval, 2),
-                        );
-                        c.evidence = format!(
-                            "{} was logged {} times in the last {}: one every ~{}.",
-                            entity_label(entity),
-                            fmt_number(counted, 0),
-                            fmt_duration(span),
-                            fmt_duration(interval)
-                        );
+                Mode::Rate => rate(p, &seen, previous, now, &mut c),
+                Mode::Persistent => persistent(p, ctx, &seen, &mut c),
+                Mode::Interval => match interval(p, &seen, &mut c) {
+                    Some(every) => {
                         qualifying
                             .entry(entity.to_string())
                             .or_default()
-                            .push((node.node.clone(), format!("~{}", fmt_duration(interval))));
+                            .push((node.node.clone(), every));
                         true
-                    } else {
-                        false
                     }
-                }
+                    None => false,
+                },
                 Mode::Volume | Mode::Coverage => false,
             };
             if fires {
@@ -269,27 +204,141 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
         }
     }
-    for mut c in found {
-        if !c.unchecked {
-            let others: Vec<String> = qualifying
-                .get(&c.entity)
-                .map(|list| {
-                    list.iter()
-                        .filter(|(n, _)| !c.nodes.contains(n))
-                        .map(|(n, i)| format!("{n} ({i})"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !others.is_empty() {
-                c.evidence.push_str(&format!(
-                    " The same line comes in step on {}.",
-                    and_list(&others)
-                ));
-            }
-            c.value("also_on", None, and_list(&others));
-        }
-        out.push(c);
+    for c in found {
+        out.push(with_also_on(c, &qualifying));
     }
+}
+
+/// One template of one node, read at its newest capture.
+struct Seen<'a> {
+    node: &'a NodeHistory,
+    entity: &'a str,
+    source: &'a str,
+    /// Its count per capture.
+    series: &'a Series,
+    latest: i64,
+    /// The captures of the window that saw it.
+    in_window: &'a [&'a Point],
+}
+
+/// `rate`: how often it was logged since the previous capture; `now` is the newest count.
+fn rate(p: &Params, seen: &Seen, previous: i64, now: f64, c: &mut Candidate) -> bool {
+    let gap = (seen.latest - previous).max(1) as f64;
+    let per_min = now / gap * 60.0;
+    c.value("count", Some(now), fmt_number(now, 0));
+    c.value("per_min", Some(per_min), fmt_number(per_min, 1));
+    c.evidence = format!(
+        "{} was logged {} times in the {} since the previous capture ({}/min).",
+        entity_label(seen.entity),
+        fmt_number(now, 0),
+        fmt_duration(gap),
+        fmt_number(per_min, 1)
+    );
+    now >= p.min_count
+}
+
+/// `persistent`: logged in each of the stream's last `captures` reads.
+fn persistent(p: &Params, ctx: &EvalContext, seen: &Seen, c: &mut Candidate) -> bool {
+    let lines = seen
+        .node
+        .series(&format!("log:{}", seen.source), "lines_total");
+    let times: Vec<i64> = lines
+        .map(|s| {
+            s.points
+                .iter()
+                .rev()
+                .take(p.captures)
+                .map(|pt| pt.at)
+                .collect()
+        })
+        .unwrap_or_default();
+    let series = seen.series;
+    let present = times.len() == p.captures
+        && times.iter().all(|t| {
+            series
+                .points
+                .binary_search_by_key(t, |pt| pt.at)
+                .ok()
+                .and_then(|i| series.points[i].value)
+                .is_some_and(|v| v > 0.0)
+        });
+    let total: f64 = seen.in_window.iter().filter_map(|pt| pt.value).sum();
+    let first = seen
+        .in_window
+        .first()
+        .map(|pt| pt.at)
+        .unwrap_or(seen.latest);
+    c.value("count", Some(total), fmt_number(total, 0));
+    c.value("captures", Some(p.captures as f64), p.captures.to_string());
+    c.evidence = format!(
+        "{} has been logged in each of the last {} captures ({} lines since {}), with no line showing it cleared.",
+        entity_label(seen.entity),
+        p.captures,
+        fmt_number(total, 0),
+        ctx.time(first)
+    );
+    present
+}
+
+/// `interval`: logged at least `min_count` times over the window; says how often ("~5m") when
+/// it fires.
+fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<String> {
+    // The first capture's count covers time before the window: leave it out.
+    let covered = seen.series.since(seen.latest - p.window_s as i64);
+    let counted: f64 = covered.iter().skip(1).filter_map(|pt| pt.value).sum();
+    let span = covered
+        .first()
+        .map(|pt| (seen.latest - pt.at) as f64)
+        .unwrap_or(0.0);
+    let often_enough = counted >= p.min_count && span > 0.0;
+    if !often_enough {
+        return None;
+    }
+    let interval = span / counted;
+    c.value("count", Some(counted), fmt_number(counted, 0));
+    c.value(
+        "interval",
+        Some(interval),
+        format!("~{}", fmt_duration(interval)),
+    );
+    c.value(
+        "per_min",
+        Some(60.0 / interval),
+        fmt_number(60.0 / interval, 2),
+    );
+    c.evidence = format!(
+        "{} was logged {} times in the last {}: one every ~{}.",
+        entity_label(seen.entity),
+        fmt_number(counted, 0),
+        fmt_duration(span),
+        fmt_duration(interval)
+    );
+    Some(format!("~{}", fmt_duration(interval)))
+}
+
+/// Names the other nodes where the same template fires at an interval, so one cause across
+/// the fleet reads as one.
+fn with_also_on(mut c: Candidate, qualifying: &BTreeMap<String, Vec<(String, String)>>) -> Candidate {
+    if c.unchecked {
+        return c;
+    }
+    let others: Vec<String> = qualifying
+        .get(&c.entity)
+        .map(|list| {
+            list.iter()
+                .filter(|(n, _)| !c.nodes.contains(n))
+                .map(|(n, i)| format!("{n} ({i})"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !others.is_empty() {
+        c.evidence.push_str(&format!(
+            " The same line comes in step on {}.",
+            and_list(&others)
+        ));
+    }
+    c.value("also_on", None, and_list(&others));
+    c
 }
 
 /// Lines per second at each selected level, all templates of a stream together.

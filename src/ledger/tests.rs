@@ -1,0 +1,267 @@
+//! The ledger's lifecycle told through short runs of analyses: new, persisting, escalated,
+//! acknowledged, resolved, forgotten.
+
+use super::*;
+use chrono::TimeZone;
+
+fn t(m: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + Duration::minutes(m)
+}
+
+fn finding(rule: &str, event: bool) -> Finding {
+    Finding {
+        rule_id: rule.into(),
+        kind: "threshold".into(),
+        severity: Severity::Warning,
+        nodes: vec!["vk01".into()],
+        scope: None,
+        entity: "gpu:0".into(),
+        metric: "temp_c".into(),
+        observed_at: t(0),
+        title: "t".into(),
+        evidence: "e".into(),
+        recommendation: "r".into(),
+        values: BTreeMap::new(),
+        event,
+        event_id: event.then(|| "1".into()),
+        lifecycle: crate::model::Lifecycle::default(),
+    }
+}
+
+fn with_rate(rate: f64) -> Finding {
+    let mut f = finding("leak", false);
+    f.lifecycle.headline = vec!["rate".into()];
+    f.values.insert(
+        "rate".into(),
+        EvidenceValue {
+            value: Some(rate),
+            text: format!("+{rate}MB/h"),
+        },
+    );
+    f
+}
+
+/// A ledger with one acknowledgement of rule `a`.
+fn acknowledging(reason: &str, owner: &str, expires: &str) -> Ledger {
+    let text = format!(
+        "[[ack]]\nrule = \"a\"\nreason = \"{reason}\"\nowner = \"{owner}\"\nexpires = \"{expires}\"\n"
+    );
+    Ledger {
+        acks: acks::Acks::parse(Path::new("acknowledged.toml"), &text, chrono_tz::UTC).unwrap(),
+        ..Ledger::default()
+    }
+}
+
+fn reasons(o: &Outcome) -> Vec<Reason> {
+    o.reported.iter().map(|r| r.reason.clone()).collect()
+}
+
+#[test]
+fn new_then_persisting_then_resolved_only_when_checkable() {
+    let mut l = Ledger::default();
+    let o = l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+    assert_eq!(reasons(&o), vec![Reason::New]);
+    let o = l.update(vec![finding("a", false)], t(15), |_| Recheck::CouldNotCheck);
+    assert!(o.is_empty(), "a persisting finding is not repeated");
+    let o = l.update(vec![], t(30), |_| Recheck::CouldNotCheck);
+    assert!(o.is_empty(), "missing data does not resolve");
+    assert_eq!(o.still_open[0].unchecked_since, Some(t(30)));
+    assert_eq!(l.worst_open(), Some(Severity::Warning));
+    let o = l.update(vec![], t(45), |_| Recheck::Gone {
+        now: Some("36°C".into()),
+    });
+    assert_eq!(o.resolved.len(), 1);
+    assert_eq!(l.worst_open(), None);
+    let o = l.update(vec![finding("a", false)], t(60), |_| Recheck::CouldNotCheck);
+    assert_eq!(reasons(&o), vec![Reason::Reopened { after: t(45) }]);
+}
+
+#[test]
+fn events_are_reported_once() {
+    let mut l = Ledger::default();
+    let o = l.update(vec![finding("r", true)], t(0), |_| Recheck::CouldNotCheck);
+    assert_eq!(o.reported.len(), 1);
+    let o = l.update(vec![finding("r", true)], t(15), |_| Recheck::CouldNotCheck);
+    assert!(o.reported.is_empty() && o.resolved.is_empty());
+}
+
+#[test]
+fn sustained_escalates_once() {
+    let mut l = Ledger::default();
+    let mut f = finding("null", false);
+    f.lifecycle.escalate_after = Some(2);
+    assert_eq!(
+        reasons(&l.update(vec![f.clone()], t(0), |_| Recheck::CouldNotCheck)),
+        vec![Reason::New]
+    );
+    let o = l.update(vec![f.clone()], t(15), |_| Recheck::CouldNotCheck);
+    assert!(matches!(&reasons(&o)[..], [Reason::Escalated { why }] if why.contains("2 captures")));
+    let o = l.update(vec![f.clone()], t(30), |_| Recheck::CouldNotCheck);
+    assert!(o.reported.is_empty(), "escalated once, not every capture");
+}
+
+#[test]
+fn a_worse_rate_escalates_a_small_change_does_not_and_unchanged_repeats_daily() {
+    let mut l = Ledger::default();
+    l.update(vec![with_rate(10.0)], t(0), |_| Recheck::CouldNotCheck);
+    let o = l.update(vec![with_rate(11.0)], t(15), |_| Recheck::CouldNotCheck);
+    assert!(o.reported.is_empty(), "10% is not material");
+    let o = l.update(vec![with_rate(16.0)], t(30), |_| Recheck::CouldNotCheck);
+    assert!(
+        matches!(&reasons(&o)[..], [Reason::Escalated { why }] if why.contains("+10MB/h → +16MB/h"))
+    );
+    let o = l.update(vec![with_rate(12.0)], t(45), |_| Recheck::CouldNotCheck);
+    assert!(
+        matches!(&reasons(&o)[..], [Reason::Changed { .. }]),
+        "{:?}",
+        reasons(&o)
+    );
+    let o = l.update(vec![with_rate(12.0)], t(60 * 20), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(o.reported.is_empty());
+    let o = l.update(vec![with_rate(12.0)], t(45 + 60 * 24), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert_eq!(
+        reasons(&o),
+        vec![Reason::Unchanged {
+            since: t(45),
+            nth: 4
+        }]
+    );
+}
+
+#[test]
+fn an_acknowledged_finding_waits_and_comes_back_when_it_expires() {
+    let mut l = acknowledging("known, fix planned", "ana", "2026-02-19");
+    let o = l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+    assert!(o.reported.is_empty());
+    assert_eq!(o.acknowledged.len(), 1);
+    assert_eq!(
+        l.worst_open(),
+        None,
+        "acknowledged findings do not set the heading"
+    );
+    let o = l.update(vec![finding("a", false)], t(60 * 24), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(matches!(&reasons(&o)[..], [Reason::AckExpired { owner, .. }] if owner == "ana"));
+    assert_eq!(l.worst_open(), Some(Severity::Warning));
+}
+
+#[test]
+fn a_past_expiry_never_hides_a_finding() {
+    let mut l = acknowledging("old", "bo", "2026-01-01");
+    let o = l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+    assert_eq!(reasons(&o), vec![Reason::New]);
+    assert!(o.acknowledged.is_empty());
+}
+
+#[test]
+fn a_recommendation_is_tracked_through_its_verifying_rule() {
+    let mut l = Ledger::default();
+    let mut leak = finding("leak", false);
+    leak.lifecycle.verify = Some("no-limit".into());
+    let limit = finding("no-limit", false);
+    let o = l.update(vec![leak.clone(), limit.clone()], t(0), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(matches!(
+        o.reported[0].deployment,
+        Some(Deployment::NotYet { .. })
+    ));
+    l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
+    assert_eq!(
+        l.deployment(&leak),
+        Some(Deployment::Deployed { on: t(15) })
+    );
+}
+
+#[test]
+fn resolved_findings_are_forgotten_after_keep_resolved_but_come_back_as_back_inside_it() {
+    let mut l = Ledger::default();
+    l.policy.keep_resolved = Duration::days(30);
+    let day = 24 * 60;
+    l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
+    l.update(vec![], t(15), |_| Recheck::Gone { now: None });
+    // Back inside the period: the reader is told it had resolved.
+    let o = l.update(vec![finding("a", false)], t(29 * day), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert_eq!(
+        reasons(&o),
+        vec![Reason::Reopened { after: t(15) }],
+        "recurring inside keep_resolved"
+    );
+    l.update(vec![], t(29 * day + 15), |_| Recheck::Gone { now: None });
+    // Quiet for longer than the period: the entry goes, the ledger shrinks.
+    l.update(vec![finding("b", false)], t(60 * day), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(
+        l.entry(&finding("a", false).key()).is_none(),
+        "resolved 31 days ago: forgotten"
+    );
+    assert_eq!(l.entries.len(), 1);
+    let o = l.update(
+        vec![finding("a", false), finding("b", false)],
+        t(61 * day),
+        |_| Recheck::CouldNotCheck,
+    );
+    let a = o
+        .reported
+        .iter()
+        .find(|r| r.finding.rule_id == "a")
+        .map(|r| r.reason.clone());
+    assert_eq!(a, Some(Reason::New), "after the period it is new");
+}
+
+#[test]
+fn forgetting_keeps_what_a_recommendation_and_an_acknowledgement_need() {
+    let mut l = acknowledging("known", "ana", "2027-01-01");
+    l.policy.keep_resolved = Duration::days(30);
+    let day = 24 * 60;
+    let mut leak = finding("leak", false);
+    leak.lifecycle.verify = Some("no-limit".into());
+    let limit = finding("no-limit", false);
+    l.update(
+        vec![leak.clone(), limit.clone(), finding("a", false)],
+        t(0),
+        |_| Recheck::CouldNotCheck,
+    );
+    l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
+    l.update(vec![leak.clone()], t(90 * day), |_| Recheck::CouldNotCheck);
+    assert_eq!(
+        l.deployment(&leak),
+        Some(Deployment::Deployed { on: t(15) }),
+        "the verifying finding of an open one is kept past the period"
+    );
+    assert!(
+        l.entry(&finding("a", false).key()).is_none(),
+        "the acknowledged finding that resolved is forgotten"
+    );
+    let o = l.update(vec![leak, finding("a", false)], t(91 * day), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(
+        !o.reported.iter().any(|r| r.finding.rule_id == "a"),
+        "its acknowledgement still holds"
+    );
+    assert!(o.acknowledged.iter().any(|a| a.finding.rule_id == "a"));
+}
+
+#[test]
+fn a_finding_that_flaps_every_capture_keeps_a_bounded_history() {
+    let mut l = Ledger::default();
+    for i in 0..200 {
+        l.update(vec![finding("a", false)], t(30 * i), |_| {
+            Recheck::CouldNotCheck
+        });
+        l.update(vec![], t(30 * i + 15), |_| Recheck::Gone { now: None });
+    }
+    let e = l.entry(&finding("a", false).key()).unwrap();
+    assert_eq!(e.reopened, 199);
+    assert_eq!(e.severity_history.len(), SEVERITY_MEMORY);
+    assert_eq!(e.severity_history.last().map(|c| c.at), Some(t(30 * 199)));
+}
