@@ -2199,7 +2199,11 @@ fn digest_cmd(
     // for a run or report writing there, as they wait for each other.
     let lock = hold_fleet(&[out.as_path()], wait, &[out.as_path()])?;
     let ledger = Ledger::load(&out.join("ledger.json"))?;
-    let digest = crate::digest::build(&archive, &ledger, &fleet, tz, &week)?;
+    let library = match &config {
+        Some(c) => config_library(c)?,
+        None => load_library(None)?,
+    };
+    let digest = crate::digest::build(&archive, &ledger, &library, &fleet, tz, &week)?;
     if digest.rounds == 0 {
         return Err(Error::Usage(format!(
             "{}: no captures in {} ({} to {})",
