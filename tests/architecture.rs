@@ -60,10 +60,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "error", "history", "ledger", "markdown", "model", "rules", "store", "telegram",
-            "units",
+            "chart", "error", "history", "ledger", "markdown", "model", "rules", "store",
+            "telegram", "units",
         ],
     ),
+    ("chart", &["markdown"]),
     ("telegram", &["error", "fsutil", "tls"]),
     ("compare", &["markdown", "model", "units"]),
     ("cli", &["units"]),
