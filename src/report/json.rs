@@ -1,5 +1,5 @@
-//! `--json`: the analysis as one document for other programs: every open finding with its
-//! evidence and lifecycle, the events and what resolved.
+//! `--format json`: the analysis as one document for other programs: every open finding with
+//! its evidence and lifecycle, the events, and what resolved.
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
-//! The Bot API client: one request at a time with retries, `retry_after` honoured, and every
-//! answer sorted into delivered, refused (by whom) or unknown; the token never shown.
+//! The Bot API client: each answer sorted into delivered, rate-limited, not sent, unknown (it may
+//! have been delivered) or refused, and whose fault a refusal is; the token is never printed.
 
 use std::time::Duration;
 
