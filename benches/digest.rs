@@ -111,11 +111,13 @@ fn main() {
     }
     let week = Week::parse("2026-W10", chrono_tz::UTC).unwrap_or_else(|e| panic!("{e}"));
     let ledger = Ledger::default();
+    // No score-card rule: nodes are scored with the card's default cleanup job.
+    let library = patrol::rules::Library::from_sources(&[]).unwrap_or_else(|e| panic!("{e}"));
     let mut times: Vec<Duration> = Vec::new();
     let mut shown = String::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let d = build(&archive, &ledger, "bench", chrono_tz::UTC, &week)
+        let d = build(&archive, &ledger, &library, "bench", chrono_tz::UTC, &week)
             .unwrap_or_else(|e| panic!("{e}"));
         times.push(t.elapsed());
         shown = format!(

@@ -7,8 +7,8 @@ use chrono::Utc;
 use chrono_tz::Tz;
 
 use super::{
-    EXIT_FINDINGS, EXIT_OK, FleetGuard, default_output, fleet_config, hold_fleet, open_archive,
-    open_spec, parse_wait, shared_mode, template_dir,
+    EXIT_FINDINGS, EXIT_OK, FleetGuard, config_library, default_output, fleet_config, hold_fleet,
+    load_library, open_archive, open_spec, parse_wait, shared_mode, template_dir,
 };
 use crate::cli::DigestArgs;
 use crate::config;
@@ -53,7 +53,11 @@ pub(super) fn make_digest(args: &DigestArgs, wait: std::time::Duration) -> Resul
     // for a run or report writing there, as they wait for each other.
     let lock = hold_fleet(&[out.as_path()], wait, &[out.as_path()])?;
     let ledger = Ledger::load(&out.join("ledger.json"))?;
-    let digest = crate::digest::build(&archive, &ledger, &fleet, tz, &week)?;
+    let library = match &config {
+        Some(c) => config_library(c)?,
+        None => load_library(None)?,
+    };
+    let digest = crate::digest::build(&archive, &ledger, &library, &fleet, tz, &week)?;
     if digest.rounds == 0 {
         return Err(no_captures(&archive, &week, &digest));
     }

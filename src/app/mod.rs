@@ -102,7 +102,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 /// The rule library a fleet config names, else the `rules/` beside the config, else the
 /// built-in one.
-fn config_library(config: &config::Config) -> Result<Library> {
+pub(super) fn config_library(config: &config::Config) -> Result<Library> {
     if !config.rules.is_empty() {
         return Library::load_all(&config.rules);
     }

@@ -2,7 +2,7 @@
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use crate::model::{Health, Snapshot};
-use crate::rules::Rule;
+use crate::rules::{Library, Rule};
 use crate::rules::select::glob_match;
 use crate::tomlread::Ctx;
 use crate::units::{fmt_bytes, fmt_number};
@@ -17,6 +17,9 @@ pub const SPEC: KindSpec = KindSpec {
     parse,
 };
 
+/// The cleanup job a score card looks for when its rule does not name one.
+pub const DEFAULT_CLEANUP_JOB: &str = "*cleanup*";
+
 #[derive(Debug, Clone)]
 pub struct Params {
     pub below: f64,
@@ -30,8 +33,21 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
             .fields
             .string(ctx, "cleanup_job", false)
             .map(|s| s.into_inner())
-            .unwrap_or_else(|| "*cleanup*".into()),
+            .unwrap_or_else(|| DEFAULT_CLEANUP_JOB.into()),
     }))
+}
+
+/// The cleanup job (a glob) of the library's first score-card rule, else the kind's default:
+/// the weekly digest scores nodes with the card the fleet's rule describes.
+pub fn cleanup_job(library: &Library) -> String {
+    library
+        .rules
+        .iter()
+        .find_map(|r| match &r.kind {
+            Kind::ScoreCard(p) => Some(p.cleanup_job.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| DEFAULT_CLEANUP_JOB.to_string())
 }
 
 /// One dimension of the card: its name, points earned, points possible, and why.

@@ -1,0 +1,143 @@
+//! The digest as Telegram HTML lines, most important first: the top action, the score card,
+//! the findings, containers in trouble, what is not deployed, then per-node details and
+//! growers. `crate::telegram` splits the lines into messages.
+
+use super::view::{bytes, counts_text, pct};
+use super::{Digest, Grower, NodeDigest};
+use crate::telegram::escape;
+use crate::units::{fmt_bytes, fmt_number};
+
+/// The digest as Telegram HTML lines.
+pub fn telegram_lines(d: &Digest) -> Vec<String> {
+    let mut lines = vec![format!(
+        "<b>{} — week {}</b> ({} to {})",
+        escape(&d.fleet),
+        escape(&d.week),
+        escape(&d.from),
+        escape(&d.to)
+    )];
+    if let Some(action) = &d.top_action {
+        lines.push(format!(
+            "<b>Top action:</b> {}",
+            escape(&strip_backticks(action))
+        ));
+    }
+    lines.push(String::new());
+    lines.push("<b>Score card</b>".into());
+    lines.extend(d.nodes.iter().map(score_line));
+    lines.push(String::new());
+    finding_lines(d, &mut lines);
+    lines.push(String::new());
+    lines.push("<b>Nodes</b>".into());
+    lines.extend(d.nodes.iter().map(node_line));
+    if !d.growers.is_empty() {
+        lines.push(String::new());
+        lines.push("<b>Top memory growers</b>".into());
+        lines.extend(d.growers.iter().map(grower_line));
+    }
+    lines
+}
+
+/// A node's score, its trend on last week, and its weakest dimension.
+fn score_line(n: &NodeDigest) -> String {
+    let trend = match (n.score, n.score_last_week) {
+        (Some(a), Some(b)) if a > b => format!(" (▲ +{} on last week)", a - b),
+        (Some(a), Some(b)) if a < b => format!(" (▼ -{} on last week)", b - a),
+        (Some(_), Some(_)) => " (= last week)".into(),
+        _ => String::new(),
+    };
+    format!(
+        "{}: {}/100{trend}{}",
+        escape(&n.node),
+        n.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        n.weakest
+            .as_ref()
+            .map(|w| format!(" — weakest {}", escape(w)))
+            .unwrap_or_default()
+    )
+}
+
+/// The findings' counts, then containers in trouble, what is not deployed and drift.
+fn finding_lines(d: &Digest, lines: &mut Vec<String>) {
+    lines.push(format!(
+        "<b>Findings</b> opened {}; resolved {}; still open {}",
+        counts_text(&d.findings.opened),
+        counts_text(&d.findings.resolved),
+        counts_text(&d.findings.still_open)
+    ));
+    for n in &d.nodes {
+        for c in &n.unhealthy {
+            lines.push(format!(
+                "⚠ {} <code>{}</code> unhealthy",
+                escape(&n.node),
+                escape(c)
+            ));
+        }
+        for c in &n.restarted {
+            lines.push(format!(
+                "↻ {} <code>{}</code> restarted",
+                escape(&n.node),
+                escape(c)
+            ));
+        }
+    }
+    for t in &d.not_deployed {
+        lines.push(format!("Not deployed: {}", escape(&strip_backticks(t))));
+    }
+    for t in &d.drift {
+        lines.push(format!("Drift: {}", escape(&strip_backticks(t))));
+    }
+}
+
+/// A node's week in one line; what did not happen (no reboot, no GPU) is left out.
+fn node_line(n: &NodeDigest) -> String {
+    let mut parts = vec![format!(
+        "up {} ({}/{})",
+        pct(n.availability_pct),
+        n.answered,
+        n.rounds
+    )];
+    if let Some(c) = n.coverage.as_ref().filter(|c| c.missed > 0) {
+        parts.push(format!("missed {} of {} rounds", c.missed, c.expected));
+    }
+    if n.reboots > 0 {
+        parts.push(format!(
+            "{} reboot{}",
+            n.reboots,
+            if n.reboots == 1 { "" } else { "s" }
+        ));
+    }
+    parts.push(format!("steal {}", pct(n.steal_avg_pct)));
+    parts.push(format!("mem avail {}", bytes(n.mem_available_avg)));
+    parts.push(format!("swap peak {}", bytes(n.swap_peak)));
+    if let (Some(m), Some(p)) = (&n.disk_mount, n.disk_used_pct) {
+        let full = n
+            .disk_full_in_days
+            .map(|d| format!(", full in {} days", fmt_number(d, 0)))
+            .unwrap_or_default();
+        parts.push(format!("disk {} {}{full}", escape(m), pct(Some(p))));
+    }
+    if let Some(h) = n.gpu_idle_hours {
+        parts.push(format!("GPU idle {} h", fmt_number(h, 1)));
+    }
+    if let (Some(a), Some(b)) = (n.gpu_temp_min, n.gpu_temp_max) {
+        parts.push(format!("GPU {}-{}°C", fmt_number(a, 0), fmt_number(b, 0)));
+    }
+    format!("{}: {}", escape(&n.node), parts.join(", "))
+}
+
+fn grower_line(g: &Grower) -> String {
+    format!(
+        "{} <code>{}</code> +{}/day ({} → {})",
+        escape(&g.node),
+        escape(&g.container),
+        fmt_bytes(g.slope_per_day),
+        fmt_bytes(g.first),
+        fmt_bytes(g.last)
+    )
+}
+
+/// Finding titles carry markdown code spans; in a Telegram line they are plain text.
+fn strip_backticks(text: &str) -> String {
+    text.replace('`', "")
+}

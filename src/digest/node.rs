@@ -1,0 +1,398 @@
+//! One node's week: its captures read once, section by section (host, containers, GPUs, the
+//! readings the catalogue marks for the digest), aggregated, and turned into the node's row of
+//! the digest, its memory growers, its disk chart and its capture schedule. Nodes are
+//! independent, so the digest builds these in parallel.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use super::aggregate::{Aggregate, Columns, aggregate, find};
+use super::{Grower, NodeDigest, Week, rounds};
+use crate::error::Result;
+use crate::history::catalogue;
+use crate::history::metrics::readings;
+use crate::model::{Health, Snapshot};
+use crate::rules::kinds::score_card;
+use crate::store::{Archive, Entry};
+
+/// One node's part of the digest.
+pub(super) struct NodeWeek {
+    pub digest: NodeDigest,
+    pub growers: Vec<Grower>,
+    pub disk: Option<(String, Vec<(i64, f64)>)>,
+    /// The node's capture before the week, with its interval.
+    pub previous: Option<(i64, u64)>,
+}
+
+/// What every node's part needs to know about the week.
+pub(super) struct WeekContext {
+    pub round_count: usize,
+    /// The archive's metadata interval: for captures that do not record their own.
+    pub interval_s: Option<u64>,
+    pub week: Week,
+    pub previous: Week,
+    pub now: i64,
+    /// The glob of the score card's cleanup job: the library's score-card rule's, so the digest
+    /// scores a node as the rule does.
+    pub cleanup_job: String,
+}
+
+/// What one pass over a node's captures collects, section by section.
+#[derive(Default)]
+struct Collected {
+    /// Only the catalogue's digest metrics: a week of a big fleet stays small.
+    columns: Columns,
+    answered: usize,
+    reboots: usize,
+    last_boot: Option<i64>,
+    unhealthy: BTreeSet<String>,
+    mem_points: BTreeMap<String, Vec<(i64, f64)>>,
+    /// Indexes of the captures in which a GPU sat idle holding memory.
+    gpu_idle: Vec<usize>,
+    gpu_seen: bool,
+}
+
+impl Collected {
+    fn of(snaps: &[Snapshot]) -> Collected {
+        let mut c = Collected::default();
+        for (index, s) in snaps.iter().enumerate() {
+            let t = s.captured_at.timestamp();
+            c.host(s, t);
+            c.containers(s);
+            c.gpus(s, index);
+            c.readings(s, t);
+        }
+        c
+    }
+
+    /// Whether the node answered, and reboots: a boot time that moved by more than two minutes.
+    fn host(&mut self, s: &Snapshot, t: i64) {
+        if !s.is_dark() {
+            self.answered += 1;
+        }
+        if let Some(boot) = s.host.as_ref().and_then(|h| {
+            h.boot_time
+                .map(|b| b.timestamp())
+                .or_else(|| h.uptime_s.map(|u| t - u as i64))
+        }) {
+            if self.last_boot.is_some_and(|b| boot - b > 120) {
+                self.reboots += 1;
+            }
+            self.last_boot = Some(boot);
+        }
+    }
+
+    fn containers(&mut self, s: &Snapshot) {
+        for c in s.containers.iter().flatten() {
+            if c.health == Health::Unhealthy {
+                self.unhealthy.insert(c.name.clone());
+            }
+        }
+    }
+
+    /// A GPU is idle when it computes nothing while holding more than a fifth of its memory.
+    fn gpus(&mut self, s: &Snapshot, index: usize) {
+        for g in s.gpus.iter().flatten() {
+            if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
+                self.gpu_seen = true;
+                if u < 1.0 && m > 20.0 {
+                    self.gpu_idle.push(index);
+                }
+            }
+        }
+    }
+
+    fn readings(&mut self, s: &Snapshot, t: i64) {
+        for r in readings(s) {
+            let Some(v) = r.value else { continue };
+            if !catalogue::lookup(r.metric).is_some_and(|d| d.digest) {
+                continue;
+            }
+            if r.metric == "mem_usage_bytes" {
+                self.mem_points
+                    .entry(r.entity.clone())
+                    .or_default()
+                    .push((t, v));
+            }
+            self.columns.push(t, r.entity, r.metric.to_string(), v);
+        }
+    }
+}
+
+/// Reads one node's captures of the week and aggregates them.
+pub(super) fn node_week(
+    archive: &Archive,
+    node: &str,
+    entries: &[Entry],
+    ctx: &WeekContext,
+) -> Result<NodeWeek> {
+    let mine: Vec<Entry> = entries.iter().filter(|e| e.node == node).cloned().collect();
+    let (snaps, _skipped) = archive.load_entries(&mine);
+    let mut collected = Collected::of(&snaps);
+    let aggs = aggregate(std::mem::take(&mut collected.columns))?;
+    let disk = fullest_disk(&aggs, &snaps);
+    let (gpu_temp_min, gpu_temp_max) = gpu_temp_range(&aggs);
+    let before = last_capture_before(archive, node, ctx.previous.end)?;
+    let scores = Scores::of(&snaps, before.as_ref(), &ctx.cleanup_job);
+    let schedule = Schedule::of(&snaps, before.as_ref(), &collected, ctx);
+    let round_count = ctx.round_count;
+    let answered = collected.answered;
+    let digest = NodeDigest {
+        node: node.to_string(),
+        captures: snaps.len(),
+        answered,
+        rounds: round_count,
+        availability_pct: (round_count > 0).then(|| answered as f64 / round_count as f64 * 100.0),
+        reboots: collected.reboots,
+        steal_avg_pct: find(&aggs, "host", "cpu_steal_pct").and_then(|a| a.mean),
+        mem_available_avg: find(&aggs, "host", "mem_available_bytes").and_then(|a| a.mean),
+        swap_peak: find(&aggs, "host", "swap_used_bytes").and_then(|a| a.max),
+        disk_used_pct: disk.used_pct,
+        disk_mount: disk.mount,
+        disk_full_in_days: disk.full_in_days,
+        gpu_idle_hours: schedule.gpu_idle_hours,
+        coverage: schedule.coverage,
+        gpu_temp_min,
+        gpu_temp_max,
+        unhealthy: collected.unhealthy.into_iter().collect(),
+        restarted: restarted(&aggs),
+        score: scores.score,
+        score_last_week: scores.score_last_week,
+        weakest: scores.weakest,
+    };
+    Ok(NodeWeek {
+        digest,
+        growers: growers(node, &collected.mem_points),
+        disk: (!disk.points.is_empty()).then(|| (node.to_string(), disk.points)),
+        previous: schedule.previous,
+    })
+}
+
+/// The fullest disk at the end of the week, when it will be full, and its use over the week.
+struct DiskWeek {
+    used_pct: Option<f64>,
+    mount: Option<String>,
+    /// At the week's slope; `None` when not growing.
+    full_in_days: Option<f64>,
+    points: Vec<(i64, f64)>,
+}
+
+fn fullest_disk(aggs: &[Aggregate], snaps: &[Snapshot]) -> DiskWeek {
+    let fullest = aggs
+        .iter()
+        .filter(|a| a.metric == "used_pct" && a.entity.starts_with("disk:"))
+        .max_by(|a, b| a.last.unwrap_or(0.0).total_cmp(&b.last.unwrap_or(0.0)));
+    let Some(d) = fullest else {
+        return DiskWeek {
+            used_pct: None,
+            mount: None,
+            full_in_days: None,
+            points: Vec::new(),
+        };
+    };
+    let used = find(aggs, &d.entity, "used_bytes");
+    let size = find(aggs, &d.entity, "size_bytes").and_then(|s| s.last);
+    let full_in_days = match (
+        used.and_then(|u| u.slope_per_s),
+        used.and_then(|u| u.last),
+        size,
+    ) {
+        (Some(slope), Some(last), Some(size)) if slope > 0.0 && size > last => {
+            Some((size - last) / slope / 86400.0)
+        }
+        _ => None,
+    };
+    let mut points = Vec::new();
+    for s in snaps {
+        if let Some(h) = &s.host
+            && let Some(disk) = h
+                .disks
+                .iter()
+                .find(|x| format!("disk:{}", x.mount) == d.entity)
+            && let Some(p) = disk.used_pct
+        {
+            points.push((s.captured_at.timestamp(), p));
+        }
+    }
+    DiskWeek {
+        used_pct: d.last,
+        mount: Some(d.entity.trim_start_matches("disk:").to_string()),
+        full_in_days,
+        points,
+    }
+}
+
+/// The coolest and hottest any GPU of the node was in the week.
+fn gpu_temp_range(aggs: &[Aggregate]) -> (Option<f64>, Option<f64>) {
+    let temps: Vec<&Aggregate> = aggs
+        .iter()
+        .filter(|a| a.metric == "temp_c" && a.entity.starts_with("gpu:"))
+        .collect();
+    (
+        temps.iter().filter_map(|a| a.min).reduce(f64::min),
+        temps.iter().filter_map(|a| a.max).reduce(f64::max),
+    )
+}
+
+/// Containers whose restart count rose during the week.
+fn restarted(aggs: &[Aggregate]) -> Vec<String> {
+    aggs.iter()
+        .filter(|a| a.metric == "restart_count")
+        .filter(|a| matches!((a.first, a.last), (Some(f), Some(l)) if l > f))
+        .map(|a| a.entity.trim_start_matches("container:").to_string())
+        .collect()
+}
+
+/// Growers: slope within each container's current run (after its last reset), so a reboot's
+/// drop does not hide a leak; ranked fleet-wide later.
+fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Grower> {
+    let mut out = Vec::new();
+    for (ent, pts) in mem_points {
+        let start = pts
+            .windows(2)
+            .rposition(|w| w[1].1 < w[0].1 * 0.5)
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let run = &pts[start..];
+        if run.len() < 8 {
+            continue;
+        }
+        let Some(slope) = least_squares_slope(run) else {
+            continue;
+        };
+        out.push(Grower {
+            node: node.to_string(),
+            container: ent.trim_start_matches("container:").to_string(),
+            slope_per_day: slope * 86400.0,
+            first: run[0].1,
+            last: run[run.len() - 1].1,
+            points: pts.clone(),
+        });
+    }
+    out
+}
+
+/// Per second; `None` when the points do not span any time.
+fn least_squares_slope(run: &[(i64, f64)]) -> Option<f64> {
+    let n = run.len() as f64;
+    let t0 = run.first()?.0;
+    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
+    for (t, v) in run {
+        let x = (t - t0) as f64;
+        sx += x;
+        sy += v;
+        sxx += x * x;
+        sxy += x * v;
+    }
+    let denom = n * sxx - sx * sx;
+    if denom <= 0.0 {
+        return None;
+    }
+    Some((n * sxy - sx * sy) / denom)
+}
+
+/// The score card of the node's last answered capture of the week, and of its last capture
+/// before the week.
+struct Scores {
+    score: Option<u32>,
+    score_last_week: Option<u32>,
+    weakest: Option<String>,
+}
+
+impl Scores {
+    fn of(snaps: &[Snapshot], before: Option<&Snapshot>, cleanup_job: &str) -> Scores {
+        let last_snapshot = snaps.iter().rev().find(|s| !s.is_dark());
+        let card = last_snapshot.and_then(|s| score_card::score(s, cleanup_job));
+        let weakest = card.as_ref().and_then(|c| {
+            c.iter()
+                .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
+                .filter(|d| d.points < d.max)
+                .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
+        });
+        Scores {
+            score: card.as_ref().map(|c| c.iter().map(|d| d.points).sum()),
+            score_last_week: before
+                .and_then(|s| score_card::score(s, cleanup_job))
+                .map(|c| c.iter().map(|d| d.points).sum()),
+            weakest,
+        }
+    }
+}
+
+/// The node's captures against its schedule: the rounds it should have had, and what follows
+/// from each capture standing for its interval (GPU idle hours).
+struct Schedule {
+    coverage: Option<rounds::Coverage>,
+    previous: Option<(i64, u64)>,
+    gpu_idle_hours: Option<f64>,
+}
+
+impl Schedule {
+    fn of(
+        snaps: &[Snapshot],
+        before: Option<&Snapshot>,
+        collected: &Collected,
+        ctx: &WeekContext,
+    ) -> Schedule {
+        // Each capture stands for the interval it was scheduled at: recorded in it, else in the
+        // archive's metadata, else the median spacing of this node's captures.
+        let times: Vec<i64> = snaps.iter().map(|s| s.captured_at.timestamp()).collect();
+        let recorded: Vec<Option<u64>> = snaps.iter().map(|s| s.interval_s).collect();
+        let intervals = rounds::intervals(&times, &recorded, ctx.interval_s);
+        let previous = before.and_then(|b| {
+            let i = b
+                .interval_s
+                .or(ctx.interval_s)
+                .or_else(|| intervals.as_ref().and_then(|(v, _)| v.first().copied()))?;
+            Some((b.captured_at.timestamp(), i))
+        });
+        let coverage = intervals.as_ref().and_then(|(iv, source)| {
+            rounds::coverage(
+                &times,
+                iv,
+                *source,
+                previous,
+                ctx.week.start.timestamp(),
+                ctx.week.end.timestamp(),
+                ctx.now,
+            )
+        });
+        // A capture off the schedule (a run by hand) stands for no time of its own.
+        let gpu_idle_hours = intervals
+            .as_ref()
+            .zip(coverage.as_ref())
+            .filter(|_| collected.gpu_seen)
+            .map(|((iv, _), c)| {
+                rounds::hours(
+                    collected
+                        .gpu_idle
+                        .iter()
+                        .filter(|i| c.fills.get(**i) == Some(&true))
+                        .filter_map(|i| iv.get(*i).copied()),
+                )
+            });
+        Schedule {
+            coverage,
+            previous,
+            gpu_idle_hours,
+        }
+    }
+}
+
+fn last_capture_before(
+    archive: &Archive,
+    node: &str,
+    before: DateTime<Utc>,
+) -> Result<Option<Snapshot>> {
+    let entries = archive.list(
+        Some(before - chrono::Duration::days(7)),
+        Some(before - chrono::Duration::seconds(1)),
+        Some(node),
+    )?;
+    let Some(last) = entries.last() else {
+        return Ok(None);
+    };
+    let (snaps, _) = archive.load_entries(std::slice::from_ref(last));
+    Ok(snaps.into_iter().next())
+}

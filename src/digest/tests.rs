@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::model::{CronJob, Disk, Host, Snapshot};
+
+/// One capture of a healthy node whose cleanup job is called `nightly-purge` (not what the score
+/// card's default `*cleanup*` matches), run a day before and freeing space.
+fn archive_with_a_purge_job(dir: &std::path::Path) -> Archive {
+    let archive = Archive::open(dir);
+    let at = Utc.with_ymd_and_hms(2026, 3, 4, 12, 0, 0).unwrap();
+    let mut s = Snapshot::new("test", "vk01", at);
+    s.host = Some(Host {
+        cpu_steal_pct: Some(0.5),
+        mem_available_bytes: Some(16_000_000_000),
+        mem_free_bytes: Some(16_000_000_000),
+        disks: vec![Disk {
+            mount: "/".into(),
+            fs_type: None,
+            size_bytes: Some(100_000_000_000),
+            used_bytes: Some(20_000_000_000),
+            used_pct: Some(20.0),
+        }],
+        ..Default::default()
+    });
+    s.containers = Some(Vec::new());
+    s.cron_jobs.push(CronJob {
+        name: "nightly-purge".into(),
+        schedule: "0 3 * * *".into(),
+        last_run: Some(at - chrono::Duration::days(1)),
+        last_success: Some(true),
+        consecutive_failures: 0,
+        outcome: [("freed_mb".to_string(), 512.0)].into(),
+    });
+    archive.write(&s).unwrap();
+    archive
+}
+
+fn library(params: &str) -> Library {
+    let text = format!(
+        r#"[[rule]]
+id = "node-score-low"
+kind = "score-card"
+severity = "info"
+description = "The node's health score is low."
+params = {params}
+title = "{{{{ node }}}} scores {{{{ score }}}}/100"
+recommendation = "Work on the weakest dimension first."
+"#
+    );
+    Library::from_sources(&[(PathBuf::from("rules.toml"), text)]).unwrap()
+}
+
+fn score_of(library: &Library) -> (Option<u32>, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive_with_a_purge_job(dir.path());
+    let week = Week::parse("2026-W10", chrono_tz::UTC).unwrap();
+    let d = build(
+        &archive,
+        &Ledger::default(),
+        library,
+        "test",
+        chrono_tz::UTC,
+        &week,
+    )
+    .unwrap();
+    (d.nodes[0].score, d.nodes[0].weakest.clone())
+}
+
+#[test]
+fn the_score_card_looks_for_the_cleanup_job_the_rule_names() {
+    let (default_score, default_weakest) = score_of(&library("{ below = 60 }"));
+    assert_eq!(default_score, Some(85), "{default_weakest:?}");
+    assert!(
+        default_weakest
+            .as_deref()
+            .is_some_and(|w| w.contains("no cleanup run recorded")),
+        "{default_weakest:?}"
+    );
+    let (score, weakest) = score_of(&library(r#"{ below = 60, cleanup_job = "nightly-purge" }"#));
+    assert_eq!(score, Some(100), "{weakest:?}");
+    assert_eq!(weakest, None);
+}
