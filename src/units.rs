@@ -443,11 +443,18 @@ pub fn fmt_duration_shown(secs: f64) -> (String, f64) {
 /// A value printed beside a limit it approaches, with enough digits that the distance between
 /// the two printed numbers keeps two significant digits ("15.85GB" next to "16GB", not "15.8GB").
 pub fn fmt_near(v: f64, limit: f64, dim: Dimension, suffix: &str) -> String {
-    let c = fmt_change(v, limit, dim, suffix);
-    if dim == Dimension::Seconds || v.abs() * 20.0 < limit.abs() || limit.abs() * 20.0 < v.abs() {
-        return fmt_value(v, dim, suffix);
-    }
-    c.before
+    let distance = (limit - v).abs();
+    let (unit, f) = match dim {
+        Dimension::Bytes => byte_unit(v),
+        Dimension::Plain => (suffix, 1.0),
+        Dimension::Seconds => return fmt_duration(v),
+    };
+    let scaled = v / f;
+    let decimals = decimals_for(scaled, 3)
+        .min(2)
+        .max(decimals_for(distance / f, 2))
+        .min(MAX_CHANGE_DECIMALS);
+    format!("{}{unit}", fmt_number(scaled, decimals))
 }
 
 /// A printed number read back: what a reader computes with ("+2.82MB/h" → 2.82e6 per hour).
