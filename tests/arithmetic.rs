@@ -406,6 +406,54 @@ fn every_number_in_the_demo_output_adds_up() {
     assert_adds_up(&reports_under(&out), 500);
 }
 
+/// Issue 15's numeric and advice examples, as the demo printed them, stay fixed.
+#[test]
+fn the_demo_no_longer_prints_the_issues_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    succeeded(&patrol(&["demo", "--out", out.to_str().unwrap()], &root()));
+    let r = rolling_report(&out);
+    let lines: Vec<&str> = r.lines().collect();
+    for gone in [
+        "1290 in 15 min, ~84/min",
+        "16GB in about 76 min",
+        "195MB → 169MB (-26MB",
+        "(-6°C, -25%)",
+        "(+9°C, +50%)",
+        "it was killed near 400MB before",
+    ] {
+        assert!(!r.contains(gone), "the demo report still prints `{gone}`");
+    }
+    for present in [
+        "195.4MB → 168.7MB (-26.7MB",
+        "(-6°C) between",
+        "16GB in about 75 min",
+        "rising +250MB/h: already past 16GB",
+        // The kill is stated from the log line that shows it, with the level reached.
+        "(near 414MB at 23:00)",
+        // Production with connections is not told about memory "with no connections".
+        "with 8 connections open",
+    ] {
+        assert!(r.contains(present), "the demo report lacks `{present}`");
+    }
+    for line in &lines {
+        let title_says_around = line.contains("16GB around");
+        assert!(
+            !(title_says_around && line.contains("already past 16GB")),
+            "a title contradicts its body in the demo report"
+        );
+        let gunicorn_advice = line.contains("gunicorn `--max-requests`");
+        let not_gunicorn = ["`database-server`", "`camera-agent-", "`prometheus`"]
+            .iter()
+            .any(|s| line.contains(s));
+        assert!(
+            !(gunicorn_advice && not_gunicorn),
+            "gunicorn advice given to a subject that does not run gunicorn in the demo report: {}",
+            line.chars().take(120).collect::<String>()
+        );
+    }
+}
+
 #[test]
 fn every_number_of_every_scenario_adds_up() {
     let mut scenarios: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
