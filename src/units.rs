@@ -736,6 +736,26 @@ mod tests {
     }
 
     #[test]
+    fn a_change_keeps_the_digits_its_true_size_needs() {
+        // Issue 15: 195,372,195 → 168,674,721 B printed "195MB → 169MB (-26MB)", a 26.7MB drop.
+        let c = fmt_change(195_372_195.0, 168_674_721.0, Dimension::Bytes, "");
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("195.4MB", "168.7MB", "-26.7MB")
+        );
+        // Printed next to a limit, a value keeps the digits the distance needs.
+        assert_eq!(fmt_near(15.848e9, 16e9, Dimension::Bytes, ""), "15.85GB");
+        assert_eq!(fmt_near(782e9, 1e12, Dimension::Bytes, ""), "782GB");
+        assert!(!ratio_scale(Dimension::Plain, "°C"));
+        assert!(ratio_scale(Dimension::Bytes, ""));
+        assert_eq!(fmt_duration_shown(924.0).0, "15.4 min");
+        assert_eq!(
+            fmt_rate_of(1290.0, 924.0, Dimension::Plain, "", RatePer::Minute).0,
+            "+84/min"
+        );
+    }
+
+    #[test]
     fn sizes_rates_and_durations_print_compactly() {
         assert_eq!(fmt_bytes(5.97e9), "5.97GB");
         assert_eq!(fmt_bytes(78.7e6), "78.7MB");
@@ -808,6 +828,19 @@ mod tests {
                 let c = fmt_change(a, b, Dimension::Bytes, "");
                 prop_assert!((parse_bytes(&c.before).unwrap() - c.shown_before).abs() <= 1e-6 * c.shown_before.max(1.0));
                 prop_assert!((parse_bytes(&c.after).unwrap() - c.shown_after).abs() <= 1e-6 * c.shown_after.max(1.0));
+            }
+
+            #[test]
+            fn a_printed_change_is_the_true_change_to_its_last_digit(a in 1e6f64..1e12, b in 1e6f64..1e12) {
+                let c = fmt_change(a, b, Dimension::Bytes, "");
+                let unit = c.delta.trim_start_matches(['+', '-']).trim_start_matches(|ch: char| ch.is_ascii_digit() || ch == '.');
+                let digits = c.delta.split_once('.').map(|(_, d)| d.trim_end_matches(|ch: char| !ch.is_ascii_digit()).len()).unwrap_or(0);
+                let half = 0.5 * 10f64.powi(-(digits as i32)) * parse_bytes(&format!("1{unit}")).unwrap();
+                let big_small = a.max(b) / a.min(b);
+                // Values more than 20x apart print in their own units; their change is derived
+                // from what is printed (checked above), not re-rounded.
+                prop_assume!(big_small <= 20.0);
+                prop_assert!((c.shown_delta - (b - a)).abs() <= half * 1.000001, "{} → {} ({}) for {} → {}", c.before, c.after, c.delta, a, b);
             }
 
             #[test]

@@ -209,3 +209,70 @@ pub fn facts(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::rules::Library;
+
+    const RULE: &str = r#"
+[[rule]]
+id = "creep"
+kind = "threshold"
+severity = "info"
+description = "d"
+select = { entity = "container:*", metric = "mem_usage_bytes" }
+params = { above = "1GB" }
+title = "{{ node }} {{ subject }}"
+recommendation = "generic"
+"#;
+
+    #[test]
+    fn advice_mistakes_are_errors_with_their_line() {
+        let text = format!(
+            "{RULE}\n[[rule.advice]]\nwhen = {{ imag = \"*postgres*\" }}\nrecommendation = \"pg\"\n\n[[rule.advice]]\nrecommendation = \"{{{{ nope }}}}\"\nwhen = {{ image = \"x\" }}\n"
+        );
+        let e = Library::from_sources(&[(PathBuf::from("r.toml"), text)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.toml:13:17"), "{e}");
+        assert!(e.contains("unknown key `imag`"), "{e}");
+        assert!(e.contains("did you mean `image`"), "{e}");
+        assert!(e.contains("r.toml:17:"), "{e}");
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn the_first_fitting_advice_wins_and_the_rule_is_the_fallback() {
+        let text = format!(
+            "{RULE}\n[[rule.advice]]\nwhen = {{ image = [\"*postgres*\"] }}\nrecommendation = \"pg\"\n\n[[rule.advice]]\nwhen = {{ command = \"gunicorn *\", entity = \"container:web*\" }}\nrecommendation = \"gunicorn\"\n"
+        );
+        let lib = Library::from_sources(&[(PathBuf::from("r.toml"), text)]).unwrap();
+        let advice = &lib.rules[0].advice;
+        let pick = |subject: &[(&str, String)]| {
+            advice
+                .iter()
+                .find(|a| a.fits(subject))
+                .map(|a| a.recommendation.clone())
+        };
+        let pg = [
+            ("entity", "container:db".into()),
+            ("image", "postgres".into()),
+        ];
+        assert_eq!(pick(&pg).as_deref(), Some("pg"));
+        let web = [
+            ("entity", "container:web1".into()),
+            ("image", "app".into()),
+            ("command", "gunicorn app:server".into()),
+        ];
+        assert_eq!(pick(&web).as_deref(), Some("gunicorn"));
+        // A camera agent runs neither: the rule's own recommendation applies.
+        let cam = [
+            ("entity", "container:camera-agent-1".into()),
+            ("image", "visionking-camera".into()),
+            ("command", String::new()),
+        ];
+        assert_eq!(pick(&cam), None);
+    }
+}
