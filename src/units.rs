@@ -316,6 +316,9 @@ pub struct Change {
     pub shown_delta: f64,
 }
 
+/// The most digits after the point a change prints with, however close its values.
+const MAX_CHANGE_DECIMALS: usize = 6;
+
 pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Change {
     let big = before.abs().max(after.abs());
     let small = before.abs().min(after.abs());
@@ -338,7 +341,7 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
         let scaled_big = big / factor;
         let scaled_small = small / factor;
         let scaled_delta = delta.abs() / factor;
-        let decimals = decimals_for(scaled_big, 3)
+        let mut decimals = decimals_for(scaled_big, 3)
             .max(decimals_for(scaled_small, 3))
             .max(if scaled_delta > 0.0 {
                 decimals_for(scaled_delta, 2)
@@ -346,6 +349,16 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
                 0
             })
             .min(3);
+        // Rounding before and after separately can move their difference by up to a unit of
+        // the last digit ("195MB → 169MB (-26MB)" for a 26.7MB drop): add digits until the
+        // printed difference is the true change to within half a unit of its last digit.
+        while decimals < MAX_CHANGE_DECIMALS {
+            let shown = round_to(after / factor, decimals) - round_to(before / factor, decimals);
+            if (shown - delta / factor).abs() <= 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9 {
+                break;
+            }
+            decimals += 1;
+        }
         let rb = round_to(before / factor, decimals);
         let ra = round_to(after / factor, decimals);
         let unit = if dim == Dimension::Bytes {
@@ -364,11 +377,7 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
     let delta_s = match dim {
         Dimension::Bytes => fmt_bytes_exactish(shown_delta),
         Dimension::Seconds => fmt_duration(shown_delta.abs()),
-        Dimension::Plain => format!(
-            "{}{}",
-            fmt_number(shown_delta, decimals_for(shown_delta, 3).clamp(0, 3)),
-            suffix
-        ),
+        Dimension::Plain => format!("{}{}", fmt_plain_exactish(shown_delta), suffix),
     };
     Change {
         before: before_s,
@@ -393,6 +402,89 @@ fn fmt_bytes_exactish(v: f64) -> String {
     format!("{}{}", fmt_number(scaled, decimals), unit)
 }
 
+/// A difference of two printed plain numbers, with as many digits as it exactly has (up to
+/// six), so that it is their difference as printed.
+fn fmt_plain_exactish(v: f64) -> String {
+    let mut decimals = 0;
+    while decimals < MAX_CHANGE_DECIMALS
+        && (round_to(v, decimals) - v).abs() > 1e-9 * v.abs().max(1.0)
+    {
+        decimals += 1;
+    }
+    fmt_number(v, decimals)
+}
+
+/// Whether a percentage of a value with this suffix means anything: temperatures in °C (and
+/// timestamps) are on an interval scale, whose zero is arbitrary, so "-6°C, -25%" is noise.
+pub fn ratio_scale(dim: Dimension, suffix: &str) -> bool {
+    !(dim == Dimension::Plain && matches!(suffix, "°C" | "C"))
+}
+
+/// A duration printed precisely enough to divide by, and the number of seconds a reader gets
+/// back from it: "15 min", "15.3 min", "3.01 h", "2.15 days". A rate or an ETA printed beside
+/// it is computed from that read-back value, so the printed numbers add up.
+pub fn fmt_duration_shown(secs: f64) -> (String, f64) {
+    let s = secs.abs();
+    if s < 120.0 {
+        let n = round_to(s, 0);
+        (format!("{} s", fmt_number(n, 0)), n)
+    } else if s < 7200.0 {
+        let n = round_to(s / 60.0, 1);
+        (format!("{} min", fmt_number(n, 1)), n * 60.0)
+    } else if s < 172800.0 {
+        let n = round_to(s / 3600.0, 2);
+        (format!("{} h", fmt_number(n, 2)), n * 3600.0)
+    } else {
+        let n = round_to(s / 86400.0, 2);
+        (format!("{} days", fmt_number(n, 2)), n * 86400.0)
+    }
+}
+
+/// A value printed beside a limit it approaches, with enough digits that the distance between
+/// the two printed numbers keeps two significant digits ("15.85GB" next to "16GB", not "15.8GB").
+pub fn fmt_near(v: f64, limit: f64, dim: Dimension, suffix: &str) -> String {
+    let distance = (limit - v).abs();
+    let (unit, f) = match dim {
+        Dimension::Bytes => byte_unit(v),
+        Dimension::Plain => (suffix, 1.0),
+        Dimension::Seconds => return fmt_duration(v),
+    };
+    let scaled = v / f;
+    let decimals = decimals_for(scaled, 3)
+        .min(2)
+        .max(decimals_for(distance / f, 2))
+        .min(MAX_CHANGE_DECIMALS);
+    format!("{}{unit}", fmt_number(scaled, decimals))
+}
+
+/// A printed number read back: what a reader computes with ("+2.82MB/h" → 2.82e6 per hour).
+pub fn shown_value(text: &str, dim: Dimension) -> Option<f64> {
+    let t = text.trim().trim_start_matches('~');
+    match dim {
+        Dimension::Bytes => parse_bytes(t).ok(),
+        Dimension::Seconds => parse_duration_secs(&t.replace(' ', "").replace("days", "d")).ok(),
+        Dimension::Plain => split_number(t).map(|(v, _)| v),
+    }
+}
+
+/// A rate printed so that it is the printed amount over the printed time: both are read back
+/// from their text and divided, then rounded to the rate's own precision.
+pub fn fmt_rate_of(
+    amount_shown: f64,
+    span_shown_secs: f64,
+    dim: Dimension,
+    suffix: &str,
+    per: RatePer,
+) -> (String, f64) {
+    let per_sec = if span_shown_secs > 0.0 {
+        amount_shown / span_shown_secs
+    } else {
+        0.0
+    };
+    let text = fmt_rate(per_sec, dim, suffix, per);
+    (text, per_sec)
+}
+
 /// A rate per second shown per hour or per minute: "+2.7MB/h", "+13.4MB/min".
 pub fn fmt_rate(per_sec: f64, dim: Dimension, suffix: &str, per: RatePer) -> String {
     let (v, label) = match per {
@@ -412,6 +504,15 @@ pub enum RatePer {
     Minute,
     Hour,
     Day,
+}
+
+/// Seconds in the unit a rate is printed per.
+pub fn rate_per_secs(per: RatePer) -> f64 {
+    match per {
+        RatePer::Minute => 60.0,
+        RatePer::Hour => 3600.0,
+        RatePer::Day => 86400.0,
+    }
 }
 
 impl RatePer {
@@ -635,6 +736,26 @@ mod tests {
     }
 
     #[test]
+    fn a_change_keeps_the_digits_its_true_size_needs() {
+        // Issue 15: 195,372,195 → 168,674,721 B printed "195MB → 169MB (-26MB)", a 26.7MB drop.
+        let c = fmt_change(195_372_195.0, 168_674_721.0, Dimension::Bytes, "");
+        assert_eq!(
+            (c.before.as_str(), c.after.as_str(), c.delta.as_str()),
+            ("195.4MB", "168.7MB", "-26.7MB")
+        );
+        // Printed next to a limit, a value keeps the digits the distance needs.
+        assert_eq!(fmt_near(15.848e9, 16e9, Dimension::Bytes, ""), "15.85GB");
+        assert_eq!(fmt_near(782e9, 1e12, Dimension::Bytes, ""), "782GB");
+        assert!(!ratio_scale(Dimension::Plain, "°C"));
+        assert!(ratio_scale(Dimension::Bytes, ""));
+        assert_eq!(fmt_duration_shown(924.0).0, "15.4 min");
+        assert_eq!(
+            fmt_rate_of(1290.0, 924.0, Dimension::Plain, "", RatePer::Minute).0,
+            "+84/min"
+        );
+    }
+
+    #[test]
     fn sizes_rates_and_durations_print_compactly() {
         assert_eq!(fmt_bytes(5.97e9), "5.97GB");
         assert_eq!(fmt_bytes(78.7e6), "78.7MB");
@@ -707,6 +828,19 @@ mod tests {
                 let c = fmt_change(a, b, Dimension::Bytes, "");
                 prop_assert!((parse_bytes(&c.before).unwrap() - c.shown_before).abs() <= 1e-6 * c.shown_before.max(1.0));
                 prop_assert!((parse_bytes(&c.after).unwrap() - c.shown_after).abs() <= 1e-6 * c.shown_after.max(1.0));
+            }
+
+            #[test]
+            fn a_printed_change_is_the_true_change_to_its_last_digit(a in 1e6f64..1e12, b in 1e6f64..1e12) {
+                let c = fmt_change(a, b, Dimension::Bytes, "");
+                let unit = c.delta.trim_start_matches(['+', '-']).trim_start_matches(|ch: char| ch.is_ascii_digit() || ch == '.');
+                let digits = c.delta.split_once('.').map(|(_, d)| d.trim_end_matches(|ch: char| !ch.is_ascii_digit()).len()).unwrap_or(0);
+                let half = 0.5 * 10f64.powi(-(digits as i32)) * parse_bytes(&format!("1{unit}")).unwrap();
+                let big_small = a.max(b) / a.min(b);
+                // Values more than 20x apart print in their own units; their change is derived
+                // from what is printed (checked above), not re-rounded.
+                prop_assume!(big_small <= 20.0);
+                prop_assert!((c.shown_delta - (b - a)).abs() <= half * 1.000001, "{} → {} ({}) for {} → {}", c.before, c.after, c.delta, a, b);
             }
 
             #[test]

@@ -482,7 +482,7 @@ fn a_killed_analysis_resumes_without_losing_a_captures_events() {
             "2026-02-19 00:00",
         ),
         (
-            "vk01 `cadvisor` memory dropped 195MB → 169MB",
+            "vk01 `cadvisor` memory dropped 195.4MB → 168.7MB",
             "2026-02-19 00:30",
         ),
         (

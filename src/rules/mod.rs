@@ -4,6 +4,7 @@
 //! runs each instance over the history window and renders its title and recommendation from the
 //! numbers its kind measured.
 
+pub mod advice;
 pub mod defaults;
 pub mod kinds;
 pub mod recheck;
@@ -37,6 +38,9 @@ pub struct Rule {
     pub select: Selector,
     pub title: String,
     pub recommendation: String,
+    /// Recommendations by subject (`[[rule.advice]]`): the first that fits replaces
+    /// `recommendation`.
+    pub advice: Vec<advice::Advice>,
     /// States that must hold on a node for the rule to speak about it (`when = { line = "idle" }`).
     pub when: Gate,
     /// Captures in a row after which an open finding is reported again as sustained.
@@ -104,7 +108,7 @@ impl std::fmt::Debug for Library {
     }
 }
 
-const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, verify, title, recommendation";
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, verify, title, recommendation, advice";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -301,7 +305,7 @@ impl Library {
                 if c.unchecked {
                     unchecked.insert(unchecked_key(rule, &c));
                 } else {
-                    findings.push(self.render(rule, c));
+                    findings.push(self.render(rule, c, &ctx));
                 }
             }
         }
@@ -319,7 +323,7 @@ impl Library {
         }
     }
 
-    fn render(&self, rule: &Rule, c: Candidate) -> Finding {
+    fn render(&self, rule: &Rule, c: Candidate, ctx: &EvalContext) -> Finding {
         let mut vars: BTreeMap<String, String> = c
             .values
             .iter()
@@ -339,6 +343,17 @@ impl Library {
         vars.insert("metric".into(), c.metric.clone());
         vars.insert("metric_label".into(), metric_label(&c.metric).to_string());
         vars.insert("severity".into(), rule.severity.label().to_string());
+        let node = c.nodes.first().and_then(|n| ctx.window.node(n));
+        for (k, v) in advice::facts(node, &c.entity, |unix| ctx.time(unix)) {
+            vars.entry(k.to_string()).or_insert(v);
+        }
+        let subject = advice::subject(node, &c.entity);
+        let recommendation_source = rule
+            .advice
+            .iter()
+            .find(|a| a.fits(&subject))
+            .map(|a| a.recommendation.as_str())
+            .unwrap_or(&rule.recommendation);
         let render = |source: &str| {
             template::render(&self.env, source, &vars).unwrap_or_else(|e| {
                 tracing::error!("rule {}: template failed: {e}", rule.id);
@@ -346,7 +361,7 @@ impl Library {
             })
         };
         let title = render(&rule.title);
-        let recommendation = render(&rule.recommendation);
+        let recommendation = render(recommendation_source);
         let mut finding = Finding {
             rule_id: rule.id.clone(),
             kind: rule.kind_name.to_string(),
@@ -466,6 +481,10 @@ fn parse_rule(
     };
     let title = check_template("title", &mut f);
     let recommendation = check_template("recommendation", &mut f);
+    let advice = advice::parse(&mut f, ctx, |t| match spec {
+        Some(spec) => template::check(env, t, spec.variables),
+        None => Ok(()),
+    });
     let when = parse_gate(&mut f, ctx, states);
     let escalate_after = f.count(ctx, "escalate_after").map(|n| n.max(1) as u32);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
@@ -480,6 +499,7 @@ fn parse_rule(
         select: select?,
         title: title?,
         recommendation: recommendation?,
+        advice,
         when,
         escalate_after,
         verify,

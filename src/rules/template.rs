@@ -51,6 +51,7 @@ pub fn check(
 ) -> Result<(), String> {
     let vars: BTreeMap<String, String> = COMMON_VARIABLES
         .iter()
+        .chain(crate::rules::advice::FACT_VARIABLES.iter())
         .chain(kind_variables.iter())
         .map(|v| (v.to_string(), format!("<{v}>")))
         .collect();

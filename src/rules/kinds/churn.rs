@@ -4,7 +4,7 @@ use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_s
 use crate::history::metrics::{entity_label, metric_label};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
-use crate::units::{RatePer, fmt_duration, fmt_number};
+use crate::units::{RatePer, fmt_duration_shown, fmt_number};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "churn",
@@ -55,7 +55,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             RatePer::Hour => (3600.0, "h"),
             RatePer::Day => (86400.0, "day"),
         };
-        let rate_s = format!("~{}/{per_label}", fmt_number(rate * per_s, 0));
+        // The printed rate is the printed advance over the printed interval, so a reader who
+        // divides gets the same figure ("1290 in 15.3 min, ~84/min").
+        let (interval_s, shown_gap) = fmt_duration_shown(gap);
+        let shown_rate = (after - before) / shown_gap;
+        let rate_s = format!("~{}/{per_label}", fmt_number(shown_rate * per_s, 0));
         let mut c = Candidate::new(node, entity, metric, p1.at);
         c.value("before", Some(before), fmt_number(before, 0));
         c.value("after", Some(after), fmt_number(after, 0));
@@ -64,10 +68,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             Some(after - before),
             fmt_number(after - before, 0),
         );
-        c.value("rate", Some(rate), rate_s.clone());
-        c.value("interval", Some(gap), fmt_duration(gap));
+        c.value("rate", Some(shown_rate), rate_s.clone());
+        c.value("interval", Some(shown_gap), interval_s.clone());
         c.evidence = format!(
-            "{} {} advanced from {} ({}) to {} ({}): {} in {}, {rate_s}.",
+            "{} {} advanced from {} ({}) to {} ({}): {} in {interval_s}, {rate_s}.",
             entity_label(entity),
             metric_label(metric),
             fmt_number(before, 0),
@@ -75,7 +79,6 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             fmt_number(after, 0),
             ctx.time(p1.at),
             fmt_number(after - before, 0),
-            fmt_duration(gap),
         );
         out.push(c);
     }

@@ -4,7 +4,7 @@ use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_s
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
-use crate::units::{fmt_change, fmt_duration, fmt_number};
+use crate::units::{fmt_change, fmt_duration, fmt_number, ratio_scale};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "delta-between-snapshots",
@@ -168,18 +168,19 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("before", Some(before), change.before.clone());
         c.value("after", Some(after), change.after.clone());
         c.value("delta", Some(change.shown_delta), change.delta.clone());
-        let rel_text = rel_pct
+        // A percentage is printed only on a ratio scale (not of a temperature), and computed
+        // from the printed values so that it is the printed change over the printed before.
+        let shown_pct = (change.shown_before != 0.0 && ratio_scale(dim, suffix))
+            .then(|| change.shown_delta / change.shown_before.abs() * 100.0);
+        let rel_text = shown_pct
             .map(|r| format!("{}{}%", if r > 0.0 { "+" } else { "" }, fmt_number(r, 1)))
             .unwrap_or_default();
-        c.value("delta_pct", rel_pct, rel_text.clone());
+        c.value("delta_pct", shown_pct, rel_text.clone());
         let interval = fmt_duration(gap);
         c.value("interval", Some(gap), interval.clone());
-        let ratio = if before.abs() > 0.0 && after.abs() > 0.0 {
-            let r = if after > before {
-                after / before
-            } else {
-                before / after
-            };
+        let (b, a) = (change.shown_before, change.shown_after);
+        let ratio = if b.abs() > 0.0 && a.abs() > 0.0 && ratio_scale(dim, suffix) {
+            let r = if a > b { a / b } else { b / a };
             Some(r)
         } else {
             None

@@ -4,7 +4,10 @@ use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_s
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
-use crate::units::{RatePer, fmt_change, fmt_duration, fmt_number, fmt_rate, fmt_value};
+use crate::units::{
+    RatePer, fmt_change, fmt_duration_shown, fmt_number, fmt_rate, fmt_rate_of, fmt_value,
+    rate_per_secs, shown_value,
+};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "growth-rate",
@@ -211,16 +214,22 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let span = (t1 - t0) as f64;
         let mut c = Candidate::new(node, entity, metric, t1);
         let change = fmt_change(first, last, dim, suffix);
-        let rate = fmt_rate(run.slope, dim, suffix, p.rate_per);
+        // The rate printed beside "A → B in T" is (B - A) / T as printed: the least-squares
+        // slope chose the run and vouches for its straightness, but a reader divides the
+        // printed numbers, so those are what the rate and the ETA are computed from.
+        let (span_s, shown_span) = fmt_duration_shown(span);
+        let (rate, rate_value) =
+            fmt_rate_of(change.shown_delta, shown_span, dim, suffix, p.rate_per);
+        let fit = fmt_rate(run.slope, dim, suffix, p.rate_per);
         c.value("first", Some(first), change.before.clone());
         c.value("last", Some(last), change.after.clone());
         c.value("delta", Some(change.shown_delta), change.delta.clone());
-        c.value("span", Some(span), fmt_duration(span));
-        c.value("rate", Some(run.slope), rate.clone());
+        c.value("span", Some(shown_span), span_s.clone());
+        c.value("rate", Some(rate_value), rate.clone());
         c.value("r2", Some(run.r2), fmt_number(run.r2, 2));
         c.value("samples", Some(used.len() as f64), used.len().to_string());
         let mut evidence = format!(
-            "{} {} went from {} at {} to {} at {} ({} over {}, {} captures); the least-squares trend is {} (r² {}).",
+            "{} {} went from {} at {} to {} at {} ({} over {span_s}, {}, {} captures); the least-squares trend is {fit} (r² {}).",
             entity_label(entity),
             metric_label(metric),
             change.before,
@@ -228,9 +237,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             change.after,
             ctx.time(t1),
             change.delta,
-            fmt_duration(span),
-            used.len(),
             rate,
+            used.len(),
             fmt_number(run.r2, 2),
         );
         let limit = match &p.project_to {
@@ -250,17 +258,22 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let mut eta_value = None;
         if let Some(limit) = limit {
             limit_s = fmt_value(limit, dim, suffix);
-            if last >= limit {
+            let shown_limit = shown_value(&limit_s, dim).unwrap_or(limit);
+            let shown_last = change.shown_after;
+            let shown_rate = shown_value(rate.split('/').next().unwrap_or(""), dim)
+                .map(|v| v / rate_per_secs(p.rate_per));
+            if shown_last >= shown_limit {
                 projection = format!("already past {limit_s}");
                 evidence.push_str(&format!(" It is already past {limit_s}."));
-            } else if run.slope > 0.0 {
-                let eta = (limit - last) / run.slope;
+            } else if let Some(r) = shown_rate.filter(|r| *r > 0.0) {
+                // From the printed last value, limit and rate: what a reader would compute.
+                let (text, eta) = fmt_duration_shown((shown_limit - shown_last) / r);
                 eta_value = Some(eta);
-                eta_s = fmt_duration(eta);
-                eta_at_s = ctx.time(t1 + eta as i64);
+                eta_s = text;
+                eta_at_s = ctx.time(t1 + eta.round() as i64);
                 projection = format!("{limit_s} around {eta_at_s}");
                 evidence.push_str(&format!(
-                    " At this rate it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
+                    " At {rate} it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
                 ));
             }
         }

@@ -9,7 +9,7 @@ use crate::markdown::code_span;
 use crate::rules::Rule;
 use crate::rules::select::glob_match;
 use crate::tomlread::Ctx;
-use crate::units::{fmt_duration, fmt_number};
+use crate::units::{fmt_duration, fmt_duration_shown, fmt_number};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "log-pattern-frequency",
@@ -223,15 +223,15 @@ struct Seen<'a> {
 
 /// `rate`: how often it was logged since the previous capture; `now` is the newest count.
 fn rate(p: &Params, seen: &Seen, previous: i64, now: f64, c: &mut Candidate) -> bool {
-    let gap = (seen.latest - previous).max(1) as f64;
+    // Per minute of the interval as printed, so count / interval adds up.
+    let (gap_s, gap) = fmt_duration_shown((seen.latest - previous).max(1) as f64);
     let per_min = now / gap * 60.0;
     c.value("count", Some(now), fmt_number(now, 0));
     c.value("per_min", Some(per_min), fmt_number(per_min, 1));
     c.evidence = format!(
-        "{} was logged {} times in the {} since the previous capture ({}/min).",
+        "{} was logged {} times in the {gap_s} since the previous capture ({}/min).",
         entity_label(seen.entity),
         fmt_number(now, 0),
-        fmt_duration(gap),
         fmt_number(per_min, 1)
     );
     now >= p.min_count
@@ -374,7 +374,8 @@ fn volume(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) 
                 e.1.push((t.count, t.template.clone()));
             }
             for (level, (count, mut templates)) in by_level {
-                let per_s = count as f64 / gap;
+                let (gap_s, shown_gap) = fmt_duration_shown(gap);
+                let per_s = count as f64 / shown_gap;
                 let entity = format!("log:{}", stream.source);
                 if per_s < p.min_per_s {
                     continue;
@@ -397,9 +398,8 @@ fn volume(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) 
                 c.value("source", None, code_span(&stream.source));
                 c.value("template", None, and_list(&top));
                 c.evidence = format!(
-                    "Log {} wrote {count} {level} lines in the {} since the previous capture, ~{} lines/s; the most frequent are {}.",
+                    "Log {} wrote {count} {level} lines in the {gap_s} since the previous capture, ~{} lines/s; the most frequent are {}.",
                     code_span(&stream.source),
-                    fmt_duration(gap),
                     fmt_number(per_s, 0),
                     and_list(&top)
                 );

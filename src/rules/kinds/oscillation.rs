@@ -6,7 +6,7 @@ use super::{
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
-use crate::units::{fmt_duration, fmt_value};
+use crate::units::{fmt_change, fmt_duration, fmt_value};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "oscillation",
@@ -136,13 +136,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 continue;
             }
             let (l, h, _) = measure(&theirs, p.min_move);
+            // The range printed is the difference of the band's printed ends.
+            let band = fmt_change(l, h, dim, suffix);
             peer_lines.push(format!(
                 "{} moved {}{} ({}-{})",
                 other.node,
                 if h - l < p.min_range { "only " } else { "" },
-                fmt_value(h - l, dim, suffix),
-                fmt_value(l, dim, suffix),
-                fmt_value(h, dim, suffix)
+                band.delta.trim_start_matches('+'),
+                band.before,
+                band.after
             ));
         }
         if peer_count > peer_lines.len() && !peer_lines.is_empty() {
@@ -152,10 +154,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             ));
         }
         let mut c = Candidate::new(node, entity, metric, t1);
-        let range_s = fmt_value(high - low, dim, suffix);
-        c.value("range", Some(high - low), range_s.clone());
-        c.value("low", Some(low), fmt_value(low, dim, suffix));
-        c.value("high", Some(high), fmt_value(high, dim, suffix));
+        let band = fmt_change(low, high, dim, suffix);
+        let range_s = band.delta.trim_start_matches('+').to_string();
+        let (low_s, high_s) = (band.before.clone(), band.after.clone());
+        c.value("range", Some(band.shown_delta), range_s.clone());
+        c.value("low", Some(low), low_s.clone());
+        c.value("high", Some(high), high_s.clone());
         c.value("swings", Some(swings as f64), swings.to_string());
         c.value("span", Some(span), fmt_duration(span));
         let peers = peer_lines.join("; ");
@@ -173,8 +177,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             "{} {} swung between {} and {} over {}: a peak-to-trough range of {range_s} in {swings} swings{shown}.{}",
             entity_label(entity),
             metric_label(metric),
-            fmt_value(low, dim, suffix),
-            fmt_value(high, dim, suffix),
+            low_s,
+            high_s,
             fmt_duration(span),
             if peers.is_empty() {
                 String::new()

@@ -7,14 +7,26 @@ use super::{
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
-use crate::units::{RatePer, fmt_duration, fmt_number, fmt_rate, fmt_value};
+use crate::units::{
+    RatePer, fmt_duration, fmt_duration_shown, fmt_near, fmt_number, fmt_rate, fmt_value,
+    rate_per_secs, shown_value,
+};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "projection",
     doc: include_str!("projection.md"),
     target: Target::Series,
     event: false,
-    variables: &["value", "limit", "rate", "eta", "eta_at", "samples", "span"],
+    variables: &[
+        "value",
+        "limit",
+        "rate",
+        "eta",
+        "eta_at",
+        "projection",
+        "samples",
+        "span",
+    ],
     headline: &["rate"],
     parse,
 };
@@ -94,42 +106,55 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let used = &samples[run.start..];
         let (t0, _) = used[0];
         let (t1, last) = used[used.len() - 1];
-        let eta = if last >= limit {
-            0.0
+        let rate_s = fmt_rate(run.slope, dim, suffix, p.fit.rate_per);
+        // The last value is printed with enough digits that the distance to the limit keeps
+        // two significant digits, and the ETA is computed from the printed value, limit and
+        // rate: "15.85GB, rising +120MB/h: 16GB in about 75 min" is what a reader recomputes.
+        let limit_s = fmt_value(limit, dim, suffix);
+        let shown_limit = shown_value(&limit_s, dim).unwrap_or(limit);
+        let value_s = fmt_near(last, shown_limit, dim, suffix);
+        let shown_last = shown_value(&value_s, dim).unwrap_or(last);
+        let shown_rate = shown_value(rate_s.split('/').next().unwrap_or(""), dim)
+            .map(|v| v / rate_per_secs(p.fit.rate_per))
+            .unwrap_or(run.slope);
+        let past = shown_last >= shown_limit;
+        let (eta_s, eta) = if past || shown_rate <= 0.0 {
+            ("0 s".to_string(), 0.0)
         } else {
-            (limit - last) / run.slope
+            fmt_duration_shown((shown_limit - shown_last) / shown_rate)
         };
         if eta > p.within_s {
             continue;
         }
         let mut c = Candidate::new(node, entity, metric, t1);
-        let value_s = fmt_value(last, dim, suffix);
-        let limit_s = fmt_value(limit, dim, suffix);
-        let rate_s = fmt_rate(run.slope, dim, suffix, p.fit.rate_per);
-        let eta_at = ctx.time(t1 + eta as i64);
-        c.value("value", Some(last), value_s.clone());
+        let eta_at = ctx.time(t1 + eta.round() as i64);
+        let projection = if past {
+            format!("already past {limit_s}")
+        } else {
+            format!("{limit_s} around {eta_at}")
+        };
+        c.value("value", Some(shown_last), value_s.clone());
         c.value("limit", Some(limit), limit_s.clone());
-        c.value("rate", Some(run.slope), rate_s.clone());
-        c.value("eta", Some(eta), fmt_duration(eta));
-        c.value("eta_at", None, eta_at.clone());
+        c.value("rate", Some(shown_rate), rate_s.clone());
+        c.value("eta", Some(eta), eta_s.clone());
+        c.value("eta_at", None, if past { "now".to_string() } else { eta_at.clone() });
+        c.value("projection", None, projection);
         c.value("samples", Some(used.len() as f64), used.len().to_string());
         c.value(
             "span",
             Some((t1 - t0) as f64),
             fmt_duration((t1 - t0) as f64),
         );
-        let reach = if eta == 0.0 {
+        let reach = if past {
             format!("it is already past {limit_s}")
         } else {
-            format!(
-                "it reaches {limit_s} in about {} (around {eta_at})",
-                fmt_duration(eta)
-            )
+            format!("at {rate_s} it reaches {limit_s} in about {eta_s} (around {eta_at})")
         };
         c.evidence = format!(
-            "{} {} is {value_s} and has been rising {rate_s} over {} ({} captures, r² {}); at that rate {reach}.",
+            "{} {} is {value_s} at {} and has been rising {rate_s} over {} ({} captures, r² {}); {reach}.",
             entity_label(entity),
             metric_label(metric),
+            ctx.time(t1),
             fmt_duration((t1 - t0) as f64),
             used.len(),
             fmt_number(run.r2, 2)
