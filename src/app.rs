@@ -475,57 +475,14 @@ fn parse_wait(wait: Option<&str>) -> Result<std::time::Duration> {
 }
 
 /// Can an open finding's evidence be read at the window's newest capture, and what does it say?
+/// (The verdict is the rules' own: [`crate::rules::resolution`].)
 fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
-    if evaluation.could_not_check(f) {
-        return Recheck::CouldNotCheck;
+    use crate::rules::resolution::{Verdict, verdict};
+    match verdict(evaluation, window, f) {
+        Verdict::Healthy { now } => Recheck::Gone { now },
+        Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
+        Verdict::Holds => Recheck::Holds,
     }
-    let mut now_text = None;
-    for node in &f.nodes {
-        let Some(n) = window.node(node) else {
-            return Recheck::CouldNotCheck;
-        };
-        let Some(latest) = n.latest() else {
-            return Recheck::CouldNotCheck;
-        };
-        if latest.is_dark() {
-            return Recheck::CouldNotCheck;
-        }
-        if f.kind == "drift-across-nodes" {
-            continue;
-        }
-        // Reachability is about sources, not series: a node answers again when any source
-        // does, a source when it does.
-        if f.entity == "node" {
-            now_text = Some(format!(
-                "{} of {} sources answering",
-                latest.sources.iter().filter(|s| s.ok).count(),
-                latest.sources.len()
-            ));
-            continue;
-        }
-        if let Some(source) = f.entity.strip_prefix("source:") {
-            match latest.source(source) {
-                Some(s) if s.ok => now_text = Some(format!("`{source}` answering")),
-                _ => return Recheck::CouldNotCheck,
-            }
-            continue;
-        }
-        // Findings that are not about one series (a missing key, a config setting, a log
-        // pattern) are judged by their rule alone: it marks them unchecked when it cannot read
-        // their evidence, so here no finding means gone.
-        if !crate::history::metrics::KNOWN_METRICS.contains(&f.metric.as_str()) {
-            continue;
-        }
-        match window.current(node, &f.entity, &f.metric) {
-            Some(Some(v)) => {
-                let (d, s) = metric_unit(&f.metric);
-                now_text = Some(fmt_value(v, d, s));
-            }
-            Some(None) => now_text = Some("null".to_string()),
-            None => return Recheck::CouldNotCheck,
-        }
-    }
-    Recheck::Gone { now: now_text }
 }
 
 fn fail_code(worst: Option<Severity>, fail_on: Option<FailOn>) -> i32 {

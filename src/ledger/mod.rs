@@ -12,6 +12,7 @@
 //! log after 500 sections; what grows is one line of counts per month of the report's index.
 
 pub mod acks;
+mod resolution;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -105,6 +106,13 @@ pub struct Entry {
     pub acknowledged: bool,
     #[serde(default)]
     pub escalated: bool,
+    /// Analysed captures in a row its rule saw it healthy (see [`resolution`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub healthy_streak: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A section written to the report, remembered for the noise report.
@@ -170,6 +178,8 @@ pub enum Recheck {
     Gone { now: Option<String> },
     /// The data is missing: keep it open.
     CouldNotCheck,
+    /// The rule says the condition still holds (a setting still missing): keep it open.
+    Holds,
 }
 
 /// Why a finding is written in full in this section.
@@ -207,6 +217,9 @@ pub struct Reported {
     pub first_seen: DateTime<Utc>,
     /// Whether the recommendation can be seen deployed: "not yet deployed …" / "deployed on …".
     pub deployment: Option<Deployment>,
+    /// For a finding that blinds patrol to its node ([`crate::model::Lifecycle::blinds`]): how
+    /// many other open findings about the node could not be checked at this analysis.
+    pub leaves_unchecked: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -403,6 +416,7 @@ impl Ledger {
             reason,
             first_seen: e.first_seen,
             deployment: None,
+            leaves_unchecked: 0,
         });
     }
 
@@ -433,6 +447,7 @@ impl Ledger {
                     e.occurrences += step;
                     e.consecutive += step;
                     e.unchecked_since = None;
+                    e.healthy_streak = 0;
                     if e.finding.severity != f.severity {
                         e.severity_history.push(SeverityChange {
                             at: now,
@@ -441,7 +456,7 @@ impl Ledger {
                         let excess = e.severity_history.len().saturating_sub(SEVERITY_MEMORY);
                         e.severity_history.drain(..excess);
                     }
-                    e.finding = f;
+                    e.finding = resolution::keep_context(&e.finding, f);
                     let mut reason = follow_up(e, &e.finding, now, &self.policy);
                     if !matches!(reason, Some(Reason::Escalated { .. }))
                         && e.acknowledged
@@ -480,6 +495,7 @@ impl Ledger {
                     e.reopened += 1;
                     e.resolved_at = None;
                     e.unchecked_since = None;
+                    e.healthy_streak = 0;
                     e.escalated = false;
                     e.finding = f;
                     e.severity_history.push(SeverityChange {
@@ -517,6 +533,7 @@ impl Ledger {
                         reported_values: BTreeMap::new(),
                         acknowledged: false,
                         escalated: false,
+                        healthy_streak: 0,
                     });
                     Ledger::report_new(e, Reason::New, now, ack.as_ref(), &mut outcome);
                     continue;
@@ -536,20 +553,9 @@ impl Ledger {
                 e.resolved_at = Some(now);
                 continue;
             }
-            match recheck(&e.finding) {
-                Recheck::Gone { now: current } => {
-                    e.status = Status::Resolved;
-                    e.resolved_at = Some(now);
-                    e.acknowledged = false;
-                    outcome.resolved.push(Resolved {
-                        finding: e.finding.clone(),
-                        first_seen: e.first_seen,
-                        resolved_at: now,
-                        now: current,
-                    });
-                }
-                Recheck::CouldNotCheck => {
-                    e.unchecked_since.get_or_insert(now);
+            match resolution::step(e, recheck(&e.finding), now, step) {
+                Some(resolved) => outcome.resolved.push(resolved),
+                None => {
                     if let Some(a) = self.acks.holding(&e.finding, now) {
                         outcome.acknowledged.push(Acknowledged::new(&e.finding, a));
                     }
@@ -563,6 +569,7 @@ impl Ledger {
         // Recommendation tracking: a reported finding whose rule names a verifying rule.
         for r in &mut outcome.reported {
             r.deployment = self.deployment(&r.finding);
+            r.leaves_unchecked = resolution::left_unchecked(&self.entries, &r.finding);
         }
         let reported: std::collections::BTreeSet<String> =
             outcome.reported.iter().map(|r| r.finding.key()).collect();

@@ -431,6 +431,12 @@ pub fn build_section(
                 );
             }
         }
+        if r.leaves_unchecked > 0 {
+            body.push_str(&format!(
+                " It leaves {} about it unchecked: they stay open until it is seen again.",
+                crate::units::plural(r.leaves_unchecked, "open finding")
+            ));
+        }
         if !f.recommendation.is_empty() {
             body.push(' ');
             body.push_str(&f.recommendation);

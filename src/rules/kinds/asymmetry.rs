@@ -49,6 +49,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 sets.insert(&node.node, (names, snap.captured_at.timestamp()));
             }
         }
+        // A peer that cannot be compared hides what it lacks: nothing about the group can be
+        // said to be gone while it is blind.
+        if sets.len() < nodes.len() {
+            for node in &nodes {
+                if let Some(at) = node.latest_at() {
+                    let entity = format!("peers:{group}");
+                    out.push(Candidate::undecided(node, &entity, "containers", at));
+                }
+            }
+        }
         if sets.len() < 2 {
             continue;
         }
