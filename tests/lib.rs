@@ -25,6 +25,7 @@ mod logs;
 mod perms;
 mod quiet;
 mod registry;
+mod resolution;
 mod secrets;
 mod shared_archive;
 mod support;

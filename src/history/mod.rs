@@ -160,7 +160,11 @@ impl NodeHistory {
     pub fn entity_fresh(&self, entity: &str) -> Option<bool> {
         let series = self.series.get(entity)?;
         let latest = self.latest_at()?;
-        Some(series.iter().any(|(_, s)| s.last().is_some_and(|p| p.at == latest)))
+        Some(
+            series
+                .iter()
+                .any(|(_, s)| s.last().is_some_and(|p| p.at == latest)),
+        )
     }
 
     pub fn series(&self, entity: &str, metric: &str) -> Option<&Series> {

@@ -708,7 +708,11 @@ mod tests {
             values: BTreeMap::new(),
             event,
             event_id: event.then(|| "1".into()),
-            lifecycle: crate::model::Lifecycle::default(),
+            lifecycle: crate::model::Lifecycle {
+                resolve_after: Some(1),
+                ..Default::default()
+            },
+            context: BTreeMap::new(),
         }
     }
 

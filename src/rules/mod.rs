@@ -365,7 +365,11 @@ impl Library {
                 format!("(template error in rule {}: {e})", rule.id)
             })
         };
-        let context = resolution::context(states, &c.nodes);
+        let context = if c.any_state {
+            BTreeMap::new()
+        } else {
+            resolution::context(states, &c.nodes)
+        };
         let title = render(&rule.title);
         let recommendation = render(&rule.recommendation);
         let mut finding = Finding {

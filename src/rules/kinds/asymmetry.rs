@@ -102,7 +102,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             } else {
                 and_list(&lacking.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             };
-            let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at);
+            let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at).in_any_state();
             c.value("only_here", None, and_list(&names));
             c.value("count", Some(names.len() as f64), names.len().to_string());
             c.value("other", None, shown_peers.clone());

@@ -82,7 +82,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if ntp == Some(false) {
             reasons.push("NTP reports the clock as not synchronised".into());
         }
-        let mut c = Candidate::new(node, "clock", "skew", at.timestamp());
+        let mut c = Candidate::new(node, "clock", "skew", at.timestamp()).in_any_state();
         let reason = match (&ahead, offset_s.filter(|o| o.abs() > p.tolerance_s)) {
             (Some((secs, source, _)), _) => {
                 format!(

@@ -112,7 +112,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 }
                 continue;
             }
-            let mut cand = Candidate::new(node, &entity, &format!("config:{}", p.setting), at);
+            let mut cand = Candidate::new(node, &entity, &format!("config:{}", p.setting), at).in_any_state();
             let setting = match &p.flag {
                 Some(f) if p.setting == "command_flag" => code_span(f),
                 _ => p.setting.clone(),

@@ -150,6 +150,10 @@ pub struct Candidate {
     /// usage that made it worth telling fell): an open finding about it stays open, and a
     /// finding that is not open is not raised.
     pub holds: bool,
+    /// What it is about reads the same in any derived state (a reading present or null, a
+    /// source answering, a setting, a version): its finding records no context, so it may
+    /// resolve whatever the line is doing.
+    pub any_state: bool,
     pub values: BTreeMap<String, EvidenceValue>,
 }
 
@@ -166,6 +170,7 @@ impl Candidate {
             scope: None,
             unchecked: false,
             holds: false,
+            any_state: false,
             values: BTreeMap::new(),
         }
     }
@@ -200,6 +205,12 @@ impl Candidate {
     ) -> Candidate {
         let at = points.last().map(|p| p.at).unwrap_or_default();
         Candidate::undecided(node, entity, metric, at)
+    }
+
+    /// Marks it as judged the same in any derived state (see [`Candidate::any_state`]).
+    pub fn in_any_state(mut self) -> Candidate {
+        self.any_state = true;
+        self
     }
 
     pub fn value(&mut self, name: &str, value: Option<f64>, text: impl Into<String>) {
