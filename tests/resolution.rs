@@ -97,8 +97,10 @@ fn replay_and_check(
         let findings = std::mem::take(&mut evaluation.findings);
         let bad: BTreeSet<String> = findings.iter().map(Finding::key).collect();
         for f in findings.iter().filter(|f| !f.event) {
-            let state_now = patrol::rules::resolution::context(&evaluation.states, &f.nodes);
-            raised_in.entry(f.key()).or_insert(state_now);
+            // The states the rule recorded with it (none for what reads the same in any state).
+            raised_in
+                .entry(f.key())
+                .or_insert_with(|| f.context.clone());
             known.insert(f.key(), f.clone());
         }
         for (key, f) in &known {
