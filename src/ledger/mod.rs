@@ -3,8 +3,9 @@
 //! the worst of what is still open in the heading. Keyed by [`Finding::key`].
 //!
 //! A finding resolves only when the evidence that raised it can be read again and no longer
-//! shows the problem; if the node or source is silent, the finding stays open ("could not
-//! check"), because silence is not a fix. The ledger also holds the section being written
+//! shows the problem, for its rule's `resolve_after` captures in a row ([`resolution`]); if the
+//! node or source is silent, the finding stays open ("could not check"), because silence is
+//! not a fix. The ledger also holds the section being written
 //! (`pending`) so that a crash between the report and the ledger loses or repeats nothing.
 //!
 //! It stays small over years: events are forgotten after two weeks, resolved findings after

@@ -655,6 +655,26 @@ mod tests {
         assert!(err.contains("no rule defined (1 file read)"), "{err}");
     }
 
+    #[test]
+    fn resolve_after_and_blinds_travel_on_the_finding_and_a_bad_count_is_refused() {
+        let rule = |extra: &str| {
+            format!(
+                "[[rule]]\nid = \"r\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"d\"\nselect = {{ entity = \"host\", metric = \"load1\" }}\nparams = {{ above = 1 }}\ntitle = \"t\"\nrecommendation = \"r\"\n{extra}"
+            )
+        };
+        let lib = Library::from_sources(&[(
+            PathBuf::from("r.toml"),
+            rule("resolve_after = 3\nblinds = true\n"),
+        )])
+        .unwrap();
+        assert_eq!(lib.rules[0].resolve_after, Some(3));
+        assert!(lib.rules[0].blinds);
+        let err = Library::from_sources(&[(PathBuf::from("r.toml"), rule("resolve_after = -1\n"))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("resolve_after"), "{err}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
