@@ -378,7 +378,7 @@ fn backtest_prints_when_a_rule_would_have_fired() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("2026-02-22 17:15 RESOLVED vk01 GPU 0"),
+        stdout.contains("2026-02-22 17:30 RESOLVED vk01 GPU 0"),
         "{stdout}"
     );
     assert!(

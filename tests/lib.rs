@@ -26,6 +26,7 @@ mod logs;
 mod perms;
 mod quiet;
 mod registry;
+mod resolution;
 mod secrets;
 mod shared_archive;
 mod support;

@@ -120,6 +120,53 @@ impl NodeHistory {
         self.times.back().copied()
     }
 
+    /// The spacing of this node's captures: the interval its newest snapshot records, else the
+    /// median spacing of the captures in the window (older archives did not record it).
+    pub fn capture_interval(&self) -> Option<i64> {
+        if let Some(i) = self.latest().and_then(|s| s.interval_s) {
+            return Some(i as i64);
+        }
+        let mut gaps: Vec<i64> = self
+            .times
+            .iter()
+            .zip(self.times.iter().skip(1))
+            .map(|(a, b)| b - a)
+            .collect();
+        gaps.sort_unstable();
+        gaps.get(gaps.len() / 2).copied()
+    }
+
+    /// Where this node's unbroken run of captures starts: the run that ends at its newest
+    /// capture with no gap longer than twice the capture interval. A rule that judges a
+    /// duration cannot judge it across a gap: what happened in it was not seen.
+    pub fn contiguous_since(&self) -> Option<i64> {
+        let last = self.latest_at()?;
+        let Some(interval) = self.capture_interval().filter(|i| *i > 0) else {
+            return Some(last);
+        };
+        let mut start = last;
+        for at in self.times.iter().rev().skip(1) {
+            if start - at > 2 * interval {
+                break;
+            }
+            start = *at;
+        }
+        Some(start)
+    }
+
+    /// Whether any series of the entity is in the window, and whether one of them has a
+    /// reading from the node's newest capture: `None` when the entity has no series at all
+    /// (a peer group, a clock, a watched key), which a caller judges by other means.
+    pub fn entity_fresh(&self, entity: &str) -> Option<bool> {
+        let series = self.series.get(entity)?;
+        let latest = self.latest_at()?;
+        Some(
+            series
+                .iter()
+                .any(|(_, s)| s.last().is_some_and(|p| p.at == latest)),
+        )
+    }
+
     pub fn series(&self, entity: &str, metric: &str) -> Option<&Series> {
         self.series
             .get(entity)?

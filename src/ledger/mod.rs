@@ -3,8 +3,9 @@
 //! the worst of what is still open in the heading. Keyed by [`Finding::key`].
 //!
 //! A finding resolves only when the evidence that raised it can be read again and no longer
-//! shows the problem; if the node or source is silent, the finding stays open ("could not
-//! check"), because silence is not a fix. The ledger also holds the section being written
+//! shows the problem, for its rule's `resolve_after` captures in a row ([`resolution`]); if the
+//! node or source is silent, the finding stays open ("could not check"), because silence is
+//! not a fix. The ledger also holds the section being written
 //! (`pending`) so that a crash between the report and the ledger loses or repeats nothing.
 //!
 //! It stays small over years: events are forgotten after two weeks, resolved findings after
@@ -12,6 +13,7 @@
 //! log after 500 sections; what grows is one line of counts per month of the report's index.
 
 pub mod acks;
+mod resolution;
 mod update;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -106,6 +108,13 @@ pub struct Entry {
     pub acknowledged: bool,
     #[serde(default)]
     pub escalated: bool,
+    /// Analysed captures in a row its rule saw it healthy (see [`resolution`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub healthy_streak: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A section written to the report, remembered for the noise report.
@@ -171,6 +180,8 @@ pub enum Recheck {
     Gone { now: Option<String> },
     /// The data is missing: keep it open.
     CouldNotCheck,
+    /// The rule says the condition still holds (a setting still missing): keep it open.
+    Holds,
 }
 
 /// Why a finding is written in full in this section.
@@ -208,6 +219,9 @@ pub struct Reported {
     pub first_seen: DateTime<Utc>,
     /// Whether the recommendation can be seen deployed: "not yet deployed …" / "deployed on …".
     pub deployment: Option<Deployment>,
+    /// For a finding that blinds patrol to its node ([`crate::model::Lifecycle::blinds`]): how
+    /// many other open findings about the node could not be checked at this analysis.
+    pub leaves_unchecked: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

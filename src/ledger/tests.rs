@@ -24,7 +24,11 @@ fn finding(rule: &str, event: bool) -> Finding {
         values: BTreeMap::new(),
         event,
         event_id: event.then(|| "1".into()),
-        lifecycle: crate::model::Lifecycle::default(),
+        lifecycle: crate::model::Lifecycle {
+            resolve_after: Some(1),
+            ..Default::default()
+        },
+        context: BTreeMap::new(),
     }
 }
 

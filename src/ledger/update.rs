@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::acks::Ack;
 use super::{
     Acknowledged, EVENT_MEMORY_DAYS, Entry, Ledger, Outcome, Policy, Reason, Recheck, Reported,
-    Resolved, SEVERITY_MEMORY, SeverityChange, Status, StillOpen,
+    SEVERITY_MEMORY, SeverityChange, Status, StillOpen, resolution,
 };
 use crate::model::{EvidenceValue, Finding, Severity};
 
@@ -100,10 +100,9 @@ impl Ledger {
                 e.resolved_at = Some(now);
                 continue;
             }
-            match recheck(&e.finding) {
-                Recheck::Gone { now: current } => resolve(e, now, current, outcome),
-                Recheck::CouldNotCheck => {
-                    e.unchecked_since.get_or_insert(now);
+            match resolution::step(e, recheck(&e.finding), now, step) {
+                Some(resolved) => outcome.resolved.push(resolved),
+                None => {
                     if let Some(a) = self.acks.holding(&e.finding, now) {
                         outcome.acknowledged.push(Acknowledged::new(&e.finding, a));
                     }
@@ -123,6 +122,7 @@ impl Ledger {
         // Recommendation tracking: a reported finding whose rule names a verifying rule.
         for r in &mut outcome.reported {
             r.deployment = self.deployment(&r.finding);
+            r.leaves_unchecked = resolution::left_unchecked(&self.entries, &r.finding);
         }
         let reported: BTreeSet<String> = outcome.reported.iter().map(|r| r.finding.key()).collect();
         outcome.still_open = self
@@ -162,6 +162,7 @@ impl Entry {
             reported_values: BTreeMap::new(),
             acknowledged: false,
             escalated: false,
+            healthy_streak: 0,
         }
     }
 
@@ -180,10 +181,11 @@ fn follow_open(e: &mut Entry, f: Finding, s: &Sighting, policy: &Policy, outcome
     e.occurrences += s.step;
     e.consecutive += s.step;
     e.unchecked_since = None;
+    e.healthy_streak = 0;
     if e.finding.severity != f.severity {
         e.record_severity(s.now, f.severity);
     }
-    e.finding = f;
+    e.finding = resolution::keep_context(&e.finding, f);
     let reason = re_emit_reason(e, s, policy);
     let worse = matches!(reason, Some(Reason::Escalated { .. }));
     if worse {
@@ -228,24 +230,11 @@ fn reopen(e: &mut Entry, f: Finding, now: DateTime<Utc>, ack: Option<&Ack>, outc
     e.reopened += 1;
     e.resolved_at = None;
     e.unchecked_since = None;
+    e.healthy_streak = 0;
     e.escalated = false;
     e.finding = f;
     e.record_severity(now, e.finding.severity);
     report_new(e, Reason::Reopened { after }, now, ack, outcome);
-}
-
-/// The resolution of an open finding whose evidence was read again and no longer shows the
-/// problem; `current` is what the evidence reads now.
-fn resolve(e: &mut Entry, now: DateTime<Utc>, current: Option<String>, outcome: &mut Outcome) {
-    e.status = Status::Resolved;
-    e.resolved_at = Some(now);
-    e.acknowledged = false;
-    outcome.resolved.push(Resolved {
-        finding: e.finding.clone(),
-        first_seen: e.first_seen,
-        resolved_at: now,
-        now: current,
-    });
 }
 
 /// A new or reopened finding: reported in full unless an acknowledgement holds for it.
@@ -274,6 +263,7 @@ fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outco
         reason,
         first_seen: e.first_seen,
         deployment: None,
+        leaves_unchecked: 0,
     });
 }
 

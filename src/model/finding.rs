@@ -81,6 +81,10 @@ pub struct Finding {
     /// counts as sustained, which rule verifies its recommendation.
     #[serde(default, skip_serializing_if = "Lifecycle::is_default")]
     pub lifecycle: Lifecycle,
+    /// The derived states of its nodes when it was last seen ("vk01/line" → "production"):
+    /// while they differ, its absence proves nothing and it cannot resolve.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
 }
 
 /// What the ledger needs to know about a finding's rule to report it over time.
@@ -95,9 +99,26 @@ pub struct Lifecycle {
     /// A rule whose finding on the same subject means the recommendation is not deployed yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<String>,
+    /// Captures in a row it must be seen healthy, on fresh readings, before it resolves
+    /// (absent: [`Lifecycle::DEFAULT_RESOLVE_AFTER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_after: Option<u32>,
+    /// Its finding leaves patrol blind to a node (unreachable, no containers): the report says
+    /// how many open findings it leaves unchecked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blinds: bool,
 }
 
 impl Lifecycle {
+    /// One healthy capture could be the gap between two bad ones.
+    pub const DEFAULT_RESOLVE_AFTER: u32 = 2;
+
+    pub fn resolve_after(&self) -> u32 {
+        self.resolve_after
+            .unwrap_or(Lifecycle::DEFAULT_RESOLVE_AFTER)
+            .max(1)
+    }
+
     pub fn is_default(&self) -> bool {
         self == &Lifecycle::default()
     }

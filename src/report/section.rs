@@ -129,6 +129,12 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
             );
         }
     }
+    if r.leaves_unchecked > 0 {
+        body.push_str(&format!(
+            " It leaves {} about it unchecked: they stay open until it is seen again.",
+            crate::units::plural(r.leaves_unchecked, "open finding")
+        ));
+    }
     if !f.recommendation.is_empty() {
         body.push(' ');
         body.push_str(&f.recommendation);

@@ -8,6 +8,7 @@ pub mod advice;
 pub mod defaults;
 pub mod kinds;
 pub mod recheck;
+pub mod resolution;
 pub mod select;
 pub mod states;
 pub mod template;
@@ -45,6 +46,10 @@ pub struct Rule {
     pub when: Gate,
     /// Captures in a row after which an open finding is reported again as sustained.
     pub escalate_after: Option<u32>,
+    /// Captures in a row an open finding must be seen healthy before it resolves.
+    pub resolve_after: Option<u32>,
+    /// Its finding means patrol is blind to the node (see [`Lifecycle::blinds`]).
+    pub blinds: bool,
     /// A rule whose finding on the same subject means this one's recommendation is not deployed.
     pub verify: Option<String>,
     pub file: PathBuf,
@@ -57,9 +62,15 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// Keys ([`Finding::key`]) of subjects a rule could not decide this time.
     pub unchecked: BTreeSet<String>,
-    /// (rule id, node) pairs a rule's gate kept it from judging: open findings of that rule
-    /// about that node stay open ("could not check"), they do not resolve.
+    /// (rule id, node) pairs a rule's gate kept it from judging, or that its kind could not judge
+    /// at all this time: open findings of that rule about that node stay open ("could not
+    /// check"), they do not resolve.
     pub gated: BTreeSet<(String, String)>,
+    /// Keys of subjects whose condition still holds with nothing new to say (a setting still
+    /// missing): an open finding about one stays open.
+    pub holds: BTreeSet<String>,
+    /// The derived states this evaluation computed, which a finding's context is compared with.
+    pub states: StateTable,
 }
 
 impl Evaluation {
@@ -89,6 +100,7 @@ fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
         event: c.event,
         event_id: c.event_id.clone(),
         lifecycle: Lifecycle::default(),
+        context: BTreeMap::new(),
     };
     probe.key()
 }
@@ -108,7 +120,7 @@ impl std::fmt::Debug for Library {
     }
 }
 
-const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, verify, title, recommendation, advice";
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, resolve_after, blinds, verify, title, recommendation, advice";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -285,6 +297,7 @@ impl Library {
         let mut findings = Vec::new();
         let mut unchecked = BTreeSet::new();
         let mut gated = BTreeSet::new();
+        let mut holds = BTreeSet::new();
         let mut candidates = Vec::new();
         for rule in &self.rules {
             candidates.clear();
@@ -302,8 +315,14 @@ impl Library {
                 if c.nodes.iter().any(|n| closed.contains(&n.as_str())) {
                     continue;
                 }
-                if c.unchecked {
+                if c.unchecked && c.entity == kinds::WHOLE_NODE {
+                    for n in &c.nodes {
+                        gated.insert((rule.id.clone(), n.clone()));
+                    }
+                } else if c.unchecked {
                     unchecked.insert(unchecked_key(rule, &c));
+                } else if c.holds {
+                    holds.insert(unchecked_key(rule, &c));
                 } else {
                     findings.push(self.render(rule, c, &ctx));
                 }
@@ -320,6 +339,8 @@ impl Library {
             findings,
             unchecked,
             gated,
+            holds,
+            states,
         }
     }
 
@@ -360,6 +381,11 @@ impl Library {
                 format!("(template error in rule {}: {e})", rule.id)
             })
         };
+        let context = if c.any_state {
+            BTreeMap::new()
+        } else {
+            resolution::context(ctx.states, &c.nodes)
+        };
         let title = render(&rule.title);
         let recommendation = render(recommendation_source);
         let mut finding = Finding {
@@ -383,7 +409,10 @@ impl Library {
                     .unwrap_or_default(),
                 escalate_after: rule.escalate_after,
                 verify: rule.verify.clone(),
+                resolve_after: rule.resolve_after,
+                blinds: rule.blinds,
             },
+            context,
         };
         if finding.recommendation.is_empty() {
             finding.recommendation = rule.description.clone();
@@ -487,6 +516,8 @@ fn parse_rule(
     });
     let when = parse_gate(&mut f, ctx, states);
     let escalate_after = f.count(ctx, "escalate_after").map(|n| n.max(1) as u32);
+    let resolve_after = f.count(ctx, "resolve_after").map(|n| n.max(1) as u32);
+    let blinds = f.boolean(ctx, "blinds").unwrap_or(false);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
     f.finish(ctx);
     Some(Rule {
@@ -502,6 +533,8 @@ fn parse_rule(
         advice,
         when,
         escalate_after,
+        resolve_after,
+        blinds,
         verify,
         file: path.to_path_buf(),
         line,
@@ -641,6 +674,26 @@ mod tests {
         std::fs::write(dir.path().join("states.toml"), "# nothing yet\n").unwrap();
         let err = Library::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("no rule defined (1 file read)"), "{err}");
+    }
+
+    #[test]
+    fn resolve_after_and_blinds_travel_on_the_finding_and_a_bad_count_is_refused() {
+        let rule = |extra: &str| {
+            format!(
+                "[[rule]]\nid = \"r\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"d\"\nselect = {{ entity = \"host\", metric = \"load1\" }}\nparams = {{ above = 1 }}\ntitle = \"t\"\nrecommendation = \"r\"\n{extra}"
+            )
+        };
+        let lib = Library::from_sources(&[(
+            PathBuf::from("r.toml"),
+            rule("resolve_after = 3\nblinds = true\n"),
+        )])
+        .unwrap();
+        assert_eq!(lib.rules[0].resolve_after, Some(3));
+        assert!(lib.rules[0].blinds);
+        let err = Library::from_sources(&[(PathBuf::from("r.toml"), rule("resolve_after = -1\n"))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("resolve_after"), "{err}");
     }
 
     proptest! {

@@ -5,85 +5,34 @@
 //! its kind's to declare ([`KindSpec::recheck_by`]), so nothing here names a kind.
 
 use crate::history::Window;
-use crate::history::metrics::{KNOWN_METRICS, metric_unit};
 use crate::ledger::Recheck;
-use crate::model::{Finding, Snapshot};
+use crate::model::Finding;
 use crate::rules::Evaluation;
 use crate::rules::kinds::{self, KindSpec, RecheckBy};
-use crate::units::fmt_value;
+use crate::rules::resolution::{Verdict, verdict};
 
 /// Can an open finding's evidence be read at the window's newest capture, and what does it say?
+/// The verdict is [`crate::rules::resolution::verdict`]'s; this maps it to what the ledger keeps.
 pub fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
-    if evaluation.could_not_check(f) {
-        return Recheck::CouldNotCheck;
+    match verdict(evaluation, window, f) {
+        Verdict::Healthy { now } => Recheck::Gone { now },
+        Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
+        Verdict::Holds => Recheck::Holds,
     }
-    // A kind the library no longer has (an old ledger entry) is rechecked by its subject.
-    let by = kinds::spec(&f.kind).map_or(RecheckBy::Subject, KindSpec::recheck_by);
-    let mut now_text = None;
-    for node in &f.nodes {
-        let Some(latest) = window.node(node).and_then(|n| n.latest()) else {
-            return Recheck::CouldNotCheck;
-        };
-        if latest.is_dark() {
-            return Recheck::CouldNotCheck;
-        }
-        if by == RecheckBy::NodesAnswering {
-            continue;
-        }
-        match subject_now(window, node, latest, f) {
-            Reading::Now(text) => now_text = Some(text),
-            Reading::ByTheRule => {}
-            Reading::Missing => return Recheck::CouldNotCheck,
-        }
-    }
-    Recheck::Gone { now: now_text }
 }
 
-/// What a finding's subject reads on one node at the newest capture.
-enum Reading {
-    /// Read: what it says now.
-    Now(String),
-    /// Not one series (a missing key, a config setting, a log pattern): the rule alone judges it,
-    /// and it marks such a finding unchecked when it cannot read the evidence, so no finding
-    /// means gone.
-    ByTheRule,
-    /// The evidence is not in the newest capture.
-    Missing,
-}
-
-fn subject_now(window: &Window, node: &str, latest: &Snapshot, f: &Finding) -> Reading {
-    // Reachability is about sources, not series: a node answers again when any source does, a
-    // source when it does.
-    if f.entity == "node" {
-        return Reading::Now(format!(
-            "{} of {} sources answering",
-            latest.sources.iter().filter(|s| s.ok).count(),
-            latest.sources.len()
-        ));
-    }
-    if let Some(source) = f.entity.strip_prefix("source:") {
-        return match latest.source(source) {
-            Some(s) if s.ok => Reading::Now(format!("`{source}` answering")),
-            _ => Reading::Missing,
-        };
-    }
-    if !KNOWN_METRICS.contains(&f.metric.as_str()) {
-        return Reading::ByTheRule;
-    }
-    match window.current(node, &f.entity, &f.metric) {
-        Some(Some(v)) => {
-            let (d, s) = metric_unit(&f.metric);
-            Reading::Now(fmt_value(v, d, s))
-        }
-        Some(None) => Reading::Now("null".to_string()),
-        None => Reading::Missing,
-    }
+/// How a finding's kind wants it rechecked; a kind the library no longer has (an old ledger
+/// entry) is rechecked by its subject.
+pub(crate) fn recheck_by(f: &Finding) -> RecheckBy {
+    kinds::spec(&f.kind).map_or(RecheckBy::Subject, KindSpec::recheck_by)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Host, Severity, SourceStatus};
+    use crate::model::{Host, Severity, Snapshot, SourceStatus};
+    use crate::history::metrics::metric_unit;
+    use crate::units::fmt_value;
     use chrono::{TimeZone, Utc};
 
     fn capture(node: &str, minute: i64, sources: &[(&str, bool)]) -> Snapshot {
@@ -133,13 +82,14 @@ mod tests {
             event: false,
             event_id: None,
             lifecycle: Default::default(),
+            context: Default::default(),
         }
     }
 
     fn now(r: Recheck) -> Option<Option<String>> {
         match r {
             Recheck::Gone { now } => Some(now),
-            Recheck::CouldNotCheck => None,
+            Recheck::CouldNotCheck | Recheck::Holds => None,
         }
     }
 

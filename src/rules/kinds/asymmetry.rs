@@ -49,6 +49,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 sets.insert(&node.node, (names, snap.captured_at.timestamp()));
             }
         }
+        // A peer that cannot be compared hides what it lacks: nothing about the group can be
+        // said to be gone while it is blind.
+        if sets.len() < nodes.len() {
+            for node in &nodes {
+                if let Some(at) = node.latest_at() {
+                    let entity = format!("peers:{group}");
+                    out.push(Candidate::undecided(node, &entity, "containers", at));
+                }
+            }
+        }
         if sets.len() < 2 {
             continue;
         }
@@ -92,7 +102,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             } else {
                 and_list(&lacking.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             };
-            let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at);
+            let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at).in_any_state();
             c.value("only_here", None, and_list(&names));
             c.value("count", Some(names.len() as f64), names.len().to_string());
             c.value("other", None, shown_peers.clone());

@@ -69,12 +69,20 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             ));
         }
         if reasons.is_empty() {
+            if ntp == Some(false) {
+                // Lines stamped ahead come and go; what made them, an unsynchronised clock,
+                // is still there: the finding resolves when NTP is fixed, not when the logs
+                // happen to be quiet.
+                out.push(Candidate::holding(node, "clock", "skew", at.timestamp()));
+            } else if offset_s.is_none() && node.recent().all(|s| s.logs.is_empty()) {
+                out.push(Candidate::undecided(node, "clock", "skew", at.timestamp()));
+            }
             continue;
         }
         if ntp == Some(false) {
             reasons.push("NTP reports the clock as not synchronised".into());
         }
-        let mut c = Candidate::new(node, "clock", "skew", at.timestamp());
+        let mut c = Candidate::new(node, "clock", "skew", at.timestamp()).in_any_state();
         let reason = match (&ahead, offset_s.filter(|o| o.abs() > p.tolerance_s)) {
             (Some((secs, source, _)), _) => {
                 format!(

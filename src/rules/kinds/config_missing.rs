@@ -103,9 +103,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 }
             };
             if !missing {
+                // The setting is still missing, only the usage that made it worth telling
+                // fell (after a restart): the configuration did not change, so a finding
+                // about it must not resolve.
+                if p.setting == "mem_limit" && c.mem_limit_bytes.is_none() {
+                    let metric = format!("config:{}", p.setting);
+                    out.push(Candidate::holding(node, &entity, &metric, at));
+                }
                 continue;
             }
-            let mut cand = Candidate::new(node, &entity, &format!("config:{}", p.setting), at);
+            let mut cand = Candidate::new(node, &entity, &format!("config:{}", p.setting), at).in_any_state();
             let setting = match &p.flag {
                 Some(f) if p.setting == "command_flag" => code_span(f),
                 _ => p.setting.clone(),

@@ -103,7 +103,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if by_node.len() < 2 {
                 // With one node left there is nothing to compare: an open drift stays open.
                 if let Some(node) = by_node.keys().next().and_then(|n| ctx.window.node(n)) {
-                    let mut c = Candidate::new(node, &normalised, attr, 0);
+                    let mut c = Candidate::new(node, &normalised, attr, 0).in_any_state();
                     c.scope = Some(group.clone());
                     c.unchecked = true;
                     out.push(c);
@@ -147,7 +147,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .latest_at()
                 .map(|t| t.timestamp())
                 .unwrap_or_default();
-            let mut c = Candidate::new(first, &normalised, attr, at);
+            let mut c = Candidate::new(first, &normalised, attr, at).in_any_state();
             c.nodes = nodes;
             c.scope = Some(group.clone());
             let versions = parts.join("; ");

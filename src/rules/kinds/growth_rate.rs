@@ -187,6 +187,19 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         };
         let samples = super::current_run(node, entity, points, p.window_s);
+        if !super::covers(node, p.min_span_s) {
+            // After a capture gap, fewer readings than a trend needs: no verdict either way.
+            out.push(Candidate::undecided(node, entity, metric, last_at));
+            continue;
+        }
+        let limit = match &p.project_to {
+            Some(ProjectTo::Value(v)) => Some(*v),
+            Some(ProjectTo::MemLimit) => node
+                .series(entity, "mem_limit_bytes")
+                .and_then(|s| s.last())
+                .and_then(|pt| pt.value),
+            None => None,
+        };
         let accept = |slope: f64, first: f64| {
             let fast_enough = if p.min_rate >= 0.0 {
                 slope >= p.min_rate
@@ -205,7 +218,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 out.push(Candidate::undecided(node, entity, metric, last_at));
                 continue;
             }
-            Ok(None) => continue,
+            Ok(None) => {
+                // A projected level already passed stays passed while the trend wavers: the
+                // growth that led there is not undone by a fit that no longer holds.
+                if let (Some(limit), Some((_, now))) = (limit, samples.last())
+                    && *now >= limit
+                {
+                    out.push(Candidate::holding(node, entity, metric, last_at));
+                }
+                continue;
+            }
             Ok(Some(run)) => run,
         };
         let used = &samples[run.start..];
@@ -241,14 +263,6 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             used.len(),
             fmt_number(run.r2, 2),
         );
-        let limit = match &p.project_to {
-            Some(ProjectTo::Value(v)) => Some(*v),
-            Some(ProjectTo::MemLimit) => node
-                .series(entity, "mem_limit_bytes")
-                .and_then(|s| s.last())
-                .and_then(|pt| pt.value),
-            None => None,
-        };
         let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) = (
             "-".to_string(),
             "-".to_string(),

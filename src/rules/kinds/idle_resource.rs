@@ -66,7 +66,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let mut since = None;
         let mut samples = 0;
         let (mut held_last, mut use_last) = (None, None);
-        for pt in points.iter().rev() {
+        // Across a capture gap the resource was not seen: the run is counted within the
+        // node's unbroken captures only.
+        let from = node.contiguous_since().unwrap_or(i64::MIN);
+        for pt in points.iter().rev().take_while(|pt| pt.at >= from) {
             let used = usage
                 .points
                 .binary_search_by_key(&pt.at, |u| u.at)
@@ -90,6 +93,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let last_at = points[points.len() - 1].at;
         let duration = (last_at - since) as f64;
         if duration < p.for_s {
+            // Held and unused now, for less than `for` (since a gap, or since it was last
+            // used): not yet idle long enough to say, and no sign that it is not.
+            out.push(Candidate::undecided(node, entity, metric, last_at));
             continue;
         }
         let mut c = Candidate::new(node, entity, metric, last_at);

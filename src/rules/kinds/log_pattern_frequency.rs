@@ -145,6 +145,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let Some(latest) = node.latest_at() else {
             continue;
         };
+        if !super::covers(node, p.window_s) {
+            // Lines of the window before a capture gap were never read: a pattern raised then
+            // may have no series left to say it is gone.
+            found.push(Candidate::undecided_node(node, latest));
+        }
         for (entity, series) in node.series_of("count") {
             let Some((source, level, template)) = split(entity) else {
                 continue;
@@ -198,8 +203,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             };
             if fires {
                 found.push(c);
-            } else if !in_window.is_empty() {
-                // Seen within the window that detected it: not yet shown gone.
+            } else if !in_window.is_empty() || !super::covers(node, p.window_s) {
+                // Seen within the window that detected it, or the window reaches back past a
+                // capture gap where it may have been: not yet shown gone.
                 found.push(Candidate::undecided(node, entity, "pattern", latest));
             }
         }

@@ -149,6 +149,9 @@ impl EvalContext<'_> {
     }
 }
 
+/// The entity of [`Candidate::undecided_node`].
+pub const WHOLE_NODE: &str = "*";
+
 /// A finding before its templates are rendered.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -165,6 +168,14 @@ pub struct Candidate {
     /// The rule could not decide for this subject (too few readings, a peer missing): an open
     /// finding about it stays open rather than resolving.
     pub unchecked: bool,
+    /// The condition still holds, with nothing new to report (a setting still missing while the
+    /// usage that made it worth telling fell): an open finding about it stays open, and a
+    /// finding that is not open is not raised.
+    pub holds: bool,
+    /// What it is about reads the same in any derived state (a reading present or null, a
+    /// source answering, a setting, a version): its finding records no context, so it may
+    /// resolve whatever the line is doing.
+    pub any_state: bool,
     pub values: BTreeMap<String, EvidenceValue>,
 }
 
@@ -180,6 +191,8 @@ impl Candidate {
             event_id: None,
             scope: None,
             unchecked: false,
+            holds: false,
+            any_state: false,
             values: BTreeMap::new(),
         }
     }
@@ -188,6 +201,20 @@ impl Candidate {
     pub fn undecided(node: &NodeHistory, entity: &str, metric: &str, at: i64) -> Candidate {
         let mut c = Candidate::new(node, entity, metric, at);
         c.unchecked = true;
+        c
+    }
+
+    /// The rule cannot judge anything about this node this time (its window reaches back past a
+    /// capture gap, and the subjects it raised may no longer be in it): every open finding of
+    /// the rule about the node stays open.
+    pub fn undecided_node(node: &NodeHistory, at: i64) -> Candidate {
+        Candidate::undecided(node, WHOLE_NODE, "", at)
+    }
+
+    /// A subject whose condition still holds (see [`Candidate::holds`]).
+    pub fn holding(node: &NodeHistory, entity: &str, metric: &str, at: i64) -> Candidate {
+        let mut c = Candidate::new(node, entity, metric, at);
+        c.holds = true;
         c
     }
 
@@ -200,6 +227,12 @@ impl Candidate {
     ) -> Candidate {
         let at = points.last().map(|p| p.at).unwrap_or_default();
         Candidate::undecided(node, entity, metric, at)
+    }
+
+    /// Marks it as judged the same in any derived state (see [`Candidate::any_state`]).
+    pub fn in_any_state(mut self) -> Candidate {
+        self.any_state = true;
+        self
     }
 
     pub fn value(&mut self, name: &str, value: Option<f64>, text: impl Into<String>) {
@@ -218,6 +251,17 @@ impl Candidate {
 pub fn fresh<'s>(node: &NodeHistory, series: &'s Series) -> Option<&'s [Point]> {
     let latest = node.latest_at()?;
     (series.last()?.at == latest).then_some(series.points.as_slice())
+}
+
+/// Whether the node's unbroken run of captures ([`NodeHistory::contiguous_since`]) spans at
+/// least `secs`. A kind whose verdict is about a duration ("idle for 12 h", a trend over 3 h)
+/// reports a subject as undecided when it does not: after a capture gap, the absence of the
+/// condition over a short stretch says nothing about the duration it needs.
+pub fn covers(node: &NodeHistory, secs: f64) -> bool {
+    match (node.contiguous_since(), node.latest_at()) {
+        (Some(from), Some(to)) => (to - from) as f64 >= secs,
+        _ => false,
+    }
 }
 
 /// The rule's selected series that are [`fresh`], as (node, entity, points).

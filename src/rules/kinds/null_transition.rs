@@ -57,7 +57,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let first_null = points[points.len() - nulls].at;
         let Some(last) = points.last() else { continue };
         let null_for = (last.at - first_null) as f64;
-        let mut c = Candidate::new(node, entity, metric, last.at);
+        let mut c = Candidate::new(node, entity, metric, last.at).in_any_state();
         let last_value = fmt_value(last_good.1, dim, suffix);
         c.value("last_value", Some(last_good.1), last_value.clone());
         c.value("last_value_at", None, ctx.time(last_good.0));

@@ -108,7 +108,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         if high - low < p.min_range || swings < p.min_swings {
             // A run shorter than the window (since a reboot, after a gap) cannot show a cycle
             // gone: it is undecided, not quiet.
-            if ((t1 - t0) as f64) < p.window_s * 0.9 {
+            if ((t1 - t0) as f64) < p.window_s * 0.9 || !super::covers(node, p.window_s * 0.9) {
                 out.push(Candidate::undecided(node, entity, metric, t1));
             }
             continue;

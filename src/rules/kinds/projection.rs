@@ -95,12 +95,24 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         };
         let Some(limit) = limit else { continue };
         let samples = current_run(node, entity, points, p.fit.window_s);
+        if !super::covers(node, p.fit.min_span_s) {
+            // After a capture gap, fewer readings than a trend needs: no verdict either way.
+            out.push(Candidate::undecided_at_end(node, entity, metric, points));
+            continue;
+        }
         let run = match growth_rate::longest_run(&samples, &p.fit, |slope, _| slope > 0.0) {
             Err(()) => {
                 out.push(Candidate::undecided_at_end(node, entity, metric, points));
                 continue;
             }
-            Ok(None) => continue,
+            Ok(None) => {
+                // Already past its limit: the rise stopped, the level did not come back.
+                if samples.last().is_some_and(|(_, now)| *now >= limit) {
+                    let at = points.last().map(|pt| pt.at).unwrap_or_default();
+                    out.push(Candidate::holding(node, entity, metric, at));
+                }
+                continue;
+            }
             Ok(Some(run)) => run,
         };
         let used = &samples[run.start..];

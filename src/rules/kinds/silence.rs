@@ -68,6 +68,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .find(|pt| pt.value.is_some_and(|v| v > 0.0))
                 .map(|pt| pt.at)
             else {
+                // No line in the whole window: how long it has been silent is not known, so
+                // an open finding neither resolves nor is said again.
+                out.push(Candidate::undecided(node, stream, "silence", latest));
                 continue;
             };
             let silent_for = (latest - last_lines) as f64;

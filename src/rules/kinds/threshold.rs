@@ -62,6 +62,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .iter()
             .all(|pt| pt.value.is_some_and(|v| breach(v).is_some()));
         let Some(last) = recent.last() else { continue };
+        if !all_breach && last.value.is_some_and(|v| breach(v).is_some()) {
+            // Past the threshold now, not yet for `for` captures: a breach starting (again)
+            // is not a sign that it cleared.
+            out.push(Candidate::undecided(node, entity, metric, last.at));
+            continue;
+        }
         let (Some(value), true) = (last.value, all_breach) else {
             continue;
         };

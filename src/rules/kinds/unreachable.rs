@@ -114,7 +114,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         };
         if p.each {
             for s in failing {
-                let mut c = Candidate::new(node, &format!("source:{}", s.name), "reachable", at);
+                let mut c = Candidate::new(node, &format!("source:{}", s.name), "reachable", at).in_any_state();
                 let error = s.error.clone().unwrap_or_default();
                 describe(
                     std::slice::from_ref(&s.name),
@@ -135,7 +135,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .iter()
                 .map(|s| format!("{}: {}", s.name, s.error.as_deref().unwrap_or("?")))
                 .collect();
-            let mut c = Candidate::new(node, "node", "reachable", at);
+            let mut c = Candidate::new(node, "node", "reachable", at).in_any_state();
             describe(&names, &errors, &mut c);
             let still = if answering.is_empty() {
                 "Nothing on the node answered.".to_string()

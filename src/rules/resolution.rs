@@ -1,0 +1,187 @@
+//! Whether an open finding that its rule did not raise this time was seen healthy, or only not
+//! seen. A reader who finds one false "Resolved" stops believing all of them, so a finding's
+//! absence counts as health only when its rule looked at the same subject on fresh readings, in
+//! the same derived states (production, idle) as when it was last seen bad, and could decide.
+//! Everything else is "could not check": a node without a capture in this round, a dark
+//! capture, the source behind the subject failing, a subject with no reading now, states that
+//! changed, a rule that said it could not decide or that the condition still holds. The ledger
+//! then wants several healthy verdicts in a row (`resolve_after`) before it resolves.
+
+use std::collections::BTreeMap;
+
+use crate::history::Window;
+use crate::history::metrics::{KNOWN_METRICS, metric_unit};
+use crate::model::Finding;
+use crate::rules::Evaluation;
+use crate::rules::kinds::RecheckBy;
+use crate::rules::states::StateTable;
+use crate::units::fmt_value;
+
+/// What one evaluation says about an open finding its rules did not raise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Its rule looked at fresh readings of the subject and found no problem; `now` is what the
+    /// subject reads now, when it is one series.
+    Healthy { now: Option<String> },
+    /// The subject could not be judged; `why` says what was missing.
+    Unchecked { why: String },
+    /// The rule says the condition still holds, with nothing new to report.
+    Holds,
+}
+
+/// The derived states of `nodes` as a finding's context: "node/state" → value. Unknown states
+/// are left out: a state that could not be read when the finding was raised constrains nothing.
+pub fn context(states: &StateTable, nodes: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for node in nodes {
+        for (state, value) in states.by_node.get(node).into_iter().flatten() {
+            if let Some(v) = value {
+                out.insert(format!("{node}/{state}"), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The source whose answer supplies an entity's readings, by the entity's name.
+fn source_of(entity: &str) -> Option<String> {
+    let (prefix, rest) = entity.split_once(':').unwrap_or((entity, ""));
+    let head = rest.split('/').next().unwrap_or(rest);
+    Some(match prefix {
+        "container" | "containers" | "docker" => "docker".to_string(),
+        "gpu" => "gpu".to_string(),
+        "host" | "disk" => "host".to_string(),
+        "postgres" => format!("postgres:{head}"),
+        "redis" => format!("redis:{head}"),
+        "queue" => format!("rabbitmq:{head}"),
+        "endpoint" => format!("http:{head}"),
+        _ => return None,
+    })
+}
+
+/// The log an entity's readings come from: `log:<source>` for a log or one of its templates.
+fn log_of(entity: &str) -> Option<String> {
+    if let Some(rest) = entity.strip_prefix("logtpl:") {
+        let source = rest.split('|').next().unwrap_or(rest);
+        return Some(format!("log:{source}"));
+    }
+    entity.starts_with("log:").then(|| entity.to_string())
+}
+
+/// Judges an open finding that `evaluation` did not raise, at the window's newest round.
+pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict {
+    let unchecked = |why: String| Verdict::Unchecked { why };
+    if evaluation.could_not_check(f) {
+        return unchecked("its rule could not decide".into());
+    }
+    if evaluation.holds.contains(&f.key()) {
+        return Verdict::Holds;
+    }
+    for (key, was) in &f.context {
+        let (node, state) = key.split_once('/').unwrap_or(("", key));
+        let now = evaluation.states.get(node, state);
+        if now != Some(was.as_str()) {
+            return unchecked(format!(
+                "raised with {state} {was}, {state} {} now",
+                now.unwrap_or("unknown")
+            ));
+        }
+    }
+    let by = crate::rules::recheck::recheck_by(f);
+    let round = window.latest_at().map(|t| t.timestamp());
+    let mut now_text = None;
+    for node in &f.nodes {
+        let Some(n) = window.node(node) else {
+            return unchecked(format!("no capture of {node} in the window"));
+        };
+        let (Some(latest), Some(latest_at)) = (n.latest(), n.latest_at()) else {
+            return unchecked(format!("no capture of {node} in the window"));
+        };
+        // A node missing from this round is judged on its last capture otherwise: hours old
+        // after it stopped being captured.
+        let half = n.capture_interval().unwrap_or(0).max(1) / 2;
+        if round.is_some_and(|r| r - latest_at > half) {
+            return unchecked(format!("no capture of {node} in this round"));
+        }
+        if latest.is_dark() {
+            return unchecked(format!("nothing on {node} answered"));
+        }
+        // A kind about the nodes together (versions compared across them) reads no one
+        // subject: the nodes answering is all it needs.
+        if by == RecheckBy::NodesAnswering {
+            continue;
+        }
+        // Reachability is about sources, not series: a node answers again when any source
+        // does, a source when it does.
+        if f.entity == "node" {
+            now_text = Some(format!(
+                "{} of {} sources answering",
+                latest.sources.iter().filter(|s| s.ok).count(),
+                latest.sources.len()
+            ));
+            continue;
+        }
+        if let Some(source) = f.entity.strip_prefix("source:") {
+            match latest.source(source) {
+                Some(s) if s.ok => now_text = Some(format!("`{source}` answering")),
+                _ => return unchecked(format!("`{source}` did not answer")),
+            }
+            continue;
+        }
+        if let Some(source) = source_of(&f.entity)
+            && latest.source(&source).is_some_and(|s| !s.ok)
+        {
+            return unchecked(format!("`{source}` did not answer"));
+        }
+        let reads = log_of(&f.entity).unwrap_or_else(|| f.entity.clone());
+        if n.entity_fresh(&reads) == Some(false) {
+            return unchecked(format!("no reading of {reads} in the newest capture"));
+        }
+        // Findings that are not about one series (a missing key, a config setting, a log
+        // pattern) are judged by their rule alone: it marks them unchecked when it cannot read
+        // their evidence, or as holding when the condition is still there.
+        if !KNOWN_METRICS.contains(&f.metric.as_str()) {
+            continue;
+        }
+        match window.current(node, &f.entity, &f.metric) {
+            Some(Some(v)) => {
+                let (d, s) = metric_unit(&f.metric);
+                now_text = Some(fmt_value(v, d, s));
+            }
+            Some(None) => now_text = Some("null".to_string()),
+            None => return unchecked(format!("no reading of {} now", f.metric)),
+        }
+    }
+    Verdict::Healthy { now: now_text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_entity_is_read_from_its_source() {
+        assert_eq!(source_of("container:db").as_deref(), Some("docker"));
+        assert_eq!(source_of("gpu:0").as_deref(), Some("gpu"));
+        assert_eq!(source_of("disk:/").as_deref(), Some("host"));
+        assert_eq!(
+            source_of("redis:keydb/db1/DB_Speed").as_deref(),
+            Some("redis:keydb")
+        );
+        assert_eq!(
+            source_of("queue:rabbitmq/dw").as_deref(),
+            Some("rabbitmq:rabbitmq")
+        );
+        assert_eq!(
+            source_of("postgres:database-server/postgres").as_deref(),
+            Some("postgres:database-server")
+        );
+        assert_eq!(source_of("endpoint:ui").as_deref(), Some("http:ui"));
+        assert_eq!(source_of("peers:processing"), None);
+        assert_eq!(
+            log_of("logtpl:container:dw|ERROR|boom <*>").as_deref(),
+            Some("log:container:dw")
+        );
+        assert_eq!(log_of("container:dw"), None);
+    }
+}
