@@ -176,6 +176,13 @@ fn off(derived: f64, printed: Printed) -> bool {
     (derived - printed.value).abs() > printed.half_unit * (1.0 + 1e-9) + 1e-9
 }
 
+/// What one line's checks found: the inconsistencies, and how many figures were checked.
+#[derive(Default)]
+struct Tally {
+    bad: Vec<String>,
+    checked: usize,
+}
+
 /// Every inconsistency in `text`; `line` numbers start at 1.
 fn check_text(text: &str) -> (Vec<Problem>, usize) {
     let p = Patterns::new();
@@ -183,177 +190,199 @@ fn check_text(text: &str) -> (Vec<Problem>, usize) {
     let mut checked = 0;
     let mut day = (1, 1);
     for (i, line) in text.lines().enumerate() {
-        let mut bad = |what: String| {
-            problems.push(Problem {
-                line: i + 1,
-                text: what,
-            })
-        };
         if let Some(c) = p.day.captures(line) {
             day = (c[1].parse().unwrap_or(1), c[2].parse().unwrap_or(1));
         }
-        for c in p.change.captures_iter(line) {
-            let (Some(a), Some(b), Some(d)) = (q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)) else {
-                continue;
-            };
-            checked += 1;
-            if off(b.value - a.value, d) {
-                bad(format!(
-                    "`{}`: {} − {} is {}, not the printed change",
-                    &c[0],
-                    &c[3],
-                    &c[1],
-                    b.value - a.value
-                ));
-            }
+        let mut t = Tally::default();
+        check_changes(&p, line, &mut t);
+        check_rates(&p, line, &mut t);
+        check_bands(&p, line, &mut t);
+        check_etas(&p, line, day, &mut t);
+        check_claims(&p, line, &mut t);
+        checked += t.checked;
+        problems.extend(t.bad.into_iter().map(|text| Problem { line: i + 1, text }));
+    }
+    (problems, checked)
+}
+
+/// `A → B (Δ)`, its percentage, and ratios of two printed values.
+fn check_changes(p: &Patterns, line: &str, t: &mut Tally) {
+    for c in p.change.captures_iter(line) {
+        let (Some(a), Some(b), Some(d)) = (q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)) else {
+            continue;
+        };
+        t.checked += 1;
+        if off(b.value - a.value, d) {
+            t.bad.push(format!(
+                "`{}`: {} − {} is {}, not the printed change",
+                &c[0],
+                &c[3],
+                &c[1],
+                b.value - a.value
+            ));
         }
-        for c in p.change_pct.captures_iter(line) {
-            let (Some(a), Some(d), Some(pct)) = (q(&c, 1, 2), q(&c, 5, 6), number(&c[7])) else {
-                continue;
-            };
-            checked += 1;
-            if a.value != 0.0 && off(d.value / a.value.abs() * 100.0, pct) {
-                bad(format!(
-                    "`{}`: the change is {:.3}% of the before value",
-                    &c[0],
-                    d.value / a.value.abs() * 100.0
-                ));
-            }
+    }
+    for c in p.change_pct.captures_iter(line) {
+        let (Some(a), Some(d), Some(pct)) = (q(&c, 1, 2), q(&c, 5, 6), number(&c[7])) else {
+            continue;
+        };
+        t.checked += 1;
+        if a.value != 0.0 && off(d.value / a.value.abs() * 100.0, pct) {
+            t.bad.push(format!(
+                "`{}`: the change is {:.3}% of the before value",
+                &c[0],
+                d.value / a.value.abs() * 100.0
+            ));
         }
-        for c in p.ratio.captures_iter(line) {
-            let (Some(a), Some(b), Some(x)) = (q(&c, 1, 2), q(&c, 3, 4), number(&c[5])) else {
-                continue;
-            };
-            checked += 1;
-            let exact = a.value.max(b.value) / a.value.min(b.value);
-            if off(exact, x) {
-                bad(format!(
-                    "`{}`: the ratio of the printed values is {exact:.3}",
-                    &c[0]
-                ));
-            }
-        }
-        // Rates over a printed time: (amount, time, rate, per-unit seconds).
-        let mut rates: Vec<(String, f64, Printed, Printed, f64)> = Vec::new();
-        for c in p.churn.captures_iter(line) {
-            if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
-                rates.push((c[0].to_string(), n, t, r, unit_scale(&c[5])));
-            }
-        }
-        for c in p.logged.captures_iter(line) {
-            if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
-                rates.push((c[0].to_string(), n, t, r, 60.0));
-            }
-        }
-        for c in p.volume.captures_iter(line) {
-            if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
-                rates.push((c[0].to_string(), n, t, r, 1.0));
-            }
-        }
-        for c in p.over.captures_iter(line) {
-            if let (Some(d), Some(t), Some(r)) = (q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)) {
-                rates.push((c[0].to_string(), d.value, t, r, unit_scale(&c[7])));
-            }
-        }
-        for c in p.title_rate.captures_iter(line) {
-            if let (Some(r), Some(a), Some(b), Some(t)) =
-                (q(&c, 1, 2), q(&c, 4, 5), q(&c, 6, 7), q(&c, 8, 9))
-            {
-                rates.push((c[0].to_string(), b.value - a.value, t, r, unit_scale(&c[3])));
-            }
-        }
-        for (what, amount, time, rate, per) in rates {
-            checked += 1;
-            let derived = amount / time.value * per;
-            if off(derived, rate) {
-                bad(format!(
-                    "`{what}`: {amount} over {} s is {derived:.3} per {per} s, not {}",
-                    time.value, rate.value
-                ));
-            }
-        }
-        let bands = p
-            .band
-            .captures_iter(line)
-            .map(|c| (c[0].to_string(), q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)))
-            .chain(
-                p.moved
-                    .captures_iter(line)
-                    .map(|c| (c[0].to_string(), q(&c, 3, 4), q(&c, 5, 6), q(&c, 1, 2))),
-            )
-            .chain(
-                p.swung
-                    .captures_iter(line)
-                    .map(|c| (c[0].to_string(), q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6))),
-            )
-            .collect::<Vec<_>>();
-        for (what, low, high, range) in bands {
-            let (Some(low), Some(high), Some(range)) = (low, high, range) else {
-                continue;
-            };
-            checked += 1;
-            if off(high.value - low.value, range) {
-                bad(format!(
-                    "`{what}`: the band's ends differ by {}, not the printed range",
-                    high.value - low.value
-                ));
-            }
-        }
-        for c in p.eta.captures_iter(line) {
-            let (Some(v), Some(r), Some(l), Some(t)) =
-                (q(&c, 1, 2), q(&c, 4, 5), q(&c, 7, 8), q(&c, 9, 10))
-            else {
-                continue;
-            };
-            checked += 1;
-            let per_sec = r.value / unit_scale(&c[6]);
-            let derived = (l.value - v.value) / per_sec;
-            if off(derived, t) {
-                bad(format!(
-                    "`{}`: ({} − {}) at {}/s takes {:.1} s, not the printed {} s",
-                    &c[0], l.value, v.value, per_sec, derived, t.value
-                ));
-            }
-            if let (Some(at), Some(around)) = (clock(&c[3], day), clock(&c[11], day)) {
-                let minutes = (around - at) as f64;
-                if (minutes - t.value / 60.0).abs() > t.half_unit / 60.0 + 1.0 {
-                    bad(format!(
-                        "`{}`: {} is {minutes} min after {}, not about {} s",
-                        &c[0], &c[11], &c[3], t.value
-                    ));
-                }
-            }
-        }
-        for c in p.past.captures_iter(line) {
-            let limit = format!("{}{} around ", &c[1], &c[2]);
-            if p.around.find_iter(line).any(|m| m.as_str() == limit) {
-                checked += 1;
-                bad(format!(
-                    "says both `{limit}…` and `{}`",
-                    c.get(0).map(|m| m.as_str()).unwrap_or("")
-                ));
-            }
-        }
-        for c in p.rising.captures_iter(line) {
-            let (Some(v), Some(l)) = (q(&c, 1, 2), q(&c, 3, 4)) else {
-                continue;
-            };
-            checked += 1;
-            if v.value >= l.value {
-                bad(format!(
-                    "`{}`: the value is already at or past the limit it says it reaches",
-                    &c[0]
-                ));
-            }
-        }
-        for c in p.pct_interval.captures_iter(line) {
-            bad(format!(
-                "`{}`: a percentage of a temperature or a time means nothing",
+    }
+    for c in p.ratio.captures_iter(line) {
+        let (Some(a), Some(b), Some(x)) = (q(&c, 1, 2), q(&c, 3, 4), number(&c[5])) else {
+            continue;
+        };
+        t.checked += 1;
+        let exact = a.value.max(b.value) / a.value.min(b.value);
+        if off(exact, x) {
+            t.bad.push(format!(
+                "`{}`: the ratio of the printed values is {exact:.3}",
                 &c[0]
             ));
         }
     }
-    (problems, checked)
+}
+
+/// Rates beside an amount and the printed time it took.
+fn check_rates(p: &Patterns, line: &str, t: &mut Tally) {
+    // Rates over a printed time: (amount, time, rate, per-unit seconds).
+    let mut rates: Vec<(String, f64, Printed, Printed, f64)> = Vec::new();
+    for c in p.churn.captures_iter(line) {
+        if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
+            rates.push((c[0].to_string(), n, t, r, unit_scale(&c[5])));
+        }
+    }
+    for c in p.logged.captures_iter(line) {
+        if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
+            rates.push((c[0].to_string(), n, t, r, 60.0));
+        }
+    }
+    for c in p.volume.captures_iter(line) {
+        if let (Ok(n), Some(t), Some(r)) = (c[1].parse::<f64>(), q(&c, 2, 3), number(&c[4])) {
+            rates.push((c[0].to_string(), n, t, r, 1.0));
+        }
+    }
+    for c in p.over.captures_iter(line) {
+        if let (Some(d), Some(t), Some(r)) = (q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)) {
+            rates.push((c[0].to_string(), d.value, t, r, unit_scale(&c[7])));
+        }
+    }
+    for c in p.title_rate.captures_iter(line) {
+        if let (Some(r), Some(a), Some(b), Some(t)) =
+            (q(&c, 1, 2), q(&c, 4, 5), q(&c, 6, 7), q(&c, 8, 9))
+        {
+            rates.push((c[0].to_string(), b.value - a.value, t, r, unit_scale(&c[3])));
+        }
+    }
+    for (what, amount, time, rate, per) in rates {
+        t.checked += 1;
+        let derived = amount / time.value * per;
+        if off(derived, rate) {
+            t.bad.push(format!(
+                "`{what}`: {amount} over {} s is {derived:.3} per {per} s, not {}",
+                time.value, rate.value
+            ));
+        }
+    }
+}
+
+/// Bands and swings: the printed range is the difference of the printed ends.
+fn check_bands(p: &Patterns, line: &str, t: &mut Tally) {
+    let bands = p
+        .band
+        .captures_iter(line)
+        .map(|c| (c[0].to_string(), q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6)))
+        .chain(
+            p.moved
+                .captures_iter(line)
+                .map(|c| (c[0].to_string(), q(&c, 3, 4), q(&c, 5, 6), q(&c, 1, 2))),
+        )
+        .chain(
+            p.swung
+                .captures_iter(line)
+                .map(|c| (c[0].to_string(), q(&c, 1, 2), q(&c, 3, 4), q(&c, 5, 6))),
+        )
+        .collect::<Vec<_>>();
+    for (what, low, high, range) in bands {
+        let (Some(low), Some(high), Some(range)) = (low, high, range) else {
+            continue;
+        };
+        t.checked += 1;
+        if off(high.value - low.value, range) {
+            t.bad.push(format!(
+                "`{what}`: the band's ends differ by {}, not the printed range",
+                high.value - low.value
+            ));
+        }
+    }
+}
+
+/// ETAs: the printed distance over the printed rate, and the clock time it gives.
+fn check_etas(p: &Patterns, line: &str, day: (u32, u32), tally: &mut Tally) {
+    for c in p.eta.captures_iter(line) {
+        let (Some(v), Some(r), Some(l), Some(t)) =
+            (q(&c, 1, 2), q(&c, 4, 5), q(&c, 7, 8), q(&c, 9, 10))
+        else {
+            continue;
+        };
+        tally.checked += 1;
+        let per_sec = r.value / unit_scale(&c[6]);
+        let derived = (l.value - v.value) / per_sec;
+        if off(derived, t) {
+            tally.bad.push(format!(
+                "`{}`: ({} − {}) at {}/s takes {:.1} s, not the printed {} s",
+                &c[0], l.value, v.value, per_sec, derived, t.value
+            ));
+        }
+        if let (Some(at), Some(around)) = (clock(&c[3], day), clock(&c[11], day)) {
+            let minutes = (around - at) as f64;
+            if (minutes - t.value / 60.0).abs() > t.half_unit / 60.0 + 1.0 {
+                tally.bad.push(format!(
+                    "`{}`: {} is {minutes} min after {}, not about {} s",
+                    &c[0], &c[11], &c[3], t.value
+                ));
+            }
+        }
+    }
+}
+
+/// Claims that contradict each other or mean nothing (a percentage of a temperature).
+fn check_claims(p: &Patterns, line: &str, t: &mut Tally) {
+    for c in p.past.captures_iter(line) {
+        let limit = format!("{}{} around ", &c[1], &c[2]);
+        if p.around.find_iter(line).any(|m| m.as_str() == limit) {
+            t.checked += 1;
+            t.bad.push(format!(
+                "says both `{limit}…` and `{}`",
+                c.get(0).map(|m| m.as_str()).unwrap_or("")
+            ));
+        }
+    }
+    for c in p.rising.captures_iter(line) {
+        let (Some(v), Some(l)) = (q(&c, 1, 2), q(&c, 3, 4)) else {
+            continue;
+        };
+        t.checked += 1;
+        if v.value >= l.value {
+            t.bad.push(format!(
+                "`{}`: the value is already at or past the limit it says it reaches",
+                &c[0]
+            ));
+        }
+    }
+    for c in p.pct_interval.captures_iter(line) {
+        t.bad.push(format!(
+            "`{}`: a percentage of a temperature or a time means nothing",
+            &c[0]
+        ));
+    }
 }
 
 fn check_file(path: &Path, text: &str, failures: &mut Vec<String>) -> usize {
