@@ -1,5 +1,7 @@
-//! The one error type. Every message a user can see is written here, and every variant names
-//! the file, line or endpoint it is about, so `patrol` can say exactly what to fix.
+//! The one error type. Each error's message is formed where it happens, naming the file, line or
+//! endpoint it is about, so `patrol` can say exactly what to fix; `app::main` writes it to stderr
+//! as `patrol: <message>` (with the time first when stderr is not a terminal) and exits 2,
+//! whatever the variant. Warnings that do not stop a run are logged (tracing) where they arise.
 
 use std::path::PathBuf;
 
@@ -27,8 +29,14 @@ pub enum Error {
         found: String,
         supported: u32,
     },
+    /// The command line or configuration asks for what cannot be: a bad or missing argument, a
+    /// time that is not one, a capture or fixture that is not there.
     #[error("{0}")]
     Usage(String),
+    /// The work failed while under way, through no fault of what was asked: another run holds
+    /// the fleet, a signal handler or runtime would not start, a result could not be encoded.
+    #[error("{0}")]
+    Runtime(String),
     #[error("{endpoint}: {message}")]
     Source { endpoint: String, message: String },
     #[error("template {name}: {message}")]

@@ -332,7 +332,7 @@ impl RunLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if std::time::Instant::now() >= deadline {
                         let holder = std::fs::read_to_string(path).unwrap_or_default();
-                        return Err(Error::Usage(format!(
+                        return Err(Error::Runtime(format!(
                             "{}: another patrol is running ({}); not starting a second one (use --wait to wait for it)",
                             path.display(),
                             holder.trim()

@@ -113,7 +113,7 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start the signal handler: {e}")))?;
+        .map_err(|e| Error::Runtime(format!("cannot start the signal handler: {e}")))?;
     let (mut term, mut int) = runtime
         .block_on(async {
             use tokio::signal::unix::{SignalKind, signal};
@@ -122,7 +122,7 @@ fn stop_on_signal() -> Result<Arc<AtomicBool>> {
                 signal(SignalKind::interrupt())?,
             ))
         })
-        .map_err(|e| Error::Usage(format!("cannot listen for signals: {e}")))?;
+        .map_err(|e| Error::Runtime(format!("cannot listen for signals: {e}")))?;
     let flag = stop.clone();
     std::thread::spawn(move || {
         runtime.block_on(async {
@@ -308,7 +308,7 @@ fn capture_once(config: &config::Config, how: &Capture) -> Result<i32> {
         }
     };
     let Some(at) = snapshots.iter().map(|s| s.captured_at).max() else {
-        return Err(Error::Usage("the capture produced no snapshots".into()));
+        return Err(Error::Runtime("the capture produced no snapshots".into()));
     };
     let archive = store_capture(config, archive, &snapshots, &next_state)?;
     // The state is saved after the snapshots: a crash in between reads some log lines twice
@@ -401,7 +401,7 @@ fn store_capture(
         Err(e) if matches!(config.archive, ArchiveSpec::Postgres { .. }) => {
             spool.write_all(snapshots)?;
             next_state.save(state_root)?;
-            Err(Error::Usage(format!(
+            Err(Error::Runtime(format!(
                 "{e}\n{} of this capture {} in {} and {} to the archive with the next run",
                 units::plural(snapshots.len(), "snapshot"),
                 if snapshots.len() == 1 {

@@ -43,7 +43,8 @@ pub(super) fn show(args: &ShowArgs) -> Result<i32> {
             "`{target}` is neither a file nor NODE@TIME"
         )));
     };
-    let json = serde_json::to_string_pretty(&snapshot).map_err(|e| Error::Usage(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&snapshot)
+        .map_err(|e| Error::Runtime(format!("cannot write JSON: {e}")))?;
     println!("{json}");
     Ok(EXIT_OK)
 }
@@ -83,7 +84,7 @@ pub(super) fn compare_cmd(args: CompareArgs) -> Result<i32> {
             "differences": diffs,
         });
         let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))?;
+            .map_err(|e| Error::Runtime(format!("cannot write JSON: {e}")))?;
         crate::fsutil::write_atomic(
             &base.with_extension("json"),
             text.as_bytes(),

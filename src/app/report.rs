@@ -128,7 +128,7 @@ pub(super) fn report_cmd(args: ReportArgs) -> Result<i32> {
             analysis.section_file.as_deref(),
         );
         let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| Error::Usage(format!("cannot write JSON: {e}")))?;
+            .map_err(|e| Error::Runtime(format!("cannot write JSON: {e}")))?;
         println!("{text}");
         return Ok(fail_code(analysis.worst, args.fail_on));
     }

@@ -7,7 +7,7 @@ use polars::prelude::*;
 use crate::error::{Error, Result};
 
 fn polars_err(e: PolarsError) -> Error {
-    Error::Usage(format!("digest aggregation failed: {e}"))
+    Error::Runtime(format!("digest aggregation failed: {e}"))
 }
 
 /// A node's readings of the week as columns, one row per reading.

@@ -328,7 +328,7 @@ impl Ledger {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Usage(format!("cannot serialise ledger: {e}")))?;
+            .map_err(|e| Error::Runtime(format!("cannot serialise ledger: {e}")))?;
         // The ledger tells no more than the reports, but only patrol reads it.
         fsutil::write_atomic(path, &json, fsutil::Mode::Private)
     }

@@ -103,7 +103,7 @@ impl CollectState {
 
     pub fn save(&self, archive_root: &Path) -> crate::error::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| {
-            crate::error::Error::Usage(format!("cannot write collector state: {e}"))
+            crate::error::Error::Runtime(format!("cannot write collector state: {e}"))
         })?;
         crate::fsutil::write_atomic(
             &Self::path(archive_root),

@@ -164,7 +164,7 @@ impl FileArchive {
 
     pub fn write_meta(&self, meta: &ArchiveMeta) -> Result<()> {
         let text = toml::to_string(meta)
-            .map_err(|e| Error::Usage(format!("cannot write archive metadata: {e}")))?;
+            .map_err(|e| Error::Runtime(format!("cannot write archive metadata: {e}")))?;
         fsutil::write_atomic(&self.meta_path(), text.as_bytes(), fsutil::Mode::Private)
     }
 

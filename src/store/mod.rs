@@ -327,9 +327,9 @@ impl Archive {
 
 pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(snapshot)
-        .map_err(|e| Error::Usage(format!("cannot serialise snapshot: {e}")))?;
+        .map_err(|e| Error::Runtime(format!("cannot serialise snapshot: {e}")))?;
     zstd::bulk::compress(&json, ZSTD_LEVEL)
-        .map_err(|e| Error::Usage(format!("cannot compress snapshot: {e}")))
+        .map_err(|e| Error::Runtime(format!("cannot compress snapshot: {e}")))
 }
 
 #[derive(Deserialize)]

@@ -179,7 +179,7 @@ pub fn deliver(mailroom: &Mailroom, bot: &Bot) -> Result<Delivery> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start the network runtime: {e}")))?;
+        .map_err(|e| Error::Runtime(format!("cannot start the network runtime: {e}")))?;
     runtime.block_on(deliver_async(mailroom, bot))
 }
 

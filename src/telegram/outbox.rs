@@ -79,7 +79,7 @@ pub(super) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Opt
 
 pub(super) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Usage(format!("cannot serialise {}: {e}", path.display())))?;
+        .map_err(|e| Error::Runtime(format!("cannot serialise {}: {e}", path.display())))?;
     fsutil::write_atomic(path, &bytes, fsutil::Mode::Private)
 }
 
