@@ -449,6 +449,23 @@ pub struct LogTemplate {
     pub samples: Vec<String>,
 }
 
+impl LogTemplate {
+    /// A template not yet counted: the collector and the simulator fill it line by line.
+    pub fn new(template: String, level: Option<String>) -> LogTemplate {
+        LogTemplate {
+            template,
+            level,
+            count: 0,
+            first_ts: None,
+            last_ts: None,
+            last_ts_raw: None,
+            pids: Vec::new(),
+            fields: BTreeMap::new(),
+            samples: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Postgres {
     /// The container or service name the database runs as.

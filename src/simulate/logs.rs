@@ -55,17 +55,7 @@ pub(super) fn log_stream(
         let template = logtemplate::mask(&message);
         let entry = templates
             .entry((template.clone(), level.clone()))
-            .or_insert_with(|| LogTemplate {
-                template,
-                level: Some(level.clone()),
-                count: 0,
-                first_ts: None,
-                last_ts: None,
-                last_ts_raw: None,
-                pids: Vec::new(),
-                fields: BTreeMap::new(),
-                samples: Vec::new(),
-            });
+            .or_insert_with(|| LogTemplate::new(template, Some(level.clone())));
         entry.count += count;
         let first = ts(at(k_first));
         let last = ts(at(k_last));

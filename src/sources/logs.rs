@@ -162,17 +162,7 @@ impl<'s> Reducer<'s> {
         let entry = self
             .templates
             .entry(key.clone())
-            .or_insert_with(|| LogTemplate {
-                template: key.0.clone(),
-                level: line.level.clone(),
-                count: 0,
-                first_ts: None,
-                last_ts: None,
-                last_ts_raw: None,
-                pids: Vec::new(),
-                fields: BTreeMap::new(),
-                samples: Vec::new(),
-            });
+            .or_insert_with(|| LogTemplate::new(key.0.clone(), line.level.clone()));
         entry.count += 1;
         if let Some(t) = at {
             entry.first_ts = Some(entry.first_ts.map_or(t, |f| f.min(t)));
