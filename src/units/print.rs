@@ -123,9 +123,18 @@ pub fn fmt_change(before: f64, after: f64, dim: Dimension, suffix: &str) -> Chan
         // Rounding before and after separately can move their difference by up to a unit of
         // the last digit ("195MB → 169MB (-26MB)" for a 26.7MB drop): add digits until the
         // printed difference is the true change to within half a unit of its last digit.
+        // The change is then printed in its own unit ("-954MB" beside GB values), so the bound
+        // is half a unit of the last digit *as printed*, which can be finer than the values'.
         while decimals < MAX_CHANGE_DECIMALS {
             let shown = round_to(after / factor, decimals) - round_to(before / factor, decimals);
-            if (shown - delta / factor).abs() <= 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9 {
+            let half = 0.5 * 10f64.powi(-(decimals as i32));
+            let printed_half = match dim {
+                Dimension::Bytes => half_unit_printed(&fmt_bytes_exactish(shown * factor)),
+                Dimension::Plain => half_unit_printed(&fmt_plain_exactish(shown)),
+                Dimension::Seconds => None,
+            }
+            .map_or(half, |h| (h / factor).min(half));
+            if (shown - delta / factor).abs() <= printed_half + 1e-9 {
                 break;
             }
             decimals += 1;
@@ -171,6 +180,22 @@ fn fmt_bytes_exactish(v: f64) -> String {
         decimals += 1;
     }
     format!("{}{}", fmt_number(scaled, decimals), unit)
+}
+
+/// Half a unit of the last digit of a printed number, in base units ("-954MB" → 0.5e6,
+/// "-0.95" → 0.005); `None` when it does not read as a number.
+fn half_unit_printed(text: &str) -> Option<f64> {
+    let (_, unit) = split_number(text.trim_start_matches(['+', '-']))?;
+    let digits = text
+        .split_once('.')
+        .map(|(_, d)| d.chars().take_while(char::is_ascii_digit).count())
+        .unwrap_or(0);
+    let scale = if unit.trim().is_empty() {
+        1.0
+    } else {
+        parse_bytes(&format!("1{}", unit.trim())).unwrap_or(1.0)
+    };
+    Some(0.5 * 10f64.powi(-(digits as i32)) * scale)
 }
 
 /// A difference of two printed plain numbers, with as many digits as it exactly has (up to

@@ -1,4 +1,21 @@
 #[test]
+fn a_change_printed_finer_than_its_values_is_still_the_true_change() {
+    // Found by the property below: 569.75GB → 568.8GB printed "-950MB" for a 954.1MB drop,
+    // because the values were exact to 5MB and the change was printed to the MB.
+    let c = fmt_change(
+        569_751_072_626.8085,
+        568_796_940_719.6266,
+        Dimension::Bytes,
+        "",
+    );
+    assert_eq!(
+        (c.before.as_str(), c.after.as_str()),
+        ("569.751GB", "568.797GB")
+    );
+    assert_eq!(c.delta, "-954MB");
+}
+
+#[test]
 fn absurd_uptimes_are_refused_not_computed() {
     let at = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
     for bad in [1e17, f64::NAN, f64::INFINITY, -1.0] {
