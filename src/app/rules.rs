@@ -22,12 +22,17 @@ pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
         RulesCommand::List => {
             let lib = load_library(path.as_deref())?;
             for r in &lib.rules {
+                let overrides = match &r.overrides {
+                    Some(o) if o == "built-in" => " (overrides built-in)".to_string(),
+                    Some(o) => format!(" (overrides {o})"),
+                    None => String::new(),
+                };
                 let line = format!(
-                    "{:<40} {:<24} {:<10} {}",
+                    "{:<40} {:<24} {:<10} {}{overrides}",
                     r.id,
                     r.kind_name,
                     r.severity.label(),
-                    rules::location(r)
+                    rules::source(r)
                 );
                 println!("{}", plain(&line));
             }
