@@ -270,3 +270,130 @@ fn build(sources: &[(PathBuf, String)], overlay_from: usize) -> Result<Library> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, above: u32) -> String {
+        format!(
+            "[[rule]]\nid = \"{id}\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"d\"\nselect = {{ entity = \"host\", metric = \"load1\" }}\nparams = {{ above = {above} }}\ntitle = \"t\"\nrecommendation = \"r\"\n"
+        )
+    }
+
+    /// The built-in library with one overlay file `fleet.toml` holding `text`.
+    fn overlay(text: &str) -> Result<Library> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fleet.toml"), text).unwrap();
+        Library::load(dir.path())
+    }
+
+    fn builtin() -> Library {
+        Library::load_all(&[]).unwrap()
+    }
+
+    #[test]
+    fn a_rule_with_a_new_id_is_added_to_the_built_in_library() {
+        let lib = overlay(&rule("fleet-load", 3)).unwrap();
+        assert_eq!(lib.rules.len(), builtin().rules.len() + 1);
+        let added = lib.get("fleet-load").unwrap();
+        assert_eq!(added.overrides, None);
+        assert!(source(added).ends_with("fleet.toml:1"), "{}", source(added));
+        assert_eq!(source(lib.get("container-removed").unwrap()), "built-in");
+    }
+
+    #[test]
+    fn a_rule_with_a_built_in_id_replaces_it_whole_and_says_so() {
+        let lib = overlay(&rule("container-removed", 7)).unwrap();
+        assert_eq!(lib.rules.len(), builtin().rules.len());
+        let r = lib.get("container-removed").unwrap();
+        assert_eq!(r.kind_name, "threshold");
+        assert_eq!(r.overrides.as_deref(), Some("built-in"));
+        assert!(source(r).ends_with("fleet.toml:1"), "{}", source(r));
+        let twice = overlay(&format!("{}{}", rule("x-1", 1), rule("x-1", 2)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            twice.contains("rule id `x-1` is already used at"),
+            "{twice}"
+        );
+    }
+
+    #[test]
+    fn disable_removes_built_in_rules_by_id() {
+        let lib = overlay("disable = [\"container-removed\", \"containers-all-gone\"]\n").unwrap();
+        assert_eq!(lib.rules.len(), builtin().rules.len() - 2);
+        assert!(lib.get("container-removed").is_none());
+        assert!(lib.get("containers-all-gone").is_none());
+    }
+
+    #[test]
+    fn disabling_an_unknown_id_is_an_error_with_its_line_and_a_suggestion() {
+        let err = overlay("# fleet\n\ndisable = [\"container-removd\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fleet.toml:3:"), "{err}");
+        assert!(
+            err.contains("no rule `container-removd` to disable"),
+            "{err}"
+        );
+        assert!(err.contains("container-removed"), "{err}");
+    }
+
+    #[test]
+    fn an_overlay_with_no_rules_leaves_the_built_in_library_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Library::load(dir.path()).unwrap().rules.len(),
+            builtin().rules.len()
+        );
+        let lib = overlay("# rules to come\n").unwrap();
+        assert_eq!(lib.rules.len(), builtin().rules.len());
+    }
+
+    #[test]
+    fn a_library_of_zero_rules_is_an_error_naming_the_files() {
+        let ids: Vec<String> = builtin()
+            .rules
+            .iter()
+            .map(|r| format!("\"{}\"", r.id))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("off.toml");
+        std::fs::write(&file, format!("disable = [{}]\n", ids.join(", "))).unwrap();
+        let err = Library::load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("off.toml: no rule left (1 file read)"),
+            "{err}"
+        );
+        assert!(err.contains("`disable` removed every rule"), "{err}");
+        std::fs::write(&file, "replace_builtin = true\n").unwrap();
+        let err = Library::load(&file).unwrap_err().to_string();
+        assert!(err.contains("off.toml: no rule left"), "{err}");
+    }
+
+    #[test]
+    fn replace_builtin_keeps_only_the_fleets_own_library() {
+        let lib = overlay(&format!("replace_builtin = true\n{}", rule("only", 1))).unwrap();
+        let ids: Vec<&str> = lib.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["only"]);
+        assert!(lib.states.is_empty());
+        let err = overlay(&format!("replace_builtin = \"yes\"\n{}", rule("only", 1)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fleet.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn states_and_aliases_in_an_overlay_replace_the_built_in_ones_by_id() {
+        let text = "[[state]]\nid = \"line\"\ndescription = \"busy on load\"\notherwise = \"idle\"\n\
+                    [[state.case]]\nvalue = \"production\"\nany = [{ entity = \"host\", metric = \"load1\", above = 2 }]\n\
+                    [[alias]]\nname = \"visionking-plc-monitor\"\nalso = [\"plc\"]\n";
+        let lib = overlay(text).unwrap();
+        let line: Vec<&StateDef> = lib.states.iter().filter(|s| s.id == "line").collect();
+        assert_eq!(line.len(), 1);
+        assert_eq!(line[0].description, "busy on load");
+        assert_eq!(lib.aliases.canonical("plc"), "visionking-plc-monitor");
+        assert_eq!(lib.aliases.canonical("pm-sis-surface"), "pm-sis-surface");
+    }
+}

@@ -299,16 +299,6 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn an_empty_rules_directory_is_an_error_that_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Library::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no rule defined"), "{err}");
-        std::fs::write(dir.path().join("states.toml"), "# nothing yet\n").unwrap();
-        let err = Library::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no rule defined (1 file read)"), "{err}");
-    }
-
-    #[test]
     fn resolve_after_and_blinds_travel_on_the_finding_and_a_bad_count_is_refused() {
         let rule = |extra: &str| {
             format!(
