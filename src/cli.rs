@@ -308,8 +308,14 @@ pub struct ArchiveArgs {
 pub struct RulesArgs {
     #[command(subcommand)]
     pub command: RulesCommand,
+    /// Rules directory or file, layered on the built-in library (default: the config's, else
+    /// ./rules).
     #[arg(long, global = true)]
     pub rules: Option<PathBuf>,
+    /// Fleet configuration whose library `list`, `explain` and `check` read (default:
+    /// ./patrol.toml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -297,18 +297,25 @@ fn live(start: &str, end: &str, extra: &str) -> Lived {
         ),
     )
     .unwrap();
-    // The disk flaps every capture so that every round has a section: the library's disk rule
-    // resolves here after one healthy capture (its default of two would keep it open).
+    // The disk flaps every capture so that every round has a section: the fleet's overlay
+    // redefines the library's disk rule to resolve after one healthy capture (its default of two
+    // would keep it open).
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
-    for entry in std::fs::read_dir(crate::support::root().join("rules")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "params = { above = 90 }\n",
-            "params = { above = 90 }\nresolve_after = 1\n",
-        );
-        std::fs::write(rules.join(path.file_name().unwrap()), text).unwrap();
-    }
+    let host = std::fs::read_to_string(crate::support::root().join("rules/host.toml")).unwrap();
+    let start = host.find("[[rule]]\nid = \"disk-almost-full\"").unwrap();
+    let end = host[start + 1..]
+        .find("[[rule]]")
+        .map_or(host.len(), |e| start + 1 + e);
+    let disk = host[start..end].replace(
+        "params = { above = 90 }\n",
+        "params = { above = 90 }\nresolve_after = 1\n",
+    );
+    assert!(
+        disk.contains("resolve_after = 1"),
+        "rules/host.toml: disk-almost-full moved"
+    );
+    std::fs::write(rules.join("disk.toml"), disk).unwrap();
     let mut days: Vec<String> = std::fs::read_dir(staging.join("n001"))
         .unwrap()
         .flatten()

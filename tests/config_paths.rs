@@ -35,7 +35,7 @@ fn the_same_config_gives_the_same_report_in_the_same_place_from_any_directory() 
         ],
         &root(),
     ));
-    // The site's own library: one rule that speaks on this quiet fleet.
+    // The site's overlay: one rule of its own that speaks on this quiet fleet.
     std::fs::write(
         site.join("rules/site.toml"),
         r#"[[rule]]

@@ -23,6 +23,7 @@ mod hostile;
 mod install;
 mod integrity;
 mod logs;
+mod overlay;
 mod perms;
 mod quiet;
 mod registry;

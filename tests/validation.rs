@@ -140,7 +140,7 @@ fn absurd_durations_on_the_command_line_are_usage_errors() {
 }
 
 #[test]
-fn an_empty_rules_directory_is_refused_rather_than_turning_every_rule_off() {
+fn an_empty_overlay_keeps_the_built_in_library_and_disabling_every_rule_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
@@ -153,11 +153,23 @@ fn an_empty_rules_directory_is_refused_rather_than_turning_every_rule_off() {
         "--out",
         out.to_str().unwrap(),
     ];
-    let err = refused(&args, dir.path());
-    assert!(err.contains("no rule defined"), "{err}");
     std::fs::write(rules.join("notes.toml"), "# rules to come\n").unwrap();
+    let listed = crate::support::succeeded(&patrol(&["rules", "list"], dir.path()));
+    assert!(listed.contains("container-removed"), "{listed}");
+    // Every built-in id, disabled.
+    let ids: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|id| format!("\"{id}\""))
+        .collect();
+    std::fs::write(
+        rules.join("notes.toml"),
+        format!("disable = [{}]\n", ids.join(", ")),
+    )
+    .unwrap();
     let err = refused(&args, dir.path());
-    assert!(err.contains("no rule defined"), "{err}");
+    assert!(err.contains("no rule left (1 file read)"), "{err}");
+    assert!(err.contains("rules"), "{err}");
     assert!(!out.exists(), "nothing may be written");
 }
 

@@ -100,40 +100,27 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// The rule library a fleet config names, else the `rules/` beside the config, else the
-/// built-in one.
+/// The rule library of a fleet config: the built-in library with the config's `rules` files
+/// layered on it, else the `rules/` beside the config, else nothing more.
 pub(super) fn config_library(config: &config::Config) -> Result<Library> {
     if !config.rules.is_empty() {
         return Library::load_all(&config.rules);
     }
     match &config.report.config_dir {
         Some(dir) if dir.join("rules").is_dir() => Library::load(&dir.join("rules")),
-        Some(_) => built_in_library(),
+        Some(_) => Library::load_all(&[]),
         None => load_library(None),
     }
 }
 
-/// The rule library: an explicit path, else ./rules, else the library built into the binary.
+/// The rule library without a config: the built-in library with an explicit path, else
+/// ./rules, layered on it.
 pub fn load_library(path: Option<&Path>) -> Result<Library> {
     match path {
-        Some(p) => Library::load_all(&[p.to_path_buf()]),
+        Some(p) => Library::load(p),
         None if Path::new("rules").is_dir() => Library::load(Path::new("rules")),
-        None => built_in_library(),
+        None => Library::load_all(&[]),
     }
-}
-
-fn built_in_library() -> Result<Library> {
-    Library::from_sources(
-        &crate::rules::defaults::FILES
-            .iter()
-            .map(|(name, text)| {
-                (
-                    PathBuf::from(format!("(built-in) rules/{name}")),
-                    text.to_string(),
-                )
-            })
-            .collect::<Vec<_>>(),
-    )
 }
 
 /// `report-templates/` beside the config (or here, without one), when it exists.

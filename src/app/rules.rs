@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::analysis::analyse_round;
-use super::{EXIT_FINDINGS, EXIT_OK, load_library, open_archive, replay_rounds, window_span};
+use super::{
+    EXIT_FINDINGS, EXIT_OK, config_library, fleet_config, load_library, open_archive,
+    replay_rounds, window_span,
+};
 use crate::cli::{BacktestArgs, NoiseArgs, RulesArgs, RulesCommand, TestArgs};
 use crate::error::{Error, Result};
 use crate::history::Window;
@@ -18,25 +21,46 @@ use crate::store::group_rounds;
 /// `patrol rules …`.
 pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
     let path = args.rules;
+    let config = args.config;
+    let library = || -> Result<Library> {
+        match path.as_deref() {
+            Some(p) => load_library(Some(p)),
+            None => match fleet_config(config.clone())? {
+                Some(c) => config_library(&c),
+                None => load_library(None),
+            },
+        }
+    };
     match args.command {
         RulesCommand::List => {
-            let lib = load_library(path.as_deref())?;
+            let lib = library()?;
             for r in &lib.rules {
+                let overrides = match &r.overrides {
+                    Some(o) if o == "built-in" => " (overrides built-in)".to_string(),
+                    Some(o) => format!(" (overrides {o})"),
+                    None => String::new(),
+                };
                 let line = format!(
-                    "{:<40} {:<24} {:<10} {}",
+                    "{:<40} {:<24} {:<10} {}{overrides}",
                     r.id,
                     r.kind_name,
                     r.severity.label(),
-                    rules::location(r)
+                    rules::source(r)
                 );
                 println!("{}", plain(&line));
             }
             Ok(EXIT_OK)
         }
-        RulesCommand::Explain(explain) => explain_cmd(&explain.name, path.as_deref()),
+        RulesCommand::Explain(explain) => explain_cmd(&explain.name, library),
         RulesCommand::Check => {
-            let lib = load_library(path.as_deref())?;
-            println!("{} rules loaded, no problems", lib.rules.len());
+            let lib = library()?;
+            let added = lib.rules.iter().filter(|r| rules::source(r) != "built-in");
+            let overrides = added.clone().filter(|r| r.overrides.is_some()).count();
+            println!(
+                "{} rules loaded ({} from the fleet's files, {overrides} of them overriding), no problems",
+                lib.rules.len(),
+                added.count()
+            );
             Ok(EXIT_OK)
         }
         RulesCommand::Test(test) => rules_test(test, path.as_deref()),
@@ -45,12 +69,12 @@ pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
 }
 
 /// `patrol rules explain`: a kind's documentation, or a rule's line and its kind's documentation.
-fn explain_cmd(name: &str, path: Option<&Path>) -> Result<i32> {
+fn explain_cmd(name: &str, library: impl Fn() -> Result<Library>) -> Result<i32> {
     if let Some(kind) = rules::kinds::spec(name) {
         print!("{}", kind.doc);
         return Ok(EXIT_OK);
     }
-    let lib = load_library(path)?;
+    let lib = library()?;
     let Some(r) = lib.get(name) else {
         let mut names: Vec<&str> = rules::kinds::KINDS.iter().map(|k| k.name).collect();
         names.extend(lib.rules.iter().map(|r| r.id.as_str()));

@@ -1,6 +1,24 @@
 //! The default rule library, built into the binary so `patrol` works from any directory. The
-//! same files live in `rules/`, where a `rules/` directory next to the working directory
-//! overrides them; a test keeps the two lists in step.
+//! same files live in `rules/`; a fleet's own rules are an overlay on these (see `load.rs`); a
+//! test keeps the two lists in step.
+
+use std::path::PathBuf;
+
+/// How a built-in file is named in messages and `rules list` (`(built-in) rules/host.toml`).
+pub const PREFIX: &str = "(built-in) ";
+
+/// The built-in files as (path, text), in the order they are loaded.
+pub fn sources() -> Vec<(PathBuf, String)> {
+    FILES
+        .iter()
+        .map(|(name, text)| {
+            (
+                PathBuf::from(format!("{PREFIX}rules/{name}")),
+                text.to_string(),
+            )
+        })
+        .collect()
+}
 
 pub const FILES: &[(&str, &str)] = &[
     (

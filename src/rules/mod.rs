@@ -7,6 +7,7 @@
 pub mod advice;
 pub mod defaults;
 pub mod kinds;
+mod load;
 mod parse;
 pub mod recheck;
 pub mod resolution;
@@ -14,13 +15,15 @@ pub mod select;
 pub mod states;
 pub mod template;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub use load::source;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 
 use crate::error::did_you_mean;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem};
 use crate::history::Window;
 use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
 use crate::model::{Finding, Lifecycle, Severity};
@@ -53,6 +56,9 @@ pub struct Rule {
     pub blinds: bool,
     /// A rule whose finding on the same subject means this one's recommendation is not deployed.
     pub verify: Option<String>,
+    /// Where the rule this one replaced came from (`built-in`, or `file:line`), when a
+    /// fleet's overlay redefined an id.
+    pub overrides: Option<String>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -133,155 +139,6 @@ fn is_kebab(id: &str) -> bool {
 }
 
 impl Library {
-    /// Loads `*.toml` from a directory (sorted by name), or one file.
-    pub fn load(path: &Path) -> Result<Library> {
-        Library::load_all(&[path.to_path_buf()])
-    }
-
-    /// Loads several directories or files as one library (rule ids must be unique across all).
-    /// A library without a single rule is an error: an empty `rules/` directory would otherwise
-    /// turn every rule off without a word.
-    pub fn load_all(paths: &[PathBuf]) -> Result<Library> {
-        let mut sources = Vec::new();
-        for path in paths {
-            for f in Library::files(path)? {
-                let text = crate::fsutil::read_to_string(&f)?;
-                sources.push((f, text));
-            }
-        }
-        let library = Library::from_sources(&sources)?;
-        if library.rules.is_empty() {
-            let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            return Err(Error::Usage(format!(
-                "{}: no rule defined ({} read): every rule would be off; add [[rule]]s, or remove the directory to use the built-in library",
-                named.join(", "),
-                crate::units::plural(sources.len(), "file")
-            )));
-        }
-        Ok(library)
-    }
-
-    fn files(path: &Path) -> Result<Vec<PathBuf>> {
-        if !path.exists() {
-            return Err(Error::Usage(format!(
-                "{}: no such rules file or directory",
-                path.display()
-            )));
-        }
-        let files = if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| Error::io(path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            files
-        } else {
-            vec![path.to_path_buf()]
-        };
-        Ok(files)
-    }
-
-    /// Parses rule files given as (path, text); every problem of every file is reported.
-    /// States and aliases are read from every file first, so a rule may use a state declared
-    /// in another file.
-    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Library> {
-        let env = template::environment();
-        let mut states: Vec<StateDef> = Vec::new();
-        let mut aliases = Aliases::default();
-        let mut early_problems: Vec<Vec<Problem>> = Vec::new();
-        for (_, text) in sources {
-            let mut ctx = Ctx::new(text);
-            if let Some(doc) = ctx.parse() {
-                let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
-                for (table, span) in top.tables(&mut ctx, "state") {
-                    let f = Fields::new(table, span.clone(), "state");
-                    if let Some(state) = states::parse_state(f, &mut ctx) {
-                        if states.iter().any(|s| s.id == state.id) {
-                            ctx.report(span, format!("state `{}` is declared twice", state.id));
-                        } else {
-                            states.push(state);
-                        }
-                    }
-                }
-                for (table, span) in top.tables(&mut ctx, "alias") {
-                    states::parse_alias(Fields::new(table, span, "alias"), &mut ctx, &mut aliases);
-                }
-            }
-            early_problems.push(ctx.problems);
-        }
-        let mut rules = Vec::new();
-        let mut first_by_id: HashMap<String, (PathBuf, usize)> = HashMap::new();
-        let mut failures: Vec<Error> = Vec::new();
-        for ((path, text), early) in sources.iter().zip(early_problems) {
-            let mut ctx = Ctx::new(text);
-            if let Some(doc) = ctx.parse() {
-                ctx.problems = early;
-                let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
-                top.value("state");
-                top.value("alias");
-                for (table, span) in top.tables(&mut ctx, "rule") {
-                    let fields = Fields::new(table, span.clone(), "rule");
-                    if let Some(rule) = parse::parse_rule(fields, &mut ctx, path, &env, &states) {
-                        match first_by_id.get(&rule.id) {
-                            Some((p, l)) => ctx.report(
-                                span,
-                                format!(
-                                    "rule id `{}` is already used at {}:{l}",
-                                    rule.id,
-                                    p.display()
-                                ),
-                            ),
-                            None => {
-                                first_by_id.insert(rule.id.clone(), (path.clone(), rule.line));
-                                rules.push(rule);
-                            }
-                        }
-                    }
-                }
-                top.finish(&mut ctx);
-            }
-            if !ctx.problems.is_empty() {
-                failures.push(Error::Invalid {
-                    path: path.clone(),
-                    problems: ctx.problems,
-                });
-            }
-        }
-        // A `verify` must name a rule of the library.
-        for rule in &rules {
-            if let Some(v) = &rule.verify
-                && !rules.iter().any(|r| &r.id == v)
-            {
-                let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-                failures.push(Error::Usage(format!(
-                    "{}: rule `{}`: `verify` names no rule `{v}`{}",
-                    location(rule),
-                    rule.id,
-                    did_you_mean(v, &ids)
-                )));
-            }
-        }
-        match failures.len() {
-            0 => Ok(Library {
-                rules,
-                states,
-                aliases,
-                env,
-            }),
-            1 => Err(failures.remove(0)),
-            _ => {
-                // Several files: one Invalid per file, joined into one message.
-                let message = failures
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                Err(Error::Usage(message))
-            }
-        }
-    }
-
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
     }
@@ -440,16 +297,6 @@ mod tests {
     use super::*;
     use crate::tomlread::arbitrary::tomlish;
     use proptest::prelude::*;
-
-    #[test]
-    fn an_empty_rules_directory_is_an_error_that_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = Library::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no rule defined"), "{err}");
-        std::fs::write(dir.path().join("states.toml"), "# nothing yet\n").unwrap();
-        let err = Library::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no rule defined (1 file read)"), "{err}");
-    }
 
     #[test]
     fn resolve_after_and_blinds_travel_on_the_finding_and_a_bad_count_is_refused() {

@@ -118,6 +118,7 @@ pub(super) fn parse_rule(
         resolve_after,
         blinds,
         verify,
+        overrides: None,
         file: path.to_path_buf(),
         line,
     })

@@ -206,6 +206,20 @@ impl Aliases {
         self.map.insert(other.to_string(), canonical.to_string());
     }
 
+    /// The canonical names with at least one other name.
+    pub fn canonical_names(&self) -> std::collections::BTreeSet<String> {
+        self.map.values().cloned().collect()
+    }
+
+    /// Forgets every other name of `canonical`: an overlay's alias replaces the earlier one.
+    pub fn remove_canonical(&mut self, canonical: &str) {
+        self.map.retain(|_, c| c != canonical);
+    }
+
+    pub fn merge(&mut self, other: Aliases) {
+        self.map.extend(other.map);
+    }
+
     /// The canonical form of an image reference (`pm-sis-surface:c005` → `visionking-plc-monitor:c005`).
     pub fn canonical_image(&self, image_ref: &str) -> String {
         match image_ref.rsplit_once(':') {
