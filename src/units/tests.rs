@@ -3,8 +3,8 @@ fn a_change_printed_finer_than_its_values_is_still_the_true_change() {
     // Found by the property below: 569.75GB → 568.8GB printed "-950MB" for a 954.1MB drop,
     // because the values were exact to 5MB and the change was printed to the MB.
     let c = fmt_change(
-        569_751_072_626.8085,
-        568_796_940_719.6266,
+        569_751_072_626.808_5,
+        568_796_940_719.626_6,
         Dimension::Bytes,
         "",
     );
