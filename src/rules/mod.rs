@@ -22,7 +22,7 @@ use crate::error::did_you_mean;
 use crate::error::{Error, Problem, Result};
 use crate::history::Window;
 use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
-use crate::model::{Finding, Lifecycle, Severity};
+use crate::model::{EvidenceValue, Finding, Lifecycle, Severity};
 use crate::tomlread::{Ctx, Fields};
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
@@ -287,6 +287,18 @@ impl Library {
 
     /// Runs every rule over the window; findings sorted by severity, then node, then rule.
     pub fn evaluate(&self, window: &Window, tz: Tz) -> Evaluation {
+        self.evaluate_counted(window, tz, &|_| None)
+    }
+
+    /// As [`Library::evaluate`], with `count` giving, for a finding with a cumulative value,
+    /// the values that count it over its open episode (the ledger's); its texts are rendered
+    /// with those.
+    pub fn evaluate_counted(
+        &self,
+        window: &Window,
+        tz: Tz,
+        count: &dyn Fn(&Finding) -> Option<BTreeMap<String, EvidenceValue>>,
+    ) -> Evaluation {
         let states = StateTable::compute(&self.states, window);
         let ctx = EvalContext {
             window,
@@ -324,7 +336,22 @@ impl Library {
                 } else if c.holds {
                     holds.insert(unchecked_key(rule, &c));
                 } else {
-                    findings.push(self.render(rule, c, &ctx));
+                    let cumulative = kinds::cumulative(rule.kind_name);
+                    let copy = cumulative.as_ref().map(|_| c.clone());
+                    let mut f = self.render(rule, c, &ctx);
+                    if let (Some(mut c), Some(cum)) = (copy, cumulative)
+                        && let Some(values) = count(&f)
+                    {
+                        c.values.extend(values);
+                        // The start is printed as of now ("Feb 22 17:30" once it is a day old).
+                        if let Some(from) = c.values.get_mut(&cum.from)
+                            && let Some(unix) = from.value
+                        {
+                            from.text = ctx.time(unix as i64);
+                        }
+                        f = self.render(rule, c, &ctx);
+                    }
+                    findings.push(f);
                 }
             }
         }
@@ -411,6 +438,7 @@ impl Library {
                 verify: rule.verify.clone(),
                 resolve_after: rule.resolve_after,
                 blinds: rule.blinds,
+                cumulative: kinds::cumulative(rule.kind_name),
             },
             context,
         };

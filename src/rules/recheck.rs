@@ -30,8 +30,8 @@ pub(crate) fn recheck_by(f: &Finding) -> RecheckBy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Host, Severity, Snapshot, SourceStatus};
     use crate::history::metrics::metric_unit;
+    use crate::model::{Host, Severity, Snapshot, SourceStatus};
     use crate::units::fmt_value;
     use chrono::{TimeZone, Utc};
 
