@@ -81,6 +81,7 @@ pub fn json(
                 "key": r.finding.key(),
                 "finding": r.finding,
                 "first_seen": r.first_seen,
+                "episode_start": r.episode.start,
                 "resolved_at": r.resolved_at,
                 "now": r.now,
             })
