@@ -233,7 +233,7 @@ fn resolved_item(r: &Resolved, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
             match r.episode.back_after {
                 None => format!("first reported at {}", local_date(r.episode.start)),
                 Some(after) => format!(
-                    "back at {} after resolving at {}",
+                    "(back at {} after resolving at {})",
                     local_date(r.episode.start),
                     local_date(after)
                 ),
