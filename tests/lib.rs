@@ -22,6 +22,7 @@ mod fixtures;
 mod hostile;
 mod install;
 mod integrity;
+mod lifecycle;
 mod logs;
 mod overlay;
 mod perms;

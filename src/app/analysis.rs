@@ -69,7 +69,8 @@ pub fn analyse_round(
             outcome: Outcome::default(),
         });
     };
-    let mut evaluation = library.evaluate(window, tz);
+    // A count "since X" counts over the finding's episode, not over the window that slides.
+    let mut evaluation = library.evaluate_counted(window, tz, &|f| ledger.episode_count(f, at));
     let findings = std::mem::take(&mut evaluation.findings);
     let outcome = ledger.update(findings.clone(), at, |f| {
         crate::rules::recheck::recheck(&evaluation, window, f)

@@ -13,6 +13,7 @@
 //! log after 500 sections; what grows is one line of counts per month of the report's index.
 
 pub mod acks;
+pub mod count;
 mod resolution;
 mod update;
 
@@ -78,7 +79,16 @@ pub struct SeverityChange {
 pub struct Entry {
     pub finding: Finding,
     pub status: Status,
+    /// The first time it was ever seen.
     pub first_seen: DateTime<Utc>,
+    /// When its current episode began: when it was first seen, or when it last came back after
+    /// resolving. Every "since" and "open for" the reader sees counts from here (ledgers written
+    /// before it was kept read it as `first_seen`: see [`Entry::episode_start`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_start: Option<DateTime<Utc>>,
+    /// When the episode before the current one resolved, for a finding that came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_after: Option<DateTime<Utc>>,
     pub last_seen: DateTime<Utc>,
     pub occurrences: u32,
     /// Captures in a row it has been seen (reset when it is not).
@@ -101,6 +111,15 @@ pub struct Entry {
     /// Its headline values as last reported, to tell a material change.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reported_values: BTreeMap<String, EvidenceValue>,
+    /// All its values and its title as last reported: a repeat says "unchanged since" only
+    /// when what it prints now is what it printed then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub printed_values: BTreeMap<String, EvidenceValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printed_title: Option<String>,
+    /// For a finding whose kind counts a cumulative value: the episode's total so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<count::EpisodeCount>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub severity_history: Vec<SeverityChange>,
     /// Whether an acknowledgement held for it at the last analysis.
@@ -111,6 +130,13 @@ pub struct Entry {
     /// Analysed captures in a row its rule saw it healthy (see [`resolution`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub healthy_streak: u32,
+}
+
+impl Entry {
+    /// When the current episode began.
+    pub fn episode_start(&self) -> DateTime<Utc> {
+        self.episode_start.unwrap_or(self.first_seen)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -200,10 +226,12 @@ pub enum Reason {
     Changed {
         what: String,
     },
-    /// Unchanged, repeated after the quiet period.
+    /// Repeated after the quiet period. `since` is when it was last reported; `then` names
+    /// the values printed then that differ now, with their text then (empty: unchanged).
     Unchanged {
         since: DateTime<Utc>,
         nth: u32,
+        then: Vec<(String, String)>,
     },
     /// Its acknowledgement expired.
     AckExpired {
@@ -217,6 +245,8 @@ pub struct Reported {
     pub finding: Finding,
     pub reason: Reason,
     pub first_seen: DateTime<Utc>,
+    /// When the current episode began, and when the one before it resolved.
+    pub episode: Episode,
     /// Whether the recommendation can be seen deployed: "not yet deployed …" / "deployed on …".
     pub deployment: Option<Deployment>,
     /// For a finding that blinds patrol to its node ([`crate::model::Lifecycle::blinds`]): how
@@ -240,6 +270,7 @@ pub enum Deployment {
 pub struct Resolved {
     pub finding: Finding,
     pub first_seen: DateTime<Utc>,
+    pub episode: Episode,
     pub resolved_at: DateTime<Utc>,
     pub now: Option<String>,
 }
@@ -278,6 +309,24 @@ pub struct StillOpen {
     pub finding: Finding,
     pub unchecked_since: Option<DateTime<Utc>>,
     pub first_seen: DateTime<Utc>,
+    pub episode: Episode,
+}
+
+/// The current episode of a finding: since when it has been open this time, and, when it came
+/// back after resolving, when the previous episode resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Episode {
+    pub start: DateTime<Utc>,
+    pub back_after: Option<DateTime<Utc>>,
+}
+
+impl Episode {
+    pub fn of(e: &Entry) -> Episode {
+        Episode {
+            start: e.episode_start(),
+            back_after: e.back_after,
+        }
+    }
 }
 
 impl Outcome {

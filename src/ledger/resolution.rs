@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use std::collections::BTreeMap;
 
-use super::{Entry, Recheck, Resolved, Status};
+use super::{Entry, Episode, Recheck, Resolved, Status};
 use crate::model::Finding;
 
 /// The finding seen again, with the derived states of when its episode was raised: seen bad
@@ -59,6 +59,7 @@ pub(super) fn step(
             Some(Resolved {
                 finding: e.finding.clone(),
                 first_seen: e.first_seen,
+                episode: Episode::of(e),
                 resolved_at: now,
                 now: current,
             })

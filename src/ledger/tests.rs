@@ -131,7 +131,8 @@ fn a_worse_rate_escalates_a_small_change_does_not_and_unchanged_repeats_daily() 
         reasons(&o),
         vec![Reason::Unchanged {
             since: t(45),
-            nth: 4
+            nth: 4,
+            then: vec![],
         }]
     );
 }
@@ -268,4 +269,145 @@ fn a_finding_that_flaps_every_capture_keeps_a_bounded_history() {
     assert_eq!(e.reopened, 199);
     assert_eq!(e.severity_history.len(), SEVERITY_MEMORY);
     assert_eq!(e.severity_history.last().map(|c| c.at), Some(t(30 * 199)));
+}
+
+fn value(v: f64, text: &str) -> EvidenceValue {
+    EvidenceValue {
+        value: Some(v),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn a_finding_back_after_resolving_counts_its_episode_from_when_it_came_back() {
+    let mut l = Ledger::default();
+    let mut f = finding("a", false);
+    f.lifecycle.escalate_after = Some(3);
+    l.update(vec![f.clone()], t(0), |_| Recheck::CouldNotCheck);
+    l.update(vec![], t(15), |_| Recheck::Gone { now: None });
+    let o = l.update(vec![f.clone()], t(30), |_| Recheck::CouldNotCheck);
+    let back = Episode {
+        start: t(30),
+        back_after: Some(t(15)),
+    };
+    assert_eq!(o.reported[0].episode, back);
+    assert_eq!(
+        o.reported[0].first_seen,
+        t(0),
+        "first_seen stays the first ever"
+    );
+    let o = l.update(vec![f.clone()], t(45), |_| Recheck::CouldNotCheck);
+    assert_eq!(o.still_open[0].episode, back, "the still-open list too");
+    let o = l.update(vec![f], t(60), |_| Recheck::CouldNotCheck);
+    assert!(
+        matches!(&reasons(&o)[..], [Reason::Escalated { why }] if why.contains("30 min")),
+        "sustained over this episode, not since t(0): {:?}",
+        reasons(&o)
+    );
+    assert_eq!(o.reported[0].episode, back);
+    l.update(vec![], t(75), |_| Recheck::Gone { now: None });
+    let e = l.entries.values().next().unwrap();
+    assert_eq!(e.episode_start(), t(30));
+    // A ledger written before episodes were kept reads its episode as starting at first_seen.
+    let mut json = serde_json::to_value(e).unwrap();
+    json.as_object_mut().unwrap().remove("episode_start");
+    let old: Entry = serde_json::from_value(json).unwrap();
+    assert_eq!(old.episode_start(), t(0));
+}
+
+#[test]
+fn a_repeat_is_unchanged_only_when_every_value_it_printed_is_still_the_same() {
+    let with_usage = |v: f64, text: &str| {
+        let mut f = finding("a", false);
+        f.title = format!("no memory limit ({text} in use)");
+        f.values.insert("usage".into(), value(v, text));
+        f.values.insert("peak".into(), value(v, text));
+        f
+    };
+    let day = 24 * 60;
+    let mut l = Ledger::default();
+    l.update(vec![with_usage(1.02, "1.02GB")], t(0), |_| Recheck::Holds);
+    let o = l.update(vec![with_usage(1.03, "1.03GB")], t(day), |_| Recheck::Holds);
+    assert_eq!(
+        reasons(&o),
+        vec![Reason::Unchanged {
+            since: t(0),
+            nth: 2,
+            then: vec![
+                ("peak".into(), "1.02GB".into()),
+                ("usage".into(), "1.02GB".into())
+            ],
+        }],
+        "a value printed in the title changed its text"
+    );
+    let mut f = with_usage(1.03, "1.03GB");
+    f.values.insert("peak".into(), value(5.4, "5.4GB"));
+    let o = l.update(vec![f], t(2 * day), |_| Recheck::Holds);
+    assert_eq!(
+        reasons(&o),
+        vec![Reason::Unchanged {
+            since: t(day),
+            nth: 3,
+            then: vec![("peak".into(), "1.03GB".into())],
+        }],
+        "a value outside the title moved by more than the material share"
+    );
+    let mut f = with_usage(1.03, "1.03GB");
+    f.values.insert("peak".into(), value(5.5, "5.5GB"));
+    let o = l.update(vec![f], t(3 * day), |_| Recheck::Holds);
+    assert_eq!(
+        reasons(&o),
+        vec![Reason::Unchanged {
+            since: t(2 * day),
+            nth: 4,
+            then: vec![],
+        }],
+        "within the share, and the title is the same: unchanged"
+    );
+}
+
+#[test]
+fn a_cumulative_count_adds_up_over_its_episode_while_the_window_slides() {
+    let counted = |advance: f64, after: f64, since: f64| {
+        let mut f = finding("lost", false);
+        f.lifecycle.cumulative = Some(crate::model::Cumulative {
+            total: "advance".into(),
+            reading: "after".into(),
+            from: "since".into(),
+        });
+        f.values.insert("advance".into(), value(advance, "a"));
+        f.values.insert("after".into(), value(after, "r"));
+        f.values
+            .insert("since".into(), value(since, &format!("at {since}")));
+        f
+    };
+    let mut l = Ledger::default();
+    let first = counted(10_810.0, 10_810.0, 100.0);
+    assert_eq!(
+        l.episode_count(&first, t(0)),
+        None,
+        "a new episode counts what it saw"
+    );
+    l.update(vec![first], t(0), |_| Recheck::Holds);
+    // The window slid past the start: the kind sees less, the episode has lost more.
+    let slid = counted(5_000.0, 16_011.0, 200.0);
+    let total = l.episode_count(&slid, t(15)).unwrap();
+    assert_eq!(total["advance"].value, Some(16_011.0));
+    assert_eq!(total["since"], value(100.0, "at 100"));
+    let mut seen = slid.clone();
+    seen.values.extend(total);
+    l.update(vec![seen.clone()], t(15), |_| Recheck::Holds);
+    let again = l.episode_count(&slid, t(15)).unwrap();
+    assert_eq!(
+        again["advance"].value,
+        Some(16_011.0),
+        "the same capture counts once"
+    );
+    // A counter that restarted from zero adds what it counted since.
+    let reset = counted(500.0, 500.0, 300.0);
+    let total = l.episode_count(&reset, t(30)).unwrap();
+    assert_eq!(total["advance"].value, Some(16_511.0));
+    // Once it resolved, coming back starts a new count.
+    l.update(vec![], t(45), |_| Recheck::Gone { now: None });
+    assert_eq!(l.episode_count(&reset, t(60)), None);
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::acks::Ack;
 use super::{
-    Acknowledged, EVENT_MEMORY_DAYS, Entry, Ledger, Outcome, Policy, Reason, Recheck, Reported,
-    SEVERITY_MEMORY, SeverityChange, Status, StillOpen, resolution,
+    Acknowledged, EVENT_MEMORY_DAYS, Entry, Episode, Ledger, Outcome, Policy, Reason, Recheck,
+    Reported, SEVERITY_MEMORY, SeverityChange, Status, StillOpen, count, resolution,
 };
 use crate::model::{EvidenceValue, Finding, Severity};
 
@@ -72,6 +72,7 @@ impl Ledger {
             Some(e) => reopen(e, f, now, sighting.ack.as_ref(), outcome),
             None => {
                 let e = self.entries.entry(key).or_insert(Entry::opened(f, now));
+                count::remember(e, now);
                 report_new(e, Reason::New, now, sighting.ack.as_ref(), outcome);
             }
         }
@@ -134,6 +135,7 @@ impl Ledger {
                 finding: e.finding.clone(),
                 unchecked_since: e.unchecked_since,
                 first_seen: e.first_seen,
+                episode: Episode::of(e),
             })
             .collect();
         self.last_analysis = Some(now);
@@ -151,6 +153,8 @@ impl Entry {
             finding: f,
             status: Status::Open,
             first_seen: now,
+            episode_start: Some(now),
+            back_after: None,
             last_seen: now,
             occurrences: 1,
             consecutive: 1,
@@ -160,6 +164,9 @@ impl Entry {
             last_reported: None,
             reports: 0,
             reported_values: BTreeMap::new(),
+            printed_values: BTreeMap::new(),
+            printed_title: None,
+            count: None,
             acknowledged: false,
             escalated: false,
             healthy_streak: 0,
@@ -186,6 +193,7 @@ fn follow_open(e: &mut Entry, f: Finding, s: &Sighting, policy: &Policy, outcome
         e.record_severity(s.now, f.severity);
     }
     e.finding = resolution::keep_context(&e.finding, f);
+    count::remember(e, s.now);
     let reason = re_emit_reason(e, s, policy);
     let worse = matches!(reason, Some(Reason::Escalated { .. }));
     if worse {
@@ -224,6 +232,11 @@ fn re_emit_reason(e: &Entry, s: &Sighting, policy: &Policy) -> Option<Reason> {
 fn reopen(e: &mut Entry, f: Finding, now: DateTime<Utc>, ack: Option<&Ack>, outcome: &mut Outcome) {
     let after = e.resolved_at.unwrap_or(now);
     e.status = Status::Open;
+    // A new episode: every "since" the reader sees counts from now.
+    e.episode_start = Some(now);
+    e.back_after = Some(after);
+    e.last_reported = None;
+    e.reports = 0;
     e.last_seen = now;
     e.occurrences += 1;
     e.consecutive = 1;
@@ -233,6 +246,8 @@ fn reopen(e: &mut Entry, f: Finding, now: DateTime<Utc>, ack: Option<&Ack>, outc
     e.healthy_streak = 0;
     e.escalated = false;
     e.finding = f;
+    e.count = None;
+    count::remember(e, now);
     e.record_severity(now, e.finding.severity);
     report_new(e, Reason::Reopened { after }, now, ack, outcome);
 }
@@ -258,10 +273,13 @@ fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outco
     e.last_reported = Some(now);
     e.reports += 1;
     e.reported_values = headline(&e.finding);
+    e.printed_values = e.finding.values.clone();
+    e.printed_title = Some(e.finding.title.clone());
     outcome.reported.push(Reported {
         finding: e.finding.clone(),
         reason,
         first_seen: e.first_seen,
+        episode: Episode::of(e),
         deployment: None,
         leaves_unchecked: 0,
     });
@@ -283,7 +301,7 @@ fn follow_up(e: &Entry, f: &Finding, now: DateTime<Utc>, policy: &Policy) -> Opt
         && !e.escalated
         && e.consecutive >= n
     {
-        let span = crate::units::fmt_duration((now - e.first_seen).num_seconds() as f64);
+        let span = crate::units::fmt_duration((now - e.episode_start()).num_seconds() as f64);
         return Some(Reason::Escalated {
             why: format!("sustained for {span} ({} captures)", e.consecutive),
         });
@@ -316,12 +334,48 @@ fn follow_up(e: &Entry, f: &Finding, now: DateTime<Utc>, policy: &Policy) -> Opt
             });
         }
     }
-    let last = e.last_reported.unwrap_or(e.first_seen);
+    // Only a report of this episode: one of an earlier episode says nothing about this one.
+    let last = e
+        .last_reported
+        .filter(|t| *t >= e.episode_start())
+        .unwrap_or(e.episode_start());
     if now - last >= policy.repeat_after {
         return Some(Reason::Unchanged {
             since: last,
             nth: e.reports + 1,
+            then: printed_then(e, f, policy),
         });
     }
     None
+}
+
+/// The values printed at the last report that differ now, with their text then: a value whose
+/// text changed and is printed in the title, or that moved by the material-change share or more
+/// (any value, not only the headline ones). Empty: what it prints now is what it printed then.
+fn printed_then(e: &Entry, f: &Finding, policy: &Policy) -> Vec<(String, String)> {
+    let title_then = e.printed_title.as_deref().unwrap_or_default();
+    let mut then: Vec<(String, String)> = e
+        .printed_values
+        .iter()
+        .filter_map(|(name, was)| {
+            let now = f.values.get(name)?;
+            if now.text == was.text {
+                return None;
+            }
+            // A text without a number (a time, a name) counts only where the title printed it.
+            let material = match (was.value, now.value) {
+                (Some(old), Some(new)) if old != 0.0 => {
+                    ((new - old) / old.abs() * 100.0).abs() >= policy.material_change_pct
+                }
+                (Some(old), Some(new)) => old != new,
+                _ => false,
+            };
+            let printed = !was.text.is_empty() && title_then.contains(&was.text);
+            (material || printed).then(|| (name.clone(), was.text.clone()))
+        })
+        .collect();
+    if then.is_empty() && e.printed_title.as_ref().is_some_and(|t| *t != f.title) {
+        then.push(("title".into(), title_then.to_string()));
+    }
+    then
 }

@@ -107,6 +107,19 @@ pub struct Lifecycle {
     /// how many open findings it leaves unchecked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blinds: bool,
+    /// Its kind counts something over a window that slides (a counter's advance): the ledger
+    /// keeps the total over the episode instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cumulative: Option<Cumulative>,
+}
+
+/// The values of a cumulative count: its total, the counter's reading it was taken from, and
+/// when the total starts (a value whose number is a Unix time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cumulative {
+    pub total: String,
+    pub reading: String,
+    pub from: String,
 }
 
 impl Lifecycle {

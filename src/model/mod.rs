@@ -4,5 +4,5 @@
 pub mod finding;
 pub mod snapshot;
 
-pub use finding::{EvidenceValue, Finding, Lifecycle, Severity};
+pub use finding::{Cumulative, EvidenceValue, Finding, Lifecycle, Severity};
 pub use snapshot::*;

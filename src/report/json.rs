@@ -23,8 +23,13 @@ pub fn json(
             Reason::Reopened { after } => json!({ "status": "reopened", "resolved_at": after }),
             Reason::Escalated { why } => json!({ "status": "escalated", "why": why }),
             Reason::Changed { what } => json!({ "status": "changed", "what": what }),
-            Reason::Unchanged { since, nth } => {
+            Reason::Unchanged { since, nth, then } if then.is_empty() => {
                 json!({ "status": "unchanged", "since": since, "report": nth })
+            }
+            Reason::Unchanged { since, nth, then } => {
+                let then: serde_json::Map<String, serde_json::Value> =
+                    then.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                json!({ "status": "repeated", "since": since, "report": nth, "then": then })
             }
             Reason::AckExpired { owner, reason } => {
                 json!({ "status": "acknowledgement-expired", "owner": owner, "reason": reason })
@@ -49,6 +54,8 @@ pub fn json(
                 "finding": e.finding,
                 "lifecycle": lifecycle,
                 "first_seen": e.first_seen,
+                "episode_start": e.episode_start(),
+                "back_after": e.back_after,
                 "last_seen": e.last_seen,
                 "occurrences": e.occurrences,
                 "consecutive": e.consecutive,
@@ -74,6 +81,7 @@ pub fn json(
                 "key": r.finding.key(),
                 "finding": r.finding,
                 "first_seen": r.first_seen,
+                "episode_start": r.episode.start,
                 "resolved_at": r.resolved_at,
                 "now": r.now,
             })

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Counts, Item, Section};
-use crate::ledger::{Acknowledged, Deployment, Outcome, Reason, Reported, Resolved, StillOpen};
+use crate::ledger::{
+    Acknowledged, Deployment, Episode, Outcome, Reason, Reported, Resolved, StillOpen,
+};
 use crate::markdown::{escape_inline, one_line};
 use crate::model::Severity;
 use crate::units::fmt_duration;
@@ -85,8 +87,16 @@ pub fn build_section(
         counts: Counts {
             new: count(|r| matches!(r, Reason::New | Reason::Reopened { .. })),
             escalated: count(|r| matches!(r, Reason::Escalated { .. })),
-            changed: count(|r| matches!(r, Reason::Changed { .. })),
-            unchanged: count(|r| matches!(r, Reason::Unchanged { .. } | Reason::AckExpired { .. })),
+            changed: count(|r| match r {
+                Reason::Changed { .. } => true,
+                Reason::Unchanged { then, .. } => !then.is_empty(),
+                _ => false,
+            }),
+            unchanged: count(|r| match r {
+                Reason::Unchanged { then, .. } => then.is_empty(),
+                Reason::AckExpired { .. } => true,
+                _ => false,
+            }),
             resolved: outcome.resolved.len(),
             still_open: still_open.len(),
             acknowledged: acknowledged.len(),
@@ -103,25 +113,44 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
     let f = &r.finding;
     let mut title = f.title.clone();
     let mut body = f.evidence.clone();
+    let open_since = open_since(&r.episode, local_date);
     match &r.reason {
         Reason::New => {}
         Reason::Reopened { after } => {
-            body = format!("Back after resolving at {}. {body}", local_date(*after));
+            body = format!(
+                "Back at {} after resolving at {}. {body}",
+                local_date(r.episode.start),
+                local_date(*after)
+            );
         }
         Reason::Escalated { why } => {
             title = format!("{title} — escalated: {why}");
-            body = format!("Open since {}. {body}", local_date(r.first_seen));
+            body = format!("{open_since}. {body}");
         }
         Reason::Changed { what } => {
             title = format!("{title} — changed: {what}");
-            body = format!("Open since {}. {body}", local_date(r.first_seen));
+            body = format!("{open_since}. {body}");
         }
-        Reason::Unchanged { since, nth } => {
+        Reason::Unchanged { since, nth, then } if then.is_empty() => {
             title = format!(
                 "{title} — unchanged since {}, {} report",
                 local_date(*since),
                 ordinal(*nth)
             );
+            if r.episode.back_after.is_some() {
+                body = format!("{open_since}. {body}");
+            }
+        }
+        Reason::Unchanged { since, nth, then } => {
+            title = format!(
+                "{title} — open since {} ({}), {} report",
+                local_date(r.episode.start),
+                values_then(then, *since, r.episode.start, local_date),
+                ordinal(*nth)
+            );
+            if r.episode.back_after.is_some() {
+                body = format!("{open_since}. {body}");
+            }
         }
         Reason::AckExpired { owner, reason } => {
             body = format!(
@@ -156,8 +185,42 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
     }
 }
 
+/// "Open since Feb 23 00:15", and for a finding that came back, when its last episode resolved.
+fn open_since(episode: &Episode, local_date: &dyn Fn(DateTime<Utc>) -> String) -> String {
+    match episode.back_after {
+        Some(after) => format!(
+            "Open since {}, back after resolving at {}",
+            local_date(episode.start),
+            local_date(after)
+        ),
+        None => format!("Open since {}", local_date(episode.start)),
+    }
+}
+
+/// "1.02GB in use then" for the values printed at the last report that differ now.
+fn values_then(
+    then: &[(String, String)],
+    at: DateTime<Utc>,
+    episode_start: DateTime<Utc>,
+    local_date: &dyn Fn(DateTime<Utc>) -> String,
+) -> String {
+    let when = if at == episode_start {
+        "then".to_string()
+    } else {
+        format!("at {}", local_date(at))
+    };
+    let values: Vec<String> = then
+        .iter()
+        .map(|(name, text)| match name.as_str() {
+            "title" => format!("“{text}”"),
+            _ => format!("{} {text}", name.replace('_', " ")),
+        })
+        .collect();
+    format!("{} {when}", values.join(", "))
+}
+
 fn resolved_item(r: &Resolved, local_date: &dyn Fn(DateTime<Utc>) -> String) -> Item {
-    let open_for = fmt_duration((r.resolved_at - r.first_seen).num_seconds() as f64);
+    let open_for = fmt_duration((r.resolved_at - r.episode.start).num_seconds() as f64);
     let now = match &r.now {
         Some(n) => format!("Now {n}. "),
         None => String::new(),
@@ -166,8 +229,15 @@ fn resolved_item(r: &Resolved, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
         severity: Severity::Info.label().to_string(),
         title: one_line(&format!("Resolved: {}", r.finding.title)),
         body: one_line(&format!(
-            "{now}The condition first reported at {} no longer holds; it was open for {open_for}.",
-            local_date(r.first_seen)
+            "{now}The condition {} no longer holds; it was open for {open_for}.",
+            match r.episode.back_after {
+                None => format!("first reported at {}", local_date(r.episode.start)),
+                Some(after) => format!(
+                    "(back at {} after resolving at {})",
+                    local_date(r.episode.start),
+                    local_date(after)
+                ),
+            }
         )),
     }
 }
@@ -196,10 +266,17 @@ fn still_open_lines(
                     local_date(t)
                 ),
                 None => format!(
-                    "[{}] {} (since {})",
+                    "[{}] {} ({})",
                     f.severity.label(),
                     f.title,
-                    local_date(o.first_seen)
+                    match o.episode.back_after {
+                        None => format!("since {}", local_date(o.episode.start)),
+                        Some(after) => format!(
+                            "since {}, back after resolving at {}",
+                            local_date(o.episode.start),
+                            local_date(after)
+                        ),
+                    }
                 ),
             })
         })

@@ -203,3 +203,96 @@ fn dated_files_older_than_the_cutoff_go_with_their_empty_folders() {
 fn label_values_escape_exactly_what_the_exposition_format_escapes() {
     assert_eq!(label_value("a\\b\"c\nd\te"), "a\\\\b\\\"c\\nd e");
 }
+
+fn finding(title: &str) -> crate::model::Finding {
+    crate::model::Finding {
+        rule_id: "leak".into(),
+        kind: "growth-rate".into(),
+        severity: crate::model::Severity::Warning,
+        nodes: vec!["vk01".into()],
+        scope: None,
+        entity: "container:db".into(),
+        metric: "mem_used_bytes".into(),
+        observed_at: utc("2026-02-23T03:00:00Z"),
+        title: title.into(),
+        evidence: "evidence.".into(),
+        recommendation: String::new(),
+        values: std::collections::BTreeMap::new(),
+        event: false,
+        event_id: None,
+        lifecycle: Default::default(),
+        context: std::collections::BTreeMap::new(),
+    }
+}
+
+#[test]
+fn every_since_of_a_section_is_the_episodes_and_a_reopened_finding_says_when_it_resolved() {
+    use crate::ledger::{Episode, Outcome, Reason, Reported, Resolved, StillOpen};
+    let first = utc("2026-02-18T21:00:00Z");
+    let back = Episode {
+        start: utc("2026-02-23T03:00:00Z"),
+        back_after: Some(utc("2026-02-22T21:15:00Z")),
+    };
+    let reported = |title: &str, reason: Reason| Reported {
+        finding: finding(title),
+        reason,
+        first_seen: first,
+        episode: back,
+        deployment: None,
+        leaves_unchecked: 0,
+    };
+    let outcome = Outcome {
+        reported: vec![
+            reported(
+                "leak",
+                Reason::Escalated {
+                    why: "worse".into(),
+                },
+            ),
+            reported(
+                "no limit (5.4GB in use)",
+                Reason::Unchanged {
+                    since: back.start,
+                    nth: 2,
+                    then: vec![("usage".into(), "1.02GB".into())],
+                },
+            ),
+        ],
+        resolved: vec![Resolved {
+            finding: finding("gone"),
+            first_seen: first,
+            episode: back,
+            resolved_at: utc("2026-02-23T04:00:00Z"),
+            now: None,
+        }],
+        still_open: vec![StillOpen {
+            finding: finding("idle"),
+            unchecked_since: None,
+            first_seen: first,
+            episode: back,
+        }],
+        acknowledged: vec![],
+    };
+    let tz = chrono_tz::UTC;
+    let s = crate::report::build_section(&outcome, None, back.start, tz, None).unwrap();
+    assert_eq!(
+        s.items[0].body,
+        "Open since Feb 23 03:00, back after resolving at Feb 22 21:15. evidence."
+    );
+    assert_eq!(
+        s.items[1].title,
+        "no limit (5.4GB in use) — open since Feb 23 03:00 (usage 1.02GB then), 2nd report"
+    );
+    assert!(
+        s.items[2]
+            .body
+            .contains("(back at Feb 23 03:00 after resolving at Feb 22 21:15) no longer holds; it was open for 60 min"),
+        "{}",
+        s.items[2].body
+    );
+    assert_eq!(
+        s.still_open,
+        vec!["[WARNING] idle (since Feb 23 03:00, back after resolving at Feb 22 21:15)"]
+    );
+    assert_eq!((s.counts.changed, s.counts.unchanged), (1, 0));
+}

@@ -10,6 +10,7 @@ pub mod kinds;
 mod load;
 mod parse;
 pub mod recheck;
+mod render;
 pub mod resolution;
 pub mod select;
 pub mod states;
@@ -25,8 +26,8 @@ use chrono_tz::Tz;
 use crate::error::did_you_mean;
 use crate::error::{Error, Problem};
 use crate::history::Window;
-use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS, entity_label, metric_label};
-use crate::model::{Finding, Lifecycle, Severity};
+use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS};
+use crate::model::{EvidenceValue, Finding, Lifecycle, Severity};
 use crate::tomlread::{Ctx, Fields};
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
@@ -145,6 +146,18 @@ impl Library {
 
     /// Runs every rule over the window; findings sorted by severity, then node, then rule.
     pub fn evaluate(&self, window: &Window, tz: Tz) -> Evaluation {
+        self.evaluate_counted(window, tz, &|_| None)
+    }
+
+    /// As [`Library::evaluate`], with `count` giving, for a finding with a cumulative value,
+    /// the values that count it over its open episode (the ledger's); its texts are rendered
+    /// with those.
+    pub fn evaluate_counted(
+        &self,
+        window: &Window,
+        tz: Tz,
+        count: &dyn Fn(&Finding) -> Option<BTreeMap<String, EvidenceValue>>,
+    ) -> Evaluation {
         let states = StateTable::compute(&self.states, window);
         let ctx = EvalContext {
             window,
@@ -182,7 +195,7 @@ impl Library {
                 } else if c.holds {
                     holds.insert(unchecked_key(rule, &c));
                 } else {
-                    findings.push(self.render(rule, c, &ctx));
+                    findings.push(self.render_counted(rule, c, &ctx, count));
                 }
             }
         }
@@ -200,82 +213,6 @@ impl Library {
             holds,
             states,
         }
-    }
-
-    fn render(&self, rule: &Rule, c: Candidate, ctx: &EvalContext) -> Finding {
-        let mut vars: BTreeMap<String, String> = c
-            .values
-            .iter()
-            .map(|(k, v)| (k.clone(), v.text.clone()))
-            .collect();
-        let name = c
-            .entity
-            .split_once(':')
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_else(|| c.entity.clone());
-        vars.insert("rule".into(), rule.id.clone());
-        vars.insert("node".into(), c.nodes.join("/"));
-        vars.insert("nodes".into(), c.nodes.join(", "));
-        vars.insert("entity".into(), c.entity.clone());
-        vars.insert("name".into(), name);
-        vars.insert("subject".into(), entity_label(&c.entity));
-        vars.insert("metric".into(), c.metric.clone());
-        vars.insert("metric_label".into(), metric_label(&c.metric).to_string());
-        vars.insert("severity".into(), rule.severity.label().to_string());
-        let node = c.nodes.first().and_then(|n| ctx.window.node(n));
-        for (k, v) in advice::facts(node, &c.entity, |unix| ctx.time(unix)) {
-            vars.entry(k.to_string()).or_insert(v);
-        }
-        let subject = advice::subject(node, &c.entity);
-        let recommendation_source = rule
-            .advice
-            .iter()
-            .find(|a| a.fits(&subject))
-            .map(|a| a.recommendation.as_str())
-            .unwrap_or(&rule.recommendation);
-        let render = |source: &str| {
-            template::render(&self.env, source, &vars).unwrap_or_else(|e| {
-                tracing::error!("rule {}: template failed: {e}", rule.id);
-                format!("(template error in rule {}: {e})", rule.id)
-            })
-        };
-        let context = if c.any_state {
-            BTreeMap::new()
-        } else {
-            resolution::context(ctx.states, &c.nodes)
-        };
-        let title = render(&rule.title);
-        let recommendation = render(recommendation_source);
-        let mut finding = Finding {
-            rule_id: rule.id.clone(),
-            kind: rule.kind_name.to_string(),
-            severity: rule.severity,
-            nodes: c.nodes,
-            entity: c.entity,
-            metric: c.metric,
-            observed_at: c.observed_at,
-            title,
-            evidence: c.evidence,
-            recommendation,
-            values: c.values,
-            event: c.event,
-            event_id: c.event_id,
-            scope: c.scope,
-            lifecycle: Lifecycle {
-                headline: kinds::spec(rule.kind_name)
-                    .map(|k| k.headline.iter().map(|h| h.to_string()).collect())
-                    .unwrap_or_default(),
-                escalate_after: rule.escalate_after,
-                verify: rule.verify.clone(),
-                resolve_after: rule.resolve_after,
-                blinds: rule.blinds,
-            },
-            context,
-        };
-        if finding.recommendation.is_empty() {
-            finding.recommendation = rule.description.clone();
-        }
-        finding
     }
 }
 

@@ -26,6 +26,17 @@ pub const SPEC: KindSpec = KindSpec {
     parse,
 };
 
+/// The advance is cumulative: the ledger keeps it over the finding's episode, adding what the
+/// counter (`after`) advanced between sightings, so the count keeps its start (`since`) while
+/// the window slides.
+pub fn cumulative() -> crate::model::Cumulative {
+    crate::model::Cumulative {
+        total: "advance".into(),
+        reading: "after".into(),
+        from: "since".into(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Params {
     pub min_advance: f64,
@@ -131,7 +142,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             fmt_number(down_adv, 0),
         );
         c.value("span", Some(span), fmt_duration(span));
-        c.value("since", None, ctx.time(start));
+        c.value("since", Some(start as f64), ctx.time(start));
         c.evidence = format!(
             "{} {} went from {} to {} since {} (+{} in {}), while {} {} advanced by {} over the same time.",
             entity_label(entity),

@@ -40,6 +40,11 @@ pub struct KindSpec {
     pub parse: fn(&mut ParamReader, &mut Ctx) -> Option<Kind>,
 }
 
+/// The cumulative count a kind's findings carry, if any (see [`crate::ledger::count`]).
+pub fn cumulative(kind: &str) -> Option<crate::model::Cumulative> {
+    (kind == counter_jump::SPEC.name).then(counter_jump::cumulative)
+}
+
 /// How an open finding of a kind is rechecked once its rule no longer raises it (see
 /// [`crate::rules::recheck`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
