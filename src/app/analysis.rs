@@ -73,7 +73,7 @@ pub fn analyse_round(
     let mut evaluation = library.evaluate_counted(window, tz, &|f| ledger.episode_count(f, at));
     let findings = std::mem::take(&mut evaluation.findings);
     let outcome = ledger.update(findings.clone(), at, |f| {
-        crate::rules::recheck::recheck(&evaluation, window, f)
+        crate::rules::resolution::recheck(&evaluation, window, f)
     });
     let worst = worst(&outcome, ledger);
     let section_file = match writer {

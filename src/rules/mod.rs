@@ -9,7 +9,6 @@ pub mod defaults;
 pub mod kinds;
 mod load;
 mod parse;
-pub mod recheck;
 mod render;
 pub mod resolution;
 pub mod select;

@@ -5,15 +5,17 @@
 //! Everything else is "could not check": a node without a capture in this round, a dark
 //! capture, the source behind the subject failing, a subject with no reading now, states that
 //! changed, a rule that said it could not decide or that the condition still holds. The ledger
-//! then wants several healthy verdicts in a row (`resolve_after`) before it resolves.
+//! then wants several healthy verdicts in a row (`resolve_after`) before it resolves;
+//! [`recheck`] hands it the verdict.
 
 use std::collections::BTreeMap;
 
 use crate::history::Window;
 use crate::history::metrics::{KNOWN_METRICS, metric_unit};
+use crate::ledger::Recheck;
 use crate::model::Finding;
 use crate::rules::Evaluation;
-use crate::rules::kinds::RecheckBy;
+use crate::rules::kinds::{self, KindSpec, RecheckBy};
 use crate::rules::states::StateTable;
 use crate::units::fmt_value;
 
@@ -87,7 +89,7 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
             ));
         }
     }
-    let by = crate::rules::recheck::recheck_by(f);
+    let by = recheck_by(f);
     let round = window.latest_at().map(|t| t.timestamp());
     let mut now_text = None;
     for node in &f.nodes {
@@ -155,6 +157,23 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
     Verdict::Healthy { now: now_text }
 }
 
+/// The verdict as the ledger keeps it: gone (with what the subject reads now), could not check,
+/// or still holding. The ledger cannot depend on the rules, so it takes this answer, not the
+/// verdict.
+pub fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
+    match verdict(evaluation, window, f) {
+        Verdict::Healthy { now } => Recheck::Gone { now },
+        Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
+        Verdict::Holds => Recheck::Holds,
+    }
+}
+
+/// How a finding's kind wants it rechecked; a kind the library no longer has (an old ledger
+/// entry) is rechecked by its subject.
+fn recheck_by(f: &Finding) -> RecheckBy {
+    kinds::spec(&f.kind).map_or(RecheckBy::Subject, KindSpec::recheck_by)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +202,174 @@ mod tests {
             Some("log:container:dw")
         );
         assert_eq!(log_of("container:dw"), None);
+    }
+}
+
+/// The ledger's view of the verdict: what each kind of subject reads now, and when it cannot be read.
+#[cfg(test)]
+mod recheck_tests {
+    use super::*;
+    use crate::history::metrics::metric_unit;
+    use crate::model::{Host, Severity, Snapshot, SourceStatus};
+    use crate::units::fmt_value;
+    use chrono::{TimeZone, Utc};
+
+    fn capture(node: &str, minute: i64, sources: &[(&str, bool)]) -> Snapshot {
+        let at =
+            Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap() + chrono::Duration::minutes(minute);
+        let mut s = Snapshot::new("t", node, at);
+        s.host = Some(Host {
+            uptime_s: Some(10_000),
+            mem_available_bytes: Some(2_000_000_000),
+            ..Host::default()
+        });
+        s.sources = sources
+            .iter()
+            .map(|(name, ok)| {
+                if *ok {
+                    SourceStatus::ok(name, 1)
+                } else {
+                    SourceStatus::failed(name, "refused", 1)
+                }
+            })
+            .collect();
+        s
+    }
+
+    fn window(captures: Vec<Snapshot>) -> Window {
+        let mut w = Window::new(chrono::Duration::hours(24));
+        for c in captures {
+            w.push(c);
+        }
+        w
+    }
+
+    fn finding(kind: &str, nodes: &[&str], entity: &str, metric: &str) -> Finding {
+        Finding {
+            rule_id: "r".into(),
+            kind: kind.into(),
+            severity: Severity::Warning,
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            scope: None,
+            entity: entity.into(),
+            metric: metric.into(),
+            observed_at: Utc.with_ymd_and_hms(2026, 2, 18, 0, 0, 0).unwrap(),
+            title: "t".into(),
+            evidence: String::new(),
+            recommendation: String::new(),
+            values: Default::default(),
+            event: false,
+            event_id: None,
+            lifecycle: Default::default(),
+            context: Default::default(),
+        }
+    }
+
+    fn now(r: Recheck) -> Option<Option<String>> {
+        match r {
+            Recheck::Gone { now } => Some(now),
+            Recheck::CouldNotCheck | Recheck::Holds => None,
+        }
+    }
+
+    #[test]
+    fn a_series_reads_its_value_now() {
+        let w = window(vec![capture("vk01", 0, &[("host", true)])]);
+        let f = finding("threshold", &["vk01"], "host", "mem_available_bytes");
+        let got = now(recheck(&Evaluation::default(), &w, &f));
+        assert_eq!(
+            got,
+            Some(Some(fmt_value(
+                2e9,
+                metric_unit("mem_available_bytes").0,
+                metric_unit("mem_available_bytes").1
+            )))
+        );
+    }
+
+    #[test]
+    fn a_series_without_a_reading_or_a_missing_node_cannot_be_checked() {
+        let w = window(vec![capture("vk01", 0, &[("host", true)])]);
+        let f = finding("threshold", &["vk01"], "container:gone", "mem_usage_bytes");
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), None);
+        let f = finding("threshold", &["vk02"], "host", "mem_available_bytes");
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), None);
+    }
+
+    #[test]
+    fn a_dark_node_cannot_be_checked_whatever_the_kind() {
+        let w = window(vec![capture(
+            "vk01",
+            0,
+            &[("host", false), ("docker", false)],
+        )]);
+        for kind in ["threshold", "drift-across-nodes", "missing-key"] {
+            let f = finding(kind, &["vk01"], "host", "mem_available_bytes");
+            assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), None, "{kind}");
+        }
+    }
+
+    #[test]
+    fn reachability_is_read_from_the_sources() {
+        let w = window(vec![capture(
+            "vk01",
+            0,
+            &[("host", true), ("docker", false)],
+        )]);
+        let f = finding("unreachable", &["vk01"], "node", "");
+        assert_eq!(
+            now(recheck(&Evaluation::default(), &w, &f)),
+            Some(Some("1 of 2 sources answering".into()))
+        );
+        let f = finding("unreachable", &["vk01"], "source:host", "");
+        assert_eq!(
+            now(recheck(&Evaluation::default(), &w, &f)),
+            Some(Some("`host` answering".into()))
+        );
+        let f = finding("unreachable", &["vk01"], "source:docker", "");
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), None);
+    }
+
+    #[test]
+    fn a_kind_judged_by_its_nodes_answering_reads_no_series() {
+        let w = window(vec![
+            capture("vk01", 0, &[("host", true)]),
+            capture("vk02", 0, &[("host", true)]),
+        ]);
+        let attribute_kind = kinds::KINDS
+            .iter()
+            .find(|k| k.recheck_by() == RecheckBy::NodesAnswering)
+            .expect("a kind compares attributes across nodes");
+        // Its subject has no series on either node; answering nodes are enough.
+        let f = finding(
+            attribute_kind.name,
+            &["vk01", "vk02"],
+            "container:x",
+            "image",
+        );
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), Some(None));
+        let f = finding(
+            attribute_kind.name,
+            &["vk01", "vk03"],
+            "container:x",
+            "image",
+        );
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), None);
+    }
+
+    #[test]
+    fn what_the_rule_alone_judges_is_gone_when_not_raised() {
+        let w = window(vec![capture("vk01", 0, &[("host", true)])]);
+        let f = finding("missing-key", &["vk01"], "redis:cache", "key:session");
+        assert_eq!(now(recheck(&Evaluation::default(), &w, &f)), Some(None));
+    }
+
+    #[test]
+    fn an_unchecked_subject_stays_open() {
+        let w = window(vec![capture("vk01", 0, &[("host", true)])]);
+        let f = finding("threshold", &["vk01"], "host", "mem_available_bytes");
+        let mut evaluation = Evaluation::default();
+        evaluation.unchecked.insert(f.key());
+        assert_eq!(now(recheck(&evaluation, &w, &f)), None);
     }
 }

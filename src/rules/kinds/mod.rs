@@ -46,7 +46,7 @@ pub fn cumulative(kind: &str) -> Option<crate::model::Cumulative> {
 }
 
 /// How an open finding of a kind is rechecked once its rule no longer raises it (see
-/// [`crate::rules::recheck`]).
+/// [`crate::rules::resolution::recheck`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecheckBy {
     /// Its subject (a series, a source, the node's sources) is read again at the newest capture;
