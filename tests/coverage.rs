@@ -41,6 +41,28 @@ fn span(v: &toml::Value) -> (DateTime<Utc>, DateTime<Utc>) {
     )
 }
 
+/// Everything a finding says: itself, and each finding folded into it as a facet (with the
+/// facet's rule, nodes and subject, and the evidence that carries its line). A finding grouped
+/// across nodes names every member node in `nodes` already.
+fn said(f: &patrol::model::Finding) -> Vec<patrol::model::Finding> {
+    let mut out = vec![f.clone()];
+    for facet in &f.facets {
+        out.push(patrol::model::Finding {
+            rule_id: facet.rule_id.clone(),
+            nodes: facet.nodes.clone(),
+            entity: facet.entity.clone(),
+            metric: facet.metric.clone(),
+            severity: facet.severity,
+            title: facet.text.clone(),
+            evidence: facet.evidence.clone(),
+            values: facet.values.clone(),
+            facets: Vec::new(),
+            ..f.clone()
+        });
+    }
+    out
+}
+
 #[test]
 fn the_demo_replay_finds_what_seed_000_found() {
     let spec: toml::Table =
@@ -79,7 +101,7 @@ fn the_demo_replay_finds_what_seed_000_found() {
                     } else {
                         &r.findings
                     };
-                    list.iter().any(|f| {
+                    list.iter().flat_map(said).any(|f| {
                         rules.contains(&f.rule_id)
                             && f.nodes.contains(node)
                             && glob_match(entity, &f.entity)
@@ -114,7 +136,9 @@ fn the_demo_replay_does_not_repeat_the_seed_mistakes() {
         let rules = strings(m, "rules");
         let nodes = strings(m, "nodes");
         let about = |f: &patrol::model::Finding| {
-            rules.contains(&f.rule_id) && nodes.iter().any(|n| f.nodes.contains(n))
+            said(f)
+                .iter()
+                .any(|f| rules.contains(&f.rule_id) && nodes.iter().any(|n| f.nodes.contains(n)))
         };
         if let Some(w) = m.get("open_throughout") {
             let (from, to) = span(w);
@@ -140,7 +164,11 @@ fn the_demo_replay_does_not_repeat_the_seed_mistakes() {
         }
     }
     // §1a: a 74-second blip is not a trend, and 24 → 18 → 27 °C is a 9 °C swing, not 15.
-    let all: Vec<&patrol::model::Finding> = rounds.iter().flat_map(|r| &r.findings).collect();
+    let all: Vec<patrol::model::Finding> = rounds
+        .iter()
+        .flat_map(|r| &r.findings)
+        .flat_map(said)
+        .collect();
     assert!(!all.iter().any(|f| f.title.contains("824MB → 829MB")));
     assert!(
         !all.iter()

@@ -219,7 +219,7 @@ fn the_demo_never_calls_a_repeat_unchanged_when_its_numbers_moved() {
     );
     assert!(
         r.contains(
-            "vk02 `database-server` has no memory limit (5.4GB in use) — open since Feb 18 12:00 (usage 1.02GB then), 2nd report"
+            "`database-server` has no memory limit (1.81GB in use) on 2 of 2 `processing` nodes (as on vk01) — open since Feb 18 12:00 (usage 1.3GB then), 2nd report"
         ),
         "the repeat says what it printed then"
     );

@@ -72,7 +72,7 @@ pub fn analyse_round(
     // A count "since X" counts over the finding's episode, not over the window that slides.
     let mut evaluation = library.evaluate_counted(window, tz, &|f| ledger.episode_count(f, at));
     let findings = std::mem::take(&mut evaluation.findings);
-    let outcome = ledger.update(findings.clone(), at, |f| {
+    let outcome = ledger.update_grouped(findings.clone(), &evaluation.baseline, at, |f| {
         crate::rules::resolution::recheck(&evaluation, window, f)
     });
     let worst = worst(&outcome, ledger);

@@ -130,6 +130,10 @@ pub struct Entry {
     /// Analysed captures in a row its rule saw it healthy (see [`resolution`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub healthy_streak: u32,
+    /// The nodes it was about when it was last reported in full, so a node joining or leaving
+    /// a finding grouped across nodes is told as a change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported_nodes: Vec<String>,
 }
 
 impl Entry {
@@ -201,6 +205,7 @@ pub struct Ledger {
 }
 
 /// Whether an open finding's evidence can be read at this analysis.
+#[derive(Debug, Clone)]
 pub enum Recheck {
     /// The data is there and the rule no longer fires; `now` says what it reads now.
     Gone { now: Option<String> },

@@ -106,6 +106,8 @@ mod tests {
             event_id: None,
             lifecycle: Lifecycle::default(),
             context: BTreeMap::from([("vk01/line".to_string(), line.to_string())]),
+            members: Vec::new(),
+            facets: Vec::new(),
         }
     }
 

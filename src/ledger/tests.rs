@@ -29,6 +29,8 @@ fn finding(rule: &str, event: bool) -> Finding {
             ..Default::default()
         },
         context: BTreeMap::new(),
+        members: Vec::new(),
+        facets: Vec::new(),
     }
 }
 

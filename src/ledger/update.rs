@@ -23,6 +23,9 @@ struct Sighting {
     ack: Option<Ack>,
     /// The acknowledgement of it that expired.
     expired: Option<Ack>,
+    /// For a finding about several nodes: the nodes it was last reported about that it is not
+    /// about now, with what their recheck says.
+    left: Vec<(String, Recheck)>,
 }
 
 impl Ledger {
@@ -31,21 +34,125 @@ impl Ledger {
         &mut self,
         findings: Vec<Finding>,
         now: DateTime<Utc>,
+        recheck: impl FnMut(&Finding) -> Recheck,
+    ) -> Outcome {
+        self.update_grouped(findings, &[], now, recheck)
+    }
+
+    /// As [`Ledger::update`], where findings may say what earlier ones said (grouped across
+    /// nodes, or folded across rules: [`Finding::says`]), and `baseline` findings, not reported,
+    /// say it too: an open finding one of them says is taken into it, never resolved.
+    pub fn update_grouped(
+        &mut self,
+        findings: Vec<Finding>,
+        baseline: &[Finding],
+        now: DateTime<Utc>,
         mut recheck: impl FnMut(&Finding) -> Recheck,
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let mut seen = BTreeSet::new();
+        let mut sayers: Vec<Finding> = findings
+            .iter()
+            .filter(|f| !f.members.is_empty() || !f.facets.is_empty())
+            .cloned()
+            .collect();
+        sayers.extend(baseline.iter().cloned());
+        self.take_said(&findings, &sayers, now, &mut seen);
+        let left = self.nodes_left(&findings, &mut recheck);
         // Analysing the same capture again (a repeated `patrol report --at`) is not another
         // capture: nothing is counted twice.
         let step = u32::from(self.last_analysis.is_none_or(|last| now > last));
         for f in findings {
             let key = f.key();
             seen.insert(key.clone());
-            self.match_finding(key, f, now, step, &mut outcome);
+            let left = left.get(&key).cloned().unwrap_or_default();
+            self.match_finding(key, f, now, step, &left, &mut outcome);
         }
         self.recheck_missing(&seen, now, step, &mut recheck, &mut outcome);
         self.close_analysis(now, &mut outcome);
         outcome
+    }
+
+    /// Open findings that findings of this analysis now say (a node's finding now part of a
+    /// group, a group shrunk to one node, a finding folded into another): they are taken out of
+    /// the ledger without a word, and a new entry that takes them in inherits their history (its
+    /// episode started with the earliest of them; the nodes they were reported about).
+    fn take_said(
+        &mut self,
+        findings: &[Finding],
+        sayers: &[Finding],
+        now: DateTime<Utc>,
+        seen: &mut BTreeSet<String>,
+    ) {
+        let raised: BTreeSet<String> = findings.iter().map(Finding::key).collect();
+        let said: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(key, e)| {
+                e.status == Status::Open && !e.finding.event && !raised.contains(*key)
+            })
+            .filter(|(_, e)| sayers.iter().any(|s| s.says(&e.finding)))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in said {
+            let Some(old) = self.entries.remove(&key) else {
+                continue;
+            };
+            // A finding folded into another lives on as its facet: nothing to carry over.
+            let Some(heir) = sayers.iter().find(|s| s.continues(&old.finding)) else {
+                continue;
+            };
+            let heir_key = heir.key();
+            match self.entries.get_mut(&heir_key) {
+                Some(e) if e.status == Status::Open => e.inherit(&old),
+                Some(_) => {}
+                None if raised.contains(&heir_key) => {
+                    let mut e = Entry::opened(heir.clone(), now);
+                    e.inherit(&old);
+                    self.entries.insert(heir_key, e);
+                }
+                // A baseline is not reported: it keeps no entry.
+                None => {
+                    seen.insert(key);
+                }
+            }
+        }
+    }
+
+    /// For each finding about several nodes whose open entry was reported about nodes it no
+    /// longer names: those nodes, each rechecked on its own, so the report says "no longer on
+    /// vk02" only when vk02 was seen without it, not when it could not be read.
+    fn nodes_left(
+        &self,
+        findings: &[Finding],
+        recheck: &mut impl FnMut(&Finding) -> Recheck,
+    ) -> BTreeMap<String, Vec<(String, Recheck)>> {
+        let mut out = BTreeMap::new();
+        for f in findings {
+            let key = f.key();
+            let Some(e) = self.entries.get(&key).filter(|e| e.status == Status::Open) else {
+                continue;
+            };
+            let now: BTreeSet<&String> = f.all_nodes().collect();
+            let left: Vec<(String, Recheck)> = e
+                .reported_nodes
+                .iter()
+                .filter(|n| !now.contains(n))
+                .map(|n| {
+                    let alone = Finding {
+                        nodes: vec![n.clone()],
+                        scope: None,
+                        members: Vec::new(),
+                        ..f.clone()
+                    };
+                    (n.clone(), recheck(&alone))
+                })
+                .collect();
+            if !left.is_empty() {
+                out.insert(key, left);
+            }
+        }
+        out
     }
 
     /// One finding of this analysis against its entry: an event already told, an open finding
@@ -56,11 +163,13 @@ impl Ledger {
         f: Finding,
         now: DateTime<Utc>,
         step: u32,
+        left: &[(String, Recheck)],
         outcome: &mut Outcome,
     ) {
         let sighting = Sighting {
             now,
             step,
+            left: left.to_vec(),
             ack: self.acks.holding(&f, now).cloned(),
             expired: self.acks.expired(&f, now).cloned(),
         };
@@ -143,6 +252,21 @@ impl Ledger {
 }
 
 impl Entry {
+    /// Takes in the history of an open entry whose finding this one now says: the episode
+    /// starts with the earlier of the two, and it counts as reported about the nodes either was.
+    fn inherit(&mut self, old: &Entry) {
+        self.first_seen = self.first_seen.min(old.first_seen);
+        self.episode_start = Some(self.episode_start().min(old.episode_start()));
+        if old.last_reported.is_some() {
+            let mut nodes: BTreeSet<String> = self.reported_nodes.iter().cloned().collect();
+            nodes.extend(old.reported_nodes.iter().cloned());
+            nodes.extend(old.finding.all_nodes().cloned());
+            self.reported_nodes = nodes.into_iter().collect();
+        }
+        self.consecutive = self.consecutive.max(old.consecutive);
+        self.escalated |= old.escalated;
+    }
+
     /// The entry of a finding seen for the first time.
     fn opened(f: Finding, now: DateTime<Utc>) -> Entry {
         Entry {
@@ -170,6 +294,7 @@ impl Entry {
             acknowledged: false,
             escalated: false,
             healthy_streak: 0,
+            reported_nodes: Vec::new(),
         }
     }
 
@@ -214,7 +339,7 @@ fn follow_open(e: &mut Entry, f: Finding, s: &Sighting, policy: &Policy, outcome
 /// The re-emit policy: why an open finding seen again is worth writing in full, if it is.
 /// An acknowledgement that expired since the last analysis counts unless it escalated anyway.
 fn re_emit_reason(e: &Entry, s: &Sighting, policy: &Policy) -> Option<Reason> {
-    let reason = follow_up(e, &e.finding, s.now, policy);
+    let reason = follow_up(e, &e.finding, s, policy);
     if !matches!(reason, Some(Reason::Escalated { .. }))
         && e.acknowledged
         && s.ack.is_none()
@@ -275,6 +400,13 @@ fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outco
     e.reported_values = headline(&e.finding);
     e.printed_values = e.finding.values.clone();
     e.printed_title = Some(e.finding.title.clone());
+    e.reported_nodes = e
+        .finding
+        .all_nodes()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     outcome.reported.push(Reported {
         finding: e.finding.clone(),
         reason,
@@ -296,7 +428,8 @@ fn headline(f: &Finding) -> BTreeMap<String, EvidenceValue> {
 }
 
 /// Why a seen, open finding is worth reporting again, if it is.
-fn follow_up(e: &Entry, f: &Finding, now: DateTime<Utc>, policy: &Policy) -> Option<Reason> {
+fn follow_up(e: &Entry, f: &Finding, s: &Sighting, policy: &Policy) -> Option<Reason> {
+    let now = s.now;
     if let Some(n) = f.lifecycle.escalate_after
         && !e.escalated
         && e.consecutive >= n
@@ -304,6 +437,15 @@ fn follow_up(e: &Entry, f: &Finding, now: DateTime<Utc>, policy: &Policy) -> Opt
         let span = crate::units::fmt_duration((now - e.episode_start()).num_seconds() as f64);
         return Some(Reason::Escalated {
             why: format!("sustained for {span} ({} captures)", e.consecutive),
+        });
+    }
+    if let Some(what) = members_changed(e, f, &s.left) {
+        return Some(Reason::Changed { what });
+    }
+    // It took in findings told separately before and has not been told in its own words yet.
+    if e.last_reported.is_none() && !e.reported_nodes.is_empty() {
+        return Some(Reason::Changed {
+            what: "told as one finding from now on".into(),
         });
     }
     let current = headline(f);
@@ -347,6 +489,53 @@ fn follow_up(e: &Entry, f: &Finding, now: DateTime<Utc>, policy: &Policy) -> Opt
         });
     }
     None
+}
+
+/// For a finding about several nodes: which nodes joined it or left it since it was last
+/// reported. A node it no longer names is "no longer on" it only when its recheck saw it
+/// healthy; one that could not be read, or that is now reported on its own, is said so.
+fn members_changed(e: &Entry, f: &Finding, left: &[(String, Recheck)]) -> Option<String> {
+    if e.reported_nodes.is_empty() || (f.members.is_empty() && e.reported_nodes.len() < 2) {
+        return None;
+    }
+    let then: BTreeSet<&String> = e.reported_nodes.iter().collect();
+    let joined: Vec<&str> = f
+        .all_nodes()
+        .filter(|n| !then.contains(n))
+        .map(|s| s.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let list = |nodes: &[&str]| match nodes.len() {
+        0..=3 => nodes.join(", "),
+        n => format!("{}, … ({n} nodes)", nodes[..3].join(", ")),
+    };
+    let left_as = |pred: fn(&Recheck) -> bool| -> Vec<&str> {
+        left.iter()
+            .filter(|(_, r)| pred(r))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    if !joined.is_empty() {
+        parts.push(format!("now also on {}", list(&joined)));
+    }
+    let gone = left_as(|r| matches!(r, Recheck::Gone { .. }));
+    if !gone.is_empty() {
+        parts.push(format!("no longer on {}", list(&gone)));
+    }
+    let unread = left_as(|r| matches!(r, Recheck::CouldNotCheck));
+    if !unread.is_empty() {
+        parts.push(format!("could not check {}", list(&unread)));
+    }
+    let apart = left_as(|r| matches!(r, Recheck::Holds));
+    if !apart.is_empty() {
+        parts.push(format!(
+            "still holds on {}, reported on its own",
+            list(&apart)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The values printed at the last report that differ now, with their text then: a value whose

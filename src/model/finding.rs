@@ -85,6 +85,37 @@ pub struct Finding {
     /// while they differ, its absence proves nothing and it cannot resolve.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub context: BTreeMap<String, String>,
+    /// For one finding about the same subject on several nodes of a role: each node's own
+    /// title and numbers (the finding's `nodes` are theirs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    /// Findings of other rules about the same subject, folded into this one as evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<Facet>,
+}
+
+/// One node's share of a finding grouped across nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub node: String,
+    pub title: String,
+    pub values: BTreeMap<String, EvidenceValue>,
+}
+
+/// A finding of another rule folded into this one ("also: no memory limit").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Facet {
+    pub rule_id: String,
+    pub severity: Severity,
+    pub nodes: Vec<String>,
+    pub entity: String,
+    pub metric: String,
+    /// Its own title, without the node names the finding it is folded into already says.
+    pub text: String,
+    /// Its own evidence, for `--format json`: the report prints `text` as an "also" line.
+    #[serde(default)]
+    pub evidence: String,
+    pub values: BTreeMap<String, EvidenceValue>,
 }
 
 /// What the ledger needs to know about a finding's rule to report it over time.
@@ -138,6 +169,51 @@ impl Lifecycle {
 }
 
 impl Finding {
+    /// The nodes it speaks about, its members' included.
+    pub fn all_nodes(&self) -> impl Iterator<Item = &String> {
+        self.nodes
+            .iter()
+            .chain(self.members.iter().map(|m| &m.node))
+    }
+
+    /// Whether this finding says what `other` said: the same rule about the same subject on a
+    /// node they share (one grouped across nodes and one of its nodes alone, either way round),
+    /// or `other` folded into it as a facet. An open finding said by another one is not
+    /// resolved when it stops being raised on its own: it lives on in the one that says it.
+    pub fn says(&self, other: &Finding) -> bool {
+        if other.event || self.event {
+            return false;
+        }
+        let shares = |nodes: &[String]| nodes.iter().any(|n| self.all_nodes().any(|m| m == n));
+        let other_nodes: Vec<String> = other.all_nodes().cloned().collect();
+        let same_subject = self.rule_id == other.rule_id
+            && self.entity == other.entity
+            && self.metric == other.metric;
+        if same_subject && (!self.members.is_empty() || !other.members.is_empty()) {
+            return shares(&other_nodes);
+        }
+        if same_subject {
+            return false;
+        }
+        // Folded in: only when every node it was about is in the facet, so nothing it said
+        // about another node is dropped.
+        self.facets.iter().any(|facet| {
+            facet.rule_id == other.rule_id
+                && facet.entity == other.entity
+                && facet.metric == other.metric
+                && other_nodes.iter().all(|n| facet.nodes.contains(n))
+        })
+    }
+
+    /// Whether this finding is the same rule about the same subject as `other` on nodes they
+    /// share: it carries on `other`'s episode, not only what it said.
+    pub fn continues(&self, other: &Finding) -> bool {
+        self.rule_id == other.rule_id
+            && self.entity == other.entity
+            && self.metric == other.metric
+            && self.says(other)
+    }
+
     /// The identity a finding keeps across runs: same rule, same nodes, same subject.
     pub fn key(&self) -> String {
         let who = match &self.scope {

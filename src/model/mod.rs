@@ -4,5 +4,5 @@
 pub mod finding;
 pub mod snapshot;
 
-pub use finding::{Cumulative, EvidenceValue, Finding, Lifecycle, Severity};
+pub use finding::{Cumulative, EvidenceValue, Facet, Finding, Lifecycle, Member, Severity};
 pub use snapshot::*;

@@ -222,6 +222,8 @@ fn finding(title: &str) -> crate::model::Finding {
         event_id: None,
         lifecycle: Default::default(),
         context: std::collections::BTreeMap::new(),
+        members: Vec::new(),
+        facets: Vec::new(),
     }
 }
 

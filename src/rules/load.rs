@@ -251,6 +251,24 @@ fn build(sources: &[(PathBuf, String)], overlay_from: usize) -> Result<Library> 
             )));
         }
     }
+    // A `folds_into` must name another rule of the library.
+    for rule in &rules {
+        for target in &rule.folds_into {
+            if target == &rule.id || !rules.iter().any(|r| &r.id == target) {
+                let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+                failures.push(Error::Usage(format!(
+                    "{}: rule `{}`: `folds_into` names {}",
+                    location(rule),
+                    rule.id,
+                    if target == &rule.id {
+                        "the rule itself".to_string()
+                    } else {
+                        format!("no rule `{target}`{}", did_you_mean(target, &ids))
+                    }
+                )));
+            }
+        }
+    }
     match failures.len() {
         0 => Ok(Library {
             rules,

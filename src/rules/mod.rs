@@ -6,6 +6,7 @@
 
 pub mod advice;
 pub mod defaults;
+pub mod group;
 pub mod kinds;
 mod load;
 mod parse;
@@ -28,6 +29,7 @@ use crate::history::Window;
 use crate::history::metrics::{KNOWN_ATTRIBUTES, KNOWN_METRICS};
 use crate::model::{EvidenceValue, Finding, Lifecycle, Severity};
 use crate::tomlread::{Ctx, Fields};
+pub use group::AcrossNodes;
 use kinds::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target};
 use select::Selector;
 use states::{Aliases, Gate, GateCheck, StateDef, StateTable};
@@ -56,6 +58,13 @@ pub struct Rule {
     pub blinds: bool,
     /// A rule whose finding on the same subject means this one's recommendation is not deployed.
     pub verify: Option<String>,
+    /// What the same finding on several nodes of a role becomes ([`group`]).
+    pub across_nodes: AcrossNodes,
+    /// Findings of one family about one subject are one problem: they fold into the most severe.
+    pub family: Option<String>,
+    /// Rules whose finding about the same node (and subject, or the whole node) this one's
+    /// finding folds into as evidence: a reboot lists what it released.
+    pub folds_into: Vec<String>,
     /// Where the rule this one replaced came from (`built-in`, or `file:line`), when a
     /// fleet's overlay redefined an id.
     pub overrides: Option<String>,
@@ -78,6 +87,9 @@ pub struct Evaluation {
     pub holds: BTreeSet<String>,
     /// The derived states this evaluation computed, which a finding's context is compared with.
     pub states: StateTable,
+    /// Findings grouped across nodes that are their role's baseline: not news, not reported,
+    /// but what they say is not resolved either ([`group`]).
+    pub baseline: Vec<Finding>,
 }
 
 impl Evaluation {
@@ -108,6 +120,8 @@ fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
         event_id: c.event_id.clone(),
         lifecycle: Lifecycle::default(),
         context: BTreeMap::new(),
+        members: Vec::new(),
+        facets: Vec::new(),
     };
     probe.key()
 }
@@ -127,7 +141,7 @@ impl std::fmt::Debug for Library {
     }
 }
 
-const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, resolve_after, blinds, verify, title, recommendation, advice";
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, resolve_after, blinds, verify, across_nodes, family, folds_into, title, recommendation, advice";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()
@@ -198,19 +212,14 @@ impl Library {
                 }
             }
         }
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| a.nodes.cmp(&b.nodes))
-                .then_with(|| a.rule_id.cmp(&b.rule_id))
-                .then_with(|| a.entity.cmp(&b.entity))
-        });
+        let grouped = group::group(self, window, findings);
         Evaluation {
-            findings,
+            findings: grouped.findings,
             unchecked,
             gated,
             holds,
             states,
+            baseline: grouped.baseline,
         }
     }
 }

@@ -101,6 +101,31 @@ pub(super) fn parse_rule(
     let resolve_after = f.count(ctx, "resolve_after").map(|n| n.max(1) as u32);
     let blinds = f.boolean(ctx, "blinds").unwrap_or(false);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
+    let across_nodes = f
+        .string(ctx, "across_nodes", false)
+        .and_then(|v| match AcrossNodes::parse(v.get_ref()) {
+            Some(a) => Some(a),
+            None => {
+                ctx.report(
+                    v.span(),
+                    format!(
+                        "{}: `across_nodes` must be {}, not `{}`",
+                        f.what,
+                        AcrossNodes::CHOICES,
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        })
+        .unwrap_or_default();
+    let family = f.string(ctx, "family", false).map(|v| v.into_inner());
+    let folds_into = f
+        .strings(ctx, "folds_into")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.into_inner())
+        .collect();
     f.finish(ctx);
     Some(Rule {
         id: id?.into_inner(),
@@ -118,6 +143,9 @@ pub(super) fn parse_rule(
         resolve_after,
         blinds,
         verify,
+        across_nodes,
+        family,
+        folds_into,
         overrides: None,
         file: path.to_path_buf(),
         line,

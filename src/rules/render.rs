@@ -108,6 +108,8 @@ impl Library {
                 cumulative: kinds::cumulative(rule.kind_name),
             },
             context,
+            members: Vec::new(),
+            facets: Vec::new(),
         };
         if finding.recommendation.is_empty() {
             finding.recommendation = rule.description.clone();

@@ -161,11 +161,46 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
 /// or still holding. The ledger cannot depend on the rules, so it takes this answer, not the
 /// verdict.
 pub fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
-    match verdict(evaluation, window, f) {
+    match group_verdict(evaluation, window, f) {
         Verdict::Healthy { now } => Recheck::Gone { now },
         Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
         Verdict::Holds => Recheck::Holds,
     }
+}
+
+/// The verdict on a finding grouped across nodes is its members' together: it still holds if
+/// any member holds, could not be checked if any could not be, and is healthy only when every
+/// node it was about was seen healthy.
+fn group_verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict {
+    if f.members.is_empty() {
+        return verdict(evaluation, window, f);
+    }
+    let mut unchecked = None;
+    let mut now = Vec::new();
+    for m in &f.members {
+        let prefix = format!("{}/", m.node);
+        let alone = Finding {
+            nodes: vec![m.node.clone()],
+            scope: None,
+            members: Vec::new(),
+            context: f
+                .context
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..f.clone()
+        };
+        match verdict(evaluation, window, &alone) {
+            Verdict::Holds => return Verdict::Holds,
+            v @ Verdict::Unchecked { .. } => unchecked = Some(v),
+            Verdict::Healthy { now: Some(text) } => now.push(format!("{} {text}", m.node)),
+            Verdict::Healthy { now: None } => {}
+        }
+    }
+    unchecked.unwrap_or(Verdict::Healthy {
+        now: (!now.is_empty() && now.len() <= 5).then(|| now.join(", ")),
+    })
 }
 
 /// How a finding's kind wants it rechecked; a kind the library no longer has (an old ledger
@@ -262,6 +297,8 @@ mod recheck_tests {
             event_id: None,
             lifecycle: Default::default(),
             context: Default::default(),
+            members: Vec::new(),
+            facets: Vec::new(),
         }
     }
 
