@@ -19,6 +19,7 @@ mod demo;
 mod digest;
 mod fakes;
 mod fixtures;
+mod grouping;
 mod hostile;
 mod install;
 mod integrity;
