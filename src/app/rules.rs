@@ -91,10 +91,50 @@ fn explain_cmd(name: &str, library: impl Fn() -> Result<Library>) -> Result<i32>
         r.description
     );
     println!("{}", plain(&line));
+    println!("{}\n", plain(&grouping_of(r, &lib)));
     if let Some(k) = rules::kinds::spec(r.kind_name) {
         print!("{}", k.doc);
     }
     Ok(EXIT_OK)
+}
+
+/// What the rule's findings become in a report with others: grouped across nodes or a role's
+/// baseline, folded into another rule's, or taking others in.
+fn grouping_of(r: &rules::Rule, lib: &Library) -> String {
+    let mut lines = vec![match r.across_nodes {
+        _ if r.event => "Across nodes: an event is told for each node it happens on.".to_string(),
+        rules::AcrossNodes::Group => "Across nodes (`across_nodes = \"group\"`): the same finding on several nodes of a role is one finding naming the worst nodes; a node whose numbers depart from its peers' is named on its own.".to_string(),
+        rules::AcrossNodes::Baseline => "Across nodes (`across_nodes = \"baseline\"`): shown alike by nearly every node of a role it is the role's baseline and not reported; only nodes that depart from it are.".to_string(),
+        rules::AcrossNodes::Each => "Across nodes (`across_nodes = \"each\"`): every node's finding stands alone.".to_string(),
+    }];
+    if let Some(family) = &r.family {
+        let others: Vec<&str> = lib
+            .rules
+            .iter()
+            .filter(|o| o.id != r.id && o.family.as_ref() == Some(family))
+            .map(|o| o.id.as_str())
+            .collect();
+        lines.push(format!(
+            "Family `{family}` (with {}): findings of the family about one subject fold into the most severe, the others as \"Also:\" lines.",
+            if others.is_empty() { "no other rule".to_string() } else { others.join(", ") }
+        ));
+    }
+    if !r.folds_into.is_empty() {
+        lines.push(format!(
+            "Folds into {}: a finding of it about the same node and subject (or the whole node) takes this one's as an \"Also:\" line.",
+            r.folds_into.join(", ")
+        ));
+    }
+    let takes: Vec<&str> = lib
+        .rules
+        .iter()
+        .filter(|o| o.folds_into.contains(&r.id))
+        .map(|o| o.id.as_str())
+        .collect();
+    if !takes.is_empty() {
+        lines.push(format!("Takes in: {}.", takes.join(", ")));
+    }
+    lines.join("\n")
 }
 
 /// `patrol rules noise`: which rules spoke in most of the recent sections, or flapped.
