@@ -8,6 +8,10 @@
 //! attachments; the monthly files are the record). A single `improvements.md` written before
 //! monthly files is moved, whole, to `improvements/earlier.md` and linked from the index.
 //!
+//! A section sums up what is still open (counts, the five most important findings) and links
+//! `open.md`, the whole list by node, which every analysis rewrites: sections stay short however
+//! much is open, and the full list exists once, not once per section.
+//!
 //! Sections are rendered by minijinja templates (report-templates/); the binary carries copies
 //! so it works from any directory, and a `report-templates/` directory next to where patrol runs
 //! overrides them.
