@@ -432,7 +432,9 @@ fn every_number_in_the_demo_output_adds_up() {
     let out = dir.path().join("demo");
     succeeded(&patrol(&["demo", "--out", out.to_str().unwrap()], &root()));
     assert!(!rolling_report(&out).is_empty());
-    assert_adds_up(&reports_under(&out), 500);
+    // Sections no longer repeat every still-open finding (open.md lists them once), so the
+    // same figures are not counted section after section.
+    assert_adds_up(&reports_under(&out), 200);
 }
 
 /// Issue 15's numeric and advice examples, as the demo printed them, stay fixed.

@@ -25,6 +25,7 @@ mod install;
 mod integrity;
 mod lifecycle;
 mod logs;
+mod openlist;
 mod overlay;
 mod perms;
 mod quiet;

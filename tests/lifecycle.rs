@@ -10,13 +10,48 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::support::{patrol, rolling_report, root, succeeded};
 
+/// A section template from before the still-open summary: it lists every still-open finding,
+/// so each "since" and count is checked in every section (and a fleet's override of that age
+/// keeps working).
+const FULL_LIST_TEMPLATE: &str = "
+## {{ section.heading_time }} -- {{ section.severity }}
+{% for item in section.items %}
+{{ loop.index }}. **[{{ item.severity }}] {{ item.title }}** — {{ item.body }}
+{% endfor %}
+{% if section.still_open %}
+
+Still open ({{ section.still_open | length }}):
+
+{% for line in section.still_open %}
+- {{ line }}
+{% endfor %}
+{% endif %}
+";
+
 fn demo() -> &'static str {
     static REPORT: OnceLock<String> = OnceLock::new();
     REPORT.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("report-templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::fs::write(templates.join("section.md.j2"), FULL_LIST_TEMPLATE).unwrap();
         let out = dir.path().join("demo");
-        succeeded(&patrol(&["demo", "--out", out.to_str().unwrap()], &root()));
-        rolling_report(&out)
+        let (archive, rules) = (root().join("snapshots/demo"), root().join("rules"));
+        succeeded(&patrol(
+            &[
+                "demo",
+                "--archive",
+                archive.to_str().unwrap(),
+                "--rules",
+                rules.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            dir.path(),
+        ));
+        let report = rolling_report(&out);
+        assert!(report.contains("Still open (65):"), "the override is used");
+        report
     })
 }
 

@@ -80,6 +80,7 @@ pub fn analyse_round(
         Some(writer) => {
             crate::fsutil::crash_point("before-ledger");
             let section_file = writer.write_section(ledger, &outcome, at, tz)?;
+            writer.write_open(ledger, &outcome, at, tz)?;
             writer.write_textfile(ledger, window, at)?;
             section_file
         }
@@ -112,7 +113,7 @@ impl SectionWriter {
         let ledger_path = self.output.ledger();
         let Some(section) = report::build_section(
             outcome,
-            ledger.worst_open(),
+            ledger,
             at,
             tz,
             ledger.sections.back().map(|s| s.at),
@@ -143,6 +144,20 @@ impl SectionWriter {
         ledger.save(&ledger_path)?;
         report::prune_dated(&self.output, at - self.keep_dated)?;
         Ok(Some(dated))
+    }
+
+    /// Rewrites `open.md`, the whole list a section summarises. Only after `write_section`
+    /// saved the ledger (and wrote and cleared any pending section): the ledger is the record
+    /// and `open.md` a view of it, so a crash before this line loses nothing the next analysis
+    /// does not rewrite.
+    fn write_open(
+        &self,
+        ledger: &Ledger,
+        outcome: &Outcome,
+        at: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<()> {
+        report::write_open(&self.output, &self.fleet, tz, at, outcome, ledger).map(|_| ())
     }
 
     /// The Prometheus textfile of open findings and source health, when one is configured.

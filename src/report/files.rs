@@ -2,17 +2,24 @@
 //! of the months (`improvements.md`); a report from before monthly files is kept and linked;
 //! dated files past their retention are pruned. A section is rendered first (nothing written)
 //! and committed after the ledger holds it, so a crash neither loses nor repeats it.
+//!
+//! `open.md` is the whole list of open and acknowledged findings, by node, that a section only
+//! summarises. It is a view of the ledger, rewritten by every analysis whether or not it writes
+//! a section, and never read back: a crash before it is rewritten leaves the previous one, which
+//! the next analysis replaces.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{HEADER_TEMPLATE, SECTION_TEMPLATE, Section, environment};
+use super::section::{OpenFinding, acknowledged_line, all_open, local_date_in, node_of, open_line};
+use super::{HEADER_TEMPLATE, SECTION_TEMPLATE, Section, environment, heading_time};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::ledger::{MonthCounts, PendingSection};
+use crate::ledger::{Acknowledged, Ledger, MonthCounts, Outcome, PendingSection};
 use crate::markdown::{escape_inline, plain};
+use crate::model::Severity;
 
 /// Where a fleet's reports go.
 pub struct Output {
@@ -49,6 +56,11 @@ impl Output {
 
     pub fn ledger(&self) -> PathBuf {
         self.dir.join("ledger.json")
+    }
+
+    /// Every open and acknowledged finding, by node, as of the last analysis.
+    pub fn open(&self) -> PathBuf {
+        self.dir.join("open.md")
     }
 
     /// The folder of dated section files.
@@ -264,17 +276,25 @@ pub fn render_section(
                 message: e.to_string(),
             })
     };
-    let body = render(
-        SECTION_TEMPLATE,
-        minijinja::context! { section => minijinja::Value::from(minijinja::value::Serde(section)) },
-    )?;
+    // The same section in two places: its link to `open.md` is relative to each.
+    let body_in = |open_link: &str| {
+        render(
+            SECTION_TEMPLATE,
+            minijinja::context! {
+                section => minijinja::Value::from(minijinja::value::Serde(section)),
+                open_link => open_link,
+            },
+        )
+    };
+    let body = body_in("../open.md")?;
+    let dated_body = body_in("../../../open.md")?;
     let header = render(
         HEADER_TEMPLATE,
         minijinja::context! { fleet => escape_inline(fleet), timezone => tz.name(), month => month_key(at, tz) },
     )?;
     // Whatever a template (perhaps a local one) did with the values, no control character but
     // the line feed reaches the file.
-    let (header, body) = (plain(&header), plain(&body));
+    let (header, body, dated_body) = (plain(&header), plain(&body), plain(&dated_body));
     let month = output.month(at, tz);
     let mut rolling_text = String::new();
     if !month.exists() {
@@ -289,7 +309,7 @@ pub fn render_section(
         rolling_text,
         index_text: Some(render_index(fleet, tz, months, &earlier_files(output)?)),
         dated_path: dated.to_string_lossy().to_string(),
-        dated_text: format!("{header}\n{body}"),
+        dated_text: format!("{header}\n{dated_body}"),
     })
 }
 
@@ -321,4 +341,91 @@ pub fn commit_section(output: &Output, pending: &PendingSection) -> Result<PathB
         fsutil::write_atomic(&output.rolling(), index.as_bytes(), output.mode)?;
     }
     Ok(dated)
+}
+
+/// The text of `open.md` after the analysis of the capture at `at`: every open finding (those
+/// the section reports in full included) and every acknowledged one, under its node (a finding
+/// about several nodes or a peer group under "fleet", last), most important first.
+pub fn render_open(
+    fleet: &str,
+    tz: Tz,
+    at: DateTime<Utc>,
+    outcome: &Outcome,
+    ledger: &Ledger,
+) -> String {
+    let open = all_open(outcome, ledger);
+    let mut acknowledged: Vec<&Acknowledged> = outcome.acknowledged.iter().collect();
+    acknowledged.sort_by(|a, b| {
+        b.finding
+            .severity
+            .cmp(&a.finding.severity)
+            .then_with(|| a.finding.title.cmp(&b.finding.title))
+    });
+    let by_severity: Vec<String> = [Severity::Warning, Severity::Info, Severity::Suggestion]
+        .into_iter()
+        .filter_map(|sev| {
+            let n = open.iter().filter(|o| o.finding.severity == sev).count();
+            (n > 0).then(|| format!("{n} {}", sev.label()))
+        })
+        .collect();
+    let mut out = format!(
+        "# {} -- Open findings\n\nWritten by the analysis of the capture at {}: {} open{}, {} acknowledged. Every analysis rewrites this file; what changed when is in the sections of the [report](improvements.md).\n",
+        escape_inline(fleet),
+        heading_time(at, tz, None),
+        open.len(),
+        if by_severity.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_severity.join(", "))
+        },
+        acknowledged.len()
+    );
+    // Nodes by name, then the fleet.
+    let mut groups: Vec<Option<&str>> = open
+        .iter()
+        .map(|o| o.node())
+        .chain(acknowledged.iter().map(|a| node_of(&a.finding)))
+        .collect();
+    groups.sort_by_key(|g| (g.is_none(), *g));
+    groups.dedup();
+    let local_date = local_date_in(tz);
+    for group in groups {
+        let lines: Vec<String> = open
+            .iter()
+            .filter(|o: &&OpenFinding| o.node() == group)
+            .map(|o| format!("- {}", open_line(o, &local_date)))
+            .collect();
+        let acks: Vec<String> = acknowledged
+            .iter()
+            .filter(|a| node_of(&a.finding) == group)
+            .map(|a| format!("- acknowledged: {}", acknowledged_line(a)))
+            .collect();
+        let name = group.map_or_else(|| "Fleet".to_string(), escape_inline);
+        let counts = match acks.len() {
+            0 => format!("{} open", lines.len()),
+            n => format!("{} open, {n} acknowledged", lines.len()),
+        };
+        out.push_str(&format!("\n## {name} ({counts})\n\n"));
+        for line in lines.iter().chain(&acks) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    plain(&out)
+}
+
+/// Rewrites `open.md` (atomically, with the reports' mode) from the analysis at `at`. Called
+/// after the ledger is saved: it is a view of the ledger, never the record.
+pub fn write_open(
+    output: &Output,
+    fleet: &str,
+    tz: Tz,
+    at: DateTime<Utc>,
+    outcome: &Outcome,
+    ledger: &Ledger,
+) -> Result<PathBuf> {
+    let path = output.open();
+    let text = render_open(fleet, tz, at, outcome, ledger);
+    fsutil::write_atomic(&path, text.as_bytes(), output.mode)?;
+    Ok(path)
 }

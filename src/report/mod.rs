@@ -8,6 +8,10 @@
 //! attachments; the monthly files are the record). A single `improvements.md` written before
 //! monthly files is moved, whole, to `improvements/earlier.md` and linked from the index.
 //!
+//! A section sums up what is still open (counts, the five most important findings) and links
+//! `open.md`, the whole list by node, which every analysis rewrites: sections stay short however
+//! much is open, and the full list exists once, not once per section.
+//!
 //! Sections are rendered by minijinja templates (report-templates/); the binary carries copies
 //! so it works from any directory, and a `report-templates/` directory next to where patrol runs
 //! overrides them.
@@ -32,7 +36,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::markdown::plain;
 
-pub use files::{Output, commit_section, month_key, prune_dated, render_index, render_section};
+pub use files::{
+    Output, commit_section, month_key, prune_dated, render_index, render_open, render_section,
+    write_open,
+};
 pub use json::json;
 pub use noise::{NoiseRow, noise};
 pub use section::{build_section, heading_time};
@@ -87,8 +94,19 @@ pub struct Section {
     pub heading_time: String,
     pub severity: String,
     pub items: Vec<Item>,
-    /// One line per open finding not repeated in full.
+    /// One line per open finding not repeated in full, most important first (the whole list,
+    /// for templates written before the summary).
     pub still_open: Vec<String>,
+    /// "41 still open: 9 WARNING, 30 INFO, 2 SUGGESTION — vk01 18, vk02 12, vk03 11" (empty
+    /// when nothing is).
+    pub open_summary: String,
+    /// The first lines of `still_open`, the ones a section names.
+    pub open_top: Vec<String>,
+    /// How many still-open findings `open_top` leaves to `open.md`.
+    pub open_more: usize,
+    /// How many findings `open.md` lists as open: the still-open ones and those this section
+    /// reports in full that stay open.
+    pub open_total: usize,
     /// One line per acknowledged finding.
     pub acknowledged: Vec<String>,
     pub counts: Counts,

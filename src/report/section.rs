@@ -1,16 +1,31 @@
 //! A section from what the ledger says: one item per finding reported (new, escalated,
-//! changed, unchanged, back, acknowledgement expired) or resolved, one line per finding still
-//! open or acknowledged, the counts, and a heading time that stays unique across a fall-back hour.
+//! changed, unchanged, back, acknowledgement expired) or resolved, a short summary of the
+//! findings still open, the acknowledged ones, the counts, and a heading time that stays unique
+//! across a fall-back hour.
+//!
+//! The heading tells what this section brings, not what the fleet carries: the worst severity of
+//! its new, reopened and escalated items, or, when it has none, of its repeats and resolutions
+//! (a resolution counts as INFO). A WARNING that is merely still open does not head every
+//! section; it is in the summary and in `open.md`.
+//!
+//! The summary says how many findings are still open by severity and by node, then the five
+//! most important, then links `open.md` for the rest. Importance, in order: severity (worst
+//! first); then a finding whose evidence was read at this analysis before one that could not be
+//! checked (that one is a last-known state, and what blinds patrol is an open finding of its
+//! own); then a finding that escalated in its episode (it got worse while open); then the
+//! newest episode first (the reader has seen it in fewer sections than a long-standing one);
+//! then the title, so the order is total and the same run gives the same lines. `open.md`
+//! lists every open and acknowledged finding by node in the same order.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Counts, Item, Section};
 use crate::ledger::{
-    Acknowledged, Deployment, Episode, Outcome, Reason, Reported, Resolved, StillOpen,
+    Acknowledged, Deployment, Episode, Ledger, Outcome, Reason, Reported, Resolved,
 };
 use crate::markdown::{escape_inline, one_line};
-use crate::model::Severity;
+use crate::model::{Finding, Severity};
 use crate::units::fmt_duration;
 
 /// "Feb 19 00:30", with the UTC offset when the local time happens twice (clocks falling back).
@@ -47,11 +62,15 @@ pub fn heading_time(at: DateTime<Utc>, tz: Tz, previous: Option<DateTime<Utc>>) 
     format!("{} (UTC{})", local.format(clock), local.format("%:z"))
 }
 
+/// How many still-open findings a section names; the rest are in `open.md`.
+pub const OPEN_SHOWN: usize = 5;
+
 /// Turns what the ledger says into a section; `None` when there is nothing new to say.
-/// `previous` is when the last section was written.
+/// `previous` is when the last section was written; `ledger` (already updated) tells which
+/// open findings escalated in their episode.
 pub fn build_section(
     outcome: &Outcome,
-    worst_open: Option<Severity>,
+    ledger: &Ledger,
     at: DateTime<Utc>,
     tz: Tz,
     previous: Option<DateTime<Utc>>,
@@ -71,14 +90,9 @@ pub fn build_section(
             .iter()
             .map(|r| resolved_item(r, &local_date)),
     );
-    let reported_worst = outcome
-        .reported
-        .iter()
-        .map(|n| n.finding.severity)
-        .chain(std::iter::once(Severity::Info).filter(|_| !outcome.resolved.is_empty()))
-        .max();
-    let severity = worst_open.max(reported_worst).unwrap_or(Severity::Info);
-    let still_open = still_open_lines(&outcome.still_open, &local_date);
+    let severity = heading_severity(outcome);
+    let open = still_open(outcome, ledger);
+    let still_open: Vec<String> = open.iter().map(|o| open_line(o, &local_date)).collect();
     let acknowledged = acknowledged_lines(&outcome.acknowledged);
     let count = |pred: fn(&Reason) -> bool| outcome.count(pred);
     Some(Section {
@@ -102,9 +116,155 @@ pub fn build_section(
             acknowledged: acknowledged.len(),
         },
         items,
+        open_summary: open_summary(&open),
+        open_top: still_open.iter().take(OPEN_SHOWN).cloned().collect(),
+        open_more: still_open.len().saturating_sub(OPEN_SHOWN),
+        open_total: all_open(outcome, ledger).len(),
         still_open,
         acknowledged,
     })
+}
+
+/// The heading's severity: the worst new, reopened or escalated item; without one, the worst
+/// repeat or resolution (INFO). What is merely still open never counts.
+fn heading_severity(outcome: &Outcome) -> Severity {
+    let news = outcome
+        .reported
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.reason,
+                Reason::New | Reason::Reopened { .. } | Reason::Escalated { .. }
+            )
+        })
+        .map(|r| r.finding.severity)
+        .max();
+    news.or_else(|| {
+        outcome
+            .reported
+            .iter()
+            .map(|r| r.finding.severity)
+            .chain(std::iter::once(Severity::Info).filter(|_| !outcome.resolved.is_empty()))
+            .max()
+    })
+    .unwrap_or(Severity::Info)
+}
+
+/// An open finding as the still-open summary and `open.md` show it.
+pub(super) struct OpenFinding<'a> {
+    pub finding: &'a Finding,
+    pub unchecked_since: Option<DateTime<Utc>>,
+    pub episode: Episode,
+    pub escalated: bool,
+}
+
+impl OpenFinding<'_> {
+    /// The node it is listed under; `None` for a finding about several nodes or a peer group
+    /// (listed under "fleet").
+    pub fn node(&self) -> Option<&str> {
+        node_of(self.finding)
+    }
+}
+
+/// The node a finding is listed under; `None` for one about several nodes or a peer group.
+pub(super) fn node_of(f: &Finding) -> Option<&str> {
+    match (f.nodes.as_slice(), &f.scope) {
+        ([node], None) => Some(node.as_str()),
+        _ => None,
+    }
+}
+
+/// The order of importance the module doc gives.
+fn by_importance(a: &OpenFinding, b: &OpenFinding) -> std::cmp::Ordering {
+    b.finding
+        .severity
+        .cmp(&a.finding.severity)
+        .then_with(|| {
+            a.unchecked_since
+                .is_some()
+                .cmp(&b.unchecked_since.is_some())
+        })
+        .then_with(|| b.escalated.cmp(&a.escalated))
+        .then_with(|| b.episode.start.cmp(&a.episode.start))
+        .then_with(|| a.finding.title.cmp(&b.finding.title))
+}
+
+/// Whether the ledger saw this open finding escalate in its episode.
+fn escalated(ledger: &Ledger, f: &Finding) -> bool {
+    ledger.entry(&f.key()).is_some_and(|e| e.escalated)
+}
+
+/// The open findings not repeated in full in this section, most important first.
+fn still_open<'a>(outcome: &'a Outcome, ledger: &Ledger) -> Vec<OpenFinding<'a>> {
+    let mut open: Vec<OpenFinding> = outcome
+        .still_open
+        .iter()
+        .map(|o| OpenFinding {
+            finding: &o.finding,
+            unchecked_since: o.unchecked_since,
+            episode: o.episode,
+            escalated: escalated(ledger, &o.finding),
+        })
+        .collect();
+    open.sort_by(by_importance);
+    open
+}
+
+/// Every open finding after this analysis, those this section reports in full included (an
+/// event is told once and does not stay open), most important first.
+pub(super) fn all_open<'a>(outcome: &'a Outcome, ledger: &Ledger) -> Vec<OpenFinding<'a>> {
+    let mut open = still_open(outcome, ledger);
+    open.extend(
+        outcome
+            .reported
+            .iter()
+            .filter(|r| !r.finding.event)
+            .map(|r| OpenFinding {
+                finding: &r.finding,
+                unchecked_since: None,
+                episode: r.episode,
+                escalated: matches!(r.reason, Reason::Escalated { .. })
+                    || escalated(ledger, &r.finding),
+            }),
+    );
+    open.sort_by(by_importance);
+    open
+}
+
+/// "41 still open: 9 WARNING, 30 INFO, 2 SUGGESTION — vk01 18, vk02 12, vk03 11, fleet 2";
+/// empty when nothing is.
+fn open_summary(open: &[OpenFinding]) -> String {
+    if open.is_empty() {
+        return String::new();
+    }
+    let by_severity: Vec<String> = [Severity::Warning, Severity::Info, Severity::Suggestion]
+        .into_iter()
+        .filter_map(|sev| {
+            let n = open.iter().filter(|o| o.finding.severity == sev).count();
+            (n > 0).then(|| format!("{n} {}", sev.label()))
+        })
+        .collect();
+    let mut by_node: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut fleet = 0;
+    for o in open {
+        match o.node() {
+            Some(node) => *by_node.entry(node).or_default() += 1,
+            None => fleet += 1,
+        }
+    }
+    let mut nodes: Vec<String> = by_node
+        .into_iter()
+        .map(|(node, n)| format!("{} {n}", escape_inline(node)))
+        .collect();
+    if fleet > 0 {
+        nodes.push(format!("fleet {fleet}"));
+    }
+    one_line(&format!(
+        "{} still open: {} — {}",
+        open.len(),
+        by_severity.join(", "),
+        nodes.join(", ")
+    ))
 }
 
 /// A finding reported in full: its title says why it is reported again, its body what holds,
@@ -242,61 +402,52 @@ fn resolved_item(r: &Resolved, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
     }
 }
 
-/// One line per open finding not repeated in full, worst first.
-fn still_open_lines(
-    still_open: &[StillOpen],
-    local_date: &dyn Fn(DateTime<Utc>) -> String,
-) -> Vec<String> {
-    let mut open_sorted: Vec<&StillOpen> = still_open.iter().collect();
-    open_sorted.sort_by(|a, b| {
-        b.finding
-            .severity
-            .cmp(&a.finding.severity)
-            .then_with(|| a.finding.title.cmp(&b.finding.title))
-    });
-    open_sorted
-        .into_iter()
-        .map(|o| {
-            let f = &o.finding;
-            one_line(&match o.unchecked_since {
-                Some(t) => format!(
-                    "[{}] {} (could not check since {})",
-                    f.severity.label(),
-                    f.title,
-                    local_date(t)
+/// One line of an open finding: severity, title, and since when it is open or could not be
+/// checked.
+pub(super) fn open_line(o: &OpenFinding, local_date: &dyn Fn(DateTime<Utc>) -> String) -> String {
+    let f = o.finding;
+    one_line(&match o.unchecked_since {
+        Some(t) => format!(
+            "[{}] {} (could not check since {})",
+            f.severity.label(),
+            f.title,
+            local_date(t)
+        ),
+        None => format!(
+            "[{}] {} ({})",
+            f.severity.label(),
+            f.title,
+            match o.episode.back_after {
+                None => format!("since {}", local_date(o.episode.start)),
+                Some(after) => format!(
+                    "since {}, back after resolving at {}",
+                    local_date(o.episode.start),
+                    local_date(after)
                 ),
-                None => format!(
-                    "[{}] {} ({})",
-                    f.severity.label(),
-                    f.title,
-                    match o.episode.back_after {
-                        None => format!("since {}", local_date(o.episode.start)),
-                        Some(after) => format!(
-                            "since {}, back after resolving at {}",
-                            local_date(o.episode.start),
-                            local_date(after)
-                        ),
-                    }
-                ),
-            })
-        })
-        .collect()
+            }
+        ),
+    })
 }
 
 fn acknowledged_lines(acknowledged: &[Acknowledged]) -> Vec<String> {
-    acknowledged
-        .iter()
-        .map(|a| {
-            one_line(&format!(
-                "[{}] {} ({}: {}; until {})",
-                a.finding.severity.label(),
-                a.finding.title,
-                escape_inline(&a.owner),
-                escape_inline(&a.reason),
-                a.expires
-            ))
-        })
-        .collect()
+    acknowledged.iter().map(acknowledged_line).collect()
+}
+
+/// One line of an acknowledged finding: severity, title, who acknowledged it, why, until when.
+pub(super) fn acknowledged_line(a: &Acknowledged) -> String {
+    one_line(&format!(
+        "[{}] {} ({}: {}; until {})",
+        a.finding.severity.label(),
+        a.finding.title,
+        escape_inline(&a.owner),
+        escape_inline(&a.reason),
+        a.expires
+    ))
+}
+
+/// `local_date` for callers outside this module.
+pub(super) fn local_date_in(tz: Tz) -> impl Fn(DateTime<Utc>) -> String {
+    move |t| local_date(t, tz)
 }
 
 fn ordinal(n: u32) -> String {

@@ -55,6 +55,10 @@ fn pending(output: &Output, at: DateTime<Utc>, months: &[(&str, u32)]) -> Pendin
             body: "b".into(),
         }],
         still_open: vec![],
+        open_summary: String::new(),
+        open_top: vec![],
+        open_more: 0,
+        open_total: 0,
         acknowledged: vec![],
         counts: Counts {
             new: 1,
@@ -276,7 +280,8 @@ fn every_since_of_a_section_is_the_episodes_and_a_reopened_finding_says_when_it_
         acknowledged: vec![],
     };
     let tz = chrono_tz::UTC;
-    let s = crate::report::build_section(&outcome, None, back.start, tz, None).unwrap();
+    let s =
+        crate::report::build_section(&outcome, &Ledger::default(), back.start, tz, None).unwrap();
     assert_eq!(
         s.items[0].body,
         "Open since Feb 23 03:00, back after resolving at Feb 22 21:15. evidence."
@@ -297,4 +302,356 @@ fn every_since_of_a_section_is_the_episodes_and_a_reopened_finding_says_when_it_
         vec!["[WARNING] idle (since Feb 23 03:00, back after resolving at Feb 22 21:15)"]
     );
     assert_eq!((s.counts.changed, s.counts.unchanged), (1, 0));
+}
+
+fn finding_on(
+    title: &str,
+    severity: crate::model::Severity,
+    nodes: &[&str],
+) -> crate::model::Finding {
+    crate::model::Finding {
+        severity,
+        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        entity: format!("container:{title}"),
+        ..finding(title)
+    }
+}
+
+fn reported(f: crate::model::Finding, reason: crate::ledger::Reason) -> crate::ledger::Reported {
+    let start = utc("2026-02-23T03:00:00Z");
+    crate::ledger::Reported {
+        finding: f,
+        reason,
+        first_seen: start,
+        episode: crate::ledger::Episode {
+            start,
+            back_after: None,
+        },
+        deployment: None,
+        leaves_unchecked: 0,
+    }
+}
+
+fn still(
+    f: crate::model::Finding,
+    start: &str,
+    unchecked_since: Option<&str>,
+) -> crate::ledger::StillOpen {
+    crate::ledger::StillOpen {
+        unchecked_since: unchecked_since.map(utc),
+        first_seen: utc(start),
+        episode: crate::ledger::Episode {
+            start: utc(start),
+            back_after: None,
+        },
+        finding: f,
+    }
+}
+
+#[test]
+fn a_heading_carries_its_worst_new_item_never_what_is_merely_still_open() {
+    use crate::ledger::{Outcome, Reason, Recheck, Resolved};
+    use crate::model::Severity::{Info, Suggestion, Warning};
+    let at = utc("2026-02-23T04:00:00Z");
+    let leak = finding_on("leak", Warning, &["vk01"]);
+    // A ledger that holds an open WARNING, and the analysis after it: the WARNING is still
+    // open, an INFO is new.
+    let mut ledger = Ledger::default();
+    ledger.update(vec![leak.clone()], utc("2026-02-23T03:45:00Z"), |_| {
+        Recheck::Holds
+    });
+    let outcome = ledger.update(
+        vec![leak.clone(), finding_on("new", Info, &["vk01"])],
+        at,
+        |_| Recheck::Holds,
+    );
+    assert_eq!((outcome.reported.len(), outcome.still_open.len()), (1, 1));
+    let s = build_section(&outcome, &ledger, at, chrono_tz::UTC, None).unwrap();
+    assert_eq!(
+        s.severity, "INFO",
+        "the still-open WARNING does not head it"
+    );
+    let open_warning = outcome.still_open.clone();
+    let heading = |reported: Vec<crate::ledger::Reported>, resolved: usize| {
+        let outcome = Outcome {
+            reported,
+            resolved: (0..resolved)
+                .map(|_| Resolved {
+                    finding: finding_on("gone", Warning, &["vk02"]),
+                    first_seen: at,
+                    episode: crate::ledger::Episode {
+                        start: at,
+                        back_after: None,
+                    },
+                    resolved_at: at,
+                    now: None,
+                })
+                .collect(),
+            still_open: open_warning.clone(),
+            acknowledged: vec![],
+        };
+        build_section(&outcome, &ledger, at, chrono_tz::UTC, None)
+            .unwrap()
+            .severity
+    };
+    let changed = || Reason::Changed { what: "x".into() };
+    // New and escalated items decide even when a repeat is worse.
+    assert_eq!(
+        heading(
+            vec![
+                reported(finding_on("new", Suggestion, &["vk01"]), Reason::New),
+                reported(finding_on("moved", Warning, &["vk02"]), changed()),
+            ],
+            0
+        ),
+        "SUGGESTION"
+    );
+    assert_eq!(
+        heading(
+            vec![
+                reported(finding_on("new", Info, &["vk01"]), Reason::New),
+                reported(
+                    finding_on("worse", Warning, &["vk02"]),
+                    Reason::Escalated { why: "w".into() }
+                ),
+            ],
+            0
+        ),
+        "WARNING"
+    );
+    // Only repeats and resolutions: the worst of them (a resolution is INFO).
+    assert_eq!(
+        heading(
+            vec![reported(
+                finding_on("moved", Suggestion, &["vk02"]),
+                changed()
+            )],
+            0
+        ),
+        "SUGGESTION"
+    );
+    assert_eq!(
+        heading(
+            vec![reported(
+                finding_on("moved", Suggestion, &["vk02"]),
+                changed()
+            )],
+            1
+        ),
+        "INFO"
+    );
+    assert_eq!(heading(vec![], 1), "INFO");
+    assert_eq!(
+        heading(
+            vec![reported(finding_on("moved", Warning, &["vk02"]), changed())],
+            1
+        ),
+        "WARNING"
+    );
+}
+
+/// Eight findings still open on two nodes and the fleet, one reported in full, one acknowledged.
+fn busy_outcome() -> crate::ledger::Outcome {
+    use crate::model::Severity::{Info, Suggestion, Warning};
+    let mut fleet = finding_on("drift", Info, &["vk01", "vk02"]);
+    fleet.scope = Some("processing".into());
+    crate::ledger::Outcome {
+        reported: vec![reported(
+            finding_on("vk02 reported", Warning, &["vk02"]),
+            crate::ledger::Reason::New,
+        )],
+        resolved: vec![],
+        still_open: vec![
+            still(
+                finding_on("vk01 old warning", Warning, &["vk01"]),
+                "2026-02-18T12:00:00Z",
+                None,
+            ),
+            still(
+                finding_on("vk01 new warning", Warning, &["vk01"]),
+                "2026-02-22T21:00:00Z",
+                None,
+            ),
+            still(
+                finding_on("vk01 blind warning", Warning, &["vk01"]),
+                "2026-02-22T22:00:00Z",
+                Some("2026-02-23T01:00:00Z"),
+            ),
+            still(
+                finding_on("vk02 info", Info, &["vk02"]),
+                "2026-02-20T12:00:00Z",
+                None,
+            ),
+            still(fleet, "2026-02-19T12:00:00Z", None),
+            still(
+                finding_on("vk01 info", Info, &["vk01"]),
+                "2026-02-21T12:00:00Z",
+                None,
+            ),
+            still(
+                finding_on("vk02 hint", Suggestion, &["vk02"]),
+                "2026-02-18T12:00:00Z",
+                None,
+            ),
+            still(
+                finding_on("vk01 hint", Suggestion, &["vk01"]),
+                "2026-02-18T12:00:00Z",
+                None,
+            ),
+        ],
+        acknowledged: vec![crate::ledger::Acknowledged {
+            finding: finding_on("vk01 known", Warning, &["vk01"]),
+            owner: "ops".into(),
+            reason: "planned".into(),
+            expires: "2026-03-01".into(),
+        }],
+    }
+}
+
+#[test]
+fn still_open_is_a_summary_the_five_most_important_and_a_link_to_the_rest() {
+    let at = utc("2026-02-23T04:00:00Z");
+    let tz = chrono_tz::UTC;
+    let s = build_section(&busy_outcome(), &Ledger::default(), at, tz, None).unwrap();
+    assert_eq!(
+        s.open_summary,
+        "8 still open: 3 WARNING, 3 INFO, 2 SUGGESTION — vk01 5, vk02 2, fleet 1"
+    );
+    // Severity first; checked before could-not-check; newest episode first.
+    assert_eq!(
+        s.open_top,
+        vec![
+            "[WARNING] vk01 new warning (since Feb 22 21:00)",
+            "[WARNING] vk01 old warning (since Feb 18 12:00)",
+            "[WARNING] vk01 blind warning (could not check since Feb 23 01:00)",
+            "[INFO] vk01 info (since Feb 21 12:00)",
+            "[INFO] vk02 info (since Feb 20 12:00)",
+        ]
+    );
+    assert_eq!((s.open_more, s.open_total, s.counts.still_open), (3, 9, 8));
+    let dir = tempfile::tempdir().unwrap();
+    let output = Output {
+        dir: dir.path().to_path_buf(),
+        mode: fsutil::Mode::SHARED,
+    };
+    let p = render_section(&output, "f", tz, at, &s, &Default::default(), None).unwrap();
+    let more =
+        "…and 3 more: see [open.md](../open.md), the whole list by node (9 open, 1 acknowledged).";
+    assert!(p.rolling_text.contains(more), "{}", p.rolling_text);
+    assert!(
+        p.dated_text.contains("[open.md](../../../open.md)"),
+        "the dated file links open.md from reports/YYYY/MM/"
+    );
+    assert_eq!(
+        p.rolling_text.matches("\n- [").count(),
+        5 + 1,
+        "five open, one acknowledged"
+    );
+    for hidden in ["drift", "vk01 hint", "vk02 hint"] {
+        assert!(
+            !p.rolling_text.contains(hidden),
+            "{hidden} is left to open.md"
+        );
+    }
+}
+
+#[test]
+fn a_section_with_few_open_findings_names_them_all_and_no_more() {
+    let mut outcome = busy_outcome();
+    outcome.still_open.truncate(2);
+    outcome.acknowledged.clear();
+    let at = utc("2026-02-23T04:00:00Z");
+    let s = build_section(&outcome, &Ledger::default(), at, chrono_tz::UTC, None).unwrap();
+    assert_eq!(s.open_summary, "2 still open: 2 WARNING — vk01 2");
+    assert_eq!((s.open_top.len(), s.open_more), (2, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let output = Output {
+        dir: dir.path().to_path_buf(),
+        mode: fsutil::Mode::SHARED,
+    };
+    let p = render_section(
+        &output,
+        "f",
+        chrono_tz::UTC,
+        at,
+        &s,
+        &Default::default(),
+        None,
+    )
+    .unwrap();
+    assert!(
+        p.rolling_text
+            .contains("\n2 still open: 2 WARNING — vk01 2.\n")
+    );
+    assert!(!p.rolling_text.contains("more: see"));
+}
+
+#[test]
+fn open_md_lists_every_open_and_acknowledged_finding_by_node_fleet_last() {
+    let at = utc("2026-02-23T04:00:00Z");
+    let text = render_open("f", chrono_tz::UTC, at, &busy_outcome(), &Ledger::default());
+    assert!(text.starts_with("# f -- Open findings\n"), "{text}");
+    assert!(
+        text.contains("Written by the analysis of the capture at 2026-02-23 04:00 (UTC+00:00): 9 open (4 WARNING, 3 INFO, 2 SUGGESTION), 1 acknowledged."),
+        "{text}"
+    );
+    let headings: Vec<&str> = text.lines().filter(|l| l.starts_with("## ")).collect();
+    assert_eq!(
+        headings,
+        vec![
+            "## vk01 (5 open, 1 acknowledged)",
+            "## vk02 (3 open)",
+            "## Fleet (1 open)"
+        ]
+    );
+    let vk02: Vec<&str> = text
+        .split("## vk02")
+        .nth(1)
+        .unwrap()
+        .split("## Fleet")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .collect();
+    assert_eq!(
+        vk02,
+        vec![
+            "- [WARNING] vk02 reported (since Feb 23 03:00)",
+            "- [INFO] vk02 info (since Feb 20 12:00)",
+            "- [SUGGESTION] vk02 hint (since Feb 18 12:00)",
+        ]
+    );
+    assert!(
+        text.contains("- acknowledged: [WARNING] vk01 known (ops: planned; until 2026-03-01)\n")
+    );
+    assert!(text.contains("- [WARNING] vk01 blind warning (could not check since Feb 23 01:00)\n"));
+    assert!(
+        text.ends_with("## Fleet (1 open)\n\n- [INFO] drift (since Feb 19 12:00)\n"),
+        "{text}"
+    );
+    assert_eq!(text.lines().filter(|l| l.starts_with("- ")).count(), 10);
+}
+
+#[test]
+fn open_md_is_written_atomically_with_the_reports_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let output = Output {
+        dir: dir.path().join("out"),
+        mode: fsutil::Mode::Shared(0o600),
+    };
+    let at = utc("2026-02-23T04:00:00Z");
+    let path = write_open(
+        &output,
+        "f",
+        chrono_tz::UTC,
+        at,
+        &busy_outcome(),
+        &Ledger::default(),
+    )
+    .unwrap();
+    assert_eq!(path, dir.path().join("out/open.md"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
