@@ -34,3 +34,4 @@ mod shared_archive;
 mod support;
 mod testbed;
 mod validation;
+mod wording;

@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod kinds;
 mod load;
 mod parse;
+pub mod phrase;
 mod render;
 pub mod resolution;
 pub mod select;
