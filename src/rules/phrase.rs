@@ -115,7 +115,7 @@ mod tests {
     }
 
     /// Every catalogued metric, at none, one and some, reads without its encoding: no raw
-    /// metric name, no flag said as a number, no generic "is 0"/"is 1".
+    /// metric name, no flag said as a number.
     #[test]
     fn every_catalogued_metric_reads_in_words() {
         for d in METRICS {
@@ -123,9 +123,7 @@ mod tests {
             for v in [0.0, 1.0, 3.0] {
                 let text = reading(&entity, d.name, v);
                 let outside: String = text.split('`').step_by(2).collect::<Vec<_>>().join(" ");
-                for bad in [
-                    " is 0", " is 1", "flag", "_bytes", "_pct", "_total", "_ms", "_s ",
-                ] {
+                for bad in ["flag", "_bytes", "_pct", "_total", "_ms", "_s "] {
                     assert!(
                         !format!("{outside} ").contains(bad),
                         "{} at {v} reads `{text}`",
