@@ -36,3 +36,4 @@ mod shared_archive;
 mod support;
 mod testbed;
 mod validation;
+mod wording;

@@ -34,7 +34,7 @@ use crate::units;
 
 pub use analysis::{Analysis, Analyzer, Round, SectionWriter, replay_rounds, rounds};
 pub use report::replay;
-pub use rules::run_fixture;
+pub use rules::{fixture_findings, run_fixture};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FINDINGS: i32 = 1;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::history::Window;
 use crate::ledger::{Ledger, Reason};
 use crate::markdown::plain;
+use crate::model::Finding;
 use crate::rules::{self, Library};
 use crate::simulate;
 use crate::store::group_rounds;
@@ -358,6 +359,56 @@ pub(super) fn backtest(args: &BacktestArgs) -> Result<i32> {
 /// replayed capture by capture and every finding the rules open or resolve is written down, one
 /// block per event, in UTC. The text is compared with `<fixture>.expected`.
 pub fn run_fixture(path: &Path) -> Result<String> {
+    // Both callbacks write the one text, in the order the replay reports.
+    let out = std::cell::RefCell::new(String::new());
+    replay_fixture(
+        path,
+        None,
+        &mut |stamp, tag, f| {
+            out.borrow_mut().push_str(&format!(
+                "{stamp} {tag} [{}] {} {}\n  title: {}\n  evidence: {}\n",
+                f.severity.label(),
+                f.rule_id,
+                f.nodes.join(","),
+                f.title,
+                f.evidence
+            ));
+        },
+        &mut |stamp, r| {
+            out.borrow_mut().push_str(&format!(
+                "{stamp} RESOLVED {} {} now {}\n",
+                r.finding.rule_id,
+                r.finding.nodes.join(","),
+                r.now.clone().unwrap_or_else(|| "-".into())
+            ));
+        },
+    )?;
+    Ok(out.into_inner())
+}
+
+/// Every finding a fixture's scenario reports, replayed with the fixture's own rules or, when
+/// `library` is given, with that library instead (to read the library's texts on the data
+/// written for them).
+pub fn fixture_findings(path: &Path, library: Option<&Library>) -> Result<Vec<Finding>> {
+    let mut found = Vec::new();
+    replay_fixture(
+        path,
+        library,
+        &mut |_, _, f| found.push(f.clone()),
+        &mut |_, _| {},
+    )?;
+    Ok(found)
+}
+
+type OnReported<'a> = dyn FnMut(&str, &str, &Finding) + 'a;
+type OnResolved<'a> = dyn FnMut(&str, &crate::ledger::Resolved) + 'a;
+
+fn replay_fixture(
+    path: &Path,
+    library: Option<&Library>,
+    on_reported: &mut OnReported<'_>,
+    on_resolved: &mut OnResolved<'_>,
+) -> Result<()> {
     let text = crate::fsutil::read_to_string(path)?;
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| Error::bad_file(path, e.message().to_string()))?;
@@ -374,12 +425,12 @@ pub fn run_fixture(path: &Path) -> Result<String> {
     }
     let to_text =
         |t: &toml::Table| toml::to_string(t).map_err(|e| Error::bad_file(path, e.to_string()));
-    let library = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
+    let own = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
+    let library = library.unwrap_or(&own);
     let scenario = simulate::parse(path, &to_text(&table)?)?;
     let snapshots = simulate::generate(&scenario)?;
     let mut window = Window::new(chrono::Duration::hours(24));
     let mut ledger = Ledger::default();
-    let mut out = String::new();
     for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
         for s in round {
             window.push(s);
@@ -388,10 +439,9 @@ pub fn run_fixture(path: &Path) -> Result<String> {
             continue;
         };
         // Fixtures are written in UTC, and only read: nothing is written but the text.
-        let outcome = analyse_round(&library, chrono_tz::UTC, &mut ledger, &window, None)?.outcome;
-        let stamp = at.format("%Y-%m-%d %H:%M:%S");
+        let outcome = analyse_round(library, chrono_tz::UTC, &mut ledger, &window, None)?.outcome;
+        let stamp = at.format("%Y-%m-%d %H:%M:%S").to_string();
         for n in &outcome.reported {
-            let f = &n.finding;
             let tag = match &n.reason {
                 Reason::New => "NEW".to_string(),
                 Reason::Reopened { .. } => "REOPENED".to_string(),
@@ -400,23 +450,11 @@ pub fn run_fixture(path: &Path) -> Result<String> {
                 Reason::Unchanged { nth, .. } => format!("REPEATED (report {nth})"),
                 Reason::AckExpired { .. } => "ACK EXPIRED".to_string(),
             };
-            out.push_str(&format!(
-                "{stamp} {tag} [{}] {} {}\n  title: {}\n  evidence: {}\n",
-                f.severity.label(),
-                f.rule_id,
-                f.nodes.join(","),
-                f.title,
-                f.evidence
-            ));
+            on_reported(&stamp, &tag, &n.finding);
         }
         for r in &outcome.resolved {
-            out.push_str(&format!(
-                "{stamp} RESOLVED {} {} now {}\n",
-                r.finding.rule_id,
-                r.finding.nodes.join(","),
-                r.now.clone().unwrap_or_else(|| "-".into())
-            ));
+            on_resolved(&stamp, r);
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod group;
 pub mod kinds;
 mod load;
 mod parse;
+pub mod phrase;
 mod render;
 pub mod resolution;
 pub mod select;

@@ -1,11 +1,9 @@
 #![doc = include_str!("contradiction.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list};
-use crate::history::metrics::{entity_label, metric_label, metric_unit};
-use crate::rules::Rule;
+use crate::rules::{Rule, phrase};
 use crate::rules::states::{Condition, parse_conditions};
 use crate::tomlread::Ctx;
-use crate::units::fmt_value;
 
 pub const SPEC: KindSpec = KindSpec {
     name: "contradiction",
@@ -60,15 +58,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         }
         let readings: Vec<String> = matched
             .iter()
-            .map(|(cond, (entity, v))| {
-                let (dim, suffix) = metric_unit(&cond.metric);
-                format!(
-                    "{} {} is {}",
-                    entity_label(entity),
-                    metric_label(&cond.metric),
-                    fmt_value(*v, dim, suffix)
-                )
-            })
+            .map(|(cond, (entity, v))| phrase::reading(entity, &cond.metric, *v))
             .collect();
         let first_entity = matched[0].1.0.clone();
         let mut c = Candidate::new(node, &first_entity, "contradiction", at);

@@ -163,11 +163,23 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             } else {
                 format!("across the {group} nodes")
             };
-            c.evidence = format!(
-                "{} `{attr}` differs {scope}: {versions}.",
-                entity_label(&normalised)
-            );
+            let what = match (normalised.as_str(), attr) {
+                ("docker", "compose_version") => "The Docker Compose version".to_string(),
+                ("docker", "engine_version") => "The Docker Engine version".to_string(),
+                (entity, attr) => format!("{} {}", entity_label(entity), attribute_label(attr)),
+            };
+            c.evidence = format!("{what} differs {scope}: {versions}.");
             out.push(c);
         }
+    }
+}
+
+/// How an attribute reads in a sentence: its name is the encoding rules select by.
+fn attribute_label(attr: &str) -> &str {
+    match attr {
+        "image_ref" => "image",
+        "compose_version" => "Docker Compose version",
+        "engine_version" => "Docker Engine version",
+        other => other,
     }
 }

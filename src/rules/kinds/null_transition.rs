@@ -2,7 +2,6 @@
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
-use crate::markdown::code_span;
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
 use crate::units::{fmt_duration, fmt_value};
@@ -69,7 +68,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .into_iter()
             .map(|(m, v)| {
                 let (d, s) = metric_unit(m);
-                format!("{} {}", code_span(m), fmt_value(v, d, s))
+                format!("{} {}", metric_label(m), fmt_value(v, d, s))
             })
             .collect();
         c.value("still_reporting", None, siblings.join(", "));
@@ -79,17 +78,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             String::new()
         };
         let mut evidence = format!(
-            "{} {} ({}) was {last_value} at {} and has been null since {}{duration}, while the source still answers.",
+            "{} {} was {last_value} at {} and has been null since {}{duration}, while the source still answers.",
             entity_label(entity),
             metric_label(metric),
-            code_span(metric),
             ctx.time(last_good.0),
             ctx.time(first_null),
         );
         let null_siblings: Vec<String> = node
             .siblings_null(entity, metric)
             .into_iter()
-            .map(code_span)
+            .map(|m| metric_label(m).to_string())
             .collect();
         if !null_siblings.is_empty() {
             evidence.push_str(&format!(" Also null: {}.", null_siblings.join(", ")));

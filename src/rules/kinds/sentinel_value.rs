@@ -1,7 +1,7 @@
 #![doc = include_str!("sentinel_value.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_list, string_list};
-use crate::history::metrics::{entity_label, metric_unit};
+use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::markdown::code_span;
 use crate::rules::Rule;
 use crate::rules::select::glob_match;
@@ -100,8 +100,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 c.value("lines", None, "-");
                 c.value("template", None, "-");
                 c.evidence = format!(
-                    "{} reports `{metric}` = {shown}, a value that cannot be real for it.",
-                    entity_label(entity)
+                    "{} reports a {} of {shown}, a value that cannot be real for it.",
+                    entity_label(entity),
+                    metric_label(metric)
                 );
                 out.push(c);
             }

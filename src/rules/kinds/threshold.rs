@@ -1,8 +1,8 @@
 #![doc = include_str!("threshold.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
-use crate::history::metrics::{metric_label, metric_unit};
-use crate::rules::Rule;
+use crate::history::metrics::metric_unit;
+use crate::rules::{Rule, phrase};
 use crate::tomlread::Ctx;
 use crate::units::fmt_value;
 
@@ -11,7 +11,7 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("threshold.md"),
     target: Target::Series,
     event: false,
-    variables: &["value", "limit", "captures", "since"],
+    variables: &["value", "limit", "captures", "since", "reading", "streak"],
     headline: &[],
     parse,
 };
@@ -86,20 +86,24 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         );
         let since = ctx.time(recent[0].at);
         c.value("since", None, since.clone());
-        c.evidence = if p.for_captures > 1 {
-            format!(
-                "{} {} is {value_s} (limit: {side} {limit_s}) and has been for {} captures in a row, since {since}.",
-                crate::history::metrics::entity_label(entity),
-                metric_label(metric),
-                recent.len()
-            )
+        let reading = phrase::reading(entity, metric, value);
+        c.value("reading", None, reading.clone());
+        // "for 2 captures in a row since 12:00": only a rule that waits for a streak has one.
+        let streak = if p.for_captures > 1 {
+            format!("for {} captures in a row since {since}", recent.len())
         } else {
-            format!(
-                "{} {} is {value_s} (limit: {side} {limit_s}).",
-                crate::history::metrics::entity_label(entity),
-                metric_label(metric)
-            )
+            String::new()
         };
+        c.value("streak", None, streak.clone());
+        let mut evidence = phrase::sentence(&reading);
+        if !phrase::says_itself(metric, side, limit) {
+            evidence.push_str(&format!(", {side} the limit of {limit_s}"));
+        }
+        if !streak.is_empty() {
+            evidence.push_str(&format!(", {streak}"));
+        }
+        evidence.push('.');
+        c.evidence = evidence;
         out.push(c);
     }
 }
