@@ -153,6 +153,10 @@ pub struct SectionLog {
     pub at: DateTime<Utc>,
     /// Rule ids of the findings reported in full or resolved in it.
     pub rules: Vec<String>,
+    /// The still-open findings it named (their keys), so the next section need not name the
+    /// same ones again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<String>,
 }
 
 /// What one month of the rolling report holds, for its line in the index.
@@ -462,9 +466,20 @@ impl Ledger {
             .collect();
         rules.sort();
         rules.dedup();
-        self.sections.push_back(SectionLog { at, rules });
+        self.sections.push_back(SectionLog {
+            at,
+            rules,
+            top: Vec::new(),
+        });
         while self.sections.len() > SECTION_MEMORY {
             self.sections.pop_front();
+        }
+    }
+
+    /// Remembers which still-open findings the section just logged named.
+    pub fn log_top(&mut self, top: &[String]) {
+        if let Some(last) = self.sections.back_mut() {
+            last.top = top.to_vec();
         }
     }
 

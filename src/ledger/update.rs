@@ -444,8 +444,14 @@ fn follow_up(e: &Entry, f: &Finding, s: &Sighting, policy: &Policy) -> Option<Re
     }
     // It took in findings told separately before and has not been told in its own words yet.
     if e.last_reported.is_none() && !e.reported_nodes.is_empty() {
+        let together = !f.members.is_empty() || f.facets.iter().any(|x| x.rule_id == f.rule_id);
         return Some(Reason::Changed {
-            what: "told as one finding from now on".into(),
+            what: if together {
+                "told as one finding from now on"
+            } else {
+                "now told on its own"
+            }
+            .into(),
         });
     }
     let current = headline(f);

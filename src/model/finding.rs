@@ -208,10 +208,13 @@ impl Finding {
     /// Whether this finding is the same rule about the same subject as `other` on nodes they
     /// share: it carries on `other`'s episode, not only what it said.
     pub fn continues(&self, other: &Finding) -> bool {
-        self.rule_id == other.rule_id
-            && self.entity == other.entity
-            && self.metric == other.metric
-            && self.says(other)
+        let same_rule = self.rule_id == other.rule_id && self.metric == other.metric;
+        // One of several subjects told together, now told on its own or first.
+        let was_told_with = other
+            .facets
+            .iter()
+            .any(|f| f.rule_id == self.rule_id && f.entity == self.entity && f.nodes == self.nodes);
+        same_rule && ((self.entity == other.entity && self.says(other)) || was_told_with)
     }
 
     /// The identity a finding keeps across runs: same rule, same nodes, same subject.

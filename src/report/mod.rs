@@ -102,6 +102,14 @@ pub struct Section {
     pub open_summary: String,
     /// The first lines of `still_open`, the ones a section names.
     pub open_top: Vec<String>,
+    /// When the previous section named the same `open_top` lines: its time ("Feb 22 17:15"), and
+    /// the template says so instead of naming them again. Empty otherwise.
+    pub open_top_same_as: String,
+    /// "New 1, escalated 1; still open 29": the non-zero counts, for the section's last line.
+    pub counts_text: String,
+    /// The identities of the findings `open_top` names, remembered for the next section.
+    #[serde(skip)]
+    pub open_top_keys: Vec<String>,
     /// How many still-open findings `open_top` leaves to `open.md`.
     pub open_more: usize,
     /// How many findings `open.md` lists as open: the still-open ones and those this section

@@ -95,34 +95,80 @@ pub fn build_section(
     let still_open: Vec<String> = open.iter().map(|o| open_line(o, &local_date)).collect();
     let acknowledged = acknowledged_lines(&outcome.acknowledged);
     let count = |pred: fn(&Reason) -> bool| outcome.count(pred);
+    let counts = Counts {
+        new: count(|r| matches!(r, Reason::New | Reason::Reopened { .. })),
+        escalated: count(|r| matches!(r, Reason::Escalated { .. })),
+        changed: count(|r| match r {
+            Reason::Changed { .. } => true,
+            Reason::Unchanged { then, .. } => !then.is_empty(),
+            _ => false,
+        }),
+        unchanged: count(|r| match r {
+            Reason::Unchanged { then, .. } => then.is_empty(),
+            Reason::AckExpired { .. } => true,
+            _ => false,
+        }),
+        resolved: outcome.resolved.len(),
+        still_open: still_open.len(),
+        acknowledged: acknowledged.len(),
+    };
     Some(Section {
         heading_time: heading_time(at, tz, previous),
         severity: severity.label().to_string(),
-        counts: Counts {
-            new: count(|r| matches!(r, Reason::New | Reason::Reopened { .. })),
-            escalated: count(|r| matches!(r, Reason::Escalated { .. })),
-            changed: count(|r| match r {
-                Reason::Changed { .. } => true,
-                Reason::Unchanged { then, .. } => !then.is_empty(),
-                _ => false,
-            }),
-            unchanged: count(|r| match r {
-                Reason::Unchanged { then, .. } => then.is_empty(),
-                Reason::AckExpired { .. } => true,
-                _ => false,
-            }),
-            resolved: outcome.resolved.len(),
-            still_open: still_open.len(),
-            acknowledged: acknowledged.len(),
-        },
+        counts_text: counts_text(&counts),
+        counts,
         items,
         open_summary: open_summary(&open),
+        open_top_same_as: match ledger.sections.back() {
+            Some(last) if !last.top.is_empty() && last.top == top_keys(&open) => {
+                local_date(last.at)
+            }
+            _ => String::new(),
+        },
+        open_top_keys: top_keys(&open),
         open_top: still_open.iter().take(OPEN_SHOWN).cloned().collect(),
         open_more: still_open.len().saturating_sub(OPEN_SHOWN),
         open_total: all_open(outcome, ledger).len(),
         still_open,
         acknowledged,
     })
+}
+
+/// The findings a section names as the most important still open, by identity: when the next
+/// section's are the same findings, it points back instead of naming them again.
+fn top_keys(open: &[OpenFinding]) -> Vec<String> {
+    open.iter()
+        .take(OPEN_SHOWN)
+        .map(|o| o.finding.key())
+        .collect()
+}
+
+/// "New 1, escalated 1; still open 29": the counts that are not zero.
+pub fn counts_text(c: &Counts) -> String {
+    let told: Vec<String> = [
+        ("New", c.new),
+        ("escalated", c.escalated),
+        ("changed", c.changed),
+        ("repeated unchanged", c.unchanged),
+        ("resolved", c.resolved),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} {n}"))
+    .collect();
+    let mut text = told.join(", ");
+    if let Some(first) = text.get(..1) {
+        text = first.to_uppercase() + &text[1..];
+    }
+    let mut open = format!("still open {}", c.still_open);
+    if c.acknowledged > 0 {
+        open.push_str(&format!(", acknowledged {}", c.acknowledged));
+    }
+    if text.is_empty() {
+        open[..1].to_uppercase() + &open[1..]
+    } else {
+        format!("{text}; {open}")
+    }
 }
 
 /// The heading's severity: the worst new, reopened or escalated item; without one, the worst
@@ -324,7 +370,9 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
             crate::units::plural(r.leaves_unchecked, "open finding")
         ));
     }
-    if !f.recommendation.is_empty() {
+    // A repeat with nothing new does not repeat what to do: the reader was told.
+    let told = matches!(&r.reason, Reason::Unchanged { then, .. } if then.is_empty());
+    if !f.recommendation.is_empty() && !told {
         body.push(' ');
         body.push_str(&f.recommendation);
     }

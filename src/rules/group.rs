@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use super::{Library, kinds};
 use crate::history::Window;
+use crate::history::metrics::entity_label;
 use crate::model::{EvidenceValue, Facet, Finding, Member};
 
 /// What the same finding on several nodes of a role becomes (`across_nodes` in a rule file).
@@ -80,7 +81,7 @@ pub struct Grouped {
 /// severity, then causes before effects, then how many nodes it is about.
 pub fn group(library: &Library, window: &Window, findings: Vec<Finding>) -> Grouped {
     let (across, baseline) = across_nodes(library, window, findings);
-    let mut findings = across_rules(library, across);
+    let mut findings = across_rules(library, across_subjects(library, across));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -403,6 +404,77 @@ fn grouped(role: &str, peers: &[String], apart: &[String], mut members: Vec<Find
         .collect();
     g.nodes = nodes;
     g
+}
+
+/// Findings of one rule about several subjects of the same nodes that say the same thing in
+/// other numbers ("Redis `keydb/db0` holds no keys", "… `keydb/db1` …") are one finding: the
+/// first subject by name keeps its title (so the finding keeps its identity while it holds), the
+/// others are named after it and folded in as facets.
+fn across_subjects(library: &Library, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut buckets: BTreeMap<(String, String, String, String), Vec<Finding>> = BTreeMap::new();
+    for f in findings {
+        let label = entity_label(&f.entity);
+        let groupable = library
+            .get(&f.rule_id)
+            .is_some_and(|r| r.across_nodes != AcrossNodes::Each)
+            && !f.event
+            && f.title.contains(&label);
+        if !groupable {
+            out.push(f);
+            continue;
+        }
+        let said = skeleton(&f.title.replacen(&label, "§", 1));
+        let key = (f.rule_id.clone(), who(&f), f.metric.clone(), said);
+        buckets.entry(key).or_default().push(f);
+    }
+    for (_, bucket) in buckets {
+        // Subjects whose numbers differ by the departure factor are separate problems (two
+        // containers leaking, one twice as fast as the other).
+        let (mut alike, apart) = alike_in_magnitude(bucket);
+        out.extend(apart);
+        if alike.len() < 2 {
+            out.extend(alike);
+            continue;
+        }
+        alike.sort_by(|a, b| a.entity.cmp(&b.entity));
+        let mut first = alike.remove(0);
+        let others: Vec<String> = alike
+            .iter()
+            .map(|o| match headline_value(o) {
+                Some(v) => format!("{} ({})", entity_label(&o.entity), v.text),
+                None => entity_label(&o.entity),
+            })
+            .collect();
+        let title = format!("{}; also {}", first.title, and_list(&others));
+        for o in alike {
+            fold(&mut first, o);
+        }
+        first.title = title;
+        out.push(first);
+    }
+    out
+}
+
+/// The findings whose headline values are alike, and those that depart: of two, both depart when
+/// one is [`DEPARTS`] times the other; of more, those departing from the median.
+fn alike_in_magnitude(findings: Vec<Finding>) -> (Vec<Finding>, Vec<Finding>) {
+    if let [a, b] = findings.as_slice()
+        && let (Some(x), Some(y)) = (magnitude(a), magnitude(b))
+        && x.max(y) >= DEPARTS * x.min(y)
+    {
+        return (Vec::new(), findings);
+    }
+    split_departing(findings)
+}
+
+/// "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Who a finding is about, for folding: its group, or its nodes.
