@@ -156,9 +156,9 @@ fn undoes_gradual_drift(points: &[crate::history::Point], p: &Params, delta: f64
         })
 }
 
-/// The step-to-step variation of the series within `noise_window` before its last pair: the
-/// steps between consecutive readings at most `max_gap` apart and not across a reboot (a reboot's
-/// release is another cause, not the series' jitter). `None` when there are too few to judge.
+/// The step-to-step variation of the series within `noise_window` before its last pair and
+/// since the node last booted: the steps between consecutive readings at most `max_gap` apart.
+/// `None` when there are too few to judge.
 pub fn recent_variation(
     points: &[crate::history::Point],
     reboots: &[(i64, i64)],
@@ -166,15 +166,18 @@ pub fn recent_variation(
 ) -> Option<Variation> {
     let n = points.len();
     let last_start = points.get(n.checked_sub(2)?)?.at;
-    let since = last_start as f64 - p.noise_window_s;
+    // Only the current run: what a series did before its node rebooted (a leak the reboot
+    // released) is not the variation of what it does since.
+    let run_start = reboots
+        .iter()
+        .map(|(at, _)| *at)
+        .filter(|at| *at <= last_start)
+        .max()
+        .unwrap_or(i64::MIN);
+    let since = (last_start as f64 - p.noise_window_s).max(run_start as f64);
     let mut steps: Vec<f64> = points[..n - 1]
         .windows(2)
         .filter(|w| w[0].at as f64 >= since && (w[1].at - w[0].at) as f64 <= p.max_gap_s)
-        .filter(|w| {
-            !reboots
-                .iter()
-                .any(|(at, _)| *at > w[0].at && *at <= w[1].at)
-        })
         .filter_map(|w| Some((w[1].value? - w[0].value?).abs()))
         .collect();
     if steps.len() < MIN_NOISE_STEPS {
@@ -311,7 +314,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     )
                 } else {
                     format!(
-                        " It had held still for three in four of its {} steps in the {} before.",
+                        " Three in four of its {} steps in the {} before were flat.",
                         v.steps,
                         fmt_duration(p.noise_window_s)
                     )
@@ -443,6 +446,18 @@ mod tests {
         mem.push(mem[24] - 40e6);
         let c = judge(&series(&mem), &[], &params(15e6));
         assert_eq!(c.and_then(|c| c.variation).map(|v| v.typical_step), Some(1e6));
+    }
+
+    #[test]
+    fn the_variation_is_read_since_the_last_reboot() {
+        // A leak of 200MB a capture until a reboot at 6 h, flat since: a jump of 500MB after
+        // 8 h is news, however large the steps of the run the reboot ended.
+        let mut mem: Vec<f64> = (0..25).map(|i| 80e6 + 200e6 * i as f64).collect();
+        mem.extend((0..10).map(|i| 78e6 + 0.5e6 * (i % 2) as f64));
+        mem.push(mem[34] + 500e6);
+        let reboot = [(24 * STEP_S + 300, 0)];
+        let c = judge(&series(&mem), &reboot, &params(40e6));
+        assert_eq!(c.and_then(|c| c.variation).map(|v| v.steps), Some(9));
     }
 
     #[test]
