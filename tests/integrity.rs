@@ -173,9 +173,9 @@ mem = {{ start = "1000MB", steps = [{steps}] }}
 id = "step"
 kind = "delta-between-snapshots"
 severity = "info"
-description = "Every rise."
+description = "Every rise (a rise every capture is the series' usual step: noise_k = 0 reports it anyway)."
 select = { entity = "container:*", metric = "mem_usage_bytes" }
-params = { min_abs = "40MB", min_rel_pct = 1, direction = "rise", max_gap = "1h" }
+params = { min_abs = "40MB", min_rel_pct = 1, direction = "rise", max_gap = "1h", noise_k = 0 }
 title = "{{ node }} {{ subject }} rose {{ before }} → {{ after }}"
 recommendation = "None."
 "#,
