@@ -245,3 +245,22 @@ fn the_readme_excerpt_is_taken_from_the_demo_report() {
         );
     }
 }
+
+/// Issue 16's bound on the demo: one problem told once, so the rolling report of the whole demo
+/// is read in minutes, not scrolled: at most 60 KB and 110 numbered findings.
+#[test]
+fn the_demo_report_stays_short() {
+    let report = demo_report();
+    let numbered = report
+        .lines()
+        .filter(|l| {
+            l.split_once(". **[")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .count();
+    assert!(
+        report.len() <= 60_000 && numbered <= 110,
+        "the demo's rolling report has {} bytes and {numbered} numbered findings (bound: 60,000 and 110)",
+        report.len()
+    );
+}

@@ -135,7 +135,7 @@ impl SectionWriter {
             self.templates.as_deref(),
         )?;
         ledger.log_section(at, outcome);
-        ledger.log_top(&section.open_top_keys);
+        ledger.log_top(&section.open_top_keys, section.open_hash);
         ledger.pending = Some(pending.clone());
         ledger.save(&ledger_path)?;
         crate::fsutil::crash_point("after-ledger");

@@ -134,6 +134,13 @@ pub struct Entry {
     /// a finding grouped across nodes is told as a change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reported_nodes: Vec<String>,
+    /// What changed in the subjects it is told with, when it took over another entry in this
+    /// analysis: said once as its change, then forgotten.
+    #[serde(skip)]
+    pub note: Option<String>,
+    /// Its recommendation as last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printed_recommendation: Option<String>,
 }
 
 impl Entry {
@@ -157,6 +164,9 @@ pub struct SectionLog {
     /// same ones again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top: Vec<String>,
+    /// A fingerprint of which findings were open after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_hash: Option<u64>,
 }
 
 /// What one month of the rolling report holds, for its line in the index.
@@ -261,6 +271,8 @@ pub struct Reported {
     /// For a finding that blinds patrol to its node ([`crate::model::Lifecycle::blinds`]): how
     /// many other open findings about the node could not be checked at this analysis.
     pub leaves_unchecked: usize,
+    /// Its recommendation reads as when it was last reported: a repeat need not say it again.
+    pub recommendation_told: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -470,6 +482,7 @@ impl Ledger {
             at,
             rules,
             top: Vec::new(),
+            open_hash: None,
         });
         while self.sections.len() > SECTION_MEMORY {
             self.sections.pop_front();
@@ -477,9 +490,10 @@ impl Ledger {
     }
 
     /// Remembers which still-open findings the section just logged named.
-    pub fn log_top(&mut self, top: &[String]) {
+    pub fn log_top(&mut self, top: &[String], open_hash: u64) {
         if let Some(last) = self.sections.back_mut() {
             last.top = top.to_vec();
+            last.open_hash = Some(open_hash);
         }
     }
 

@@ -91,7 +91,10 @@ impl Ledger {
             .filter(|(key, e)| {
                 e.status == Status::Open && !e.finding.event && !raised.contains(*key)
             })
-            .filter(|(_, e)| sayers.iter().any(|s| s.says(&e.finding)))
+            .filter(|(_, e)| {
+                sayers.iter().any(|s| s.says(&e.finding))
+                    || findings.iter().any(|f| f.continues(&e.finding))
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in said {
@@ -99,7 +102,11 @@ impl Ledger {
                 continue;
             };
             // A finding folded into another lives on as its facet: nothing to carry over.
-            let Some(heir) = sayers.iter().find(|s| s.continues(&old.finding)) else {
+            let Some(heir) = findings
+                .iter()
+                .chain(sayers)
+                .find(|s| s.continues(&old.finding))
+            else {
                 continue;
             };
             let heir_key = heir.key();
@@ -257,6 +264,14 @@ impl Entry {
     fn inherit(&mut self, old: &Entry) {
         self.first_seen = self.first_seen.min(old.first_seen);
         self.episode_start = Some(self.episode_start().min(old.episode_start()));
+        if old.last_reported.is_some() && self.last_reported.is_none() {
+            // What the reader was told is what this one was told: a repeat compares with it.
+            self.last_reported = old.last_reported;
+            self.reports = old.reports;
+            self.printed_title = old.printed_title.clone();
+            self.printed_values = old.printed_values.clone();
+            self.reported_values = old.reported_values.clone();
+        }
         if old.last_reported.is_some() {
             let mut nodes: BTreeSet<String> = self.reported_nodes.iter().cloned().collect();
             nodes.extend(old.reported_nodes.iter().cloned());
@@ -265,6 +280,20 @@ impl Entry {
         }
         self.consecutive = self.consecutive.max(old.consecutive);
         self.escalated |= old.escalated;
+        let (then, now) = (old.finding.subjects(), self.finding.subjects());
+        let name = |s: &&str| format!("`{}`", s.split_once(':').map_or(*s, |(_, n)| n));
+        let with: Vec<String> = now.difference(&then).map(name).collect();
+        let without: Vec<String> = then.difference(&now).map(name).collect();
+        let mut parts = Vec::new();
+        if !with.is_empty() {
+            parts.push(format!("now with {}", with.join(", ")));
+        }
+        if !without.is_empty() {
+            parts.push(format!("without {}", without.join(", ")));
+        }
+        if !parts.is_empty() {
+            self.note = Some(parts.join("; "));
+        }
     }
 
     /// The entry of a finding seen for the first time.
@@ -295,6 +324,8 @@ impl Entry {
             escalated: false,
             healthy_streak: 0,
             reported_nodes: Vec::new(),
+            note: None,
+            printed_recommendation: None,
         }
     }
 
@@ -320,6 +351,7 @@ fn follow_open(e: &mut Entry, f: Finding, s: &Sighting, policy: &Policy, outcome
     e.finding = resolution::keep_context(&e.finding, f);
     count::remember(e, s.now);
     let reason = re_emit_reason(e, s, policy);
+    e.note = None;
     let worse = matches!(reason, Some(Reason::Escalated { .. }));
     if worse {
         e.escalated = true;
@@ -400,6 +432,9 @@ fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outco
     e.reported_values = headline(&e.finding);
     e.printed_values = e.finding.values.clone();
     e.printed_title = Some(e.finding.title.clone());
+    let recommendation_told = e.printed_recommendation.as_ref() == Some(&e.finding.recommendation)
+        && !matches!(reason, Reason::New | Reason::Reopened { .. });
+    e.printed_recommendation = Some(e.finding.recommendation.clone());
     e.reported_nodes = e
         .finding
         .all_nodes()
@@ -414,6 +449,7 @@ fn report(e: &mut Entry, reason: Reason, now: DateTime<Utc>, outcome: &mut Outco
         episode: Episode::of(e),
         deployment: None,
         leaves_unchecked: 0,
+        recommendation_told,
     });
 }
 
@@ -442,17 +478,8 @@ fn follow_up(e: &Entry, f: &Finding, s: &Sighting, policy: &Policy) -> Option<Re
     if let Some(what) = members_changed(e, f, &s.left) {
         return Some(Reason::Changed { what });
     }
-    // It took in findings told separately before and has not been told in its own words yet.
-    if e.last_reported.is_none() && !e.reported_nodes.is_empty() {
-        let together = !f.members.is_empty() || f.facets.iter().any(|x| x.rule_id == f.rule_id);
-        return Some(Reason::Changed {
-            what: if together {
-                "told as one finding from now on"
-            } else {
-                "now told on its own"
-            }
-            .into(),
-        });
+    if let Some(note) = &e.note {
+        return Some(Reason::Changed { what: note.clone() });
     }
     let current = headline(f);
     for (name, was) in &e.reported_values {
@@ -530,8 +557,10 @@ fn members_changed(e: &Entry, f: &Finding, left: &[(String, Recheck)]) -> Option
     if !gone.is_empty() {
         parts.push(format!("no longer on {}", list(&gone)));
     }
+    // A node that could not be read neither joined nor left: its own finding (dark, no
+    // containers) says so; on its own it is no change.
     let unread = left_as(|r| matches!(r, Recheck::CouldNotCheck));
-    if !unread.is_empty() {
+    if !unread.is_empty() && !parts.is_empty() {
         parts.push(format!("could not check {}", list(&unread)));
     }
     let apart = left_as(|r| matches!(r, Recheck::Holds));

@@ -205,16 +205,30 @@ impl Finding {
         })
     }
 
-    /// Whether this finding is the same rule about the same subject as `other` on nodes they
-    /// share: it carries on `other`'s episode, not only what it said.
+    /// The subjects it speaks about for its own rule: its entity and those of the same rule
+    /// told with it (several alike subjects of a node are one finding).
+    pub fn subjects(&self) -> std::collections::BTreeSet<&str> {
+        std::iter::once(self.entity.as_str())
+            .chain(
+                self.facets
+                    .iter()
+                    .filter(|f| f.rule_id == self.rule_id)
+                    .map(|f| f.entity.as_str()),
+            )
+            .collect()
+    }
+
+    /// Whether this finding carries on what `other` said for the same rule: a subject and a
+    /// node in common (a group and one of its nodes either way round, several subjects told
+    /// together and one of them). It takes over `other`'s episode.
     pub fn continues(&self, other: &Finding) -> bool {
-        let same_rule = self.rule_id == other.rule_id && self.metric == other.metric;
-        // One of several subjects told together, now told on its own or first.
-        let was_told_with = other
-            .facets
-            .iter()
-            .any(|f| f.rule_id == self.rule_id && f.entity == self.entity && f.nodes == self.nodes);
-        same_rule && ((self.entity == other.entity && self.says(other)) || was_told_with)
+        let mine = self.subjects();
+        self.rule_id == other.rule_id
+            && self.metric == other.metric
+            && !self.event
+            && !other.event
+            && other.subjects().iter().any(|s| mine.contains(s))
+            && other.all_nodes().any(|n| self.all_nodes().any(|m| m == n))
     }
 
     /// The identity a finding keeps across runs: same rule, same nodes, same subject.

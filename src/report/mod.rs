@@ -107,6 +107,12 @@ pub struct Section {
     pub open_top_same_as: String,
     /// "New 1, escalated 1; still open 29": the non-zero counts, for the section's last line.
     pub counts_text: String,
+    /// When the previous section had the same findings open: its time, and the template says so
+    /// in one line instead of the summary and the five. Empty otherwise.
+    pub open_same_as: String,
+    /// Which findings are open, as a fingerprint remembered for the next section.
+    #[serde(skip)]
+    pub open_hash: u64,
     /// The identities of the findings `open_top` names, remembered for the next section.
     #[serde(skip)]
     pub open_top_keys: Vec<String>,

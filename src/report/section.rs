@@ -126,6 +126,13 @@ pub fn build_section(
             _ => String::new(),
         },
         open_top_keys: top_keys(&open),
+        open_hash: open_hash(&all_open(outcome, ledger)),
+        open_same_as: match ledger.sections.back() {
+            Some(last) if last.open_hash == Some(open_hash(&all_open(outcome, ledger))) => {
+                local_date(last.at)
+            }
+            _ => String::new(),
+        },
         open_top: still_open.iter().take(OPEN_SHOWN).cloned().collect(),
         open_more: still_open.len().saturating_sub(OPEN_SHOWN),
         open_total: all_open(outcome, ledger).len(),
@@ -143,7 +150,21 @@ fn top_keys(open: &[OpenFinding]) -> Vec<String> {
         .collect()
 }
 
-/// "New 1, escalated 1; still open 29": the counts that are not zero.
+/// A fingerprint of which findings are open (FNV-1a over their sorted keys): when the next
+/// section's is the same, it need not list them again. Stable across builds, unlike std's
+/// hasher, because the ledger keeps it.
+fn open_hash(open: &[OpenFinding]) -> u64 {
+    let mut keys: Vec<String> = open.iter().map(|o| o.finding.key()).collect();
+    keys.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in keys.join("\n").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// "New 1, escalated 1": the counts that are not zero (still open is the summary's).
 pub fn counts_text(c: &Counts) -> String {
     let told: Vec<String> = [
         ("New", c.new),
@@ -156,19 +177,24 @@ pub fn counts_text(c: &Counts) -> String {
     .filter(|(_, n)| *n > 0)
     .map(|(what, n)| format!("{what} {n}"))
     .collect();
+    // A section of new findings only says so in its items.
+    if c.new > 0 && told.len() == 1 && c.acknowledged == 0 {
+        return String::new();
+    }
     let mut text = told.join(", ");
     if let Some(first) = text.get(..1) {
         text = first.to_uppercase() + &text[1..];
     }
-    let mut open = format!("still open {}", c.still_open);
+    // What is still open is said by the summary above it.
     if c.acknowledged > 0 {
-        open.push_str(&format!(", acknowledged {}", c.acknowledged));
+        let acknowledged = format!("acknowledged {}", c.acknowledged);
+        text = if text.is_empty() {
+            "A".to_string() + &acknowledged[1..]
+        } else {
+            format!("{text}; {acknowledged}")
+        };
     }
-    if text.is_empty() {
-        open[..1].to_uppercase() + &open[1..]
-    } else {
-        format!("{text}; {open}")
-    }
+    text
 }
 
 /// The heading's severity: the worst new, reopened or escalated item; without one, the worst
@@ -343,6 +369,8 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
                 local_date(*since),
                 ordinal(*nth)
             );
+            // Its figures are those printed then: the reader has them.
+            body = "As reported then.".to_string();
             if r.episode.back_after.is_some() {
                 body = format!("{open_since}. {body}");
             }
@@ -370,9 +398,8 @@ fn reported_item(r: &Reported, local_date: &dyn Fn(DateTime<Utc>) -> String) -> 
             crate::units::plural(r.leaves_unchecked, "open finding")
         ));
     }
-    // A repeat with nothing new does not repeat what to do: the reader was told.
-    let told = matches!(&r.reason, Reason::Unchanged { then, .. } if then.is_empty());
-    if !f.recommendation.is_empty() && !told {
+    // A repeat does not say again what to do when the reader was told it in these words.
+    if !f.recommendation.is_empty() && !r.recommendation_told {
         body.push(' ');
         body.push_str(&f.recommendation);
     }

@@ -59,6 +59,8 @@ fn pending(output: &Output, at: DateTime<Utc>, months: &[(&str, u32)]) -> Pendin
         open_top: vec![],
         open_top_same_as: String::new(),
         open_top_keys: vec![],
+        open_same_as: String::new(),
+        open_hash: 0,
         counts_text: String::new(),
         open_more: 0,
         open_total: 0,
@@ -249,6 +251,7 @@ fn every_since_of_a_section_is_the_episodes_and_a_reopened_finding_says_when_it_
         episode: back,
         deployment: None,
         leaves_unchecked: 0,
+        recommendation_told: false,
     };
     let outcome = Outcome {
         reported: vec![
@@ -332,6 +335,7 @@ fn reported(f: crate::model::Finding, reason: crate::ledger::Reason) -> crate::l
         },
         deployment: None,
         leaves_unchecked: 0,
+        recommendation_told: false,
     }
 }
 
@@ -538,7 +542,7 @@ fn still_open_is_a_summary_the_five_most_important_and_a_link_to_the_rest() {
         mode: fsutil::Mode::SHARED,
     };
     let p = render_section(&output, "f", tz, at, &s, &Default::default(), None).unwrap();
-    let more = "…and 3 more: see [open.md](../open.md).";
+    let more = "…and 3 more in [open.md](../open.md).";
     assert!(p.rolling_text.contains(more), "{}", p.rolling_text);
     assert!(
         p.dated_text.contains("[open.md](../../../open.md)"),
@@ -585,7 +589,7 @@ fn a_section_with_few_open_findings_names_them_all_and_no_more() {
         p.rolling_text
             .contains("\n2 still open: 2 WARNING — vk01 2.\n")
     );
-    assert!(!p.rolling_text.contains("more: see"));
+    assert!(!p.rolling_text.contains("more in [open.md]"));
 }
 
 #[test]

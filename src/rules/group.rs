@@ -81,7 +81,9 @@ pub struct Grouped {
 /// severity, then causes before effects, then how many nodes it is about.
 pub fn group(library: &Library, window: &Window, findings: Vec<Finding>) -> Grouped {
     let (across, baseline) = across_nodes(library, window, findings);
-    let mut findings = across_rules(library, across_subjects(library, across));
+    // One subject's findings fold first, so that several subjects told together never take
+    // in another subject's facets.
+    let mut findings = across_subjects(library, across_rules(library, across));
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -353,7 +355,9 @@ fn grouped(role: &str, peers: &[String], apart: &[String], mut members: Vec<Find
             apart.join(", ")
         ));
     }
-    let about_worst = if g.evidence.starts_with(&format!("On {worst}")) {
+    // Said alike of every node, the evidence needs no node to be attributed to.
+    let alike = members.iter().all(|m| m.evidence == g.evidence);
+    let about_worst = if alike || g.evidence.starts_with(&format!("On {worst}")) {
         String::new()
     } else {
         format!("On {worst}: ")

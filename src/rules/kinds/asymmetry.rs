@@ -80,6 +80,14 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if only.is_empty() {
                 continue;
             }
+            // Two nodes that each run what the other lacks are one difference: the first by
+            // name says it, with what the other runs instead.
+            if let [first, second] = peers.as_slice()
+                && second == here
+                && sets[first].0.iter().any(|n| !mine.contains(n))
+            {
+                continue;
+            }
             // The peers that lack them, the first few by name.
             let lacking: Vec<&str> = peers
                 .iter()
