@@ -434,7 +434,9 @@ fn every_number_in_the_demo_output_adds_up() {
     assert!(!rolling_report(&out).is_empty());
     // Sections no longer repeat every still-open finding (open.md lists them once), so the
     // same figures are not counted section after section.
-    assert_adds_up(&reports_under(&out), 200);
+    // A floor that tells the checker still reads the report: one problem is told once and a
+    // repeat keeps its figures to itself, so the demo prints fewer derived figures than it did.
+    assert_adds_up(&reports_under(&out), 150);
 }
 
 /// Issue 15's numeric and advice examples, as the demo printed them, stay fixed.

@@ -286,10 +286,10 @@ impl Entry {
         let without: Vec<String> = then.difference(&now).map(name).collect();
         let mut parts = Vec::new();
         if !with.is_empty() {
-            parts.push(format!("now with {}", with.join(", ")));
+            parts.push(format!("now told with {}", with.join(", ")));
         }
         if !without.is_empty() {
-            parts.push(format!("without {}", without.join(", ")));
+            parts.push(format!("no longer told with {}", without.join(", ")));
         }
         if !parts.is_empty() {
             self.note = Some(parts.join("; "));

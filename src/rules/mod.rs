@@ -96,7 +96,18 @@ pub struct Evaluation {
 impl Evaluation {
     /// Whether an open finding could not be judged at this evaluation.
     pub fn could_not_check(&self, f: &Finding) -> bool {
+        // A finding about several nodes could not be checked when its rule could not decide
+        // about any one of them.
+        let about_one = |n: &String| {
+            let alone = Finding {
+                nodes: vec![n.clone()],
+                scope: None,
+                ..f.clone()
+            };
+            self.unchecked.contains(&alone.key())
+        };
         self.unchecked.contains(&f.key())
+            || (f.nodes.len() > 1 && f.nodes.iter().any(about_one))
             || f.nodes
                 .iter()
                 .any(|n| self.gated.contains(&(f.rule_id.clone(), n.clone())))

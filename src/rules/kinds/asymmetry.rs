@@ -12,7 +12,15 @@ pub const SPEC: KindSpec = KindSpec {
     doc: include_str!("asymmetry.md"),
     target: Target::Node,
     event: false,
-    variables: &["only_here", "count", "other", "group"],
+    variables: &[
+        "only_here",
+        "count",
+        "other",
+        "group",
+        "here",
+        "instead",
+        "instead_count",
+    ],
     headline: &["count"],
     parse,
 };
@@ -111,11 +119,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 and_list(&lacking.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             };
             let mut c = Candidate::new(node, &format!("peers:{group}"), "containers", *at).in_any_state();
+            c.value("here", None, here.to_string());
             c.value("only_here", None, and_list(&names));
             c.value("count", Some(names.len() as f64), names.len().to_string());
             c.value("other", None, shown_peers.clone());
             c.value("group", None, group.clone());
-            // With one peer, also say what it runs instead.
+            // With one peer, also say what it runs instead; a pair that each run what the other
+            // lacks is one finding about both.
             let instead = if lacking.len() == 1 {
                 let theirs = &sets[lacking[0]].0;
                 let extra: Vec<String> = theirs
@@ -125,6 +135,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 if extra.is_empty() {
                     String::new()
                 } else {
+                    c.value("instead", None, and_list(&extra));
+                    c.value(
+                        "instead_count",
+                        Some(extra.len() as f64),
+                        extra.len().to_string(),
+                    );
+                    if peers.len() == 2 {
+                        c.nodes.push(lacking[0].to_string());
+                    }
                     format!("; {} runs {} instead", lacking[0], and_list(&extra))
                 }
             } else {
