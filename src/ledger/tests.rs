@@ -413,3 +413,93 @@ fn a_cumulative_count_adds_up_over_its_episode_while_the_window_slides() {
     l.update(vec![], t(45), |_| Recheck::Gone { now: None });
     assert_eq!(l.episode_count(&reset, t(60)), None);
 }
+
+/// The same finding on `nodes`, grouped as the rules group it: scope, members, nodes.
+fn grouped(nodes: &[&str]) -> Finding {
+    let mut f = finding("leak", false);
+    f.scope = Some("role:processing".into());
+    f.nodes = nodes.iter().map(|n| n.to_string()).collect();
+    f.members = nodes
+        .iter()
+        .map(|n| crate::model::Member {
+            node: n.to_string(),
+            title: format!("{n} t"),
+            values: BTreeMap::new(),
+        })
+        .collect();
+    f
+}
+
+#[test]
+fn a_nodes_open_finding_taken_into_a_group_is_not_resolved_and_the_group_says_who_joined() {
+    let mut l = Ledger::default();
+    l.update(vec![finding("leak", false)], t(0), |_| {
+        Recheck::CouldNotCheck
+    });
+    // vk02 shows it too: one finding about both. vk01's own entry lives on in it: nothing
+    // resolves, and the group starts where vk01's episode started, saying vk02 joined.
+    let o = l.update_grouped(vec![grouped(&["vk01", "vk02"])], &[], t(15), |_| {
+        Recheck::Gone { now: None }
+    });
+    assert!(o.resolved.is_empty(), "{:?}", o.resolved);
+    assert_eq!(l.entries.len(), 1);
+    let e = l.entries.values().next().unwrap();
+    assert_eq!(e.episode_start(), t(0));
+    assert!(matches!(
+        reasons(&o).as_slice(),
+        [Reason::Changed { what }] if what == "now also on vk02"
+    ));
+    // vk02 leaves: said only when vk02 was seen without it; a vk02 that cannot be read is no
+    // change at all.
+    let unread = l.update_grouped(vec![finding("leak", false)], &[], t(30), |_| {
+        Recheck::CouldNotCheck
+    });
+    assert!(unread.reported.is_empty() && unread.resolved.is_empty());
+    let mut l2 = Ledger::default();
+    l2.update_grouped(vec![grouped(&["vk01", "vk02"])], &[], t(0), |_| {
+        Recheck::CouldNotCheck
+    });
+    let healed = l2.update_grouped(vec![finding("leak", false)], &[], t(15), |_| {
+        Recheck::Gone { now: None }
+    });
+    assert!(healed.resolved.is_empty());
+    assert!(matches!(
+        reasons(&healed).as_slice(),
+        [Reason::Changed { what }] if what == "no longer on vk02"
+    ));
+}
+
+#[test]
+fn a_finding_folded_into_another_or_into_a_baseline_leaves_quietly() {
+    let mut l = Ledger::default();
+    l.update(vec![finding("no-limit", false)], t(0), |_| {
+        Recheck::CouldNotCheck
+    });
+    // Now a facet of the leak about the same subject and node: not resolved, not repeated.
+    let mut leak = finding("leak", false);
+    leak.facets.push(crate::model::Facet {
+        rule_id: "no-limit".into(),
+        severity: Severity::Suggestion,
+        nodes: vec!["vk01".into()],
+        entity: "gpu:0".into(),
+        metric: "temp_c".into(),
+        text: "no limit".into(),
+        evidence: String::new(),
+        values: BTreeMap::new(),
+    });
+    let o = l.update_grouped(vec![leak], &[], t(15), |_| Recheck::Gone { now: None });
+    assert!(o.resolved.is_empty());
+    assert_eq!(l.entries.len(), 1, "only the leak's entry is left");
+    // A group that becomes its role's baseline takes its members' entries with it, quietly.
+    let mut l = Ledger::default();
+    l.update(vec![finding("leak", false)], t(0), |_| {
+        Recheck::CouldNotCheck
+    });
+    let o = l.update_grouped(
+        Vec::new(),
+        &[grouped(&["vk01", "vk02", "vk03"])],
+        t(15),
+        |_| Recheck::Gone { now: None },
+    );
+    assert!(o.resolved.is_empty() && o.reported.is_empty() && l.entries.is_empty());
+}

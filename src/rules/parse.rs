@@ -101,6 +101,35 @@ pub(super) fn parse_rule(
     let resolve_after = f.count(ctx, "resolve_after").map(|n| n.max(1) as u32);
     let blinds = f.boolean(ctx, "blinds").unwrap_or(false);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
+    let (across_nodes, family, folds_into) = parse_grouping(&mut f, ctx);
+    f.finish(ctx);
+    Some(Rule {
+        id: id?.into_inner(),
+        kind_name: spec?.name,
+        kind: kind?,
+        event: spec?.event,
+        severity: severity?,
+        description: description?.into_inner(),
+        select: select?,
+        title: title?,
+        recommendation: recommendation?,
+        advice,
+        when,
+        escalate_after,
+        resolve_after,
+        blinds,
+        verify,
+        across_nodes,
+        family,
+        folds_into,
+        overrides: None,
+        file: path.to_path_buf(),
+        line,
+    })
+}
+
+/// How the rule's findings group with others: `across_nodes`, `family`, `folds_into`.
+fn parse_grouping(f: &mut Fields, ctx: &mut Ctx) -> (AcrossNodes, Option<String>, Vec<String>) {
     let across_nodes = f
         .string(ctx, "across_nodes", false)
         .and_then(|v| match AcrossNodes::parse(v.get_ref()) {
@@ -126,30 +155,7 @@ pub(super) fn parse_rule(
         .into_iter()
         .map(|v| v.into_inner())
         .collect();
-    f.finish(ctx);
-    Some(Rule {
-        id: id?.into_inner(),
-        kind_name: spec?.name,
-        kind: kind?,
-        event: spec?.event,
-        severity: severity?,
-        description: description?.into_inner(),
-        select: select?,
-        title: title?,
-        recommendation: recommendation?,
-        advice,
-        when,
-        escalate_after,
-        resolve_after,
-        blinds,
-        verify,
-        across_nodes,
-        family,
-        folds_into,
-        overrides: None,
-        file: path.to_path_buf(),
-        line,
-    })
+    (across_nodes, family, folds_into)
 }
 
 fn parse_gate(f: &mut Fields, ctx: &mut Ctx, states: &[StateDef]) -> Gate {
