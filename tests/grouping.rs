@@ -67,3 +67,27 @@ fn the_benchmark_fleet_says_each_problem_once() {
         "jitter was reported:\n{section}"
     );
 }
+
+/// Folding is data in the rule files, and `patrol rules explain` says it both ways.
+#[test]
+fn rules_explain_says_how_a_rule_groups_and_folds() {
+    let released = succeeded(&patrol(
+        &["rules", "explain", "container-memory-released-by-reboot"],
+        &root(),
+    ));
+    assert!(released.contains("Folds into node-rebooted"), "{released}");
+    let reboot = succeeded(&patrol(&["rules", "explain", "node-rebooted"], &root()));
+    assert!(
+        reboot.contains("Takes in: container-memory-released-by-reboot"),
+        "{reboot}"
+    );
+    let sawtooth = succeeded(&patrol(
+        &["rules", "explain", "container-memory-sawtooth"],
+        &root(),
+    ));
+    assert!(
+        sawtooth.contains("across_nodes = \"baseline\"")
+            && sawtooth.contains("Family `container-memory`"),
+        "{sawtooth}"
+    );
+}

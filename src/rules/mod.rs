@@ -275,6 +275,34 @@ mod tests {
         assert!(err.contains("resolve_after"), "{err}");
     }
 
+    #[test]
+    fn grouping_keys_are_read_and_a_bad_one_is_refused_with_its_name() {
+        let rule = |id: &str, extra: &str| {
+            format!(
+                "[[rule]]\nid = \"{id}\"\nkind = \"threshold\"\nseverity = \"info\"\ndescription = \"d\"\nselect = {{ entity = \"host\", metric = \"load1\" }}\nparams = {{ above = 1 }}\ntitle = \"t\"\nrecommendation = \"r\"\n{extra}"
+            )
+        };
+        let text = rule("a", "across_nodes = \"baseline\"\nfamily = \"load\"\n")
+            + &rule("b", "folds_into = \"a\"\n");
+        let lib = Library::from_sources(&[(PathBuf::from("r.toml"), text)]).unwrap();
+        assert_eq!(lib.rules[0].across_nodes, AcrossNodes::Baseline);
+        assert_eq!(lib.rules[0].family.as_deref(), Some("load"));
+        assert_eq!(lib.rules[1].folds_into, vec!["a".to_string()]);
+        for (extra, says) in [
+            ("across_nodes = \"sometimes\"\n", "across_nodes"),
+            (
+                "folds_into = \"nope\"\n",
+                "`folds_into` names no rule `nope`",
+            ),
+            ("folds_into = \"a\"\n", "`folds_into` names the rule itself"),
+        ] {
+            let err = Library::from_sources(&[(PathBuf::from("r.toml"), rule("a", extra))])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
