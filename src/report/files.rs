@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::section::{OpenFinding, acknowledged_line, all_open, local_date_in, node_of, open_line};
+use super::section::{
+    OpenFinding, acknowledged_line, all_open, by_severity, local_date_in, node_of, open_line,
+};
 use super::{HEADER_TEMPLATE, SECTION_TEMPLATE, Section, environment, heading_time};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ledger::{Acknowledged, Ledger, MonthCounts, Outcome, PendingSection};
 use crate::markdown::{escape_inline, plain};
-use crate::model::Severity;
 
 /// Where a fleet's reports go.
 pub struct Output {
@@ -361,13 +362,7 @@ pub fn render_open(
             .cmp(&a.finding.severity)
             .then_with(|| a.finding.title.cmp(&b.finding.title))
     });
-    let by_severity: Vec<String> = [Severity::Warning, Severity::Info, Severity::Suggestion]
-        .into_iter()
-        .filter_map(|sev| {
-            let n = open.iter().filter(|o| o.finding.severity == sev).count();
-            (n > 0).then(|| format!("{n} {}", sev.label()))
-        })
-        .collect();
+    let by_severity = by_severity(&open);
     let mut out = format!(
         "# {} -- Open findings\n\nWritten by the analysis of the capture at {}: {} open{}, {} acknowledged. Every analysis rewrites this file; what changed when is in the sections of the [report](improvements.md).\n",
         escape_inline(fleet),

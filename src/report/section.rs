@@ -303,19 +303,24 @@ pub(super) fn all_open<'a>(outcome: &'a Outcome, ledger: &Ledger) -> Vec<OpenFin
     open
 }
 
+/// "9 WARNING", "30 INFO": how many open findings of each severity, worst first, none of zero.
+pub(super) fn by_severity(open: &[OpenFinding]) -> Vec<String> {
+    [Severity::Warning, Severity::Info, Severity::Suggestion]
+        .into_iter()
+        .filter_map(|sev| {
+            let n = open.iter().filter(|o| o.finding.severity == sev).count();
+            (n > 0).then(|| format!("{n} {}", sev.label()))
+        })
+        .collect()
+}
+
 /// "41 still open: 9 WARNING, 30 INFO, 2 SUGGESTION — vk01 18, vk02 12, vk03 11, fleet 2";
 /// empty when nothing is.
 fn open_summary(open: &[OpenFinding]) -> String {
     if open.is_empty() {
         return String::new();
     }
-    let by_severity: Vec<String> = [Severity::Warning, Severity::Info, Severity::Suggestion]
-        .into_iter()
-        .filter_map(|sev| {
-            let n = open.iter().filter(|o| o.finding.severity == sev).count();
-            (n > 0).then(|| format!("{n} {}", sev.label()))
-        })
-        .collect();
+    let by_severity = by_severity(open);
     let mut by_node: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut fleet = 0;
     for o in open {
