@@ -503,3 +503,19 @@ fn a_finding_folded_into_another_or_into_a_baseline_leaves_quietly() {
     );
     assert!(o.resolved.is_empty() && o.reported.is_empty() && l.entries.is_empty());
 }
+
+#[test]
+fn a_node_or_two_of_a_large_group_moving_is_not_news_a_quarter_is() {
+    let nodes: Vec<String> = (1..=12).map(|i| format!("n{i:02}")).collect();
+    let group = |k: usize| grouped(&nodes[..k].iter().map(String::as_str).collect::<Vec<_>>());
+    let mut l = Ledger::default();
+    l.update_grouped(vec![group(10)], &[], t(0), |_| Recheck::CouldNotCheck);
+    let o = l.update_grouped(vec![group(12)], &[], t(15), |_| Recheck::CouldNotCheck);
+    assert!(o.reported.is_empty(), "2 of 10 joining: {:?}", reasons(&o));
+    let o = l.update_grouped(vec![group(7)], &[], t(30), |_| Recheck::Gone { now: None });
+    assert!(
+        matches!(reasons(&o).as_slice(), [Reason::Changed { what }] if what == "no longer on n08, n09, n10"),
+        "{:?}",
+        reasons(&o)
+    );
+}

@@ -475,7 +475,7 @@ fn follow_up(e: &Entry, f: &Finding, s: &Sighting, policy: &Policy) -> Option<Re
             why: format!("sustained for {span} ({} captures)", e.consecutive),
         });
     }
-    if let Some(what) = members_changed(e, f, &s.left) {
+    if let Some(what) = members_changed(e, f, &s.left, policy) {
         return Some(Reason::Changed { what });
     }
     if let Some(note) = &e.note {
@@ -527,7 +527,12 @@ fn follow_up(e: &Entry, f: &Finding, s: &Sighting, policy: &Policy) -> Option<Re
 /// For a finding about several nodes: which nodes joined it or left it since it was last
 /// reported. A node it no longer names is "no longer on" it only when its recheck saw it
 /// healthy; one that could not be read, or that is now reported on its own, is said so.
-fn members_changed(e: &Entry, f: &Finding, left: &[(String, Recheck)]) -> Option<String> {
+fn members_changed(
+    e: &Entry,
+    f: &Finding,
+    left: &[(String, Recheck)],
+    policy: &Policy,
+) -> Option<String> {
     if e.reported_nodes.is_empty() || (f.members.is_empty() && e.reported_nodes.len() < 2) {
         return None;
     }
@@ -554,6 +559,12 @@ fn members_changed(e: &Entry, f: &Finding, left: &[(String, Recheck)]) -> Option
         parts.push(format!("now also on {}", list(&joined)));
     }
     let gone = left_as(|r| matches!(r, Recheck::Gone { .. }));
+    // A few nodes of a large group crossing a threshold back and forth are not news: the
+    // change must be material against the nodes it was reported about.
+    let moved = (joined.len() + gone.len()) as f64;
+    if moved < policy.material_change_pct / 100.0 * then.len() as f64 {
+        return None;
+    }
     if !gone.is_empty() {
         parts.push(format!("no longer on {}", list(&gone)));
     }
