@@ -933,7 +933,7 @@ fn the_example_testbed_config_fills_every_source_and_names_the_broken_containers
     let report = crate::support::rolling_report(&root.join("output/testbed"));
     for name in [
         "`pt-unhealthy` is unhealthy",
-        "`pt-oom` was OOM-killed",
+        "`pt-oom` was killed by the kernel's OOM killer",
         "`pt-restarting` keeps restarting",
         "`pt-leak` memory is leaking",
     ] {
