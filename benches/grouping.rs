@@ -51,6 +51,11 @@ fn size(nodes: u32) -> (usize, usize) {
 }
 
 fn main() {
+    // `cargo test --benches` runs bench targets without --bench: the ordinary test run holds the
+    // bound at 20 nodes (tests/grouping.rs); the big fleets are for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let sizes: Vec<u32> = match std::env::var("PATROL_BENCH_NODES") {
         Ok(n) => n.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
         Err(_) => vec![100, 1000],
