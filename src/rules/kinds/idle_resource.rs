@@ -106,10 +106,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("duration", Some(duration), fmt_duration(duration));
         c.value("samples", Some(samples as f64), samples.to_string());
         c.value("since", None, ctx.time(since));
+        // "GPU 0 memory use", not "GPU 0 GPU memory use".
+        let subject = entity_label(entity);
+        let label = metric_label(metric);
+        let label = match (subject.split(' ').next(), label.split_once(' ')) {
+            (Some(first), Some((word, rest))) if first == word => rest,
+            _ => label,
+        };
         c.evidence = format!(
-            "{} {} has been {held_s} with {} at {use_s} in all {samples} captures since {} ({}).",
-            entity_label(entity),
-            metric_label(metric),
+            "{subject} {label} has been {held_s} with {} at {use_s} in all {samples} captures since {} ({}).",
             metric_label(&p.use_metric),
             ctx.time(since),
             fmt_duration(duration)
