@@ -145,15 +145,7 @@ impl Ledger {
                 .reported_nodes
                 .iter()
                 .filter(|n| !now.contains(n))
-                .map(|n| {
-                    let alone = Finding {
-                        nodes: vec![n.clone()],
-                        scope: None,
-                        members: Vec::new(),
-                        ..f.clone()
-                    };
-                    (n.clone(), recheck(&alone))
-                })
+                .map(|n| (n.clone(), recheck(&f.on_node(n))))
                 .collect();
             if !left.is_empty() {
                 out.insert(key, left);

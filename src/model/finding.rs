@@ -205,6 +205,17 @@ impl Finding {
         })
     }
 
+    /// What it says about one of its nodes alone: the same rule and subject on `node`, without
+    /// group or members, for rechecking that node and finding what its rule said of it.
+    pub fn on_node(&self, node: &str) -> Finding {
+        Finding {
+            nodes: vec![node.to_string()],
+            scope: None,
+            members: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The subjects it speaks about for its own rule: its entity and those of the same rule
     /// told with it (several alike subjects of a node are one finding).
     pub fn subjects(&self) -> std::collections::BTreeSet<&str> {

@@ -98,14 +98,7 @@ impl Evaluation {
     pub fn could_not_check(&self, f: &Finding) -> bool {
         // A finding about several nodes could not be checked when its rule could not decide
         // about any one of them.
-        let about_one = |n: &String| {
-            let alone = Finding {
-                nodes: vec![n.clone()],
-                scope: None,
-                ..f.clone()
-            };
-            self.unchecked.contains(&alone.key())
-        };
+        let about_one = |n: &String| self.unchecked.contains(&f.on_node(n).key());
         self.unchecked.contains(&f.key())
             || (f.nodes.len() > 1 && f.nodes.iter().any(about_one))
             || f.nodes

@@ -179,18 +179,9 @@ fn group_verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdi
     let mut now = Vec::new();
     for m in &f.members {
         let prefix = format!("{}/", m.node);
-        let alone = Finding {
-            nodes: vec![m.node.clone()],
-            scope: None,
-            members: Vec::new(),
-            context: f
-                .context
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            ..f.clone()
-        };
+        // Judged in its own states, not its peers'.
+        let mut alone = f.on_node(&m.node);
+        alone.context.retain(|k, _| k.starts_with(&prefix));
         match verdict(evaluation, window, &alone) {
             Verdict::Holds => return Verdict::Holds,
             v @ Verdict::Unchecked { .. } => unchecked = Some(v),
