@@ -1,0 +1,1 @@
+//! Unit tests of the key reader and the matcher.
