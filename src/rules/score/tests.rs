@@ -120,7 +120,11 @@ fn an_episode_before_the_window_is_early_and_after_it_late() {
     for (opened, word) in [(5, "early"), (10, "late")] {
         let s = run(vec![x.clone()], vec![], vec![episode(&f, opened, None)]);
         assert_eq!(s.hit, 0, "{word}");
-        assert!(s.misses[0].reason.starts_with(word), "{}", s.misses[0].reason);
+        assert!(
+            s.misses[0].reason.starts_with(word),
+            "{}",
+            s.misses[0].reason
+        );
         assert!(
             s.extras[0].reason.starts_with(word) && s.extras[0].reason.ends_with("for `x`"),
             "{}",
@@ -140,7 +144,11 @@ fn lifecycle_open_and_resolved() {
     open.lifecycle = Lifecycle::Open;
     let s = run(vec![open.clone()], vec![], vec![episode(&f, 7, Some(12))]);
     assert_eq!(s.hit, 0);
-    assert!(s.misses[0].reason.starts_with("flapped: resolved at 2026-03-02 12:00"));
+    assert!(
+        s.misses[0]
+            .reason
+            .starts_with("flapped: resolved at 2026-03-02 12:00")
+    );
     assert_eq!(run(vec![open], vec![], vec![episode(&f, 7, None)]).hit, 1);
 
     let mut resolved = expect("leak", "web-2");
@@ -151,9 +159,17 @@ fn lifecycle_open_and_resolved() {
     };
     let s = run(vec![resolved.clone()], vec![], vec![episode(&f, 7, None)]);
     assert!(s.misses[0].reason.starts_with("still open"));
-    let s = run(vec![resolved.clone()], vec![], vec![episode(&f, 7, Some(9))]);
+    let s = run(
+        vec![resolved.clone()],
+        vec![],
+        vec![episode(&f, 7, Some(9))],
+    );
     assert!(s.misses[0].reason.starts_with("resolved early"));
-    let s = run(vec![resolved.clone()], vec![], vec![episode(&f, 7, Some(15))]);
+    let s = run(
+        vec![resolved.clone()],
+        vec![],
+        vec![episode(&f, 7, Some(15))],
+    );
     assert!(s.misses[0].reason.starts_with("resolved late"));
     assert_eq!(
         run(vec![resolved], vec![], vec![episode(&f, 7, Some(12))]).hit,
@@ -235,7 +251,11 @@ fn an_allowed_episode_is_neither_a_hit_nor_an_extra() {
         line: 1,
     };
     let eps = vec![episode(&finding("node-rebooted", "web-1", "host"), 3, None)];
-    let s = run(vec![expect("leak", "web-2")], vec![allow.clone()], eps.clone());
+    let s = run(
+        vec![expect("leak", "web-2")],
+        vec![allow.clone()],
+        eps.clone(),
+    );
     assert_eq!((s.hit, s.correct, s.extras.len()), (0, 1, 0));
     assert_eq!(s.precision(), 100.0);
     let late = Allow {
@@ -309,7 +329,10 @@ fn unknown_rules_and_nodes_are_errors_with_line_column_and_a_suggestion() {
     ));
     assert_eq!(p.len(), 2, "{p:?}");
     assert_eq!((p[0].line, p[0].column), (3, 8));
-    assert!(p[0].message.contains("did you mean `container-memory-leak`"));
+    assert!(
+        p[0].message
+            .contains("did you mean `container-memory-leak`")
+    );
     assert_eq!((p[1].line, p[1].column), (4, 8));
     assert!(p[1].message.contains("no node `web-3`"));
 }
@@ -380,5 +403,9 @@ fn a_finding_taken_into_a_group_is_one_episode_that_says_both_nodes() {
     );
     // web-2 was said only from the second round: late for an expectation by the first.
     assert_eq!(s.hit, 1);
-    assert!(s.misses[0].reason.starts_with("late: said at 2026-03-02 01:00"));
+    assert!(
+        s.misses[0]
+            .reason
+            .starts_with("late: said at 2026-03-02 01:00")
+    );
 }
