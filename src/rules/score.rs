@@ -381,14 +381,14 @@ impl KeyFile {
                 after: at(after),
                 by: at(by),
             };
-            if let (Some(a), Some(z), Some(w)) = (b.after, b.by, by) {
-                if z < a {
-                    problems.push(Problem {
-                        line: w.line,
-                        column: w.column,
-                        message: "this time is before the `…_after` time it closes".into(),
-                    });
-                }
+            if let (Some(a), Some(z), Some(w)) = (b.after, b.by, by)
+                && z < a
+            {
+                problems.push(Problem {
+                    line: w.line,
+                    column: w.column,
+                    message: "this time is before the `…_after` time it closes".into(),
+                });
             }
             b
         };
