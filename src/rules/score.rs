@@ -845,14 +845,25 @@ pub fn score(key: &Key, episodes: Vec<Episode>, tz: Tz) -> Score {
             for (i, _) in &from {
                 correct[*i] = true;
             }
-            let first_ok = from.first().is_some_and(|(_, t)| x.opens.holds(*t));
-            let last_ok = from
+            let first = from
+                .first()
+                .and_then(|(i, t)| window_misfit(*t, x).map(|m| (*i, m)));
+            let last = from
                 .last()
-                .is_some_and(|(i, _)| lifecycle_misfit(&episodes[*i], x).is_none());
-            if first_ok && last_ok {
-                from.iter().map(|(i, _)| *i).collect()
-            } else {
-                Vec::new()
+                .and_then(|(i, _)| lifecycle_misfit(&episodes[*i], x).map(|m| (*i, m)));
+            match first.or(last) {
+                _ if from.is_empty() => Vec::new(),
+                None => from.iter().map(|(i, _)| *i).collect(),
+                Some((i, m)) => {
+                    misses.push(Miss {
+                        expect: x.id.clone(),
+                        why: x.why.clone(),
+                        wanted: wanted(x, tz),
+                        nearest: Some(i),
+                        reason: m.describe(tz),
+                    });
+                    continue;
+                }
             }
         } else {
             about
@@ -942,7 +953,7 @@ fn nearest(episodes: &[Episode], x: &Expect, tz: Tz) -> (Option<usize>, String) 
                 (true, true, true) => {
                     let reason = misfit(ep, x)
                         .map(|m| m.describe(tz))
-                        .unwrap_or_else(|| "it repeats and its first or last does not fit".into());
+                        .unwrap_or_else(|| "it does not fit".into());
                     (0, reason)
                 }
                 (true, true, false) => (1, format!("wrong subject: {}", c.subject)),

@@ -196,9 +196,19 @@ fn a_second_episode_is_an_extra_unless_the_key_says_it_repeats() {
     x.lifecycle = Lifecycle::Open;
     let mut early = eps();
     early.insert(0, episode(&f, 2, Some(3)));
-    let s = run(vec![x], vec![], early);
+    let s = run(vec![x.clone()], vec![], early);
     assert_eq!((s.hit, s.correct, s.extras.len()), (1, 2, 1));
     assert!(s.extras[0].reason.starts_with("early"));
+    // Missed because the last did not end as the key says: a miss, but its episodes are
+    // still the problem the story tells, not extras.
+    x.lifecycle = Lifecycle::Resolved;
+    let s = run(vec![x], vec![], eps());
+    assert_eq!((s.hit, s.correct, s.extras.len()), (0, 2, 0));
+    assert!(
+        s.misses[0].reason.contains("still open"),
+        "{}",
+        s.misses[0].reason
+    );
 }
 
 #[test]
