@@ -317,8 +317,8 @@ pub struct RulesArgs {
     /// ./rules).
     #[arg(long, global = true)]
     pub rules: Option<PathBuf>,
-    /// Fleet configuration whose library `list`, `explain` and `check` read (default:
-    /// ./patrol.toml when present).
+    /// Fleet configuration whose library `list`, `explain`, `check` and `score` read (and,
+    /// for `score --archive`, its window) (default: ./patrol.toml when present).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
 }
