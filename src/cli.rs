@@ -112,6 +112,11 @@ pub enum RulesCommand {
     /// Run rule fixtures: each <case>.toml (a scenario with its [[rule]]s) must give the
     /// findings written in <case>.expected. Exit 1 when one differs.
     Test(TestArgs),
+    /// Score the library against answer keys: replay each key's scenario (or, with --archive,
+    /// an archive) as `rules test` does and print recall (expectations met), precision
+    /// (episodes expected or allowed), every miss and every extra. Exit 1 under --min-recall
+    /// or --min-precision, 2 on a bad key (file:line:column).
+    Score(ScoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -312,8 +317,8 @@ pub struct RulesArgs {
     /// ./rules).
     #[arg(long, global = true)]
     pub rules: Option<PathBuf>,
-    /// Fleet configuration whose library `list`, `explain` and `check` read (default:
-    /// ./patrol.toml when present).
+    /// Fleet configuration whose library `list`, `explain`, `check` and `score` read (and,
+    /// for `score --archive`, its window) (default: ./patrol.toml when present).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
 }
@@ -353,6 +358,41 @@ pub struct NoiseArgs {
     /// How many recent sections to look at.
     #[arg(long, default_value_t = 20)]
     pub last: usize,
+}
+
+/// `--min-recall`, `--min-precision`: a percentage.
+fn percent_arg(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{text}` is not a percentage from 0 to 100")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Answer keys (`*.key.toml`, each naming its scenario) or directories of them; with
+    /// --expect, the one scenario to score it against.
+    pub paths: Vec<PathBuf>,
+    /// The answer key, for a scenario given as the argument or for --archive.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// Score the key against an archive's history (a directory or postgres://…) instead of a
+    /// scenario; local times in the key are the archive's time zone, `+6h` is after its first
+    /// capture.
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// History window the rules see over an archive (default: the config's, else 24h).
+    #[arg(long, value_parser = window_arg)]
+    pub window: Option<String>,
+    /// Exit 1 when the recall (over all keys given) is under this percentage.
+    #[arg(long, value_parser = percent_arg)]
+    pub min_recall: Option<f64>,
+    /// Exit 1 when the precision (over all keys given) is under this percentage.
+    #[arg(long, value_parser = percent_arg)]
+    pub min_precision: Option<f64>,
+    /// Print the scores as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -357,17 +357,8 @@ pub fn replay_rounds(
     library: &Library,
     span: chrono::Duration,
 ) -> Result<Vec<Round>> {
-    let (_, tz) = super::archive_meta(archive)?;
-    let entries = archive.list(None, None, None)?;
-    let mut window = Window::new(span);
-    let mut ledger = Ledger::default();
     let mut out = Vec::new();
-    for_each_round(archive, entries, |snaps| {
-        advance(&mut window, snaps);
-        let Some(at) = window.latest_at() else {
-            return Ok(());
-        };
-        let analysis = analyse_round(library, tz, &mut ledger, &window, None)?;
+    replay_each(archive, library, span, &mut |at, analysis, _| {
         out.push(Round {
             at,
             findings: analysis.findings,
@@ -384,7 +375,29 @@ pub fn replay_rounds(
                 .map(|r| (r.finding, r.reason))
                 .collect(),
         });
-        Ok(())
     })?;
     Ok(out)
+}
+
+/// Replays an archive round by round without writing anything, handing each round's time,
+/// analysis and the ledger after it to `each` (`rules score` reads the ledger's episodes).
+pub(super) fn replay_each(
+    archive: &Archive,
+    library: &Library,
+    span: chrono::Duration,
+    each: &mut dyn FnMut(DateTime<Utc>, Analysis, &Ledger),
+) -> Result<()> {
+    let (_, tz) = super::archive_meta(archive)?;
+    let entries = archive.list(None, None, None)?;
+    let mut window = Window::new(span);
+    let mut ledger = Ledger::default();
+    for_each_round(archive, entries, |snaps| {
+        advance(&mut window, snaps);
+        let Some(at) = window.latest_at() else {
+            return Ok(());
+        };
+        let analysis = analyse_round(library, tz, &mut ledger, &window, None)?;
+        each(at, analysis, &ledger);
+        Ok(())
+    })
 }

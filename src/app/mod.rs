@@ -13,6 +13,7 @@ mod digest;
 mod inspect;
 mod report;
 mod rules;
+mod score;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

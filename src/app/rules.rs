@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
 use super::analysis::analyse_round;
 use super::{
     EXIT_FINDINGS, EXIT_OK, config_library, fleet_config, load_library, open_archive,
@@ -12,7 +15,7 @@ use super::{
 use crate::cli::{BacktestArgs, NoiseArgs, RulesArgs, RulesCommand, TestArgs};
 use crate::error::{Error, Result};
 use crate::history::Window;
-use crate::ledger::{Ledger, Reason};
+use crate::ledger::{Ledger, Outcome, Reason};
 use crate::markdown::plain;
 use crate::model::Finding;
 use crate::rules::{self, Library};
@@ -66,6 +69,9 @@ pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
         }
         RulesCommand::Test(test) => rules_test(test, path.as_deref()),
         RulesCommand::Noise(noise_args) => noise(&noise_args),
+        RulesCommand::Score(score_args) => {
+            super::score::score_cmd(&score_args, config.clone(), library)
+        }
     }
 }
 
@@ -428,18 +434,8 @@ fn replay_fixture(
     let own = Library::from_sources(&[(path.to_path_buf(), to_text(&rules_table)?)])?;
     let library = library.unwrap_or(&own);
     let scenario = simulate::parse(path, &to_text(&table)?)?;
-    let snapshots = simulate::generate(&scenario)?;
-    let mut window = Window::new(chrono::Duration::hours(24));
-    let mut ledger = Ledger::default();
-    for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
-        for s in round {
-            window.push(s);
-        }
-        let Some(at) = window.latest_at() else {
-            continue;
-        };
-        // Fixtures are written in UTC, and only read: nothing is written but the text.
-        let outcome = analyse_round(library, chrono_tz::UTC, &mut ledger, &window, None)?.outcome;
+    // Fixtures are written in UTC, and only read: nothing is written but the text.
+    replay_scenario(&scenario, library, chrono_tz::UTC, &mut |at, outcome, _| {
         let stamp = at.format("%Y-%m-%d %H:%M:%S").to_string();
         for n in &outcome.reported {
             let tag = match &n.reason {
@@ -455,6 +451,34 @@ fn replay_fixture(
         for r in &outcome.resolved {
             on_resolved(&stamp, r);
         }
+    })
+}
+
+/// What a replay hands on after each capture round: its time, what the ledger made of it, and
+/// the ledger.
+pub(super) type OnRound<'a> = dyn FnMut(DateTime<Utc>, &Outcome, &Ledger) + 'a;
+
+/// Replays a scenario capture by capture through `library` with a 24-hour window and a fresh
+/// ledger, writing nothing: the one path of `rules test` and `rules score`, so a score judges
+/// what a fixture (and a user) would be told.
+pub(super) fn replay_scenario(
+    scenario: &simulate::scenario::Scenario,
+    library: &Library,
+    tz: Tz,
+    each: &mut OnRound<'_>,
+) -> Result<()> {
+    let snapshots = simulate::generate(scenario)?;
+    let mut window = Window::new(chrono::Duration::hours(24));
+    let mut ledger = Ledger::default();
+    for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
+        for s in round {
+            window.push(s);
+        }
+        let Some(at) = window.latest_at() else {
+            continue;
+        };
+        let outcome = analyse_round(library, tz, &mut ledger, &window, None)?.outcome;
+        each(at, &outcome, &ledger);
     }
     Ok(())
 }

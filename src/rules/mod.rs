@@ -13,6 +13,7 @@ mod parse;
 pub mod phrase;
 mod render;
 pub mod resolution;
+pub mod score;
 pub mod select;
 pub mod states;
 pub mod template;
