@@ -351,9 +351,10 @@ fn candidate(
     let mut c = Candidate::new(node, entity, metric, t1);
     let eta_at = ctx.time(t1 + eta.round() as i64);
     let pct_s = format!("{}%", fmt_number(l.pct, 1));
-    // "…, 90% of its 1TB": the limit says what it is a share of, unless it is the whole.
+    // "…; the limit is 90% of its 1TB": the limit says what it is a share of, unless it is the
+    // whole.
     let share = if l.pct < 100.0 {
-        format!(", {pct_s} of its {}", fmt_value(l.reference, dim, suffix))
+        format!("; the limit is {pct_s} of its {}", fmt_value(l.reference, dim, suffix))
     } else {
         String::new()
     };
