@@ -27,6 +27,7 @@ pub const SPEC: KindSpec = KindSpec {
         "rate",
         "eta",
         "eta_at",
+        "eta_day",
         "projection",
         "samples",
         "span",
@@ -46,6 +47,10 @@ pub struct Params {
     pub subjects: Vec<(String, f64)>,
     /// The period of the series' own refills and cleanups (a daily log rotation), when set.
     pub cycle_s: Option<f64>,
+    /// How many times the span of the readings used a projection may reach ahead, when set.
+    pub reach: Option<f64>,
+    /// Whether a reboot starts the series again (memory does; a disk's used space does not).
+    pub reboot_resets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +164,17 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         );
         return None;
     }
+    let reach = super::number(p, ctx, "reach");
+    if let Some(r) = reach
+        && r <= 0.0
+    {
+        ctx.report(
+            p.fields.span.clone(),
+            format!("{}: `reach` must be above 0", p.fields.what),
+        );
+        return None;
+    }
+    let reboot_resets = p.fields.boolean(ctx, "reboot_resets").unwrap_or(true);
     Some(Kind::Projection(Params {
         fit,
         to,
@@ -166,6 +182,8 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         limit_pct,
         subjects,
         cycle_s,
+        reach,
+        reboot_resets,
     }))
 }
 
@@ -278,7 +296,17 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         };
         let pct = share_for(p, entity);
         let limit = reference * pct / 100.0;
-        let samples = current_run(node, entity, points, p.fit.window_s);
+        let samples = if p.reboot_resets {
+            current_run(node, entity, points, p.fit.window_s)
+        } else {
+            // What survives a reboot (a disk's contents) is one run across it.
+            let from = points.last().map_or(0, |pt| pt.at) - p.fit.window_s as i64;
+            points
+                .iter()
+                .filter(|pt| pt.at >= from)
+                .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
+                .collect()
+        };
         if !super::covers(node, p.fit.min_span_s) {
             // After a capture gap, fewer readings than a trend needs: no verdict either way.
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
@@ -304,10 +332,19 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             reference,
             pct,
         };
-        if let Some(c) = candidate(p, ctx, (node, entity, metric), &samples, &trend, &limits) {
-            out.push(c);
+        match candidate(p, ctx, (node, entity, metric), &samples, &trend, &limits) {
+            Ok(Some(c)) => out.push(c),
+            Ok(None) => {}
+            Err(()) => out.push(Candidate::undecided_at_end(node, entity, metric, points)),
         }
     }
+}
+
+/// A date for prose in the fleet's time zone: "Mar 2".
+fn day(ctx: &EvalContext, unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.with_timezone(&ctx.tz).format("%b %-d").to_string())
+        .unwrap_or_else(|| unix.to_string())
 }
 
 struct Limits {
@@ -323,11 +360,12 @@ fn candidate(
     samples: &[(i64, f64)],
     trend: &Trend,
     l: &Limits,
-) -> Option<Candidate> {
+) -> Result<Option<Candidate>, ()> {
     let (dim, suffix) = metric_unit(metric);
     let used = &samples[trend.start..];
-    let (t0, _) = *used.first()?;
-    let (t1, last) = *used.last()?;
+    let (Some(&(t0, _)), Some(&(t1, last))) = (used.first(), used.last()) else {
+        return Err(());
+    };
     let rate_s = fmt_rate(trend.slope, dim, suffix, p.fit.rate_per);
     // The last value is printed with enough digits that the distance to the limit keeps
     // two significant digits, and the ETA is computed from the printed value, limit and
@@ -346,18 +384,19 @@ fn candidate(
         fmt_duration_shown((shown_limit - shown_last) / shown_rate)
     };
     if eta > p.within_s {
-        return None;
+        return Ok(None);
+    }
+    // Three hours of readings say little about three weeks: a projection further ahead than
+    // `reach` times its readings' span waits for more history (undecided, not healthy).
+    if let Some(reach) = p.reach
+        && !past
+        && eta > reach * (t1 - t0) as f64
+    {
+        return Err(());
     }
     let mut c = Candidate::new(node, entity, metric, t1);
     let eta_at = ctx.time(t1 + eta.round() as i64);
     let pct_s = format!("{}%", fmt_number(l.pct, 1));
-    // "…; the limit is 90% of its 1TB": the limit says what it is a share of, unless it is the
-    // whole.
-    let share = if l.pct < 100.0 {
-        format!("; the limit is {pct_s} of its {}", fmt_value(l.reference, dim, suffix))
-    } else {
-        String::new()
-    };
     let projection = if past {
         format!("already past {limit_s}")
     } else {
@@ -375,23 +414,33 @@ fn candidate(
     c.value("rate", Some(shown_rate), rate_s.clone());
     c.value("eta", Some(eta), eta_s.clone());
     c.value("eta_at", None, if past { "now".to_string() } else { eta_at.clone() });
+    // Days away, the minute is noise that moves with every capture's rounding: the day is what
+    // a title needs, and it stays put while nothing changes.
+    let eta_day = if past {
+        "now".to_string()
+    } else if eta >= 2.0 * 86_400.0 {
+        day(ctx, t1 + eta.round() as i64)
+    } else {
+        eta_at.clone()
+    };
+    c.value("eta_day", None, eta_day);
     c.value("projection", None, projection);
     c.value("samples", Some(used.len() as f64), used.len().to_string());
     c.value("span", Some((t1 - t0) as f64), fmt_duration((t1 - t0) as f64));
     let reach = if past {
-        format!("it is already past {limit_s}{share}")
+        format!("it is already past {limit_s}")
     } else {
-        format!("at {rate_s} it reaches {limit_s} in about {eta_s} (around {eta_at}){share}")
+        format!("at {rate_s} it reaches {limit_s} in about {eta_s} (around {eta_at})")
     };
     let measured = match trend.how {
         How::Fit { r2 } => format!(
-            "has been rising {rate_s} over {} ({} captures, r² {})",
+            "rising over {} ({} captures, r² {})",
             fmt_duration((t1 - t0) as f64),
             used.len(),
             fmt_number(r2, 2)
         ),
         How::Net { fall, fall_at } => format!(
-            "has risen {rate_s} net over the last {} ({} captures), through a fall of {} at {} (a cleanup or rotation)",
+            "rising net over the last {} ({} captures) through a fall of {} at {} (a cleanup or rotation)",
             fmt_duration((t1 - t0) as f64),
             used.len(),
             fmt_value(fall, dim, suffix),
@@ -399,10 +448,10 @@ fn candidate(
         ),
     };
     c.evidence = format!(
-        "{} {} is {value_s} at {} and {measured}; {reach}.",
+        "{} {} is {value_s} at {}, {measured}; {reach}.",
         entity_label(entity),
         metric_label(metric),
         ctx.time(t1),
     );
-    Some(c)
+    Ok(Some(c))
 }
