@@ -455,3 +455,103 @@ fn candidate(
     );
     Ok(Some(c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: i64 = 3600;
+
+    fn params(subjects: Vec<(String, f64)>) -> Params {
+        Params {
+            fit: growth_rate::Params {
+                window_s: 86_400.0,
+                min_span_s: 3.0 * 3600.0,
+                min_samples: 8,
+                min_rate: 0.0,
+                max_rate: None,
+                min_rate_pct: None,
+                min_r2: 0.8,
+                rate_per: RatePer::Hour,
+                project_to: None,
+            },
+            to: Limit::Metric("size_bytes".into()),
+            within_s: 30.0 * 86_400.0,
+            limit_pct: 90.0,
+            subjects,
+            cycle_s: Some(86_400.0),
+            reach: Some(30.0),
+            reboot_resets: false,
+        }
+    }
+
+    /// A day and a half of 15-minute readings of `f(hours)`.
+    fn series(f: impl Fn(f64) -> f64) -> Vec<(i64, f64)> {
+        (0..=144).map(|i| (i * H / 4, f(i as f64 / 4.0))).collect()
+    }
+
+    #[test]
+    fn a_steady_fill_has_no_cleanup_and_is_fitted() {
+        let s = series(|h| 70.0 + h / 24.0);
+        assert!(cleanup(&s, 86_400.0).is_none());
+        let Verdict::Trend(t) = trend(&params(vec![]), &s) else {
+            panic!("a steady fill is a trend");
+        };
+        assert!(matches!(t.how, How::Fit { .. }));
+        assert!((t.slope * 86_400.0 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_rotation_that_only_refills_is_flat() {
+        // Logs add 2 a day and the rotation at hour 25 gives them back.
+        let s = series(|h| 80.0 + 2.0 * ((h - 1.0).rem_euclid(24.0)) / 24.0);
+        assert!(cleanup(&s, 86_400.0).is_some());
+        assert!(matches!(trend(&params(vec![]), &s), Verdict::Flat));
+    }
+
+    #[test]
+    fn a_fill_under_a_rotation_is_measured_net_over_the_day() {
+        let s = series(|h| 70.0 + h / 24.0 + ((h - 1.0).rem_euclid(24.0)) / 24.0);
+        let Verdict::Trend(t) = trend(&params(vec![]), &s) else {
+            panic!("a net fill is a trend");
+        };
+        assert!(matches!(t.how, How::Net { .. }));
+        assert!((t.slope * 86_400.0 - 1.0).abs() < 0.02, "{}", t.slope * 86_400.0);
+    }
+
+    #[test]
+    fn a_fall_seen_before_a_whole_cycle_is_held_is_undecided() {
+        let s: Vec<(i64, f64)> = series(|h| 80.0 + ((h - 1.0).rem_euclid(24.0)) / 12.0)
+            .into_iter()
+            .take(40)
+            .collect();
+        assert!(matches!(trend(&params(vec![]), &s), Verdict::Undecided));
+    }
+
+    #[test]
+    fn a_mount_share_overrides_the_limit() {
+        let p = params(vec![("/data".into(), 95.0), ("disk:/boot*".into(), 80.0)]);
+        assert_eq!(share_for(&p, "disk:/data"), 95.0);
+        assert_eq!(share_for(&p, "disk:/boot"), 80.0);
+        assert_eq!(share_for(&p, "disk:/"), 90.0);
+        assert_eq!(share_for(&p, "disk:/data2"), 90.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Noise far smaller than a day's rise never reads as a cleanup.
+        #[test]
+        fn small_noise_on_a_rise_is_no_cleanup(seed in any::<u64>(), rise in 1.0f64..100.0) {
+            let noise = |i: u64| {
+                let x = seed.wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * rise / 100.0
+            };
+            let s: Vec<(i64, f64)> = (0..=96)
+                .map(|i| (i * H / 4, rise * i as f64 / 96.0 + noise(i as u64)))
+                .collect();
+            prop_assert!(cleanup(&s, 86_400.0).is_none());
+        }
+    }
+}
