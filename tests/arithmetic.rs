@@ -87,7 +87,11 @@ fn clock(text: &str, default_day: (u32, u32)) -> Option<i64> {
     };
     let h: i64 = c[3].parse().ok()?;
     let m: i64 = c[4].parse().ok()?;
-    Some((i64::from(month) * 31 + i64::from(day)) * 1440 + h * 60 + m)
+    // Days before each month (a common year), so an ETA into the next month counts February
+    // as 28 days.
+    const BEFORE: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let before = *BEFORE.get(month.checked_sub(1)? as usize)?;
+    Some((before + i64::from(day)) * 1440 + h * 60 + m)
 }
 
 struct Patterns {

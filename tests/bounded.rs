@@ -308,8 +308,8 @@ fn live(start: &str, end: &str, extra: &str) -> Lived {
         .find("[[rule]]")
         .map_or(host.len(), |e| start + 1 + e);
     let disk = host[start..end].replace(
-        "params = { above = 90 }\n",
-        "params = { above = 90 }\nresolve_after = 1\n",
+        "params = { at_least = 90 }\n",
+        "params = { at_least = 90 }\nresolve_after = 1\n",
     );
     assert!(
         disk.contains("resolve_after = 1"),

@@ -82,6 +82,7 @@ pub const METRICS: &[MetricDef] = &[
     m("mem_limit_bytes", "container", BYTES, "memory limit", NO_DIGEST, "memory limit, when one is set"),
     m("blkio_write_bytes", "container", BYTES, "block-device writes", NO_DIGEST, "bytes written to block devices since start"),
     m("active_connections", "postgres", COUNT, "active connections", NO_DIGEST, "connections to the server"),
+    m("max_connections", "postgres", COUNT, "connection limit", NO_DIGEST, "the server's `max_connections` setting, when it is read"),
     m("rows_inserted_total", "postgres", COUNT, "rows inserted", NO_DIGEST, "rows inserted since statistics reset"),
     m("db_size_bytes", "postgres", BYTES, "size", NO_DIGEST, "size of one database"),
     m("used_memory_bytes", "redis", BYTES, "memory", NO_DIGEST, "memory Redis allocated"),

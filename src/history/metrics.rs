@@ -125,6 +125,10 @@ fn postgres(out: &mut Vec<Reading>, s: &Snapshot) {
     for p in &s.postgres {
         let e = format!("postgres:{}", p.name);
         push(out, &e, "active_connections", u(p.active_connections));
+        // The server's own ceiling, so connection rules can read their limit beside the count.
+        if let Some(max) = p.settings.get("max_connections") {
+            push(out, &e, "max_connections", max.trim().parse::<f64>().ok());
+        }
         push(out, &e, "rows_inserted_total", u(p.rows_inserted_total));
         for db in &p.databases {
             push(

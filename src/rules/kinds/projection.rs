@@ -4,8 +4,10 @@ use super::growth_rate::{self, ProjectTo};
 use super::{
     Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, current_run, fresh_series,
 };
-use crate::history::metrics::{entity_label, metric_label, metric_unit};
+use crate::history::metrics::{KNOWN_METRICS, entity_label, metric_label, metric_unit};
+use crate::history::NodeHistory;
 use crate::rules::Rule;
+use crate::rules::select::glob_match;
 use crate::tomlread::Ctx;
 use crate::units::{
     RatePer, fmt_duration, fmt_duration_shown, fmt_near, fmt_number, fmt_rate, fmt_value,
@@ -20,9 +22,12 @@ pub const SPEC: KindSpec = KindSpec {
     variables: &[
         "value",
         "limit",
+        "limit_pct",
+        "value_pct",
         "rate",
         "eta",
         "eta_at",
+        "eta_day",
         "projection",
         "samples",
         "span",
@@ -36,13 +41,76 @@ pub struct Params {
     pub fit: growth_rate::Params,
     pub to: Limit,
     pub within_s: f64,
+    /// The share of `to` projected to, in percent (100: `to` itself).
+    pub limit_pct: f64,
+    /// Per-subject shares, first match wins: (glob over the subject's name or entity, percent).
+    pub subjects: Vec<(String, f64)>,
+    /// The period of the series' own refills and cleanups (a daily log rotation), when set.
+    pub cycle_s: Option<f64>,
+    /// How many times the span of the readings used a projection may reach ahead, when set.
+    pub reach: Option<f64>,
+    /// Whether a reboot starts the series again (memory does; a disk's used space does not).
+    pub reboot_resets: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum Limit {
     Fixed(ProjectTo),
-    /// The entity's own `size_bytes` reading (a disk's size).
-    Size,
+    /// The newest reading of another metric of the same entity (a disk's `size_bytes`, a
+    /// server's `max_connections`).
+    Metric(String),
+}
+
+/// A share of the limit: `"90%"` or `90`, more than 0 and at most 100.
+fn percent(p: &mut ParamReader, ctx: &mut Ctx, key: &str) -> Option<f64> {
+    let v = p.fields.value(key)?;
+    let text = match v.get_ref() {
+        toml::de::DeValue::String(s) => s.to_string(),
+        toml::de::DeValue::Integer(i) => i.as_str().to_string(),
+        toml::de::DeValue::Float(f) => f.as_str().to_string(),
+        other => {
+            let msg = format!(
+                "{}: `{key}` must be a percentage (\"90%\"), not {}",
+                p.fields.what,
+                other.type_str()
+            );
+            ctx.report(v.span(), msg);
+            return None;
+        }
+    };
+    match text.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 100.0 => Some(x),
+        _ => {
+            let msg = format!(
+                "{}: `{key}` = `{text}` must be a percentage above 0 and at most 100 (\"90%\")",
+                p.fields.what
+            );
+            ctx.report(v.span(), msg);
+            None
+        }
+    }
+}
+
+/// `mounts = { "/data" = "95%", "/boot" = "80%" }`: a share per subject.
+fn subjects(p: &mut ParamReader, ctx: &mut Ctx) -> Vec<(String, f64)> {
+    let what = format!("{} mounts", p.fields.what);
+    let Some(t) = p.fields.table(ctx, "mounts", &what) else {
+        return Vec::new();
+    };
+    let dimension = p.dimension;
+    let suffix = p.suffix;
+    let mut out = Vec::new();
+    let mut reader = ParamReader {
+        fields: t,
+        dimension,
+        suffix,
+    };
+    for key in reader.fields.keys() {
+        if let Some(pct) = percent(&mut reader, ctx, &key) {
+            out.push((key, pct));
+        }
+    }
+    out
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -51,18 +119,23 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
             ctx.report(
                 p.fields.span.clone(),
                 format!(
-                    "{} needs parameter `to` (a quantity, \"mem_limit\" or \"size\")",
+                    "{} needs parameter `to` (a quantity, \"mem_limit\", \"size\" or a metric of the same entity)",
                     p.fields.what
                 ),
             );
             return None;
         }
         Some(v) if v.get_ref().as_str() == Some("mem_limit") => Limit::Fixed(ProjectTo::MemLimit),
-        Some(v) if v.get_ref().as_str() == Some("size") => Limit::Size,
+        Some(v) if v.get_ref().as_str() == Some("size") => Limit::Metric("size_bytes".into()),
+        Some(v) if v.get_ref().as_str().is_some_and(|s| KNOWN_METRICS.contains(&s)) => {
+            Limit::Metric(v.get_ref().as_str().unwrap_or_default().to_string())
+        }
         Some(_) => Limit::Fixed(ProjectTo::Value(p.quantity(ctx, "to")?)),
     };
     let within_s = p.duration(ctx, "within");
     let within_s = p.required(ctx, "within", within_s)?;
+    let limit_pct = percent(p, ctx, "limit").unwrap_or(100.0);
+    let subjects = subjects(p, ctx);
     let fit = growth_rate::Params {
         window_s: p.duration(ctx, "window").unwrap_or(6.0 * 3600.0),
         min_span_s: p.duration(ctx, "min_span").unwrap_or(1800.0).max(60.0),
@@ -75,37 +148,176 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
             .unwrap_or(RatePer::Hour),
         project_to: None,
     };
-    Some(Kind::Projection(Params { fit, to, within_s }))
+    let cycle_s = p.duration(ctx, "cycle").filter(|c| *c > 0.0);
+    if let Some(c) = cycle_s
+        && c > fit.window_s
+        && let Some(v) = p.fields.value("cycle")
+    {
+        ctx.report(
+            v.span(),
+            format!(
+                "{}: `cycle` ({}) must not be longer than `window` ({}): the fit must see a whole cycle",
+                p.fields.what,
+                fmt_duration(c),
+                fmt_duration(fit.window_s)
+            ),
+        );
+        return None;
+    }
+    let reach = super::number(p, ctx, "reach");
+    if let Some(r) = reach
+        && r <= 0.0
+    {
+        ctx.report(
+            p.fields.span.clone(),
+            format!("{}: `reach` must be above 0", p.fields.what),
+        );
+        return None;
+    }
+    let reboot_resets = p.fields.boolean(ctx, "reboot_resets").unwrap_or(true);
+    Some(Kind::Projection(Params {
+        fit,
+        to,
+        within_s,
+        limit_pct,
+        subjects,
+        cycle_s,
+        reach,
+        reboot_resets,
+    }))
+}
+
+/// How the rate was measured.
+enum How {
+    /// A straight line fitted to the recent run.
+    Fit { r2: f64 },
+    /// The net change over the last cycle, across a fall (a cleanup, a rotation) of this much
+    /// at this time: the rise since the fall is a refill, not a trend.
+    Net { fall: f64, fall_at: i64 },
+}
+
+struct Trend {
+    /// Index of the first reading used.
+    start: usize,
+    slope: f64,
+    how: How,
+}
+
+enum Verdict {
+    Trend(Trend),
+    /// No rise to project.
+    Flat,
+    /// Too few readings to judge either way.
+    Undecided,
+}
+
+/// The largest fall within the last `cycle_s` readings, when it is at least a fifth of what the
+/// series rose over them: (index of the cycle's first reading, the fall, when it ended). Noise
+/// on a steady rise falls by far less than the rise; a rotation or cleanup gives back most of it.
+fn cleanup(samples: &[(i64, f64)], cycle_s: f64) -> Option<(usize, f64, i64)> {
+    let &(t_last, _) = samples.last()?;
+    let from = samples.partition_point(|(t, _)| ((t_last - *t) as f64) > cycle_s);
+    let recent = &samples[from..];
+    let (mut peak, mut rise, mut worst, mut worst_at) = (f64::NEG_INFINITY, 0.0, 0.0, 0);
+    for (i, &(t, v)) in recent.iter().enumerate() {
+        if i > 0 {
+            rise += (v - recent[i - 1].1).max(0.0);
+        }
+        peak = peak.max(v);
+        if peak - v > worst {
+            worst = peak - v;
+            worst_at = t;
+        }
+    }
+    (worst > 0.0 && worst >= rise / 5.0).then_some((from, worst, worst_at))
+}
+
+fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
+    if let Some(cycle_s) = p.cycle_s
+        && let Some((from, fall, fall_at)) = cleanup(samples, cycle_s)
+    {
+        let (t0, v0) = samples[from];
+        let Some(&(t1, v1)) = samples.last() else {
+            return Verdict::Undecided;
+        };
+        // Only a whole cycle cancels the refill; a shorter history cannot tell a trend from it.
+        if ((t1 - t0) as f64) < 0.9 * cycle_s || samples.len() - from < p.fit.min_samples {
+            return Verdict::Undecided;
+        }
+        let slope = (v1 - v0) / (t1 - t0) as f64;
+        if slope <= 0.0 {
+            return Verdict::Flat;
+        }
+        return Verdict::Trend(Trend {
+            start: from,
+            slope,
+            how: How::Net { fall, fall_at },
+        });
+    }
+    match growth_rate::longest_run(samples, &p.fit, |slope, _| slope > 0.0) {
+        Err(()) => Verdict::Undecided,
+        Ok(None) => Verdict::Flat,
+        Ok(Some(run)) => Verdict::Trend(Trend {
+            start: run.start,
+            slope: run.slope,
+            how: How::Fit { r2: run.r2 },
+        }),
+    }
+}
+
+/// What 100 % of the limit is for this subject: the fixed value, or the entity's own reading.
+fn reference(p: &Params, node: &NodeHistory, entity: &str) -> Option<f64> {
+    let metric = match &p.to {
+        Limit::Fixed(ProjectTo::Value(v)) => return Some(*v),
+        Limit::Fixed(ProjectTo::MemLimit) => "mem_limit_bytes",
+        Limit::Metric(m) => m.as_str(),
+    };
+    node.series(entity, metric)
+        .and_then(|s| s.last())
+        .and_then(|pt| pt.value)
+        .filter(|v| *v > 0.0)
+}
+
+/// The share of the limit for this subject: the first `mounts` key matching its name (a disk's
+/// mount) or its entity, else `limit`.
+fn share_for(p: &Params, entity: &str) -> f64 {
+    let name = entity.split_once(':').map_or(entity, |(_, n)| n);
+    p.subjects
+        .iter()
+        .find(|(g, _)| glob_match(g, name) || glob_match(g, entity))
+        .map_or(p.limit_pct, |(_, pct)| *pct)
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
-    let (dim, suffix) = metric_unit(metric);
     for (node, entity, points) in fresh_series(rule, ctx.window) {
-        let limit = match &p.to {
-            Limit::Fixed(ProjectTo::Value(v)) => Some(*v),
-            Limit::Fixed(ProjectTo::MemLimit) => node
-                .series(entity, "mem_limit_bytes")
-                .and_then(|s| s.last())
-                .and_then(|pt| pt.value),
-            Limit::Size => node
-                .series(entity, "size_bytes")
-                .and_then(|s| s.last())
-                .and_then(|pt| pt.value),
+        let Some(reference) = reference(p, node, entity) else {
+            continue;
         };
-        let Some(limit) = limit else { continue };
-        let samples = current_run(node, entity, points, p.fit.window_s);
+        let pct = share_for(p, entity);
+        let limit = reference * pct / 100.0;
+        let samples = if p.reboot_resets {
+            current_run(node, entity, points, p.fit.window_s)
+        } else {
+            // What survives a reboot (a disk's contents) is one run across it.
+            let from = points.last().map_or(0, |pt| pt.at) - p.fit.window_s as i64;
+            points
+                .iter()
+                .filter(|pt| pt.at >= from)
+                .filter_map(|pt| pt.value.map(|v| (pt.at, v)))
+                .collect()
+        };
         if !super::covers(node, p.fit.min_span_s) {
             // After a capture gap, fewer readings than a trend needs: no verdict either way.
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
-        let run = match growth_rate::longest_run(&samples, &p.fit, |slope, _| slope > 0.0) {
-            Err(()) => {
+        let trend = match trend(p, &samples) {
+            Verdict::Undecided => {
                 out.push(Candidate::undecided_at_end(node, entity, metric, points));
                 continue;
             }
-            Ok(None) => {
+            Verdict::Flat => {
                 // Already past its limit: the rise stopped, the level did not come back.
                 if samples.last().is_some_and(|(_, now)| *now >= limit) {
                     let at = points.last().map(|pt| pt.at).unwrap_or_default();
@@ -113,64 +325,233 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 }
                 continue;
             }
-            Ok(Some(run)) => run,
+            Verdict::Trend(t) => t,
         };
-        let used = &samples[run.start..];
-        let (t0, _) = used[0];
-        let (t1, last) = used[used.len() - 1];
-        let rate_s = fmt_rate(run.slope, dim, suffix, p.fit.rate_per);
-        // The last value is printed with enough digits that the distance to the limit keeps
-        // two significant digits, and the ETA is computed from the printed value, limit and
-        // rate: "15.85GB, rising +120MB/h: 16GB in about 75 min" is what a reader recomputes.
-        let limit_s = fmt_value(limit, dim, suffix);
-        let shown_limit = shown_value(&limit_s, dim).unwrap_or(limit);
-        let value_s = fmt_near(last, shown_limit, dim, suffix);
-        let shown_last = shown_value(&value_s, dim).unwrap_or(last);
-        let shown_rate = shown_value(rate_s.split('/').next().unwrap_or(""), dim)
-            .map(|v| v / rate_per_secs(p.fit.rate_per))
-            .unwrap_or(run.slope);
-        let past = shown_last >= shown_limit;
-        let (eta_s, eta) = if past || shown_rate <= 0.0 {
-            ("0 s".to_string(), 0.0)
-        } else {
-            fmt_duration_shown((shown_limit - shown_last) / shown_rate)
+        let limits = Limits {
+            limit,
+            reference,
+            pct,
         };
-        if eta > p.within_s {
-            continue;
+        match candidate(p, ctx, (node, entity, metric), &samples, &trend, &limits) {
+            Ok(Some(c)) => out.push(c),
+            Ok(None) => {}
+            Err(()) => out.push(Candidate::undecided_at_end(node, entity, metric, points)),
         }
-        let mut c = Candidate::new(node, entity, metric, t1);
-        let eta_at = ctx.time(t1 + eta.round() as i64);
-        let projection = if past {
-            format!("already past {limit_s}")
-        } else {
-            format!("{limit_s} around {eta_at}")
-        };
-        c.value("value", Some(shown_last), value_s.clone());
-        c.value("limit", Some(limit), limit_s.clone());
-        c.value("rate", Some(shown_rate), rate_s.clone());
-        c.value("eta", Some(eta), eta_s.clone());
-        c.value("eta_at", None, if past { "now".to_string() } else { eta_at.clone() });
-        c.value("projection", None, projection);
-        c.value("samples", Some(used.len() as f64), used.len().to_string());
-        c.value(
-            "span",
-            Some((t1 - t0) as f64),
-            fmt_duration((t1 - t0) as f64),
-        );
-        let reach = if past {
-            format!("it is already past {limit_s}")
-        } else {
-            format!("at {rate_s} it reaches {limit_s} in about {eta_s} (around {eta_at})")
-        };
-        c.evidence = format!(
-            "{} {} is {value_s} at {} and has been rising {rate_s} over {} ({} captures, r² {}); {reach}.",
-            entity_label(entity),
-            metric_label(metric),
-            ctx.time(t1),
+    }
+}
+
+/// A date for prose in the fleet's time zone: "Mar 2".
+fn day(ctx: &EvalContext, unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.with_timezone(&ctx.tz).format("%b %-d").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+struct Limits {
+    limit: f64,
+    reference: f64,
+    pct: f64,
+}
+
+fn candidate(
+    p: &Params,
+    ctx: &EvalContext,
+    (node, entity, metric): (&NodeHistory, &str, &str),
+    samples: &[(i64, f64)],
+    trend: &Trend,
+    l: &Limits,
+) -> Result<Option<Candidate>, ()> {
+    let (dim, suffix) = metric_unit(metric);
+    let used = &samples[trend.start..];
+    let (Some(&(t0, _)), Some(&(t1, last))) = (used.first(), used.last()) else {
+        return Err(());
+    };
+    let rate_s = fmt_rate(trend.slope, dim, suffix, p.fit.rate_per);
+    // The last value is printed with enough digits that the distance to the limit keeps
+    // two significant digits, and the ETA is computed from the printed value, limit and
+    // rate: "15.85GB, rising +120MB/h: 16GB in about 75 min" is what a reader recomputes.
+    let limit_s = fmt_value(l.limit, dim, suffix);
+    let shown_limit = shown_value(&limit_s, dim).unwrap_or(l.limit);
+    let value_s = fmt_near(last, shown_limit, dim, suffix);
+    let shown_last = shown_value(&value_s, dim).unwrap_or(last);
+    let shown_rate = shown_value(rate_s.split('/').next().unwrap_or(""), dim)
+        .map(|v| v / rate_per_secs(p.fit.rate_per))
+        .unwrap_or(trend.slope);
+    let past = shown_last >= shown_limit;
+    let (eta_s, eta) = if past || shown_rate <= 0.0 {
+        ("0 s".to_string(), 0.0)
+    } else {
+        fmt_duration_shown((shown_limit - shown_last) / shown_rate)
+    };
+    if eta > p.within_s {
+        return Ok(None);
+    }
+    // Three hours of readings say little about three weeks: a projection further ahead than
+    // `reach` times its readings' span waits for more history (undecided, not healthy).
+    if let Some(reach) = p.reach
+        && !past
+        && eta > reach * (t1 - t0) as f64
+    {
+        return Err(());
+    }
+    let mut c = Candidate::new(node, entity, metric, t1);
+    let eta_at = ctx.time(t1 + eta.round() as i64);
+    let pct_s = format!("{}%", fmt_number(l.pct, 1));
+    let projection = if past {
+        format!("already past {limit_s}")
+    } else {
+        format!("{limit_s} around {eta_at}")
+    };
+    let value_pct = last / l.reference * 100.0;
+    c.value("value", Some(shown_last), value_s.clone());
+    c.value("limit", Some(l.limit), limit_s.clone());
+    c.value("limit_pct", Some(l.pct), pct_s);
+    c.value(
+        "value_pct",
+        Some(value_pct),
+        format!("{}%", fmt_number(value_pct, 1)),
+    );
+    c.value("rate", Some(shown_rate), rate_s.clone());
+    c.value("eta", Some(eta), eta_s.clone());
+    c.value("eta_at", None, if past { "now".to_string() } else { eta_at.clone() });
+    // Days away, the minute is noise that moves with every capture's rounding: the day is what
+    // a title needs, and it stays put while nothing changes.
+    let eta_day = if past {
+        "now".to_string()
+    } else if eta >= 2.0 * 86_400.0 {
+        day(ctx, t1 + eta.round() as i64)
+    } else {
+        eta_at.clone()
+    };
+    c.value("eta_day", None, eta_day);
+    c.value("projection", None, projection);
+    c.value("samples", Some(used.len() as f64), used.len().to_string());
+    c.value("span", Some((t1 - t0) as f64), fmt_duration((t1 - t0) as f64));
+    let reach = if past {
+        format!("it is already past {limit_s}")
+    } else {
+        format!("at {rate_s} it reaches {limit_s} in about {eta_s} (around {eta_at})")
+    };
+    let measured = match trend.how {
+        How::Fit { r2 } => format!(
+            "rising over {} ({} captures, r² {})",
             fmt_duration((t1 - t0) as f64),
             used.len(),
-            fmt_number(run.r2, 2)
-        );
-        out.push(c);
+            fmt_number(r2, 2)
+        ),
+        How::Net { fall, fall_at } => format!(
+            "rising net over the last {} ({} captures) through a fall of {} at {} (a cleanup or rotation)",
+            fmt_duration((t1 - t0) as f64),
+            used.len(),
+            fmt_value(fall, dim, suffix),
+            ctx.time(fall_at)
+        ),
+    };
+    c.evidence = format!(
+        "{} {} is {value_s} at {}, {measured}; {reach}.",
+        entity_label(entity),
+        metric_label(metric),
+        ctx.time(t1),
+    );
+    Ok(Some(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: i64 = 3600;
+
+    fn params(subjects: Vec<(String, f64)>) -> Params {
+        Params {
+            fit: growth_rate::Params {
+                window_s: 86_400.0,
+                min_span_s: 3.0 * 3600.0,
+                min_samples: 8,
+                min_rate: 0.0,
+                max_rate: None,
+                min_rate_pct: None,
+                min_r2: 0.8,
+                rate_per: RatePer::Hour,
+                project_to: None,
+            },
+            to: Limit::Metric("size_bytes".into()),
+            within_s: 30.0 * 86_400.0,
+            limit_pct: 90.0,
+            subjects,
+            cycle_s: Some(86_400.0),
+            reach: Some(30.0),
+            reboot_resets: false,
+        }
+    }
+
+    /// A day and a half of 15-minute readings of `f(hours)`.
+    fn series(f: impl Fn(f64) -> f64) -> Vec<(i64, f64)> {
+        (0..=144).map(|i| (i * H / 4, f(i as f64 / 4.0))).collect()
+    }
+
+    #[test]
+    fn a_steady_fill_has_no_cleanup_and_is_fitted() {
+        let s = series(|h| 70.0 + h / 24.0);
+        assert!(cleanup(&s, 86_400.0).is_none());
+        let Verdict::Trend(t) = trend(&params(vec![]), &s) else {
+            panic!("a steady fill is a trend");
+        };
+        assert!(matches!(t.how, How::Fit { .. }));
+        assert!((t.slope * 86_400.0 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_rotation_that_only_refills_is_flat() {
+        // Logs add 2 a day and the rotation at hour 25 gives them back.
+        let s = series(|h| 80.0 + 2.0 * ((h - 1.0).rem_euclid(24.0)) / 24.0);
+        assert!(cleanup(&s, 86_400.0).is_some());
+        assert!(matches!(trend(&params(vec![]), &s), Verdict::Flat));
+    }
+
+    #[test]
+    fn a_fill_under_a_rotation_is_measured_net_over_the_day() {
+        let s = series(|h| 70.0 + h / 24.0 + ((h - 1.0).rem_euclid(24.0)) / 24.0);
+        let Verdict::Trend(t) = trend(&params(vec![]), &s) else {
+            panic!("a net fill is a trend");
+        };
+        assert!(matches!(t.how, How::Net { .. }));
+        assert!((t.slope * 86_400.0 - 1.0).abs() < 0.02, "{}", t.slope * 86_400.0);
+    }
+
+    #[test]
+    fn a_fall_seen_before_a_whole_cycle_is_held_is_undecided() {
+        let s: Vec<(i64, f64)> = series(|h| 80.0 + ((h - 1.0).rem_euclid(24.0)) / 12.0)
+            .into_iter()
+            .take(40)
+            .collect();
+        assert!(matches!(trend(&params(vec![]), &s), Verdict::Undecided));
+    }
+
+    #[test]
+    fn a_mount_share_overrides_the_limit() {
+        let p = params(vec![("/data".into(), 95.0), ("disk:/boot*".into(), 80.0)]);
+        assert_eq!(share_for(&p, "disk:/data"), 95.0);
+        assert_eq!(share_for(&p, "disk:/boot"), 80.0);
+        assert_eq!(share_for(&p, "disk:/"), 90.0);
+        assert_eq!(share_for(&p, "disk:/data2"), 90.0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Noise far smaller than a day's rise never reads as a cleanup.
+        #[test]
+        fn small_noise_on_a_rise_is_no_cleanup(seed in any::<u64>(), rise in 1.0f64..100.0) {
+            let noise = |i: u64| {
+                let x = seed.wrapping_add(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * rise / 100.0
+            };
+            let s: Vec<(i64, f64)> = (0..=96)
+                .map(|i| (i * H / 4, rise * i as f64 / 96.0 + noise(i as u64)))
+                .collect();
+            prop_assert!(cleanup(&s, 86_400.0).is_none());
+        }
     }
 }

@@ -1,7 +1,7 @@
 #![doc = include_str!("stall.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
-use crate::history::metrics::entity_label;
+use crate::history::metrics::{entity_label, metric_label};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
 use crate::units::{fmt_duration, fmt_number};
@@ -21,6 +21,8 @@ pub struct Params {
     pub captures: usize,
     /// The metric counting workers, on the same entity.
     pub workers_metric: String,
+    /// The least backlog that counts as stalled (a handful of messages nobody reads is not).
+    pub min_pending: f64,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -29,9 +31,20 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         .string(ctx, "workers_metric", false)
         .map(|s| s.into_inner())
         .unwrap_or_else(|| "processing_workers".into());
+    let min_pending = super::number(p, ctx, "min_pending");
+    if let Some(m) = min_pending
+        && m < 1.0
+    {
+        ctx.report(
+            p.fields.span.clone(),
+            format!("{}: `min_pending` must be at least 1", p.fields.what),
+        );
+        return None;
+    }
     Some(Kind::Stall(Params {
         captures: p.fields.count(ctx, "captures").unwrap_or(3).max(1),
         workers_metric,
+        min_pending: min_pending.unwrap_or(1.0),
     }))
 }
 
@@ -53,7 +66,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .ok()
                 .and_then(|i| workers.points[i].value);
             match (pt.value, w) {
-                (Some(pending), Some(w)) if pending > 0.0 && w == 0.0 => {
+                (Some(pending), Some(w)) if pending >= p.min_pending && w == 0.0 => {
                     streak += 1;
                     since = Some(pt.at);
                 }
@@ -80,13 +93,28 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("captures", Some(streak as f64), streak.to_string());
         c.value("since", None, ctx.time(since));
         c.value("duration", Some(duration), fmt_duration(duration));
-        c.evidence = format!(
-            "{} has had work pending and 0 workers processing in {streak} captures in a row since {} ({}); {} items are pending now.",
-            entity_label(entity),
-            ctx.time(since),
-            fmt_duration(duration),
-            fmt_number(pending, 0)
-        );
+        c.evidence = if p.workers_metric == "processing_workers" {
+            format!(
+                "{} has had work pending and 0 workers processing in {streak} captures in a row since {} ({}); {} items are pending now.",
+                entity_label(entity),
+                ctx.time(since),
+                fmt_duration(duration),
+                fmt_number(pending, 0)
+            )
+        } else {
+            // A broker's queue: say it in its own words ("messages ready", "consumers").
+            format!(
+                "{} has had {} or more {} and 0 {} in {streak} captures in a row since {} ({}); {} {} now.",
+                entity_label(entity),
+                fmt_number(p.min_pending, 0),
+                metric_label(metric),
+                metric_label(&p.workers_metric),
+                ctx.time(since),
+                fmt_duration(duration),
+                fmt_number(pending, 0),
+                metric_label(metric)
+            )
+        };
         out.push(c);
     }
 }

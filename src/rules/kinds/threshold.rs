@@ -1,17 +1,26 @@
 #![doc = include_str!("threshold.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
-use crate::history::metrics::metric_unit;
+use crate::history::metrics::{KNOWN_METRICS, metric_label, metric_unit};
 use crate::rules::{Rule, phrase};
 use crate::tomlread::Ctx;
-use crate::units::fmt_value;
+use crate::units::{fmt_number, fmt_value};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "threshold",
     doc: include_str!("threshold.md"),
     target: Target::Series,
     event: false,
-    variables: &["value", "limit", "captures", "since", "reading", "streak"],
+    variables: &[
+        "value",
+        "limit",
+        "captures",
+        "since",
+        "reading",
+        "streak",
+        "share",
+        "of_value",
+    ],
     headline: &[],
     parse,
 };
@@ -20,23 +29,80 @@ pub const SPEC: KindSpec = KindSpec {
 pub struct Params {
     pub above: Option<f64>,
     pub below: Option<f64>,
+    /// `at_least`/`at_most`: the limit itself breaches too.
+    pub inclusive: bool,
+    /// The limits are percentages of this metric's newest reading on the same entity.
+    pub of: Option<String>,
     pub for_captures: usize,
 }
 
+/// A limit: a quantity in the metric's unit, or with `of` a percentage ("80%" or 80).
+fn limit(p: &mut ParamReader, ctx: &mut Ctx, key: &str, pct: bool) -> Option<f64> {
+    if !pct {
+        return p.quantity(ctx, key);
+    }
+    let v = p.fields.value(key)?;
+    let text = match v.get_ref() {
+        toml::de::DeValue::String(s) => s.to_string(),
+        toml::de::DeValue::Integer(i) => i.as_str().to_string(),
+        toml::de::DeValue::Float(f) => f.as_str().to_string(),
+        _ => String::new(),
+    };
+    match text.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Some(x),
+        _ => {
+            let msg = format!(
+                "{}: `{key}` must be a percentage of `of` (\"80%\"), not `{text}`",
+                p.fields.what
+            );
+            ctx.report(v.span(), msg);
+            None
+        }
+    }
+}
+
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
-    let above = p.quantity(ctx, "above");
-    let below = p.quantity(ctx, "below");
-    let for_captures = p.fields.count(ctx, "for_captures").unwrap_or(1).max(1);
-    if above.is_none() && below.is_none() && !p.fields.has("above") && !p.fields.has("below") {
+    let of = p.fields.string(ctx, "of", false);
+    if let Some(m) = &of
+        && !KNOWN_METRICS.contains(&m.get_ref().as_str())
+    {
+        ctx.report(
+            m.span(),
+            format!("{}: `of`: unknown metric `{}`", p.fields.what, m.get_ref()),
+        );
+    }
+    let pct = of.is_some();
+    let inclusive = p.fields.has("at_least") || p.fields.has("at_most");
+    if inclusive && (p.fields.has("above") || p.fields.has("below")) {
         ctx.report(
             p.fields.span.clone(),
-            format!("{} needs `above` or `below`", p.fields.what),
+            format!(
+                "{}: use `above`/`below` (the limit itself is fine) or `at_least`/`at_most` (the limit itself breaches), not both",
+                p.fields.what
+            ),
+        );
+    }
+    let above = limit(p, ctx, "above", pct).or(limit(p, ctx, "at_least", pct));
+    let below = limit(p, ctx, "below", pct).or(limit(p, ctx, "at_most", pct));
+    let for_captures = p.fields.count(ctx, "for_captures").unwrap_or(1).max(1);
+    let given = ["above", "below", "at_least", "at_most"]
+        .iter()
+        .any(|k| p.fields.has(k));
+    if above.is_none() && below.is_none() && !given {
+        ctx.report(
+            p.fields.span.clone(),
+            format!(
+                "{} needs `above`, `below`, `at_least` or `at_most`",
+                p.fields.what
+            ),
         );
         return None;
     }
     Some(Kind::Threshold(Params {
         above,
         below,
+        inclusive,
+        of: of.map(|m| m.into_inner()),
         for_captures,
     }))
 }
@@ -45,6 +111,23 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
     for (node, entity, points) in fresh_series(rule, ctx.window) {
+        // With `of`, the limits are shares of the entity's own reading (its max_connections).
+        let reference = match &p.of {
+            None => None,
+            Some(of) => {
+                let Some(r) = node
+                    .series(entity, of)
+                    .and_then(|s| s.last())
+                    .and_then(|pt| pt.value)
+                    .filter(|r| *r > 0.0)
+                else {
+                    continue;
+                };
+                Some(r)
+            }
+        };
+        let scale = |pct: f64| reference.map_or(pct, |r| r * pct / 100.0);
+        let (above, below) = (p.above.map(scale), p.below.map(scale));
         if points.len() < p.for_captures {
             // Too few readings (a gap, a new entity) to decide: keep what is open.
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
@@ -52,9 +135,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         }
         let recent = &points[points.len() - p.for_captures..];
         let breach = |v: f64| -> Option<(f64, &'static str)> {
-            match (p.above, p.below) {
-                (Some(a), _) if v > a => Some((a, "above")),
-                (_, Some(b)) if v < b => Some((b, "below")),
+            match (above, below) {
+                (Some(a), _) if v > a || (p.inclusive && v == a) => Some((a, "above")),
+                (_, Some(b)) if v < b || (p.inclusive && v == b) => Some((b, "below")),
                 _ => None,
             }
         };
@@ -95,9 +178,33 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             String::new()
         };
         c.value("streak", None, streak.clone());
+        let word = match (side, p.inclusive) {
+            ("above", true) => "at or above",
+            ("below", true) => "at or below",
+            (s, _) => s,
+        };
         let mut evidence = phrase::sentence(&reading);
-        if !phrase::says_itself(metric, side, limit) {
-            evidence.push_str(&format!(", {side} the limit of {limit_s}"));
+        match (&p.of, reference) {
+            (Some(of), Some(r)) => {
+                let share = value / r * 100.0;
+                let pct = limit / r * 100.0;
+                let r_s = fmt_value(r, dim, suffix);
+                c.value("share", Some(share), format!("{}%", fmt_number(share, 0)));
+                c.value("of_value", Some(r), r_s.clone());
+                evidence.push_str(&format!(
+                    ", {}% of its {} ({r_s}): {word} the limit of {}% ({limit_s})",
+                    fmt_number(share, 0),
+                    metric_label(of),
+                    fmt_number(pct, 1)
+                ));
+            }
+            _ => {
+                c.value("share", None, String::new());
+                c.value("of_value", None, String::new());
+                if !phrase::says_itself(metric, side, limit) {
+                    evidence.push_str(&format!(", {word} the limit of {limit_s}"));
+                }
+            }
         }
         if !streak.is_empty() {
             evidence.push_str(&format!(", {streak}"));
