@@ -15,18 +15,41 @@ use crate::tomlread::{Ctx, Fields};
 use crate::units;
 
 /// One reading compared with a limit: `{ entity = "gpu:*", metric = "util_pct", above = 5 }`.
+/// With `sum = true` the newest readings of every matching entity are added up first (the
+/// node's containers together: `{ entity = "container:*", metric = "cpu_cores", sum = true,
+/// above = 2 }`), so many small consumers count as much as one big one.
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub entity: String,
     pub metric: String,
     pub above: Option<f64>,
     pub below: Option<f64>,
+    pub sum: bool,
 }
 
 impl Condition {
+    fn passes(&self, v: f64) -> bool {
+        self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b)
+    }
+
+    /// The matching entities' newest readings added up; `None` when none was read fresh.
+    fn total(&self, node: &NodeHistory) -> Option<f64> {
+        let latest = node.latest_at()?;
+        let fresh: Vec<f64> = node
+            .series_of(&self.metric)
+            .into_iter()
+            .filter(|(entity, _)| glob_match(&self.entity, entity))
+            .filter_map(|(_, series)| series.last().filter(|p| p.at == latest)?.value)
+            .collect();
+        (!fresh.is_empty()).then(|| fresh.iter().sum())
+    }
+
     /// `Some(true)` when a matching entity's newest reading passes, `Some(false)` when readings
     /// exist and none passes, `None` when there is no fresh reading to judge by.
     pub fn holds(&self, node: &NodeHistory) -> Option<bool> {
+        if self.sum {
+            return self.total(node).map(|v| self.passes(v));
+        }
         let latest = node.latest_at()?;
         let mut seen = false;
         for (entity, series) in node.series_of(&self.metric) {
@@ -46,8 +69,13 @@ impl Condition {
         seen.then_some(false)
     }
 
-    /// The first matching entity whose newest reading passes, with that reading.
+    /// The first matching entity whose newest reading passes, with that reading (with `sum`,
+    /// the entities' glob and their total).
     pub fn passing(&self, node: &NodeHistory) -> Option<(String, f64)> {
+        if self.sum {
+            let v = self.total(node).filter(|&v| self.passes(v))?;
+            return Some((self.entity.clone(), v));
+        }
         let latest = node.latest_at()?;
         node.series_of(&self.metric)
             .into_iter()
@@ -60,7 +88,12 @@ impl Condition {
     }
 
     pub fn describe(&self) -> String {
-        let mut s = format!("{} {}", self.entity, self.metric);
+        let mut s = format!(
+            "{} {}{}",
+            self.entity,
+            self.metric,
+            if self.sum { " (sum)" } else { "" }
+        );
         if let Some(a) = self.above {
             s.push_str(&format!(" > {}", units::fmt_number(a, 3)));
         }
@@ -290,6 +323,7 @@ fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
     };
     let above = limit(&mut f, ctx, "above");
     let below = limit(&mut f, ctx, "below");
+    let sum = f.boolean(ctx, "sum").unwrap_or(false);
     if above.is_none() && below.is_none() {
         ctx.report(
             f.span.clone(),
@@ -302,6 +336,7 @@ fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
         metric: metric?.into_inner(),
         above,
         below,
+        sum,
     })
 }
 
@@ -314,16 +349,25 @@ pub fn parse_conditions(f: &mut Fields, ctx: &mut Ctx, key: &str) -> Vec<Conditi
         .collect()
 }
 
-/// Reads one `[[state]]` table.
-pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
+/// Reads one `[[state]]` table. With `base` (an overlay's state of an earlier id) every key
+/// but `id` may be left out and is then the earlier state's: `[[state.case]]`s given replace
+/// the cases, so a fleet changes a threshold without restating the rest.
+pub fn parse_state(mut f: Fields, ctx: &mut Ctx, base: Option<&StateDef>) -> Option<StateDef> {
     let id = f.string(ctx, "id", true);
     if let Some(id) = &id {
         f.what = format!("state `{}`", id.get_ref());
     }
-    let description = f.string(ctx, "description", true);
-    let otherwise = f.string(ctx, "otherwise", true);
+    let required = base.is_none();
+    let description = f
+        .string(ctx, "description", required)
+        .map(|d| d.into_inner())
+        .or_else(|| base.map(|b| b.description.clone()));
+    let otherwise = f
+        .string(ctx, "otherwise", required)
+        .map(|o| o.into_inner())
+        .or_else(|| base.map(|b| b.otherwise.clone()));
     let fleet = match f.string(ctx, "scope", false) {
-        None => false,
+        None => base.is_some_and(|b| b.fleet),
         Some(s) if s.get_ref() == "node" => false,
         Some(s) if s.get_ref() == "fleet" => true,
         Some(s) => {
@@ -354,18 +398,21 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
         }
     }
     if cases.is_empty() {
-        ctx.report(
-            f.span.clone(),
-            format!("{} needs at least one [[state.case]]", f.what),
-        );
+        match base {
+            Some(b) => cases = b.cases.clone(),
+            None => ctx.report(
+                f.span.clone(),
+                format!("{} needs at least one [[state.case]]", f.what),
+            ),
+        }
     }
     f.finish(ctx);
     Some(StateDef {
         id: id?.into_inner(),
-        description: description?.into_inner(),
+        description: description?,
         fleet,
         cases,
-        otherwise: otherwise?.into_inner(),
+        otherwise: otherwise?,
     })
 }
 
