@@ -449,4 +449,85 @@ mod tests {
         );
         assert_eq!(a.canonical("keydb"), "keydb");
     }
+
+    /// The built-in `line` state over a scenario's whole run: node → value at its last capture.
+    fn builtin_line(scenario: &str) -> BTreeMap<String, Option<String>> {
+        let lib = crate::rules::Library::load_all(&[]).unwrap();
+        let sc = crate::simulate::parse(std::path::Path::new("t.toml"), scenario).unwrap();
+        let mut window = Window::new(chrono::Duration::hours(24));
+        for snap in crate::simulate::generate(&sc).unwrap() {
+            window.push(snap);
+        }
+        let table = StateTable::compute(&lib.states, &window);
+        table
+            .by_node
+            .iter()
+            .map(|(n, states)| (n.clone(), states.get("line").cloned().flatten()))
+            .collect()
+    }
+
+    #[test]
+    fn a_fleet_without_gpus_or_rabbitmq_gets_a_known_line_state() {
+        let line = builtin_line(
+            r#"
+[scenario]
+fleet = "web"
+start = "2026-02-18T00:00:00Z"
+end = "2026-02-18T00:30:00Z"
+interval = "15m"
+
+[[node]]
+name = "busy-web"
+[[node.container]]
+name = "api"
+image = "api"
+mem = "300MB"
+cpu = 1.4
+[[node.container]]
+name = "worker"
+image = "worker"
+mem = "300MB"
+cpu = 0.9
+
+[[node]]
+name = "quiet-web"
+[[node.container]]
+name = "api"
+image = "api"
+mem = "300MB"
+cpu = 0.1
+
+[[node]]
+name = "jobs"
+[[node.work_queue]]
+name = "inspection"
+pending = 12
+workers = 0
+
+[[node]]
+name = "bare"
+[node.host]
+mem_total = "8GB"
+mem_available = "6GB"
+"#,
+        );
+        // Two containers of 1.4 and 0.9 cores are busy together, though neither is alone.
+        assert_eq!(line["busy-web"].as_deref(), Some("production"));
+        assert_eq!(line["quiet-web"].as_deref(), Some("idle"));
+        assert_eq!(line["jobs"].as_deref(), Some("production"));
+        // Nothing that says work or rest: still unknown, not guessed.
+        assert_eq!(line["bare"], None);
+    }
+
+    #[test]
+    fn a_summed_condition_says_so() {
+        let c = Condition {
+            entity: "container:*".into(),
+            metric: "cpu_cores".into(),
+            above: Some(2.0),
+            below: None,
+            sum: true,
+        };
+        assert_eq!(c.describe(), "container:* cpu_cores (sum) > 2");
+    }
 }
