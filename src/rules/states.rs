@@ -450,13 +450,22 @@ mod tests {
         assert_eq!(a.canonical("keydb"), "keydb");
     }
 
-    /// The built-in `line` state over a scenario's whole run: node → value at its last capture.
-    fn builtin_line(scenario: &str) -> BTreeMap<String, Option<String>> {
+    /// The built-in `line` state of nodes each captured once, given as JSON snapshot fields:
+    /// node → value.
+    fn builtin_line(nodes: &[(&str, &str)]) -> BTreeMap<String, Option<String>> {
         let lib = crate::rules::Library::load_all(&[]).unwrap();
-        let sc = crate::simulate::parse(std::path::Path::new("t.toml"), scenario).unwrap();
         let mut window = Window::new(chrono::Duration::hours(24));
-        for snap in crate::simulate::generate(&sc).unwrap() {
-            window.push(snap);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-02-18T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for (name, fields) in nodes {
+            let mut snap =
+                serde_json::to_value(crate::model::Snapshot::new("web", name, at)).unwrap();
+            let extra: serde_json::Value = serde_json::from_str(fields).unwrap();
+            for (k, v) in extra.as_object().unwrap() {
+                snap[k] = v.clone();
+            }
+            window.push(serde_json::from_value(snap).unwrap());
         }
         let table = StateTable::compute(&lib.states, &window);
         table
@@ -468,49 +477,25 @@ mod tests {
 
     #[test]
     fn a_fleet_without_gpus_or_rabbitmq_gets_a_known_line_state() {
-        let line = builtin_line(
-            r#"
-[scenario]
-fleet = "web"
-start = "2026-02-18T00:00:00Z"
-end = "2026-02-18T00:30:00Z"
-interval = "15m"
-
-[[node]]
-name = "busy-web"
-[[node.container]]
-name = "api"
-image = "api"
-mem = "300MB"
-cpu = 1.4
-[[node.container]]
-name = "worker"
-image = "worker"
-mem = "300MB"
-cpu = 0.9
-
-[[node]]
-name = "quiet-web"
-[[node.container]]
-name = "api"
-image = "api"
-mem = "300MB"
-cpu = 0.1
-
-[[node]]
-name = "jobs"
-[[node.work_queue]]
-name = "inspection"
-pending = 12
-workers = 0
-
-[[node]]
-name = "bare"
-[node.host]
-mem_total = "8GB"
-mem_available = "6GB"
-"#,
+        let c = |name: &str, cpu: f64| {
+            format!(
+                r#"{{"name": "{name}", "image": "{name}", "state": "running", "cpu_cores": {cpu}}}"#
+            )
+        };
+        let busy = format!(
+            r#"{{"containers": [{}, {}]}}"#,
+            c("api", 1.4),
+            c("worker", 0.9)
         );
+        let quiet = format!(r#"{{"containers": [{}]}}"#, c("api", 0.1));
+        let jobs =
+            r#"{"work_queues": [{"name": "inspection", "pending": 12, "processing_workers": 0}]}"#;
+        let line = builtin_line(&[
+            ("busy-web", &busy),
+            ("quiet-web", &quiet),
+            ("jobs", jobs),
+            ("bare", "{}"),
+        ]);
         // Two containers of 1.4 and 0.9 cores are busy together, though neither is alone.
         assert_eq!(line["busy-web"].as_deref(), Some("production"));
         assert_eq!(line["quiet-web"].as_deref(), Some("idle"));
