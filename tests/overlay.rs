@@ -117,3 +117,47 @@ fn an_overlay_that_disables_a_rule_keeps_it_out_of_the_demo_report() {
         "{err}"
     );
 }
+
+#[test]
+fn an_overlay_tunes_a_rule_and_a_state_without_copying_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let file = dir.path().join("rules/tune.toml");
+    std::fs::write(
+        &file,
+        "# this fleet's tuning\n[[rule]]\nid = \"log-error-loop\"\nseverity = \"info\"\nparams = { captures = 6 }\n\n\
+         [[state]]\nid = \"line\"\n[[state.case]]\nvalue = \"production\"\n\
+         any = [{ entity = \"container:*\", metric = \"cpu_cores\", sum = true, above = 0.5 }]\n",
+    )
+    .unwrap();
+    let out = succeeded(&patrol(&["rules", "list"], dir.path()));
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("log-error-loop"))
+        .unwrap_or_else(|| panic!("rules list has no log-error-loop:\n{out}"));
+    assert!(line.ends_with("tune.toml:2 (tunes built-in)"), "{out}");
+    assert!(line.contains(" INFO "), "{out}");
+    let check = succeeded(&patrol(&["rules", "check"], dir.path()));
+    assert!(
+        check.contains("(1 from the fleet's files, 1 of them overriding)"),
+        "{check}"
+    );
+
+    // A misspelt id or parameter is refused with file, line and column.
+    std::fs::write(
+        &file,
+        "[[rule]]\nid = \"log-error-lop\"\nparams = { captures = 6 }\n\n[[rule]]\nid = \"log-error-interval\"\nparams = { every = \"5m\" }\n",
+    )
+    .unwrap();
+    let out = patrol(&["rules", "check"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("tune.toml:2:6"), "{err}");
+    assert!(
+        err.contains("no earlier rule `log-error-lop` to tune"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `log-error-loop`"), "{err}");
+    assert!(err.contains("tune.toml:7:12"), "{err}");
+    assert!(err.contains("`every`"), "{err}");
+}

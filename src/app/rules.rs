@@ -39,9 +39,9 @@ pub(super) fn rules_cmd(args: RulesArgs) -> Result<i32> {
         RulesCommand::List => {
             let lib = library()?;
             for r in &lib.rules {
+                let verb = if r.tuned { "tunes" } else { "overrides" };
                 let overrides = match &r.overrides {
-                    Some(o) if o == "built-in" => " (overrides built-in)".to_string(),
-                    Some(o) => format!(" (overrides {o})"),
+                    Some(o) => format!(" ({verb} {o})"),
                     None => String::new(),
                 };
                 let line = format!(

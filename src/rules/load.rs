@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use super::states::{self, Aliases, StateDef};
 use super::{Library, Rule, location, parse, template};
 use crate::error::{Error, Problem, Result, did_you_mean};
-use crate::tomlread::{Ctx, Fields};
+use crate::tomlread::{Ctx, Fields, Spanned};
+use toml::de::{DeTable, DeValue};
 
 impl Library {
     /// The built-in library with one directory or file layered on it.
@@ -126,7 +127,16 @@ fn read_states(
             let mut top = Fields::new(doc.get_ref(), doc.span(), "the file");
             for (table, span) in top.tables(&mut ctx, "state") {
                 let f = Fields::new(table, span.clone(), "state");
-                let Some(state) = states::parse_state(f, &mut ctx) else {
+                // An overlay's state with an earlier id may name only what it changes (its cases).
+                let base = match table.get("id").and_then(|v| v.get_ref().as_str()) {
+                    Some(id) if overlay => states
+                        .iter()
+                        .position(|s| s.id == id)
+                        .filter(|&p| state_file[p] != i)
+                        .map(|p| &states[p]),
+                    _ => None,
+                };
+                let Some(state) = states::parse_state(f, &mut ctx, base) else {
                     continue;
                 };
                 match states.iter().position(|s| s.id == state.id) {
@@ -158,8 +168,8 @@ fn read_states(
 }
 
 /// Reads every file's rules and `disable` in order; `rule_file[k]` is the file of `rules[k]`.
-fn read_rules(
-    sources: &[(PathBuf, String)],
+fn read_rules<'a>(
+    sources: &'a [(PathBuf, String)],
     overlay_from: usize,
     states: &[StateDef],
     early: Vec<Vec<Problem>>,
@@ -167,6 +177,9 @@ fn read_rules(
 ) -> (Vec<Rule>, Vec<Error>) {
     let mut rules: Vec<Rule> = Vec::new();
     let mut rule_file: Vec<usize> = Vec::new();
+    // The table each rule was read from (a tuned rule's merged one), so a later overlay can tune
+    // it again.
+    let mut tables: Vec<DeTable<'a>> = Vec::new();
     let mut failures = Vec::new();
     for (i, ((path, text), early)) in sources.iter().zip(early).enumerate() {
         let overlay = i >= overlay_from;
@@ -183,6 +196,7 @@ fn read_rules(
                     Some(p) => {
                         rules.remove(p);
                         rule_file.remove(p);
+                        tables.remove(p);
                     }
                     None => {
                         let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
@@ -195,15 +209,60 @@ fn read_rules(
                 }
             }
             for (table, span) in top.tables(&mut ctx, "rule") {
-                let fields = Fields::new(table, span.clone(), "rule");
+                // An overlay's rule without `kind` tunes the earlier rule of its id: it names
+                // only what changes.
+                let tunes = match table.get("id") {
+                    Some(id) if overlay && !table.contains_key("kind") => {
+                        let name = id.get_ref().as_str().unwrap_or_default();
+                        match rules.iter().position(|r| r.id == name) {
+                            Some(p) if rule_file[p] != i => Some(p),
+                            Some(p) => {
+                                ctx.report(
+                                    span.clone(),
+                                    format!(
+                                        "rule id `{name}` is already used at {}",
+                                        location(&rules[p])
+                                    ),
+                                );
+                                continue;
+                            }
+                            None => {
+                                let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+                                ctx.report(
+                                    id.span(),
+                                    format!(
+                                        "rule `{name}`: no earlier rule `{name}` to tune{} (a new rule needs `kind` and every key)",
+                                        did_you_mean(name, &ids)
+                                    ),
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                let read: DeTable<'a> = match tunes {
+                    Some(p) => tune(&tables[p], table),
+                    None => table.clone(),
+                };
+                let fields = Fields::new(&read, span.clone(), "rule");
                 let Some(mut rule) = parse::parse_rule(fields, &mut ctx, path, env, states) else {
                     continue;
                 };
+                if let Some(p) = tunes {
+                    rule.overrides = Some(source(&rules[p]));
+                    rule.tuned = true;
+                    rules[p] = rule;
+                    rule_file[p] = i;
+                    tables[p] = read;
+                    continue;
+                }
                 match rules.iter().position(|r| r.id == rule.id) {
                     Some(p) if overlay && rule_file[p] != i => {
                         rule.overrides = Some(source(&rules[p]));
                         rules[p] = rule;
                         rule_file[p] = i;
+                        tables[p] = read;
                     }
                     Some(p) => ctx.report(
                         span,
@@ -216,6 +275,7 @@ fn read_rules(
                     None => {
                         rules.push(rule);
                         rule_file.push(i);
+                        tables.push(read);
                     }
                 }
             }
@@ -229,6 +289,30 @@ fn read_rules(
         }
     }
     (rules, failures)
+}
+
+/// An earlier rule's table with an overlay's keys on it: each key the overlay gives replaces
+/// the earlier one, except `params`, merged key by key. The earlier keys keep their spans in
+/// their own file; they were read without error there.
+fn tune<'a>(base: &DeTable<'a>, over: &DeTable<'a>) -> DeTable<'a> {
+    let mut merged = base.clone();
+    for (key, value) in over.iter() {
+        let name: &str = key.get_ref();
+        let value = match (name, merged.get(name).map(|v| v.get_ref()), value.get_ref()) {
+            ("params", Some(DeValue::Table(old)), DeValue::Table(new)) => {
+                let mut params = old.clone();
+                for (k, v) in new.iter() {
+                    params.remove(k.get_ref().as_ref());
+                    params.insert(k.clone(), v.clone());
+                }
+                Spanned::new(value.span(), DeValue::Table(params))
+            }
+            _ => value.clone(),
+        };
+        merged.remove(name);
+        merged.insert(key.clone(), value);
+    }
+    merged
 }
 
 /// Files before `overlay_from` form one library (an id twice is an error); each later file is
@@ -292,6 +376,7 @@ fn build(sources: &[(PathBuf, String)], overlay_from: usize) -> Result<Library> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Severity;
 
     fn rule(id: &str, above: u32) -> String {
         format!(
@@ -413,5 +498,98 @@ mod tests {
         assert_eq!(line[0].description, "busy on load");
         assert_eq!(lib.aliases.canonical("plc"), "visionking-plc-monitor");
         assert_eq!(lib.aliases.canonical("pm-sis-surface"), "pm-sis-surface");
+    }
+
+    #[test]
+    fn an_overlay_rule_without_kind_tunes_only_what_it_names() {
+        let lib = overlay(
+            "# tune\n[[rule]]\nid = \"log-error-loop\"\nseverity = \"info\"\nparams = { captures = 6 }\n",
+        )
+        .unwrap();
+        let base = builtin();
+        let (r, b) = (
+            lib.get("log-error-loop").unwrap(),
+            base.get("log-error-loop").unwrap(),
+        );
+        assert!(r.tuned);
+        assert_eq!(r.overrides.as_deref(), Some("built-in"));
+        assert!(source(r).ends_with("fleet.toml:2"), "{}", source(r));
+        assert_eq!(r.severity, Severity::Info);
+        assert_eq!((&r.title, &r.kind_name), (&b.title, &b.kind_name));
+        assert_eq!(r.select.entities, b.select.entities);
+        // `params` merged key by key: the mode, levels and window stay the built-in ones.
+        let kind = format!("{:?}", r.kind);
+        assert!(kind.contains("captures: 6"), "{kind}");
+        assert!(kind.contains("Persistent"), "{kind}");
+        assert!(kind.contains("window_s: 3600"), "{kind}");
+        assert_eq!(
+            format!("{:?}", b.kind).replace("captures: 4", "captures: 6"),
+            kind
+        );
+    }
+
+    #[test]
+    fn a_later_overlay_tunes_the_tuned_rule_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "[[rule]]\nid = \"log-error-loop\"\nparams = { captures = 6 }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "[[rule]]\nid = \"log-error-loop\"\nparams = { window = \"2h\" }\n",
+        )
+        .unwrap();
+        let lib = Library::load(dir.path()).unwrap();
+        let kind = format!("{:?}", lib.get("log-error-loop").unwrap().kind);
+        assert!(kind.contains("captures: 6"), "{kind}");
+        assert!(kind.contains("window_s: 7200"), "{kind}");
+    }
+
+    #[test]
+    fn tuning_an_unknown_rule_or_param_names_file_line_and_column() {
+        let err = overlay("# x\n[[rule]]\nid = \"log-eror-loop\"\nparams = { captures = 6 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fleet.toml:3:6"), "{err}");
+        assert!(
+            err.contains("no earlier rule `log-eror-loop` to tune"),
+            "{err}"
+        );
+        assert!(err.contains("log-error-loop"), "{err}");
+        let err = overlay(
+            "[[rule]]\nid = \"log-error-loop\"\n\nparams = { captures = 6, captrues = 7 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("fleet.toml:4:26"), "{err}");
+        assert!(err.contains("captrues"), "{err}");
+    }
+
+    #[test]
+    fn an_overlay_state_with_only_cases_replaces_the_cases() {
+        let text = "[[state]]\nid = \"line\"\n[[state.case]]\nvalue = \"production\"\n\
+                    any = [{ entity = \"container:*\", metric = \"cpu_cores\", sum = true, above = 0.5 }]\n";
+        let lib = overlay(text).unwrap();
+        let base = builtin();
+        let (line, b) = (
+            lib.states.iter().find(|s| s.id == "line").unwrap(),
+            base.states.iter().find(|s| s.id == "line").unwrap(),
+        );
+        assert_eq!(line.description, b.description);
+        assert_eq!(line.otherwise, b.otherwise);
+        assert_eq!(line.cases.len(), 1);
+        assert_eq!(line.cases[0].any.len(), 1);
+        assert!(line.cases[0].any[0].sum);
+        assert_eq!(line.cases[0].any[0].above, Some(0.5));
+        // A new state still needs every key.
+        let err = overlay("[[state]]\nid = \"shift\"\n[[state.case]]\nvalue = \"day\"\nany = [{ entity = \"host\", metric = \"load1\", above = 1 }]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`description`") || err.contains("description"),
+            "{err}"
+        );
     }
 }

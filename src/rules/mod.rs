@@ -70,6 +70,9 @@ pub struct Rule {
     /// Where the rule this one replaced came from (`built-in`, or `file:line`), when a
     /// fleet's overlay redefined an id.
     pub overrides: Option<String>,
+    /// Whether the overlay that overrides it named only what it changes (no `kind`): the rest
+    /// is the earlier rule's.
+    pub tuned: bool,
     pub file: PathBuf,
     pub line: usize,
 }

@@ -123,6 +123,7 @@ pub(super) fn parse_rule(
         family,
         folds_into,
         overrides: None,
+        tuned: false,
         file: path.to_path_buf(),
         line,
     })

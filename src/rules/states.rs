@@ -15,18 +15,41 @@ use crate::tomlread::{Ctx, Fields};
 use crate::units;
 
 /// One reading compared with a limit: `{ entity = "gpu:*", metric = "util_pct", above = 5 }`.
+/// With `sum = true` the newest readings of every matching entity are added up first (the
+/// node's containers together: `{ entity = "container:*", metric = "cpu_cores", sum = true,
+/// above = 2 }`), so many small consumers count as much as one big one.
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub entity: String,
     pub metric: String,
     pub above: Option<f64>,
     pub below: Option<f64>,
+    pub sum: bool,
 }
 
 impl Condition {
+    fn passes(&self, v: f64) -> bool {
+        self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b)
+    }
+
+    /// The matching entities' newest readings added up; `None` when none was read fresh.
+    fn total(&self, node: &NodeHistory) -> Option<f64> {
+        let latest = node.latest_at()?;
+        let fresh: Vec<f64> = node
+            .series_of(&self.metric)
+            .into_iter()
+            .filter(|(entity, _)| glob_match(&self.entity, entity))
+            .filter_map(|(_, series)| series.last().filter(|p| p.at == latest)?.value)
+            .collect();
+        (!fresh.is_empty()).then(|| fresh.iter().sum())
+    }
+
     /// `Some(true)` when a matching entity's newest reading passes, `Some(false)` when readings
     /// exist and none passes, `None` when there is no fresh reading to judge by.
     pub fn holds(&self, node: &NodeHistory) -> Option<bool> {
+        if self.sum {
+            return self.total(node).map(|v| self.passes(v));
+        }
         let latest = node.latest_at()?;
         let mut seen = false;
         for (entity, series) in node.series_of(&self.metric) {
@@ -46,8 +69,13 @@ impl Condition {
         seen.then_some(false)
     }
 
-    /// The first matching entity whose newest reading passes, with that reading.
+    /// The first matching entity whose newest reading passes, with that reading (with `sum`,
+    /// the entities' glob and their total).
     pub fn passing(&self, node: &NodeHistory) -> Option<(String, f64)> {
+        if self.sum {
+            let v = self.total(node).filter(|&v| self.passes(v))?;
+            return Some((self.entity.clone(), v));
+        }
         let latest = node.latest_at()?;
         node.series_of(&self.metric)
             .into_iter()
@@ -60,7 +88,12 @@ impl Condition {
     }
 
     pub fn describe(&self) -> String {
-        let mut s = format!("{} {}", self.entity, self.metric);
+        let mut s = format!(
+            "{} {}{}",
+            self.entity,
+            self.metric,
+            if self.sum { " (sum)" } else { "" }
+        );
         if let Some(a) = self.above {
             s.push_str(&format!(" > {}", units::fmt_number(a, 3)));
         }
@@ -290,6 +323,7 @@ fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
     };
     let above = limit(&mut f, ctx, "above");
     let below = limit(&mut f, ctx, "below");
+    let sum = f.boolean(ctx, "sum").unwrap_or(false);
     if above.is_none() && below.is_none() {
         ctx.report(
             f.span.clone(),
@@ -302,6 +336,7 @@ fn parse_condition(mut f: Fields, ctx: &mut Ctx) -> Option<Condition> {
         metric: metric?.into_inner(),
         above,
         below,
+        sum,
     })
 }
 
@@ -314,16 +349,25 @@ pub fn parse_conditions(f: &mut Fields, ctx: &mut Ctx, key: &str) -> Vec<Conditi
         .collect()
 }
 
-/// Reads one `[[state]]` table.
-pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
+/// Reads one `[[state]]` table. With `base` (an overlay's state of an earlier id) every key
+/// but `id` may be left out and is then the earlier state's: `[[state.case]]`s given replace
+/// the cases, so a fleet changes a threshold without restating the rest.
+pub fn parse_state(mut f: Fields, ctx: &mut Ctx, base: Option<&StateDef>) -> Option<StateDef> {
     let id = f.string(ctx, "id", true);
     if let Some(id) = &id {
         f.what = format!("state `{}`", id.get_ref());
     }
-    let description = f.string(ctx, "description", true);
-    let otherwise = f.string(ctx, "otherwise", true);
+    let required = base.is_none();
+    let description = f
+        .string(ctx, "description", required)
+        .map(|d| d.into_inner())
+        .or_else(|| base.map(|b| b.description.clone()));
+    let otherwise = f
+        .string(ctx, "otherwise", required)
+        .map(|o| o.into_inner())
+        .or_else(|| base.map(|b| b.otherwise.clone()));
     let fleet = match f.string(ctx, "scope", false) {
-        None => false,
+        None => base.is_some_and(|b| b.fleet),
         Some(s) if s.get_ref() == "node" => false,
         Some(s) if s.get_ref() == "fleet" => true,
         Some(s) => {
@@ -354,18 +398,21 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx) -> Option<StateDef> {
         }
     }
     if cases.is_empty() {
-        ctx.report(
-            f.span.clone(),
-            format!("{} needs at least one [[state.case]]", f.what),
-        );
+        match base {
+            Some(b) => cases = b.cases.clone(),
+            None => ctx.report(
+                f.span.clone(),
+                format!("{} needs at least one [[state.case]]", f.what),
+            ),
+        }
     }
     f.finish(ctx);
     Some(StateDef {
         id: id?.into_inner(),
-        description: description?.into_inner(),
+        description: description?,
         fleet,
         cases,
-        otherwise: otherwise?.into_inner(),
+        otherwise: otherwise?,
     })
 }
 
@@ -401,5 +448,71 @@ mod tests {
             "container:visionking-plc-monitor"
         );
         assert_eq!(a.canonical("keydb"), "keydb");
+    }
+
+    /// The built-in `line` state of nodes each captured once, given as JSON snapshot fields:
+    /// node → value.
+    fn builtin_line(nodes: &[(&str, &str)]) -> BTreeMap<String, Option<String>> {
+        let lib = crate::rules::Library::load_all(&[]).unwrap();
+        let mut window = Window::new(chrono::Duration::hours(24));
+        let at = chrono::DateTime::parse_from_rfc3339("2026-02-18T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        for (name, fields) in nodes {
+            let mut snap =
+                serde_json::to_value(crate::model::Snapshot::new("web", name, at)).unwrap();
+            let extra: serde_json::Value = serde_json::from_str(fields).unwrap();
+            for (k, v) in extra.as_object().unwrap() {
+                snap[k] = v.clone();
+            }
+            window.push(serde_json::from_value(snap).unwrap());
+        }
+        let table = StateTable::compute(&lib.states, &window);
+        table
+            .by_node
+            .iter()
+            .map(|(n, states)| (n.clone(), states.get("line").cloned().flatten()))
+            .collect()
+    }
+
+    #[test]
+    fn a_fleet_without_gpus_or_rabbitmq_gets_a_known_line_state() {
+        let c = |name: &str, cpu: f64| {
+            format!(
+                r#"{{"name": "{name}", "image": "{name}", "state": "running", "cpu_cores": {cpu}}}"#
+            )
+        };
+        let busy = format!(
+            r#"{{"containers": [{}, {}]}}"#,
+            c("api", 1.4),
+            c("worker", 0.9)
+        );
+        let quiet = format!(r#"{{"containers": [{}]}}"#, c("api", 0.1));
+        let jobs =
+            r#"{"work_queues": [{"name": "inspection", "pending": 12, "processing_workers": 0}]}"#;
+        let line = builtin_line(&[
+            ("busy-web", &busy),
+            ("quiet-web", &quiet),
+            ("jobs", jobs),
+            ("bare", "{}"),
+        ]);
+        // Two containers of 1.4 and 0.9 cores are busy together, though neither is alone.
+        assert_eq!(line["busy-web"].as_deref(), Some("production"));
+        assert_eq!(line["quiet-web"].as_deref(), Some("idle"));
+        assert_eq!(line["jobs"].as_deref(), Some("production"));
+        // Nothing that says work or rest: still unknown, not guessed.
+        assert_eq!(line["bare"], None);
+    }
+
+    #[test]
+    fn a_summed_condition_says_so() {
+        let c = Condition {
+            entity: "container:*".into(),
+            metric: "cpu_cores".into(),
+            above: Some(2.0),
+            below: None,
+            sum: true,
+        };
+        assert_eq!(c.describe(), "container:* cpu_cores (sum) > 2");
     }
 }

@@ -50,6 +50,11 @@ pub struct Params {
     pub window_s: f64,
     pub field: Option<String>,
     pub min_distinct: usize,
+    /// `interval`: lines closer than this are a loop, not a schedule (another mode's finding).
+    pub min_interval_s: f64,
+    /// `interval`: every capture of the window must bring the line, in counts near their mean,
+    /// so "every ~N" describes the whole window rather than a burst.
+    pub steady: bool,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -86,6 +91,8 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         window_s: p.duration(ctx, "window").unwrap_or(3600.0),
         field,
         min_distinct: p.fields.count(ctx, "min_distinct").unwrap_or(2).max(1),
+        min_interval_s: p.duration(ctx, "min_interval").unwrap_or(0.0),
+        steady: p.fields.boolean(ctx, "steady").unwrap_or(false),
     }))
 }
 
@@ -99,10 +106,11 @@ fn split(entity: &str) -> Option<(&str, &str, &str)> {
 impl Params {
     fn wants(&self, rule: &Rule, source: &str, level: &str, template: &str) -> bool {
         let stream = format!("log:{source}");
-        (rule.select.entity_matches(&stream)
-            || rule
-                .select
-                .entity_matches(&format!("logtpl:{source}|{level}|{template}")))
+        let tpl = format!("logtpl:{source}|{level}|{template}");
+        // `exclude` may name templates (another rule says those better), not only streams.
+        let excluded = rule.select.exclude.iter().any(|g| glob_match(g, &tpl));
+        !excluded
+            && (rule.select.entity_matches(&stream) || rule.select.entity_matches(&tpl))
             && (self.levels.is_empty() || self.levels.iter().any(|l| l.eq_ignore_ascii_case(level)))
             && (self.matches.is_empty() || self.matches.iter().any(|g| glob_match(g, template)))
     }
@@ -139,7 +147,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         .filter(|n| rule.select.node_matches(n))
         .collect();
     // template entity -> nodes where it qualifies, with their interval, for `also_on`.
-    let mut qualifying: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut qualifying: BTreeMap<String, Vec<Cadence>> = BTreeMap::new();
     let mut found: Vec<Candidate> = Vec::new();
     for node in &nodes {
         let Some(latest) = node.latest_at() else {
@@ -194,7 +202,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                         qualifying
                             .entry(entity.to_string())
                             .or_default()
-                            .push((node.node.clone(), every));
+                            .push(Cadence {
+                                node: node.node.clone(),
+                                every_s: every,
+                                last_line: last_line(node, source, level, template),
+                            });
                         true
                     }
                     None => false,
@@ -287,20 +299,52 @@ fn persistent(p: &Params, ctx: &EvalContext, seen: &Seen, c: &mut Candidate) -> 
 }
 
 /// `interval`: logged at least `min_count` times over the window; says how often ("~5m") when
-/// it fires.
-fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<String> {
-    // The first capture's count covers time before the window: leave it out.
-    let covered = seen.series.since(seen.latest - p.window_s as i64);
-    let counted: f64 = covered.iter().skip(1).filter_map(|pt| pt.value).sum();
-    let span = covered
+/// it fires, and returns the interval in seconds.
+fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<f64> {
+    // The stream's captures in the window, not the template's: a capture that brought none of
+    // its lines has no point in its series but counts as a zero. The first capture's count
+    // covers time before the window: leave it out.
+    let stream = seen
+        .node
+        .series(&format!("log:{}", seen.source), "lines_total");
+    let times: Vec<i64> = stream
+        .map(|s| {
+            s.since(seen.latest - p.window_s as i64)
+                .iter()
+                .map(|pt| pt.at)
+                .collect()
+        })
+        .unwrap_or_default();
+    let at = |t: i64| {
+        seen.series
+            .points
+            .binary_search_by_key(&t, |pt| pt.at)
+            .ok()
+            .and_then(|i| seen.series.points[i].value)
+            .unwrap_or(0.0)
+    };
+    // Each capture's count with the time it covers since the capture before it.
+    let counts: Vec<(f64, f64)> = times
+        .windows(2)
+        .map(|w| (at(w[1]), (w[1] - w[0]) as f64))
+        .collect();
+    let counted: f64 = counts.iter().map(|(n, _)| n).sum();
+    let span = times
         .first()
-        .map(|pt| (seen.latest - pt.at) as f64)
+        .map(|t| (seen.latest - t) as f64)
         .unwrap_or(0.0);
     let often_enough = counted >= p.min_count && span > 0.0;
     if !often_enough {
         return None;
     }
+    // One capture's lines are a rate; an interval needs two captures that brought the line.
+    if counts.iter().filter(|(n, _)| *n > 0.0).count() < 2 {
+        return None;
+    }
     let interval = span / counted;
+    if interval < p.min_interval_s || (p.steady && !is_steady(&counts, interval)) {
+        return None;
+    }
     c.value("count", Some(counted), fmt_number(counted, 0));
     c.value(
         "interval",
@@ -319,30 +363,96 @@ fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<String> {
         fmt_duration(span),
         fmt_duration(interval)
     );
-    Some(format!("~{}", fmt_duration(interval)))
+    Some(interval)
+}
+
+/// Each capture brought about as many lines as the interval predicts for the time it covers
+/// (within half of that, or one line): a schedule (a probe, a cron job, a retry timer), not a
+/// burst that happened to add up, nor a line that stopped halfway through the window.
+fn is_steady(counts: &[(f64, f64)], interval: f64) -> bool {
+    counts.len() >= 2
+        && counts.iter().all(|&(n, gap)| {
+            let expected = gap / interval;
+            (n - expected).abs() <= (expected * 0.5).max(1.0)
+        })
+}
+
+/// One node logging a template at an interval.
+struct Cadence {
+    node: String,
+    every_s: f64,
+    /// When its newest line was stamped, from the newest capture.
+    last_line: Option<i64>,
+}
+
+/// The newest line of a template on a node, as the log stamped it: from the newest capture
+/// that brought one (a capture a minute after another may bring none).
+fn last_line(node: &NodeHistory, source: &str, level: &str, template: &str) -> Option<i64> {
+    node.recent().rev().find_map(|snap| {
+        let stream = snap.logs.iter().find(|s| s.source == source)?;
+        stream
+            .templates
+            .iter()
+            .find(|t| t.template == template && t.level.as_deref().unwrap_or("-") == level)?
+            .last_ts
+            .map(|t| t.timestamp())
+    })
+}
+
+/// Two nodes log a line in step when their intervals agree within a fifth and their newest
+/// lines fall within a tenth of the interval (at least 30 s) of each other, modulo the interval:
+/// one schedule, one client or one clock behind both.
+fn in_step(a: &Cadence, b: &Cadence) -> bool {
+    let (ia, ib) = (a.every_s, b.every_s);
+    if ia <= 0.0 || ib <= 0.0 || (ia - ib).abs() > 0.2 * ia.max(ib) {
+        return false;
+    }
+    let (Some(ta), Some(tb)) = (a.last_line, b.last_line) else {
+        return false;
+    };
+    let every = (ia + ib) / 2.0;
+    let apart = ((ta - tb).abs() as f64) % every;
+    apart.min(every - apart) <= (every * 0.1).max(30.0)
 }
 
 /// Names the other nodes where the same template fires at an interval, so one cause across
-/// the fleet reads as one.
-fn with_also_on(mut c: Candidate, qualifying: &BTreeMap<String, Vec<(String, String)>>) -> Candidate {
+/// the fleet reads as one, and says whether they log it in step (the same interval, lines
+/// stamped together) or only alike.
+fn with_also_on(mut c: Candidate, qualifying: &BTreeMap<String, Vec<Cadence>>) -> Candidate {
     if c.unchecked {
         return c;
     }
-    let others: Vec<String> = qualifying
+    let list = qualifying
         .get(&c.entity)
-        .map(|list| {
-            list.iter()
-                .filter(|(n, _)| !c.nodes.contains(n))
-                .map(|(n, i)| format!("{n} ({i})"))
-                .collect()
-        })
+        .map(Vec::as_slice)
         .unwrap_or_default();
-    if !others.is_empty() {
+    let Some(own) = list.iter().find(|q| c.nodes.contains(&q.node)) else {
+        c.value("also_on", None, String::new());
+        return c;
+    };
+    let mut together: Vec<String> = Vec::new();
+    let mut apart: Vec<String> = Vec::new();
+    for other in list.iter().filter(|q| !c.nodes.contains(&q.node)) {
+        let named = format!("{} (~{})", other.node, fmt_duration(other.every_s));
+        if in_step(own, other) {
+            together.push(named);
+        } else {
+            apart.push(named);
+        }
+    }
+    if !together.is_empty() {
         c.evidence.push_str(&format!(
-            " The same line comes in step on {}.",
-            and_list(&others)
+            " The same line comes in step on {}: the same interval, the newest lines stamped together (one schedule or one client behind them).",
+            and_list(&together)
         ));
     }
+    if !apart.is_empty() {
+        c.evidence.push_str(&format!(
+            " It is also logged on {}, not in step.",
+            and_list(&apart)
+        ));
+    }
+    let others: Vec<String> = together.into_iter().chain(apart).collect();
     c.value("also_on", None, and_list(&others));
     c
 }

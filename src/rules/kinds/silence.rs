@@ -24,16 +24,20 @@ pub struct Params {
     /// Count lifecycle events of tracked entities (workers created, promoted, terminated) after
     /// the stream fell silent as activity.
     pub entities: bool,
+    /// Count container churn on the node after the stream fell silent as activity: containers
+    /// that appeared, exited (or went away) or restarted between consecutive captures.
+    pub churn: bool,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     let activity = parse_conditions(&mut p.fields, ctx, "activity");
     let entities = p.fields.boolean(ctx, "entities").unwrap_or(true);
-    if activity.is_empty() && !entities {
+    let churn = p.fields.boolean(ctx, "churn").unwrap_or(false);
+    if activity.is_empty() && !entities && !churn {
         ctx.report(
             p.fields.span.clone(),
             format!(
-                "{} needs evidence of activity: `activity` conditions or `entities = true`; silence alone is not a finding",
+                "{} needs evidence of activity: `activity` conditions, `entities = true` or `churn = true`; silence alone is not a finding",
                 p.fields.what
             ),
         );
@@ -43,6 +47,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         for_s: p.duration(ctx, "for").unwrap_or(300.0),
         activity,
         entities,
+        churn,
     }))
 }
 
@@ -113,6 +118,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     ));
                 }
             }
+            if p.churn
+                && let Some(said) = churn_since(node, last_lines)
+            {
+                evidence.push(said);
+            }
             if evidence.is_empty() {
                 continue;
             }
@@ -130,4 +140,51 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(c);
         }
     }
+}
+
+/// Container churn on the node in the captures after `since`, read from consecutive snapshots:
+/// containers that appeared, that exited or went away, and restarts Docker counted. A worker
+/// farm that spawns a container per job is working even when its queue is not visible.
+fn churn_since(node: &crate::history::NodeHistory, since: i64) -> Option<String> {
+    use crate::model::ContainerState;
+    let snaps: Vec<&crate::model::Snapshot> = node.recent().collect();
+    let (mut created, mut exited, mut restarted) = (0u64, 0u64, 0u64);
+    for pair in snaps.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        if after.captured_at.timestamp() <= since {
+            continue;
+        }
+        // A capture whose Docker source failed has no container list: not an exit of all.
+        let (Some(was), Some(now)) = (&before.containers, &after.containers) else {
+            continue;
+        };
+        let running = |c: &crate::model::Container| c.state == ContainerState::Running;
+        for c in now {
+            match was.iter().find(|b| b.name == c.name) {
+                None => created += 1,
+                Some(b) => {
+                    if running(b) && !running(c) {
+                        exited += 1;
+                    }
+                    let (rb, ra) = (b.restart_count.unwrap_or(0), c.restart_count.unwrap_or(0));
+                    restarted += u64::from(ra.saturating_sub(rb));
+                }
+            }
+        }
+        exited += was
+            .iter()
+            .filter(|b| running(b) && !now.iter().any(|c| c.name == b.name))
+            .count() as u64;
+    }
+    let mut parts = Vec::new();
+    if created > 0 {
+        parts.push(crate::units::plural(created as usize, "container") + " created");
+    }
+    if exited > 0 {
+        parts.push(format!("{exited} exited"));
+    }
+    if restarted > 0 {
+        parts.push(crate::units::plural(restarted as usize, "restart"));
+    }
+    (!parts.is_empty()).then(|| format!("{} on the node since", and_list(&parts)))
 }
