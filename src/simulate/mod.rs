@@ -6,6 +6,7 @@
 //! of (seed, node, series, time), never from a global generator or map order.
 
 mod containers;
+mod lifecycle;
 mod logs;
 pub mod scenario;
 mod sections;
