@@ -9,7 +9,7 @@ use crate::model::{
 
 use super::lifecycle;
 use super::logs::log_stream;
-use super::scenario::{ContainerSpec, EphemeralSpec, EventKind};
+use super::scenario::{ContainerSpec, EphemeralSpec, EventKind, MAX_EPHEMERAL_LISTED};
 use super::sections::{Capture, event_active};
 use super::trajectory::{Clock, NodeState, hash, ts, u};
 
@@ -37,10 +37,6 @@ pub(super) fn docker(cap: &Capture, st: &mut NodeState, snap: &mut Snapshot) {
     snap.containers = Some(containers);
 }
 
-/// How many short-lived containers one `[[node.ephemeral]]` may list in a capture; the scenario
-/// check refuses more.
-pub(crate) const MAX_EPHEMERAL_LISTED: f64 = 1000.0;
-
 /// The short-lived containers of a worker farm listed at the capture: created every `every`,
 /// running for `lives`, then exited (with `code`) and still listed for `keep`.
 fn ephemeral(cap: &Capture, e: &EphemeralSpec, st: &mut NodeState, out: &mut Vec<Container>) {
@@ -62,11 +58,11 @@ fn ephemeral(cap: &Capture, e: &EphemeralSpec, st: &mut NodeState, out: &mut Vec
     let mem = e
         .mem
         .as_ref()
-        .and_then(|tr| st.sample(&format!("{key}.mem"), tr, t, &[]));
+        .map_or(Some(0.0), |tr| st.sample(&format!("{key}.mem"), tr, t, &[]));
     let cpu = e
         .cpu
         .as_ref()
-        .and_then(|tr| st.sample(&format!("{key}.cpu"), tr, t, &[]));
+        .map_or(Some(0.0), |tr| st.sample(&format!("{key}.cpu"), tr, t, &[]));
     // Those created in (t - lives - keep, t] and before `until`.
     let newest = ((t - origin) / every).floor();
     let oldest = (((t - lives - keep - origin) / every).floor() + 1.0).max(first_k);
@@ -284,5 +280,176 @@ fn published(port: u16) -> Port {
         public: Some(port),
         ip: Some("0.0.0.0".into()),
         proto: "tcp".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{ContainerState, Health, Snapshot};
+
+    const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
+
+    fn run(body: &str) -> Vec<Snapshot> {
+        let text = format!("{HEADER}{body}");
+        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("scenario refused: {e}"),
+        };
+        match crate::simulate::generate(&s) {
+            Ok(snaps) => snaps,
+            Err(e) => panic!("not generated: {e}"),
+        }
+    }
+
+    /// `(state, restart count, exit code, oom flag)` of container `name` at each capture.
+    fn life(
+        snaps: &[Snapshot],
+        name: &str,
+    ) -> Vec<(ContainerState, u32, Option<i64>, Option<bool>)> {
+        snaps
+            .iter()
+            .map(|s| {
+                let c = s
+                    .container(name)
+                    .unwrap_or_else(|| panic!("{name} not listed"));
+                (
+                    c.state,
+                    c.restart_count.unwrap_or(0),
+                    c.exit_code,
+                    c.oom_killed,
+                )
+            })
+            .collect()
+    }
+
+    const ONE: &str = "image = \"x\"\nmem = \"100MB\"\n";
+
+    #[test]
+    fn an_oom_kill_leaves_a_container_without_restart_policy_exited_and_flagged() {
+        let snaps = run(&format!(
+            "events = [{{ kind = \"oom-kill\", container = \"a\", at = \"+10m\" }}, {{ kind = \"oom-kill\", container = \"b\", at = \"+10m\" }}]\n[[node.container]]\nname = \"a\"\n{ONE}[[node.container]]\nname = \"b\"\nrestart_policy = \"unless-stopped\"\n{ONE}"
+        ));
+        use ContainerState::{Exited, Running};
+        let a = life(&snaps, "a");
+        assert_eq!(a[0], (Running, 0, Some(0), Some(false)));
+        assert_eq!(a[1], (Exited, 0, Some(137), Some(true)));
+        assert_eq!(
+            snaps[1].container("a").and_then(|c| c.mem_usage_bytes),
+            Some(0)
+        );
+        // The policy starts it again at once, and the start clears the flag and the code, as
+        // the engine does: only the restart count and the start time tell.
+        let b = life(&snaps, "b");
+        assert_eq!(b[1], (Running, 1, Some(0), Some(false)));
+        let started = snaps[1].container("b").and_then(|c| c.started_at);
+        assert_eq!(
+            started.map(|t| t.to_rfc3339()),
+            Some("2026-02-18T00:10:00+00:00".into())
+        );
+    }
+
+    #[test]
+    fn an_exit_holds_until_its_end_and_a_crash_loop_counts_one_restart_per_every() {
+        let snaps = run(&format!(
+            "events = [{{ kind = \"exit\", container = \"a\", at = \"+10m\", until = \"+40m\", code = 2 }}, {{ kind = \"crash-loop\", container = \"b\", at = \"+5m\", until = \"+40m\", every = \"2m\", code = 3 }}]\n[[node.container]]\nname = \"a\"\n{ONE}[[node.container]]\nname = \"b\"\nrestart_policy = \"always\"\n{ONE}"
+        ));
+        use ContainerState::{Exited, Restarting, Running};
+        let a = life(&snaps, "a");
+        assert_eq!(a[1], (Exited, 0, Some(2), Some(false)));
+        assert_eq!(a[2], (Exited, 0, Some(2), Some(false)));
+        assert_eq!(a[3], (Running, 1, Some(0), Some(false)));
+        let b = life(&snaps, "b");
+        // Restarts at 07, 09, …: five by 00:15, twelve by 00:30, seventeen before 00:40 and the
+        // one that holds at 00:40.
+        assert_eq!(b[1], (Restarting, 5, Some(3), Some(false)));
+        assert_eq!(b[2], (Restarting, 12, Some(3), Some(false)));
+        assert_eq!(b[3], (Running, 18, Some(0), Some(false)));
+        assert_eq!(b[4], b[3]);
+    }
+
+    #[test]
+    fn a_failing_health_check_turns_unhealthy_after_its_retries_and_recovers() {
+        let snaps = run(
+            "events = [{ kind = \"unhealthy\", container = \"a\", at = \"+20m\", until = \"+50m\", output = \"refused\" }, { kind = \"unhealthy\", container = \"b\", at = \"+29m40s\", until = \"+30m10s\" }]\n[[node.container]]\nname = \"a\"\nimage = \"x\"\nmem = \"1MB\"\nhealth = \"healthy\"\nhealth_interval = \"1m\"\n[[node.container]]\nname = \"b\"\nimage = \"x\"\nmem = \"1MB\"\nhealth = \"healthy\"\nhealth_interval = \"10s\"\n",
+        );
+        let a: Vec<_> = snaps
+            .iter()
+            .map(|s| s.container("a").map(|c| (c.health, c.failing_streak)))
+            .collect();
+        assert_eq!(a[1], Some((Health::Healthy, Some(0))));
+        assert_eq!(a[2], Some((Health::Unhealthy, Some(10))));
+        assert_eq!(a[3], Some((Health::Unhealthy, Some(25))));
+        assert_eq!(a[4], Some((Health::Healthy, Some(0))));
+        let log = snaps[2]
+            .container("a")
+            .map(|c| c.health_log.clone())
+            .unwrap_or_default();
+        assert_eq!(log.len(), 3);
+        assert!(
+            log.iter()
+                .all(|h| h.exit_code == 1 && h.output == "refused")
+        );
+        // One or two failed checks are not yet `unhealthy` (Docker's three retries).
+        let b = snaps[2]
+            .container("b")
+            .map(|c| (c.health, c.failing_streak));
+        assert_eq!(b, Some((Health::Healthy, Some(2))));
+    }
+
+    #[test]
+    fn a_log_cut_leaves_the_end_of_each_window_unread() {
+        let snaps = run(
+            "events = [{ kind = \"log-cut\", container = \"a\", at = \"+20m\", until = \"+50m\", unread = \"5m\" }]\n[[node.container]]\nname = \"a\"\nimage = \"x\"\nmem = \"1MB\"\nlog = [{ message = \"tick\", every = \"1s\" }]\n",
+        );
+        let stream = |i: usize| snaps[i].logs[0].clone();
+        assert_eq!(stream(1).truncated, None);
+        assert_eq!(stream(1).lines_total, 900);
+        let cut = stream(2);
+        assert_eq!(cut.lines_total, 600);
+        let after = cut.truncated.as_ref().and_then(|t| t.after);
+        assert_eq!(after.map(|a| (cut.window_end - a).num_seconds()), Some(300));
+        assert_eq!(stream(4).truncated, None);
+    }
+
+    #[test]
+    fn a_worker_farm_lists_its_short_lived_containers_running_then_exited() {
+        let snaps = run(
+            "[[node.ephemeral]]\nprefix = \"task-\"\nimage = \"w\"\nevery = \"10m\"\nlives = \"4m\"\nkeep = \"15m\"\ncode = 1\nuntil = \"+45m\"\n",
+        );
+        let listed = |i: usize| -> Vec<(String, ContainerState, Option<i64>)> {
+            snaps[i]
+                .containers
+                .iter()
+                .flatten()
+                .map(|c| (c.name.clone(), c.state, c.exit_code))
+                .collect()
+        };
+        use ContainerState::{Exited, Running};
+        assert_eq!(
+            listed(1),
+            vec![
+                ("task-3".into(), Exited, Some(1)),
+                ("task-4".into(), Exited, Some(1))
+            ]
+        );
+        assert_eq!(
+            listed(3),
+            vec![
+                ("task-6".into(), Exited, Some(1)),
+                ("task-7".into(), Exited, Some(1))
+            ]
+        );
+        // None is created from 00:45 on: the last one (00:40) is gone by 01:00.
+        assert_eq!(listed(4), vec![]);
+        assert_eq!(listed(0)[1], ("task-3".into(), Running, Some(0)));
+    }
+
+    #[test]
+    fn the_same_scenario_with_events_gives_the_same_bytes() {
+        let body = "events = [{ kind = \"crash-loop\", container = \"a\", at = \"+5m\", every = \"3m\" }, { kind = \"unhealthy\", container = \"a\", at = \"+1m\" }]\n[[node.container]]\nname = \"a\"\nimage = \"x\"\nhealth = \"healthy\"\nmem = { start = \"1MB\", noise = \"0.5MB\" }\n[[node.ephemeral]]\nprefix = \"t\"\nimage = \"w\"\nevery = \"7m\"\nlives = \"3m\"\nmem = { start = \"5MB\", noise = \"1MB\" }\n";
+        let bytes = |snaps: Vec<Snapshot>| serde_json::to_vec(&snaps).unwrap_or_default();
+        let first = bytes(run(body));
+        assert!(!first.is_empty());
+        assert_eq!(first, bytes(run(body)));
     }
 }

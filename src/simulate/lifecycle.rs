@@ -192,7 +192,7 @@ pub(super) fn life(
                 } else {
                     bounces
                 };
-                restarts = restarts.saturating_add(bounces.max(0.0).min(1e9) as u32);
+                restarts = restarts.saturating_add(bounces.clamp(0.0, 1e9) as u32);
                 if bounces >= 1.0 {
                     started = started.max(at + bounces * every);
                 }

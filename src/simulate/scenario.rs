@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 pub use crate::units::{MAX_SPAN_SECS, TimeSpec, parse_time};
-pub use check::{MAX_EXTRA_CONTAINERS, MAX_NODES, MAX_ROUNDS, MAX_SNAPSHOTS, check};
+pub use check::{
+    MAX_EPHEMERAL_LISTED, MAX_EXTRA_CONTAINERS, MAX_NODES, MAX_ROUNDS, MAX_SNAPSHOTS, check,
+};
 pub use quantity::{Bytes, BytesDim, Dim, Oscillation, Plain, PlainDim, Q, Rate, Secs, Step, Traj};
 
 #[derive(Debug, Clone, Deserialize)]
