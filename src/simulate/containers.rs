@@ -146,6 +146,10 @@ fn container(
         .size_rw
         .as_ref()
         .and_then(|tr| st.sample(&format!("{key}.rw"), tr, t, &[]));
+    let blkio = c
+        .blkio_write
+        .as_ref()
+        .and_then(|tr| st.sample(&format!("{key}.blkio"), tr, t, &resets));
     if !present {
         return None;
     }
@@ -192,7 +196,7 @@ fn container(
         mem_limit_bytes: c.mem_limit.as_ref().map(|q| q.0 as u64),
         cpu_cores: if running { cpu } else { Some(0.0) },
         pids: None,
-        blkio_write_bytes: None,
+        blkio_write_bytes: if running { u(blkio) } else { None },
         size_rw_bytes: u(size_rw),
         size_root_fs_bytes: match (size_rw, &c.image_size) {
             (Some(rw), Some(img)) => Some((rw + img.0) as u64),

@@ -274,6 +274,10 @@ pub struct ContainerSpec {
     pub cpu: Option<Plain>,
     #[serde(default)]
     pub size_rw: Option<Bytes>,
+    /// Bytes written to block devices since the container started (`docker stats` BLOCK I/O):
+    /// a counter that starts again at each restart.
+    #[serde(default)]
+    pub blkio_write: Option<Bytes>,
     #[serde(default)]
     pub image_size: Option<Q<BytesDim>>,
     #[serde(default)]
