@@ -31,6 +31,7 @@ mod perms;
 mod quiet;
 mod registry;
 mod resolution;
+mod scenario_kinds;
 mod secrets;
 mod shared_archive;
 mod support;
