@@ -6,6 +6,7 @@
 //! of (seed, node, series, time), never from a global generator or map order.
 
 mod containers;
+mod lifecycle;
 mod logs;
 pub mod scenario;
 mod sections;
@@ -19,7 +20,7 @@ use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::model::{Snapshot, validate_node_name};
-use scenario::{EventKind, NodeSpec, Scenario};
+use scenario::{NodeSpec, Scenario};
 use sections::node_snapshot;
 use trajectory::{Clock, NodeState, hash, unit_noise};
 
@@ -46,19 +47,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario> {
     }
     for node in expand_nodes(&scenario) {
         validate_node_name(&node.name).map_err(|m| Error::bad_file(path, m))?;
-        for ev in &node.events {
-            let needs = match ev.kind {
-                EventKind::SourceDown => ev.source.is_none().then_some("source"),
-                EventKind::Restart => ev.container.is_none().then_some("container"),
-                _ => None,
-            };
-            if let Some(field) = needs {
-                return Err(Error::bad_file(
-                    path,
-                    format!("node {}: a {:?} event needs `{field}`", node.name, ev.kind),
-                ));
-            }
-        }
     }
     if scenario.scenario.interval.0 < 1.0 {
         return Err(Error::bad_file(

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 pub use crate::units::{MAX_SPAN_SECS, TimeSpec, parse_time};
-pub use check::{MAX_EXTRA_CONTAINERS, MAX_NODES, MAX_ROUNDS, MAX_SNAPSHOTS, check};
+pub use check::{
+    MAX_EPHEMERAL_LISTED, MAX_EXTRA_CONTAINERS, MAX_NODES, MAX_ROUNDS, MAX_SNAPSHOTS, check,
+};
 pub use quantity::{Bytes, BytesDim, Dim, Oscillation, Plain, PlainDim, Q, Rate, Secs, Step, Traj};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,47 @@ pub enum EventKind {
     SourceDown,
     /// One container (`container`) restarts at `at`.
     Restart,
+    /// The kernel kills `container` for memory at `at` (exit code 137); its restart policy
+    /// decides whether it runs again.
+    OomKill,
+    /// `container` exits with `code` at `at` and stays exited until `until`.
+    Exit,
+    /// `container` exits with `code` and is restarted every `every` from `at` until `until`.
+    CrashLoop,
+    /// `container`'s health check fails from `at` until `until`, saying `output`.
+    Unhealthy,
+    /// A read bound cuts `container`'s log: the last `unread` of each window goes unread.
+    LogCut,
+}
+
+impl EventKind {
+    /// The kinds that happen to one container, named by `container`.
+    pub fn needs_container(self) -> bool {
+        matches!(
+            self,
+            EventKind::Restart
+                | EventKind::OomKill
+                | EventKind::Exit
+                | EventKind::CrashLoop
+                | EventKind::Unhealthy
+                | EventKind::LogCut
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Reboot => "reboot",
+            EventKind::Dark => "dark",
+            EventKind::ContainersDown => "containers-down",
+            EventKind::SourceDown => "source-down",
+            EventKind::Restart => "restart",
+            EventKind::OomKill => "oom-kill",
+            EventKind::Exit => "exit",
+            EventKind::CrashLoop => "crash-loop",
+            EventKind::Unhealthy => "unhealthy",
+            EventKind::LogCut => "log-cut",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +131,18 @@ pub struct Event {
     pub container: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Exit code of an `exit` or `crash-loop` (default 1).
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// How often a `crash-loop` restarts the container.
+    #[serde(default)]
+    pub every: Option<Secs>,
+    /// What a failing health check (`unhealthy`) prints.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// How much of the end of each log window a `log-cut` leaves unread.
+    #[serde(default)]
+    pub unread: Option<Secs>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +258,13 @@ pub struct ContainerSpec {
     pub state: String,
     #[serde(default)]
     pub health: Option<String>,
+    /// Time between two health checks (default 30s, Docker's own default); setting it, or an
+    /// `unhealthy` event, makes the snapshots carry the failing streak and the health log.
+    #[serde(default)]
+    pub health_interval: Option<Secs>,
+    /// Failed checks in a row before the health reads `unhealthy` (default 3, as Docker).
+    #[serde(default)]
+    pub health_retries: Option<u32>,
     #[serde(default)]
     pub restart_policy: Option<String>,
     #[serde(default)]
@@ -212,6 +274,10 @@ pub struct ContainerSpec {
     pub cpu: Option<Plain>,
     #[serde(default)]
     pub size_rw: Option<Bytes>,
+    /// Bytes written to block devices since the container started (`docker stats` BLOCK I/O):
+    /// a counter that starts again at each restart.
+    #[serde(default)]
+    pub blkio_write: Option<Bytes>,
     #[serde(default)]
     pub image_size: Option<Q<BytesDim>>,
     #[serde(default)]
@@ -362,6 +428,36 @@ pub struct NodeSpec {
     pub job: Vec<JobSpec>,
     #[serde(default)]
     pub entity: Vec<EntitySpec>,
+    #[serde(default)]
+    pub ephemeral: Vec<EphemeralSpec>,
+}
+
+/// Short-lived containers a worker farm starts one after another: one is created every
+/// `every`, runs for `lives`, exits with `code` and stays listed for `keep` after it exits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EphemeralSpec {
+    /// Names are this prefix and a number: `task-1`, `task-2`, …
+    pub prefix: String,
+    pub image: String,
+    #[serde(default)]
+    pub tag: Option<String>,
+    pub every: Secs,
+    pub lives: Secs,
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// The first one is created then; without it the farm is already running at the start.
+    #[serde(default)]
+    pub from: Option<TimeSpec>,
+    /// None is created from then on.
+    #[serde(default)]
+    pub until: Option<TimeSpec>,
+    #[serde(default)]
+    pub keep: Option<Secs>,
+    #[serde(default)]
+    pub mem: Option<Bytes>,
+    #[serde(default)]
+    pub cpu: Option<Plain>,
 }
 
 /// A processing queue an application reports (seed 003).

@@ -61,7 +61,7 @@ impl Capture<'_> {
     }
 }
 
-fn event_active(clock: &Clock, ev: &scenario::Event, t: f64) -> bool {
+pub(super) fn event_active(clock: &Clock, ev: &scenario::Event, t: f64) -> bool {
     let from = clock.at(&ev.at);
     let to = ev
         .until
@@ -123,7 +123,7 @@ pub(super) fn node_snapshot(s: &Scenario, node: &NodeSpec, st: &mut NodeState, t
     if let Some(hs) = &node.host {
         host(&cap, hs, st, &mut snap);
     }
-    if !node.container.is_empty() || node.docker.is_some() {
+    if !node.container.is_empty() || !node.ephemeral.is_empty() || node.docker.is_some() {
         docker(&cap, st, &mut snap);
     }
     if !node.gpu.is_empty() {
@@ -261,7 +261,7 @@ fn source_names(node: &NodeSpec) -> Vec<String> {
     if node.host.is_some() {
         names.push("host".to_string());
     }
-    if !node.container.is_empty() || node.docker.is_some() {
+    if !node.container.is_empty() || !node.ephemeral.is_empty() || node.docker.is_some() {
         names.push("docker".to_string());
     }
     if !node.gpu.is_empty() {
