@@ -91,6 +91,31 @@ fn measure(samples: &[(i64, f64)], min_move: f64) -> (f64, f64, usize) {
     (low, high, swings)
 }
 
+/// The samples without lone blips: a single reading that leaves a steady level by at least
+/// `min_move` and is followed by one back near where it left (closer than half the excursion),
+/// with steady readings on either side. One reading up and back is not a band; a reading
+/// that swings through to the other side (24, 18, 27 °C) is kept, and so is every reading of a
+/// value that alternates capture after capture.
+fn without_blips(samples: &[(i64, f64)], min_move: f64) -> Vec<(i64, f64)> {
+    let v = |i: usize| samples[i].1;
+    let steady = |a: usize, b: usize| (v(a) - v(b)).abs() < min_move;
+    let n = samples.len();
+    (0..n)
+        .filter(|&i| {
+            if i == 0 || i + 1 >= n {
+                return true;
+            }
+            let out = v(i) - v(i - 1);
+            let blip = out.abs() >= min_move
+                && (v(i + 1) - v(i - 1)).abs() < out.abs() / 2.0
+                && (i < 2 || steady(i - 1, i - 2))
+                && (i + 2 >= n || steady(i + 1, i + 2));
+            !blip
+        })
+        .map(|i| samples[i])
+        .collect()
+}
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
@@ -126,7 +151,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
-        let (low, high, swings) = measure(&samples, p.min_move);
+        let (low, high, swings) = measure(&without_blips(&samples, p.min_move), p.min_move);
         let (t0, t1) = (samples[0].0, samples[samples.len() - 1].0);
         if high - low < p.min_range || swings < p.min_swings {
             // A run shorter than the window (since a reboot, after a gap) cannot show a cycle
@@ -232,6 +257,16 @@ mod tests {
         let (low, high, swings) = measure(&s, 4.5);
         assert_eq!(high - low, 9.0);
         assert_eq!(swings, 2);
+    }
+
+    #[test]
+    fn a_lone_blip_is_dropped_but_a_swing_through_or_an_alternation_is_kept() {
+        let blip = at(&[600.0, 600.0, 800.0, 600.0, 600.0]);
+        assert_eq!(super::without_blips(&blip, 100.0).len(), 4);
+        let through = at(&[23.0, 24.0, 18.0, 27.0]);
+        assert_eq!(super::without_blips(&through, 4.0).len(), 4);
+        let alternating = at(&[23.0, 32.0, 23.0, 32.0, 23.0]);
+        assert_eq!(super::without_blips(&alternating, 4.0).len(), 5);
     }
 
     #[test]
