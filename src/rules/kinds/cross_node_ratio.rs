@@ -149,7 +149,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let all = all.chain(missing.iter().map(|(n, e)| (*n, e.as_str())));
             for (node, entity) in all {
                 let at = node.latest_at().unwrap_or_default();
-                out.push(Candidate::undecided(node, entity, metric, at));
+                let mut c = Candidate::undecided(node, entity, metric, at);
+                // The key of the finding it would be: scoped like one.
+                c.scope = Some(format!("{group}:{}", node.node));
+                out.push(c);
             }
         }
     }
