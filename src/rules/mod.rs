@@ -6,6 +6,7 @@
 
 pub mod advice;
 pub mod defaults;
+pub mod gate_window;
 pub mod group;
 pub mod kinds;
 mod load;
@@ -185,6 +186,7 @@ impl Library {
             window,
             tz,
             states: &states,
+            state_defs: &self.states,
             aliases: &self.aliases,
         };
         let mut findings = Vec::new();

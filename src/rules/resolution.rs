@@ -146,6 +146,13 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
             continue;
         }
         match window.current(node, &f.entity, &f.metric) {
+            // Growth is undone only when the level comes back to where it started.
+            Some(Some(v))
+                if f.kind == kinds::growth_rate::SPEC.name
+                    && kinds::growth_rate::still_holds(f, v) =>
+            {
+                return Verdict::Holds;
+            }
             Some(Some(v)) => {
                 let (d, s) = metric_unit(&f.metric);
                 now_text = Some(fmt_value(v, d, s));

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh, peer_groups};
 use crate::history::NodeHistory;
+use crate::rules::gate_window;
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
@@ -37,41 +38,69 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     }))
 }
 
-fn mean_since(node: &NodeHistory, entity: &str, metric: &str, since: i64) -> Option<f64> {
-    let series = node.series(entity, metric)?;
-    let points = fresh(node, series)?;
-    let values: Vec<f64> = points
+/// The readings of a fresh series from `since` on, as (capture time, value).
+fn readings_since(node: &NodeHistory, entity: &str, metric: &str, since: i64) -> Vec<(i64, f64)> {
+    let Some(points) = node.series(entity, metric).and_then(|s| fresh(node, s)) else {
+        return Vec::new();
+    };
+    let from = points.partition_point(|p| p.at < since);
+    points[from..]
         .iter()
-        .filter(|p| p.at >= since)
-        .filter_map(|p| p.value)
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        .filter_map(|p| p.value.map(|v| (p.at, v)))
+        .collect()
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
-    let Some(latest) = ctx.window.latest_at() else {
-        return;
-    };
-    let since = latest.timestamp() - p.over_s as i64;
     for (group, nodes) in peer_groups(rule, ctx.window, false) {
         // canonical entity -> (node, entity as named there, mean)
         let mut by_entity: BTreeMap<String, Vec<(&NodeHistory, String, f64)>> = BTreeMap::new();
+        // Entities left out on some node because its gate did not hold over the whole window:
+        // the comparison could not be made in full.
+        let mut left_out: BTreeMap<String, Vec<(&NodeHistory, String)>> = BTreeMap::new();
         for node in &nodes {
-            for (entity, _) in node.series_of(metric) {
-                if !rule.select.entity_matches(entity) {
+            // Each node's window ends at its own newest capture: nodes are captured at
+            // different moments, and a window shared from the fleet's newest capture would take
+            // one reading more or less from each depending on jitter.
+            let Some(latest) = node.latest_at() else {
+                continue;
+            };
+            let since = latest - p.over_s as i64;
+            let series: Vec<(&str, Vec<(i64, f64)>)> = node
+                .series_of(metric)
+                .into_iter()
+                .filter(|(entity, _)| rule.select.entity_matches(entity))
+                .map(|(entity, _)| (entity, readings_since(node, entity, metric, since)))
+                .filter(|(_, r)| !r.is_empty())
+                .collect();
+            // The gate must hold at every reading averaged, not only at the newest capture.
+            let mut times: Vec<i64> = series
+                .iter()
+                .flat_map(|(_, r)| r.iter().map(|(at, _)| *at))
+                .collect();
+            times.sort_unstable();
+            times.dedup();
+            let held =
+                gate_window::held_since(&rule.when, ctx.state_defs, ctx.window, node, &times);
+            for (entity, readings) in series {
+                let canonical = ctx.aliases.canonical(entity);
+                if held.is_none_or(|from| from > readings[0].0) {
+                    left_out
+                        .entry(canonical)
+                        .or_default()
+                        .push((node, entity.to_string()));
                     continue;
                 }
-                if let Some(mean) = mean_since(node, entity, metric, since) {
-                    by_entity
-                        .entry(ctx.aliases.canonical(entity))
-                        .or_default()
-                        .push((node, entity.to_string(), mean));
-                }
+                let mean = readings.iter().map(|r| r.1).sum::<f64>() / readings.len() as f64;
+                by_entity
+                    .entry(canonical)
+                    .or_default()
+                    .push((node, entity.to_string(), mean));
             }
         }
-        for list in by_entity.values() {
+        let mut fired = std::collections::BTreeSet::new();
+        for (canonical, list) in &by_entity {
             if list.len() < 2 {
                 continue;
             }
@@ -107,6 +136,24 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 fmt_duration(p.over_s),
             );
             out.push(c);
+            fired.insert(canonical.as_str());
+        }
+        // A peer left out cannot show that the others are alike: an open finding about them
+        // stays open (could not check) rather than resolving.
+        for (canonical, missing) in &left_out {
+            if fired.contains(canonical.as_str()) {
+                continue;
+            }
+            let compared = by_entity.get(canonical).into_iter().flatten();
+            let all = compared.map(|(n, e, _)| (*n, e.as_str()));
+            let all = all.chain(missing.iter().map(|(n, e)| (*n, e.as_str())));
+            for (node, entity) in all {
+                let at = node.latest_at().unwrap_or_default();
+                let mut c = Candidate::undecided(node, entity, metric, at);
+                // The key of the finding it would be: scoped like one.
+                c.scope = Some(format!("{group}:{}", node.node));
+                out.push(c);
+            }
         }
     }
 }

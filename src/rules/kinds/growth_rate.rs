@@ -26,6 +26,7 @@ pub const SPEC: KindSpec = KindSpec {
         "eta",
         "eta_at",
         "projection",
+        "from",
     ],
     headline: &["rate"],
     parse,
@@ -179,9 +180,116 @@ pub(super) fn longest_run(
         .min_by_key(|f| f.start))
 }
 
+/// What the readings before a climb say about it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Cycle {
+    /// Nothing before the climb fell back by a comparable amount: the climb is growth.
+    None,
+    /// The series fell back from a peak before this climb by at least half of it, so the climb
+    /// is a phase of a cycle: it is growth only as far as it goes past that peak. `trough` is
+    /// the low the climb started from.
+    After {
+        peak_at: i64,
+        peak: f64,
+        trough: f64,
+    },
+}
+
+/// Whether the climb `readings[start..]` (values signed so that growth is positive) repeats a
+/// cycle: before it, the series came down from a peak by at least half of the climb.
+pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
+    let (Some(&(_, last)), Some(&(_, first))) = (readings.last(), readings.get(start)) else {
+        return Cycle::None;
+    };
+    let Some((peak_i, &(peak_at, peak))) = readings[..start]
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+    else {
+        return Cycle::None;
+    };
+    let trough = readings[peak_i..=start]
+        .iter()
+        .map(|r| r.1)
+        .fold(first, f64::min);
+    let climb = last - first;
+    if climb <= 0.0 || peak - trough < climb / 2.0 {
+        return Cycle::None;
+    }
+    Cycle::After {
+        peak_at,
+        peak,
+        trough,
+    }
+}
+
+/// Whether an open growth finding still holds at the reading `now`: the level has not come back
+/// to where the growth started (its `first` value; for a cycle whose peaks climb, the low the
+/// cycle started from). A leak that pauses is not fixed until then.
+pub fn still_holds(f: &crate::model::Finding, now: f64) -> bool {
+    let value = |k: &str| f.values.get(k).and_then(|v| v.value);
+    let start = value("from").or(value("first"));
+    match (start, value("delta")) {
+        (Some(first), Some(delta)) if delta > 0.0 => now > first,
+        (Some(first), Some(delta)) if delta < 0.0 => now < first,
+        _ => false,
+    }
+}
+
+/// The trend a finding reports: a straight run of readings, or the level of a cycle against
+/// the same phase one period earlier.
+struct Trend {
+    t0: i64,
+    first: f64,
+    t1: i64,
+    last: f64,
+    samples: usize,
+    /// Least-squares slope and r² of a straight run; `None` for a cycle's peaks.
+    fit: Option<(f64, f64)>,
+    /// For a cycle whose peaks climb, the low this cycle started from: where the growth that
+    /// must be undone started.
+    cycle_from: Option<f64>,
+}
+
+/// Whether the entity was restarted, or its node rebooted, after `since`: its readings start
+/// again from its base, which undoes nothing the growth before it showed.
+fn reset_since(node: &crate::history::NodeHistory, entity: &str, since: i64) -> bool {
+    node.segment_start() > since
+        || node.series(entity, "restart_count").is_some_and(|s| {
+            s.since(since).windows(2).any(|w| {
+                matches!((w[0].value, w[1].value), (Some(a), Some(b)) if a != b)
+            })
+        })
+}
+
+/// Whether the growth over `readings` happened only while the node's `line` state was idle:
+/// readings taken in production (at least one) moved it by under a tenth of what the idle ones
+/// added.
+fn grows_only_while_idle(ctx: &EvalContext, node: &crate::history::NodeHistory, readings: &[(i64, f64)], sign: f64) -> bool {
+    let Some(line) = ctx.state_defs.iter().find(|d| d.id == IDLE_STATE.0) else {
+        return false;
+    };
+    let (mut idle, mut busy, mut busy_steps) = (0.0, 0.0, 0);
+    for w in readings.windows(2) {
+        let step = (w[1].1 - w[0].1) * sign;
+        match crate::rules::gate_window::state_at(line, ctx.window, node, w[1].0).as_deref() {
+            Some(v) if v == IDLE_STATE.1 => idle += step.max(0.0),
+            Some(_) => {
+                busy += step;
+                busy_steps += 1;
+            }
+            None => return false,
+        }
+    }
+    busy_steps > 0 && idle > 0.0 && busy.abs() < idle / 10.0
+}
+
+/// The state and value in which growth is "while idle" (`rules/states.toml`).
+const IDLE_STATE: (&str, &str) = ("line", "idle");
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     let metric = rule.select.metric.as_str();
-    let (dim, suffix) = metric_unit(metric);
+    let sign = if p.min_rate >= 0.0 { 1.0 } else { -1.0 };
     for (node, entity, points) in fresh_series(rule, ctx.window) {
         let Some(last_at) = points.last().map(|pt| pt.at) else {
             continue;
@@ -220,10 +328,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             Ok(None) => {
                 // A projected level already passed stays passed while the trend wavers: the
-                // growth that led there is not undone by a fit that no longer holds.
-                if let (Some(limit), Some((_, now))) = (limit, samples.last())
-                    && *now >= limit
-                {
+                // growth that led there is not undone by a fit that no longer holds. Nor is it
+                // by a restart or a reboot within the window: a kill that drops the memory
+                // is not a fix.
+                let passed = matches!((limit, samples.last()), (Some(limit), Some((_, now))) if *now >= limit);
+                if passed || reset_since(node, entity, last_at - p.window_s as i64) {
                     out.push(Candidate::holding(node, entity, metric, last_at));
                 }
                 continue;
@@ -233,25 +342,90 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let used = &samples[run.start..];
         let (t0, first) = used[0];
         let (t1, last) = used[used.len() - 1];
-        let span = (t1 - t0) as f64;
-        let mut c = Candidate::new(node, entity, metric, t1);
-        let change = fmt_change(first, last, dim, suffix);
-        // The rate printed beside "A → B in T" is (B - A) / T as printed: the least-squares
-        // slope chose the run and vouches for its straightness, but a reader divides the
-        // printed numbers, so those are what the rate and the ETA are computed from.
-        let (span_s, shown_span) = fmt_duration_shown(span);
-        let (rate, rate_value) =
-            fmt_rate_of(change.shown_delta, shown_span, dim, suffix, p.rate_per);
-        let fit = fmt_rate(run.slope, dim, suffix, p.rate_per);
-        c.value("first", Some(first), change.before.clone());
-        c.value("last", Some(last), change.after.clone());
-        c.value("delta", Some(change.shown_delta), change.delta.clone());
-        c.value("span", Some(shown_span), span_s.clone());
-        c.value("rate", Some(rate_value), rate.clone());
-        c.value("r2", Some(run.r2), fmt_number(run.r2, 2));
-        c.value("samples", Some(used.len() as f64), used.len().to_string());
-        let mut evidence = format!(
-            "{} {} went from {} at {} to {} at {} ({} over {span_s}, {}, {} captures); the least-squares trend is {fit} (r² {}).",
+        // A climb that repeats a cycle (memory rising through the day and falling back every
+        // night) is judged by its level against the same phase one period earlier.
+        let whole: Vec<(i64, f64)> =
+            super::current_run(node, entity, points, ctx.window.span_s() as f64)
+                .into_iter()
+                .map(|(t, v)| (t, v * sign))
+                .collect();
+        let start = whole.partition_point(|r| r.0 < t0);
+        let trend = match cycle(&whole, start) {
+            Cycle::None => Trend {
+                t0,
+                first,
+                t1,
+                last,
+                samples: used.len(),
+                fit: Some((run.slope, run.r2)),
+                cycle_from: None,
+            },
+            Cycle::After {
+                peak_at,
+                peak,
+                trough,
+            } => {
+                // Growth is how far the level has gone past the previous cycle's peak; a cycle
+                // that returns to its level never passes it by more than noise.
+                let (peak, trough) = (peak * sign, trough * sign);
+                if t1 <= peak_at || !accept((last - peak) / (t1 - peak_at) as f64, peak) {
+                    continue;
+                }
+                Trend {
+                    t0: peak_at,
+                    first: peak,
+                    t1,
+                    last,
+                    samples: 2,
+                    fit: None,
+                    cycle_from: Some(trough),
+                }
+            }
+        };
+        let idle_only = grows_only_while_idle(ctx, node, &samples, sign);
+        out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
+    }
+}
+
+/// The finding for a trend, with its projection to `limit`.
+#[allow(clippy::too_many_arguments)]
+fn candidate(
+    p: &Params,
+    ctx: &EvalContext,
+    node: &crate::history::NodeHistory,
+    entity: &str,
+    metric: &str,
+    trend: &Trend,
+    limit: Option<f64>,
+    idle_only: bool,
+) -> Candidate {
+    let (dim, suffix) = metric_unit(metric);
+    let Trend {
+        t0,
+        first,
+        t1,
+        last,
+        ..
+    } = *trend;
+    let span = (t1 - t0) as f64;
+    let mut c = Candidate::new(node, entity, metric, t1);
+    let change = fmt_change(first, last, dim, suffix);
+    // The rate printed beside "A → B in T" is (B - A) / T as printed: the least-squares
+    // slope chose the run and vouches for its straightness, but a reader divides the
+    // printed numbers, so those are what the rate and the ETA are computed from.
+    let (span_s, shown_span) = fmt_duration_shown(span);
+    let (rate, rate_value) = fmt_rate_of(change.shown_delta, shown_span, dim, suffix, p.rate_per);
+    c.value("first", Some(first), change.before.clone());
+    c.value("last", Some(last), change.after.clone());
+    c.value("delta", Some(change.shown_delta), change.delta.clone());
+    c.value("span", Some(shown_span), span_s.clone());
+    c.value("rate", Some(rate_value), rate.clone());
+    let r2 = trend.fit.map(|f| f.1);
+    c.value("r2", r2, r2.map_or("-".to_string(), |r| fmt_number(r, 2)));
+    c.value("samples", Some(trend.samples as f64), trend.samples.to_string());
+    let mut evidence = match trend.fit {
+        Some((slope, r2)) => format!(
+            "{} {} went from {} at {} to {} at {} ({} over {span_s}, {}, {} captures); the least-squares trend is {} (r² {}).",
             entity_label(entity),
             metric_label(metric),
             change.before,
@@ -260,44 +434,63 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             ctx.time(t1),
             change.delta,
             rate,
-            used.len(),
-            fmt_number(run.r2, 2),
-        );
-        let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) = (
-            "-".to_string(),
-            "-".to_string(),
-            "-".to_string(),
-            "no limit to project to".to_string(),
-        );
-        let mut eta_value = None;
-        if let Some(limit) = limit {
-            limit_s = fmt_value(limit, dim, suffix);
-            let shown_limit = shown_value(&limit_s, dim).unwrap_or(limit);
-            let shown_last = change.shown_after;
-            let shown_rate = shown_value(rate.split('/').next().unwrap_or(""), dim)
-                .map(|v| v / rate_per_secs(p.rate_per));
-            if shown_last >= shown_limit {
-                projection = format!("already past {limit_s}");
-                evidence.push_str(&format!(" It is already past {limit_s}."));
-            } else if let Some(r) = shown_rate.filter(|r| *r > 0.0) {
-                // From the printed last value, limit and rate: what a reader would compute.
-                let (text, eta) = fmt_duration_shown((shown_limit - shown_last) / r);
-                eta_value = Some(eta);
-                eta_s = text;
-                eta_at_s = ctx.time(t1 + eta.round() as i64);
-                projection = format!("{limit_s} around {eta_at_s}");
-                evidence.push_str(&format!(
-                    " At {rate} it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
-                ));
-            }
-        }
-        c.value("limit", limit, limit_s);
-        c.value("eta", eta_value, eta_s);
-        c.value("eta_at", None, eta_at_s);
-        c.value("projection", None, projection);
-        c.evidence = evidence;
-        out.push(c);
+            trend.samples,
+            fmt_rate(slope, dim, suffix, p.rate_per),
+            fmt_number(r2, 2),
+        ),
+        None => format!(
+            "{} {} rises and falls back in cycles, but its level climbs: it peaked at {} at {}, fell back to {}, and is now {} at {}, past that peak ({} over {span_s}, {}).",
+            entity_label(entity),
+            metric_label(metric),
+            change.before,
+            ctx.time(t0),
+            fmt_value(trend.cycle_from.unwrap_or(first), dim, suffix),
+            change.after,
+            ctx.time(t1),
+            change.delta,
+            rate,
+        ),
+    };
+    if let Some(low) = trend.cycle_from {
+        c.value("from", Some(low), fmt_value(low, dim, suffix));
     }
+    if idle_only {
+        evidence.push_str(" It grows only while the line is idle; production holds it flat.");
+    }
+    let (mut limit_s, mut eta_s, mut eta_at_s, mut projection) = (
+        "-".to_string(),
+        "-".to_string(),
+        "-".to_string(),
+        "no limit to project to".to_string(),
+    );
+    let mut eta_value = None;
+    if let Some(limit) = limit {
+        limit_s = fmt_value(limit, dim, suffix);
+        let shown_limit = shown_value(&limit_s, dim).unwrap_or(limit);
+        let shown_last = change.shown_after;
+        let shown_rate = shown_value(rate.split('/').next().unwrap_or(""), dim)
+            .map(|v| v / rate_per_secs(p.rate_per));
+        if shown_last >= shown_limit {
+            projection = format!("already past {limit_s}");
+            evidence.push_str(&format!(" It is already past {limit_s}."));
+        } else if let Some(r) = shown_rate.filter(|r| *r > 0.0) {
+            // From the printed last value, limit and rate: what a reader would compute.
+            let (text, eta) = fmt_duration_shown((shown_limit - shown_last) / r);
+            eta_value = Some(eta);
+            eta_s = text;
+            eta_at_s = ctx.time(t1 + eta.round() as i64);
+            projection = format!("{limit_s} around {eta_at_s}");
+            evidence.push_str(&format!(
+                " At {rate} it reaches {limit_s} in about {eta_s} (around {eta_at_s})."
+            ));
+        }
+    }
+    c.value("limit", limit, limit_s);
+    c.value("eta", eta_value, eta_s);
+    c.value("eta_at", None, eta_at_s);
+    c.value("projection", None, projection);
+    c.evidence = evidence;
+    c
 }
 
 #[cfg(test)]

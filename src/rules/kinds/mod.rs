@@ -132,6 +132,9 @@ pub struct EvalContext<'w> {
     pub window: &'w Window,
     pub tz: Tz,
     pub states: &'w crate::rules::states::StateTable,
+    /// The definitions behind `states`, for kinds that ask what a state was at an earlier
+    /// capture ([`crate::rules::gate_window`]).
+    pub state_defs: &'w [crate::rules::states::StateDef],
     pub aliases: &'w crate::rules::states::Aliases,
 }
 

@@ -24,6 +24,7 @@ pub struct Params {
     pub min_range: f64,
     /// A leg (a run of moves in one direction) counts as a swing when it moves at least this.
     pub min_move: f64,
+    /// [`MIN_SWINGS`] unless the rule says otherwise.
     pub min_swings: usize,
 }
 
@@ -35,37 +36,84 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         window_s: p.duration(ctx, "window").unwrap_or(3600.0),
         min_range,
         min_move,
-        min_swings: p.fields.count(ctx, "min_swings").unwrap_or(2).max(1),
+        min_swings: p
+            .fields
+            .count(ctx, "min_swings")
+            .unwrap_or(MIN_SWINGS)
+            .max(1),
     }))
 }
 
+/// Fewest swings that make a band unless a rule asks otherwise: two full cycles, up and back
+/// down twice. One reading up and back (a blip) is a single cycle, and says nothing about a band.
+pub const MIN_SWINGS: usize = 4;
+
 /// Peak-to-trough over the samples: (low, high, swings). The range is max − min, never a sum
-/// of moves (the seed added a 6 °C drop and a 9 °C rise into a "15 °C" swing).
+/// of moves (the seed added a 6 °C drop and a 9 °C rise into a "15 °C" swing). A swing is a leg
+/// between two turns, and a turn counts only once the value has come back at least `min_move`
+/// from the leg's extreme: two climbs separated by a dip far smaller than `min_move` are one
+/// climb, not two swings.
 fn measure(samples: &[(i64, f64)], min_move: f64) -> (f64, f64, usize) {
     let low = samples.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     let high = samples
         .iter()
         .map(|s| s.1)
         .fold(f64::NEG_INFINITY, f64::max);
+    let Some(&(_, first)) = samples.first() else {
+        return (low, high, 0);
+    };
     let mut swings = 0;
-    let mut leg = 0.0_f64;
-    for w in samples.windows(2) {
-        let d = w[1].1 - w[0].1;
-        if d == 0.0 {
+    // Direction of the leg in progress (0 before the first leg is known), where it started and
+    // its extreme so far; before the first leg, the lowest and highest readings yet.
+    let (mut dir, mut anchor, mut extreme) = (0.0_f64, first, first);
+    let (mut lo, mut hi) = (first, first);
+    for &(_, v) in &samples[1..] {
+        if dir == 0.0 {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            if v - lo >= min_move {
+                (dir, anchor, extreme) = (1.0, lo, v);
+            } else if hi - v >= min_move {
+                (dir, anchor, extreme) = (-1.0, hi, v);
+            }
             continue;
         }
-        if leg != 0.0 && d.signum() != leg.signum() {
-            if leg.abs() >= min_move {
-                swings += 1;
-            }
-            leg = 0.0;
+        if (v - extreme) * dir > 0.0 {
+            extreme = v;
+        } else if (extreme - v) * dir >= min_move {
+            swings += 1;
+            (dir, anchor, extreme) = (-dir, extreme, v);
         }
-        leg += d;
     }
-    if leg.abs() >= min_move {
+    if dir != 0.0 && (extreme - anchor).abs() >= min_move {
         swings += 1;
     }
     (low, high, swings)
+}
+
+/// The samples without lone blips: a single reading that leaves a steady level by at least
+/// `min_move` and is followed by one back near where it left (closer than half the excursion),
+/// with steady readings on either side. One reading up and back is not a band; a reading
+/// that swings through to the other side (24, 18, 27 °C) is kept, and so is every reading of a
+/// value that alternates capture after capture.
+fn without_blips(samples: &[(i64, f64)], min_move: f64) -> Vec<(i64, f64)> {
+    let v = |i: usize| samples[i].1;
+    let steady = |a: usize, b: usize| (v(a) - v(b)).abs() < min_move;
+    let n = samples.len();
+    (0..n)
+        .filter(|&i| {
+            if i == 0 || i + 1 >= n {
+                return true;
+            }
+            let out = v(i) - v(i - 1);
+            let blip = out.abs() >= min_move
+                && (v(i + 1) - v(i - 1)).abs() < out.abs() / 2.0
+                && (i < 2 || steady(i - 1, i - 2))
+                && (i + 2 >= n || steady(i + 1, i + 2));
+            !blip
+        })
+        .map(|i| samples[i])
+        .collect()
 }
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
@@ -103,7 +151,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(Candidate::undecided_at_end(node, entity, metric, points));
             continue;
         }
-        let (low, high, swings) = measure(&samples, p.min_move);
+        let (low, high, swings) = measure(&without_blips(&samples, p.min_move), p.min_move);
         let (t0, t1) = (samples[0].0, samples[samples.len() - 1].0);
         if high - low < p.min_range || swings < p.min_swings {
             // A run shorter than the window (since a reboot, after a gap) cannot show a cycle
@@ -193,6 +241,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
 #[cfg(test)]
 mod tests {
     use super::measure;
+    use proptest::prelude::*;
+
+    fn at(values: &[f64]) -> Vec<(i64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 900, *v))
+            .collect()
+    }
 
     #[test]
     fn range_is_peak_to_trough_not_a_sum_of_moves() {
@@ -200,5 +257,47 @@ mod tests {
         let (low, high, swings) = measure(&s, 4.5);
         assert_eq!(high - low, 9.0);
         assert_eq!(swings, 2);
+    }
+
+    #[test]
+    fn a_lone_blip_is_dropped_but_a_swing_through_or_an_alternation_is_kept() {
+        let blip = at(&[600.0, 600.0, 800.0, 600.0, 600.0]);
+        assert_eq!(super::without_blips(&blip, 100.0).len(), 4);
+        let through = at(&[23.0, 24.0, 18.0, 27.0]);
+        assert_eq!(super::without_blips(&through, 4.0).len(), 4);
+        let alternating = at(&[23.0, 32.0, 23.0, 32.0, 23.0]);
+        assert_eq!(super::without_blips(&alternating, 4.0).len(), 5);
+    }
+
+    #[test]
+    fn a_dip_smaller_than_min_move_does_not_split_a_climb() {
+        let (_, _, swings) = measure(&at(&[600.0, 700.0, 690.0, 800.0]), 100.0);
+        assert_eq!(swings, 1);
+    }
+
+    #[test]
+    fn a_blip_is_one_cycle_and_two_cycles_are_four_swings() {
+        let (_, _, blip) = measure(&at(&[30.0, 30.0, 40.0, 30.0, 30.0]), 4.0);
+        assert_eq!(blip, 2);
+        let (_, _, two) = measure(&at(&[30.0, 40.0, 30.0, 40.0, 30.0]), 4.0);
+        assert_eq!(two, 4);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Noise smaller than `min_move` added to a steady climb never makes a swing beyond the
+        /// climb itself.
+        #[test]
+        fn noise_under_min_move_on_a_climb_is_one_swing(
+            noise in proptest::collection::vec(-0.45f64..0.45, 4..40)
+        ) {
+            let values: Vec<f64> = noise
+                .iter()
+                .enumerate()
+                .map(|(i, n)| i as f64 * 0.5 + n)
+                .collect();
+            let (_, _, swings) = measure(&at(&values), 1.0);
+            prop_assert!(swings <= 1, "{swings} swings");
+        }
     }
 }
