@@ -193,7 +193,7 @@ fn every_resolution_of_the_demo_and_the_scenarios_was_earned() {
         archive_rounds(&root().join("snapshots/demo")),
         24,
     );
-    assert!(n >= 5, "the demo resolves findings ({n} checked)");
+    assert!(n > 5, "the demo resolves findings ({n} checked)");
     checked += n;
     failures.extend(f);
     for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {

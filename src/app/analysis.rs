@@ -358,9 +358,9 @@ pub fn replay_rounds(
     span: chrono::Duration,
 ) -> Result<Vec<Round>> {
     let mut out = Vec::new();
-    replay_each(archive, library, span, &mut |at, analysis, _| {
+    replay_each(archive, library, span, &mut |round, analysis, _| {
         out.push(Round {
-            at,
+            at: round.at,
             findings: analysis.findings,
             resolved: analysis
                 .outcome
@@ -381,23 +381,33 @@ pub fn replay_rounds(
 
 /// Replays an archive round by round without writing anything, handing each round's time,
 /// analysis and the ledger after it to `each` (`rules score` reads the ledger's episodes).
+/// When a replayed round happened: its earliest capture and its newest (the time the analysis
+/// speaks at). Nodes are captured seconds apart; a reader of a round thinks of `first`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoundTime {
+    pub first: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
 pub(super) fn replay_each(
     archive: &Archive,
     library: &Library,
     span: chrono::Duration,
-    each: &mut dyn FnMut(DateTime<Utc>, Analysis, &Ledger),
+    each: &mut dyn FnMut(RoundTime, Analysis, &Ledger),
 ) -> Result<()> {
     let (_, tz) = super::archive_meta(archive)?;
     let entries = archive.list(None, None, None)?;
     let mut window = Window::new(span);
     let mut ledger = Ledger::default();
     for_each_round(archive, entries, |snaps| {
+        let first = snaps.iter().map(|s| s.captured_at).min();
         advance(&mut window, snaps);
         let Some(at) = window.latest_at() else {
             return Ok(());
         };
         let analysis = analyse_round(library, tz, &mut ledger, &window, None)?;
-        each(at, analysis, &ledger);
+        let first = first.unwrap_or(at).min(at);
+        each(RoundTime { first, at }, analysis, &ledger);
         Ok(())
     })
 }

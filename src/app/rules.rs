@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::analysis::analyse_round;
+use super::analysis::{RoundTime, analyse_round};
 use super::{
     EXIT_FINDINGS, EXIT_OK, config_library, fleet_config, load_library, open_archive,
     replay_rounds, window_span,
@@ -435,28 +434,33 @@ fn replay_fixture(
     let library = library.unwrap_or(&own);
     let scenario = simulate::parse(path, &to_text(&table)?)?;
     // Fixtures are written in UTC, and only read: nothing is written but the text.
-    replay_scenario(&scenario, library, chrono_tz::UTC, &mut |at, outcome, _| {
-        let stamp = at.format("%Y-%m-%d %H:%M:%S").to_string();
-        for n in &outcome.reported {
-            let tag = match &n.reason {
-                Reason::New => "NEW".to_string(),
-                Reason::Reopened { .. } => "REOPENED".to_string(),
-                Reason::Escalated { why } => format!("ESCALATED ({why})"),
-                Reason::Changed { what } => format!("CHANGED ({what})"),
-                Reason::Unchanged { nth, .. } => format!("REPEATED (report {nth})"),
-                Reason::AckExpired { .. } => "ACK EXPIRED".to_string(),
-            };
-            on_reported(&stamp, &tag, &n.finding);
-        }
-        for r in &outcome.resolved {
-            on_resolved(&stamp, r);
-        }
-    })
+    replay_scenario(
+        &scenario,
+        library,
+        chrono_tz::UTC,
+        &mut |round, outcome, _| {
+            let stamp = round.at.format("%Y-%m-%d %H:%M:%S").to_string();
+            for n in &outcome.reported {
+                let tag = match &n.reason {
+                    Reason::New => "NEW".to_string(),
+                    Reason::Reopened { .. } => "REOPENED".to_string(),
+                    Reason::Escalated { why } => format!("ESCALATED ({why})"),
+                    Reason::Changed { what } => format!("CHANGED ({what})"),
+                    Reason::Unchanged { nth, .. } => format!("REPEATED (report {nth})"),
+                    Reason::AckExpired { .. } => "ACK EXPIRED".to_string(),
+                };
+                on_reported(&stamp, &tag, &n.finding);
+            }
+            for r in &outcome.resolved {
+                on_resolved(&stamp, r);
+            }
+        },
+    )
 }
 
 /// What a replay hands on after each capture round: its time, what the ledger made of it, and
 /// the ledger.
-pub(super) type OnRound<'a> = dyn FnMut(DateTime<Utc>, &Outcome, &Ledger) + 'a;
+pub(super) type OnRound<'a> = dyn FnMut(RoundTime, &Outcome, &Ledger) + 'a;
 
 /// Replays a scenario capture by capture through `library` with a 24-hour window and a fresh
 /// ledger, writing nothing: the one path of `rules test` and `rules score`, so a score judges
@@ -471,6 +475,7 @@ pub(super) fn replay_scenario(
     let mut window = Window::new(chrono::Duration::hours(24));
     let mut ledger = Ledger::default();
     for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
+        let first = round.iter().map(|s| s.captured_at).min();
         for s in round {
             window.push(s);
         }
@@ -478,7 +483,8 @@ pub(super) fn replay_scenario(
             continue;
         };
         let outcome = analyse_round(library, tz, &mut ledger, &window, None)?.outcome;
-        each(at, &outcome, &ledger);
+        let first = first.unwrap_or(at).min(at);
+        each(RoundTime { first, at }, &outcome, &ledger);
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
@@ -137,8 +137,20 @@ pub(super) fn score_cmd(
                     rules: &ids,
                     nodes: &nodes,
                 })?;
-                replay_scenario(&scenario, &lib, tz, &mut |at, _, ledger| {
-                    tracker.observe(ledger, at);
+                // A key speaks of capture rounds as scheduled; nodes are captured seconds
+                // after (their offset and `jitter`), so a round counts from its scheduled time.
+                let interval = chrono::Duration::milliseconds(
+                    (scenario.scenario.interval.0 * 1000.0).round() as i64,
+                );
+                let scheduled = |t: DateTime<Utc>| -> DateTime<Utc> {
+                    if interval <= chrono::Duration::zero() || t < start {
+                        return t;
+                    }
+                    let k = (t - start).num_milliseconds() / interval.num_milliseconds();
+                    start + interval * (k as i32)
+                };
+                replay_scenario(&scenario, &lib, tz, &mut |round, _, ledger| {
+                    tracker.observe(ledger, round.at, scheduled(round.first));
                     rounds += 1;
                 })?;
                 (key, tz, nodes.len(), format!("scenario {}", path.display()))
@@ -165,8 +177,8 @@ pub(super) fn score_cmd(
                     &archive,
                     &lib,
                     window_span(&window)?,
-                    &mut |at, _, ledger| {
-                        tracker.observe(ledger, at);
+                    &mut |round, _, ledger| {
+                        tracker.observe(ledger, round.at, round.first);
                         rounds += 1;
                     },
                 )?;

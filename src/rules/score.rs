@@ -549,8 +549,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Reads the ledger after the analysis of the round at `at`.
-    pub fn observe(&mut self, ledger: &Ledger, at: DateTime<Utc>) {
+    /// Reads the ledger after the analysis of the round whose captures ran from `first` to `at`.
+    /// Whatever the ledger stamped within the round counts from `first`: a key says "by 15:00"
+    /// of the 15:00 round, not of its last node captured seconds later.
+    pub fn observe(&mut self, ledger: &Ledger, at: DateTime<Utc>, first: DateTime<Utc>) {
+        let in_round = |t: DateTime<Utc>| if t >= first && t <= at { first } else { t };
         let now_open: BTreeMap<&String, &crate::ledger::Entry> = ledger
             .entries
             .iter()
@@ -568,7 +571,9 @@ impl Tracker {
                 continue;
             };
             match ledger.entries.get(&key) {
-                Some(e) => self.episodes[idx].resolved = Some(e.resolved_at.unwrap_or(at)),
+                Some(e) => {
+                    self.episodes[idx].resolved = Some(in_round(e.resolved_at.unwrap_or(at)));
+                }
                 None => taken.push(idx),
             }
         }
@@ -576,14 +581,14 @@ impl Tracker {
             let idx = match self.open.get(*key) {
                 Some(&i) => i,
                 None => {
-                    let mut ep = Episode::of(&e.finding, at);
-                    ep.opened = e.episode_start().min(at);
+                    let mut ep = Episode::of(&e.finding, first);
+                    ep.opened = in_round(e.episode_start().min(at));
                     self.episodes.push(ep);
                     self.open.insert((*key).clone(), self.episodes.len() - 1);
                     self.episodes.len() - 1
                 }
             };
-            self.episodes[idx].take(&e.finding, at);
+            self.episodes[idx].take(&e.finding, first);
         }
         for idx in taken {
             let Some(old) = self.episodes[idx].finding.clone() else {
@@ -609,7 +614,7 @@ impl Tracker {
                 }
                 _ => {
                     let ep = &mut self.episodes[idx];
-                    ep.resolved = Some(at);
+                    ep.resolved = Some(first);
                     ep.note = Some("taken into its role's baseline".into());
                 }
             }

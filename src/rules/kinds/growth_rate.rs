@@ -185,6 +185,9 @@ pub(super) fn longest_run(
 pub(super) enum Cycle {
     /// Nothing before the climb fell back by a comparable amount: the climb is growth.
     None,
+    /// The series fell by at least half of the climb before it, from where its history begins:
+    /// a cycle's previous peak lies before the history, so the climb cannot be judged yet.
+    Unknown,
     /// The series fell back from a peak before this climb by at least half of it, so the climb
     /// is a phase of a cycle: it is growth only as far as it goes past that peak. `trough` is
     /// the low the climb started from.
@@ -213,7 +216,16 @@ pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
         .map(|r| r.1)
         .fold(first, f64::min);
     let climb = last - first;
-    if climb <= 0.0 || peak - trough < climb / 2.0 {
+    if climb <= 0.0 {
+        return Cycle::None;
+    }
+    if peak_i == 0 && peak - trough >= climb / 4.0 {
+        // The highest reading before the climb is the first one the history holds: the series
+        // was already falling when it began, so that is no peak, and the fall seen is only a
+        // part of the cycle's. A climb back up is neither growth nor proof of a cycle yet.
+        return Cycle::Unknown;
+    }
+    if peak - trough < climb / 2.0 {
         return Cycle::None;
     }
     Cycle::After {
@@ -249,17 +261,6 @@ struct Trend {
     /// For a cycle whose peaks climb, the low this cycle started from: where the growth that
     /// must be undone started.
     cycle_from: Option<f64>,
-}
-
-/// Whether the entity was restarted, or its node rebooted, after `since`: its readings start
-/// again from its base, which undoes nothing the growth before it showed.
-fn reset_since(node: &crate::history::NodeHistory, entity: &str, since: i64) -> bool {
-    node.segment_start() > since
-        || node.series(entity, "restart_count").is_some_and(|s| {
-            s.since(since).windows(2).any(|w| {
-                matches!((w[0].value, w[1].value), (Some(a), Some(b)) if a != b)
-            })
-        })
 }
 
 /// Whether the growth over `readings` happened only while the node's `line` state was idle:
@@ -328,11 +329,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             Ok(None) => {
                 // A projected level already passed stays passed while the trend wavers: the
-                // growth that led there is not undone by a fit that no longer holds. Nor is it
-                // by a restart or a reboot within the window: a kill that drops the memory
-                // is not a fix.
+                // growth that led there is not undone by a fit that no longer holds. A restart
+                // or a reboot is no fix either, but it is no verdict: the readings since it
+                // (`samples` starts there) are judged once they are enough for a trend
+                // (`Err` above until then), and only growth seen in them holds the finding.
                 let passed = matches!((limit, samples.last()), (Some(limit), Some((_, now))) if *now >= limit);
-                if passed || reset_since(node, entity, last_at - p.window_s as i64) {
+                if passed {
                     out.push(Candidate::holding(node, entity, metric, last_at));
                 }
                 continue;
@@ -351,6 +353,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .collect();
         let start = whole.partition_point(|r| r.0 < t0);
         let trend = match cycle(&whole, start) {
+            Cycle::Unknown => {
+                out.push(Candidate::undecided(node, entity, metric, last_at));
+                continue;
+            }
             Cycle::None => Trend {
                 t0,
                 first,

@@ -245,7 +245,7 @@ fn rate(p: &Params, seen: &Seen, previous: i64, now: f64, c: &mut Candidate) -> 
     let (gap_s, gap) = fmt_duration_shown((seen.latest - previous).max(1) as f64);
     let per_min = now / gap * 60.0;
     c.value("count", Some(now), fmt_number(now, 0));
-    c.value("per_min", Some(per_min), fmt_number(per_min, 1));
+    c.value("per_min", Some(per_min), format!("{}/min", fmt_number(per_min, 1)));
     c.evidence = format!(
         "{} was logged {} times in the {gap_s} since the previous capture ({}/min).",
         entity_label(seen.entity),
@@ -354,7 +354,7 @@ fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<f64> {
     c.value(
         "per_min",
         Some(60.0 / interval),
-        fmt_number(60.0 / interval, 2),
+        format!("{}/min", fmt_number(60.0 / interval, 2)),
     );
     c.evidence = format!(
         "{} was logged {} times in the last {}: one every ~{}.",
@@ -442,7 +442,7 @@ fn with_also_on(mut c: Candidate, qualifying: &BTreeMap<String, Vec<Cadence>>) -
     }
     if !together.is_empty() {
         c.evidence.push_str(&format!(
-            " The same line comes in step on {}: the same interval, the newest lines stamped together (one schedule or one client behind them).",
+            " Logged in step on {} too (same interval, newest lines stamped together: one schedule or one client behind them).",
             and_list(&together)
         ));
     }

@@ -63,9 +63,25 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 .rev()
                 .skip(1)
                 .find(|s| s.host.as_ref().is_some_and(|h| h.uptime_s.is_some()));
-            let Some(before) = before else { continue };
-            let prev_uptime = before.host.as_ref().and_then(|h| h.uptime_s).unwrap_or(0);
-            let prev_at = before.captured_at.timestamp();
+            // After a long outage the last snapshots held are the dark ones: the uptime series
+            // still has the reading before it, which is all the reboot itself needs.
+            let previous = match before {
+                Some(b) => b
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.uptime_s)
+                    .map(|u| (u, b.captured_at.timestamp())),
+                None => node.series("host", "uptime_s").and_then(|s| {
+                    s.points
+                        .iter()
+                        .rev()
+                        .filter(|pt| pt.at < at)
+                        .find_map(|pt| pt.value.map(|v| (v.max(0.0) as u64, pt.at)))
+                }),
+            };
+            let Some((prev_uptime, prev_at)) = previous else {
+                continue;
+            };
             let downtime = (boot - (prev_at)).max(0) as f64;
             c.value(
                 "previous_uptime",
@@ -77,7 +93,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             for cont in latest.containers.iter().flatten() {
                 let (Some(now_mem), Some(old)) = (
                     cont.mem_usage_bytes,
-                    before.container(&cont.name).and_then(|o| o.mem_usage_bytes),
+                    before
+                        .and_then(|b| b.container(&cont.name))
+                        .and_then(|o| o.mem_usage_bytes),
                 ) else {
                     continue;
                 };

@@ -372,7 +372,7 @@ fn tracked(rounds: &[Vec<Finding>]) -> Vec<Episode> {
     for (h, findings) in rounds.iter().enumerate() {
         let at = t(h as i64);
         ledger.update_grouped(findings.clone(), &[], at, |_| Recheck::Gone { now: None });
-        tracker.observe(&ledger, at);
+        tracker.observe(&ledger, at, at);
     }
     tracker.finish()
 }
@@ -418,4 +418,23 @@ fn a_finding_taken_into_a_group_is_one_episode_that_says_both_nodes() {
             .reason
             .starts_with("late: said at 2026-03-02 01:00")
     );
+}
+
+/// Nodes are captured seconds after their round is due: what the ledger stamps within a round
+/// counts from the round's time, which is what a key's "by 01:00" means.
+#[test]
+fn what_a_round_stamps_counts_from_the_round_not_its_last_capture() {
+    let f = finding("leak", "web-1", "container:api");
+    let mut ledger = Ledger::default();
+    let mut tracker = Tracker::default();
+    for (h, findings) in [vec![f.clone()], vec![]].iter().enumerate() {
+        let due = t(h as i64);
+        let last_capture = due + chrono::Duration::seconds(47);
+        ledger.update_grouped(findings.clone(), &[], last_capture, |_| Recheck::Gone {
+            now: None,
+        });
+        tracker.observe(&ledger, last_capture, due);
+    }
+    let eps = tracker.finish();
+    assert_eq!((eps[0].opened, eps[0].resolved), (t(0), Some(t(1))));
 }
