@@ -260,7 +260,7 @@ fn the_demo_report_stays_short() {
         .count();
     assert!(
         report.len() <= 60_000 && numbered <= 110,
-        "the demo's rolling report has {} bytes and {numbered} numbered findings (bound: 60,500 and 110)",
+        "the demo's rolling report has {} bytes and {numbered} numbered findings (bound: 60,000 and 110)",
         report.len()
     );
 }
