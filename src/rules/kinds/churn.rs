@@ -146,3 +146,51 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         out.push(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(readings: &[(i64, f64)]) -> Vec<Point> {
+        readings
+            .iter()
+            .map(|&(at, v)| Point { at, value: Some(v) })
+            .collect()
+    }
+
+    fn params(window_s: Option<f64>) -> Params {
+        Params {
+            min_rate: 0.0,
+            min_advance: 3.0,
+            window_s,
+            rate_per: RatePer::Hour,
+        }
+    }
+
+    #[test]
+    fn a_window_reaches_the_reading_about_a_window_back_despite_jitter() {
+        // 15-minute captures with ±30 s of jitter: the reading 59.5 min back still opens the
+        // hour, the one 75 min back does not.
+        let points = pts(&[(-900, 0.0), (30, 1.0), (900, 2.0), (1810, 3.0), (3600, 4.0)]);
+        let span = span(&params(Some(3600.0)), &points);
+        assert_eq!(span.first().map(|p| p.at), Some(30));
+        // Captures sparser than the window still give a pair.
+        let sparse = pts(&[(0, 1.0), (7200, 5.0)]);
+        assert_eq!(span_len(&params(Some(3600.0)), &sparse), 2);
+        // Without a window: the last two readings.
+        assert_eq!(span_len(&params(None), &points), 2);
+    }
+
+    fn span_len(p: &Params, points: &[Point]) -> usize {
+        span(p, points).len()
+    }
+
+    #[test]
+    fn a_step_down_is_a_reset_and_counts_nothing() {
+        // A container recreated between 8 and 2 restarts: 3 before, 2 after.
+        assert_eq!(advance(&pts(&[(0, 5.0), (1, 8.0), (2, 2.0), (3, 4.0)])), 5.0);
+        let mut gap = pts(&[(0, 1.0), (1, 2.0), (2, 6.0)]);
+        gap[1].value = None;
+        assert_eq!(advance(&gap), 0.0);
+    }
+}
