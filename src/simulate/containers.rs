@@ -103,9 +103,10 @@ fn ephemeral(cap: &Capture, e: &EphemeralSpec, st: &mut NodeState, out: &mut Vec
             started_at: Some(ts(created.floor())),
             ports: Vec::new(),
             command: Vec::new(),
-            mem_usage_bytes: if running { u(mem) } else { Some(0) },
+            // The collector asks the engine for stats only of a running container.
+            mem_usage_bytes: if running { u(mem) } else { None },
             mem_limit_bytes: None,
-            cpu_cores: if running { cpu } else { Some(0.0) },
+            cpu_cores: if running { cpu } else { None },
             pids: None,
             blkio_write_bytes: None,
             size_rw_bytes: Some(0),
@@ -192,9 +193,11 @@ fn container(
         started_at: Some(ts(life.started.floor())),
         ports: c.ports.iter().map(|p| published(*p)).collect(),
         command: c.command.clone(),
-        mem_usage_bytes: if running { u(mem) } else { Some(0) },
+        // Stats (memory, CPU, block writes) are read only for a running container, as the
+        // collector does (`sources::docker`): a stopped one has none, not zero.
+        mem_usage_bytes: if running { u(mem) } else { None },
         mem_limit_bytes: c.mem_limit.as_ref().map(|q| q.0 as u64),
-        cpu_cores: if running { cpu } else { Some(0.0) },
+        cpu_cores: if running { cpu } else { None },
         pids: None,
         blkio_write_bytes: if running { u(blkio) } else { None },
         size_rw_bytes: u(size_rw),
@@ -337,10 +340,11 @@ mod tests {
         let a = life(&snaps, "a");
         assert_eq!(a[0], (Running, 0, Some(0), Some(false)));
         assert_eq!(a[1], (Exited, 0, Some(137), Some(true)));
-        assert_eq!(
-            snaps[1].container("a").and_then(|c| c.mem_usage_bytes),
-            Some(0)
-        );
+        // No stats for a container that is not running, as the collector reads none.
+        let stats = snaps[1]
+            .container("a")
+            .map(|c| (c.mem_usage_bytes, c.cpu_cores, c.blkio_write_bytes));
+        assert_eq!(stats, Some((None, None, None)));
         // The policy starts it again at once, and the start clears the flag and the code, as
         // the engine does: only the restart count and the start time tell.
         let b = life(&snaps, "b");

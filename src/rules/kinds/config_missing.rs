@@ -3,6 +3,7 @@
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, string_list};
 use crate::history::metrics::entity_label;
 use crate::markdown::code_span;
+use crate::model::{Container, ContainerState};
 use crate::rules::Rule;
 use crate::rules::select::glob_match;
 use crate::tomlread::Ctx;
@@ -27,6 +28,8 @@ pub struct Params {
     pub allow: Vec<String>,
     /// Only containers using at least this much memory (mem_limit).
     pub min_usage: f64,
+    /// Seconds a container must have run (since it started) before it is judged.
+    pub min_age: f64,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -62,6 +65,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         flag,
         allow: string_list(p, ctx, "allow"),
         min_usage,
+        min_age: p.duration(ctx, "min_age").unwrap_or(0.0),
     }))
 }
 
@@ -79,6 +83,20 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             {
                 continue;
             }
+            if too_soon(p, c, at) {
+                // Not judged yet, but a finding already open is not fixed by a new start or a
+                // clean exit: the configuration did not change.
+                let missing = match p.setting.as_str() {
+                    "mem_limit" => c.mem_limit_bytes.is_none(),
+                    "restart_policy" => no_restart_policy(c),
+                    _ => false,
+                };
+                if missing {
+                    let metric = format!("config:{}", p.setting);
+                    out.push(Candidate::holding(node, &entity, &metric, at));
+                }
+                continue;
+            }
             let usage = c.mem_usage_bytes.unwrap_or(0) as f64;
             let (missing, detail) = match p.setting.as_str() {
                 "mem_limit" => (
@@ -86,7 +104,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     format!("has no memory limit while using {}", fmt_bytes(usage)),
                 ),
                 "restart_policy" => (
-                    matches!(c.restart_policy.as_deref(), None | Some("") | Some("no")),
+                    no_restart_policy(c),
                     format!(
                         "has restart policy `{}`: it stays down after a crash or a reboot",
                         c.restart_policy.as_deref().unwrap_or("no")
@@ -132,4 +150,22 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(cand);
         }
     }
+}
+
+fn no_restart_policy(c: &Container) -> bool {
+    matches!(c.restart_policy.as_deref(), None | Some("") | Some("no"))
+}
+
+/// A container is judged only once it has run for `min_age` (a task container that lives
+/// minutes is not a service missing a setting), and never for a restart policy once it exited
+/// with code 0: a task that ran to completion is not meant to be restarted.
+fn too_soon(p: &Params, c: &Container, at: i64) -> bool {
+    if p.setting == "restart_policy" && c.state == ContainerState::Exited && c.exit_code == Some(0)
+    {
+        return true;
+    }
+    p.min_age > 0.0
+        && c
+            .started_at
+            .is_some_and(|s| ((at - s.timestamp()) as f64) < p.min_age)
 }

@@ -6,7 +6,7 @@ use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, and_lis
 use crate::history::NodeHistory;
 use crate::history::metrics::entity_label;
 use crate::markdown::code_span;
-use crate::model::Snapshot;
+use crate::model::{Container, ContainerState, Snapshot};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
 use crate::units::fmt_duration;
@@ -65,6 +65,11 @@ fn names(s: &Snapshot, rule: &Rule) -> Option<BTreeSet<String>> {
     )
 }
 
+/// Exited with code 0: it ran to completion.
+fn finished(c: &Container) -> bool {
+    c.state == ContainerState::Exited && c.exit_code == Some(0)
+}
+
 /// Containers that appeared or disappeared between the two newest captures: an event each, and
 /// one event when a node that ran containers runs none at all.
 fn containers(
@@ -77,9 +82,18 @@ fn containers(
     let (Some(prev), Some(last)) = (node.previous(), node.latest()) else {
         return;
     };
-    let (Some(before), Some(now)) = (names(prev, rule), names(last, rule)) else {
+    let (Some(mut before), Some(now)) = (names(prev, rule), names(last, rule)) else {
         return;
     };
+    // A container that had exited cleanly is a finished task: its removal is the clean-up of a
+    // job, not news (a worker farm removes one every few minutes). One that ran, restarted or
+    // failed when last seen is still told.
+    before.retain(|e| {
+        now.contains(e)
+            || !prev
+                .container(e.trim_start_matches("container:"))
+                .is_some_and(finished)
+    });
     let at = last.captured_at.timestamp();
     let mut push = |entity: &str, change: &str, names: Vec<String>, evidence: String| {
         let mut c = Candidate::new(node, entity, "presence", at);
@@ -122,8 +136,12 @@ fn containers(
             let state = prev
                 .container(gone.trim_start_matches("container:"))
                 .map(|c| {
+                    let code = match (c.state, c.exit_code) {
+                        (ContainerState::Exited, Some(code)) => format!("with code {code} and"),
+                        _ => "with".to_string(),
+                    };
                     format!(
-                        " (it was {} with {} restarts)",
+                        " (it was {} {code} {} restarts)",
                         c.state.label(),
                         c.restart_count.unwrap_or(0)
                     )

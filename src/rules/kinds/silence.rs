@@ -65,6 +65,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if last.value.is_none_or(|v| v > 0.0) {
                 continue;
             }
+            if stopped(snap, stream) {
+                // A container that is not running writes nothing because it stopped, not
+                // because its logging broke; its exit is told by other rules. An open finding
+                // stays open: its log cannot be judged while it is down.
+                out.push(Candidate::undecided(node, stream, "silence", latest));
+                continue;
+            }
             // The newest capture that still brought lines; the stream has been silent since.
             let Some(last_lines) = series
                 .points
@@ -140,6 +147,21 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(c);
         }
     }
+}
+
+/// The stream is a container's log and the container is not running at the capture: exited,
+/// restarting, paused, or gone from a container list that was read.
+fn stopped(snap: &crate::model::Snapshot, stream: &str) -> bool {
+    let Some(name) = stream.strip_prefix("log:container:") else {
+        return false;
+    };
+    let Some(containers) = &snap.containers else {
+        return false;
+    };
+    containers
+        .iter()
+        .find(|c| c.name == name)
+        .is_none_or(|c| c.state != crate::model::ContainerState::Running)
 }
 
 /// Container churn on the node in the captures after `since`, read from consecutive snapshots:
