@@ -115,6 +115,72 @@ fn stops(c: &ContainerSpec, events: &[Event]) -> bool {
     })
 }
 
+/// What the engine's event stream says about `c` between two captures: the `oom` and `die`
+/// events the collector counts, which a restart does not wipe as it wipes `docker inspect`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counted {
+    pub oom_kills: Option<u32>,
+    pub exits: Option<u32>,
+    pub last_exit_code: Option<i64>,
+}
+
+/// The events of `c` in `(since, until]`, reported (zeros included) only for a container the
+/// scenario stops, like its exit code. An OOM kill is an `oom` then a `die` with code 137; a
+/// crash loop dies at its start and at every restart before it holds. A reboot's stops are
+/// not counted: the engine's event buffer does not outlive the engine.
+pub(super) fn counted(
+    c: &ContainerSpec,
+    events: &[Event],
+    clock: &Clock,
+    since: f64,
+    until: f64,
+) -> Counted {
+    if !stops(c, events) {
+        return Counted::default();
+    }
+    let within = |t: f64| since < t && t <= until;
+    let mut n = Counted {
+        oom_kills: Some(0),
+        exits: Some(0),
+        last_exit_code: None,
+    };
+    // When the newest exit counted so far happened.
+    let mut newest = f64::NEG_INFINITY;
+    let mut died = |n: &mut Counted, deaths: u32, t: f64, code: i64| {
+        n.exits = n.exits.map(|x| x.saturating_add(deaths));
+        if t >= newest {
+            newest = t;
+            n.last_exit_code = Some(code);
+        }
+    };
+    for e in mine(c, events) {
+        let at = clock.at(&e.at);
+        match e.kind {
+            EventKind::OomKill if within(at) => {
+                n.oom_kills = n.oom_kills.map(|x| x.saturating_add(1));
+                died(&mut n, 1, at, 137);
+            }
+            EventKind::Exit if within(at) => died(&mut n, 1, at, e.code.unwrap_or(1)),
+            EventKind::CrashLoop => {
+                let every = e.every.map(|s| s.0).unwrap_or(60.0).max(1.0);
+                let end = e.until.as_ref().map_or(f64::INFINITY, |u| clock.at(u));
+                // Deaths at at + k·every (k ≥ 0) before `end`: the first and last k in the span.
+                let first = (((since - at) / every).floor() + 1.0).max(0.0);
+                let mut last = ((until.min(end) - at) / every).floor();
+                if at + last * every >= end {
+                    last -= 1.0;
+                }
+                if last >= first {
+                    let deaths = (last - first + 1.0).min(f64::from(u32::MAX)) as u32;
+                    died(&mut n, deaths, at + last * every, e.code.unwrap_or(1));
+                }
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
 /// Whether the scenario describes `c`'s health checks, so their streak and log are reported.
 fn checked(c: &ContainerSpec, events: &[Event]) -> bool {
     c.health_interval.is_some() || mine(c, events).any(|e| e.kind == EventKind::Unhealthy)
