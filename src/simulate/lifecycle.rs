@@ -375,3 +375,57 @@ pub(super) fn base_health(health: Option<&str>) -> Health {
         _ => Health::None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Snapshot;
+
+    const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
+    const ONE: &str = "image = \"x\"\nmem = \"100MB\"\n";
+
+    fn run(body: &str) -> Vec<Snapshot> {
+        let text = format!("{HEADER}{body}");
+        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("scenario refused: {e}"),
+        };
+        match crate::simulate::generate(&s) {
+            Ok(snaps) => snaps,
+            Err(e) => panic!("not generated: {e}"),
+        }
+    }
+
+    /// `(oom kills, exits, last exit code)` of `name` at each capture.
+    fn counted(snaps: &[Snapshot], name: &str) -> Vec<(Option<u32>, Option<u32>, Option<i64>)> {
+        snaps
+            .iter()
+            .map(|s| {
+                let c = s
+                    .container(name)
+                    .unwrap_or_else(|| panic!("{name} not listed"));
+                (c.oom_kills, c.exits, c.last_exit_code)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_engine_events_of_each_capture_span_are_counted_once() {
+        // Captures at 00:00, 00:15, 00:30, 00:45, 01:00.
+        let snaps = run(&format!(
+            "events = [{{ kind = \"oom-kill\", container = \"a\", at = \"+10m\" }}, {{ kind = \"oom-kill\", container = \"a\", at = \"+12m\" }}, {{ kind = \"exit\", container = \"b\", at = \"+20m\", until = \"+25m\", code = 3 }}, {{ kind = \"crash-loop\", container = \"c\", at = \"+5m\", until = \"+40m\", every = \"2m\", code = 78 }}]\n[[node.container]]\nname = \"a\"\nrestart_policy = \"always\"\n{ONE}[[node.container]]\nname = \"b\"\n{ONE}[[node.container]]\nname = \"c\"\nrestart_policy = \"always\"\n{ONE}[[node.container]]\nname = \"d\"\n{ONE}"
+        ));
+        let a = counted(&snaps, "a");
+        assert_eq!(a[0], (Some(0), Some(0), None));
+        // Both kills in one span, though the restarts cleared the flag each time.
+        assert_eq!(a[1], (Some(2), Some(2), Some(137)));
+        assert_eq!(a[2], (Some(0), Some(0), None));
+        assert_eq!(counted(&snaps, "b")[2], (Some(0), Some(1), Some(3)));
+        // Dies at 00:05, 00:07 … 00:39 (18 times): 00:05…00:15 is 6, 00:17…00:29 is 7,
+        // 00:31…00:39 is 5; it holds from 00:40.
+        let c: Vec<_> = counted(&snaps, "c").iter().map(|x| x.1).collect();
+        assert_eq!(c, [Some(0), Some(6), Some(7), Some(5), Some(0)]);
+        assert_eq!(counted(&snaps, "c")[3].2, Some(78));
+        // A container the scenario never stops has no counts, like its exit code.
+        assert_eq!(counted(&snaps, "d")[2], (None, None, None));
+    }
+}

@@ -141,15 +141,19 @@ async fn collect_with(api: &Api, plan: &Plan<'_>) -> Result<Engine, String> {
     let work = async {
         let version: Version = api.get("/version").await?;
         let (listed, mut memory) = list_containers(api, plan).await?;
-        let details = futures_join_all(listed.iter().map(|c| inspect_container(api, c))).await;
-        // A failed read costs the counts, not the capture: the span says why they are missing.
+        // The events are read beside the inspections. A failed read costs the counts, not the
+        // capture: the span says why they are missing.
         let since = plan.events_since.min(plan.now);
+        let (details, events) = tokio::join!(
+            futures_join_all(listed.iter().map(|c| inspect_container(api, c))),
+            events::read(api, since, plan.now)
+        );
         let mut span = EventSpan {
             since,
             until: plan.now,
             error: None,
         };
-        let tallies = match events::read(api, since, plan.now).await {
+        let tallies = match events {
             Ok(t) => {
                 span.error = t.cut.clone();
                 Some(t)

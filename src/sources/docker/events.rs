@@ -16,9 +16,12 @@ use super::api::Api;
 /// Most bytes of events one capture reads: far more than the oom and die events of a busy host
 /// between two captures; past it the counts are marked short.
 pub(super) const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
-/// Longest the read may take. With `until` the engine ends the stream, unless its clock is
-/// behind patrol's: it then waits for `until` by its own clock, and patrol stops here.
+/// Longest the read may take, and at most this share of the source's timeout, so a stalled
+/// stream leaves the rest of the capture its time. With `until` the engine ends the stream,
+/// unless its clock is behind patrol's: it then waits for `until` by its own clock, and patrol
+/// stops here with what came.
 pub(super) const EVENTS_READ_TIME: Duration = Duration::from_secs(10);
+const EVENTS_SHARE_OF_TIMEOUT: f64 = 0.25;
 
 /// `{"type":["container"],"event":["oom","die"]}`, URL-encoded.
 const FILTERS: &str =
@@ -81,13 +84,14 @@ pub(super) async fn read(
         stamp(since),
         stamp(until)
     );
-    let deadline = tokio::time::Instant::now() + EVENTS_READ_TIME.min(api.timeout);
+    let limit = EVENTS_READ_TIME.min(api.timeout.mul_f64(EVENTS_SHARE_OF_TIMEOUT));
+    let deadline = tokio::time::Instant::now() + limit;
     let what = format!("{} GET /events", api.endpoint);
     let response = tokio::time::timeout_at(deadline, api.response_unless_gone(&path))
         .await
-        .map_err(|_| format!("{what}: no answer within {EVENTS_READ_TIME:?}"))??
+        .map_err(|_| format!("{what}: no answer within {limit:?}"))??
         .ok_or_else(|| format!("{what}: HTTP 404 Not Found"))?;
-    let (body, cut) = read_bounded(response, &what, deadline, api).await?;
+    let (body, cut) = read_bounded(response, &what, (deadline, limit), api).await?;
     let mut tallies = tally(&body, since, until);
     tallies.cut = cut.or(tallies.cut);
     Ok(tallies)
@@ -97,7 +101,7 @@ pub(super) async fn read(
 async fn read_bounded(
     mut response: reqwest::Response,
     what: &str,
-    deadline: tokio::time::Instant,
+    (deadline, limit): (tokio::time::Instant, Duration),
     api: &Api,
 ) -> Result<(Vec<u8>, Option<String>), String> {
     let mut body = Vec::new();
@@ -105,7 +109,7 @@ async fn read_bounded(
         let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
             Err(_) => {
                 let cut = format!(
-                    "{what}: the stream was still open after {EVENTS_READ_TIME:?} (is the node's clock behind?); counted what came"
+                    "{what}: the stream was still open after {limit:?} (is the node's clock behind?); counted what came"
                 );
                 return Ok((body, Some(cut)));
             }
