@@ -242,7 +242,7 @@ fn evaluate_within(
         };
         match (flagged_since.is_some(), p.or_flag.as_deref()) {
             (true, Some("oom_killed")) => {
-                evidence.push_str("; it has not been started since (its OOM flag is still set)")
+                evidence.push_str("; `docker inspect` still shows its OOM flag")
             }
             (true, Some(flag)) => {
                 evidence.push_str(&format!("; {}", phrase::reading(entity, flag, 1.0)))
