@@ -143,10 +143,12 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
 
 /// "once", "twice", "3 times".
 fn times(n: f64) -> String {
-    match n {
-        n if n == 1.0 => "once".into(),
-        n if n == 2.0 => "twice".into(),
-        n => format!("{} times", fmt_number(n, 0)),
+    if n == 1.0 {
+        "once".into()
+    } else if n == 2.0 {
+        "twice".into()
+    } else {
+        format!("{} times", fmt_number(n, 0))
     }
 }
 
