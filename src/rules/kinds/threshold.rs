@@ -164,13 +164,28 @@ fn evaluate_within(
     out: &mut Vec<Candidate>,
 ) {
     let metric = rule.select.metric.as_str();
-    for (node, entity, points) in fresh_series(rule, ctx.window) {
+    let mut subjects = fresh_series(rule, ctx.window);
+    // An archive without the counts (written by an older patrol) still has the flag: a
+    // container flagged there is judged on the flag alone.
+    let mut by_flag = rule.select.clone();
+    if let Some(flag) = &p.or_flag {
+        by_flag.metric = flag.clone();
+        for (node, entity, series) in by_flag.series(ctx.window) {
+            if node.series(entity, metric).is_none()
+                && let Some(points) = super::fresh(node, series)
+            {
+                subjects.push((node, entity, points));
+            }
+        }
+    }
+    for (node, entity, points) in subjects {
         let Some(now) = points.last().map(|pt| pt.at) else {
             continue;
         };
+        let counted = node.series(entity, metric).is_some();
         let (mut count, mut edge) = (0.0, now);
         let (mut first, mut newest) = (None, None);
-        for pt in points.iter().rev() {
+        for pt in points.iter().rev().filter(|_| counted) {
             let Some(v) = pt.value.filter(|v| *v > 0.0) else {
                 continue;
             };
@@ -369,5 +384,62 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         evidence.push('.');
         c.evidence = evidence;
         out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::history::Window;
+    use crate::rules::Library;
+
+    const SCENARIO: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\nevents = [{ kind = \"oom-kill\", container = \"api\", at = \"+10m\" }]\n[[node.container]]\nname = \"api\"\nimage = \"x\"\nmem = \"100MB\"\n";
+
+    /// The library's rule over the scenario's captures, the event counts taken out when
+    /// `counts` is false (an archive written by an older patrol): the titles it gives.
+    fn titles(counts: bool) -> Vec<String> {
+        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), SCENARIO) {
+            Ok(s) => s,
+            Err(e) => panic!("scenario refused: {e}"),
+        };
+        let snaps = match crate::simulate::generate(&s) {
+            Ok(snaps) => snaps,
+            Err(e) => panic!("not generated: {e}"),
+        };
+        let mut window = Window::new(chrono::Duration::hours(24));
+        for mut snap in snaps {
+            for c in snap.containers.iter_mut().flatten() {
+                if !counts {
+                    (c.oom_kills, c.exits, c.last_exit_code) = (None, None, None);
+                }
+            }
+            window.push(snap);
+        }
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/host.toml"))
+            .unwrap_or_default();
+        // The library's own rule, alone (the file's other rules need its states).
+        let start = text.find("[[rule]]\nid = \"container-oom-killed\"").unwrap_or(0);
+        let end = text[start + 1..]
+            .find("[[rule]]")
+            .map_or(text.len(), |e| start + 1 + e);
+        let rule = text[start..end].to_string();
+        let lib = match Library::from_sources(&[("host.toml".into(), rule)]) {
+            Ok(lib) => lib,
+            Err(e) => panic!("library refused: {e}"),
+        };
+        lib.evaluate(&window, chrono_tz::UTC)
+            .findings
+            .into_iter()
+            .filter(|f| f.rule_id == "container-oom-killed")
+            .map(|f| f.title)
+            .collect()
+    }
+
+    #[test]
+    fn a_container_left_down_with_the_oom_flag_fires_with_or_without_the_counts() {
+        let with = titles(true);
+        assert_eq!(with.len(), 1, "{with:?}");
+        assert!(with[0].contains("`api` was killed by the kernel's OOM killer once"), "{with:?}");
+        // An older archive has the flag only: the flag alone still fires.
+        assert_eq!(titles(false), with);
     }
 }
