@@ -389,29 +389,37 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use crate::history::Window;
+    use crate::model::{Container, Snapshot};
     use crate::rules::Library;
 
-    const SCENARIO: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\nevents = [{ kind = \"oom-kill\", container = \"api\", at = \"+10m\" }]\n[[node.container]]\nname = \"api\"\nimage = \"x\"\nmem = \"100MB\"\n";
-
-    /// The library's rule over the scenario's captures, the event counts taken out when
-    /// `counts` is false (an archive written by an older patrol): the titles it gives.
+    /// `api` is OOM-killed between the first and the second of three captures and left down:
+    /// the library's rule over them, with the engine's counts or (an archive written by an
+    /// older patrol) without: the titles it gives.
     fn titles(counts: bool) -> Vec<String> {
-        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), SCENARIO) {
-            Ok(s) => s,
-            Err(e) => panic!("scenario refused: {e}"),
-        };
-        let snaps = match crate::simulate::generate(&s) {
-            Ok(snaps) => snaps,
-            Err(e) => panic!("not generated: {e}"),
-        };
         let mut window = Window::new(chrono::Duration::hours(24));
-        for mut snap in snaps {
-            for c in snap.containers.iter_mut().flatten() {
-                if !counts {
-                    (c.oom_kills, c.exits, c.last_exit_code) = (None, None, None);
-                }
-            }
+        for (i, (flag, kills)) in [(false, 0), (true, 1), (true, 0)].into_iter().enumerate() {
+            let at = chrono::Utc
+                .with_ymd_and_hms(2026, 2, 18, 0, 15 * i as u32, 0)
+                .single()
+                .unwrap_or_default();
+            let mut snap = Snapshot::new("f", "n1", at);
+            let counted = if counts {
+                format!(r#","oom_kills":{kills},"exits":{kills}"#)
+            } else {
+                String::new()
+            };
+            let state = if flag { "exited" } else { "running" };
+            let json = format!(
+                r#"{{"name":"api","image":"x","state":"{state}","oom_killed":{flag}{counted}}}"#
+            );
+            let c: Container = match serde_json::from_str(&json) {
+                Ok(c) => c,
+                Err(e) => panic!("{json}: {e}"),
+            };
+            snap.containers = Some(vec![c]);
             window.push(snap);
         }
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/host.toml"))
@@ -438,7 +446,10 @@ mod tests {
     fn a_container_left_down_with_the_oom_flag_fires_with_or_without_the_counts() {
         let with = titles(true);
         assert_eq!(with.len(), 1, "{with:?}");
-        assert!(with[0].contains("`api` was killed by the kernel's OOM killer once"), "{with:?}");
+        assert!(
+            with[0].contains("`api` was killed by the kernel's OOM killer once"),
+            "{with:?}"
+        );
         // An older archive has the flag only: the flag alone still fires.
         assert_eq!(titles(false), with);
     }
