@@ -50,7 +50,28 @@ pub struct Docker {
     pub stall_logs: Option<Duration>,
     /// Also lists a container that exited long ago (in 2020).
     pub exited: bool,
+    /// What `/events` answers (an empty stream by default).
+    pub events: Events,
 }
+
+/// The fake engine's event stream.
+#[derive(Clone, Default)]
+pub enum Events {
+    #[default]
+    Empty,
+    /// The kept container was OOM-killed (exit 137) and restarted, then exited with code 3,
+    /// just before the `until` asked for; its events carry a label holding [`EVENT_SECRET`].
+    Killed,
+    /// Answers this status.
+    Status(&'static str),
+    /// Sends the `Killed` events, then holds the stream open this long (an engine whose clock
+    /// is behind waits for `until` by its own).
+    Stall(Duration),
+}
+
+/// A value a label of the kept container holds, as labels sometimes hold what the environment
+/// does: it must never reach a snapshot.
+pub const EVENT_SECRET: &str = "planted-label-value-7c1e";
 
 /// A container that stopped in 2020.
 pub const EXITED: &str = "pt-exited";
@@ -91,6 +112,9 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
     let kept_id = "1111111111111111";
     let gone_id = "2222222222222222";
     let exited_id = "3333333333333333";
+    if path.starts_with("/events") {
+        return events_answer(stream, path, &fake.events, kept_id);
+    }
     if path.starts_with("/version") {
         std::thread::sleep(fake.delay);
         respond(
@@ -192,6 +216,53 @@ fn docker_answer(stream: &mut std::os::unix::net::UnixStream, path: &str, fake: 
             json,
             br#"{"message":"page not found"}"#,
         );
+    }
+}
+
+/// The answer to `/events?since=…&until=…`: events a second before `until`.
+fn events_answer(
+    stream: &mut std::os::unix::net::UnixStream,
+    path: &str,
+    events: &Events,
+    id: &str,
+) {
+    let until = path
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("until="))
+        .and_then(|u| u.split('.').next())
+        .and_then(|u| u.parse::<i64>().ok())
+        .unwrap_or(0);
+    let at = (until - 1) * 1_000_000_000;
+    let event = |action: &str, nanos: i64, code: &str| {
+        format!(
+            r#"{{"status":"{action}","id":"{id}","from":"patrol-bb:1","Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{"image":"patrol-bb:1","name":"{KEPT}","com.example.token":"{EVENT_SECRET}"{code}}}}},"scope":"local","time":{},"timeNano":{nanos}}}"#,
+            nanos / 1_000_000_000
+        )
+    };
+    let killed = [
+        event("oom", at, ""),
+        event("die", at + 1, r#","exitCode":"137""#),
+        event("die", at + 2, r#","exitCode":"3""#),
+    ]
+    .join("\n")
+        + "\n";
+    match events {
+        Events::Empty => respond(stream, "200 OK", "application/json", b""),
+        Events::Killed => respond(stream, "200 OK", "application/json", killed.as_bytes()),
+        Events::Status(status) => respond(
+            stream,
+            status,
+            "application/json",
+            br#"{"message":"events are not for you"}"#,
+        ),
+        Events::Stall(hold) => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(killed.as_bytes());
+            let _ = stream.flush();
+            std::thread::sleep(*hold);
+        }
     }
 }
 

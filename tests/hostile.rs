@@ -241,3 +241,75 @@ fn a_capture_whose_engine_failed_leaves_the_log_window_where_the_last_read_one_e
         "the window after the failed capture starts where the last read one ended"
     );
 }
+
+/// The kept container's counts and the engine's event span, from one capture of `events`.
+fn capture_events(events: fakes::Events, top: &str) -> (serde_json::Value, Duration, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = fakes::docker(
+        dir.path(),
+        fakes::Docker {
+            events,
+            ..fakes::Docker::default()
+        },
+    );
+    let (snap, took) = capture(dir.path(), top, &docker_source(&socket));
+    let docker = status(&snap, "docker");
+    assert_eq!(
+        docker["ok"], true,
+        "the event stream never fails the capture: {docker}"
+    );
+    let kept = snap["containers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == fakes::KEPT))
+        .unwrap_or_else(|| panic!("{} is kept: {snap}", fakes::KEPT))
+        .clone();
+    let text = snap.to_string();
+    (kept, took, text)
+}
+
+#[test]
+fn the_engine_events_count_an_oom_kill_a_restart_hid_and_keep_no_label() {
+    let (kept, _, text) = capture_events(fakes::Events::Killed, "");
+    // Inspect says nothing: the restart cleared the flag and the code.
+    assert_eq!(kept["oom_kills"], 1, "{kept}");
+    assert_eq!(kept["exits"], 2, "{kept}");
+    assert_eq!(kept["last_exit_code"], 3, "{kept}");
+    assert!(
+        !text.contains(fakes::EVENT_SECRET),
+        "the archived snapshot keeps a container label from the event stream"
+    );
+}
+
+#[test]
+fn an_event_stream_the_engine_refuses_leaves_the_counts_out_and_says_why() {
+    let (kept, _, text) = capture_events(fakes::Events::Status("500 Internal Server Error"), "");
+    assert!(kept.get("oom_kills").is_none(), "{kept}");
+    let snap: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let error = snap["docker"]["events"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("/events") && error.contains("500"),
+        "{}",
+        snap["docker"]
+    );
+}
+
+#[test]
+fn an_event_stream_left_open_is_cut_at_its_share_of_the_timeout() {
+    let (kept, took, text) = capture_events(
+        fakes::Events::Stall(Duration::from_secs(30)),
+        "timeout = \"8s\"",
+    );
+    // 2 s (a quarter of the timeout) for the events, then the rest of the capture.
+    assert!(took < Duration::from_secs(7), "the run took {took:?}");
+    assert_eq!(
+        kept["oom_kills"], 1,
+        "what came before the stall counts: {kept}"
+    );
+    let snap: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let error = snap["docker"]["events"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("still open"), "{}", snap["docker"]);
+}

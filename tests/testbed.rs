@@ -1127,3 +1127,136 @@ fn a_server_log_full_of_multibyte_characters_is_read_whatever_the_byte_offsets()
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Runs the docker CLI against the bed's engine a.
+fn docker_cli(args: &[&str]) -> std::process::Output {
+    let host = format!("unix://{}", socket());
+    std::process::Command::new("docker")
+        .arg("-H")
+        .arg(&host)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
+}
+
+/// Removes the containers when the test ends, passed or not.
+struct Remove(&'static [&'static str]);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let mut args = vec!["rm", "-f"];
+        args.extend(self.0);
+        let _ = docker_cli(&args);
+    }
+}
+
+#[test]
+#[ignore = "needs the test bed: scripts/test"]
+fn an_oom_kill_and_an_exit_the_restart_policy_hid_are_counted_and_the_rule_fires() {
+    const OOM: &str = "pt-oom-restarted";
+    const EXIT: &str = "pt-exit-restarted";
+    let _cleanup = Remove(&[OOM, EXIT]);
+    let _ = docker_cli(&["rm", "-f", OOM, EXIT]);
+    // Each dies once on its first run (a marker in its writable layer says it ran), then the
+    // `on-failure` policy starts it again and it stays up: `docker inspect` then shows no exit
+    // code. (The bed's Engine 20.10 keeps `OOMKilled` set until the next exit; newer engines
+    // clear it at the start. The counts must not depend on either.)
+    let once =
+        |then: &str| format!("if [ -f /ran ]; then exec sleep 1000000; fi; touch /ran; {then}");
+    let (oom_cmd, exit_cmd) = (once("tail /dev/zero"), once("exit 3"));
+    for (name, limits, cmd) in [
+        (
+            OOM,
+            &["-m", "32m", "--memory-swap", "32m"][..],
+            oom_cmd.as_str(),
+        ),
+        (EXIT, &[][..], exit_cmd.as_str()),
+    ] {
+        let mut args = vec!["run", "-d", "--name", name, "--restart", "on-failure"];
+        args.extend(limits);
+        args.extend(["patrol-bb:1", "sh", "-c", cmd]);
+        let out = docker_cli(&args);
+        assert!(
+            out.status.success(),
+            "docker run {name}: {}",
+            text(&out.stderr)
+        );
+    }
+    let restarted = |name: &str| {
+        let out = docker_cli(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            name,
+        ]);
+        text(&out.stdout).trim().to_string()
+    };
+    let started = std::time::Instant::now();
+    while [OOM, EXIT].iter().any(|n| restarted(n) != "1 running") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "not killed and restarted within 90 s: {} / {}",
+            restarted(OOM),
+            restarted(EXIT)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("patrol.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "fleet = \"Testbed\"\ntimezone = \"UTC\"\n[[node]]\nname = \"node-a\"\n[node.docker]\nendpoint = \"unix://{}\"\n",
+            socket()
+        ),
+    )
+    .unwrap();
+    succeeded(&patrol(
+        &["run", "--config", config.to_str().unwrap()],
+        dir.path(),
+    ));
+    let (_, snap) = show_json(dir.path(), &snapshots(dir.path())[0]);
+    assert!(
+        snap["docker"]["events"]["error"].is_null(),
+        "{}",
+        snap["docker"]
+    );
+    let by_name = |n: &str| {
+        snap["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n} missing"))
+            .clone()
+    };
+    let oom = by_name(OOM);
+    assert_eq!(oom["exit_code"], 0, "the restart cleared the code: {oom}");
+    assert_eq!(oom["oom_kills"], 1, "{oom}");
+    assert_eq!(oom["exits"], 1, "{oom}");
+    assert_eq!(oom["last_exit_code"], 137, "{oom}");
+    let exited = by_name(EXIT);
+    assert_eq!(
+        exited["exit_code"], 0,
+        "the restart cleared the code: {exited}"
+    );
+    assert_eq!(exited["oom_kills"], 0, "{exited}");
+    assert_eq!(exited["exits"], 1, "{exited}");
+    assert_eq!(exited["last_exit_code"], 3, "{exited}");
+
+    let report = crate::support::rolling_report(&dir.path().join("output/testbed"));
+    // The finding may be grouped with the bed's own `pt-oom` ("also `pt-oom-restarted`").
+    let oom_lines: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("killed by the kernel's OOM killer"))
+        .collect();
+    assert!(
+        oom_lines.iter().any(|l| l.contains(&format!("`{OOM}`"))),
+        "container-oom-killed does not fire on {OOM}:\n{report}"
+    );
+    assert!(
+        !oom_lines.iter().any(|l| l.contains(&format!("`{EXIT}`"))),
+        "an exit with code 3 is no OOM kill:\n{report}"
+    );
+}

@@ -116,6 +116,17 @@ fn container(out: &mut Vec<Reading>, c: &Container) {
     if let Some(oom) = c.oom_killed {
         push(out, &e, "oom_killed", Some(if oom { 1.0 } else { 0.0 }));
     }
+    // From the engine's events since the previous capture: what a restart hides from the flag
+    // and the exit code above.
+    if let Some(n) = c.oom_kills {
+        push(out, &e, "oom_kills", Some(f64::from(n)));
+    }
+    if let Some(n) = c.exits {
+        push(out, &e, "exits", Some(f64::from(n)));
+    }
+    if let Some(code) = c.last_exit_code {
+        push(out, &e, "last_exit_code", Some(code as f64));
+    }
     if c.blkio_write_bytes.is_some() {
         push(out, &e, "blkio_write_bytes", u(c.blkio_write_bytes));
     }

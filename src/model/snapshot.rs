@@ -213,6 +213,22 @@ pub struct DockerInfo {
     pub api_version: Option<String>,
     #[serde(default)]
     pub compose_version: Option<String>,
+    /// The span of the engine's event stream read for this capture (see
+    /// [`Container::oom_kills`]); absent when it was not read (a simulated engine, an archive
+    /// written by an older patrol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventSpan>,
+}
+
+/// Which stretch of the engine's container events a capture counted, and why the counts may be
+/// missing or short: the events say what a restart wipes from `docker inspect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventSpan {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Why the stream could not be read (the counts are then absent), or was cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,6 +344,17 @@ pub struct Container {
     pub oom_killed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
+    /// OOM kills the engine reported (`oom` events) since the previous capture. Unlike
+    /// `oom_killed`, which the restart policy's next start clears, a restart does not hide
+    /// them. `None` when the event stream was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u32>,
+    /// Exits (`die` events) since the previous capture, restarts included; `None` as above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<u32>,
+    /// The exit code of the newest of those exits (`None` when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i64>,
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

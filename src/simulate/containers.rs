@@ -22,6 +22,7 @@ pub(super) fn docker(cap: &Capture, st: &mut NodeState, snap: &mut Snapshot) {
         engine_version: d.engine_version.clone(),
         api_version: Some("1.47".into()),
         compose_version: d.compose_version.clone(),
+        events: None,
     });
     let mut containers = Vec::new();
     for c in &cap.node.container {
@@ -100,6 +101,9 @@ fn ephemeral(cap: &Capture, e: &EphemeralSpec, st: &mut NodeState, out: &mut Vec
             restart_policy: None,
             oom_killed: Some(false),
             exit_code: Some(if running { 0 } else { e.code.unwrap_or(0) }),
+            oom_kills: None,
+            exits: None,
+            last_exit_code: None,
             started_at: Some(ts(created.floor())),
             ports: Vec::new(),
             command: Vec::new(),
@@ -164,6 +168,7 @@ fn container(
         container_state(&c.state),
         from.max(cap.boot + 25.0),
     );
+    let counted = lifecycle::counted(c, events, clock, cap.window_start, t);
     let state = life.state;
     let running = state == ContainerState::Running;
     if !c.log.is_empty() {
@@ -190,6 +195,9 @@ fn container(
         restart_policy: c.restart_policy.clone(),
         oom_killed: life.oom_killed,
         exit_code: life.exit_code,
+        oom_kills: counted.oom_kills,
+        exits: counted.exits,
+        last_exit_code: counted.last_exit_code,
         started_at: Some(ts(life.started.floor())),
         ports: c.ports.iter().map(|p| published(*p)).collect(),
         command: c.command.clone(),

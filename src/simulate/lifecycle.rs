@@ -115,6 +115,72 @@ fn stops(c: &ContainerSpec, events: &[Event]) -> bool {
     })
 }
 
+/// What the engine's event stream says about `c` between two captures: the `oom` and `die`
+/// events the collector counts, which a restart does not wipe as it wipes `docker inspect`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counted {
+    pub oom_kills: Option<u32>,
+    pub exits: Option<u32>,
+    pub last_exit_code: Option<i64>,
+}
+
+/// The events of `c` in `(since, until]`, reported (zeros included) only for a container the
+/// scenario stops, like its exit code. An OOM kill is an `oom` then a `die` with code 137; a
+/// crash loop dies at its start and at every restart before it holds. A reboot's stops are
+/// not counted: the engine's event buffer does not outlive the engine.
+pub(super) fn counted(
+    c: &ContainerSpec,
+    events: &[Event],
+    clock: &Clock,
+    since: f64,
+    until: f64,
+) -> Counted {
+    if !stops(c, events) {
+        return Counted::default();
+    }
+    let within = |t: f64| since < t && t <= until;
+    let mut n = Counted {
+        oom_kills: Some(0),
+        exits: Some(0),
+        last_exit_code: None,
+    };
+    // When the newest exit counted so far happened.
+    let mut newest = f64::NEG_INFINITY;
+    let mut died = |n: &mut Counted, deaths: u32, t: f64, code: i64| {
+        n.exits = n.exits.map(|x| x.saturating_add(deaths));
+        if t >= newest {
+            newest = t;
+            n.last_exit_code = Some(code);
+        }
+    };
+    for e in mine(c, events) {
+        let at = clock.at(&e.at);
+        match e.kind {
+            EventKind::OomKill if within(at) => {
+                n.oom_kills = n.oom_kills.map(|x| x.saturating_add(1));
+                died(&mut n, 1, at, 137);
+            }
+            EventKind::Exit if within(at) => died(&mut n, 1, at, e.code.unwrap_or(1)),
+            EventKind::CrashLoop => {
+                let every = e.every.map(|s| s.0).unwrap_or(60.0).max(1.0);
+                let end = e.until.as_ref().map_or(f64::INFINITY, |u| clock.at(u));
+                // Deaths at at + k·every (k ≥ 0) before `end`: the first and last k in the span.
+                let first = (((since - at) / every).floor() + 1.0).max(0.0);
+                let mut last = ((until.min(end) - at) / every).floor();
+                if at + last * every >= end {
+                    last -= 1.0;
+                }
+                if last >= first {
+                    let deaths = (last - first + 1.0).min(f64::from(u32::MAX)) as u32;
+                    died(&mut n, deaths, at + last * every, e.code.unwrap_or(1));
+                }
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
 /// Whether the scenario describes `c`'s health checks, so their streak and log are reported.
 fn checked(c: &ContainerSpec, events: &[Event]) -> bool {
     c.health_interval.is_some() || mine(c, events).any(|e| e.kind == EventKind::Unhealthy)
@@ -307,5 +373,59 @@ pub(super) fn base_health(health: Option<&str>) -> Health {
         Some("unhealthy") => Health::Unhealthy,
         Some("starting") => Health::Starting,
         _ => Health::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Snapshot;
+
+    const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
+    const ONE: &str = "image = \"x\"\nmem = \"100MB\"\n";
+
+    fn run(body: &str) -> Vec<Snapshot> {
+        let text = format!("{HEADER}{body}");
+        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("scenario refused: {e}"),
+        };
+        match crate::simulate::generate(&s) {
+            Ok(snaps) => snaps,
+            Err(e) => panic!("not generated: {e}"),
+        }
+    }
+
+    /// `(oom kills, exits, last exit code)` of `name` at each capture.
+    fn counted(snaps: &[Snapshot], name: &str) -> Vec<(Option<u32>, Option<u32>, Option<i64>)> {
+        snaps
+            .iter()
+            .map(|s| {
+                let c = s
+                    .container(name)
+                    .unwrap_or_else(|| panic!("{name} not listed"));
+                (c.oom_kills, c.exits, c.last_exit_code)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_engine_events_of_each_capture_span_are_counted_once() {
+        // Captures at 00:00, 00:15, 00:30, 00:45, 01:00.
+        let snaps = run(&format!(
+            "events = [{{ kind = \"oom-kill\", container = \"a\", at = \"+10m\" }}, {{ kind = \"oom-kill\", container = \"a\", at = \"+12m\" }}, {{ kind = \"exit\", container = \"b\", at = \"+20m\", until = \"+25m\", code = 3 }}, {{ kind = \"crash-loop\", container = \"c\", at = \"+5m\", until = \"+40m\", every = \"2m\", code = 78 }}]\n[[node.container]]\nname = \"a\"\nrestart_policy = \"always\"\n{ONE}[[node.container]]\nname = \"b\"\n{ONE}[[node.container]]\nname = \"c\"\nrestart_policy = \"always\"\n{ONE}[[node.container]]\nname = \"d\"\n{ONE}"
+        ));
+        let a = counted(&snaps, "a");
+        assert_eq!(a[0], (Some(0), Some(0), None));
+        // Both kills in one span, though the restarts cleared the flag each time.
+        assert_eq!(a[1], (Some(2), Some(2), Some(137)));
+        assert_eq!(a[2], (Some(0), Some(0), None));
+        assert_eq!(counted(&snaps, "b")[2], (Some(0), Some(1), Some(3)));
+        // Dies at 00:05, 00:07 … 00:39 (18 times): 00:05…00:15 is 6, 00:17…00:29 is 7,
+        // 00:31…00:39 is 5; it holds from 00:40.
+        let c: Vec<_> = counted(&snaps, "c").iter().map(|x| x.1).collect();
+        assert_eq!(c, [Some(0), Some(6), Some(7), Some(5), Some(0)]);
+        assert_eq!(counted(&snaps, "c")[3].2, Some(78));
+        // A container the scenario never stops has no counts, like its exit code.
+        assert_eq!(counted(&snaps, "d")[2], (None, None, None));
     }
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod containers;
+mod events;
 mod logs;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DockerEndpoint, LogSettings, SshSettings};
-use crate::model::{Container, DockerInfo, LogStream, Truncated, TruncatedReason};
+use crate::model::{Container, DockerInfo, EventSpan, LogStream, Truncated, TruncatedReason};
 use crate::sources::logs::Reducer;
 use crate::sources::ssh::Tunnel;
 use api::Api;
@@ -72,6 +73,9 @@ pub struct Plan<'a> {
     pub timeout: Duration,
     /// The capture's time (sizes measured now are dated with it).
     pub now: DateTime<Utc>,
+    /// The engine's events are counted from here to `now`: the node's previous capture, or a
+    /// bounded look-back for its first.
+    pub events_since: DateTime<Utc>,
 }
 
 /// Collects from one engine, giving up after the plan's `timeout`.
@@ -137,7 +141,29 @@ async fn collect_with(api: &Api, plan: &Plan<'_>) -> Result<Engine, String> {
     let work = async {
         let version: Version = api.get("/version").await?;
         let (listed, mut memory) = list_containers(api, plan).await?;
-        let details = futures_join_all(listed.iter().map(|c| inspect_container(api, c))).await;
+        // The events are read beside the inspections. A failed read costs the counts, not the
+        // capture: the span says why they are missing.
+        let since = plan.events_since.min(plan.now);
+        let (details, events) = tokio::join!(
+            futures_join_all(listed.iter().map(|c| inspect_container(api, c))),
+            events::read(api, since, plan.now)
+        );
+        let mut span = EventSpan {
+            since,
+            until: plan.now,
+            error: None,
+        };
+        let tallies = match events {
+            Ok(t) => {
+                span.error = t.cut.clone();
+                Some(t)
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                span.error = Some(e);
+                None
+            }
+        };
         // The logs come after every inspection and stats are in hand, and stop at their own
         // deadline, so slow logs never cost the containers' states.
         let reads = listed
@@ -145,12 +171,16 @@ async fn collect_with(api: &Api, plan: &Plan<'_>) -> Result<Engine, String> {
             .zip(&details)
             .map(|(c, (inspect, _))| read_logs(api, plan, c, inspect, logs_deadline));
         let reads = futures_join_all(reads).await;
-        let (containers, logs) = assemble(api, listed, details, reads, &mut memory)?;
+        let (mut containers, logs) = assemble(api, listed, details, reads, &mut memory)?;
+        if let Some(t) = &tallies {
+            count_events(&mut containers, t);
+        }
         Ok::<_, String>(Engine {
             info: DockerInfo {
                 engine_version: version.version,
                 api_version: version.api_version,
                 compose_version: None,
+                events: Some(span),
             },
             containers,
             logs,
@@ -321,6 +351,26 @@ fn assemble(
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     streams.sort_by(|a, b| a.source.cmp(&b.source));
     Ok((containers, streams))
+}
+
+/// Gives each container its events of the span; one without any had none (zeros, not gaps, so
+/// a rule sees a quiet capture as such).
+fn count_events(containers: &mut [Container], tallies: &events::Tallies) {
+    for c in containers {
+        let tally =
+            c.id.as_deref()
+                .and_then(|short| {
+                    tallies
+                        .by_id
+                        .iter()
+                        .find(|(id, _)| id.starts_with(short))
+                        .map(|(_, t)| t.clone())
+                })
+                .unwrap_or_default();
+        c.oom_kills = Some(tally.oom_kills);
+        c.exits = Some(tally.exits);
+        c.last_exit_code = tally.last_exit_code;
+    }
 }
 
 /// Most bytes of answers one engine's capture reads (the list, inspections, stats), whatever

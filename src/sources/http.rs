@@ -63,7 +63,7 @@ impl Budget {
         }
     }
 
-    fn spend(&self, bytes: usize, endpoint: &str) -> Result<(), String> {
+    pub(crate) fn spend(&self, bytes: usize, endpoint: &str) -> Result<(), String> {
         use std::sync::atomic::Ordering;
         self.left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {

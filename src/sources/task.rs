@@ -148,6 +148,7 @@ async fn collect_docker(
         memory: &ctx.node.docker,
         timeout,
         now: ctx.until,
+        events_since: ctx.since,
     };
     docker::collect(endpoint, tunnel, &plan)
         .await

@@ -306,6 +306,10 @@ pub(super) fn container(c: Listed, inspect: Inspect, stats: Option<Stats>) -> Co
             .filter(|n| !n.is_empty()),
         oom_killed: inspect.state.oom_killed,
         exit_code: inspect.state.exit_code,
+        // Filled in from the engine's events, when they could be read.
+        oom_kills: None,
+        exits: None,
+        last_exit_code: None,
         started_at,
         ports: c
             .ports
