@@ -20,6 +20,7 @@ use crate::markdown::plain;
 use crate::rules::Library;
 use crate::rules::score::{Context, Episode, KeyFile, Score, Tracker, pct, score, stamp};
 use crate::simulate;
+use crate::store::Archive;
 
 /// What a key is scored against.
 enum Target {
@@ -92,6 +93,17 @@ fn jobs(args: &ScoreArgs) -> Result<Vec<(PathBuf, Option<Target>)>> {
     Ok(out)
 }
 
+/// The scheduled time of the capture round whose first capture was at `t`: a key speaks of
+/// rounds as scheduled, and nodes are captured seconds after (their offset and `jitter`).
+fn scheduled(t: DateTime<Utc>, start: DateTime<Utc>, interval_s: f64) -> DateTime<Utc> {
+    let interval_ms = (interval_s * 1000.0).round() as i64;
+    if interval_ms <= 0 || t < start {
+        return t;
+    }
+    let k = (t - start).num_milliseconds() / interval_ms;
+    start + chrono::Duration::milliseconds(k * interval_ms)
+}
+
 pub(super) fn score_cmd(
     args: &ScoreArgs,
     config: Option<PathBuf>,
@@ -137,36 +149,16 @@ pub(super) fn score_cmd(
                     rules: &ids,
                     nodes: &nodes,
                 })?;
-                // A key speaks of capture rounds as scheduled; nodes are captured seconds
-                // after (their offset and `jitter`), so a round counts from its scheduled time.
-                let interval = chrono::Duration::milliseconds(
-                    (scenario.scenario.interval.0 * 1000.0).round() as i64,
-                );
-                let scheduled = |t: DateTime<Utc>| -> DateTime<Utc> {
-                    if interval <= chrono::Duration::zero() || t < start {
-                        return t;
-                    }
-                    let k = (t - start).num_milliseconds() / interval.num_milliseconds();
-                    start + interval * (k as i32)
-                };
+                let interval = scenario.scenario.interval.0;
                 replay_scenario(&scenario, &lib, tz, &mut |round, _, ledger| {
-                    tracker.observe(ledger, round.at, scheduled(round.first));
+                    tracker.observe(ledger, round.at, scheduled(round.first, start, interval));
                     rounds += 1;
                 })?;
                 (key, tz, nodes.len(), format!("scenario {}", path.display()))
             }
             Target::Archive(arg) => {
                 let (archive, _, tz) = open_archive(arg)?;
-                let entries = archive.list(None, None, None)?;
-                let Some(start) = entries.iter().map(|e| e.captured_at).min() else {
-                    return Err(Error::Usage(format!(
-                        "{}: the archive holds no captures to score",
-                        archive.describe()
-                    )));
-                };
-                let mut nodes: Vec<String> = entries.iter().map(|e| e.node.clone()).collect();
-                nodes.sort();
-                nodes.dedup();
+                let (start, nodes) = first_capture_and_nodes(&archive)?;
                 let key = keyfile.resolve(&Context {
                     tz,
                     start,
@@ -232,6 +224,21 @@ pub(super) fn score_cmd(
         }
     }
     Ok(code)
+}
+
+/// When an archive begins (what `+6h` in a key counts from) and the nodes it holds.
+fn first_capture_and_nodes(archive: &Archive) -> Result<(DateTime<Utc>, Vec<String>)> {
+    let entries = archive.list(None, None, None)?;
+    let Some(start) = entries.iter().map(|e| e.captured_at).min() else {
+        return Err(Error::Usage(format!(
+            "{}: the archive holds no captures to score",
+            archive.describe()
+        )));
+    };
+    let mut nodes: Vec<String> = entries.iter().map(|e| e.node.clone()).collect();
+    nodes.sort();
+    nodes.dedup();
+    Ok((start, nodes))
 }
 
 fn sum(scored: &[Scored], f: impl Fn(&Score) -> (usize, usize)) -> (usize, usize) {

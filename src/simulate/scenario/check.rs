@@ -260,6 +260,11 @@ fn check_node(ctx: &mut Ctx, f: &mut Fields, node: &NodeSpec, clock: &Clock) {
             _ => {}
         }
     }
+    check_containers(ctx, f, node, clock, &who);
+}
+
+/// A node's containers: their health-check interval, and its worker farms' short-lived ones.
+fn check_containers(ctx: &mut Ctx, f: &mut Fields, node: &NodeSpec, clock: &Clock, who: &str) {
     for ((_, span), c) in f.tables(ctx, "container").into_iter().zip(&node.container) {
         if c.health_interval.is_some_and(|s| s.0 < 1.0) {
             ctx.report(
