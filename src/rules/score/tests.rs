@@ -2,7 +2,12 @@
 //! allowances, and the episodes cut from a ledger.
 
 use super::*;
-use crate::ledger::Recheck;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Problem, Result};
+use crate::ledger::{Ledger, Recheck};
+use crate::model::Finding;
 use crate::model::{Facet, Member, Severity};
 use chrono::TimeZone;
 
