@@ -67,15 +67,7 @@ pub fn state_at(def: &StateDef, window: &Window, node: &NodeHistory, at: i64) ->
             node_state_at(def, n, at, tolerance)
         })
         .collect();
-    def.cases
-        .iter()
-        .find(|c| {
-            values
-                .iter()
-                .any(|v| v.as_deref() == Some(c.value.as_str()))
-        })
-        .map(|c| c.value.clone())
-        .or_else(|| values.into_iter().flatten().next())
+    def.fleet_value(values)
 }
 
 /// Whether `gate` held on `node` at its capture at `at`: every state it names had the value it

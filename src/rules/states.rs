@@ -123,6 +123,20 @@ pub struct StateDef {
 }
 
 impl StateDef {
+    /// A fleet-wide state from its nodes' values: the first case (in order) that holds on any
+    /// node, else any value a node has.
+    pub fn fleet_value(&self, values: Vec<Option<String>>) -> Option<String> {
+        self.cases
+            .iter()
+            .find(|c| {
+                values
+                    .iter()
+                    .any(|v| v.as_deref() == Some(c.value.as_str()))
+            })
+            .map(|c| c.value.clone())
+            .or_else(|| values.into_iter().flatten().next())
+    }
+
     pub fn values(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.cases.iter().map(|c| c.value.as_str()).collect();
         v.push(&self.otherwise);
@@ -163,17 +177,7 @@ impl StateTable {
             .filter(|d| d.fleet)
             .map(|d| {
                 let values: Vec<Option<String>> = window.nodes().map(|n| d.of(n)).collect();
-                let value = d
-                    .cases
-                    .iter()
-                    .find(|c| {
-                        values
-                            .iter()
-                            .any(|v| v.as_deref() == Some(c.value.as_str()))
-                    })
-                    .map(|c| c.value.clone())
-                    .or_else(|| values.iter().flatten().next().cloned());
-                (d.id.as_str(), value)
+                (d.id.as_str(), d.fleet_value(values))
             })
             .collect();
         for node in window.nodes() {

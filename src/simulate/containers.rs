@@ -302,19 +302,7 @@ fn published(port: u16) -> Port {
 mod tests {
     use crate::model::{ContainerState, Health, Snapshot};
 
-    const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
-
-    fn run(body: &str) -> Vec<Snapshot> {
-        let text = format!("{HEADER}{body}");
-        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
-            Ok(s) => s,
-            Err(e) => panic!("scenario refused: {e}"),
-        };
-        match crate::simulate::generate(&s) {
-            Ok(snaps) => snaps,
-            Err(e) => panic!("not generated: {e}"),
-        }
-    }
+    use crate::simulate::one_node::run;
 
     /// `(state, restart count, exit code, oom flag)` of container `name` at each capture.
     fn life(

@@ -380,20 +380,9 @@ pub(super) fn base_health(health: Option<&str>) -> Health {
 mod tests {
     use crate::model::Snapshot;
 
-    const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
     const ONE: &str = "image = \"x\"\nmem = \"100MB\"\n";
 
-    fn run(body: &str) -> Vec<Snapshot> {
-        let text = format!("{HEADER}{body}");
-        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
-            Ok(s) => s,
-            Err(e) => panic!("scenario refused: {e}"),
-        };
-        match crate::simulate::generate(&s) {
-            Ok(snaps) => snaps,
-            Err(e) => panic!("not generated: {e}"),
-        }
-    }
+    use crate::simulate::one_node::run;
 
     /// `(oom kills, exits, last exit code)` of `name` at each capture.
     fn counted(snaps: &[Snapshot], name: &str) -> Vec<(Option<u32>, Option<u32>, Option<i64>)> {

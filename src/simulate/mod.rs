@@ -154,3 +154,24 @@ pub fn generate_each(s: &Scenario, mut emit: impl FnMut(Snapshot)) -> Result<()>
     }
     Ok(())
 }
+
+/// A one-node scenario of one hour at 15-minute captures, for the simulator's unit tests: `run`
+/// appends the node's keys (`body`) and generates its snapshots.
+#[cfg(test)]
+pub(crate) mod one_node {
+    use crate::model::Snapshot;
+
+    pub const HEADER: &str = "[scenario]\nfleet = \"f\"\nstart = \"2026-02-18T00:00:00Z\"\nend = \"2026-02-18T01:00:00Z\"\ninterval = \"15m\"\n[[node]]\nname = \"n1\"\n";
+
+    pub fn run(body: &str) -> Vec<Snapshot> {
+        let text = format!("{HEADER}{body}");
+        let s = match crate::simulate::parse(std::path::Path::new("s.toml"), &text) {
+            Ok(s) => s,
+            Err(e) => panic!("scenario refused: {e}"),
+        };
+        match crate::simulate::generate(&s) {
+            Ok(snaps) => snaps,
+            Err(e) => panic!("not generated: {e}"),
+        }
+    }
+}
