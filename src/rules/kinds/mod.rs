@@ -94,6 +94,8 @@ macro_rules! registry {
     };
 }
 
+mod load_follow;
+
 registry! {
     threshold => Threshold,
     delta_between_snapshots => DeltaBetweenSnapshots,

@@ -147,6 +147,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         rate_per: RatePer::parse(&p.choice(ctx, "rate_per", &["min", "h", "day"], "h"))
             .unwrap_or(RatePer::Hour),
         project_to: None,
+        load: None,
     };
     let cycle_s = p.duration(ctx, "cycle").filter(|c| *c > 0.0);
     if let Some(c) = cycle_s
@@ -263,6 +264,25 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
             how: How::Fit { r2: run.r2 },
         }),
     }
+}
+
+/// How many standard errors below its fitted slope a trend is still trusted to rise.
+const SLOPE_MARGIN_SE: f64 = 2.0;
+
+/// Whether a straight-line fit of `n` readings reaches a limit `distance` away within `within_s`
+/// even at its slope less [`SLOPE_MARGIN_SE`] standard errors. The slope's standard error is
+/// |slope|·√((1 − r²) / (r²·(n − 2))): a disk filling steadily for six hours is known to fill
+/// within weeks, while a noisy or short climb stays bound by `reach`.
+fn surely_within(trend: &Trend, n: usize, distance: f64, within_s: f64) -> bool {
+    let How::Fit { r2 } = trend.how else {
+        return false;
+    };
+    if n < 3 || r2 <= 0.0 || trend.slope <= 0.0 {
+        return false;
+    }
+    let se = trend.slope * ((1.0 - r2).max(0.0) / (r2 * (n - 2) as f64)).sqrt();
+    let slowest = trend.slope - SLOPE_MARGIN_SE * se;
+    slowest > 0.0 && distance / slowest <= within_s
 }
 
 /// What 100 % of the limit is for this subject: the fixed value, or the entity's own reading.
@@ -387,10 +407,16 @@ fn candidate(
         return Ok(None);
     }
     // Three hours of readings say little about three weeks: a projection further ahead than
-    // `reach` times its readings' span waits for more history (undecided, not healthy).
+    // `reach` times its readings' span waits for more history (undecided, not healthy). A climb
+    // that began within the history (a backup, a batch job) is judged by how long it has run.
+    // One that is all the history holds has no known start, so its straightness is the
+    // evidence: it is said when even its slowest plausible slope gets there in time.
+    let unknown_start = trend.start == 0;
     if let Some(reach) = p.reach
         && !past
         && eta > reach * (t1 - t0) as f64
+        && !(unknown_start
+            && surely_within(trend, used.len(), (shown_limit - shown_last).max(0.0), p.within_s))
     {
         return Err(());
     }
@@ -475,6 +501,7 @@ mod tests {
                 min_r2: 0.8,
                 rate_per: RatePer::Hour,
                 project_to: None,
+                load: None,
             },
             to: Limit::Metric("size_bytes".into()),
             within_s: 30.0 * 86_400.0,
