@@ -189,6 +189,11 @@ pub struct ReportArgs {
     /// by default say so and exit 2.
     #[arg(long)]
     pub wait: Option<String>,
+    /// Rebuild the history window from the archive's snapshots instead of starting from the
+    /// one the previous run saved in the output directory (window.bin); the rebuilt one is
+    /// saved in its place.
+    #[arg(long)]
+    pub rebuild_window: bool,
 }
 
 #[derive(Debug, Args)]

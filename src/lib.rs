@@ -12,6 +12,7 @@ pub mod compare;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod fnv;
 pub mod fsutil;
 pub mod history;
 pub mod ledger;

@@ -39,4 +39,5 @@ mod shared_archive;
 mod support;
 mod testbed;
 mod validation;
+mod window;
 mod wording;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{load_window, template_dir};
+use super::template_dir;
+use super::window::{self, WindowFile};
 use crate::config;
 use crate::error::Result;
 use crate::history::Window;
@@ -26,6 +27,8 @@ pub struct Analyzer {
     pub tz: Tz,
     pub ledger: Ledger,
     pub writer: SectionWriter,
+    /// Whether `analyse_through` starts from the saved history window.
+    pub saved_window: SavedWindow,
 }
 
 /// Where and how a report's sections are written; an analysis without one writes nothing.
@@ -198,6 +201,7 @@ impl Analyzer {
                 templates: template_dir(None),
                 keep_dated: chrono::Duration::days(90),
             },
+            saved_window: SavedWindow::Use,
         })
     }
 
@@ -247,39 +251,78 @@ impl Analyzer {
         at: DateTime<Utc>,
         span: chrono::Duration,
     ) -> Result<Analysis> {
-        let from = match self.ledger.last_analysis {
-            Some(last) if last < at => last.max(at - span),
-            _ => return self.analyse(&load_window(archive, at, span)?),
+        let file = (self.saved_window != SavedWindow::Off).then(|| {
+            let mut f = WindowFile::new(
+                &self.writer.output.dir,
+                archive,
+                &self.writer.fleet,
+                &self.library,
+            );
+            f.rebuild = self.saved_window == SavedWindow::Rebuild;
+            f.mode = self.writer.output.mode;
+            f
+        });
+        let saved = file.as_ref().and_then(|f| f.read(span));
+        // One listing serves the saved window's check, the missed rounds and the next stamp.
+        let list_from = saved
+            .as_ref()
+            .and_then(|(_, stamp)| DateTime::from_timestamp(stamp.at, 0))
+            .map_or(at - span, |saved_at| (saved_at - span).min(at - span));
+        let mut listing = archive.list(Some(list_from), Some(at), None)?;
+        window::sort_listing(&mut listing);
+        let missed = match self.ledger.last_analysis {
+            Some(last) if last < at => {
+                let from = last.max(at - span);
+                rounds(
+                    listing
+                        .iter()
+                        .filter(|e| e.captured_at > from)
+                        .cloned()
+                        .collect(),
+                )
+            }
+            _ => Vec::new(),
         };
-        let missed: Vec<Entry> = archive
-            .list(Some(from), Some(at), None)?
-            .into_iter()
-            .filter(|e| e.captured_at > from)
-            .collect();
-        let missed = rounds(missed);
         let first_at = missed
             .first()
-            .and_then(|r| r.iter().map(|e| e.captured_at).max());
-        let (Some(first_at), true) = (first_at, missed.len() > 1) else {
-            return self.analyse(&load_window(archive, at, span)?);
-        };
-        tracing::info!(
-            "analysing {} capture rounds since the last analysis",
-            missed.len()
-        );
-        let mut window = load_window(archive, first_at, span)?;
+            .and_then(|r| r.iter().map(|e| e.captured_at).max())
+            .filter(|_| missed.len() > 1);
+        let mut window = window::window_at(archive, &listing, first_at.unwrap_or(at), span, saved);
         let mut analysis = self.analyse(&window)?;
-        for round in &missed[1..] {
-            advance(&mut window, archive.load_each(round).into_iter().flatten());
-            let next = self.analyse(&window)?;
-            analysis = Analysis {
-                worst: analysis.worst.max(next.worst),
-                section_file: next.section_file.or(analysis.section_file),
-                ..next
-            };
+        if first_at.is_some() {
+            tracing::info!(
+                "analysing {} capture rounds since the last analysis",
+                missed.len()
+            );
+            for round in &missed[1..] {
+                advance(&mut window, archive.load_each(round).into_iter().flatten());
+                let next = self.analyse(&window)?;
+                analysis = Analysis {
+                    worst: analysis.worst.max(next.worst),
+                    section_file: next.section_file.or(analysis.section_file),
+                    ..next
+                };
+            }
+        }
+        if let Some(f) = &file {
+            // A window that cannot be saved costs the next run a rebuild, not this run's report.
+            if let Err(e) = f.save(&window, &listing, at) {
+                tracing::warn!("the history window was not saved: {e}");
+            }
         }
         Ok(analysis)
     }
+}
+
+/// Whether a run starts from the window the previous run saved (and saves its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedWindow {
+    /// Neither read nor write one.
+    Off,
+    /// Read it when it matches the archive, else rebuild; save the new one.
+    Use,
+    /// Rebuild from the snapshots whatever is saved; save the new one.
+    Rebuild,
 }
 
 /// Adds a capture round to the window and drops what fell out of its span, nodes that stopped
@@ -324,7 +367,21 @@ pub(super) fn for_each_round(
     entries: Vec<Entry>,
     mut each: impl FnMut(Vec<Snapshot>) -> Result<()>,
 ) -> Result<()> {
-    for batch in rounds(entries).chunks(ROUNDS_PER_LOAD) {
+    let rounds = rounds(entries);
+    let mut rest = rounds.as_slice();
+    while !rest.is_empty() {
+        // Up to ROUNDS_PER_LOAD rounds per read, but never more than a read's worth of captures
+        // decoded at once (one round at least): a thousand-node fleet's 32 rounds are 32,000.
+        let mut take = 0;
+        let mut captures = 0;
+        while take < rest.len().min(ROUNDS_PER_LOAD)
+            && (take == 0 || captures + rest[take].len() <= window::CAPTURES_PER_READ)
+        {
+            captures += rest[take].len();
+            take += 1;
+        }
+        let (batch, later) = rest.split_at(take);
+        rest = later;
         let flat: Vec<Entry> = batch.iter().flatten().cloned().collect();
         let mut loaded = archive.load_each(&flat).into_iter();
         for round in batch {

@@ -14,6 +14,7 @@ mod inspect;
 mod report;
 mod rules;
 mod score;
+mod window;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -202,20 +203,12 @@ fn window_span(text: &str) -> Result<chrono::Duration> {
     Ok(chrono::Duration::seconds(secs as i64))
 }
 
-/// Fills a window from the archive with the captures in `(at - span, at]`.
+/// Fills a window from the archive with the captures in `[at - span, at]`, oldest first, a few
+/// hundred decoded at a time.
 fn load_window(archive: &Archive, at: DateTime<Utc>, span: chrono::Duration) -> Result<Window> {
-    let entries = archive.list(Some(at - span), Some(at), None)?;
-    let (mut snaps, _skipped) = archive.load_entries(&entries);
-    snaps.sort_by(|a, b| {
-        a.captured_at
-            .cmp(&b.captured_at)
-            .then_with(|| a.node.cmp(&b.node))
-    });
-    let mut window = Window::new(span);
-    for s in snaps {
-        window.push(s);
-    }
-    Ok(window)
+    let mut listing = archive.list(Some(at - span), Some(at), None)?;
+    window::sort_listing(&mut listing);
+    Ok(window::window_at(archive, &listing, at, span, None))
 }
 
 /// Opens the archive a spec names; a shared archive defaults to `default_fleet`.

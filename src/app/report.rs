@@ -35,6 +35,8 @@ pub(super) struct Reporter {
     /// How the archive is thinned after the newest analysis; None for an archive named
     /// without a config (someone else's), or with `[retention] enabled = false`.
     retention: Option<config::RetentionSettings>,
+    /// Rebuild the history window instead of starting from the saved one.
+    rebuild_window: bool,
 }
 
 impl Reporter {
@@ -50,6 +52,7 @@ impl Reporter {
             span: window_span(&config.window)?,
             settings: config.report.clone(),
             retention: config.retention.clone(),
+            rebuild_window: false,
         })
     }
 
@@ -92,6 +95,9 @@ impl Reporter {
         };
         let mut analyzer = Analyzer::new(self.library, self.tz, &self.fleet, &self.out)?;
         analyzer.configure(&self.settings)?;
+        if self.rebuild_window {
+            analyzer.saved_window = super::analysis::SavedWindow::Rebuild;
+        }
         let analysis = if newest {
             analyzer.analyse_through(&self.archive, at, self.span)?
         } else {
@@ -180,9 +186,11 @@ fn reporter_for(args: &ReportArgs) -> Result<Reporter> {
                     ..config::ReportSettings::default()
                 },
                 retention: None,
+                rebuild_window: false,
             }
         }
     };
+    reporter.rebuild_window = args.rebuild_window;
     if let Some(r) = &args.rules {
         reporter.library = load_library(Some(r))?;
     }

@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod metrics;
+pub mod persist;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -47,7 +48,7 @@ pub struct Point {
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
     pub points: Vec<Point>,
 }
@@ -249,7 +250,18 @@ impl NodeHistory {
         {
             self.recent.pop_front();
         }
-        self.reboots.retain(|(at, _)| *at >= cutoff);
+        // What is left is what a window built from these captures alone would know: a reboot
+        // seen at the oldest capture left was seen against one now gone, and a boot or uptime
+        // last read from a capture now gone is not known.
+        let oldest = self.times.front().copied();
+        self.reboots
+            .retain(|(at, _)| *at >= cutoff && Some(*at) != oldest);
+        if self.boots.iter().all(Option::is_none) {
+            self.last_boot = None;
+        }
+        if self.last_uptime.is_some_and(|(at, _)| at < cutoff) {
+            self.last_uptime = None;
+        }
         self.last_ok.retain(|_, at| *at >= cutoff);
         self.series.retain(|_, list| {
             list.retain_mut(|(_, s)| {
@@ -372,6 +384,36 @@ impl Window {
             node.evict_before(cutoff);
         }
         self.nodes.retain(|_, n| !n.times.is_empty());
+    }
+
+    /// Puts back the full snapshots of a window read from a saved file: each node keeps the
+    /// newest [`RECENT_SNAPSHOTS`] of those given that are captures it holds, oldest first.
+    pub fn restore_recent(&mut self, snapshots: impl IntoIterator<Item = Snapshot>) {
+        for s in snapshots {
+            let Some(node) = self.nodes.get_mut(&s.node) else {
+                continue;
+            };
+            let at = s.captured_at.timestamp();
+            if node.times.binary_search(&at).is_err()
+                || node.recent.iter().any(|r| r.captured_at.timestamp() == at)
+            {
+                continue;
+            }
+            let place = node
+                .recent
+                .partition_point(|r| r.captured_at.timestamp() < at);
+            node.recent.insert(place, Arc::new(s));
+            while node.recent.len() > RECENT_SNAPSHOTS {
+                node.recent.pop_front();
+            }
+        }
+    }
+
+    /// The newest capture time (unix s) of every node, by name.
+    pub fn latest_by_node(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, n)| n.latest_at().map(|at| (name.as_str(), at)))
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeHistory> {

@@ -156,12 +156,7 @@ fn top_keys(open: &[OpenFinding]) -> Vec<String> {
 fn open_hash(open: &[OpenFinding]) -> u64 {
     let mut keys: Vec<String> = open.iter().map(|o| o.finding.key()).collect();
     keys.sort();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in keys.join("\n").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    crate::fnv::fnv1a(keys.join("\n").as_bytes())
 }
 
 /// "New 1, escalated 1": the counts that are not zero (still open is the summary's).

@@ -11,16 +11,11 @@ use super::scenario::{Dim, Span, TimeSpec, Traj};
 
 /// FNV-1a over the parts: stable across platforms and Rust versions.
 pub(super) fn hash(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
+    let mut h = crate::fnv::Fnv::default();
     for part in parts {
-        for b in part.iter() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x100000001b3);
+        h.write(part).write(&[0xff]);
     }
-    h
+    h.finish()
 }
 
 /// A uniform number in [-1, 1) from a hash (splitmix64 finaliser).

@@ -17,7 +17,11 @@ const MIN_LOAD_RISE: f64 = 0.2;
 /// read at the same captures: the two correlate by at least [`MIN_CORRELATION`]
 /// and the load rose over them by at least [`MIN_LOAD_RISE`] of its mean level. Fewer than
 /// `min_samples` paired readings are no evidence of it.
-pub(super) fn rises_with_load(points: &[Point], readings: &[(i64, f64)], min_samples: usize) -> bool {
+pub(super) fn rises_with_load(
+    points: &[Point],
+    readings: &[(i64, f64)],
+    min_samples: usize,
+) -> bool {
     let pairs: Vec<(f64, f64, f64)> = readings
         .iter()
         .filter_map(|&(at, v)| {
@@ -65,7 +69,9 @@ mod tests {
     }
 
     fn climb(len: usize) -> Vec<(i64, f64)> {
-        (0..len).map(|i| (i as i64 * 900, 500.0 + 4.0 * i as f64)).collect()
+        (0..len)
+            .map(|i| (i as i64 * 900, 500.0 + 4.0 * i as f64))
+            .collect()
     }
 
     #[test]
@@ -76,7 +82,9 @@ mod tests {
 
     #[test]
     fn a_climb_under_a_flat_noisy_load_does_not() {
-        let cpu: Vec<f64> = (0..16).map(|i| if i % 2 == 0 { 0.31 } else { 0.29 }).collect();
+        let cpu: Vec<f64> = (0..16)
+            .map(|i| if i % 2 == 0 { 0.31 } else { 0.29 })
+            .collect();
         assert!(!rises_with_load(&load(&cpu), &climb(16), 8));
     }
 

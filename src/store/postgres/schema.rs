@@ -48,13 +48,7 @@ pub const SCHEMA_VERSION: i32 = 2;
 
 /// A stable 64-bit key for the advisory lock that serialises migrations of one schema.
 fn lock_key(schema: &str) -> i64 {
-    // FNV-1a: stable across builds and platforms, unlike the std hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("patrol archive schema {schema}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
+    crate::fnv::fnv1a(format!("patrol archive schema {schema}").as_bytes()) as i64
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction under an advisory lock; refuses a
