@@ -125,7 +125,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             c.value("other", None, shown_peers.clone());
             c.value("group", None, group.clone());
             // With one peer, also say what it runs instead; a pair that each run what the other
-            // lacks is one finding about both.
+            // lacks is one finding about both. Empty otherwise: a title tests `instead`, and
+            // a variable that is not set at all fails the template.
+            c.value("instead", None, String::new());
+            c.value("instead_count", Some(0.0), "0");
             let instead = if lacking.len() == 1 {
                 let theirs = &sets[lacking[0]].0;
                 let extra: Vec<String> = theirs

@@ -43,6 +43,9 @@ pub struct Params {
     /// How many typical steps a change must measure to stand out of that variation; 0 turns
     /// the check off.
     pub noise_k: f64,
+    /// A metric of the same entity that measures its work: a change it made too (a job
+    /// starting, traffic ending) is the work's, and stays quiet.
+    pub load: Option<String>,
 }
 
 /// Fewer recent steps than this say too little about a series' variation: the fixed floor
@@ -88,6 +91,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         quiet_if_repeated_s,
         noise_window_s,
         noise_k: noise_k.unwrap_or(3.0).max(0.0),
+        load: super::load_follow::parse(p, ctx),
     }))
 }
 
@@ -120,6 +124,19 @@ fn repeated(
             && d.abs() >= delta.abs() / 2.0
             && d.abs() <= delta.abs() * 2.0
     })
+}
+
+/// Whether the step before the last already went the same way by at least a third as much: the
+/// last is the steepest part of a gradual move (memory easing off after the evening peak), not
+/// a sudden change.
+fn continues_a_move(points: &[crate::history::Point], delta: f64) -> bool {
+    let [.., a, b, _] = points else {
+        return false;
+    };
+    match (a.value, b.value) {
+        (Some(a), Some(b)) => (b - a).signum() == delta.signum() && (b - a).abs() >= delta.abs() / 3.0,
+        _ => false,
+    }
 }
 
 /// Whether the last change only takes the value back to where it was within the quiet period,
@@ -237,7 +254,9 @@ pub fn judge(points: &[crate::history::Point], reboots: &[(i64, i64)], p: &Param
         return None;
     }
     if p.quiet_if_repeated_s > 0.0
-        && (repeated(points, reboots, p, delta) || undoes_gradual_drift(points, p, delta))
+        && (repeated(points, reboots, p, delta)
+            || undoes_gradual_drift(points, p, delta)
+            || continues_a_move(points, delta))
     {
         return None;
     }
@@ -268,6 +287,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         };
         let [.., p0, p1] = points else { continue };
+        if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
+            && super::load_follow::load_explains(&load.points, p0.at, p1.at, delta.signum())
+        {
+            continue;
+        }
         let gap = (p1.at - p0.at) as f64;
         let change = fmt_change(before, after, dim, suffix);
         let mut c = Candidate::new(node, entity, metric, p1.at);
@@ -370,6 +394,7 @@ mod tests {
             quiet_if_repeated_s: 0.0,
             noise_window_s: 6.0 * 3600.0,
             noise_k: 3.0,
+            load: None,
         }
     }
 

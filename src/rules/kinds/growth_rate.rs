@@ -1,7 +1,7 @@
 #![doc = include_str!("growth_rate.md")]
 
 use super::{Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, fresh_series};
-use crate::history::metrics::{KNOWN_METRICS, entity_label, metric_label, metric_unit};
+use crate::history::metrics::{entity_label, metric_label, metric_unit};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
 use crate::units::{
@@ -78,22 +78,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         Some(v) if v.get_ref().as_str() == Some("mem_limit") => Some(ProjectTo::MemLimit),
         Some(_) => p.quantity(ctx, "project_to").map(ProjectTo::Value),
     };
-    let load = p.fields.string(ctx, "load", false).and_then(|m| {
-        if KNOWN_METRICS.contains(&m.get_ref().as_str()) {
-            Some(m.into_inner())
-        } else {
-            ctx.report(
-                m.span(),
-                format!(
-                    "{}: `load` must be a metric of the same entity (such as \"cpu_cores\"), not `{}`{}",
-                    p.fields.what,
-                    m.get_ref(),
-                    crate::error::did_you_mean(m.get_ref(), KNOWN_METRICS)
-                ),
-            );
-            None
-        }
-    });
+    let load = super::load_follow::parse(p, ctx);
     // A trend needs time and readings: the seed extrapolated two readings 74 s apart, and the
     // next report refuted it.
     if min_span_s < 60.0
@@ -380,11 +365,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             Cycle::None
                 if p.load.as_deref().is_some_and(|load| {
                     node.series(entity, load).is_some_and(|s| {
-                        super::load_follow::rises_with_load(&s.points, &signed(used, sign), p.min_samples)
+                        super::load_follow::load_up(&s.points, last_at)
+                            || super::load_follow::tracks_load(&s.points, used, p.min_samples, false)
                     })
                 }) =>
             {
-                // Rising with its own load: the memory its work needs, until the load falls.
+                // Climbing while its own load is up: the memory its work needs, until the load
+                // is back down and shows whether the memory came back with it.
                 out.push(Candidate::undecided(node, entity, metric, last_at));
                 continue;
             }
@@ -422,10 +409,6 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let idle_only = grows_only_while_idle(ctx, node, &samples, sign);
         out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
     }
-}
-
-fn signed(readings: &[(i64, f64)], sign: f64) -> Vec<(i64, f64)> {
-    readings.iter().map(|&(t, v)| (t, v * sign)).collect()
 }
 
 /// The finding for a trend, with its projection to `limit`.

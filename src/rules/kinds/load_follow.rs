@@ -1,26 +1,97 @@
-//! Whether a climb moves with the entity's own load. Memory that rises with a container's CPU
-//! through the working day is the memory its work needs: such a climb is a leak only once the
-//! load falls and the memory does not, so until then it is no verdict either way. Without this,
-//! every service whose traffic follows the day opens a "creep" each morning of a history that
-//! has not yet seen a night.
+//! Whether a move of memory is explained by the entity's own load. Memory that rises while a
+//! container's CPU is above its quiet level (traffic through the working day, a nightly job) is
+//! the memory its work needs: it is a leak only if it stays once the load is back down, so while
+//! the load is up a climb is no verdict either way. A jump or a drop between two captures that
+//! the CPU made too (a job starting, streaming ending) is the work starting or ending. Without
+//! this, every service whose load follows the day opens a "creep" each morning of a history that
+//! has not yet seen a night, and every nightly job is a "leak" and two "jumps".
 
+use super::ParamReader;
 use crate::history::Point;
+use crate::history::metrics::KNOWN_METRICS;
+use crate::tomlread::Ctx;
 
-/// The weakest correlation between the climb and its load that counts as moving with it.
-const MIN_CORRELATION: f64 = 0.6;
+/// The `load` parameter: a metric of the same entity that measures its work.
+pub(super) fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<String> {
+    let m = p.fields.string(ctx, "load", false)?;
+    if KNOWN_METRICS.contains(&m.get_ref().as_str()) {
+        return Some(m.into_inner());
+    }
+    ctx.report(
+        m.span(),
+        format!(
+            "{}: `load` must be a metric of the same entity (such as \"cpu_cores\"), not `{}`{}",
+            p.fields.what,
+            m.get_ref(),
+            crate::error::did_you_mean(m.get_ref(), KNOWN_METRICS)
+        ),
+    );
+    None
+}
 
-/// How much the load itself must have risen over the climb (its fitted rise against its mean
-/// level): noise on a flat load correlates with nothing.
+/// How far above its quiet level the load must be to count as up: a fifth of that level.
 const MIN_LOAD_RISE: f64 = 0.2;
 
-/// Whether `readings` (values signed so that growth is positive) rise with the `load` series
-/// read at the same captures: the two correlate by at least [`MIN_CORRELATION`]
-/// and the load rose over them by at least [`MIN_LOAD_RISE`] of its mean level. Fewer than
-/// `min_samples` paired readings are no evidence of it.
-pub(super) fn rises_with_load(
+/// And by how many of its typical steps (the median step between captures), so that noise on
+/// a small load (0.02 → 0.03 cores) does not count.
+const NOISE_STEPS: f64 = 3.0;
+
+/// The median of a few values.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().filter(|_| !v.is_empty())
+}
+
+/// The load's readings (value only) up to `at`, oldest first.
+fn readings_until(points: &[Point], at: i64) -> Vec<f64> {
+    points
+        .iter()
+        .take_while(|p| p.at <= at)
+        .filter_map(|p| p.value)
+        .collect()
+}
+
+/// The median absolute step between consecutive readings.
+fn typical_step(values: &[f64]) -> f64 {
+    median(values.windows(2).map(|w| (w[1] - w[0]).abs()).collect()).unwrap_or(0.0)
+}
+
+/// Whether `to` is above `from` by [`MIN_LOAD_RISE`] of `from` and [`NOISE_STEPS`] steps.
+fn clearly_above(to: f64, from: f64, step: f64) -> bool {
+    let rise = to - from;
+    rise > 0.0 && rise >= MIN_LOAD_RISE * from.abs() && rise >= NOISE_STEPS * step
+}
+
+/// Whether the load is up at `now`: the median of its last three readings is clearly above its
+/// quiet level, the lowest median of three consecutive readings it held in the series (the
+/// window). At least six readings are needed to tell.
+pub(super) fn load_up(points: &[Point], now: i64) -> bool {
+    let values = readings_until(points, now);
+    if values.len() < 6 {
+        return false;
+    }
+    let quiet = values
+        .windows(3)
+        .filter_map(|w| median(w.to_vec()))
+        .fold(f64::INFINITY, f64::min);
+    let Some(current) = median(values[values.len() - 3..].to_vec()) else {
+        return false;
+    };
+    clearly_above(current, quiet, typical_step(&values))
+}
+
+/// The weakest correlation between readings and their load that counts as moving with it.
+const MIN_CORRELATION: f64 = 0.6;
+
+/// Whether `readings` move with the load read at the same captures: they correlate by at least
+/// [`MIN_CORRELATION`], and the load itself moved over them (its least-squares change across
+/// them, or for `swings` its range) by at least [`MIN_LOAD_RISE`] of its mean level; noise on a
+/// flat load correlates with nothing. Fewer than `min_samples` paired readings are no evidence.
+pub(super) fn tracks_load(
     points: &[Point],
     readings: &[(i64, f64)],
     min_samples: usize,
+    swings: bool,
 ) -> bool {
     let pairs: Vec<(f64, f64, f64)> = readings
         .iter()
@@ -48,9 +119,36 @@ pub(super) fn rises_with_load(
         return false;
     }
     let correlation = svl / (svv * sll).sqrt();
-    let span = pairs[pairs.len() - 1].0 - pairs[0].0;
-    let load_rise = stl / stt * span;
-    correlation >= MIN_CORRELATION && load_rise >= MIN_LOAD_RISE * ml.abs()
+    let moved = if swings {
+        let (lo, hi) = pairs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.2), hi.max(p.2))
+            });
+        hi - lo
+    } else {
+        stl / stt * (pairs[pairs.len() - 1].0 - pairs[0].0)
+    };
+    correlation >= MIN_CORRELATION && moved >= MIN_LOAD_RISE * ml.abs()
+}
+
+/// Whether the entity's load explains a change of memory between the captures at `before` and
+/// `after`: a rise (`sign` > 0) while the load is up at `after` (a job or the day's traffic is
+/// running), a fall while the load, up at `before`, has clearly come down by `after`.
+pub(super) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64) -> bool {
+    if sign > 0.0 {
+        return load_up(points, after);
+    }
+    let at = |t: i64| {
+        points
+            .binary_search_by_key(&t, |p| p.at)
+            .ok()
+            .and_then(|i| points[i].value)
+    };
+    let (Some(b), Some(a)) = (at(before), at(after)) else {
+        return false;
+    };
+    load_up(points, before) && clearly_above(b, a, typical_step(&readings_until(points, before)))
 }
 
 #[cfg(test)]
@@ -68,6 +166,57 @@ mod tests {
             .collect()
     }
 
+    fn last(points: &[Point]) -> i64 {
+        points.last().map_or(0, |p| p.at)
+    }
+
+    #[test]
+    fn a_load_climbing_through_the_day_is_up() {
+        let cpu = load(&(0..16).map(|i| 0.3 + 0.02 * i as f64).collect::<Vec<_>>());
+        assert!(load_up(&cpu, last(&cpu)));
+    }
+
+    #[test]
+    fn a_flat_noisy_load_is_not() {
+        let cpu = load(
+            &(0..16)
+                .map(|i| if i % 2 == 0 { 0.31 } else { 0.29 })
+                .collect::<Vec<_>>(),
+        );
+        assert!(!load_up(&cpu, last(&cpu)));
+        // Noise on a tiny load is not a rise, however large in percent.
+        let tiny = load(
+            &(0..16)
+                .map(|i| [0.01, 0.03, 0.02][i % 3])
+                .collect::<Vec<_>>(),
+        );
+        assert!(!load_up(&tiny, last(&tiny)));
+    }
+
+    #[test]
+    fn a_job_running_above_its_quiet_level_is_up_until_it_ends() {
+        let mut values = vec![0.15; 8];
+        values.extend([5.0, 21.0, 21.5, 20.8, 21.2, 4.0, 4.1]);
+        let cpu = load(&values);
+        assert!(load_up(&cpu, last(&cpu)));
+        values.extend([0.15, 0.14, 0.16]);
+        let cpu = load(&values);
+        assert!(!load_up(&cpu, last(&cpu)));
+    }
+
+    #[test]
+    fn a_job_running_explains_a_jump_and_its_end_a_drop() {
+        let cpu = load(&[0.15, 0.16, 0.14, 0.15, 0.15, 0.15, 5.0, 21.0, 21.2, 0.15]);
+        // Memory rose between the 6th and 7th captures: the job was running at the 7th.
+        assert!(load_explains(&cpu, 5 * 900, 6 * 900, 1.0));
+        assert!(load_explains(&cpu, 6 * 900, 7 * 900, 1.0));
+        // It fell when the job ended.
+        assert!(load_explains(&cpu, 8 * 900, 9 * 900, -1.0));
+        // Nothing ran: neither is explained.
+        assert!(!load_explains(&cpu, 3 * 900, 4 * 900, 1.0));
+        assert!(!load_explains(&cpu, 3 * 900, 4 * 900, -1.0));
+    }
+
     fn climb(len: usize) -> Vec<(i64, f64)> {
         (0..len)
             .map(|i| (i as i64 * 900, 500.0 + 4.0 * i as f64))
@@ -75,28 +224,23 @@ mod tests {
     }
 
     #[test]
-    fn a_climb_with_a_rising_load_follows_it() {
-        let cpu: Vec<f64> = (0..16).map(|i| 0.3 + 0.02 * i as f64).collect();
-        assert!(rises_with_load(&load(&cpu), &climb(16), 8));
+    fn a_climb_tracks_a_rising_load_not_a_flat_or_falling_one() {
+        let rising = load(&(0..16).map(|i| 0.3 + 0.02 * i as f64).collect::<Vec<_>>());
+        assert!(tracks_load(&rising, &climb(16), 8, false));
+        let flat = load(
+            &(0..16)
+                .map(|i| if i % 2 == 0 { 0.31 } else { 0.29 })
+                .collect::<Vec<_>>(),
+        );
+        assert!(!tracks_load(&flat, &climb(16), 8, false));
+        let falling = load(&(0..16).map(|i| 0.6 - 0.02 * i as f64).collect::<Vec<_>>());
+        assert!(!tracks_load(&falling, &climb(16), 8, false));
+        assert!(!tracks_load(&rising, &climb(16)[..4], 8, false));
     }
 
     #[test]
-    fn a_climb_under_a_flat_noisy_load_does_not() {
-        let cpu: Vec<f64> = (0..16)
-            .map(|i| if i % 2 == 0 { 0.31 } else { 0.29 })
-            .collect();
-        assert!(!rises_with_load(&load(&cpu), &climb(16), 8));
-    }
-
-    #[test]
-    fn a_climb_while_the_load_falls_does_not() {
-        let cpu: Vec<f64> = (0..16).map(|i| 0.6 - 0.02 * i as f64).collect();
-        assert!(!rises_with_load(&load(&cpu), &climb(16), 8));
-    }
-
-    #[test]
-    fn too_few_paired_readings_are_no_evidence() {
-        let cpu: Vec<f64> = (0..4).map(|i| 0.3 + 0.05 * i as f64).collect();
-        assert!(!rises_with_load(&load(&cpu), &climb(16), 8));
+    fn too_few_readings_are_no_evidence() {
+        let cpu = load(&[0.3, 0.4, 0.5, 0.6]);
+        assert!(!load_up(&cpu, last(&cpu)));
     }
 }

@@ -26,6 +26,9 @@ pub struct Params {
     pub min_move: f64,
     /// [`MIN_SWINGS`] unless the rule says otherwise.
     pub min_swings: usize,
+    /// A metric of the same entity that measures its work: swings it makes too (a nightly job,
+    /// the day's traffic) are the work's, and stay quiet.
+    pub load: Option<String>,
 }
 
 fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
@@ -41,7 +44,17 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
             .count(ctx, "min_swings")
             .unwrap_or(MIN_SWINGS)
             .max(1),
+        load: super::load_follow::parse(p, ctx),
     }))
+}
+
+/// The capture times around the largest fall between two consecutive readings, if any fell.
+fn biggest_fall(samples: &[(i64, f64)]) -> Option<(i64, i64)> {
+    samples
+        .windows(2)
+        .filter(|w| w[1].1 < w[0].1)
+        .max_by(|a, b| (a[0].1 - a[1].1).total_cmp(&(b[0].1 - b[1].1)))
+        .map(|w| (w[0].0, w[1].0))
 }
 
 /// Fewest swings that make a band unless a rule asks otherwise: two full cycles, up and back
@@ -159,6 +172,16 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             if ((t1 - t0) as f64) < p.window_s * 0.9 || !super::covers(node, p.window_s * 0.9) {
                 out.push(Candidate::undecided(node, entity, metric, t1));
             }
+            continue;
+        }
+        if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
+            && (super::load_follow::tracks_load(&load.points, &samples, 3, true)
+                || biggest_fall(&samples).is_some_and(|(before, after)| {
+                    super::load_follow::load_explains(&load.points, before, after, -1.0)
+                }))
+        {
+            // The band is the work's: the series swings with its load, or its fall is the
+            // load ending (a nightly job done).
             continue;
         }
         let span = (t1 - t0) as f64;
