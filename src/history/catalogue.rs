@@ -6,6 +6,15 @@
 
 use crate::units::Dimension::{self, Bytes, Plain, Seconds};
 
+/// Metrics that only count up (until their container restarts or their statistics are reset):
+/// what matters is how fast they count now, and a level never comes back down to undo growth.
+pub const COUNTERS: &[&str] = &[
+    "blkio_write_bytes",
+    "rows_inserted_total",
+    "publish_total",
+    "deliver_total",
+];
+
 /// One metric of the catalogue.
 pub struct MetricDef {
     /// The name rules select by (`mem_usage_bytes`).

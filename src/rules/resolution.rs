@@ -147,8 +147,11 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
         }
         match window.current(node, &f.entity, &f.metric) {
             // Growth is undone only when the level comes back to where it started.
+            // A counter never comes back down: its rule alone judges whether it still counts
+            // fast (it finds no growth once the counting slows).
             Some(Some(v))
                 if f.kind == kinds::growth_rate::SPEC.name
+                    && !crate::history::catalogue::COUNTERS.contains(&f.metric.as_str())
                     && kinds::growth_rate::still_holds(f, v) =>
             {
                 return Verdict::Holds;

@@ -346,6 +346,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             Ok(Some(run)) => run,
         };
+        // A counter's growth is how fast it counts now: a job that wrote 500GB overnight and
+        // stopped is not writing, whatever the line through the night says.
+        if crate::history::catalogue::COUNTERS.contains(&metric)
+            && !counting_now(node, entity, p, &samples, &accept)
+        {
+            continue;
+        }
         let used = &samples[run.start..];
         let (t0, first) = used[0];
         let (t1, last) = used[used.len() - 1];
@@ -409,6 +416,25 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let idle_only = grows_only_while_idle(ctx, node, &samples, sign);
         out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
     }
+}
+
+/// Whether a counter still counts at a rate `accept`s over its latest step, one its load (when
+/// the rule names one) did not make: the step from a capture taken while the load was up holds
+/// the end of that work (a nightly job's last writes), not what the container does now.
+fn counting_now(
+    node: &crate::history::NodeHistory,
+    entity: &str,
+    p: &Params,
+    samples: &[(i64, f64)],
+    accept: &impl Fn(f64, f64) -> bool,
+) -> bool {
+    let [.., (t0, v0), (t1, v1)] = samples else {
+        return false;
+    };
+    let working = p.load.as_deref().and_then(|m| node.series(entity, m)).is_some_and(|s| {
+        super::load_follow::load_up(&s.points, *t0) || super::load_follow::load_up(&s.points, *t1)
+    });
+    !working && t1 > t0 && accept((v1 - v0) / (t1 - t0) as f64, *v0)
 }
 
 /// The finding for a trend, with its projection to `limit`.

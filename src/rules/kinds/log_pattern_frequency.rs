@@ -345,6 +345,19 @@ fn interval(p: &Params, seen: &Seen, c: &mut Candidate) -> Option<f64> {
     if interval < p.min_interval_s || (p.steady && !is_steady(&counts, interval)) {
         return None;
     }
+    // A line due at least once per capture that the newest capture did not bring has stopped
+    // (or paused): an interval is said of a schedule still running, not of the last hour's.
+    // The interval is judged from the captures before the newest, which its absence would
+    // stretch.
+    if let Some((&(newest, gap), before)) = counts.split_last()
+        && newest == 0.0
+    {
+        let lines: f64 = before.iter().map(|(n, _)| n).sum();
+        let time: f64 = before.iter().map(|(_, g)| g).sum();
+        if lines > 0.0 && time / lines <= gap {
+            return None;
+        }
+    }
     c.value("count", Some(counted), fmt_number(counted, 0));
     c.value(
         "interval",

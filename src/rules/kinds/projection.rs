@@ -51,6 +51,10 @@ pub struct Params {
     pub reach: Option<f64>,
     /// Whether a reboot starts the series again (memory does; a disk's used space does not).
     pub reboot_resets: bool,
+    /// Whether the series accumulates (a disk's used space): a straight climb that is all the
+    /// history holds has no known start and may project past `reach`. A volatile series
+    /// (connections) rises and falls with its load and never does.
+    pub accumulates: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +180,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         return None;
     }
     let reboot_resets = p.fields.boolean(ctx, "reboot_resets").unwrap_or(true);
+    let accumulates = p.fields.boolean(ctx, "accumulates").unwrap_or(false);
     Some(Kind::Projection(Params {
         fit,
         to,
@@ -185,6 +190,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         cycle_s,
         reach,
         reboot_resets,
+        accumulates,
     }))
 }
 
@@ -409,9 +415,10 @@ fn candidate(
     // Three hours of readings say little about three weeks: a projection further ahead than
     // `reach` times its readings' span waits for more history (undecided, not healthy). A climb
     // that began within the history (a backup, a batch job) is judged by how long it has run.
-    // One that is all the history holds has no known start, so its straightness is the
-    // evidence: it is said when even its slowest plausible slope gets there in time.
-    let unknown_start = trend.start == 0;
+    // One of a series that accumulates that is all the history holds has no known start, so its
+    // straightness is the evidence: it is said when even its slowest plausible slope gets there
+    // in time.
+    let unknown_start = p.accumulates && trend.start == 0;
     if let Some(reach) = p.reach
         && !past
         && eta > reach * (t1 - t0) as f64
@@ -510,6 +517,7 @@ mod tests {
             cycle_s: Some(86_400.0),
             reach: Some(30.0),
             reboot_resets: false,
+            accumulates: false,
         }
     }
 
