@@ -74,7 +74,17 @@ pub fn analyse_round(
     };
     // A count "since X" counts over the finding's episode, not over the window that slides.
     let mut evaluation = library.evaluate_counted(window, tz, &|f| ledger.episode_count(f, at));
-    let findings = std::mem::take(&mut evaluation.findings);
+    let findings = crate::rules::group::hold_families(
+        library,
+        ledger.open_findings(),
+        std::mem::take(&mut evaluation.findings),
+        |f| {
+            !matches!(
+                crate::rules::resolution::recheck(&evaluation, window, f),
+                crate::ledger::Recheck::Gone { .. }
+            )
+        },
+    );
     let outcome = ledger.update_grouped(findings.clone(), &evaluation.baseline, at, |f| {
         crate::rules::resolution::recheck(&evaluation, window, f)
     });

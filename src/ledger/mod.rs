@@ -506,6 +506,14 @@ impl Ledger {
             .max()
     }
 
+    /// The findings open now (acknowledged ones included), as last told.
+    pub fn open_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.entries
+            .values()
+            .filter(|e| e.status == Status::Open)
+            .map(|e| &e.finding)
+    }
+
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         self.entries.get(key)
     }

@@ -550,6 +550,53 @@ fn across_rules(library: &Library, findings: Vec<Finding>) -> Vec<Finding> {
     slots.into_iter().flatten().collect()
 }
 
+/// Findings of this round that belong to a family whose head is still open but was not raised
+/// this round (held: its rule could not decide, or its condition holds past its trend) fold into
+/// that head, as they did while it was raised: one problem is told once, not split into its
+/// parts whenever its main finding pauses. `open` are the ledger's open findings; `held` says
+/// whether one of them is held this round rather than gone. Returns the findings to report,
+/// with each such head raised again (unchanged but for its facets).
+pub fn hold_families<'a>(
+    library: &Library,
+    open: impl Iterator<Item = &'a Finding>,
+    findings: Vec<Finding>,
+    mut held: impl FnMut(&Finding) -> bool,
+) -> Vec<Finding> {
+    let order = |id: &str| library.rules.iter().position(|r| r.id == id);
+    let family = |f: &Finding| library.get(&f.rule_id).and_then(|r| r.family.clone());
+    let raised: std::collections::BTreeSet<String> = findings.iter().map(Finding::key).collect();
+    let heads: Vec<&Finding> = open
+        .filter(|e| !e.event && !raised.contains(&e.key()) && family(e).is_some())
+        .collect();
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut revived: BTreeMap<String, Finding> = BTreeMap::new();
+    let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+    for f in findings {
+        let fam = family(&f);
+        let head = fam.as_ref().filter(|_| !f.event).and_then(|fam| {
+            heads.iter().find(|e| {
+                family(e).as_ref() == Some(fam)
+                    && who(e) == who(&f)
+                    && e.entity == f.entity
+                    && (std::cmp::Reverse(e.severity), order(&e.rule_id))
+                        < (std::cmp::Reverse(f.severity), order(&f.rule_id))
+            })
+        });
+        match head {
+            Some(e) if *verdicts.entry(e.key()).or_insert_with(|| held(e)) => {
+                let h = revived.entry(e.key()).or_insert_with(|| (*e).clone());
+                // What it said of this member before is replaced by what the member says now.
+                h.facets
+                    .retain(|x| !(x.rule_id == f.rule_id && x.entity == f.entity));
+                fold(h, f);
+            }
+            _ => out.push(f),
+        }
+    }
+    out.extend(revived.into_values());
+    out
+}
+
 /// Folds `other` into `into` as a facet: its title (without the node names `into` already
 /// says) becomes an "also" line of the evidence.
 fn fold(into: &mut Finding, other: Finding) {
