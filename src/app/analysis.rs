@@ -29,6 +29,8 @@ pub struct Analyzer {
     pub writer: SectionWriter,
     /// Whether `analyse_through` starts from the saved history window.
     pub saved_window: SavedWindow,
+    /// Whether the saved window also stays in this process's memory for its next analysis.
+    pub keep_window_in_memory: bool,
 }
 
 /// Where and how a report's sections are written; an analysis without one writes nothing.
@@ -212,6 +214,7 @@ impl Analyzer {
                 keep_dated: chrono::Duration::days(90),
             },
             saved_window: SavedWindow::Use,
+            keep_window_in_memory: false,
         })
     }
 
@@ -270,6 +273,7 @@ impl Analyzer {
             );
             f.rebuild = self.saved_window == SavedWindow::Rebuild;
             f.mode = self.writer.output.mode;
+            f.keep_in_memory = self.keep_window_in_memory;
             f
         });
         let saved = file.as_ref().and_then(|f| f.read(span));
@@ -316,7 +320,7 @@ impl Analyzer {
         }
         if let Some(f) = &file {
             // A window that cannot be saved costs the next run a rebuild, not this run's report.
-            if let Err(e) = f.save(&window, &listing, at) {
+            if let Err(e) = f.save(window, &listing, at) {
                 tracing::warn!("the history window was not saved: {e}");
             }
         }

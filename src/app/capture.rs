@@ -39,6 +39,7 @@ pub(super) fn run(args: RunArgs) -> Result<i32> {
             wait,
             tty: std::io::stdout().is_terminal(),
             capture_only: args.capture_only,
+            daemon: false,
         },
     )
 }
@@ -52,6 +53,8 @@ struct Capture {
     tty: bool,
     /// Archive only, no analysis (a site collector of a shared archive).
     capture_only: bool,
+    /// A daemon's tick: the history window stays in memory for the next tick.
+    daemon: bool,
 }
 
 /// One warning line per secret file that users other than patrol's can read (the file and the
@@ -189,7 +192,10 @@ fn scheduled_digest(
 /// reporter) a report. A failure is reported and the daemon goes on.
 fn tick(config: &config::Config, interval: std::time::Duration) {
     let (what, done) = if config.nodes.is_empty() {
-        let report = Reporter::from_config(config).and_then(|r| r.analyse(None, interval));
+        let report = Reporter::from_config(config).and_then(|mut r| {
+            r.daemon = true;
+            r.analyse(None, interval)
+        });
         ("report", report.map(|_| EXIT_OK))
     } else {
         let capture = capture_once(
@@ -199,6 +205,7 @@ fn tick(config: &config::Config, interval: std::time::Duration) {
                 wait: interval,
                 tty: false,
                 capture_only: config.daemon.capture_only,
+                daemon: true,
             },
         );
         ("capture", capture)
@@ -325,7 +332,7 @@ fn capture_once(config: &config::Config, how: &Capture) -> Result<i32> {
         return Ok(settled(EXIT_OK));
     }
     crate::fsutil::crash_point("after-archive");
-    let worst = analyse_capture(config, library, &archive, (at, span), how.tty)?;
+    let worst = analyse_capture(config, library, &archive, (at, span), how)?;
     Ok(settled(fail_code(worst, how.fail_on)))
 }
 
@@ -424,15 +431,16 @@ fn analyse_capture(
     library: Library,
     archive: &Archive,
     (at, span): (DateTime<Utc>, chrono::Duration),
-    tty: bool,
+    how: &Capture,
 ) -> Result<Option<Severity>> {
     let mut analyzer = Analyzer::new(library, config.timezone, &config.fleet, &config.output)?;
     analyzer.configure(&config.report)?;
+    analyzer.keep_window_in_memory = how.daemon;
     let analysis = analyzer.analyse_through(archive, at, span)?;
     if let Some(r) = &config.retention {
         prune_due(archive, &mut analyzer, &retention_of(r), at)?;
     }
-    if tty {
+    if how.tty {
         let rolling = analyzer.writer.output.rolling();
         match &analysis.section_file {
             Some(f) => println!("report: {} (section {})", rolling.display(), f.display()),

@@ -37,6 +37,8 @@ pub(super) struct Reporter {
     retention: Option<config::RetentionSettings>,
     /// Rebuild the history window instead of starting from the saved one.
     rebuild_window: bool,
+    /// A daemon's report tick: the history window stays in memory for the next one.
+    pub(super) daemon: bool,
 }
 
 impl Reporter {
@@ -53,6 +55,7 @@ impl Reporter {
             settings: config.report.clone(),
             retention: config.retention.clone(),
             rebuild_window: false,
+            daemon: false,
         })
     }
 
@@ -98,6 +101,7 @@ impl Reporter {
         if self.rebuild_window {
             analyzer.saved_window = super::analysis::SavedWindow::Rebuild;
         }
+        analyzer.keep_window_in_memory = self.daemon;
         let analysis = if newest {
             analyzer.analyse_through(&self.archive, at, self.span)?
         } else {
@@ -187,6 +191,7 @@ fn reporter_for(args: &ReportArgs) -> Result<Reporter> {
                 },
                 retention: None,
                 rebuild_window: false,
+                daemon: false,
             }
         }
     };

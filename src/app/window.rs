@@ -19,6 +19,10 @@ use crate::store::{Archive, Entry};
 /// series and the newest few snapshots per node).
 pub(super) const CAPTURES_PER_READ: usize = 512;
 
+/// The window a long-running process (the daemon) saved last, by file: the next tick takes it
+/// from memory instead of decoding the file it also wrote (which a restart reads).
+static KEPT: std::sync::Mutex<Option<(PathBuf, Window, Stamp)>> = std::sync::Mutex::new(None);
+
 /// The saved window of one output: where it lives, and what it must have been built from.
 pub(super) struct WindowFile {
     pub path: PathBuf,
@@ -27,6 +31,8 @@ pub(super) struct WindowFile {
     /// Ignore the saved window and rebuild from the snapshots (the saved one is replaced).
     pub rebuild: bool,
     pub mode: crate::fsutil::Mode,
+    /// Keep the saved window in this process's memory for the next analysis (the daemon).
+    pub keep_in_memory: bool,
 }
 
 impl WindowFile {
@@ -49,6 +55,7 @@ impl WindowFile {
             identity: identity.finish(),
             rebuild: false,
             mode: crate::fsutil::Mode::SHARED,
+            keep_in_memory: false,
         }
     }
 
@@ -58,6 +65,18 @@ impl WindowFile {
         if self.rebuild {
             tracing::info!("rebuilding the history window from the snapshots, as asked");
             return None;
+        }
+        let kept = KEPT.lock().ok().and_then(|mut k| {
+            let fits = k.as_ref().is_some_and(|(path, _, stamp)| {
+                *path == self.path
+                    && stamp.span_s == span.num_seconds()
+                    && stamp.identity == self.identity
+            });
+            if fits { k.take() } else { None }
+        });
+        if let Some((_, window, stamp)) = kept {
+            tracing::debug!("history window: the one kept in memory since the previous analysis");
+            return Some((window, stamp));
         }
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
@@ -91,14 +110,20 @@ impl WindowFile {
 
     /// Saves `window`, built as of `at`, stamped with the archive's captures in its span
     /// (`listing` must hold at least those).
-    pub fn save(&self, window: &Window, listing: &[Entry], at: DateTime<Utc>) -> Result<()> {
+    pub fn save(&self, window: Window, listing: &[Entry], at: DateTime<Utc>) -> Result<()> {
         let span = chrono::Duration::seconds(window.span_s());
         let stamp = stamp_of(listing, at, span, self.identity);
-        let bytes = persist::encode(window, &stamp).map_err(|e| crate::error::Error::BadFile {
+        let bytes = persist::encode(&window, &stamp).map_err(|e| crate::error::Error::BadFile {
             path: self.path.clone(),
             message: e,
         })?;
-        crate::fsutil::write_atomic(&self.path, &bytes, self.mode)
+        crate::fsutil::write_atomic(&self.path, &bytes, self.mode)?;
+        if self.keep_in_memory
+            && let Ok(mut k) = KEPT.lock()
+        {
+            *k = Some((self.path.clone(), window, stamp));
+        }
+        Ok(())
     }
 }
 
@@ -234,5 +259,54 @@ fn restore_recent(archive: &Archive, window: &mut Window, entries: &[Entry]) {
         }
         window.restore_recent(loaded);
         depth += crate::history::RECENT_SNAPSHOTS;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &std::path::Path, keep: bool) -> WindowFile {
+        WindowFile {
+            path: dir.join("window.bin"),
+            identity: 7,
+            rebuild: false,
+            mode: crate::fsutil::Mode::SHARED,
+            keep_in_memory: keep,
+        }
+    }
+
+    fn window() -> (Window, DateTime<Utc>) {
+        let at = DateTime::from_timestamp(1_771_400_000, 0).unwrap_or_default();
+        let mut w = Window::new(chrono::Duration::hours(24));
+        w.push(crate::model::Snapshot::new("t", "vk01", at));
+        (w, at)
+    }
+
+    #[test]
+    fn a_daemon_takes_its_window_from_memory_and_a_one_shot_run_from_the_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let span = chrono::Duration::hours(24);
+        let (w, at) = window();
+        let daemon = file(dir.path(), true);
+        daemon.save(w, &[], at).unwrap_or_else(|e| panic!("{e}"));
+        assert!(daemon.path.is_file(), "written for a restart too");
+        std::fs::remove_file(&daemon.path).unwrap_or_else(|e| panic!("{e}"));
+        let (kept, stamp) = daemon.read(span).unwrap_or_else(|| panic!("not kept"));
+        assert_eq!(stamp.at, at.timestamp());
+        assert_eq!(kept.nodes().count(), 1);
+        // Taken, not copied: the next analysis saves its own.
+        assert!(daemon.read(span).is_none());
+
+        let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let run = file(other.path(), false);
+        let (w, at) = window();
+        run.save(w, &[], at).unwrap_or_else(|e| panic!("{e}"));
+        assert!(run.read(span).is_some(), "read back from the file");
+        std::fs::remove_file(&run.path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            run.read(span).is_none(),
+            "a one-shot run keeps nothing in memory"
+        );
     }
 }
