@@ -12,9 +12,9 @@ use crate::support::{patrol, root, succeeded};
 /// Issue 17's target for recall and precision.
 const TARGET_PCT: f64 = 95.0;
 /// The figures the built-in library has reached on the corpus: it must not fall below them.
-/// (Four fleets added blind after 100 % / 97.5 % on the first eight brought precision to 83.1 %.)
+/// (Fleets are added blind from time to time: a new one may lower these, honestly, once.)
 const FLOOR_RECALL_PCT: f64 = 100.0;
-const FLOOR_PRECISION_PCT: f64 = 83.1;
+const FLOOR_PRECISION_PCT: f64 = 90.7;
 
 #[test]
 fn the_built_in_library_meets_the_corpus_answer_keys() {

@@ -370,7 +370,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 continue;
             }
             Cycle::None
-                if p.load.as_deref().is_some_and(|load| {
+                if !urgent(limit, last, run.slope, (t1 - t0) as f64)
+                    && p.load.as_deref().is_some_and(|load| {
                     node.series(entity, load).is_some_and(|s| {
                         super::load_follow::load_up(&s.points, last_at)
                             || super::load_follow::tracks_load(&s.points, used, p.min_samples, false)
@@ -417,6 +418,19 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
     }
 }
+
+/// Whether a climb is already at [`URGENT_SHARE`] of its limit and reaches it within as long
+/// again as it has already climbed: then it is judged now, whatever its load, since waiting for
+/// the work to end could mean waiting for an OOM kill.
+fn urgent(limit: Option<f64>, last: f64, slope: f64, span_s: f64) -> bool {
+    limit.is_some_and(|l| {
+        l > 0.0 && last >= URGENT_SHARE * l && slope > 0.0 && (l - last) / slope <= span_s
+    })
+}
+
+/// The share of its limit past which a climb that is getting there fast is not held for its
+/// load: 80 %, the usual alerting line.
+const URGENT_SHARE: f64 = 0.8;
 
 /// Whether a counter still counts at a rate `accept`s over its latest step, one its load (when
 /// the rule names one) did not make: the step from a capture taken while the load was up holds

@@ -51,6 +51,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .rev()
             .find_map(|pt| pt.value.map(|v| (pt.at, v)))
         else {
+            // Null for longer than the window holds: the last value has left it, the blackout
+            // has not. An open finding stays open until a value comes back.
+            if let Some(last) = points.last() {
+                out.push(Candidate::holding(node, entity, metric, last.at));
+            }
             continue;
         };
         let first_null = points[points.len() - nulls].at;
