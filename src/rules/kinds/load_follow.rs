@@ -134,21 +134,24 @@ pub(super) fn tracks_load(
 
 /// Whether the entity's load explains a change of memory between the captures at `before` and
 /// `after`: a rise (`sign` > 0) while the load is up at `after` (a job or the day's traffic is
-/// running), a fall while the load, up at `before`, has clearly come down by `after`.
+/// running) or as it clearly rises between the two, a fall while the load, up at `before`,
+/// clearly comes down by `after`.
 pub(super) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64) -> bool {
-    if sign > 0.0 {
-        return load_up(points, after);
-    }
     let at = |t: i64| {
         points
             .binary_search_by_key(&t, |p| p.at)
             .ok()
             .and_then(|i| points[i].value)
     };
-    let (Some(b), Some(a)) = (at(before), at(after)) else {
-        return false;
+    let moved = |from: Option<f64>, to: Option<f64>| match (from, to) {
+        (Some(f), Some(t)) => clearly_above(t, f, typical_step(&readings_until(points, before))),
+        _ => false,
     };
-    load_up(points, before) && clearly_above(b, a, typical_step(&readings_until(points, before)))
+    if sign > 0.0 {
+        load_up(points, after) || moved(at(before), at(after))
+    } else {
+        load_up(points, before) && moved(at(after), at(before))
+    }
 }
 
 #[cfg(test)]
