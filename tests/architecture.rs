@@ -9,6 +9,7 @@ use crate::support::root;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("units", &[]),
+    ("fnv", &[]),
     ("markdown", &[]),
     ("logtemplate", &[]),
     ("model", &[]),
@@ -16,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tomlread", &["error"]),
     ("tls", &[]),
     ("chart", &["markdown"]),
-    ("store", &["error", "fsutil", "model", "tls"]),
+    ("store", &["error", "fnv", "fsutil", "model", "tls"]),
     ("history", &["model", "units", "markdown"]),
     (
         "rules",
@@ -27,12 +28,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ledger", &["error", "fsutil", "model", "tomlread", "units"]),
     (
         "report",
-        &["error", "fsutil", "ledger", "markdown", "model", "units"],
+        &[
+            "error", "fnv", "fsutil", "ledger", "markdown", "model", "units",
+        ],
     ),
     (
         "simulate",
         &[
             "error",
+            "fnv",
             "fsutil",
             "logtemplate",
             "model",

@@ -10,6 +10,7 @@ pub mod gate_window;
 pub mod group;
 pub mod kinds;
 mod load;
+pub(crate) mod load_follow;
 mod parse;
 pub mod phrase;
 mod render;

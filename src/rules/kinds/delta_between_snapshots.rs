@@ -91,7 +91,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         quiet_if_repeated_s,
         noise_window_s,
         noise_k: noise_k.unwrap_or(3.0).max(0.0),
-        load: super::load_follow::parse(p, ctx),
+        load: crate::rules::load_follow::parse(p, ctx),
     }))
 }
 
@@ -288,7 +288,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         };
         let [.., p0, p1] = points else { continue };
         if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
-            && super::load_follow::load_explains(&load.points, p0.at, p1.at, delta.signum())
+            && crate::rules::load_follow::load_explains(&load.points, p0.at, p1.at, delta.signum())
         {
             continue;
         }

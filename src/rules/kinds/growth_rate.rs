@@ -78,7 +78,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
         Some(v) if v.get_ref().as_str() == Some("mem_limit") => Some(ProjectTo::MemLimit),
         Some(_) => p.quantity(ctx, "project_to").map(ProjectTo::Value),
     };
-    let load = super::load_follow::parse(p, ctx);
+    let load = crate::rules::load_follow::parse(p, ctx);
     // A trend needs time and readings: the seed extrapolated two readings 74 s apart, and the
     // next report refuted it.
     if min_span_s < 60.0
@@ -373,8 +373,8 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 if !urgent(limit, last, run.slope, (t1 - t0) as f64)
                     && p.load.as_deref().is_some_and(|load| {
                     node.series(entity, load).is_some_and(|s| {
-                        super::load_follow::load_up(&s.points, last_at)
-                            || super::load_follow::tracks_load(&s.points, used, p.min_samples, false)
+                        crate::rules::load_follow::load_up(&s.points, last_at)
+                            || crate::rules::load_follow::tracks_load(&s.points, used, p.min_samples, false)
                     })
                 }) =>
             {
@@ -446,7 +446,7 @@ fn counting_now(
         return false;
     };
     let working = p.load.as_deref().and_then(|m| node.series(entity, m)).is_some_and(|s| {
-        super::load_follow::load_up(&s.points, *t0) || super::load_follow::load_up(&s.points, *t1)
+        crate::rules::load_follow::load_up(&s.points, *t0) || crate::rules::load_follow::load_up(&s.points, *t1)
     });
     !working && t1 > t0 && accept((v1 - v0) / (t1 - t0) as f64, *v0)
 }

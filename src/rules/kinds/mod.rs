@@ -94,8 +94,6 @@ macro_rules! registry {
     };
 }
 
-mod load_follow;
-
 registry! {
     threshold => Threshold,
     delta_between_snapshots => DeltaBetweenSnapshots,

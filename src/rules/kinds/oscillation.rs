@@ -44,7 +44,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
             .count(ctx, "min_swings")
             .unwrap_or(MIN_SWINGS)
             .max(1),
-        load: super::load_follow::parse(p, ctx),
+        load: crate::rules::load_follow::parse(p, ctx),
     }))
 }
 
@@ -175,9 +175,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         }
         if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
-            && (super::load_follow::tracks_load(&load.points, &samples, 3, true)
+            && (crate::rules::load_follow::tracks_load(&load.points, &samples, 3, true)
                 || biggest_fall(&samples).is_some_and(|(before, after)| {
-                    super::load_follow::load_explains(&load.points, before, after, -1.0)
+                    crate::rules::load_follow::load_explains(&load.points, before, after, -1.0)
                 }))
         {
             // The band is the work's: the series swings with its load, or its fall is the

@@ -6,13 +6,13 @@
 //! this, every service whose load follows the day opens a "creep" each morning of a history that
 //! has not yet seen a night, and every nightly job is a "leak" and two "jumps".
 
-use super::ParamReader;
+use super::kinds::ParamReader;
 use crate::history::Point;
 use crate::history::metrics::KNOWN_METRICS;
 use crate::tomlread::Ctx;
 
 /// The `load` parameter: a metric of the same entity that measures its work.
-pub(super) fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<String> {
+pub(crate) fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<String> {
     let m = p.fields.string(ctx, "load", false)?;
     if KNOWN_METRICS.contains(&m.get_ref().as_str()) {
         return Some(m.into_inner());
@@ -65,7 +65,7 @@ fn clearly_above(to: f64, from: f64, step: f64) -> bool {
 /// Whether the load is up at `now`: the median of its last three readings is clearly above its
 /// quiet level, the lowest median of three consecutive readings it held in the series (the
 /// window). At least six readings are needed to tell.
-pub(super) fn load_up(points: &[Point], now: i64) -> bool {
+pub(crate) fn load_up(points: &[Point], now: i64) -> bool {
     let values = readings_until(points, now);
     if values.len() < 6 {
         return false;
@@ -87,7 +87,7 @@ const MIN_CORRELATION: f64 = 0.6;
 /// [`MIN_CORRELATION`], and the load itself moved over them (its least-squares change across
 /// them, or for `swings` its range) by at least [`MIN_LOAD_RISE`] of its mean level; noise on a
 /// flat load correlates with nothing. Fewer than `min_samples` paired readings are no evidence.
-pub(super) fn tracks_load(
+pub(crate) fn tracks_load(
     points: &[Point],
     readings: &[(i64, f64)],
     min_samples: usize,
@@ -136,7 +136,7 @@ pub(super) fn tracks_load(
 /// `after`: a rise (`sign` > 0) while the load is up at `after` (a job or the day's traffic is
 /// running) or as it clearly rises between the two, a fall while the load, up at `before`,
 /// clearly comes down by `after`.
-pub(super) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64) -> bool {
+pub(crate) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64) -> bool {
     let at = |t: i64| {
         points
             .binary_search_by_key(&t, |p| p.at)
