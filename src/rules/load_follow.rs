@@ -36,10 +36,9 @@ const MIN_LOAD_RISE: f64 = 0.2;
 /// a small load (0.02 → 0.03 cores) does not count.
 const NOISE_STEPS: f64 = 3.0;
 
-/// The median of a few values.
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().filter(|_| !v.is_empty())
+/// The median of three values.
+fn median3(a: f64, b: f64, c: f64) -> f64 {
+    a.max(b).min(a.min(b).max(c))
 }
 
 /// The load's readings (value only) up to `at`, oldest first.
@@ -53,7 +52,12 @@ fn readings_until(points: &[Point], at: i64) -> Vec<f64> {
 
 /// The median absolute step between consecutive readings.
 fn typical_step(values: &[f64]) -> f64 {
-    median(values.windows(2).map(|w| (w[1] - w[0]).abs()).collect()).unwrap_or(0.0)
+    let mut steps: Vec<f64> = values.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+    if steps.is_empty() {
+        return 0.0;
+    }
+    let mid = steps.len() / 2;
+    *steps.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
 /// Whether `to` is above `from` by [`MIN_LOAD_RISE`] of `from` and [`NOISE_STEPS`] steps.
@@ -64,20 +68,29 @@ fn clearly_above(to: f64, from: f64, step: f64) -> bool {
 
 /// Whether the load is up at `now`: the median of its last three readings is clearly above its
 /// quiet level, the lowest median of three consecutive readings it held in the series (the
-/// window). At least six readings are needed to tell.
+/// window). At least six readings are needed to tell. Every container's load is asked at every
+/// analysis: a series whose newest level is not a fifth above its quiet one is settled in one
+/// pass, without allocating.
 pub(crate) fn load_up(points: &[Point], now: i64) -> bool {
-    let values = readings_until(points, now);
-    if values.len() < 6 {
+    let upto = &points[..points.partition_point(|p| p.at <= now)];
+    let (mut count, mut quiet) = (0usize, f64::INFINITY);
+    let mut last3 = [0.0f64; 3];
+    for v in upto.iter().filter_map(|p| p.value) {
+        last3 = [last3[1], last3[2], v];
+        count += 1;
+        if count >= 3 {
+            quiet = quiet.min(median3(last3[0], last3[1], last3[2]));
+        }
+    }
+    if count < 6 {
         return false;
     }
-    let quiet = values
-        .windows(3)
-        .filter_map(|w| median(w.to_vec()))
-        .fold(f64::INFINITY, f64::min);
-    let Some(current) = median(values[values.len() - 3..].to_vec()) else {
+    let current = median3(last3[0], last3[1], last3[2]);
+    let rise = current - quiet;
+    if rise <= 0.0 || rise < MIN_LOAD_RISE * quiet.abs() {
         return false;
-    };
-    clearly_above(current, quiet, typical_step(&values))
+    }
+    clearly_above(current, quiet, typical_step(&readings_until(points, now)))
 }
 
 /// The weakest correlation between readings and their load that counts as moving with it.
