@@ -119,7 +119,7 @@ fn shape(node: u32, c: u32) -> Shape {
         },
         1 => Shape {
             // A creep everywhere, a leak fast enough for the leak rule on every tenth node.
-            rate_per_h: if node % 10 == 0 { 250.0 } else { 20.0 } * MB,
+            rate_per_h: if node.is_multiple_of(10) { 250.0 } else { 20.0 } * MB,
             ..flat("leaky".into(), "leaky", 100.0 * MB, MB)
         },
         2 => flat("inference".into(), "inference", 6e9, MB),
