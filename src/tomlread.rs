@@ -27,6 +27,18 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// Every problem found in the file at `path`, as one error, or none.
+    pub fn into_result(self, path: &std::path::Path) -> Result<(), crate::error::Error> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::Error::Invalid {
+                path: path.to_path_buf(),
+                problems: self.problems,
+            })
+        }
+    }
+
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.src[..offset.min(self.src.len())];
         let line = before.matches('\n').count() + 1;

@@ -176,14 +176,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         f.finish(&mut ctx);
         config = assemble(&mut ctx, doc.span().start, base, top, tables);
     }
-    if ctx.problems.is_empty() {
-        config.ok_or_else(|| Error::bad_file(path, "empty configuration"))
-    } else {
-        Err(Error::Invalid {
-            path: path.to_path_buf(),
-            problems: ctx.problems,
-        })
-    }
+    ctx.into_result(path)?;
+    config.ok_or_else(|| Error::bad_file(path, "empty configuration"))
 }
 
 /// The keys at the top of `patrol.toml`, as written: defaults that depend on the fleet's name

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Finding;
 use crate::tomlread::{Ctx, Fields};
 
@@ -162,12 +162,7 @@ impl Acks {
             }
             top.finish(&mut ctx);
         }
-        if !ctx.problems.is_empty() {
-            return Err(Error::Invalid {
-                path: path.to_path_buf(),
-                problems: ctx.problems,
-            });
-        }
+        ctx.into_result(path)?;
         Ok(Acks { list, tz: Some(tz) })
     }
 
@@ -191,6 +186,7 @@ impl Acks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn globs() {

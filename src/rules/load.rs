@@ -281,11 +281,8 @@ fn read_rules<'a>(
             }
             top.finish(&mut ctx);
         }
-        if !ctx.problems.is_empty() {
-            failures.push(Error::Invalid {
-                path: path.clone(),
-                problems: ctx.problems,
-            });
+        if let Err(e) = ctx.into_result(path) {
+            failures.push(e);
         }
     }
     (rules, failures)

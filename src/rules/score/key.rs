@@ -311,12 +311,7 @@ impl KeyFile {
             }
             top.finish(&mut ctx);
         }
-        if !ctx.problems.is_empty() {
-            return Err(Error::Invalid {
-                path: path.to_path_buf(),
-                problems: ctx.problems,
-            });
-        }
+        ctx.into_result(path)?;
         Ok(key)
     }
 
