@@ -168,7 +168,8 @@ pub struct ReportArgs {
     /// Output directory (default: output/<archive name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// History window the rules see (default: the config's, else 24h); at most 3650 days.
+    /// History window the rules see (default: the config's, else 24h; longer when a rule's own
+    /// `window` asks for more); at most 3650 days.
     #[arg(long, value_parser = window_arg)]
     pub window: Option<String>,
     #[arg(long, value_enum)]

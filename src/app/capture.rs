@@ -289,7 +289,7 @@ fn capture_once(config: &config::Config, how: &Capture) -> Result<i32> {
         ));
     }
     let library = config_library(config)?;
-    let span = window_span(&config.window)?;
+    let span = library.history_span(window_span(&config.window)?);
     let state_root = config.state_root();
     let _lock = lock_fleet(config, how)?;
     // A directory archive that cannot be opened is a local problem: stop. A shared archive out of

@@ -96,6 +96,7 @@ impl Reporter {
                     ))
                 })?,
         };
+        let span = self.library.history_span(self.span);
         let mut analyzer = Analyzer::new(self.library, self.tz, &self.fleet, &self.out)?;
         analyzer.configure(&self.settings)?;
         if self.rebuild_window {
@@ -103,9 +104,9 @@ impl Reporter {
         }
         analyzer.keep_window_in_memory = self.daemon;
         let analysis = if newest {
-            analyzer.analyse_through(&self.archive, at, self.span)?
+            analyzer.analyse_through(&self.archive, at, span)?
         } else {
-            analyzer.analyse(&load_window(&self.archive, at, self.span)?)?
+            analyzer.analyse(&load_window(&self.archive, at, span)?)?
         };
         // The reporter is what thins a shared archive: its collectors only capture and cannot
         // know what open findings point to. Still under the lock, and only as of the newest
@@ -223,6 +224,7 @@ pub fn replay(
 ) -> Result<(usize, Output)> {
     let (fleet, tz) = archive_meta(archive)?;
     let library = load_library(rules)?;
+    let span = library.history_span(span);
     let output = Output {
         dir: out.to_path_buf(),
         mode: crate::fsutil::Mode::SHARED,

@@ -323,7 +323,7 @@ pub(super) fn backtest(args: &BacktestArgs) -> Result<i32> {
         )));
     }
     library.rules.retain(|r| r.id == rule_id);
-    let span = window_span(window)?;
+    let span = library.history_span(window_span(window)?);
     let (archive, _, tz) = open_archive(archive_arg)?;
     let rounds = replay_rounds(&archive, &library, span)?;
     let mut open: std::collections::BTreeSet<String> = Default::default();
@@ -462,7 +462,8 @@ fn replay_fixture(
 /// the ledger.
 pub(super) type OnRound<'a> = dyn FnMut(RoundTime, &Outcome, &Ledger) + 'a;
 
-/// Replays a scenario capture by capture through `library` with a 24-hour window and a fresh
+/// Replays a scenario capture by capture through `library` with a 24-hour window (or the
+/// longer one a rule asks for, [`Library::history_span`]) and a fresh
 /// ledger, writing nothing: the one path of `rules test` and `rules score`, so a score judges
 /// what a fixture (and a user) would be told.
 pub(super) fn replay_scenario(
@@ -472,7 +473,7 @@ pub(super) fn replay_scenario(
     each: &mut OnRound<'_>,
 ) -> Result<()> {
     let snapshots = simulate::generate(scenario)?;
-    let mut window = Window::new(chrono::Duration::hours(24));
+    let mut window = Window::new(library.history_span(chrono::Duration::hours(24)));
     let mut ledger = Ledger::default();
     for round in group_rounds(snapshots, |s| s.node.as_str(), |s| s.captured_at) {
         let first = round.iter().map(|s| s.captured_at).min();

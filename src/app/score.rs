@@ -168,7 +168,7 @@ pub(super) fn score_cmd(
                 replay_each(
                     &archive,
                     &lib,
-                    window_span(&window)?,
+                    lib.history_span(window_span(&window)?),
                     &mut |round, _, ledger| {
                         tracker.observe(ledger, round.at, round.first);
                         rounds += 1;

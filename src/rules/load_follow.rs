@@ -147,8 +147,8 @@ pub(crate) fn tracks_load(
 
 /// Whether the entity's load explains a change of memory between the captures at `before` and
 /// `after`: a rise (`sign` > 0) while the load is up at `after` (a job or the day's traffic is
-/// running) or as it clearly rises between the two, a fall while the load, up at `before`,
-/// clearly comes down by `after`.
+/// running) or as it clearly rises between the two, a fall while the load, up at `before` or
+/// at the capture before it, clearly comes down by `after`.
 pub(crate) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64) -> bool {
     let at = |t: i64| {
         points
@@ -163,7 +163,16 @@ pub(crate) fn load_explains(points: &[Point], before: i64, after: i64, sign: f64
     if sign > 0.0 {
         load_up(points, after) || moved(at(before), at(after))
     } else {
-        load_up(points, before) && moved(at(after), at(before))
+        // Memory is given back a little after the work ends: a load that fell in the capture
+        // before the drop explains it as well as one that fell with it.
+        let earlier = points
+            .partition_point(|p| p.at < before)
+            .checked_sub(1)
+            .map(|i| points[i].at);
+        [Some(before), earlier]
+            .into_iter()
+            .flatten()
+            .any(|from| load_up(points, from) && moved(at(after), at(from)))
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Rule {
     pub id: String,
     pub kind_name: &'static str,
     pub kind: Kind,
+    /// The longest window its parameters ask for, in seconds ([`Library::history_span`]).
+    pub lookback_s: f64,
     pub event: bool,
     pub severity: Severity,
     pub description: String,
@@ -166,6 +168,13 @@ fn is_kebab(id: &str) -> bool {
 impl Library {
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The history a run keeps: the configured window, or longer when a rule's own window asks
+    /// for more (a daily cleanup is only seen whole by a window a little longer than a day).
+    pub fn history_span(&self, configured: chrono::Duration) -> chrono::Duration {
+        let longest = self.rules.iter().map(|r| r.lookback_s).fold(0.0, f64::max);
+        configured.max(chrono::Duration::seconds(longest.ceil() as i64))
     }
 
     /// Runs every rule over the window; findings sorted by severity, then node, then rule.

@@ -74,7 +74,7 @@ pub(super) fn parse_rule(
             let mut reader = ParamReader::new(params, &select.metric);
             let kind = (spec.parse)(&mut reader, ctx);
             reader.fields.finish(ctx);
-            kind
+            kind.map(|k| (k, reader.lookback_s))
         }
         _ => {
             f.value("params");
@@ -103,10 +103,12 @@ pub(super) fn parse_rule(
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
     let (across_nodes, family, folds_into) = parse_grouping(&mut f, ctx);
     f.finish(ctx);
+    let (kind, lookback_s) = kind?;
     Some(Rule {
         id: id?.into_inner(),
         kind_name: spec?.name,
-        kind: kind?,
+        kind,
+        lookback_s,
         event: spec?.event,
         severity: severity?,
         description: description?.into_inner(),

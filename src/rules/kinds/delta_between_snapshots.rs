@@ -192,11 +192,21 @@ pub fn recent_variation(
         .max()
         .unwrap_or(i64::MIN);
     let since = (last_start as f64 - p.noise_window_s).max(run_start as f64);
-    let mut steps: Vec<f64> = points[..n - 1]
-        .windows(2)
-        .filter(|w| w[0].at as f64 >= since && (w[1].at - w[0].at) as f64 <= p.max_gap_s)
-        .filter_map(|w| Some((w[1].value? - w[0].value?).abs()))
-        .collect();
+    // Sparse captures (hourly) hold fewer steps than a variation needs within `noise_window`:
+    // the window then reaches back to the last MIN_NOISE_STEPS steps of the current run.
+    let steps_in = |since: f64| -> Vec<f64> {
+        points[..n - 1]
+            .windows(2)
+            .filter(|w| w[0].at as f64 >= since && (w[1].at - w[0].at) as f64 <= p.max_gap_s)
+            .filter_map(|w| Some((w[1].value? - w[0].value?).abs()))
+            .collect()
+    };
+    let mut steps = steps_in(since);
+    if steps.len() < MIN_NOISE_STEPS {
+        steps = steps_in(run_start as f64);
+        let keep = steps.len().min(MIN_NOISE_STEPS);
+        steps.drain(..steps.len() - keep);
+    }
     if steps.len() < MIN_NOISE_STEPS {
         return None;
     }
@@ -491,11 +501,19 @@ mod tests {
         let temps = [40.0, 43.0, 37.0, 43.0, 37.0, 43.0, 37.0, 40.0, 45.5];
         let c = judge(&series(&temps), &[], &params(5.0));
         assert_eq!(c.map(|c| c.variation), Some(None));
-        // Outside the noise window the steps do not count either.
+        // A noise window too short for enough steps (sparse captures) reaches back to the last
+        // eight of the run, and no further.
         let mut p = params(5.0);
         p.noise_window_s = 3.0 * STEP_S as f64;
-        let temps: Vec<f64> = (0..30).map(|i| 40.0 + 3.0 * (i % 2) as f64).collect();
-        assert_eq!(recent_variation(&series(&temps), &[], &p), None);
+        let mut temps: Vec<f64> = (0..20).map(|i| 40.0 + 30.0 * (i % 2) as f64).collect();
+        temps.extend((0..10).map(|i| 40.0 + 3.0 * (i % 2) as f64));
+        assert_eq!(
+            recent_variation(&series(&temps), &[], &p),
+            Some(Variation {
+                typical_step: 3.0,
+                steps: MIN_NOISE_STEPS
+            })
+        );
         // noise_k = 0 turns the check off.
         let mut jittery: Vec<f64> = (0..30).map(|i| 40.0 + 3.0 * (i % 2) as f64).collect();
         jittery.push(jittery[29] - 5.0);

@@ -363,6 +363,9 @@ pub struct ParamReader<'t, 'i> {
     pub fields: Fields<'t, 'i>,
     pub dimension: Dimension,
     pub suffix: &'static str,
+    /// The longest `window` (or `*_window`) the rule asked for, in seconds: the history a run
+    /// keeps is at least this long, whatever the fleet's configured window.
+    pub lookback_s: f64,
 }
 
 impl<'t, 'i> ParamReader<'t, 'i> {
@@ -372,6 +375,7 @@ impl<'t, 'i> ParamReader<'t, 'i> {
             fields,
             dimension,
             suffix,
+            lookback_s: 0.0,
         }
     }
 
@@ -422,12 +426,16 @@ impl<'t, 'i> ParamReader<'t, 'i> {
 
     pub fn duration(&mut self, ctx: &mut Ctx, key: &str) -> Option<f64> {
         // A window of nothing holds no reading: the rule could never speak.
-        let must_be_positive = key == "window" || key.ends_with("_window");
-        self.parse_text(ctx, key, |t| match units::parse_duration_secs(t) {
+        let is_window = key == "window" || key.ends_with("_window");
+        let secs = self.parse_text(ctx, key, |t| match units::parse_duration_secs(t) {
             Ok(s) if s < 0.0 => Err("must not be negative".into()),
-            Ok(s) if s == 0.0 && must_be_positive => Err("must be longer than 0".into()),
+            Ok(s) if s == 0.0 && is_window => Err("must be longer than 0".into()),
             other => other,
-        })
+        });
+        if is_window && let Some(s) = secs {
+            self.lookback_s = self.lookback_s.max(s);
+        }
+        secs
     }
 
     /// A rate in the metric's unit per time ("+2MB/h"), as units per second.
