@@ -6,6 +6,7 @@
 //! layers together.
 
 pub mod app;
+pub mod binfmt;
 pub mod chart;
 pub mod cli;
 pub mod compare;

@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("units", &[]),
     ("fnv", &[]),
+    ("binfmt", &[]),
     ("markdown", &[]),
     ("logtemplate", &[]),
     ("model", &[]),
@@ -18,7 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tls", &[]),
     ("chart", &["markdown"]),
     ("store", &["error", "fnv", "fsutil", "model", "tls"]),
-    ("history", &["model", "units", "markdown"]),
+    ("history", &["binfmt", "model", "units", "markdown"]),
     (
         "rules",
         &[
@@ -65,8 +66,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "digest",
         &[
-            "chart", "error", "history", "ledger", "markdown", "model", "rules", "store",
-            "telegram", "units",
+            "binfmt", "chart", "error", "fnv", "fsutil", "history", "ledger", "markdown", "model",
+            "rules", "store", "telegram", "units",
         ],
     ),
     ("telegram", &["error", "fsutil", "tls"]),

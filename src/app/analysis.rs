@@ -318,6 +318,18 @@ impl Analyzer {
                 };
             }
         }
+        // The captures just analysed join their day's rollup for the weekly digest, from the
+        // snapshots already decoded.
+        let rollups =
+            crate::digest::rollup::under(&self.writer.output.dir, self.writer.output.mode);
+        crate::digest::rollup::land(
+            &rollups,
+            self.tz,
+            &listing,
+            window
+                .nodes()
+                .map(|n| (n.node.as_str(), n.recent().collect())),
+        );
         if let Some(f) = &file {
             // A window that cannot be saved costs the next run a rebuild, not this run's report.
             if let Err(e) = f.save(window, &listing, at) {

@@ -57,7 +57,15 @@ pub(super) fn make_digest(args: &DigestArgs, wait: std::time::Duration) -> Resul
         Some(c) => config_library(c)?,
         None => load_library(None)?,
     };
-    let digest = crate::digest::build(&archive, &ledger, &library, &fleet, tz, &week)?;
+    let rollups = crate::digest::rollup::under(&out, shared_mode(config.as_ref()));
+    let digest = crate::digest::build(
+        &archive,
+        &ledger,
+        &library,
+        (&fleet, tz),
+        &week,
+        Some(rollups),
+    )?;
     if digest.rounds == 0 {
         return Err(no_captures(&archive, &week, &digest));
     }

@@ -1,31 +1,14 @@
-//! The columnar part of the digest: one node's week of readings goes into a polars frame and
+//! The columnar part of the digest: one node's week of daily rollups goes into a polars frame and
 //! comes out as one row per (entity, metric) with its means, peaks, first/last and least-squares
 //! slope. Kept apart so the rest of the digest never touches polars.
 
 use polars::prelude::*;
 
+use super::rollup::DayRollup;
 use crate::error::{Error, Result};
 
 fn polars_err(e: PolarsError) -> Error {
     Error::Runtime(format!("digest aggregation failed: {e}"))
-}
-
-/// A node's readings of the week as columns, one row per reading.
-#[derive(Default)]
-pub(super) struct Columns {
-    pub at: Vec<i64>,
-    pub entity: Vec<String>,
-    pub metric: Vec<String>,
-    pub value: Vec<f64>,
-}
-
-impl Columns {
-    pub fn push(&mut self, at: i64, entity: String, metric: String, value: f64) {
-        self.at.push(at);
-        self.entity.push(entity);
-        self.metric.push(metric);
-        self.value.push(value);
-    }
 }
 
 /// One row per (entity, metric) of a node's week.
@@ -46,45 +29,90 @@ pub(super) fn find<'a>(aggs: &'a [Aggregate], entity: &str, metric: &str) -> Opt
         .find(|a| a.entity == entity && a.metric == metric)
 }
 
-/// Aggregates one node's readings with polars.
-pub(super) fn aggregate(columns: Columns) -> Result<Vec<Aggregate>> {
-    let Columns {
-        at,
-        entity,
-        metric,
-        value,
-    } = columns;
-    if at.is_empty() {
+/// Adds up one node's daily rollups with polars: one row per (entity, metric) and day goes in,
+/// its sums moved to the week's origin (the first capture), and a group-by gives the week's
+/// mean, extremes, first and last, and least-squares slope, exactly as from the readings.
+pub(super) fn aggregate(days: &[DayRollup]) -> Result<Vec<Aggregate>> {
+    let Some(t0) = days
+        .iter()
+        .flat_map(|d| d.captures.first())
+        .map(|c| c.at)
+        .next()
+    else {
+        return Ok(Vec::new());
+    };
+    let mut cols = DayColumns::default();
+    for day in days {
+        let shift = (day.day_start - t0) as f64;
+        for ((entity, metric), s) in &day.series {
+            if s.n == 0 {
+                continue;
+            }
+            let n = s.n as f64;
+            cols.entity.push(entity.clone());
+            cols.metric.push(metric.clone());
+            cols.n.push(n);
+            cols.sy.push(s.sum_y);
+            cols.sx.push(s.sum_x + n * shift);
+            cols.sxx
+                .push(s.sum_xx + 2.0 * shift * s.sum_x + n * shift * shift);
+            cols.sxy.push(s.sum_xy + shift * s.sum_y);
+            cols.min.push(s.min);
+            cols.max.push(s.max);
+            cols.first.push(s.first.1);
+            cols.last.push(s.last.1);
+        }
+    }
+    if cols.entity.is_empty() {
         return Ok(Vec::new());
     }
-    let t0 = at[0];
-    let x: Vec<f64> = at.iter().map(|t| (t - t0) as f64).collect();
     let df = df!(
-        "entity" => entity,
-        "metric" => metric,
-        "x" => x,
-        "y" => value,
+        "entity" => cols.entity,
+        "metric" => cols.metric,
+        "n" => cols.n,
+        "sx" => cols.sx,
+        "sy" => cols.sy,
+        "sxx" => cols.sxx,
+        "sxy" => cols.sxy,
+        "min" => cols.min,
+        "max" => cols.max,
+        "first" => cols.first,
+        "last" => cols.last,
     )
     .map_err(polars_err)?;
-    let n = col("y").count().cast(DataType::Float64);
-    let sx = col("x").sum();
-    let sy = col("y").sum();
-    let sxx = (col("x") * col("x")).sum();
-    let sxy = (col("x") * col("y")).sum();
+    let (n, sx, sy) = (col("n").sum(), col("sx").sum(), col("sy").sum());
+    let (sxx, sxy) = (col("sxx").sum(), col("sxy").sum());
+    // Within a group polars keeps the rows' order, the days': first and last are the week's.
     let out = df
         .lazy()
-        .group_by([col("entity"), col("metric")])
+        .group_by_stable([col("entity"), col("metric")])
         .agg([
-            col("y").mean().alias("mean"),
-            col("y").max().alias("max"),
-            col("y").min().alias("min"),
-            col("y").first().alias("first"),
-            col("y").last().alias("last"),
+            (sy.clone() / n.clone()).alias("mean"),
+            col("max").max().alias("max"),
+            col("min").min().alias("min"),
+            col("first").first().alias("first"),
+            col("last").last().alias("last"),
             ((n.clone() * sxy - sx.clone() * sy) / (n * sxx - sx.clone() * sx)).alias("slope"),
         ])
         .collect()
         .map_err(polars_err)?;
     rows(&out)
+}
+
+/// Each (entity, metric) and day of a node's week, as columns.
+#[derive(Default)]
+struct DayColumns {
+    entity: Vec<String>,
+    metric: Vec<String>,
+    n: Vec<f64>,
+    sx: Vec<f64>,
+    sy: Vec<f64>,
+    sxx: Vec<f64>,
+    sxy: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    first: Vec<f64>,
+    last: Vec<f64>,
 }
 
 /// The aggregated frame back as rows.

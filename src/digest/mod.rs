@@ -3,15 +3,17 @@
 //! projection, GPU idle hours and temperatures, the top memory growers, containers in trouble,
 //! what the findings did that week, the score card with its trend, and one top action.
 //!
-//! The week's captures are the columnar part of patrol: each node's readings go into a polars
-//! frame and are aggregated there (means, peaks, first/last, least-squares slopes), one node at a
-//! time so a fleet of hundreds of nodes never holds more than one node's week in memory.
+//! The week's captures are the columnar part of patrol: each node's daily rollups (`rollup`) go
+//! into a polars frame and are aggregated there (means, peaks, first/last, least-squares
+//! slopes), one node at a time so a fleet of hundreds of nodes never holds more than one node's
+//! week in memory.
 
 mod aggregate;
 mod charts;
 mod findings;
 mod message;
 mod node;
+pub mod rollup;
 pub mod rounds;
 mod view;
 
@@ -162,14 +164,16 @@ pub struct Digest {
 }
 
 /// Builds the digest of `week` from the archive (and the ledger of its reports); nodes are
-/// scored with the card of the library's score-card rule.
+/// scored with the card of the library's score-card rule. Each node's days are read from their
+/// daily rollups in `rollups` where saved and current, else built from the snapshots (and saved
+/// there).
 pub fn build(
     archive: &Archive,
     ledger: &Ledger,
     library: &Library,
-    fleet: &str,
-    tz: Tz,
+    (fleet, tz): (&str, Tz),
     week: &Week,
+    rollups: Option<rollup::RollupDir>,
 ) -> Result<Digest> {
     let interval_s = archive
         .read_meta()?
@@ -188,6 +192,8 @@ pub fn build(
         previous: week.previous(tz),
         now: Utc::now().timestamp(),
         cleanup_job: score_card::cleanup_job(library),
+        tz,
+        rollups,
     };
     let mut nodes = Vec::new();
     let mut growers = Vec::new();

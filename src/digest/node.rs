@@ -1,18 +1,16 @@
-//! One node's week: its captures read once, section by section (host, containers, GPUs, the
-//! readings the catalogue marks for the digest), aggregated, and turned into the node's row of
-//! the digest, its memory growers, its disk chart and its capture schedule. Nodes are
-//! independent, so the digest builds these in parallel.
+//! One node's week: its daily rollups (built from the captures where missing) added up and
+//! turned into the node's row of the digest, its memory growers, its disk chart and its capture
+//! schedule. Nodes are independent, so the digest builds these in parallel.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::aggregate::{Aggregate, Columns, aggregate, find};
+use super::aggregate::{Aggregate, aggregate, find};
+use super::rollup::{self, CaptureRow, DayRollup, RollupDir};
 use super::{Grower, NodeDigest, Week, rounds};
 use crate::error::Result;
-use crate::history::catalogue;
-use crate::history::metrics::readings;
-use crate::model::{Health, Snapshot};
+use crate::model::Snapshot;
 use crate::rules::kinds::score_card;
 use crate::store::{Archive, Entry};
 
@@ -36,91 +34,66 @@ pub(super) struct WeekContext {
     /// The glob of the score card's cleanup job: the library's score-card rule's, so the digest
     /// scores a node as the rule does.
     pub cleanup_job: String,
+    /// The fleet's time zone: rollups are per local day.
+    pub tz: chrono_tz::Tz,
+    /// Where daily rollups are read and saved; `None` builds them in memory only.
+    pub rollups: Option<RollupDir>,
 }
 
-/// What one pass over a node's captures collects, section by section.
+/// What a node's week of daily rollups adds up to.
 #[derive(Default)]
 struct Collected {
-    /// Only the catalogue's digest metrics: a week of a big fleet stays small.
-    columns: Columns,
+    captures: Vec<CaptureRow>,
     answered: usize,
     reboots: usize,
-    last_boot: Option<i64>,
     unhealthy: BTreeSet<String>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
+    disk_pct: BTreeMap<String, Vec<(i64, f64)>>,
     /// Indexes of the captures in which a GPU sat idle holding memory.
     gpu_idle: Vec<usize>,
     gpu_seen: bool,
 }
 
 impl Collected {
-    fn of(snaps: &[Snapshot]) -> Collected {
+    fn of(days: &[DayRollup]) -> Collected {
         let mut c = Collected::default();
-        for (index, s) in snaps.iter().enumerate() {
-            let t = s.captured_at.timestamp();
-            c.host(s, t);
-            c.containers(s);
-            c.gpus(s, index);
-            c.readings(s, t);
-        }
-        c
-    }
-
-    /// Whether the node answered, and reboots: a boot time that moved by more than two minutes.
-    fn host(&mut self, s: &Snapshot, t: i64) {
-        if !s.is_dark() {
-            self.answered += 1;
-        }
-        if let Some(boot) = s.host.as_ref().and_then(|h| {
-            h.boot_time
-                .map(|b| b.timestamp())
-                .or_else(|| h.uptime_s.map(|u| t - u as i64))
-        }) {
-            if self.last_boot.is_some_and(|b| boot - b > 120) {
-                self.reboots += 1;
+        let mut last_boot: Option<i64> = None;
+        for day in days {
+            for row in &day.captures {
+                if !row.dark {
+                    c.answered += 1;
+                }
+                // A reboot: a boot time that moved by more than two minutes.
+                if let Some(boot) = row.boot {
+                    if last_boot.is_some_and(|b| boot - b > 120) {
+                        c.reboots += 1;
+                    }
+                    last_boot = Some(boot);
+                }
+                c.gpu_seen |= row.gpu_seen;
+                for _ in 0..row.gpu_idle {
+                    c.gpu_idle.push(c.captures.len());
+                }
+                c.captures.push(row.clone());
             }
-            self.last_boot = Some(boot);
-        }
-    }
-
-    fn containers(&mut self, s: &Snapshot) {
-        for c in s.containers.iter().flatten() {
-            if c.health == Health::Unhealthy {
-                self.unhealthy.insert(c.name.clone());
-            }
-        }
-    }
-
-    /// A GPU is idle when it computes nothing while holding more than a fifth of its memory.
-    fn gpus(&mut self, s: &Snapshot, index: usize) {
-        for g in s.gpus.iter().flatten() {
-            if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
-                self.gpu_seen = true;
-                if u < 1.0 && m > 20.0 {
-                    self.gpu_idle.push(index);
+            c.unhealthy.extend(day.unhealthy.iter().cloned());
+            for (into, from) in [
+                (&mut c.mem_points, &day.mem_points),
+                (&mut c.disk_pct, &day.disk_pct),
+            ] {
+                for (entity, pts) in from {
+                    into.entry(entity.clone())
+                        .or_default()
+                        .extend_from_slice(pts);
                 }
             }
         }
-    }
-
-    fn readings(&mut self, s: &Snapshot, t: i64) {
-        for r in readings(s) {
-            let Some(v) = r.value else { continue };
-            if !catalogue::lookup(r.metric).is_some_and(|d| d.digest) {
-                continue;
-            }
-            if r.metric == "mem_usage_bytes" {
-                self.mem_points
-                    .entry(r.entity.clone())
-                    .or_default()
-                    .push((t, v));
-            }
-            self.columns.push(t, r.entity, r.metric.to_string(), v);
-        }
+        c
     }
 }
 
-/// Reads one node's captures of the week and aggregates them.
+/// Reads one node's week (its daily rollups, built from the snapshots where missing) and
+/// aggregates it.
 pub(super) fn node_week(
     archive: &Archive,
     node: &str,
@@ -128,19 +101,32 @@ pub(super) fn node_week(
     ctx: &WeekContext,
 ) -> Result<NodeWeek> {
     let mine: Vec<Entry> = entries.iter().filter(|e| e.node == node).cloned().collect();
-    let (snaps, _skipped) = archive.load_entries(&mine);
-    let mut collected = Collected::of(&snaps);
-    let aggs = aggregate(std::mem::take(&mut collected.columns))?;
-    let disk = fullest_disk(&aggs, &snaps);
+    let days = rollup::node_days(archive, ctx.rollups.as_ref(), ctx.tz, node, &mine);
+    let collected = Collected::of(&days);
+    let aggs = aggregate(&days)?;
+    let disk = fullest_disk(&aggs, &collected.disk_pct);
     let (gpu_temp_min, gpu_temp_max) = gpu_temp_range(&aggs);
     let before = last_capture_before(archive, node, ctx.previous.end)?;
-    let scores = Scores::of(&snaps, before.as_ref(), &ctx.cleanup_job);
-    let schedule = Schedule::of(&snaps, before.as_ref(), &collected, ctx);
+    let last_answered = collected
+        .captures
+        .iter()
+        .rev()
+        .find(|c| !c.dark)
+        .and_then(|c| mine.iter().find(|e| e.captured_at.timestamp() == c.at));
+    let last = last_answered.and_then(|e| {
+        archive
+            .load_entries(std::slice::from_ref(e))
+            .0
+            .into_iter()
+            .next()
+    });
+    let scores = Scores::of(last.as_ref(), before.as_ref(), &ctx.cleanup_job);
+    let schedule = Schedule::of(before.as_ref(), &collected, ctx);
     let round_count = ctx.round_count;
     let answered = collected.answered;
     let digest = NodeDigest {
         node: node.to_string(),
-        captures: snaps.len(),
+        captures: collected.captures.len(),
         answered,
         rounds: round_count,
         availability_pct: (round_count > 0).then(|| answered as f64 / round_count as f64 * 100.0),
@@ -155,7 +141,7 @@ pub(super) fn node_week(
         coverage: schedule.coverage,
         gpu_temp_min,
         gpu_temp_max,
-        unhealthy: collected.unhealthy.into_iter().collect(),
+        unhealthy: collected.unhealthy.iter().cloned().collect(),
         restarted: restarted(&aggs),
         score: scores.score,
         score_last_week: scores.score_last_week,
@@ -178,7 +164,7 @@ struct DiskWeek {
     points: Vec<(i64, f64)>,
 }
 
-fn fullest_disk(aggs: &[Aggregate], snaps: &[Snapshot]) -> DiskWeek {
+fn fullest_disk(aggs: &[Aggregate], disk_pct: &BTreeMap<String, Vec<(i64, f64)>>) -> DiskWeek {
     let fullest = aggs
         .iter()
         .filter(|a| a.metric == "used_pct" && a.entity.starts_with("disk:"))
@@ -203,18 +189,7 @@ fn fullest_disk(aggs: &[Aggregate], snaps: &[Snapshot]) -> DiskWeek {
         }
         _ => None,
     };
-    let mut points = Vec::new();
-    for s in snaps {
-        if let Some(h) = &s.host
-            && let Some(disk) = h
-                .disks
-                .iter()
-                .find(|x| format!("disk:{}", x.mount) == d.entity)
-            && let Some(p) = disk.used_pct
-        {
-            points.push((s.captured_at.timestamp(), p));
-        }
-    }
+    let points = disk_pct.get(&d.entity).cloned().unwrap_or_default();
     DiskWeek {
         used_pct: d.last,
         mount: Some(d.entity.trim_start_matches("disk:").to_string()),
@@ -301,9 +276,9 @@ struct Scores {
 }
 
 impl Scores {
-    fn of(snaps: &[Snapshot], before: Option<&Snapshot>, cleanup_job: &str) -> Scores {
-        let last_snapshot = snaps.iter().rev().find(|s| !s.is_dark());
-        let card = last_snapshot.and_then(|s| score_card::score(s, cleanup_job));
+    /// `last`: the node's last answered capture of the week.
+    fn of(last: Option<&Snapshot>, before: Option<&Snapshot>, cleanup_job: &str) -> Scores {
+        let card = last.and_then(|s| score_card::score(s, cleanup_job));
         let weakest = card.as_ref().and_then(|c| {
             c.iter()
                 .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
@@ -329,16 +304,11 @@ struct Schedule {
 }
 
 impl Schedule {
-    fn of(
-        snaps: &[Snapshot],
-        before: Option<&Snapshot>,
-        collected: &Collected,
-        ctx: &WeekContext,
-    ) -> Schedule {
+    fn of(before: Option<&Snapshot>, collected: &Collected, ctx: &WeekContext) -> Schedule {
         // Each capture stands for the interval it was scheduled at: recorded in it, else in the
         // archive's metadata, else the median spacing of this node's captures.
-        let times: Vec<i64> = snaps.iter().map(|s| s.captured_at.timestamp()).collect();
-        let recorded: Vec<Option<u64>> = snaps.iter().map(|s| s.interval_s).collect();
+        let times: Vec<i64> = collected.captures.iter().map(|c| c.at).collect();
+        let recorded: Vec<Option<u64>> = collected.captures.iter().map(|c| c.interval_s).collect();
         let intervals = rounds::intervals(&times, &recorded, ctx.interval_s);
         let previous = before.and_then(|b| {
             let i = b

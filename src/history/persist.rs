@@ -11,10 +11,10 @@
 //! answers by rebuilding, never a crash: every count is checked against the bytes left.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Read;
 
 use super::metrics::KNOWN_METRICS;
 use super::{NodeHistory, Point, Series, Window};
+use crate::binfmt::{Reader, Writer};
 
 /// What a saved file starts with.
 const MAGIC: &[u8; 14] = b"patrol-window\n";
@@ -53,12 +53,7 @@ pub fn encode(window: &Window, stamp: &Stamp) -> Result<Vec<u8>, String> {
     for node in window.nodes.values() {
         encode_node(&mut w, node);
     }
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let packed = zstd::bulk::compress(&w.0, ZSTD_LEVEL).map_err(|e| format!("compressing: {e}"))?;
-    out.extend_from_slice(&(w.0.len() as u64).to_le_bytes());
-    out.extend_from_slice(&packed);
-    Ok(out)
+    crate::binfmt::pack(MAGIC, FORMAT_VERSION, &w.0, ZSTD_LEVEL)
 }
 
 fn encode_node(w: &mut Writer, node: &NodeHistory) {
@@ -118,35 +113,7 @@ fn encode_node(w: &mut Writer, node: &NodeHistory) {
 /// check the stamp against the archive and put the newest snapshots back
 /// ([`Window::restore_recent`]) before pushing newer captures.
 pub fn decode(bytes: &[u8]) -> Result<(Window, Stamp), String> {
-    let rest = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or("not a saved patrol window")?;
-    let version = rest
-        .get(..4)
-        .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
-        .ok_or("truncated before its version")?;
-    if version != FORMAT_VERSION {
-        return Err(format!(
-            "format version {version}, this build writes {FORMAT_VERSION}"
-        ));
-    }
-    let size = rest
-        .get(4..12)
-        .map(|v| u64::from_le_bytes(v.try_into().unwrap_or_default()))
-        .ok_or("truncated before its size")?;
-    let mut payload = Vec::new();
-    // Never more than the size the file claims, whatever the compressed bytes expand to.
-    zstd::stream::read::Decoder::new(&rest[12..])
-        .map_err(|e| format!("decompressing: {e}"))?
-        .take(size)
-        .read_to_end(&mut payload)
-        .map_err(|e| format!("decompressing: {e}"))?;
-    if payload.len() as u64 != size {
-        return Err(format!(
-            "payload is {} bytes, the header says {size}",
-            payload.len()
-        ));
-    }
+    let payload = crate::binfmt::unpack(bytes, MAGIC, FORMAT_VERSION, "a saved patrol window")?;
     let mut r = Reader {
         bytes: &payload,
         at: 0,
@@ -246,129 +213,6 @@ fn decode_node(r: &mut Reader) -> Result<NodeHistory, String> {
     }
     node.series = series;
     Ok(node)
-}
-
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn i64(&mut self, v: i64) {
-        self.u64(v as u64);
-    }
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-    fn varint_i(&mut self, v: i64) {
-        self.varint(((v << 1) ^ (v >> 63)) as u64);
-    }
-    fn len(&mut self, n: usize) {
-        self.varint(n as u64);
-    }
-    fn str(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
-                self.0.push(1);
-                self.str(s);
-            }
-            None => self.0.push(0),
-        }
-    }
-    fn opt_i64(&mut self, v: Option<i64>) {
-        match v {
-            Some(v) => {
-                self.0.push(1);
-                self.i64(v);
-            }
-            None => self.0.push(0),
-        }
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|e| *e <= self.bytes.len())
-            .ok_or_else(|| format!("truncated at byte {}", self.at))?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ]))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(self.u64()? as i64)
-    }
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(format!("a number longer than 64 bits at byte {}", self.at))
-    }
-    fn varint_i(&mut self) -> Result<i64, String> {
-        let v = self.varint()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
-    }
-    /// A count of items of at least `min_bytes` each: never more than the bytes left could hold,
-    /// so a corrupt count cannot ask for a huge allocation.
-    fn len(&mut self, min_bytes: usize) -> Result<usize, String> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "count out of range")?;
-        if n.saturating_mul(min_bytes) > self.bytes.len() - self.at {
-            return Err(format!(
-                "a count of {n} at byte {} exceeds the file",
-                self.at
-            ));
-        }
-        Ok(n)
-    }
-    fn str(&mut self) -> Result<String, String> {
-        let n = self.len(1)?;
-        String::from_utf8(self.take(n)?.to_vec())
-            .map_err(|_| format!("bad text at byte {}", self.at))
-    }
-    fn opt_str(&mut self) -> Result<Option<String>, String> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.str()?)),
-            b => Err(format!("bad flag {b} at byte {}", self.at)),
-        }
-    }
-    fn opt_i64(&mut self) -> Result<Option<i64>, String> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.i64()?)),
-            b => Err(format!("bad flag {b} at byte {}", self.at)),
-        }
-    }
 }
 
 #[cfg(test)]
