@@ -3,7 +3,7 @@
 mod cycle;
 
 use super::growth_rate::{self, ProjectTo};
-use cycle::{Cleanup, PHASE_MARGIN, TURNOVER_MARGIN, cleanup, phase_uncertainty};
+use cycle::{Cleanup, PHASE_MARGIN, TURNOVER_MARGIN, cleanup, net_spread, phase_uncertainty};
 use super::{
     Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, current_run, fresh_series,
 };
@@ -252,7 +252,8 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
         if slope <= 0.0 {
             return Verdict::Flat;
         }
-        let doubt = PHASE_MARGIN * phase_uncertainty(samples, from) + TURNOVER_MARGIN * fall;
+        let phase = phase_uncertainty(samples, from).max(net_spread(samples, cycle_s));
+        let doubt = PHASE_MARGIN * phase + TURNOVER_MARGIN * fall;
         return Verdict::Trend(Trend {
             start: from,
             slope,

@@ -87,6 +87,30 @@ pub(super) fn phase_uncertainty(samples: &[(i64, f64)], from: usize) -> f64 {
 }
 
 
+/// How much the net change over a cycle moved over the last twelfth of a cycle (at least the
+/// last four readings): each reading against the one nearest a cycle before it. A refill whose
+/// schedule drifts (a checkpoint an hour later than the day before) makes it jump by a whole
+/// step; a steady fill under a rotation keeps it still.
+pub(super) fn net_spread(samples: &[(i64, f64)], cycle_s: f64) -> f64 {
+    let Some(&(t_last, _)) = samples.last() else {
+        return 0.0;
+    };
+    let since = t_last - (cycle_s / 12.0) as i64;
+    let recent = samples
+        .partition_point(|(t, _)| *t < since)
+        .min(samples.len().saturating_sub(4));
+    let nets = samples[recent..].iter().filter_map(|&(t, v)| {
+        let j = cycle_start(samples, t, cycle_s);
+        let lag = (t - samples[j].0) as f64;
+        // Only a reading a whole cycle back (within an eighth) gives a net of that cycle.
+        ((lag - cycle_s).abs() <= cycle_s / 8.0).then(|| v - samples[j].1)
+    });
+    let (lo, hi) = nets.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), n| {
+        (lo.min(n), hi.max(n))
+    });
+    if hi >= lo { hi - lo } else { 0.0 }
+}
+
 /// How many times a net change must exceed its [`phase_uncertainty`] to count as one.
 pub(super) const PHASE_MARGIN: f64 = 2.0;
 
@@ -102,6 +126,25 @@ mod tests {
     use proptest::prelude::*;
 
     const H: i64 = 3600;
+
+    #[test]
+    fn a_refill_that_drifts_against_the_day_has_a_spread_net() {
+        // A 30 a step every 2 h, given back every 6 h; today the steps come an hour later.
+        let stepped = |h: f64| {
+            let shifted = if h >= 24.0 { h - 1.0 } else { h };
+            30.0 * (shifted.rem_euclid(6.0) / 2.0).floor()
+        };
+        let s: Vec<(i64, f64)> = (0..=104).map(|i| (i * H / 4, stepped(i as f64 / 4.0))).collect();
+        assert!(net_spread(&s, 86_400.0) >= 30.0, "{}", net_spread(&s, 86_400.0));
+        // A steady fill under a daily rotation nets the same at every reading.
+        let s: Vec<(i64, f64)> = (0..=104)
+            .map(|i| {
+                let h = i as f64 / 4.0;
+                (i * H / 4, h / 24.0 + ((h - 1.0).rem_euclid(24.0)) / 24.0)
+            })
+            .collect();
+        assert!(net_spread(&s, 86_400.0) < 1e-9, "{}", net_spread(&s, 86_400.0));
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
