@@ -264,15 +264,63 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
             },
         });
     }
-    match growth_rate::longest_run(samples, &p.fit, |slope, _| slope > 0.0) {
-        Err(()) => Verdict::Undecided,
-        Ok(None) => Verdict::Flat,
-        Ok(Some(run)) => Verdict::Trend(Trend {
+    let run = growth_rate::longest_run(samples, &p.fit, |slope, _| slope > 0.0);
+    // A series with a daily pattern and no cleanup (a disk filled by day only) is measured over
+    // a whole cycle when one straight line holds it, unless its recent run climbs faster (the
+    // day's work, a new writer): the night's flat readings alone would read as the fill
+    // stopping, and "resolve" it every night.
+    let whole = p
+        .cycle_s
+        .filter(|c| samples.len() >= p.fit.min_samples && span(samples) >= 0.9 * c)
+        .and_then(|_| whole_fit(samples))
+        .filter(|(slope, r2)| *slope > 0.0 && *r2 >= p.fit.min_r2);
+    match (run, whole) {
+        (Ok(Some(run)), Some((slope, _))) if run.slope >= slope => Verdict::Trend(Trend {
+            start: run.start,
+            slope: run.slope,
+            how: How::Fit { r2: run.r2 },
+        }),
+        (_, Some((slope, r2))) => Verdict::Trend(Trend {
+            start: 0,
+            slope,
+            how: How::Fit { r2 },
+        }),
+        (Err(()), None) => Verdict::Undecided,
+        (Ok(None), None) => Verdict::Flat,
+        (Ok(Some(run)), None) => Verdict::Trend(Trend {
             start: run.start,
             slope: run.slope,
             how: How::Fit { r2: run.r2 },
         }),
     }
+}
+
+fn span(samples: &[(i64, f64)]) -> f64 {
+    match (samples.first(), samples.last()) {
+        (Some((t0, _)), Some((t1, _))) => (t1 - t0) as f64,
+        _ => 0.0,
+    }
+}
+
+/// The least-squares slope and r² of all of `samples`.
+fn whole_fit(samples: &[(i64, f64)]) -> Option<(f64, f64)> {
+    let &(t0, v0) = samples.first()?;
+    let n = samples.len() as f64;
+    let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(t, v) in samples {
+        let (x, y) = ((t - t0) as f64, v - v0);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
+    }
+    let (vxx, vyy, vxy) = (sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n);
+    if vxx <= 0.0 {
+        return None;
+    }
+    let r2 = if vyy <= 0.0 { 1.0 } else { (vxy * vxy / (vxx * vyy)).min(1.0) };
+    Some((vxy / vxx, r2))
 }
 
 /// How many standard errors below its fitted slope a trend is still trusted to rise.
