@@ -57,6 +57,25 @@ fn biggest_fall(samples: &[(i64, f64)]) -> Option<(i64, i64)> {
         .map(|w| (w[0].0, w[1].0))
 }
 
+/// Whether some leg of `samples` moves sharply: between two consecutive readings by half the
+/// band `range`, and by three of the series' typical steps (the upper quartile of the sizes of
+/// the steps of `jitter`, at least MIN_NOISE_STEPS of them, as delta-between-snapshots reads its
+/// noise). A compaction or a worker recycle gives back the band in a capture; a daily cycle
+/// turns smoothly, its steps no bigger than its jitter. `None` with too few steps to tell.
+fn sharp_leg(samples: &[(i64, f64)], jitter: &[(i64, f64)], range: f64) -> Option<bool> {
+    let sharpest = samples
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).abs())
+        .fold(0.0, f64::max);
+    let mut steps: Vec<f64> = jitter.windows(2).map(|w| (w[1].1 - w[0].1).abs()).collect();
+    if steps.len() < super::delta_between_snapshots::MIN_NOISE_STEPS {
+        return None;
+    }
+    steps.sort_by(f64::total_cmp);
+    let typical = steps[(steps.len() * 3).div_ceil(4) - 1];
+    Some(sharpest >= range / 2.0 && sharpest >= 3.0 * typical)
+}
+
 /// Fewest swings that make a band unless a rule asks otherwise: two full cycles, up and back
 /// down twice. One reading up and back (a blip) is a single cycle, and says nothing about a band.
 pub const MIN_SWINGS: usize = 4;
@@ -173,6 +192,27 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 out.push(Candidate::undecided(node, entity, metric, t1));
             }
             continue;
+        }
+        // The series' jitter, from at least MIN_NOISE_STEPS steps of its current run: a short
+        // window reaches back before it (as delta-between-snapshots does).
+        let run = current_run(node, entity, points, f64::INFINITY);
+        let steps_before = run.len().saturating_sub(samples.len());
+        let from = steps_before.saturating_sub(
+            super::delta_between_snapshots::MIN_NOISE_STEPS.saturating_sub(samples.len() - 1),
+        );
+        match sharp_leg(&samples, &run[from..], high - low) {
+            Some(true) => {}
+            Some(false) => {
+                // No leg moves by half the band between two captures, clear of the series'
+                // own jitter: a smooth turn (the top of a daily cycle, the evening's traffic
+                // easing off), not a series cycling in a band.
+                continue;
+            }
+            None => {
+                // Too few readings yet to tell a band from the series' jitter.
+                out.push(Candidate::undecided(node, entity, metric, t1));
+                continue;
+            }
         }
         if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
             && (crate::rules::load_follow::tracks_load(&load.points, &samples, 3, true)
