@@ -4,6 +4,7 @@ use super::{
     Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, current_run, fresh_series,
 };
 use crate::history::metrics::{entity_label, metric_label, metric_unit};
+use crate::history::{NodeHistory, Point};
 use crate::rules::Rule;
 use crate::tomlread::Ctx;
 use crate::units::{fmt_change, fmt_duration, fmt_value};
@@ -55,6 +56,32 @@ fn biggest_fall(samples: &[(i64, f64)]) -> Option<(i64, i64)> {
         .filter(|w| w[1].1 < w[0].1)
         .max_by(|a, b| (a[0].1 - a[1].1).total_cmp(&(b[0].1 - b[1].1)))
         .map(|w| (w[0].0, w[1].0))
+}
+
+/// Whether the band is the work's: the series swings with its `load`, or its fall is the load
+/// ending (a nightly job done).
+fn load_makes(p: &Params, node: &NodeHistory, entity: &str, samples: &[(i64, f64)]) -> bool {
+    let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m)) else {
+        return false;
+    };
+    crate::rules::load_follow::tracks_load(&load.points, samples, 3, true)
+        || biggest_fall(samples).is_some_and(|(before, after)| {
+            crate::rules::load_follow::load_explains(&load.points, before, after, -1.0)
+        })
+}
+
+/// The readings the series' jitter is read from: the window's `in_window` newest of the current
+/// run, or more when they hold fewer than MIN_NOISE_STEPS steps (as delta-between-snapshots
+/// reaches back for its noise).
+fn jitter_run(
+    node: &NodeHistory,
+    entity: &str,
+    points: &[Point],
+    in_window: usize,
+) -> Vec<(i64, f64)> {
+    let run = current_run(node, entity, points, f64::INFINITY);
+    let wanted = in_window.max(super::delta_between_snapshots::MIN_NOISE_STEPS + 1);
+    run[run.len().saturating_sub(wanted)..].to_vec()
 }
 
 /// Whether some leg of `samples` moves sharply: between two consecutive readings by half the
@@ -193,14 +220,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             continue;
         }
-        // The series' jitter, from at least MIN_NOISE_STEPS steps of its current run: a short
-        // window reaches back before it (as delta-between-snapshots does).
-        let run = current_run(node, entity, points, f64::INFINITY);
-        let steps_before = run.len().saturating_sub(samples.len());
-        let from = steps_before.saturating_sub(
-            super::delta_between_snapshots::MIN_NOISE_STEPS.saturating_sub(samples.len() - 1),
-        );
-        match sharp_leg(&samples, &run[from..], high - low) {
+        match sharp_leg(&samples, &jitter_run(node, entity, points, samples.len()), high - low) {
             Some(true) => {}
             Some(false) => {
                 // No leg moves by half the band between two captures, clear of the series'
@@ -214,14 +234,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 continue;
             }
         }
-        if let Some(load) = p.load.as_deref().and_then(|m| node.series(entity, m))
-            && (crate::rules::load_follow::tracks_load(&load.points, &samples, 3, true)
-                || biggest_fall(&samples).is_some_and(|(before, after)| {
-                    crate::rules::load_follow::load_explains(&load.points, before, after, -1.0)
-                }))
-        {
-            // The band is the work's: the series swings with its load, or its fall is the
-            // load ending (a nightly job done).
+        if load_makes(p, node, entity, &samples) {
             continue;
         }
         let span = (t1 - t0) as f64;
