@@ -220,16 +220,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             }
             continue;
         }
+        // A smooth turn (the top of a daily cycle) is no band; too few readings cannot tell.
         match sharp_leg(&samples, &jitter_run(node, entity, points, samples.len()), high - low) {
             Some(true) => {}
-            Some(false) => {
-                // No leg moves by half the band between two captures, clear of the series'
-                // own jitter: a smooth turn (the top of a daily cycle, the evening's traffic
-                // easing off), not a series cycling in a band.
-                continue;
-            }
+            Some(false) => continue,
             None => {
-                // Too few readings yet to tell a band from the series' jitter.
                 out.push(Candidate::undecided(node, entity, metric, t1));
                 continue;
             }
