@@ -17,7 +17,7 @@ pub mod rollup;
 pub mod rounds;
 mod view;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -179,11 +179,23 @@ pub fn build(
         .read_meta()?
         .and_then(|m| m.interval_s)
         .filter(|i| *i > 0);
-    let entries = archive.list(
-        Some(week.start),
+    // The day before the week too: each node's last capture before it, for last week's score
+    // and the schedule's start, comes from the same listing.
+    let mut entries = archive.list(
+        Some(week.start - chrono::Duration::days(1)),
         Some(week.end - chrono::Duration::seconds(1)),
         None,
     )?;
+    let mut last_before: BTreeMap<String, Entry> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.captured_at < week.start) {
+        let newer = last_before
+            .get(&e.node)
+            .is_none_or(|b| b.captured_at < e.captured_at);
+        if newer {
+            last_before.insert(e.node.clone(), e.clone());
+        }
+    }
+    entries.retain(|e| e.captured_at >= week.start);
     let round_times = round_times(&entries);
     let ctx = WeekContext {
         round_count: round_times.len(),
@@ -199,7 +211,7 @@ pub fn build(
     let mut growers = Vec::new();
     let mut disk_series = Vec::new();
     let mut fleet_previous: Option<(i64, u64)> = None;
-    for r in node_weeks(archive, &entries, &ctx) {
+    for r in node_weeks(archive, &entries, &last_before, &ctx) {
         let w = r?;
         fleet_previous = fleet_previous.max(w.previous);
         nodes.push(w.digest);
@@ -237,9 +249,19 @@ fn round_times(entries: &[Entry]) -> Vec<i64> {
 
 /// Every node's week, in node order. Nodes are independent: their weeks are read and
 /// aggregated in parallel, one node per worker at a time.
-fn node_weeks(archive: &Archive, entries: &[Entry], ctx: &WeekContext) -> Vec<Result<NodeWeek>> {
-    let node_names: BTreeSet<String> = entries.iter().map(|e| e.node.clone()).collect();
-    let names: Vec<&String> = node_names.iter().collect();
+fn node_weeks(
+    archive: &Archive,
+    entries: &[Entry],
+    last_before: &BTreeMap<String, Entry>,
+    ctx: &WeekContext,
+) -> Vec<Result<NodeWeek>> {
+    // Each node's captures, split once: a filter per node would compare every name of a
+    // 300-node week 300 times.
+    let mut by_node: BTreeMap<&str, Vec<Entry>> = BTreeMap::new();
+    for e in entries {
+        by_node.entry(e.node.as_str()).or_default().push(e.clone());
+    }
+    let names: Vec<(&str, Vec<Entry>)> = by_node.into_iter().collect();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -251,8 +273,9 @@ fn node_weeks(archive: &Archive, entries: &[Entry], ctx: &WeekContext) -> Vec<Re
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(node) = names.get(i) else { break };
-                    let week_of_node = node_week(archive, node, entries, ctx);
+                    let Some((node, mine)) = names.get(i) else { break };
+                    let before = last_before.get(*node);
+                    let week_of_node = node_week(archive, node, (mine, before), ctx);
                     if let Ok(mut r) = results.lock() {
                         r.push((i, week_of_node));
                     }

@@ -92,21 +92,24 @@ impl Collected {
     }
 }
 
-/// Reads one node's week (its daily rollups, built from the snapshots where missing) and
-/// aggregates it.
+/// Reads one node's week (its daily rollups, built from the snapshots where missing) from its
+/// captures `mine` and aggregates it; `before` is its last capture of the day before the week,
+/// when it has one.
 pub(super) fn node_week(
     archive: &Archive,
     node: &str,
-    entries: &[Entry],
+    (mine, before): (&[Entry], Option<&Entry>),
     ctx: &WeekContext,
 ) -> Result<NodeWeek> {
-    let mine: Vec<Entry> = entries.iter().filter(|e| e.node == node).cloned().collect();
-    let days = rollup::node_days(archive, ctx.rollups.as_ref(), ctx.tz, node, &mine);
+    let days = rollup::node_days(archive, ctx.rollups.as_ref(), ctx.tz, node, mine);
     let collected = Collected::of(&days);
     let aggs = aggregate(&days)?;
     let disk = fullest_disk(&aggs, &collected.disk_pct);
     let (gpu_temp_min, gpu_temp_max) = gpu_temp_range(&aggs);
-    let before = last_capture_before(archive, node, ctx.previous.end)?;
+    let before = match before {
+        Some(e) => archive.load_entries(std::slice::from_ref(e)).0.into_iter().next(),
+        None => last_capture_before(archive, node, ctx.previous.end)?,
+    };
     let last_answered = collected
         .captures
         .iter()
