@@ -273,7 +273,9 @@ fn node_weeks(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((node, mine)) = names.get(i) else { break };
+                    let Some((node, mine)) = names.get(i) else {
+                        break;
+                    };
                     let before = last_before.get(*node);
                     let week_of_node = node_week(archive, node, (mine, before), ctx);
                     if let Ok(mut r) = results.lock() {

@@ -107,7 +107,11 @@ pub(super) fn node_week(
     let disk = fullest_disk(&aggs, &collected.disk_pct);
     let (gpu_temp_min, gpu_temp_max) = gpu_temp_range(&aggs);
     let before = match before {
-        Some(e) => archive.load_entries(std::slice::from_ref(e)).0.into_iter().next(),
+        Some(e) => archive
+            .load_entries(std::slice::from_ref(e))
+            .0
+            .into_iter()
+            .next(),
         None => last_capture_before(archive, node, ctx.previous.end)?,
     };
     let last_answered = collected

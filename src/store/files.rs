@@ -65,7 +65,9 @@ impl FileArchive {
         Ok(nodes)
     }
 
-    /// Captures with `from <= captured_at <= to`, oldest first, for one node or all.
+    /// Captures with `from <= captured_at <= to`, oldest first, for one node or all. A listing
+    /// reads the file types the directory listing gives (no look at each file, which a week of
+    /// 300 nodes made 200,000 times), following a symbolic link only where there is one.
     pub fn list(
         &self,
         from: Option<DateTime<Utc>>,
@@ -88,14 +90,14 @@ impl FileArchive {
             };
             for day in days {
                 let day = day.map_err(|e| fsutil::io_error(&node_dir, e))?;
-                // A stray file beside the day folders (notes, a backup) is not the archive's.
-                if !day.path().is_dir() {
-                    continue;
-                }
                 let day_name = day.file_name().to_string_lossy().to_string();
                 if from_day.as_ref().is_some_and(|f| &day_name < f)
                     || to_day.as_ref().is_some_and(|t| &day_name > t)
                 {
+                    continue;
+                }
+                // A stray file beside the day folders (notes, a backup) is not the archive's.
+                if !is_kind(&day, std::fs::FileType::is_dir) {
                     continue;
                 }
                 let files =
@@ -114,7 +116,7 @@ impl FileArchive {
                         continue;
                     }
                     // A pipe or a device named like a capture would block or never end a read.
-                    if !file.path().is_file() {
+                    if !is_kind(&file, std::fs::FileType::is_file) {
                         tracing::warn!("ignoring {}: not a regular file", file.path().display());
                         continue;
                     }
@@ -229,4 +231,12 @@ fn read_capped(path: &Path) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// Whether a directory entry is of a kind (`is_dir`, `is_file`), through a symbolic link.
+fn is_kind(entry: &std::fs::DirEntry, kind: fn(&std::fs::FileType) -> bool) -> bool {
+    match entry.file_type() {
+        Ok(t) if !t.is_symlink() => kind(&t),
+        _ => std::fs::metadata(entry.path()).is_ok_and(|m| kind(&m.file_type())),
+    }
 }
