@@ -378,15 +378,26 @@ pub fn land<'a>(
     listing: &[crate::store::Entry],
     recent: impl IntoIterator<Item = (&'a str, Vec<&'a Snapshot>)>,
 ) {
+    // The listing split by node once: a filter per node would compare every name of a
+    // thousand-node day a thousand times.
+    let mut by_node: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for e in listing {
+        by_node
+            .entry(e.node.as_str())
+            .or_default()
+            .push(e.captured_at.timestamp());
+    }
     for (node, snaps) in recent {
         let Some(newest) = snaps.last() else { continue };
         let Some((date, start)) = local_day(newest.captured_at.timestamp(), tz) else {
             continue;
         };
-        let listed: Vec<i64> = listing
+        let listed: Vec<i64> = by_node
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
-            .filter(|e| e.node == node)
-            .map(|e| e.captured_at.timestamp())
+            .copied()
             .filter(|t| local_day(*t, tz).is_some_and(|(d, _)| d == date))
             .collect();
         let mut rollup = rollups
