@@ -3,7 +3,9 @@
 mod cycle;
 
 use super::growth_rate::{self, ProjectTo};
-use cycle::{Cleanup, PHASE_MARGIN, TURNOVER_MARGIN, cleanup, net_spread, phase_uncertainty};
+use cycle::{
+    Cleanup, PHASE_MARGIN, TURNOVER_MARGIN, cleanup, net_spread, phase_uncertainty, span, whole_fit,
+};
 use super::{
     Candidate, EvalContext, Kind, KindSpec, ParamReader, Target, current_run, fresh_series,
 };
@@ -295,33 +297,6 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
     }
 }
 
-fn span(samples: &[(i64, f64)]) -> f64 {
-    match (samples.first(), samples.last()) {
-        (Some((t0, _)), Some((t1, _))) => (t1 - t0) as f64,
-        _ => 0.0,
-    }
-}
-
-/// The least-squares slope and r² of all of `samples`.
-fn whole_fit(samples: &[(i64, f64)]) -> Option<(f64, f64)> {
-    let &(t0, v0) = samples.first()?;
-    let n = samples.len() as f64;
-    let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for &(t, v) in samples {
-        let (x, y) = ((t - t0) as f64, v - v0);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        syy += y * y;
-        sxy += x * y;
-    }
-    let (vxx, vyy, vxy) = (sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n);
-    if vxx <= 0.0 {
-        return None;
-    }
-    let r2 = if vyy <= 0.0 { 1.0 } else { (vxy * vxy / (vxx * vyy)).min(1.0) };
-    Some((vxy / vxx, r2))
-}
 
 /// How many standard errors below its fitted slope a trend is still trusted to rise.
 const SLOPE_MARGIN_SE: f64 = 2.0;
