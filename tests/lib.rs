@@ -32,6 +32,7 @@ mod perms;
 mod quiet;
 mod registry;
 mod resolution;
+mod rollups;
 mod scenario_kinds;
 mod score;
 mod secrets;
