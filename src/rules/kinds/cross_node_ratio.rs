@@ -107,7 +107,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let Some(hi) = list.iter().max_by(|a, b| a.2.total_cmp(&b.2)) else {
                 continue;
             };
-            let Some(lo) = list.iter().min_by(|a, b| a.2.total_cmp(&b.2)) else {
+            // The high node is compared with its typical peer (the lower median of the others),
+            // not the lowest: among four benches where one instrument is dead, the three that
+            // work are alike, and only the dead one stands apart.
+            let mut others: Vec<_> = list
+                .iter()
+                .filter(|e| !std::ptr::eq(*e, hi))
+                .collect();
+            others.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.node.cmp(&b.0.node)));
+            let Some(lo) = others.get(others.len().saturating_sub(1) / 2).copied() else {
                 continue;
             };
             if lo.2 <= 0.0 || hi.2 < p.min_value {
@@ -128,12 +136,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             c.value("other", None, lo.0.node.clone());
             c.value("over", Some(p.over_s), fmt_duration(p.over_s));
             c.evidence = format!(
-                "{} {} averaged {hi_s} on {} against {lo_s} on {} over the last {}: {ratio_s} its peer's.",
+                "{} {} averaged {hi_s} on {} against {lo_s} on {} over the last {}: {ratio_s} its {}peer's.",
                 entity_label(&hi.1),
                 metric_label(metric),
                 hi.0.node,
                 lo.0.node,
                 fmt_duration(p.over_s),
+                if others.len() > 1 { "typical " } else { "" },
             );
             out.push(c);
             fired.insert(canonical.as_str());
