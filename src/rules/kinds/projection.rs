@@ -1,6 +1,7 @@
 #![doc = include_str!("projection.md")]
 
 mod cycle;
+mod confidence;
 
 use super::growth_rate::{self, ProjectTo};
 use cycle::{
@@ -239,7 +240,7 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
         };
         // Only a whole cycle cancels the refill; a shorter history cannot tell a trend from it,
         // unless the cleanup gave back (nearly) all that the history added.
-        if ((t1 - t0) as f64) < 0.9 * cycle_s || samples.len() - from < p.fit.min_samples {
+        if ((t1 - t0) as f64) < 0.97 * cycle_s || samples.len() - from < p.fit.min_samples {
             if v1 - samples[0].1 <= TURNOVER_MARGIN * fall {
                 return Verdict::Flat;
             }
@@ -297,25 +298,6 @@ fn trend(p: &Params, samples: &[(i64, f64)]) -> Verdict {
     }
 }
 
-
-/// How many standard errors below its fitted slope a trend is still trusted to rise.
-const SLOPE_MARGIN_SE: f64 = 2.0;
-
-/// Whether a straight-line fit of `n` readings reaches a limit `distance` away within `within_s`
-/// even at its slope less [`SLOPE_MARGIN_SE`] standard errors. The slope's standard error is
-/// |slope|·√((1 − r²) / (r²·(n − 2))): a disk filling steadily for six hours is known to fill
-/// within weeks, while a noisy or short climb stays bound by `reach`.
-fn surely_within(trend: &Trend, n: usize, distance: f64, within_s: f64) -> bool {
-    let How::Fit { r2 } = trend.how else {
-        return false;
-    };
-    if n < 3 || r2 <= 0.0 || trend.slope <= 0.0 {
-        return false;
-    }
-    let se = trend.slope * ((1.0 - r2).max(0.0) / (r2 * (n - 2) as f64)).sqrt();
-    let slowest = trend.slope - SLOPE_MARGIN_SE * se;
-    slowest > 0.0 && distance / slowest <= within_s
-}
 
 /// What 100 % of the limit is for this subject: the fixed value, or the entity's own reading.
 fn reference(p: &Params, node: &NodeHistory, entity: &str) -> Option<f64> {
@@ -456,7 +438,13 @@ fn candidate(
         && !past
         && eta > reach * (t1 - t0) as f64
         && !(unknown_start
-            && surely_within(trend, used.len(), (shown_limit - shown_last).max(0.0), p.within_s))
+            && matches!(trend.how, How::Fit { r2 } if confidence::surely_within(
+                trend.slope,
+                r2,
+                used,
+                (shown_limit - shown_last).max(0.0),
+                p.within_s
+            )))
     {
         return Err(());
     }
