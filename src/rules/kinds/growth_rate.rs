@@ -224,10 +224,17 @@ pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
     if climb <= 0.0 {
         return Cycle::None;
     }
-    if peak_i == 0 && peak - trough >= climb / 4.0 {
-        // The highest reading before the climb is the first one the history holds: the series
-        // was already falling when it began, so that is no peak, and the fall seen is only a
-        // part of the cycle's. A climb back up is neither growth nor proof of a cycle yet.
+    let rose_to_peak = peak
+        - readings[..=peak_i]
+            .iter()
+            .map(|r| r.1)
+            .fold(peak, f64::min);
+    if rose_to_peak <= 2.0 * median_step(&readings[..=start]) && peak - trough >= climb / 4.0 {
+        // Nothing climbed to the highest reading before the climb by more than the series'
+        // jitter: it is the history's start (or a reading of noise just after it), the series
+        // was already falling when the history began, so that is no peak, and the fall seen is
+        // only a part of the cycle's. A climb back up is neither growth nor proof of a cycle
+        // yet.
         return Cycle::Unknown;
     }
     if peak - trough < climb / 2.0 {
@@ -238,6 +245,16 @@ pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
         peak,
         trough,
     }
+}
+
+/// The median size of the steps between consecutive readings: the series' jitter.
+fn median_step(readings: &[(i64, f64)]) -> f64 {
+    let mut steps: Vec<f64> = readings.windows(2).map(|w| (w[1].1 - w[0].1).abs()).collect();
+    if steps.is_empty() {
+        return 0.0;
+    }
+    let mid = steps.len() / 2;
+    *steps.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
 /// Whether an open growth finding still holds at the reading `now`: the level has not come back
@@ -356,6 +373,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let used = &samples[run.start..];
         let (t0, first) = used[0];
         let (t1, last) = used[used.len() - 1];
+        if one_step(used, run.slope) {
+            // A level that moved in one capture is a jump (the jump and drop rules say it),
+            // not a rate: a training job's evaluation hour is no leak.
+            continue;
+        }
         // A climb that repeats a cycle (memory rising through the day and falling back every
         // night) is judged by its level against the same phase one period earlier.
         let whole: Vec<(i64, f64)> =
@@ -417,6 +439,21 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let idle_only = grows_only_while_idle(ctx, node, &samples, sign);
         out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
     }
+}
+
+/// Whether one step between consecutive readings made more than half of the run's fitted
+/// change: the run is a level that moved once, with readings on either side, and its slope
+/// only says how far apart the captures were.
+fn one_step(run: &[(i64, f64)], slope: f64) -> bool {
+    let (Some(&(t0, _)), Some(&(t1, _))) = (run.first(), run.last()) else {
+        return false;
+    };
+    let fitted = slope.abs() * (t1 - t0) as f64;
+    let largest = run
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1) * slope.signum())
+        .fold(0.0, f64::max);
+    fitted > 0.0 && largest > fitted / 2.0
 }
 
 /// Whether a climb is already at [`URGENT_SHARE`] of its limit and reaches it within as long

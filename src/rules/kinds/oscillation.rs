@@ -23,6 +23,9 @@ pub const SPEC: KindSpec = KindSpec {
 pub struct Params {
     pub window_s: f64,
     pub min_range: f64,
+    /// Percent of the band's low: a band narrower than this share of the level is the jitter
+    /// of a large value (±150MB on a 38GB trainer), not a cycle worth naming.
+    pub min_range_pct: Option<f64>,
     /// A leg (a run of moves in one direction) counts as a swing when it moves at least this.
     pub min_move: f64,
     /// [`MIN_SWINGS`] unless the rule says otherwise.
@@ -39,6 +42,7 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     Some(Kind::Oscillation(Params {
         window_s: p.duration(ctx, "window").unwrap_or(3600.0),
         min_range,
+        min_range_pct: p.fields.number(ctx, "min_range_pct").map(|n| n.into_inner()),
         min_move,
         min_swings: p
             .fields
@@ -101,6 +105,13 @@ fn sharp_leg(samples: &[(i64, f64)], jitter: &[(i64, f64)], range: f64) -> Optio
     steps.sort_by(f64::total_cmp);
     let typical = steps[(steps.len() * 3).div_ceil(4) - 1];
     Some(sharpest >= range / 2.0 && sharpest >= 3.0 * typical)
+}
+
+/// Whether the band `low`–`high` is under `min_range`, or under `min_range_pct` of its low.
+fn too_narrow(p: &Params, low: f64, high: f64) -> bool {
+    high - low < p.min_range
+        || p.min_range_pct
+            .is_some_and(|pct| high - low < pct / 100.0 * low.abs())
 }
 
 /// Fewest swings that make a band unless a rule asks otherwise: two full cycles, up and back
@@ -212,7 +223,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         }
         let (low, high, swings) = measure(&without_blips(&samples, p.min_move), p.min_move);
         let (t0, t1) = (samples[0].0, samples[samples.len() - 1].0);
-        if high - low < p.min_range || swings < p.min_swings {
+        if too_narrow(p, low, high) || swings < p.min_swings {
             // A run shorter than the window (since a reboot, after a gap) cannot show a cycle
             // gone: it is undecided, not quiet.
             if ((t1 - t0) as f64) < p.window_s * 0.9 || !super::covers(node, p.window_s * 0.9) {
