@@ -183,7 +183,10 @@ pub(crate) fn unpack(
         .get(4..12)
         .map(|v| u64::from_le_bytes(v.try_into().unwrap_or_default()))
         .ok_or("truncated before its size")?;
-    let mut payload = Vec::new();
+    // Room for the size the header claims, within what the compressed bytes could plausibly
+    // expand to (a damaged header must not reserve gigabytes); more grows as it comes.
+    let plausible = (rest.len() as u64).saturating_mul(64).saturating_add(4096);
+    let mut payload = Vec::with_capacity(usize::try_from(size.min(plausible)).unwrap_or(0));
     // Never more than the size the file claims, whatever the compressed bytes expand to.
     zstd::stream::read::Decoder::new(&rest[12..])
         .map_err(|e| format!("decompressing: {e}"))?

@@ -279,6 +279,8 @@ impl DayRollup {
         for _ in 0..r.len(1)? {
             out.unhealthy.insert(r.str()?);
         }
+        // Written in key order: collected and built at once rather than inserted one by one.
+        let mut series = Vec::new();
         for _ in 0..r.len(2)? {
             let key = (r.str()?, r.str()?);
             let mut s = SeriesDay {
@@ -294,17 +296,21 @@ impl DayRollup {
             s.sum_y = r.f64()?;
             s.sum_xx = r.f64()?;
             s.sum_xy = r.f64()?;
-            out.series.insert(key, s);
+            series.push((key, s));
         }
+        out.series = series.into_iter().collect();
         for points in [&mut out.mem_points, &mut out.disk_pct] {
+            let mut list = Vec::new();
             for _ in 0..r.len(1)? {
                 let entity = r.str()?;
-                let mut pts = Vec::new();
-                for _ in 0..r.len(16)? {
+                let n = r.len(16)?;
+                let mut pts = Vec::with_capacity(n);
+                for _ in 0..n {
                     pts.push((r.i64()?, r.f64()?));
                 }
-                points.insert(entity, pts);
+                list.push((entity, pts));
             }
+            *points = list.into_iter().collect();
         }
         if r.at != payload.len() {
             return Err(format!(

@@ -462,20 +462,33 @@ pub fn group_rounds<T>(
     node: impl Fn(&T) -> &str,
     at: impl Fn(&T) -> DateTime<Utc>,
 ) -> Vec<Vec<T>> {
+    use std::hash::{Hash, Hasher};
+    let hash = |name: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        h.finish()
+    };
     let mut out: Vec<Vec<T>> = Vec::new();
+    // The nodes already in the round in progress, by hash: a thousand nodes a round asked one
+    // by one against the whole round cost half a million comparisons per round. A hash seen
+    // before is confirmed against the names.
+    let mut in_round = std::collections::HashSet::new();
     for item in items {
+        let name = hash(node(&item));
         let start_new = match out.last() {
             None => true,
             Some(round) => {
-                round.iter().any(|r| node(r) == node(&item))
+                (in_round.contains(&name) && round.iter().any(|r| node(r) == node(&item)))
                     || (at(&item) - at(&round[0])).num_seconds() > ROUND_SPAN_S
             }
         };
         if start_new {
+            in_round.clear();
             out.push(vec![item]);
         } else if let Some(last) = out.last_mut() {
             last.push(item);
         }
+        in_round.insert(name);
     }
     out
 }
