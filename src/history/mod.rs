@@ -285,6 +285,53 @@ impl NodeHistory {
     }
 }
 
+/// A template that a log stream read whole (not cut short, no line past the template caps,
+/// over at least half a capture interval) did not show had no line in it: its count at this capture is 0, not unknown. Without it a
+/// FATAL that stopped was never seen to stop, and its finding never resolved. Only templates
+/// with a line still in the window are filled, so one long gone is evicted like any series.
+fn zero_absent_templates(node: &mut NodeHistory, snapshot: &Snapshot, at: i64) {
+    // A read much shorter than the capture interval (a capture taken by hand 45 s after the
+    // last) holds no line of a 5-minute schedule and says nothing about it.
+    let interval = snapshot
+        .interval_s
+        .map(|i| i as i64)
+        .or_else(|| node.capture_interval())
+        .unwrap_or(0);
+    let read_whole: Vec<&str> = snapshot
+        .logs
+        .iter()
+        .filter(|l| l.truncated.is_none() && l.lines_dropped == 0)
+        .filter(|l| 2 * (l.window_end - l.window_start).num_seconds() >= interval)
+        .map(|l| l.source.as_str())
+        .collect();
+    if read_whole.is_empty() {
+        return;
+    }
+    for (entity, list) in node.series.iter_mut() {
+        let Some((source, _)) = entity
+            .strip_prefix("logtpl:")
+            .and_then(|rest| rest.split_once('|'))
+        else {
+            continue;
+        };
+        if !read_whole.contains(&source) {
+            continue;
+        }
+        if let Some((_, s)) = list.iter_mut().find(|(m, _)| *m == "count")
+            && s.points.last().is_some_and(|p| p.at < at)
+            && s.points
+                .iter()
+                .rev()
+                .any(|p| p.value.is_some_and(|v| v > 0.0))
+        {
+            s.points.push(Point {
+                at,
+                value: Some(0.0),
+            });
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Window {
     span_s: i64,
@@ -336,6 +383,7 @@ impl Window {
                 )),
             }
         }
+        zero_absent_templates(node, &snapshot, at);
         let boot = snapshot.host.as_ref().and_then(|h| {
             h.boot_time.map(|b| b.timestamp()).or_else(|| {
                 h.uptime_s
