@@ -37,6 +37,17 @@ fn parse(p: &mut ParamReader, ctx: &mut Ctx) -> Option<Kind> {
     }))
 }
 
+/// Whether a container is a service its peers are meant to run too: part of a compose project
+/// or kept running by a restart policy. A student's notebook a spawner started, or a one-off
+/// `docker run`, is neither, and its name on one node says nothing about the others.
+fn is_service(c: &crate::model::Container) -> bool {
+    c.compose_project.is_some()
+        || c
+            .restart_policy
+            .as_deref()
+            .is_some_and(|r| !r.is_empty() && r != "no")
+}
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     for (group, nodes) in peer_groups(rule, ctx.window, p.within_fleet) {
         // node -> canonical names of the selected containers it runs; a node whose container
@@ -49,6 +60,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             };
             let names: BTreeSet<String> = containers
                 .iter()
+                .filter(|c| is_service(c))
                 .map(|c| format!("container:{}", c.name))
                 .filter(|e| rule.select.entity_matches(e))
                 .map(|e| ctx.aliases.canonical(&e))
