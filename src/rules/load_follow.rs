@@ -50,8 +50,8 @@ fn readings_until(points: &[Point], at: i64) -> Vec<f64> {
         .collect()
 }
 
-/// The median absolute step between consecutive readings.
-fn typical_step(values: &[f64]) -> f64 {
+/// The median absolute step between consecutive readings: the series' jitter.
+pub(crate) fn typical_step(values: &[f64]) -> f64 {
     let mut steps: Vec<f64> = values.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
     if steps.is_empty() {
         return 0.0;

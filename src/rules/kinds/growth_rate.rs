@@ -229,7 +229,11 @@ pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
             .iter()
             .map(|r| r.1)
             .fold(peak, f64::min);
-    if rose_to_peak <= 2.0 * median_step(&readings[..=start]) && peak - trough >= climb / 4.0 {
+    if rose_to_peak
+        <= 2.0
+            * crate::rules::load_follow::typical_step(
+                &readings[..=start].iter().map(|r| r.1).collect::<Vec<_>>(),
+            ) && peak - trough >= climb / 4.0 {
         // Nothing climbed to the highest reading before the climb by more than the series'
         // jitter: it is the history's start (or a reading of noise just after it), the series
         // was already falling when the history began, so that is no peak, and the fall seen is
@@ -245,16 +249,6 @@ pub(super) fn cycle(readings: &[(i64, f64)], start: usize) -> Cycle {
         peak,
         trough,
     }
-}
-
-/// The median size of the steps between consecutive readings: the series' jitter.
-fn median_step(readings: &[(i64, f64)]) -> f64 {
-    let mut steps: Vec<f64> = readings.windows(2).map(|w| (w[1].1 - w[0].1).abs()).collect();
-    if steps.is_empty() {
-        return 0.0;
-    }
-    let mid = steps.len() / 2;
-    *steps.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
 /// Whether an open growth finding still holds at the reading `now`: the level has not come back
