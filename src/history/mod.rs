@@ -286,9 +286,10 @@ impl NodeHistory {
 }
 
 /// A template that a log stream read whole (not cut short, no line past the template caps,
-/// over at least half a capture interval) did not show had no line in it: its count at this capture is 0, not unknown. Without it a
-/// FATAL that stopped was never seen to stop, and its finding never resolved. Only templates
-/// with a line still in the window are filled, so one long gone is evicted like any series.
+/// over at least half a capture interval) did not show had no line in it: its count at this
+/// capture is 0, not unknown. Without it a FATAL that stopped was never seen to stop, and its
+/// finding never resolved. Only templates with a line still in the window are filled, so one
+/// long gone is evicted like any series.
 fn zero_absent_templates(node: &mut NodeHistory, snapshot: &Snapshot, at: i64) {
     // A read much shorter than the capture interval (a capture taken by hand 45 s after the
     // last) holds no line of a 5-minute schedule and says nothing about it.
