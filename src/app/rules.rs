@@ -108,7 +108,8 @@ fn explain_cmd(name: &str, library: impl Fn() -> Result<Library>) -> Result<i32>
 /// baseline, folded into another rule's, or taking others in.
 fn grouping_of(r: &rules::Rule, lib: &Library) -> String {
     let mut lines = vec![match r.across_nodes {
-        _ if r.event => "Across nodes: an event is told for each node it happens on.".to_string(),
+        _ if r.event && r.across_nodes == rules::AcrossNodes::Each => "Across nodes (`across_nodes = \"each\"`): an event is told for each node it happens on.".to_string(),
+        _ if r.event => "Across nodes: the same event on several nodes of a role within 10 minutes (a power cut rebooting a site) is one finding naming them; events further apart are told apart.".to_string(),
         rules::AcrossNodes::Group => "Across nodes (`across_nodes = \"group\"`): the same finding on several nodes of a role is one finding naming the worst nodes; a node whose numbers depart from its peers' is named on its own.".to_string(),
         rules::AcrossNodes::Baseline => "Across nodes (`across_nodes = \"baseline\"`): shown alike by nearly every node of a role it is the role's baseline and not reported; only nodes that depart from it are.".to_string(),
         rules::AcrossNodes::Each => "Across nodes (`across_nodes = \"each\"`): every node's finding stands alone.".to_string(),

@@ -134,7 +134,6 @@ fn across_nodes(
     for f in findings {
         let rule = library.get(&f.rule_id);
         let groupable = rule.is_some_and(|r| r.across_nodes != AcrossNodes::Each)
-            && !f.event
             && f.scope.is_none()
             && f.nodes.len() == 1;
         if !groupable {
@@ -153,6 +152,11 @@ fn across_nodes(
         let key = (f.rule_id.clone(), said, role.clone(), role);
         buckets.entry(key).or_default().push(f);
     }
+    let buckets = buckets.into_iter().flat_map(|(key, members)| {
+        together(members)
+            .into_iter()
+            .map(move |cluster| (key.clone(), cluster))
+    });
     for ((rule_id, _, _, role), members) in buckets {
         let Some(rule) = library.get(&rule_id) else {
             out.extend(members);
@@ -189,6 +193,38 @@ fn across_nodes(
         }
     }
     (out, baseline)
+}
+
+/// Events of one rule are one problem only when they happened together (a site's power cut
+/// rebooting its nodes in the same minute): their times, within this many seconds of the first.
+pub const EVENTS_TOGETHER_S: i64 = 600;
+
+/// Conditions as they are; events split into runs that happened together, by the time their
+/// kind gives them (`event_id`, seconds). An event without a readable time stands alone.
+fn together(members: Vec<Finding>) -> Vec<Vec<Finding>> {
+    if !members.iter().any(|f| f.event) {
+        return vec![members];
+    }
+    let mut timed: Vec<(i64, Finding)> = Vec::new();
+    let mut clusters: Vec<Vec<Finding>> = Vec::new();
+    for f in members {
+        match f.event_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
+            Some(at) if f.event => timed.push((at, f)),
+            _ => clusters.push(vec![f]),
+        }
+    }
+    timed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.nodes.cmp(&b.1.nodes)));
+    let mut start = None;
+    for (at, f) in timed {
+        match (start, clusters.last_mut()) {
+            (Some(first), Some(last)) if at - first <= EVENTS_TOGETHER_S => last.push(f),
+            _ => {
+                start = Some(at);
+                clusters.push(vec![f]);
+            }
+        }
+    }
+    clusters
 }
 
 /// A title with its numbers masked, units attached to them included ("1.3GB", "+20MB/h"): what
