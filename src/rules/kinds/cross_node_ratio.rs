@@ -54,8 +54,9 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
     let metric = rule.select.metric.as_str();
     let (dim, suffix) = metric_unit(metric);
     for (group, nodes) in peer_groups(rule, ctx.window, false) {
-        // canonical entity -> (node, entity as named there, mean)
-        let mut by_entity: BTreeMap<String, Vec<(&NodeHistory, String, f64)>> = BTreeMap::new();
+        // canonical entity -> (node, entity as named there, mean, newest reading)
+        let mut by_entity: BTreeMap<String, Vec<(&NodeHistory, String, f64, f64)>> =
+            BTreeMap::new();
         // Entities left out on some node because its gate did not hold over the whole window:
         // the comparison could not be made in full.
         let mut left_out: BTreeMap<String, Vec<(&NodeHistory, String)>> = BTreeMap::new();
@@ -93,10 +94,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     continue;
                 }
                 let mean = readings.iter().map(|r| r.1).sum::<f64>() / readings.len() as f64;
+                let newest = readings[readings.len() - 1].1;
                 by_entity
                     .entry(canonical)
                     .or_default()
-                    .push((node, entity.to_string(), mean));
+                    .push((node, entity.to_string(), mean, newest));
             }
         }
         let mut fired = std::collections::BTreeSet::new();
@@ -122,7 +124,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 continue;
             }
             let ratio = hi.2 / lo.2;
-            if ratio < p.min_ratio {
+            // The mean keeps one busy capture from firing; the newest reading keeps an hour
+            // that ended busy (the day's work stopping at 18:00) from reading as idle burn.
+            let still = hi.3 >= p.min_value && hi.3 >= p.min_ratio * lo.2;
+            if ratio < p.min_ratio || !still {
                 continue;
             }
             let Some(at) = hi.0.latest_at() else { continue };
@@ -154,7 +159,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 continue;
             }
             let compared = by_entity.get(canonical).into_iter().flatten();
-            let all = compared.map(|(n, e, _)| (*n, e.as_str()));
+            let all = compared.map(|(n, e, _, _)| (*n, e.as_str()));
             let all = all.chain(missing.iter().map(|(n, e)| (*n, e.as_str())));
             for (node, entity) in all {
                 let at = node.latest_at().unwrap_or_default();
