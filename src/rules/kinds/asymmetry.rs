@@ -50,23 +50,30 @@ fn is_service(c: &crate::model::Container) -> bool {
 
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     for (group, nodes) in peer_groups(rule, ctx.window, p.within_fleet) {
-        // node -> canonical names of the selected containers it runs; a node whose container
-        // list could not be read, or which runs nothing at all (dark), is not compared.
-        let mut sets: BTreeMap<&str, (BTreeSet<String>, i64)> = BTreeMap::new();
+        // node -> canonical names of the selected services it runs, and of every selected
+        // container it runs (a service hand-started on one node is still there: it lacks a
+        // restart policy, not the service); a node whose container list could not be read, or
+        // which runs no service at all (dark), is not compared.
+        type Sets = (BTreeSet<String>, BTreeSet<String>, i64);
+        let mut sets: BTreeMap<&str, Sets> = BTreeMap::new();
         for node in &nodes {
             let Some(snap) = node.latest() else { continue };
             let Some(containers) = &snap.containers else {
                 continue;
             };
-            let names: BTreeSet<String> = containers
-                .iter()
-                .filter(|c| is_service(c))
-                .map(|c| format!("container:{}", c.name))
-                .filter(|e| rule.select.entity_matches(e))
-                .map(|e| ctx.aliases.canonical(&e))
-                .collect();
-            if !names.is_empty() {
-                sets.insert(&node.node, (names, snap.captured_at.timestamp()));
+            let selected = |service_only: bool| -> BTreeSet<String> {
+                containers
+                    .iter()
+                    .filter(|c| !service_only || is_service(c))
+                    .map(|c| format!("container:{}", c.name))
+                    .filter(|e| rule.select.entity_matches(e))
+                    .map(|e| ctx.aliases.canonical(&e))
+                    .collect()
+            };
+            let services = selected(true);
+            if !services.is_empty() {
+                let at = snap.captured_at.timestamp();
+                sets.insert(&node.node, (services, selected(false), at));
             }
         }
         // A peer that cannot be compared hides what it lacks: nothing about the group can be
@@ -85,13 +92,13 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         // How many peers run each component: one pass, so a group of a thousand nodes costs
         // the same per node as a pair.
         let mut running: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (node, (names, _)) in &sets {
+        for (node, (_, names, _)) in &sets {
             for name in names {
                 running.entry(name.as_str()).or_default().push(node);
             }
         }
         let peers: Vec<&str> = sets.keys().copied().collect();
-        for (here, (mine, at)) in &sets {
+        for (here, (mine, all_mine, at)) in &sets {
             let only: Vec<&str> = mine
                 .iter()
                 .map(String::as_str)
@@ -104,7 +111,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             // name says it, with what the other runs instead.
             if let [first, second] = peers.as_slice()
                 && second == here
-                && sets[first].0.iter().any(|n| !mine.contains(n))
+                && sets[first].0.iter().any(|n| !all_mine.contains(n))
             {
                 continue;
             }
@@ -112,7 +119,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let lacking: Vec<&str> = peers
                 .iter()
                 .copied()
-                .filter(|p| p != here && only.iter().any(|n| !sets[p].0.contains(*n)))
+                .filter(|p| p != here && only.iter().any(|n| !sets[p].1.contains(*n)))
                 .collect();
             let Some(node) = nodes.iter().find(|n| n.node == *here) else {
                 continue;
@@ -144,7 +151,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let instead = if lacking.len() == 1 {
                 let theirs = &sets[lacking[0]].0;
                 let extra: Vec<String> = theirs
-                    .difference(mine)
+                    .difference(all_mine)
                     .map(|e| code_span(e.trim_start_matches("container:")))
                     .collect();
                 if extra.is_empty() {
