@@ -372,6 +372,12 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             // not a rate: a training job's evaluation hour is no leak.
             continue;
         }
+        if warming_back(node, entity, metric, &samples, last, sign) {
+            // Back from a restart toward the plateau it held before: a cache or a heap warming
+            // up, undecided until it passes that level (a leak) or settles there.
+            out.push(Candidate::undecided(node, entity, metric, last_at));
+            continue;
+        }
         // A climb that repeats a cycle (memory rising through the day and falling back every
         // night) is judged by its level against the same phase one period earlier.
         let whole: Vec<(i64, f64)> =
@@ -435,6 +441,77 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         let idle_only = grows_only_while_idle(ctx, node, &samples, sign);
         out.push(candidate(p, ctx, node, entity, metric, &trend, limit, idle_only));
     }
+}
+
+/// How far back a plateau held before a run is looked for, in seconds.
+const PLATEAU_LOOKBACK_S: i64 = 24 * 3600;
+/// A plateau: this share of the readings before the run lie within [`PLATEAU_BAND`] of their
+/// median.
+const PLATEAU_SHARE: f64 = 0.75;
+const PLATEAU_BAND: f64 = 0.1;
+
+/// Whether a run is a subject warming back up to where it held before it restarted: the run
+/// began well below (under 0.8 of) a plateau the readings of the day before it held (at least
+/// eight; three quarters of them within [`PLATEAU_BAND`] of their median, and those not
+/// trending: their fitted change under half that band), and has not yet passed that plateau by
+/// [`PLATEAU_BAND`]. A leak that a restart reset climbed before it, so the day before holds no
+/// plateau, and it is not excused.
+fn warming_back(
+    node: &crate::history::NodeHistory,
+    entity: &str,
+    metric: &str,
+    samples: &[(i64, f64)],
+    last: f64,
+    sign: f64,
+) -> bool {
+    let (Some(&(start, first)), Some(series)) = (samples.first(), node.series(entity, metric))
+    else {
+        return false;
+    };
+    let before: Vec<(i64, f64)> = series
+        .points
+        .iter()
+        .filter(|pt| pt.at < start && pt.at >= start - PLATEAU_LOOKBACK_S)
+        .filter_map(|pt| pt.value.map(|v| (pt.at, v * sign)))
+        .collect();
+    if before.len() < 8 {
+        return false;
+    }
+    let mut values: Vec<f64> = before.iter().map(|r| r.1).collect();
+    let mid = values.len() / 2;
+    let plateau = *values.select_nth_unstable_by(mid, f64::total_cmp).1;
+    if plateau <= 0.0 {
+        return false;
+    }
+    let held: Vec<(i64, f64)> = before
+        .into_iter()
+        .filter(|(_, v)| (v - plateau).abs() <= PLATEAU_BAND * plateau)
+        .collect();
+    let level = match (fitted_slope(&held), held.first(), held.last()) {
+        (Some(slope), Some(a), Some(b)) => {
+            (slope * (b.0 - a.0) as f64).abs() < PLATEAU_BAND / 2.0 * plateau
+        }
+        _ => false,
+    };
+    level
+        && held.len() as f64 >= PLATEAU_SHARE * values.len() as f64
+        && first * sign < 0.8 * plateau
+        && last * sign < (1.0 + PLATEAU_BAND) * plateau
+}
+
+/// The least-squares slope of some readings, per second; `None` when they span no time.
+fn fitted_slope(points: &[(i64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let t0 = points.first()?.0;
+    let mx = points.iter().map(|p| (p.0 - t0) as f64).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for &(t, v) in points {
+        let x = (t - t0) as f64 - mx;
+        sxx += x * x;
+        sxy += x * (v - my);
+    }
+    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 /// Whether one step between consecutive readings made more than half of the run's fitted
