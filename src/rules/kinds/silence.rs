@@ -131,9 +131,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                 evidence.push(said);
             }
             if evidence.is_empty() {
+                // Still silent, but nothing shows the component working: an idle component has
+                // nothing to say, and that is no sign its logging came back either. An open
+                // finding stays open until lines arrive.
+                out.push(Candidate::undecided(node, stream, "silence", latest));
                 continue;
             }
-            let mut c = Candidate::new(node, stream, "silence", latest);
+            // Only lines arriving resolve it, and they prove the logging works in any state:
+            // the finding need not wait for the work it was raised under.
+            let mut c = Candidate::new(node, stream, "silence", latest).in_any_state();
             c.value("silent_for", Some(silent_for), fmt_duration(silent_for));
             c.value("last_lines_at", None, ctx.time(last_lines));
             c.value("activity", None, and_list(&evidence));
