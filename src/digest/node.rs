@@ -286,17 +286,18 @@ impl Scores {
     /// `last`: the node's last answered capture of the week.
     fn of(last: Option<&Snapshot>, before: Option<&Snapshot>, cleanup_job: &str) -> Scores {
         let card = last.and_then(|s| score_card::score(s, cleanup_job));
-        let weakest = card.as_ref().and_then(|c| {
-            c.iter()
-                .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
-                .filter(|d| d.points < d.max)
-                .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
-        });
+        let weakest = card
+            .as_ref()
+            .and_then(|c| score_card::weakest(c).map(score_card::Dimension::text));
+        let total = |c: Vec<score_card::Dimension>| match score_card::total(&c) {
+            (_, 0) => None,
+            (t, _) => Some(t),
+        };
         Scores {
-            score: card.as_ref().map(|c| c.iter().map(|d| d.points).sum()),
+            score: card.and_then(total),
             score_last_week: before
                 .and_then(|s| score_card::score(s, cleanup_job))
-                .map(|c| c.iter().map(|d| d.points).sum()),
+                .and_then(total),
             weakest,
         }
     }

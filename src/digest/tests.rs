@@ -6,7 +6,7 @@ use super::*;
 use crate::model::{CronJob, Disk, Host, Snapshot};
 
 /// One capture of a healthy node whose cleanup job is called `nightly-purge` (not what the score
-/// card's default `*cleanup*` matches), run a day before and freeing space.
+/// card's default `*cleanup*` matches), last run ten days before and freeing space (8 of 15).
 fn archive_with_a_purge_job(dir: &std::path::Path) -> Archive {
     let archive = Archive::open(dir);
     let at = Utc.with_ymd_and_hms(2026, 3, 4, 12, 0, 0).unwrap();
@@ -28,7 +28,7 @@ fn archive_with_a_purge_job(dir: &std::path::Path) -> Archive {
     s.cron_jobs.push(CronJob {
         name: "nightly-purge".into(),
         schedule: "0 3 * * *".into(),
-        last_run: Some(at - chrono::Duration::days(1)),
+        last_run: Some(at - chrono::Duration::days(10)),
         last_success: Some(true),
         consecutive_failures: 0,
         outcome: [("freed_mb".to_string(), 512.0)].into(),
@@ -71,14 +71,16 @@ fn score_of(library: &Library) -> (Option<u32>, Option<String>) {
 #[test]
 fn the_score_card_looks_for_the_cleanup_job_the_rule_names() {
     let (default_score, default_weakest) = score_of(&library("{ below = 60 }"));
-    assert_eq!(default_score, Some(85), "{default_weakest:?}");
-    assert!(
-        default_weakest
-            .as_deref()
-            .is_some_and(|w| w.contains("no cleanup run recorded")),
-        "{default_weakest:?}"
-    );
+    // The default glob finds no job: hygiene could not be checked, and the node scores 100 over
+    // the 85 points that could be, with nothing lost.
+    assert_eq!(default_score, Some(100), "{default_weakest:?}");
+    assert_eq!(default_weakest, None);
     let (score, weakest) = score_of(&library(r#"{ below = 60, cleanup_job = "nightly-purge" }"#));
-    assert_eq!(score, Some(100), "{weakest:?}");
-    assert_eq!(weakest, None);
+    assert_eq!(score, Some(93), "{weakest:?}");
+    assert!(
+        weakest
+            .as_deref()
+            .is_some_and(|w| w.contains("Maintenance hygiene 8/15")),
+        "{weakest:?}"
+    );
 }

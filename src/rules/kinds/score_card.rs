@@ -50,13 +50,48 @@ pub fn cleanup_job(library: &Library) -> String {
         .unwrap_or_else(|| DEFAULT_CLEANUP_JOB.to_string())
 }
 
-/// One dimension of the card: its name, points earned, points possible, and why.
+/// One dimension of the card: its name, points earned, points possible, and why. A dimension
+/// patrol could not read (no cleanup job on the node) is not checked: it neither earns nor
+/// loses points, and the total is scaled over the dimensions that were.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dimension {
     pub name: &'static str,
     pub points: u32,
     pub max: u32,
     pub reading: String,
+    pub checked: bool,
+}
+
+impl Dimension {
+    /// "Disk health 10/15 (48.3% used)", or "Maintenance hygiene could not check (…)".
+    pub fn text(&self) -> String {
+        if self.checked {
+            format!("{} {}/{} ({})", self.name, self.points, self.max, self.reading)
+        } else {
+            format!("{} could not check ({})", self.name, self.reading)
+        }
+    }
+}
+
+/// The card's total out of 100, scaled over the dimensions that were checked (85 of 100
+/// checked and 56 earned is 66), and the points those dimensions are worth.
+pub fn total(card: &[Dimension]) -> (u32, u32) {
+    let (earned, possible) = card
+        .iter()
+        .filter(|d| d.checked)
+        .fold((0, 0), |(e, p), d| (e + d.points, p + d.max));
+    if possible == 0 {
+        return (0, 0);
+    }
+    let scaled = (f64::from(earned) * 100.0 / f64::from(possible)).round() as u32;
+    (scaled, possible)
+}
+
+/// The dimension that lost the most points, among those checked; `None` when none lost any.
+pub fn weakest(card: &[Dimension]) -> Option<&Dimension> {
+    card.iter()
+        .filter(|d| d.checked && d.points < d.max)
+        .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
 }
 
 const GB: f64 = 1e9;
@@ -113,7 +148,9 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         .cron_jobs
         .iter()
         .find(|j| glob_match(cleanup_job, &j.name));
+    let hygiene_checked = cleanup.is_some();
     let (hygiene, hygiene_reading) = match cleanup.and_then(|j| j.last_run.map(|t| (j, t))) {
+        _ if cleanup.is_none() => (0, format!("no cleanup job `{cleanup_job}` on the node")),
         Some((job, last)) => {
             let days = (s.captured_at - last).num_seconds() as f64 / 86400.0;
             let freed = job.outcome.get("freed_mb").copied().unwrap_or(0.0);
@@ -133,7 +170,7 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
                 ),
             )
         }
-        None => (0, "no cleanup run recorded".to_string()),
+        None => (0, "its cleanup job has no run recorded".to_string()),
     };
     let llm = band(
         &[
@@ -149,36 +186,42 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
             points: cpu,
             max: 20,
             reading: format!("steal {}%", fmt_number(steal, 1)),
+            checked: true,
         },
         Dimension {
             name: "Memory pressure",
             points: memory,
             max: 20,
             reading: format!("{} available", fmt_bytes(available)),
+            checked: true,
         },
         Dimension {
             name: "Disk health",
             points: disk_points,
             max: 15,
             reading: format!("{}% used", fmt_number(disk, 1)),
+            checked: true,
         },
         Dimension {
             name: "Service health",
             points: service,
             max: 20,
             reading: format!("{unhealthy} unhealthy"),
+            checked: true,
         },
         Dimension {
             name: "Maintenance hygiene",
             points: hygiene,
             max: 15,
             reading: hygiene_reading,
+            checked: hygiene_checked,
         },
         Dimension {
             name: "LLM readiness",
             points: llm,
             max: 10,
             reading: format!("{} free", fmt_bytes(free)),
+            checked: true,
         },
     ])
 }
@@ -191,25 +234,25 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             out.push(Candidate::undecided(node, "host", "score", at));
             continue;
         };
-        let total: u32 = card.iter().map(|d| d.points).sum();
-        if f64::from(total) >= p.below {
+        let (total, possible) = total(&card);
+        if possible == 0 || f64::from(total) >= p.below {
             continue;
         }
-        let breakdown: Vec<String> = card
-            .iter()
-            .map(|d| format!("{} {}/{} ({})", d.name, d.points, d.max, d.reading))
-            .collect();
-        let weakest = card
-            .iter()
-            .max_by_key(|d| (d.max - d.points, std::cmp::Reverse(d.name)))
+        let breakdown: Vec<String> = card.iter().map(Dimension::text).collect();
+        let weakest = weakest(&card)
             .map(|d| format!("{} ({}/{}, {})", d.name, d.points, d.max, d.reading))
             .unwrap_or_default();
+        let scaled = if possible < 100 {
+            format!(", scaled from the {possible} points that could be checked")
+        } else {
+            String::new()
+        };
         let mut c = Candidate::new(node, "host", "score", at);
         c.value("score", Some(f64::from(total)), total.to_string());
         c.value("breakdown", None, breakdown.join("; "));
         c.value("weakest", None, weakest.clone());
         c.evidence = format!(
-            "{} scores {total}/100 (below {}): {}. The most points are lost on {weakest}.",
+            "{} scores {total}/100 (below {}{scaled}): {}. The most points are lost on {weakest}.",
             node.node,
             fmt_number(p.below, 0),
             breakdown.join("; ")
