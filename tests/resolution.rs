@@ -3,9 +3,8 @@
 //! by capture round, records what the rules said at each round independently of the ledger,
 //! and proves for every resolution the ledger made that the subject was judged on fresh
 //! readings, healthy, in the derived states it was raised in (or, for a problem work makes
-//! more likely, under work after it was raised at rest), for `resolve_after` captures' worth
-//! of rounds in a row (a round counts its interval in 15-minute captures) after it was last
-//! seen bad. Then the false resolutions of issue 15, each as a
+//! more likely, under work after it was raised at rest), for `resolve_after` rounds in a row
+//! after it was last seen bad. Then the false resolutions of issue 15, each as a
 //! regression test on the demo report.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,27 +77,6 @@ fn judged_healthy(
     Ok(())
 }
 
-/// How many 15-minute captures a healthy round of `f`'s nodes is worth, computed apart from
-/// patrol's own: the shortest interval of its nodes in 15-minute steps; a rate, a projection, a
-/// cycle or a ratio over a window, one.
-fn worth(window: &Window, f: &Finding) -> u32 {
-    let shape = [
-        "growth-rate",
-        "projection",
-        "oscillation",
-        "cross-node-ratio",
-    ];
-    if shape.contains(&f.kind.as_str()) {
-        return 1;
-    }
-    let shortest = f
-        .all_nodes()
-        .filter_map(|n| window.node(n).and_then(|h| h.capture_interval()))
-        .min()
-        .unwrap_or(900);
-    ((shortest / 900).max(1)) as u32
-}
-
 /// Replays rounds through the rules and a ledger; returns the resolutions checked and every
 /// resolution that was not earned, described.
 fn replay_and_check(
@@ -139,19 +117,14 @@ fn replay_and_check(
             history.entry(key.clone()).or_default().push(verdict);
         }
         let outcome = ledger.update(findings, at, |f| match verdict(&evaluation, &window, f) {
-            Verdict::Healthy { now } => Recheck::Gone {
-                now,
-                worth: worth(&window, f),
-            },
+            Verdict::Healthy { now } => Recheck::Gone { now },
             Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
             Verdict::Holds => Recheck::Holds,
         });
         for r in outcome.resolved {
             let key = r.finding.key();
             checked += 1;
-            // Rounds, each worth its interval in 15-minute captures (a shape, one).
-            let need = (r.finding.lifecycle.resolve_after() as usize)
-                .div_ceil(worth(&window, &r.finding) as usize);
+            let need = r.finding.lifecycle.resolve_after() as usize;
             let rounds = history.get(&key).map(Vec::as_slice).unwrap_or_default();
             let last = &rounds[rounds.len().saturating_sub(need)..];
             let earned = last.len() == need && last.iter().all(Result::is_ok);

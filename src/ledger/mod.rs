@@ -221,20 +221,12 @@ pub struct Ledger {
 /// Whether an open finding's evidence can be read at this analysis.
 #[derive(Debug, Clone)]
 pub enum Recheck {
-    /// The data is there and the rule no longer fires; `now` says what it reads now, `worth`
-    /// how many captures at patrol's usual cadence this one stands for (see [`resolution`]).
-    Gone { now: Option<String>, worth: u32 },
+    /// The data is there and the rule no longer fires; `now` says what it reads now.
+    Gone { now: Option<String> },
     /// The data is missing: keep it open.
     CouldNotCheck,
     /// The rule says the condition still holds (a setting still missing): keep it open.
     Holds,
-}
-
-impl Recheck {
-    /// Gone, judged on a capture at patrol's usual cadence.
-    pub fn gone(now: Option<String>) -> Recheck {
-        Recheck::Gone { now, worth: 1 }
-    }
 }
 
 /// Why a finding is written in full in this section.

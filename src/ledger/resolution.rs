@@ -3,12 +3,6 @@
 //! One quiet capture could be the gap between two bad ones, and a capture that could not check
 //! it (node silent, source failing, states changed) is not a healthy one: it starts the count
 //! again and the finding shows as "could not check since …".
-//!
-//! The count is of captures at patrol's usual cadence, 15 minutes: on a slower one a healthy
-//! capture is worth as many of them as its interval holds (an hourly one, four), so a fleet
-//! captured hourly hears of a fix an hour after it, not two. What a capture is worth is the
-//! rules' to say ([`crate::rules::resolution::recheck`]): a shape judged over a window (a rate,
-//! a projection) moves little with one more capture, however long it stands for.
 
 use chrono::{DateTime, Utc};
 
@@ -52,12 +46,9 @@ pub(super) fn step(
     step: u32,
 ) -> Option<Resolved> {
     match recheck {
-        Recheck::Gone {
-            now: current,
-            worth,
-        } => {
+        Recheck::Gone { now: current } => {
             e.unchecked_since = None;
-            e.healthy_streak = e.healthy_streak.saturating_add(step * worth.max(1));
+            e.healthy_streak += step;
             if e.healthy_streak < e.finding.lifecycle.resolve_after() {
                 return None;
             }
@@ -121,7 +112,7 @@ mod tests {
     }
 
     fn gone() -> Recheck {
-        Recheck::gone(None)
+        Recheck::Gone { now: None }
     }
 
     #[test]
@@ -176,25 +167,6 @@ mod tests {
         assert!(l.update(vec![], t(15), |_| gone()).resolved.is_empty());
         assert!(l.update(vec![], t(30), |_| gone()).resolved.is_empty());
         assert_eq!(l.update(vec![], t(45), |_| gone()).resolved.len(), 1);
-    }
-
-    #[test]
-    fn a_healthy_capture_counts_for_what_it_is_worth_and_a_capture_that_cannot_check_restarts() {
-        let hourly = || Recheck::Gone {
-            now: None,
-            worth: 4,
-        };
-        let mut l = Ledger::default();
-        l.update(vec![limit_missing("production")], t(0), |_| gone());
-        assert_eq!(l.update(vec![], t(60), |_| hourly()).resolved.len(), 1);
-        let mut f = limit_missing("production");
-        f.lifecycle.resolve_after = Some(6);
-        let mut l = Ledger::default();
-        l.update(vec![f], t(0), |_| gone());
-        assert!(l.update(vec![], t(60), |_| hourly()).resolved.is_empty());
-        l.update(vec![], t(120), |_| Recheck::CouldNotCheck);
-        assert!(l.update(vec![], t(180), |_| hourly()).resolved.is_empty());
-        assert_eq!(l.update(vec![], t(240), |_| hourly()).resolved.len(), 1);
     }
 
     #[test]

@@ -73,7 +73,9 @@ fn new_then_persisting_then_resolved_only_when_checkable() {
     assert!(o.is_empty(), "missing data does not resolve");
     assert_eq!(o.still_open[0].unchecked_since, Some(t(30)));
     assert_eq!(l.worst_open(), Some(Severity::Warning));
-    let o = l.update(vec![], t(45), |_| Recheck::gone(Some("36°C".into())));
+    let o = l.update(vec![], t(45), |_| Recheck::Gone {
+        now: Some("36°C".into()),
+    });
     assert_eq!(o.resolved.len(), 1);
     assert_eq!(l.worst_open(), None);
     let o = l.update(vec![finding("a", false)], t(60), |_| Recheck::CouldNotCheck);
@@ -176,7 +178,7 @@ fn a_recommendation_is_tracked_through_its_verifying_rule() {
         o.reported[0].deployment,
         Some(Deployment::NotYet { .. })
     ));
-    l.update(vec![leak.clone()], t(15), |_| Recheck::gone(None));
+    l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
     assert_eq!(
         l.deployment(&leak),
         Some(Deployment::Deployed { on: t(15) })
@@ -189,7 +191,7 @@ fn resolved_findings_are_forgotten_after_keep_resolved_but_come_back_as_back_ins
     l.policy.keep_resolved = Duration::days(30);
     let day = 24 * 60;
     l.update(vec![finding("a", false)], t(0), |_| Recheck::CouldNotCheck);
-    l.update(vec![], t(15), |_| Recheck::gone(None));
+    l.update(vec![], t(15), |_| Recheck::Gone { now: None });
     // Back inside the period: the reader is told it had resolved.
     let o = l.update(vec![finding("a", false)], t(29 * day), |_| {
         Recheck::CouldNotCheck
@@ -199,7 +201,7 @@ fn resolved_findings_are_forgotten_after_keep_resolved_but_come_back_as_back_ins
         vec![Reason::Reopened { after: t(15) }],
         "recurring inside keep_resolved"
     );
-    l.update(vec![], t(29 * day + 15), |_| Recheck::gone(None));
+    l.update(vec![], t(29 * day + 15), |_| Recheck::Gone { now: None });
     // Quiet for longer than the period: the entry goes, the ledger shrinks.
     l.update(vec![finding("b", false)], t(60 * day), |_| {
         Recheck::CouldNotCheck
@@ -235,7 +237,7 @@ fn forgetting_keeps_what_a_recommendation_and_an_acknowledgement_need() {
         t(0),
         |_| Recheck::CouldNotCheck,
     );
-    l.update(vec![leak.clone()], t(15), |_| Recheck::gone(None));
+    l.update(vec![leak.clone()], t(15), |_| Recheck::Gone { now: None });
     l.update(vec![leak.clone()], t(90 * day), |_| Recheck::CouldNotCheck);
     assert_eq!(
         l.deployment(&leak),
@@ -263,7 +265,7 @@ fn a_finding_that_flaps_every_capture_keeps_a_bounded_history() {
         l.update(vec![finding("a", false)], t(30 * i), |_| {
             Recheck::CouldNotCheck
         });
-        l.update(vec![], t(30 * i + 15), |_| Recheck::gone(None));
+        l.update(vec![], t(30 * i + 15), |_| Recheck::Gone { now: None });
     }
     let e = l.entry(&finding("a", false).key()).unwrap();
     assert_eq!(e.reopened, 199);
@@ -284,7 +286,7 @@ fn a_finding_back_after_resolving_counts_its_episode_from_when_it_came_back() {
     let mut f = finding("a", false);
     f.lifecycle.escalate_after = Some(3);
     l.update(vec![f.clone()], t(0), |_| Recheck::CouldNotCheck);
-    l.update(vec![], t(15), |_| Recheck::gone(None));
+    l.update(vec![], t(15), |_| Recheck::Gone { now: None });
     let o = l.update(vec![f.clone()], t(30), |_| Recheck::CouldNotCheck);
     let back = Episode {
         start: t(30),
@@ -305,7 +307,7 @@ fn a_finding_back_after_resolving_counts_its_episode_from_when_it_came_back() {
         reasons(&o)
     );
     assert_eq!(o.reported[0].episode, back);
-    l.update(vec![], t(75), |_| Recheck::gone(None));
+    l.update(vec![], t(75), |_| Recheck::Gone { now: None });
     let e = l.entries.values().next().unwrap();
     assert_eq!(e.episode_start(), t(30));
     // A ledger written before episodes were kept reads its episode as starting at first_seen.
@@ -408,7 +410,7 @@ fn a_cumulative_count_adds_up_over_its_episode_while_the_window_slides() {
     let total = l.episode_count(&reset, t(30)).unwrap();
     assert_eq!(total["advance"].value, Some(16_511.0));
     // Once it resolved, coming back starts a new count.
-    l.update(vec![], t(45), |_| Recheck::gone(None));
+    l.update(vec![], t(45), |_| Recheck::Gone { now: None });
     assert_eq!(l.episode_count(&reset, t(60)), None);
 }
 
@@ -437,7 +439,7 @@ fn a_nodes_open_finding_taken_into_a_group_is_not_resolved_and_the_group_says_wh
     // vk02 shows it too: one finding about both. vk01's own entry lives on in it: nothing
     // resolves, and the group starts where vk01's episode started, saying vk02 joined.
     let o = l.update_grouped(vec![grouped(&["vk01", "vk02"])], &[], t(15), |_| {
-        Recheck::gone(None)
+        Recheck::Gone { now: None }
     });
     assert!(o.resolved.is_empty(), "{:?}", o.resolved);
     assert_eq!(l.entries.len(), 1);
@@ -458,7 +460,7 @@ fn a_nodes_open_finding_taken_into_a_group_is_not_resolved_and_the_group_says_wh
         Recheck::CouldNotCheck
     });
     let healed = l2.update_grouped(vec![finding("leak", false)], &[], t(15), |_| {
-        Recheck::gone(None)
+        Recheck::Gone { now: None }
     });
     assert!(healed.resolved.is_empty());
     assert!(matches!(
@@ -485,7 +487,7 @@ fn a_finding_folded_into_another_or_into_a_baseline_leaves_quietly() {
         evidence: String::new(),
         values: BTreeMap::new(),
     });
-    let o = l.update_grouped(vec![leak], &[], t(15), |_| Recheck::gone(None));
+    let o = l.update_grouped(vec![leak], &[], t(15), |_| Recheck::Gone { now: None });
     assert!(o.resolved.is_empty());
     assert_eq!(l.entries.len(), 1, "only the leak's entry is left");
     // A group that becomes its role's baseline takes its members' entries with it, quietly.
@@ -497,7 +499,7 @@ fn a_finding_folded_into_another_or_into_a_baseline_leaves_quietly() {
         Vec::new(),
         &[grouped(&["vk01", "vk02", "vk03"])],
         t(15),
-        |_| Recheck::gone(None),
+        |_| Recheck::Gone { now: None },
     );
     assert!(o.resolved.is_empty() && o.reported.is_empty() && l.entries.is_empty());
 }
@@ -510,7 +512,7 @@ fn a_node_or_two_of_a_large_group_moving_is_not_news_a_quarter_is() {
     l.update_grouped(vec![group(10)], &[], t(0), |_| Recheck::CouldNotCheck);
     let o = l.update_grouped(vec![group(12)], &[], t(15), |_| Recheck::CouldNotCheck);
     assert!(o.reported.is_empty(), "2 of 10 joining: {:?}", reasons(&o));
-    let o = l.update_grouped(vec![group(7)], &[], t(30), |_| Recheck::gone(None));
+    let o = l.update_grouped(vec![group(7)], &[], t(30), |_| Recheck::Gone { now: None });
     assert!(
         matches!(reasons(&o).as_slice(), [Reason::Changed { what }] if what == "no longer on n08, n09, n10"),
         "{:?}",

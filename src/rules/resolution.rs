@@ -169,36 +169,12 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
     Verdict::Healthy { now: now_text }
 }
 
-/// Patrol's usual capture interval, in seconds: what `resolve_after` counts in.
-pub const USUAL_CADENCE_S: i64 = 15 * 60;
-
-/// How many captures at patrol's usual cadence a healthy capture of `f`'s nodes stands for:
-/// as many as its interval holds, for the most often captured of them (hourly, four). A
-/// shape judged over a window (a rate, a projection) moves little with one more capture,
-/// however long it stands for: one.
-pub fn capture_worth(window: &Window, f: &Finding) -> u32 {
-    if kinds::judges_a_shape(&f.kind) {
-        return 1;
-    }
-    let interval = f
-        .all_nodes()
-        .filter_map(|n| window.node(n)?.capture_interval())
-        .min()
-        .unwrap_or(USUAL_CADENCE_S);
-    u32::try_from(interval / USUAL_CADENCE_S)
-        .unwrap_or(1)
-        .max(1)
-}
-
 /// The verdict as the ledger keeps it: gone (with what the subject reads now), could not check,
 /// or still holding. The ledger cannot depend on the rules, so it takes this answer, not the
 /// verdict.
 pub fn recheck(evaluation: &Evaluation, window: &Window, f: &Finding) -> Recheck {
     match group_verdict(evaluation, window, f) {
-        Verdict::Healthy { now } => Recheck::Gone {
-            now,
-            worth: capture_worth(window, f),
-        },
+        Verdict::Healthy { now } => Recheck::Gone { now },
         Verdict::Unchecked { .. } => Recheck::CouldNotCheck,
         Verdict::Holds => Recheck::Holds,
     }
@@ -331,7 +307,7 @@ mod recheck_tests {
 
     fn now(r: Recheck) -> Option<Option<String>> {
         match r {
-            Recheck::Gone { now, .. } => Some(now),
+            Recheck::Gone { now } => Some(now),
             Recheck::CouldNotCheck | Recheck::Holds => None,
         }
     }

@@ -58,20 +58,6 @@ pub fn work_reveals(kind: &str) -> bool {
     .contains(&kind)
 }
 
-/// Whether a kind judges a shape over a window (a rate, a projection, a cycle, an average
-/// against peers) rather than what the newest capture reads: one more capture moves such a
-/// verdict only a little, so a healthy one counts as one capture however long it stands for
-/// (see [`crate::ledger::resolution`]).
-pub fn judges_a_shape(kind: &str) -> bool {
-    [
-        growth_rate::SPEC.name,
-        projection::SPEC.name,
-        oscillation::SPEC.name,
-        cross_node_ratio::SPEC.name,
-    ]
-    .contains(&kind)
-}
-
 /// How an open finding of a kind is rechecked once its rule no longer raises it (see
 /// [`crate::rules::resolution::recheck`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -376,7 +376,7 @@ fn tracked(rounds: &[Vec<Finding>]) -> Vec<Episode> {
     let mut tracker = Tracker::default();
     for (h, findings) in rounds.iter().enumerate() {
         let at = t(h as i64);
-        ledger.update_grouped(findings.clone(), &[], at, |_| Recheck::gone(None));
+        ledger.update_grouped(findings.clone(), &[], at, |_| Recheck::Gone { now: None });
         tracker.observe(&ledger, at, at);
     }
     tracker.finish()
@@ -435,7 +435,9 @@ fn what_a_round_stamps_counts_from_the_round_not_its_last_capture() {
     for (h, findings) in [vec![f.clone()], vec![]].iter().enumerate() {
         let due = t(h as i64);
         let last_capture = due + chrono::Duration::seconds(47);
-        ledger.update_grouped(findings.clone(), &[], last_capture, |_| Recheck::gone(None));
+        ledger.update_grouped(findings.clone(), &[], last_capture, |_| Recheck::Gone {
+            now: None,
+        });
         tracker.observe(&ledger, last_capture, due);
     }
     let eps = tracker.finish();
