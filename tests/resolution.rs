@@ -2,9 +2,8 @@
 //! each `scenarios/*.toml` simulated, each rule fixture with several captures) capture round
 //! by capture round, records what the rules said at each round independently of the ledger,
 //! and proves for every resolution the ledger made that the subject was judged on fresh
-//! readings, healthy, in the derived states it was raised in (or, for a problem work makes
-//! more likely, under work after it was raised at rest), for `resolve_after` rounds in a row
-//! after it was last seen bad. Then the false resolutions of issue 15, each as a
+//! readings, healthy, in the derived states it was raised in, for `resolve_after` rounds in a
+//! row after it was last seen bad. Then the false resolutions of issue 15, each as a
 //! regression test on the demo report.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,16 +60,9 @@ fn judged_healthy(
             return Err(format!("no fresh reading of {entity} on {node}"));
         }
     }
-    // A level over its limit, a log error, headroom running out: raised at rest and gone
-    // under work is as good as gone at rest. A shape (a cycle, a paused leak) is not.
-    let work_shows_it =
-        ["threshold", "headroom", "log-pattern-frequency"].contains(&f.kind.as_str());
     for (key, want) in raised_in {
         let (node, state) = key.split_once('/').unwrap_or(("", key));
-        let now = evaluation.states.get(node, state);
-        let at_rest = evaluation.states.at_rest.get(state) == Some(want);
-        let busier = work_shows_it && at_rest && now.is_some();
-        if now != Some(want.as_str()) && !busier {
+        if evaluation.states.get(node, state) != Some(want.as_str()) {
             return Err(format!("{state} is not {want} on {node} as when raised"));
         }
     }

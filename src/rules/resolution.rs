@@ -1,8 +1,7 @@
 //! Whether an open finding that its rule did not raise this time was seen healthy, or only not
 //! seen. A reader who finds one false "Resolved" stops believing all of them, so a finding's
 //! absence counts as health only when its rule looked at the same subject on fresh readings, in
-//! the same derived states (production, idle) as when it was last seen bad (or busier ones, for
-//! a problem work makes more likely: raised at rest, gone under work), and could decide.
+//! the same derived states (production, idle) as when it was last seen bad, and could decide.
 //! Everything else is "could not check": a node without a capture in this round, a dark
 //! capture, the source behind the subject failing, a subject with no reading now, states that
 //! changed, a rule that said it could not decide or that the condition still holds. The ledger
@@ -80,11 +79,10 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
     if evaluation.holds.contains(&f.key()) {
         return Verdict::Holds;
     }
-    let work_reveals = kinds::work_reveals(&f.kind);
     for (key, was) in &f.context {
         let (node, state) = key.split_once('/').unwrap_or(("", key));
         let now = evaluation.states.get(node, state);
-        if !evaluation.states.stands_for(state, was, now, work_reveals) {
+        if now != Some(was.as_str()) {
             return unchecked(format!(
                 "raised with {state} {was}, {state} {} now",
                 now.unwrap_or("unknown")

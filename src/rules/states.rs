@@ -163,19 +163,13 @@ impl StateDef {
 #[derive(Debug, Default)]
 pub struct StateTable {
     pub by_node: BTreeMap<String, BTreeMap<String, Option<String>>>,
-    /// Each state's value at rest (its `otherwise`: none of its signs of activity held).
-    pub at_rest: BTreeMap<String, String>,
 }
 
 impl StateTable {
     pub fn compute(defs: &[StateDef], window: &Window) -> StateTable {
         let mut by_node = BTreeMap::new();
-        let at_rest = defs
-            .iter()
-            .map(|d| (d.id.clone(), d.otherwise.clone()))
-            .collect();
         if defs.is_empty() {
-            return StateTable { by_node, at_rest };
+            return StateTable { by_node };
         }
         // Fleet-wide states: the first case (in order) that holds on any node.
         let fleet: BTreeMap<&str, Option<String>> = defs
@@ -199,25 +193,7 @@ impl StateTable {
                 .collect();
             by_node.insert(node.node.clone(), states);
         }
-        StateTable { by_node, at_rest }
-    }
-
-    /// Whether what a rule sees in state `now` can stand for what it saw in state `was`: the
-    /// same value, or, for a problem work makes more likely (`work_reveals`), `was` at rest and
-    /// `now` active. Such a problem that showed at rest and is gone under work is fixed; one
-    /// that showed under work and is gone at rest may only be waiting for the work to come back.
-    pub fn stands_for(
-        &self,
-        state: &str,
-        was: &str,
-        now: Option<&str>,
-        work_reveals: bool,
-    ) -> bool {
-        match now {
-            Some(now) if now == was => true,
-            Some(_) => work_reveals && self.at_rest.get(state).is_some_and(|rest| rest == was),
-            None => false,
-        }
+        StateTable { by_node }
     }
 
     pub fn get(&self, node: &str, state: &str) -> Option<&str> {

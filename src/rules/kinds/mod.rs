@@ -45,19 +45,6 @@ pub fn cumulative(kind: &str) -> Option<crate::model::Cumulative> {
     (kind == counter_jump::SPEC.name).then(counter_jump::cumulative)
 }
 
-/// Whether a kind's problems are ones work makes more likely (a level over its limit, an error
-/// in a log, headroom running out), so that one raised at rest and gone under work is fixed.
-/// A shape is not: a leak that pauses while the line works, a temperature that cycles only
-/// while idle, come back at rest (see [`crate::rules::states::StateTable::stands_for`]).
-pub fn work_reveals(kind: &str) -> bool {
-    [
-        threshold::SPEC.name,
-        headroom::SPEC.name,
-        log_pattern_frequency::SPEC.name,
-    ]
-    .contains(&kind)
-}
-
 /// How an open finding of a kind is rechecked once its rule no longer raises it (see
 /// [`crate::rules::resolution::recheck`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
