@@ -397,8 +397,6 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
                     node.series(entity, load).is_some_and(|s| {
                         crate::rules::load_follow::load_up(&s.points, last_at)
                             || crate::rules::load_follow::tracks_load(&s.points, used, p.min_samples, false)
-                    }) || node.series("host", "load1").is_some_and(|s| {
-                        crate::rules::load_follow::tracks_load(&s.points, used, p.min_samples, false)
                     })
                 }) =>
             {
