@@ -559,7 +559,7 @@ fn across_rules(library: &Library, findings: Vec<Finding>) -> Vec<Finding> {
         }
     }
     // `folds_into`: a finding joins one of the named rules' about the same node and subject (or
-    // about the whole node); one about the whole node (a score) joins one about any subject.
+    // about the whole node).
     for i in 0..slots.len() {
         let Some(f) = slots[i].as_ref() else { continue };
         let Some(rule) = library.get(&f.rule_id) else {
@@ -572,7 +572,7 @@ fn across_rules(library: &Library, findings: Vec<Finding>) -> Vec<Finding> {
             j != i
                 && t.as_ref().is_some_and(|t| {
                     rule.folds_into.contains(&t.rule_id)
-                        && (t.entity == f.entity || whole_node(&t.entity) || whole_node(&f.entity))
+                        && (t.entity == f.entity || whole_node(&t.entity))
                         && f.all_nodes().all(|n| t.all_nodes().any(|m| m == n))
                 })
         });
