@@ -79,7 +79,11 @@ pub struct Grouped {
 
 /// Groups across nodes, sets the baselines aside, folds across rules, and orders the result:
 /// severity, then causes before effects, then how many nodes it is about.
-pub fn group(library: &Library, window: &Window, findings: Vec<Finding>) -> Grouped {
+pub fn group(library: &Library, window: &Window, mut findings: Vec<Finding>) -> Grouped {
+    // An event is news only from a capture of this round: a node missing from it still shows,
+    // at its newest capture, the reboot told a round ago (alone or in a group).
+    let round = window.latest_at().map(|t| t.timestamp());
+    findings.retain(|f| !f.event || f.nodes.iter().all(|n| in_round(window, n, round)));
     let (across, baseline) = across_nodes(library, window, findings);
     // One subject's findings fold first, so that several subjects told together never take
     // in another subject's facets.
@@ -94,6 +98,15 @@ pub fn group(library: &Library, window: &Window, findings: Vec<Finding>) -> Grou
             .then_with(|| a.entity.cmp(&b.entity))
     });
     Grouped { findings, baseline }
+}
+
+/// Whether `node`'s newest capture belongs to the round at `round` (within half its interval).
+fn in_round(window: &Window, node: &str, round: Option<i64>) -> bool {
+    let Some(round) = round else { return true };
+    window.node(node).is_some_and(|n| {
+        let half = n.capture_interval().unwrap_or(0).max(1) / 2;
+        n.latest_at().is_some_and(|at| round - at <= half)
+    })
 }
 
 /// A finding that explains others (a node patrol cannot see, a reboot): read first.
@@ -182,7 +195,9 @@ fn across_nodes(
             continue;
         }
         let in_role = peers.len().max(alike.len());
+        // An event is never a baseline: every node of a site rebooting at once is news.
         let is_baseline = rule.across_nodes == AcrossNodes::Baseline
+            && !alike.iter().any(|f| f.event)
             && in_role >= BASELINE_MIN_NODES
             && (alike.len() + apart.len()) as f64 >= NEARLY_EVERY * in_role as f64;
         let g = grouped(&role, &peers, &apart, alike);

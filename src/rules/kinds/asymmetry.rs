@@ -61,10 +61,15 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             let Some(containers) = &snap.containers else {
                 continue;
             };
+            // A container that is not a service counts only while it runs: an exited
+            // hand-started one is the service missing, not the service there.
             let selected = |service_only: bool| -> BTreeSet<String> {
                 containers
                     .iter()
-                    .filter(|c| !service_only || is_service(c))
+                    .filter(|c| {
+                        is_service(c)
+                            || !service_only && c.state == crate::model::ContainerState::Running
+                    })
                     .map(|c| format!("container:{}", c.name))
                     .filter(|e| rule.select.entity_matches(e))
                     .map(|e| ctx.aliases.canonical(&e))

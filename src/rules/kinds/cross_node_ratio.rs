@@ -127,7 +127,18 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             // The mean keeps one busy capture from firing; the newest reading keeps an hour
             // that ended busy (the day's work stopping at 18:00) from reading as idle burn.
             let still = hi.3 >= p.min_value && hi.3 >= p.min_ratio * lo.2;
-            if ratio < p.min_ratio || !still {
+            if ratio < p.min_ratio {
+                continue;
+            }
+            if !still {
+                // The mean says it, the newest reading does not: undecided, so an open finding
+                // stays open (a burn in a duty cycle is not fixed each time it pauses) and
+                // nothing new opens on an hour that ended with the work.
+                let at = hi.0.latest_at().unwrap_or_default();
+                let mut c = Candidate::undecided(hi.0, &hi.1, metric, at);
+                c.scope = Some(format!("{group}:{}", hi.0.node));
+                out.push(c);
+                fired.insert(canonical.as_str());
                 continue;
             }
             let Some(at) = hi.0.latest_at() else { continue };
