@@ -17,6 +17,8 @@
 //! What was grouped or folded away is not lost to the ledger: [`Finding::says`] tells it that an
 //! open finding lives on in another one, so it is neither resolved nor repeated.
 
+mod events;
+
 use std::collections::BTreeMap;
 
 use super::{Library, kinds};
@@ -83,7 +85,7 @@ pub fn group(library: &Library, window: &Window, mut findings: Vec<Finding>) -> 
     // An event is news only from a capture of this round: a node missing from it still shows,
     // at its newest capture, the reboot told a round ago (alone or in a group).
     let round = window.latest_at().map(|t| t.timestamp());
-    findings.retain(|f| !f.event || f.nodes.iter().all(|n| in_round(window, n, round)));
+    findings.retain(|f| !f.event || f.nodes.iter().all(|n| events::in_round(window, n, round)));
     let (across, baseline) = across_nodes(library, window, findings);
     // One subject's findings fold first, so that several subjects told together never take
     // in another subject's facets.
@@ -98,15 +100,6 @@ pub fn group(library: &Library, window: &Window, mut findings: Vec<Finding>) -> 
             .then_with(|| a.entity.cmp(&b.entity))
     });
     Grouped { findings, baseline }
-}
-
-/// Whether `node`'s newest capture belongs to the round at `round` (within half its interval).
-fn in_round(window: &Window, node: &str, round: Option<i64>) -> bool {
-    let Some(round) = round else { return true };
-    window.node(node).is_some_and(|n| {
-        let half = n.capture_interval().unwrap_or(0).max(1) / 2;
-        n.latest_at().is_some_and(|at| round - at <= half)
-    })
 }
 
 /// A finding that explains others (a node patrol cannot see, a reboot): read first.
@@ -166,7 +159,7 @@ fn across_nodes(
         buckets.entry(key).or_default().push(f);
     }
     let buckets = buckets.into_iter().flat_map(|(key, members)| {
-        together(members)
+        events::together(members)
             .into_iter()
             .map(move |cluster| (key.clone(), cluster))
     });
@@ -208,38 +201,6 @@ fn across_nodes(
         }
     }
     (out, baseline)
-}
-
-/// Events of one rule are one problem only when they happened together (a site's power cut
-/// rebooting its nodes in the same minute): their times, within this many seconds of the first.
-pub const EVENTS_TOGETHER_S: i64 = 600;
-
-/// Conditions as they are; events split into runs that happened together, by the time their
-/// kind gives them (`event_id`, seconds). An event without a readable time stands alone.
-fn together(members: Vec<Finding>) -> Vec<Vec<Finding>> {
-    if !members.iter().any(|f| f.event) {
-        return vec![members];
-    }
-    let mut timed: Vec<(i64, Finding)> = Vec::new();
-    let mut clusters: Vec<Vec<Finding>> = Vec::new();
-    for f in members {
-        match f.event_id.as_deref().and_then(|id| id.parse::<i64>().ok()) {
-            Some(at) if f.event => timed.push((at, f)),
-            _ => clusters.push(vec![f]),
-        }
-    }
-    timed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.nodes.cmp(&b.1.nodes)));
-    let mut start = None;
-    for (at, f) in timed {
-        match (start, clusters.last_mut()) {
-            (Some(first), Some(last)) if at - first <= EVENTS_TOGETHER_S => last.push(f),
-            _ => {
-                start = Some(at);
-                clusters.push(vec![f]);
-            }
-        }
-    }
-    clusters
 }
 
 /// A title with its numbers masked, units attached to them included ("1.3GB", "+20MB/h"): what

@@ -48,39 +48,49 @@ fn is_service(c: &crate::model::Container) -> bool {
             .is_some_and(|r| !r.is_empty() && r != "no")
 }
 
+/// Per node: the canonical names of the selected services it runs, and of every selected
+/// container it runs (a service hand-started on one node is still there: it lacks a restart
+/// policy, not the service), with the capture's time. A node whose container list could not be
+/// read, or which runs no service at all (dark), is left out.
+type PeerSets<'n> = BTreeMap<&'n str, (BTreeSet<String>, BTreeSet<String>, i64)>;
+
+fn peer_sets<'n>(
+    rule: &Rule,
+    ctx: &EvalContext,
+    nodes: &[&'n crate::history::NodeHistory],
+) -> PeerSets<'n> {
+    let mut sets = PeerSets::new();
+    for node in nodes {
+        let Some(snap) = node.latest() else { continue };
+        let Some(containers) = &snap.containers else {
+            continue;
+        };
+        // A container that is not a service counts only while it runs: an exited hand-started
+        // one is the service missing, not the service there.
+        let selected = |service_only: bool| -> BTreeSet<String> {
+            containers
+                .iter()
+                .filter(|c| {
+                    is_service(c)
+                        || !service_only && c.state == crate::model::ContainerState::Running
+                })
+                .map(|c| format!("container:{}", c.name))
+                .filter(|e| rule.select.entity_matches(e))
+                .map(|e| ctx.aliases.canonical(&e))
+                .collect()
+        };
+        let services = selected(true);
+        if !services.is_empty() {
+            let at = snap.captured_at.timestamp();
+            sets.insert(node.node.as_str(), (services, selected(false), at));
+        }
+    }
+    sets
+}
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
     for (group, nodes) in peer_groups(rule, ctx.window, p.within_fleet) {
-        // node -> canonical names of the selected services it runs, and of every selected
-        // container it runs (a service hand-started on one node is still there: it lacks a
-        // restart policy, not the service); a node whose container list could not be read, or
-        // which runs no service at all (dark), is not compared.
-        type Sets = (BTreeSet<String>, BTreeSet<String>, i64);
-        let mut sets: BTreeMap<&str, Sets> = BTreeMap::new();
-        for node in &nodes {
-            let Some(snap) = node.latest() else { continue };
-            let Some(containers) = &snap.containers else {
-                continue;
-            };
-            // A container that is not a service counts only while it runs: an exited
-            // hand-started one is the service missing, not the service there.
-            let selected = |service_only: bool| -> BTreeSet<String> {
-                containers
-                    .iter()
-                    .filter(|c| {
-                        is_service(c)
-                            || !service_only && c.state == crate::model::ContainerState::Running
-                    })
-                    .map(|c| format!("container:{}", c.name))
-                    .filter(|e| rule.select.entity_matches(e))
-                    .map(|e| ctx.aliases.canonical(&e))
-                    .collect()
-            };
-            let services = selected(true);
-            if !services.is_empty() {
-                let at = snap.captured_at.timestamp();
-                sets.insert(&node.node, (services, selected(false), at));
-            }
-        }
+        let sets = peer_sets(rule, ctx, &nodes);
         // A peer that cannot be compared hides what it lacks: nothing about the group can be
         // said to be gone while it is blind.
         if sets.len() < nodes.len() {
