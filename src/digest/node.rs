@@ -240,7 +240,7 @@ fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Gr
         if run.len() < 8 {
             continue;
         }
-        let Some(slope) = least_squares_slope(run) else {
+        let Some(slope) = crate::history::least_squares_slope(run) else {
             continue;
         };
         out.push(Grower {
@@ -253,25 +253,6 @@ fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Gr
         });
     }
     out
-}
-
-/// Per second; `None` when the points do not span any time.
-fn least_squares_slope(run: &[(i64, f64)]) -> Option<f64> {
-    let n = run.len() as f64;
-    let t0 = run.first()?.0;
-    let (mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0);
-    for (t, v) in run {
-        let x = (t - t0) as f64;
-        sx += x;
-        sy += v;
-        sxx += x * x;
-        sxy += x * v;
-    }
-    let denom = n * sxx - sx * sx;
-    if denom <= 0.0 {
-        return None;
-    }
-    Some((n * sxy - sx * sy) / denom)
 }
 
 /// The score card of the node's last answered capture of the week, and of its last capture

@@ -491,6 +491,22 @@ impl Window {
     }
 }
 
+/// The least-squares slope of readings `(unix seconds, value)`, per second; `None` when they
+/// span no time.
+pub fn least_squares_slope(points: &[(i64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let t0 = points.first()?.0;
+    let mx = points.iter().map(|p| (p.0 - t0) as f64).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for &(t, v) in points {
+        let x = (t - t0) as f64 - mx;
+        sxx += x * x;
+        sxy += x * (v - my);
+    }
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

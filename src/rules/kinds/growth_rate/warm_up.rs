@@ -56,7 +56,7 @@ pub(super) fn warming_back(
         .into_iter()
         .filter(|(_, v)| (v - plateau).abs() <= PLATEAU_BAND * plateau)
         .collect();
-    let level = match (fitted_slope(&held), held.first(), held.last()) {
+    let level = match (crate::history::least_squares_slope(&held), held.first(), held.last()) {
         (Some(slope), Some(a), Some(b)) => {
             (slope * (b.0 - a.0) as f64).abs() < PLATEAU_BAND / 2.0 * plateau
         }
@@ -84,19 +84,4 @@ fn restarted_at(node: &crate::history::NodeHistory, entity: &str, start: i64) ->
         let at = s.points.iter().find(|p| p.at == start).and_then(|p| p.value);
         matches!((before, at), (Some(b), Some(a)) if a != b)
     })
-}
-
-/// The least-squares slope of some readings, per second; `None` when they span no time.
-fn fitted_slope(points: &[(i64, f64)]) -> Option<f64> {
-    let n = points.len() as f64;
-    let t0 = points.first()?.0;
-    let mx = points.iter().map(|p| (p.0 - t0) as f64).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for &(t, v) in points {
-        let x = (t - t0) as f64 - mx;
-        sxx += x * x;
-        sxy += x * (v - my);
-    }
-    (sxx > 0.0).then(|| sxy / sxx)
 }
