@@ -121,6 +121,14 @@ impl NodeHistory {
         self.times.back().copied()
     }
 
+    /// Whether its newest capture belongs to the round taken at `round` (unix seconds): within
+    /// half its capture interval of it. A node missing from the round is judged on a capture
+    /// hours old otherwise.
+    pub fn captured_in_round(&self, round: i64) -> bool {
+        let half = self.capture_interval().unwrap_or(0).max(1) / 2;
+        self.latest_at().is_some_and(|at| round - at <= half)
+    }
+
     /// The spacing of this node's captures: the interval its newest snapshot records, else the
     /// median spacing of the captures in the window (older archives did not record it).
     pub fn capture_interval(&self) -> Option<i64> {

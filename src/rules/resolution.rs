@@ -96,13 +96,10 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
         let Some(n) = window.node(node) else {
             return unchecked(format!("no capture of {node} in the window"));
         };
-        let (Some(latest), Some(latest_at)) = (n.latest(), n.latest_at()) else {
+        let Some(latest) = n.latest() else {
             return unchecked(format!("no capture of {node} in the window"));
         };
-        // A node missing from this round is judged on its last capture otherwise: hours old
-        // after it stopped being captured.
-        let half = n.capture_interval().unwrap_or(0).max(1) / 2;
-        if round.is_some_and(|r| r - latest_at > half) {
+        if round.is_some_and(|r| !n.captured_in_round(r)) {
             return unchecked(format!("no capture of {node} in this round"));
         }
         if latest.is_dark() {

@@ -7,10 +7,9 @@ use crate::model::Finding;
 /// Whether `node`'s newest capture belongs to the round at `round` (within half its interval).
 pub(super) fn in_round(window: &Window, node: &str, round: Option<i64>) -> bool {
     let Some(round) = round else { return true };
-    window.node(node).is_some_and(|n| {
-        let half = n.capture_interval().unwrap_or(0).max(1) / 2;
-        n.latest_at().is_some_and(|at| round - at <= half)
-    })
+    window
+        .node(node)
+        .is_some_and(|n| n.captured_in_round(round))
 }
 
 /// Events of one rule are one problem only when they happened together (a site's power cut
