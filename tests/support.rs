@@ -52,7 +52,8 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Whether expected files should be rewritten instead of compared.
 pub fn blessing() -> bool {
-    std::env::var_os("PATROL_BLESS").is_some()
+    // Only a real value: `PATROL_BLESS=` or `PATROL_BLESS=0` must not rewrite golden files.
+    std::env::var("PATROL_BLESS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// An HTTP endpoint on 127.0.0.1 that answers 200 after `delay`: it keeps a capture busy. Returns
