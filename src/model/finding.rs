@@ -138,6 +138,12 @@ pub struct Lifecycle {
     /// how many open findings it leaves unchecked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blinds: bool,
+    /// Work only makes its condition likelier (a listener gone, a crash loop, connections
+    /// used up): raised at rest, it counts as healthy when seen so under work as well. The
+    /// other way round, and for any other rule, a finding is judged only in the states it was
+    /// raised in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worse_under_work: bool,
     /// Its kind counts something over a window that slides (a counter's advance): the ledger
     /// keeps the total over the episode instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]

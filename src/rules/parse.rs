@@ -100,6 +100,7 @@ pub(super) fn parse_rule(
     let escalate_after = f.count(ctx, "escalate_after").map(|n| n.max(1) as u32);
     let resolve_after = f.count(ctx, "resolve_after").map(|n| n.max(1) as u32);
     let blinds = f.boolean(ctx, "blinds").unwrap_or(false);
+    let worse_under_work = f.boolean(ctx, "worse_under_work").unwrap_or(false);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
     let (across_nodes, family, folds_into) = parse_grouping(&mut f, ctx);
     f.finish(ctx);
@@ -120,6 +121,7 @@ pub(super) fn parse_rule(
         escalate_after,
         resolve_after,
         blinds,
+        worse_under_work,
         verify,
         across_nodes,
         family,

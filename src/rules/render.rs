@@ -105,6 +105,7 @@ impl Library {
                 verify: rule.verify.clone(),
                 resolve_after: rule.resolve_after,
                 blinds: rule.blinds,
+                worse_under_work: rule.worse_under_work,
                 cumulative: kinds::cumulative(rule.kind_name),
             },
             context,

@@ -163,13 +163,15 @@ impl StateDef {
 #[derive(Debug, Default)]
 pub struct StateTable {
     pub by_node: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// state → its value at rest (`otherwise`: no case holds).
+    pub rest: BTreeMap<String, String>,
 }
 
 impl StateTable {
     pub fn compute(defs: &[StateDef], window: &Window) -> StateTable {
         let mut by_node = BTreeMap::new();
         if defs.is_empty() {
-            return StateTable { by_node };
+            return StateTable::default();
         }
         // Fleet-wide states: the first case (in order) that holds on any node.
         let fleet: BTreeMap<&str, Option<String>> = defs
@@ -193,7 +195,11 @@ impl StateTable {
                 .collect();
             by_node.insert(node.node.clone(), states);
         }
-        StateTable { by_node }
+        let rest = defs
+            .iter()
+            .map(|d| (d.id.clone(), d.otherwise.clone()))
+            .collect();
+        StateTable { by_node, rest }
     }
 
     pub fn get(&self, node: &str, state: &str) -> Option<&str> {
