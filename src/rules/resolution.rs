@@ -1,7 +1,8 @@
 //! Whether an open finding that its rule did not raise this time was seen healthy, or only not
 //! seen. A reader who finds one false "Resolved" stops believing all of them, so a finding's
 //! absence counts as health only when its rule looked at the same subject on fresh readings, in
-//! the same derived states (production, idle) as when it was last seen bad, and could decide.
+//! the same derived states (production, idle) as when it was last seen bad, and could decide
+//! (or, for a rule whose condition work only makes likelier, raised at rest and seen under work).
 //! Everything else is "could not check": a node without a capture in this round, a dark
 //! capture, the source behind the subject failing, a subject with no reading now, states that
 //! changed, a rule that said it could not decide or that the condition still holds. The ledger
