@@ -96,6 +96,9 @@ pub fn weakest(card: &[Dimension]) -> Option<&Dimension> {
 
 const GB: f64 = 1e9;
 
+/// The node size the seed's memory bands (6, 3 and 1 GB available) are for.
+const MEMORY_BANDS_NODE_BYTES: f64 = 16.0 * GB;
+
 fn band(bands: &[(bool, u32)], floor: u32) -> u32 {
     bands
         .iter()
@@ -127,11 +130,16 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         &[(steal < 2.0, 20), (steal < 5.0, 15), (steal < 10.0, 10)],
         5,
     );
+    // The seed's bands were drawn for nodes of 16 GB; a smaller node (a 4 GB gateway) is held
+    // to the same shares of its own memory, not to gigabytes it does not have.
+    let scale = host
+        .mem_total_bytes
+        .map_or(1.0, |t| (t as f64 / MEMORY_BANDS_NODE_BYTES).min(1.0));
     let memory = band(
         &[
-            (available > 6.0 * GB, 20),
-            (available > 3.0 * GB, 15),
-            (available > GB, 5),
+            (available > 6.0 * GB * scale, 20),
+            (available > 3.0 * GB * scale, 15),
+            (available > GB * scale, 5),
         ],
         0,
     );
@@ -192,7 +200,14 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
             name: "Memory pressure",
             points: memory,
             max: 20,
-            reading: format!("{} available", fmt_bytes(available)),
+            reading: match host.mem_total_bytes {
+                Some(t) if (t as f64) < MEMORY_BANDS_NODE_BYTES => format!(
+                    "{} available of {}",
+                    fmt_bytes(available),
+                    fmt_bytes(t as f64)
+                ),
+                _ => format!("{} available", fmt_bytes(available)),
+            },
             checked: true,
         },
         Dimension {
@@ -258,5 +273,47 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             breakdown.join("; ")
         );
         out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(total_gb: f64, available_gb: f64) -> Snapshot {
+        let gb = |x: f64| (x * GB) as u64;
+        serde_json::from_value(serde_json::json!({
+            "schema_version": "1.1",
+            "fleet": "f",
+            "node": "n",
+            "captured_at": "2026-02-18T00:00:00Z",
+            "host": {
+                "mem_total_bytes": gb(total_gb),
+                "mem_available_bytes": gb(available_gb),
+                "mem_free_bytes": gb(available_gb),
+                "cpu_steal_pct": 0.0,
+                "disks": [{ "mount": "/", "size_bytes": gb(32.0), "used_bytes": gb(8.0), "used_pct": 25.0 }]
+            },
+            "containers": []
+        }))
+        .unwrap()
+    }
+
+    fn memory(s: &Snapshot) -> Dimension {
+        score(s, DEFAULT_CLEANUP_JOB).unwrap().remove(1)
+    }
+
+    #[test]
+    fn memory_bands_are_shares_of_a_node_smaller_than_the_seeds() {
+        // 2.5 GB available: plenty for a 4 GB gateway, little for a 32 GB inference node.
+        let small = memory(&node(4.0, 2.5));
+        assert_eq!((small.points, small.reading.as_str()), (20, "2.5GB available of 4GB"));
+        assert_eq!(memory(&node(32.0, 2.5)).points, 5);
+        // Under a quarter of the gateway's memory available is pressure for it too.
+        assert_eq!(memory(&node(4.0, 0.9)).points, 15);
+        assert_eq!(memory(&node(4.0, 0.2)).points, 0);
+        // At 16 GB and above the seed's gigabytes hold as they are.
+        assert_eq!(memory(&node(16.0, 5.0)).points, 15);
+        assert_eq!(memory(&node(64.0, 5.0)).points, 15);
     }
 }
