@@ -107,6 +107,35 @@ fn band(bands: &[(bool, u32)], floor: u32) -> u32 {
         .unwrap_or(floor)
 }
 
+/// Memory pressure from available memory. The seed's bands were drawn for nodes of 16 GB; a
+/// smaller node (a 4 GB gateway) is held to the same shares of its own memory, not to gigabytes
+/// it does not have.
+fn memory_pressure(host: &crate::model::Host, available: f64) -> Dimension {
+    let total = host.mem_total_bytes.map(|t| t as f64);
+    let scale = total.map_or(1.0, |t| (t / MEMORY_BANDS_NODE_BYTES).min(1.0));
+    let points = band(
+        &[
+            (available > 6.0 * GB * scale, 20),
+            (available > 3.0 * GB * scale, 15),
+            (available > GB * scale, 5),
+        ],
+        0,
+    );
+    let reading = match total {
+        Some(t) if t < MEMORY_BANDS_NODE_BYTES => {
+            format!("{} available of {}", fmt_bytes(available), fmt_bytes(t))
+        }
+        _ => format!("{} available", fmt_bytes(available)),
+    };
+    Dimension {
+        name: "Memory pressure",
+        points,
+        max: 20,
+        reading,
+        checked: true,
+    }
+}
+
 /// The seed 002 §3.1 score card of one snapshot, band for band; `None` when a reading it needs
 /// is missing. Shared with the weekly digest.
 pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
@@ -129,19 +158,6 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
     let cpu = band(
         &[(steal < 2.0, 20), (steal < 5.0, 15), (steal < 10.0, 10)],
         5,
-    );
-    // The seed's bands were drawn for nodes of 16 GB; a smaller node (a 4 GB gateway) is held
-    // to the same shares of its own memory, not to gigabytes it does not have.
-    let scale = host
-        .mem_total_bytes
-        .map_or(1.0, |t| (t as f64 / MEMORY_BANDS_NODE_BYTES).min(1.0));
-    let memory = band(
-        &[
-            (available > 6.0 * GB * scale, 20),
-            (available > 3.0 * GB * scale, 15),
-            (available > GB * scale, 5),
-        ],
-        0,
     );
     let disk_points = band(&[(disk < 40.0, 15), (disk < 55.0, 10), (disk < 70.0, 5)], 0);
     let service = band(
@@ -196,20 +212,7 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
             reading: format!("steal {}%", fmt_number(steal, 1)),
             checked: true,
         },
-        Dimension {
-            name: "Memory pressure",
-            points: memory,
-            max: 20,
-            reading: match host.mem_total_bytes {
-                Some(t) if (t as f64) < MEMORY_BANDS_NODE_BYTES => format!(
-                    "{} available of {}",
-                    fmt_bytes(available),
-                    fmt_bytes(t as f64)
-                ),
-                _ => format!("{} available", fmt_bytes(available)),
-            },
-            checked: true,
-        },
+        memory_pressure(host, available),
         Dimension {
             name: "Disk health",
             points: disk_points,
