@@ -816,3 +816,33 @@ fn a_digest_waits_for_the_report_writing_its_output() {
     succeeded(&waited);
     assert!(out.join("digests/2026-W08.md").exists());
 }
+
+/// Issue 19: in weeks of lost inspection data, a node gone dark and leaks of GB an hour, the
+/// top action was "vk03 endpoint pgadmin is down". It is now ranked by importance, and says why.
+#[test]
+fn the_top_action_is_the_weeks_costliest_problem_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &BotApi::start(vec![]));
+    for week in ["2026-W08", "2026-W09"] {
+        let out = digest(&config, week, &["--dry-run"], &[]);
+        succeeded(&out);
+        let printed = text(&out.stdout);
+        let action = printed
+            .lines()
+            .find(|l| l.starts_with("<b>Top action:</b>"))
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(!action.contains("pgadmin"), "{week}: {action}");
+        assert!(
+            action.contains("every result of this line is lost"),
+            "{week}: the 100 % loss of inspection data comes first: {action}"
+        );
+        assert!(
+            printed.contains("<i>Why first: importance ")
+                && printed.contains("× work or data being lost (5) ×"),
+            "{week}: {printed}"
+        );
+        let md =
+            std::fs::read_to_string(dir.path().join(format!("out/digests/{week}.md"))).unwrap();
+        assert!(md.contains("*Why first:* importance "), "{md}");
+    }
+}

@@ -97,6 +97,19 @@ fn explain_cmd(name: &str, library: impl Fn() -> Result<Library>) -> Result<i32>
         r.description
     );
     println!("{}", plain(&line));
+    let impact = r
+        .impact
+        .unwrap_or_else(|| crate::model::Impact::of_kind(r.kind_name, r.blinds));
+    let declared = if r.impact.is_some() {
+        "declared"
+    } else {
+        "its kind's default"
+    };
+    println!(
+        "Impact (`impact = \"{}\"`, {declared}): {}; the weekly digest ranks its top action by it.\n",
+        impact.name(),
+        impact.label()
+    );
     println!("{}\n", plain(&grouping_of(r, &lib)));
     if let Some(k) = rules::kinds::spec(r.kind_name) {
         print!("{}", k.doc);

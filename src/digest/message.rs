@@ -21,6 +21,9 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
             "<b>Top action:</b> {}",
             escape(&strip_backticks(action))
         ));
+        if let Some(why) = &d.top_action_reason {
+            lines.push(format!("<i>Why first: {}</i>", escape(why)));
+        }
     }
     lines.push(String::new());
     lines.push("<b>Score card</b>".into());

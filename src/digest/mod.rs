@@ -158,6 +158,8 @@ pub struct Digest {
     pub drift: Vec<String>,
     pub not_deployed: Vec<String>,
     pub top_action: Option<String>,
+    /// Why the top action comes first: its importance and the factors behind it.
+    pub top_action_reason: Option<String>,
     /// Disk use per node over the week (unix s, percent), for the chart.
     #[serde(skip)]
     pub disk_series: Vec<(String, Vec<(i64, f64)>)>,
@@ -219,7 +221,7 @@ pub fn build(
         disk_series.extend(w.disk);
     }
     let coverage = fleet_coverage(&nodes, &round_times, fleet_previous, &ctx);
-    let findings = findings::week_findings(ledger, week);
+    let findings = findings::week_findings(ledger, library, week);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
     Ok(Digest {
         fleet: fleet.to_string(),
@@ -235,6 +237,7 @@ pub fn build(
         drift: findings.drift,
         not_deployed: findings.not_deployed,
         top_action: findings.top_action,
+        top_action_reason: findings.top_action_reason,
         disk_series,
     })
 }

@@ -29,6 +29,8 @@ pub struct View {
     pub timezone: String,
     pub coverage: String,
     pub top_action: String,
+    /// Why it comes first ("importance 15.6: warning (3) × …"), empty when nothing is open.
+    pub top_action_reason: String,
     pub nodes: Vec<NodeView>,
     pub opened: String,
     pub resolved: String,
@@ -99,6 +101,7 @@ pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
             .top_action
             .clone()
             .unwrap_or_else(|| "nothing open; keep it that way.".into()),
+        top_action_reason: d.top_action_reason.clone().unwrap_or_default(),
         nodes: d.nodes.iter().map(node_view).collect(),
         opened: counts_text(&d.findings.opened),
         resolved: counts_text(&d.findings.resolved),

@@ -144,6 +144,9 @@ pub struct Lifecycle {
     /// raised in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub worse_under_work: bool,
+    /// What it costs if nobody acts (absent in ledgers written before 1.x: the kind's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<super::Impact>,
     /// Its kind counts something over a window that slides (a counter's advance): the ledger
     /// keeps the total over the episode instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]

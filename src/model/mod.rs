@@ -2,7 +2,9 @@
 //! no I/O and no behaviour beyond small accessors.
 
 pub mod finding;
+pub mod impact;
 pub mod snapshot;
 
 pub use finding::{Cumulative, EvidenceValue, Facet, Finding, Lifecycle, Member, Severity};
+pub use impact::Impact;
 pub use snapshot::*;

@@ -64,6 +64,8 @@ pub struct Rule {
     pub blinds: bool,
     /// Work only makes its condition likelier (see [`Lifecycle::worse_under_work`]).
     pub worse_under_work: bool,
+    /// What its finding costs if nobody acts (`impact`; absent: the kind's default).
+    pub impact: Option<crate::model::Impact>,
     /// A rule whose finding on the same subject means this one's recommendation is not deployed.
     pub verify: Option<String>,
     /// What the same finding on several nodes of a role becomes ([`group`]).
@@ -156,7 +158,7 @@ impl std::fmt::Debug for Library {
     }
 }
 
-const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, resolve_after, blinds, worse_under_work, verify, across_nodes, family, folds_into, title, recommendation, advice";
+const RULE_KEYS_DOC: &str = "id, kind, severity, description, select, params, when, escalate_after, resolve_after, blinds, worse_under_work, impact, verify, across_nodes, family, folds_into, title, recommendation, advice";
 
 fn is_kebab(id: &str) -> bool {
     !id.is_empty()

@@ -97,10 +97,7 @@ pub(super) fn parse_rule(
         None => Ok(()),
     });
     let when = parse_gate(&mut f, ctx, states);
-    let escalate_after = f.count(ctx, "escalate_after").map(|n| n.max(1) as u32);
-    let resolve_after = f.count(ctx, "resolve_after").map(|n| n.max(1) as u32);
-    let blinds = f.boolean(ctx, "blinds").unwrap_or(false);
-    let worse_under_work = f.boolean(ctx, "worse_under_work").unwrap_or(false);
+    let lifecycle = parse_lifecycle(&mut f, ctx);
     let verify = f.string(ctx, "verify", false).map(|v| v.into_inner());
     let (across_nodes, family, folds_into) = parse_grouping(&mut f, ctx);
     f.finish(ctx);
@@ -118,10 +115,11 @@ pub(super) fn parse_rule(
         recommendation: recommendation?,
         advice,
         when,
-        escalate_after,
-        resolve_after,
-        blinds,
-        worse_under_work,
+        escalate_after: lifecycle.escalate_after,
+        resolve_after: lifecycle.resolve_after,
+        blinds: lifecycle.blinds,
+        worse_under_work: lifecycle.worse_under_work,
+        impact: lifecycle.impact,
         verify,
         across_nodes,
         family,
@@ -134,6 +132,46 @@ pub(super) fn parse_rule(
 }
 
 /// How the rule's findings group with others: `across_nodes`, `family`, `folds_into`.
+/// The keys that travel on each finding to the ledger ([`crate::model::Lifecycle`]).
+struct LifecycleKeys {
+    escalate_after: Option<u32>,
+    resolve_after: Option<u32>,
+    blinds: bool,
+    worse_under_work: bool,
+    impact: Option<crate::model::Impact>,
+}
+
+fn parse_lifecycle(f: &mut Fields, ctx: &mut Ctx) -> LifecycleKeys {
+    LifecycleKeys {
+        escalate_after: f.count(ctx, "escalate_after").map(|n| n.max(1) as u32),
+        resolve_after: f.count(ctx, "resolve_after").map(|n| n.max(1) as u32),
+        blinds: f.boolean(ctx, "blinds").unwrap_or(false),
+        worse_under_work: f.boolean(ctx, "worse_under_work").unwrap_or(false),
+        impact: parse_impact(f, ctx),
+    }
+}
+
+/// `impact = "data-loss"`: one of [`Impact::ALL`]'s names.
+fn parse_impact(f: &mut Fields, ctx: &mut Ctx) -> Option<crate::model::Impact> {
+    use crate::model::Impact;
+    let v = f.string(ctx, "impact", false)?;
+    if let Some(i) = Impact::parse(v.get_ref()) {
+        return Some(i);
+    }
+    let names: Vec<&str> = Impact::ALL.iter().map(|i| i.name()).collect();
+    ctx.report(
+        v.span(),
+        format!(
+            "{}: `impact` must be one of {}, not `{}`{}",
+            f.what,
+            names.join(", "),
+            v.get_ref(),
+            crate::error::did_you_mean(v.get_ref(), &names)
+        ),
+    );
+    None
+}
+
 fn parse_grouping(f: &mut Fields, ctx: &mut Ctx) -> (AcrossNodes, Option<String>, Vec<String>) {
     let across_nodes = f
         .string(ctx, "across_nodes", false)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::kinds::{self, Candidate, EvalContext};
 use super::{Library, Rule, advice, resolution, template};
 use crate::history::metrics::{entity_label, metric_label};
-use crate::model::{EvidenceValue, Finding, Lifecycle};
+use crate::model::{EvidenceValue, Finding, Impact, Lifecycle};
 
 impl Library {
     /// Renders a candidate; one whose kind counts a cumulative value and whose episode is open
@@ -106,6 +106,10 @@ impl Library {
                 resolve_after: rule.resolve_after,
                 blinds: rule.blinds,
                 worse_under_work: rule.worse_under_work,
+                impact: Some(
+                    rule.impact
+                        .unwrap_or_else(|| Impact::of_kind(rule.kind_name, rule.blinds)),
+                ),
                 cumulative: kinds::cumulative(rule.kind_name),
             },
             context,
