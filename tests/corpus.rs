@@ -13,8 +13,8 @@ use crate::support::{patrol, root, succeeded};
 const TARGET_PCT: f64 = 95.0;
 /// The figures the built-in library has reached on the corpus: it must not fall below them.
 /// (Fleets are added blind from time to time: a new one may lower these, honestly, once.)
-const FLOOR_RECALL_PCT: f64 = 97.2;
-const FLOOR_PRECISION_PCT: f64 = 92.1;
+const FLOOR_RECALL_PCT: f64 = 96.1;
+const FLOOR_PRECISION_PCT: f64 = 91.7;
 
 #[test]
 fn the_built_in_library_meets_the_corpus_answer_keys() {

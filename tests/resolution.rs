@@ -25,7 +25,7 @@ fn judged_healthy(
     evaluation: &patrol::rules::Evaluation,
     bad: &BTreeSet<String>,
     f: &Finding,
-    raised_in: &BTreeMap<String, String>,
+    (raised_in, steady_rest): (&BTreeMap<String, String>, &BTreeSet<String>),
 ) -> Result<(), String> {
     let key = f.key();
     if bad.contains(&key) {
@@ -63,9 +63,8 @@ fn judged_healthy(
     for (key, want) in raised_in {
         let (node, state) = key.split_once('/').unwrap_or(("", key));
         let now = evaluation.states.get(node, state);
-        // A condition work only makes likelier, raised at rest, is as healthy under work.
-        let at_rest = evaluation.states.rest.get(state) == Some(want);
-        if f.lifecycle.worse_under_work && at_rest && now.is_some() {
+        // A condition work only makes likelier, arisen after hours at rest, is as healthy under work.
+        if f.lifecycle.worse_under_work && steady_rest.contains(key) && now.is_some() {
             continue;
         }
         if now != Some(want.as_str()) {
@@ -88,6 +87,7 @@ fn replay_and_check(
     // Per finding key: the derived states when its episode was raised, and the verdict of
     // every round since it was first raised, oldest first.
     let mut raised_in: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut steady_in: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut history: BTreeMap<String, Vec<Result<(), String>>> = BTreeMap::new();
     let mut known: BTreeMap<String, Finding> = BTreeMap::new();
     let (mut checked, mut failures) = (0, Vec::new());
@@ -107,11 +107,15 @@ fn replay_and_check(
             raised_in
                 .entry(f.key())
                 .or_insert_with(|| f.context.clone());
+            steady_in
+                .entry(f.key())
+                .or_insert_with(|| f.raised_in_steady_rest.clone());
             known.insert(f.key(), f.clone());
         }
         for (key, f) in &known {
             let ctx = raised_in.get(key).cloned().unwrap_or_default();
-            let verdict = judged_healthy(&window, &evaluation, &bad, f, &ctx);
+            let steady = steady_in.get(key).cloned().unwrap_or_default();
+            let verdict = judged_healthy(&window, &evaluation, &bad, f, (&ctx, &steady));
             history.entry(key.clone()).or_default().push(verdict);
         }
         let outcome = ledger.update(findings, at, |f| match verdict(&evaluation, &window, f) {
@@ -142,6 +146,7 @@ fn replay_and_check(
             }
             // The next episode starts afresh.
             raised_in.remove(&key);
+            steady_in.remove(&key);
             history.remove(&key);
             known.remove(&key);
         }

@@ -110,6 +110,11 @@ fn explain_cmd(name: &str, library: impl Fn() -> Result<Library>) -> Result<i32>
         impact.name(),
         impact.label()
     );
+    if r.worse_under_work {
+        println!(
+            "Resolution (`worse_under_work = true`): work only makes its condition likelier, so a finding that arose after two hours at rest (a state's declared `rest` value) also resolves when seen healthy under work; any other is judged only in the states it was raised in.\n"
+        );
+    }
     println!("{}\n", plain(&grouping_of(r, &lib)));
     if let Some(k) = rules::kinds::spec(r.kind_name) {
         print!("{}", k.doc);

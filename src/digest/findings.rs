@@ -184,6 +184,7 @@ mod tests {
                 ..Lifecycle::default()
             },
             context: BTreeMap::new(),
+            raised_in_steady_rest: Default::default(),
             members: Vec::new(),
             facets: Vec::new(),
         };

@@ -121,6 +121,11 @@ impl NodeHistory {
         self.times.back().copied()
     }
 
+    /// Capture times (unix s) of every capture in the window, oldest first.
+    pub fn capture_times(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
+        self.times.iter().copied()
+    }
+
     /// Whether its newest capture belongs to the round taken at `round` (unix seconds): within
     /// half its capture interval of it. A node missing from the round is judged on a capture
     /// hours old otherwise.

@@ -17,6 +17,7 @@ use crate::model::Finding;
 pub(super) fn keep_context(open: &Finding, mut seen: Finding) -> Finding {
     if !open.context.is_empty() {
         seen.context = open.context.clone();
+        seen.raised_in_steady_rest = open.raised_in_steady_rest.clone();
     }
     seen
 }
@@ -106,6 +107,7 @@ mod tests {
             event_id: None,
             lifecycle: Lifecycle::default(),
             context: BTreeMap::from([("vk01/line".to_string(), line.to_string())]),
+            raised_in_steady_rest: Default::default(),
             members: Vec::new(),
             facets: Vec::new(),
         }

@@ -29,6 +29,7 @@ fn finding(rule: &str, event: bool) -> Finding {
             ..Default::default()
         },
         context: BTreeMap::new(),
+        raised_in_steady_rest: Default::default(),
         members: Vec::new(),
         facets: Vec::new(),
     }

@@ -85,6 +85,12 @@ pub struct Finding {
     /// while they differ, its absence proves nothing and it cannot resolve.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub context: BTreeMap<String, String>,
+    /// The `context` entries ("vk01/line") whose node had been at its state's `rest` value for
+    /// the two hours before the finding was raised: the condition arose at rest, not with the
+    /// work stopping, so a rule whose condition work only makes likelier may see it healthy
+    /// under work as well (`worse_under_work`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub raised_in_steady_rest: std::collections::BTreeSet<String>,
     /// For one finding about the same subject on several nodes of a role: each node's own
     /// title and numbers (the finding's `nodes` are theirs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

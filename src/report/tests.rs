@@ -231,6 +231,7 @@ fn finding(title: &str) -> crate::model::Finding {
         event_id: None,
         lifecycle: Default::default(),
         context: std::collections::BTreeMap::new(),
+        raised_in_steady_rest: Default::default(),
         members: Vec::new(),
         facets: Vec::new(),
     }

@@ -410,6 +410,10 @@ fn grouped(role: &str, peers: &[String], apart: &[String], mut members: Vec<Find
         .max()
         .unwrap_or(g.observed_at);
     g.context = members.iter().flat_map(|m| m.context.clone()).collect();
+    g.raised_in_steady_rest = members
+        .iter()
+        .flat_map(|m| m.raised_in_steady_rest.clone())
+        .collect();
     g.members = members
         .into_iter()
         .map(|m| Member {

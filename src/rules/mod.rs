@@ -137,6 +137,7 @@ fn unchecked_key(rule: &Rule, c: &Candidate) -> String {
         event_id: c.event_id.clone(),
         lifecycle: Lifecycle::default(),
         context: BTreeMap::new(),
+        raised_in_steady_rest: Default::default(),
         members: Vec::new(),
         facets: Vec::new(),
     };

@@ -80,6 +80,11 @@ impl Library {
         } else {
             resolution::context(ctx.states, &c.nodes)
         };
+        let raised_in_steady_rest = if rule.worse_under_work {
+            resolution::steady_rest(ctx, &context)
+        } else {
+            Default::default()
+        };
         let title = render(&rule.title);
         let recommendation = render(recommendation_source);
         let mut finding = Finding {
@@ -113,6 +118,7 @@ impl Library {
                 cumulative: kinds::cumulative(rule.kind_name),
             },
             context,
+            raised_in_steady_rest,
             members: Vec::new(),
             facets: Vec::new(),
         };

@@ -46,6 +46,45 @@ pub fn context(states: &StateTable, nodes: &[String]) -> BTreeMap<String, String
     out
 }
 
+/// How long a node must have been at rest before a finding is raised for the condition to have
+/// arisen at rest, not with the work stopping (a service scaled to zero at night, a watchdog
+/// that exits once frames stop, a worker that exits when its queue is empty all go bad at the
+/// moment the work ends, and are fine under work by design).
+const STEADY_REST_S: i64 = 2 * 3600;
+
+/// The entries of a finding's `context` whose node has been at the state's `rest` value at every
+/// capture of the [`STEADY_REST_S`] before its newest, with unbroken captures reaching that far.
+pub fn steady_rest(
+    ctx: &kinds::EvalContext,
+    context: &BTreeMap<String, String>,
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (key, value) in context {
+        let (node, state) = key.split_once('/').unwrap_or(("", key));
+        if ctx.states.rest.get(state) != Some(value) {
+            continue;
+        }
+        let (Some(def), Some(n)) = (
+            ctx.state_defs.iter().find(|d| d.id == state),
+            ctx.window.node(node),
+        ) else {
+            continue;
+        };
+        let (Some(latest), Some(since)) = (n.latest_at(), n.contiguous_since()) else {
+            continue;
+        };
+        let from = latest - STEADY_REST_S;
+        let steady = since <= from
+            && n.capture_times()
+                .filter(|t| *t >= from && *t < latest)
+                .all(|t| def.of_at(n, t).as_deref() == Some(value.as_str()));
+        if steady {
+            out.insert(key.clone());
+        }
+    }
+    out
+}
+
 /// The source whose answer supplies an entity's readings, by the entity's name.
 fn source_of(entity: &str) -> Option<String> {
     let (prefix, rest) = entity.split_once(':').unwrap_or((entity, ""));
@@ -83,9 +122,9 @@ pub fn verdict(evaluation: &Evaluation, window: &Window, f: &Finding) -> Verdict
     for (key, was) in &f.context {
         let (node, state) = key.split_once('/').unwrap_or(("", key));
         let now = evaluation.states.get(node, state);
-        let at_rest_then = evaluation.states.rest.get(state) == Some(was);
-        if f.lifecycle.worse_under_work && at_rest_then && now.is_some() {
-            // Raised at rest, and work only makes it likelier: healthy under work is healthy.
+        if f.lifecycle.worse_under_work && f.raised_in_steady_rest.contains(key) && now.is_some() {
+            // Arisen at rest (the node had been at rest for hours), and work only makes it
+            // likelier: healthy under work is healthy.
             continue;
         }
         if now != Some(was.as_str()) {
@@ -301,6 +340,7 @@ mod recheck_tests {
             event_id: None,
             lifecycle: Default::default(),
             context: Default::default(),
+            raised_in_steady_rest: Default::default(),
             members: Vec::new(),
             facets: Vec::new(),
         }

@@ -32,14 +32,13 @@ impl Condition {
         self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b)
     }
 
-    /// The matching entities' newest readings added up; `None` when none was read fresh.
-    fn total(&self, node: &NodeHistory) -> Option<f64> {
-        let latest = node.latest_at()?;
+    /// The matching entities' readings at `at` added up; `None` when none was read then.
+    fn total(&self, node: &NodeHistory, at: i64) -> Option<f64> {
         let fresh: Vec<f64> = node
             .series_of(&self.metric)
             .into_iter()
             .filter(|(entity, _)| glob_match(&self.entity, entity))
-            .filter_map(|(_, series)| series.last().filter(|p| p.at == latest)?.value)
+            .filter_map(|(_, series)| reading_at(series, at))
             .collect();
         (!fresh.is_empty()).then(|| fresh.iter().sum())
     }
@@ -47,22 +46,24 @@ impl Condition {
     /// `Some(true)` when a matching entity's newest reading passes, `Some(false)` when readings
     /// exist and none passes, `None` when there is no fresh reading to judge by.
     pub fn holds(&self, node: &NodeHistory) -> Option<bool> {
+        self.holds_at(node, node.latest_at()?)
+    }
+
+    /// [`Condition::holds`] on the readings of the node's capture taken at `at`.
+    pub fn holds_at(&self, node: &NodeHistory, at: i64) -> Option<bool> {
         if self.sum {
-            return self.total(node).map(|v| self.passes(v));
+            return self.total(node, at).map(|v| self.passes(v));
         }
-        let latest = node.latest_at()?;
         let mut seen = false;
         for (entity, series) in node.series_of(&self.metric) {
             if !glob_match(&self.entity, entity) {
                 continue;
             }
-            let Some(point) = series.last().filter(|p| p.at == latest) else {
+            let Some(v) = reading_at(series, at) else {
                 continue;
             };
-            let Some(v) = point.value else { continue };
             seen = true;
-            let pass = self.above.is_none_or(|a| v > a) && self.below.is_none_or(|b| v < b);
-            if pass {
+            if self.passes(v) {
                 return Some(true);
             }
         }
@@ -72,11 +73,11 @@ impl Condition {
     /// The first matching entity whose newest reading passes, with that reading (with `sum`,
     /// the entities' glob and their total).
     pub fn passing(&self, node: &NodeHistory) -> Option<(String, f64)> {
+        let latest = node.latest_at()?;
         if self.sum {
-            let v = self.total(node).filter(|&v| self.passes(v))?;
+            let v = self.total(node, latest).filter(|&v| self.passes(v))?;
             return Some((self.entity.clone(), v));
         }
-        let latest = node.latest_at()?;
         node.series_of(&self.metric)
             .into_iter()
             .filter(|(entity, _)| glob_match(&self.entity, entity))
@@ -104,6 +105,13 @@ impl Condition {
     }
 }
 
+/// The reading a series has from the capture taken at `at`, if any.
+fn reading_at(series: &crate::history::Series, at: i64) -> Option<f64> {
+    let points = &series.points;
+    let i = points.partition_point(|p| p.at < at);
+    points.get(i).filter(|p| p.at == at)?.value
+}
+
 #[derive(Debug, Clone)]
 pub struct StateCase {
     pub value: String,
@@ -120,6 +128,10 @@ pub struct StateDef {
     pub cases: Vec<StateCase>,
     /// The value when no case holds but there were readings to judge by.
     pub otherwise: String,
+    /// The value that means the node has no work (`rest = "idle"`), for rules whose condition
+    /// work only makes likelier (`worse_under_work`); a state without it is about something
+    /// else than work, and such a rule is judged in it like any other.
+    pub rest: Option<String>,
 }
 
 impl StateDef {
@@ -145,10 +157,15 @@ impl StateDef {
 
     /// The node's state at its newest capture; `None` when nothing could be read.
     pub fn of(&self, node: &NodeHistory) -> Option<String> {
+        self.of_at(node, node.latest_at()?)
+    }
+
+    /// The node's state at its capture taken at `at`; `None` when nothing could be read.
+    pub fn of_at(&self, node: &NodeHistory, at: i64) -> Option<String> {
         let mut judged = false;
         for case in &self.cases {
             for cond in &case.any {
-                match cond.holds(node) {
+                match cond.holds_at(node, at) {
                     Some(true) => return Some(case.value.clone()),
                     Some(false) => judged = true,
                     None => {}
@@ -163,7 +180,7 @@ impl StateDef {
 #[derive(Debug, Default)]
 pub struct StateTable {
     pub by_node: BTreeMap<String, BTreeMap<String, Option<String>>>,
-    /// state → its value at rest (`otherwise`: no case holds).
+    /// state → its value at rest, for the states that declare one (`rest`).
     pub rest: BTreeMap<String, String>,
 }
 
@@ -197,7 +214,7 @@ impl StateTable {
         }
         let rest = defs
             .iter()
-            .map(|d| (d.id.clone(), d.otherwise.clone()))
+            .filter_map(|d| Some((d.id.clone(), d.rest.clone()?)))
             .collect();
         StateTable { by_node, rest }
     }
@@ -376,6 +393,11 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx, base: Option<&StateDef>) -> Opt
         .string(ctx, "otherwise", required)
         .map(|o| o.into_inner())
         .or_else(|| base.map(|b| b.otherwise.clone()));
+    let rest = f
+        .string(ctx, "rest", false)
+        .map(|r| (r.get_ref().to_string(), r.span()))
+        .map(|(r, span)| (Some(r), Some(span)))
+        .unwrap_or_else(|| (base.and_then(|b| b.rest.clone()), None));
     let fleet = match f.string(ctx, "scope", false) {
         None => base.is_some_and(|b| b.fleet),
         Some(s) if s.get_ref() == "node" => false,
@@ -416,13 +438,32 @@ pub fn parse_state(mut f: Fields, ctx: &mut Ctx, base: Option<&StateDef>) -> Opt
             ),
         }
     }
+    let what = f.what.clone();
     f.finish(ctx);
+    let otherwise = otherwise?;
+    if let (Some(r), Some(span)) = &rest
+        && *r != otherwise
+        && !cases.iter().any(|c| &c.value == r)
+    {
+        ctx.report(
+            span.clone(),
+            format!(
+                "{}: `rest` must be one of its values ({}), not `{r}`",
+                what,
+                std::iter::once(otherwise.as_str())
+                    .chain(cases.iter().map(|c| c.value.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
     Some(StateDef {
         id: id?.into_inner(),
         description: description?,
         fleet,
         cases,
-        otherwise: otherwise?,
+        otherwise,
+        rest: rest.0,
     })
 }
 

@@ -36,6 +36,7 @@ fn finding(rule: &str, node: &str, entity: &str) -> Finding {
             ..Default::default()
         },
         context: BTreeMap::new(),
+        raised_in_steady_rest: Default::default(),
         members: Vec::new(),
         facets: Vec::new(),
     }
