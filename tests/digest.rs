@@ -599,6 +599,10 @@ gaps = [{ from = "2026-03-04T06:00:00Z", to = "2026-03-04T12:00:00Z" }]
 
 [[node]]
 name = "gpu1"
+[[node.container]]
+name = "inference"
+image = "inference"
+mem = "2GB"
 [[node.gpu]]
 name = "NVIDIA RTX A5000"
 util_pct = 0
@@ -845,4 +849,54 @@ fn the_top_action_is_the_weeks_costliest_problem_and_says_why() {
             std::fs::read_to_string(dir.path().join(format!("out/digests/{week}.md"))).unwrap();
         assert!(md.contains("*Why first:* importance "), "{md}");
     }
+}
+
+/// Issue 19: on a phone, one short line per node with ✅/⚠️/❌ before the details; how much of
+/// the week patrol saw; and a node that answered but ran nothing is not up, nor scored without
+/// a reason.
+#[test]
+fn the_message_reads_on_a_phone_and_a_node_running_nothing_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &BotApi::start(vec![]));
+    let out = digest(&config, "2026-W09", &["--dry-run"], &[]);
+    succeeded(&out);
+    let printed = text(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    let title = lines
+        .iter()
+        .position(|l| l.starts_with("<b>VisionKing 03002 — week 2026-W09</b>"))
+        .unwrap();
+    assert!(
+        lines[title + 1].starts_with("patrol saw 25 of 672 capture rounds (3.7%)"),
+        "how much of the week patrol saw comes right after the title: {printed}"
+    );
+    let nodes = lines.iter().position(|l| *l == "<b>Nodes</b>").unwrap();
+    let status: Vec<&str> = lines[nodes + 1..nodes + 4].to_vec();
+    for l in &status {
+        let visible = l
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        assert!(
+            visible.chars().count() <= 40,
+            "a node's line fits a phone: {visible:?}"
+        );
+        assert!(["✅", "⚠️", "❌"].iter().any(|m| l.starts_with(m)), "{l}");
+    }
+    assert_eq!(status[1], "❌ vk02 no score · ran nothing", "{printed}");
+    assert!(status[2].starts_with("✅ vk03 100/100"), "{printed}");
+    // The details come after the findings, and say why vk02 has no score.
+    let details = lines.iter().position(|l| *l == "<b>Details</b>").unwrap();
+    assert!(details > nodes);
+    assert!(
+        printed.contains("vk02: -/100 — could not check: ")
+            && printed.contains("vk02: up 0% (0/25; 25 answered with no container running)"),
+        "{printed}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("out/digests/2026-W09.md")).unwrap();
+    assert!(md.contains("| ❌ | vk02 | - |"), "{md}");
+    assert!(
+        md.contains("| vk02 | 0% (0/25; 25 answered with no container running) |"),
+        "{md}"
+    );
 }

@@ -1,6 +1,8 @@
-//! The digest as Telegram HTML lines, most important first: the top action, the score card,
-//! the findings, containers in trouble, what is not deployed, then per-node details and
-//! growers. `crate::telegram` splits the lines into messages.
+//! The digest as Telegram HTML lines, most important first and read on a phone: the week and how
+//! much of it patrol saw, the top action and why, one short line per node (✅ ⚠️ ❌, its score
+//! and what holds it back, at most [`PHONE_LINE`] characters), the findings, containers in
+//! trouble, what is not deployed, then each node's details and the growers.
+//! `crate::telegram` splits the lines into messages.
 
 use super::view::{bytes, counts_text, pct};
 use super::{Digest, Grower, NodeDigest};
@@ -16,6 +18,14 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
         escape(&d.from),
         escape(&d.to)
     )];
+    if let Some(c) = &d.coverage {
+        lines.push(format!(
+            "patrol saw {} of {} capture rounds ({})",
+            c.captured,
+            c.expected,
+            pct(Some(c.captured as f64 / c.expected.max(1) as f64 * 100.0))
+        ));
+    }
     if let Some(action) = &d.top_action {
         lines.push(format!(
             "<b>Top action:</b> {}",
@@ -26,19 +36,82 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
         }
     }
     lines.push(String::new());
-    lines.push("<b>Score card</b>".into());
-    lines.extend(d.nodes.iter().map(score_line));
+    lines.push("<b>Nodes</b>".into());
+    lines.extend(d.nodes.iter().map(status_line));
     lines.push(String::new());
     finding_lines(d, &mut lines);
     lines.push(String::new());
-    lines.push("<b>Nodes</b>".into());
-    lines.extend(d.nodes.iter().map(node_line));
+    lines.push("<b>Details</b>".into());
+    for n in &d.nodes {
+        lines.push(score_line(n));
+        lines.push(node_line(n));
+    }
     if !d.growers.is_empty() {
         lines.push(String::new());
         lines.push("<b>Top memory growers</b>".into());
         lines.extend(d.growers.iter().map(grower_line));
     }
     lines
+}
+
+/// The longest a node's status line may be, in characters: what a phone shows on one line.
+pub const PHONE_LINE: usize = 40;
+
+/// How a node's week went, at a glance: ❌ up under half the rounds or scoring under 50, ⚠️ up
+/// under 95 % of them, scoring under 80, a container unhealthy or its disk full within 30 days,
+/// ✅ otherwise.
+pub fn status(n: &NodeDigest) -> &'static str {
+    let up = n.availability_pct.unwrap_or(0.0);
+    let score = n.score.unwrap_or(0);
+    if up < 50.0 || (n.score.is_some() && score < 50) {
+        "❌"
+    } else if up < 95.0
+        || n.score.is_none_or(|s| s < 80)
+        || !n.unhealthy.is_empty()
+        || n.disk_full_in_days.is_some_and(|d| d < 30.0)
+    {
+        "⚠️"
+    } else {
+        "✅"
+    }
+}
+
+/// "⚠️ vk01 82/100 · Disk 0/15": the mark, the node, its score and what holds it back most;
+/// a node not up says how much it was up instead. Cut to [`PHONE_LINE`] characters.
+fn status_line(n: &NodeDigest) -> String {
+    let mark = status(n);
+    let score = n
+        .score
+        .map(|s| format!("{s}/100"))
+        .unwrap_or_else(|| "no score".into());
+    let up = n.availability_pct.unwrap_or(0.0);
+    let why = if up < 95.0 {
+        if n.up == 0 && n.ran_nothing > 0 {
+            "ran nothing".to_string()
+        } else {
+            format!("up {}", pct(n.availability_pct))
+        }
+    } else if let Some(d) = n.disk_full_in_days.filter(|d| *d < 30.0) {
+        format!("disk full in {} d", fmt_number(d, 0))
+    } else {
+        n.weakest_short.clone().unwrap_or_default()
+    };
+    let mut line = format!("{mark} {} {score}", n.node);
+    if !why.is_empty() {
+        line.push_str(" · ");
+        line.push_str(&why);
+    }
+    escape(&cut(&line, PHONE_LINE))
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// A node's score, its trend on last week, and its weakest dimension.
@@ -49,14 +122,15 @@ fn score_line(n: &NodeDigest) -> String {
         (Some(_), Some(_)) => " (= last week)".into(),
         _ => String::new(),
     };
+    let why = match (&n.weakest, &n.unscored) {
+        (Some(w), _) => format!(" — weakest {}", escape(w)),
+        (None, Some(u)) => format!(" — {}", escape(u)),
+        _ => String::new(),
+    };
     format!(
-        "{}: {}/100{trend}{}",
+        "{}: {}/100{trend}{why}",
         escape(&n.node),
         n.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-        n.weakest
-            .as_ref()
-            .map(|w| format!(" — weakest {}", escape(w)))
-            .unwrap_or_default()
     )
 }
 
@@ -94,12 +168,7 @@ fn finding_lines(d: &Digest, lines: &mut Vec<String>) {
 
 /// A node's week in one line; what did not happen (no reboot, no GPU) is left out.
 fn node_line(n: &NodeDigest) -> String {
-    let mut parts = vec![format!(
-        "up {} ({}/{})",
-        pct(n.availability_pct),
-        n.answered,
-        n.rounds
-    )];
+    let mut parts = vec![format!("up {}", super::view::availability_text(n))];
     if let Some(c) = n.coverage.as_ref().filter(|c| c.missed > 0) {
         parts.push(format!("missed {} of {} rounds", c.missed, c.expected));
     }

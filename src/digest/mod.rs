@@ -99,7 +99,15 @@ pub struct NodeDigest {
     pub captures: usize,
     /// Capture rounds of the week in which this node answered, of all rounds patrol ran.
     pub answered: usize,
+    /// Rounds in which it answered and ran containers: up. A node that answers but runs
+    /// nothing (its containers gone, its engine stopped) is not up.
+    pub up: usize,
+    /// Rounds in which it answered with its container list and nothing was running.
+    pub ran_nothing: usize,
+    /// Rounds in which it answered but its container list could not be read.
+    pub no_container_list: usize,
     pub rounds: usize,
+    /// `up` of `rounds`.
     pub availability_pct: Option<f64>,
     pub reboots: usize,
     pub steal_avg_pct: Option<f64>,
@@ -120,6 +128,10 @@ pub struct NodeDigest {
     pub score: Option<u32>,
     pub score_last_week: Option<u32>,
     pub weakest: Option<String>,
+    /// "Disk 0/15": the weakest dimension, short, for the phone line.
+    pub weakest_short: Option<String>,
+    /// Why the node has no score this week, when it has none.
+    pub unscored: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

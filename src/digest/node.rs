@@ -45,6 +45,12 @@ pub(super) struct WeekContext {
 struct Collected {
     captures: Vec<CaptureRow>,
     answered: usize,
+    /// Answered and ran containers: up.
+    up: usize,
+    /// Answered with the container list, and nothing running.
+    ran_nothing: usize,
+    /// Answered without the container list (the container source failed).
+    no_container_list: usize,
     reboots: usize,
     unhealthy: BTreeSet<String>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
@@ -62,6 +68,11 @@ impl Collected {
             for row in &day.captures {
                 if !row.dark {
                     c.answered += 1;
+                    match row.running {
+                        Some(0) => c.ran_nothing += 1,
+                        Some(_) => c.up += 1,
+                        None => c.no_container_list += 1,
+                    }
                 }
                 // A reboot: a boot time that moved by more than two minutes.
                 if let Some(boot) = row.boot {
@@ -127,16 +138,19 @@ pub(super) fn node_week(
             .into_iter()
             .next()
     });
-    let scores = Scores::of(last.as_ref(), before.as_ref(), &ctx.cleanup_job);
+    let scores = Scores::of(last.as_ref(), before.as_ref(), &ctx.cleanup_job, ctx.tz);
     let schedule = Schedule::of(before.as_ref(), &collected, ctx);
     let round_count = ctx.round_count;
-    let answered = collected.answered;
+    let up = collected.up;
     let digest = NodeDigest {
         node: node.to_string(),
         captures: collected.captures.len(),
-        answered,
+        answered: collected.answered,
+        up,
+        ran_nothing: collected.ran_nothing,
+        no_container_list: collected.no_container_list,
         rounds: round_count,
-        availability_pct: (round_count > 0).then(|| answered as f64 / round_count as f64 * 100.0),
+        availability_pct: (round_count > 0).then(|| up as f64 / round_count as f64 * 100.0),
         reboots: collected.reboots,
         steal_avg_pct: find(&aggs, "host", "cpu_steal_pct").and_then(|a| a.mean),
         mem_available_avg: find(&aggs, "host", "mem_available_bytes").and_then(|a| a.mean),
@@ -153,6 +167,8 @@ pub(super) fn node_week(
         score: scores.score,
         score_last_week: scores.score_last_week,
         weakest: scores.weakest,
+        weakest_short: scores.weakest_short,
+        unscored: scores.unscored,
     };
     Ok(NodeWeek {
         digest,
@@ -261,15 +277,36 @@ struct Scores {
     score: Option<u32>,
     score_last_week: Option<u32>,
     weakest: Option<String>,
+    /// "Disk 0/15": the weakest dimension, short.
+    weakest_short: Option<String>,
+    /// Why there is no score: "could not check: no host readings on Feb 25 10:00".
+    unscored: Option<String>,
 }
 
 impl Scores {
     /// `last`: the node's last answered capture of the week.
-    fn of(last: Option<&Snapshot>, before: Option<&Snapshot>, cleanup_job: &str) -> Scores {
+    fn of(
+        last: Option<&Snapshot>,
+        before: Option<&Snapshot>,
+        cleanup_job: &str,
+        tz: chrono_tz::Tz,
+    ) -> Scores {
         let card = last.and_then(|s| score_card::score(s, cleanup_job));
         let weakest = card
             .as_ref()
             .and_then(|c| score_card::weakest(c).map(score_card::Dimension::text));
+        let weakest_short = card
+            .as_ref()
+            .and_then(|c| score_card::weakest(c).map(score_card::short));
+        let unscored = match last {
+            None => Some("could not check: no capture of the week answered".to_string()),
+            Some(s) => score_card::unscored_why(s).map(|why| {
+                format!(
+                    "could not check: {why} in its last answered capture ({})",
+                    s.captured_at.with_timezone(&tz).format("%b %-d %H:%M")
+                )
+            }),
+        };
         let total = |c: Vec<score_card::Dimension>| match score_card::total(&c) {
             (_, 0) => None,
             (t, _) => Some(t),
@@ -280,6 +317,8 @@ impl Scores {
                 .and_then(|s| score_card::score(s, cleanup_job))
                 .and_then(total),
             weakest,
+            weakest_short,
+            unscored,
         }
     }
 }

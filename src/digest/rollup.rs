@@ -19,12 +19,12 @@ use chrono_tz::Tz;
 use crate::binfmt::{Reader, Writer};
 use crate::history::catalogue;
 use crate::history::metrics::readings;
-use crate::model::{Health, Snapshot};
+use crate::model::{ContainerState, Health, Snapshot};
 
 const MAGIC: &[u8] = b"patrol-rollup\n";
 
 /// The layout of the payload; a file of another version is rebuilt, not read.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One capture of the day, as the digest needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,9 @@ pub struct CaptureRow {
     pub gpu_seen: bool,
     /// How many GPUs computed nothing while holding more than a fifth of their memory.
     pub gpu_idle: u32,
+    /// Containers running, when the container source answered: a node that answers but runs
+    /// nothing is not up.
+    pub running: Option<u32>,
 }
 
 /// One series' readings of the day: the sums a week's mean and slope are exact from. `x` is
@@ -141,6 +144,14 @@ impl DayRollup {
             }),
             gpu_seen: false,
             gpu_idle: 0,
+            running: s.containers.as_ref().map(|cs| {
+                u32::try_from(
+                    cs.iter()
+                        .filter(|c| c.state == ContainerState::Running)
+                        .count(),
+                )
+                .unwrap_or(u32::MAX)
+            }),
         };
         for g in s.gpus.iter().flatten() {
             if let (Some(u), Some(m)) = (g.util_pct, g.mem_used_pct) {
@@ -216,6 +227,7 @@ impl DayRollup {
             w.opt_i64(c.boot);
             w.bool(c.gpu_seen);
             w.varint(u64::from(c.gpu_idle));
+            w.opt_i64(c.running.map(i64::from));
         }
         w.len(self.unhealthy.len());
         for u in &self.unhealthy {
@@ -274,6 +286,10 @@ impl DayRollup {
                 boot: r.opt_i64()?,
                 gpu_seen: r.bool()?,
                 gpu_idle: u32::try_from(r.varint()?).map_err(|_| "GPU count out of range")?,
+                running: r
+                    .opt_i64()?
+                    .map(|n| u32::try_from(n).map_err(|_| "container count out of range"))
+                    .transpose()?,
             });
         }
         for _ in 0..r.len(1)? {

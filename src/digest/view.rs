@@ -44,6 +44,8 @@ pub struct View {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeView {
+    /// ✅ ⚠️ ❌ (see [`super::message::status`]).
+    pub status: String,
     pub node: String,
     pub score: String,
     pub score_last_week: String,
@@ -138,6 +140,7 @@ fn coverage_text(d: &Digest) -> String {
 /// A node's row of the table.
 fn node_view(n: &NodeDigest) -> NodeView {
     NodeView {
+        status: super::message::status(n).to_string(),
         node: escape_inline(&n.node),
         score: n.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
         score_last_week: n
@@ -153,9 +156,10 @@ fn node_view(n: &NodeDigest) -> NodeView {
         weakest: n
             .weakest
             .as_deref()
+            .or(n.unscored.as_deref())
             .map(escape_inline)
             .unwrap_or_else(|| "-".into()),
-        availability: format!("{} ({}/{})", pct(n.availability_pct), n.answered, n.rounds),
+        availability: availability_text(n),
         missed: n
             .coverage
             .as_ref()
@@ -169,10 +173,11 @@ fn node_view(n: &NodeDigest) -> NodeView {
             (Some(m), Some(p)) => format!("`{}` {}", m, pct(Some(p))),
             _ => "-".into(),
         },
-        disk_full: n
-            .disk_full_in_days
-            .map(|d| format!("{} days", fmt_number(d, 0)))
-            .unwrap_or_else(|| "not filling".into()),
+        disk_full: match (n.disk_full_in_days, n.disk_used_pct) {
+            (Some(d), _) => format!("{} days", fmt_number(d, 0)),
+            (None, Some(_)) => "not filling".into(),
+            (None, None) => "-".into(),
+        },
         gpu_idle: n
             .gpu_idle_hours
             .map(|h| format!("{} h", fmt_number(h, 1)))
@@ -182,6 +187,30 @@ fn node_view(n: &NodeDigest) -> NodeView {
             _ => "-".into(),
         },
     }
+}
+
+/// Up (answered and ran containers) of the week's rounds, and why a round that answered is not
+/// counted: "0% (0/25; 25 answered with no container running)".
+pub(super) fn availability_text(n: &NodeDigest) -> String {
+    let mut why = Vec::new();
+    if n.ran_nothing > 0 {
+        why.push(format!(
+            "{} answered with no container running",
+            n.ran_nothing
+        ));
+    }
+    if n.no_container_list > 0 {
+        why.push(format!(
+            "{} answered without its container list",
+            n.no_container_list
+        ));
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", why.join(", "))
+    };
+    format!("{} ({}/{}{why})", pct(n.availability_pct), n.up, n.rounds)
 }
 
 /// Containers unhealthy or restarted during the week, node by node.

@@ -136,6 +136,36 @@ fn memory_pressure(host: &crate::model::Host, available: f64) -> Dimension {
     }
 }
 
+/// What keeps a snapshot from being scored ([`score`] is `None`): the first reading it lacks.
+pub fn unscored_why(s: &Snapshot) -> Option<&'static str> {
+    let Some(host) = s.host.as_ref() else {
+        return Some("no host readings");
+    };
+    if host.cpu_steal_pct.is_none() {
+        return Some("no CPU steal reading");
+    }
+    if host.mem_available_bytes.is_none() {
+        return Some("no memory reading");
+    }
+    if !host.disks.iter().any(|d| d.used_pct.is_some()) {
+        return Some("no disk reading");
+    }
+    if s.containers.is_none() {
+        return Some("no container list");
+    }
+    None
+}
+
+/// "Disk 0/15": a dimension's first word and its points, for a line read on a phone.
+pub fn short(d: &Dimension) -> String {
+    let word = d.name.split_whitespace().next().unwrap_or(d.name);
+    if d.checked {
+        format!("{word} {}/{}", d.points, d.max)
+    } else {
+        format!("{word} could not check")
+    }
+}
+
 /// The seed 002 §3.1 score card of one snapshot, band for band; `None` when a reading it needs
 /// is missing. Shared with the weekly digest.
 pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
