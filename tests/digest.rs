@@ -900,3 +900,48 @@ fn the_message_reads_on_a_phone_and_a_node_running_nothing_is_down() {
         "{md}"
     );
 }
+
+/// Issue 19: a line for containers in trouble, with how long, checked against the archive.
+#[test]
+fn containers_in_trouble_say_how_long_as_the_archive_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &BotApi::start(vec![]));
+    let out = digest(&config, "2026-W08", &["--dry-run"], &[]);
+    succeeded(&out);
+    let printed = text(&out.stdout);
+    // The hand check: vk01's W08 captures (São Paulo time) with intel-gpu-exporter restarting,
+    // each standing for the 15 minutes the captures recorded.
+    let archive = patrol::store::Archive::open(root().join("snapshots/demo"));
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+    let entries = archive
+        .list(
+            Some(at("2026-02-16T03:00:00Z")),
+            Some(at("2026-02-23T02:59:59Z")),
+            Some("vk01"),
+        )
+        .unwrap();
+    let (snaps, _) = archive.load_entries(&entries);
+    let restarting = snaps
+        .iter()
+        .filter(|s| {
+            s.containers.iter().flatten().any(|c| {
+                c.name == "intel-gpu-exporter"
+                    && c.state == patrol::model::ContainerState::Restarting
+            })
+        })
+        .count();
+    assert!(restarting > 0);
+    let want = format!(
+        "vk01 <code>intel-gpu-exporter</code> restarting ~{}",
+        patrol::units::fmt_duration(restarting as f64 * 900.0)
+    );
+    let lines: Vec<&str> = printed.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| *l == "<b>Containers in trouble</b>")
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        lines[header + 1..].iter().any(|l| l.starts_with(&want)),
+        "{want}: {printed}"
+    );
+}

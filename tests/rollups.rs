@@ -106,7 +106,7 @@ fn a_digest_from_rollups_is_the_digest_from_the_snapshots() {
     assert_eq!(in_memory, reading);
     assert!(in_memory.contains("\"reboots\": 1"), "{in_memory}");
     assert!(
-        in_memory.contains("\"unhealthy\": [\n        \"api\""),
+        in_memory.contains("\"container\": \"api\",\n          \"unhealthy_s\": 14400,"),
         "{in_memory}"
     );
     // A rollup that no longer matches the archive (a capture deleted) is rebuilt, not trusted.

@@ -7,7 +7,7 @@
 use super::view::{bytes, counts_text, pct};
 use super::{Digest, Grower, NodeDigest};
 use crate::telegram::escape;
-use crate::units::{fmt_bytes, fmt_number};
+use crate::units::fmt_number;
 
 /// The digest as Telegram HTML lines.
 pub fn telegram_lines(d: &Digest) -> Vec<String> {
@@ -57,9 +57,9 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
 /// The longest a node's status line may be, in characters: what a phone shows on one line.
 pub const PHONE_LINE: usize = 40;
 
-/// How a node's week went, at a glance: ❌ up under half the rounds or scoring under 50, ⚠️ up
-/// under 95 % of them, scoring under 80, a container unhealthy or its disk full within 30 days,
-/// ✅ otherwise.
+/// How a node's week went, at a glance: ❌ up under half the rounds or scoring under 50; ⚠️ up
+/// under 95 % of them, scoring under 80, a container unhealthy, restarting or OOM-killed, or its
+/// disk full within 30 days; ✅ otherwise.
 pub fn status(n: &NodeDigest) -> &'static str {
     let up = n.availability_pct.unwrap_or(0.0);
     let score = n.score.unwrap_or(0);
@@ -67,7 +67,9 @@ pub fn status(n: &NodeDigest) -> &'static str {
         "❌"
     } else if up < 95.0
         || n.score.is_none_or(|s| s < 80)
-        || !n.unhealthy.is_empty()
+        || n.trouble
+            .iter()
+            .any(|t| t.unhealthy_s > 0 || t.restarting_s > 0 || t.oom_kills > 0)
         || n.disk_full_in_days.is_some_and(|d| d < 30.0)
     {
         "⚠️"
@@ -142,21 +144,23 @@ fn finding_lines(d: &Digest, lines: &mut Vec<String>) {
         counts_text(&d.findings.resolved),
         counts_text(&d.findings.still_open)
     ));
-    for n in &d.nodes {
-        for c in &n.unhealthy {
-            lines.push(format!(
-                "⚠ {} <code>{}</code> unhealthy",
-                escape(&n.node),
-                escape(c)
-            ));
-        }
-        for c in &n.restarted {
-            lines.push(format!(
-                "↻ {} <code>{}</code> restarted",
-                escape(&n.node),
-                escape(c)
-            ));
-        }
+    let troubled: Vec<String> = d
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            n.trouble.iter().map(move |t| {
+                format!(
+                    "{} <code>{}</code> {}",
+                    escape(&n.node),
+                    escape(&t.container),
+                    escape(&t.text())
+                )
+            })
+        })
+        .collect();
+    if !troubled.is_empty() {
+        lines.push("<b>Containers in trouble</b>".into());
+        lines.extend(troubled);
     }
     for t in &d.not_deployed {
         lines.push(format!("Not deployed: {}", escape(&strip_backticks(t))));
@@ -200,12 +204,10 @@ fn node_line(n: &NodeDigest) -> String {
 
 fn grower_line(g: &Grower) -> String {
     format!(
-        "{} <code>{}</code> +{}/day ({} → {})",
+        "{} <code>{}</code> {}",
         escape(&g.node),
         escape(&g.container),
-        fmt_bytes(g.slope_per_day),
-        fmt_bytes(g.first),
-        fmt_bytes(g.last)
+        escape(&super::view::grower_numbers(g))
     )
 }
 

@@ -123,8 +123,8 @@ pub struct NodeDigest {
     pub coverage: Option<rounds::Coverage>,
     pub gpu_temp_min: Option<f64>,
     pub gpu_temp_max: Option<f64>,
-    pub unhealthy: Vec<String>,
-    pub restarted: Vec<String>,
+    /// Containers in trouble during the week, worst first.
+    pub trouble: Vec<ContainerTrouble>,
     pub score: Option<u32>,
     pub score_last_week: Option<u32>,
     pub weakest: Option<String>,
@@ -134,12 +134,63 @@ pub struct NodeDigest {
     pub unscored: Option<String>,
 }
 
+/// One container's trouble over the week.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerTrouble {
+    pub container: String,
+    /// Seconds it was seen unhealthy (captures × the node's interval).
+    pub unhealthy_s: u64,
+    /// Seconds it was seen restarting.
+    pub restarting_s: u64,
+    /// How far its restart count rose.
+    pub restarts: u64,
+    pub oom_kills: u32,
+}
+
+impl ContainerTrouble {
+    /// "restarting ~11 h, 60 restarts, 2 OOM kills, unhealthy ~45 min".
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if self.restarting_s > 0 {
+            parts.push(format!(
+                "restarting ~{}",
+                crate::units::fmt_duration(self.restarting_s as f64)
+            ));
+        }
+        if self.restarts > 0 {
+            parts.push(format!(
+                "{} restart{}",
+                self.restarts,
+                if self.restarts == 1 { "" } else { "s" }
+            ));
+        }
+        if self.oom_kills > 0 {
+            parts.push(format!(
+                "{} OOM kill{}",
+                self.oom_kills,
+                if self.oom_kills == 1 { "" } else { "s" }
+            ));
+        }
+        if self.unhealthy_s > 0 {
+            parts.push(format!(
+                "unhealthy ~{}",
+                crate::units::fmt_duration(self.unhealthy_s as f64)
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Grower {
     pub node: String,
     pub container: String,
-    /// Bytes per day, least squares over the week (within the current run of the container).
+    /// Bytes per day its memory floor rose, over the runs of the week (see `node::growers`).
     pub slope_per_day: f64,
+    /// Bytes its memory floor rose over the week, added up across resets.
+    pub growth: f64,
+    /// Restarts or reboots that reset it during the week.
+    pub resets: usize,
     pub first: f64,
     pub last: f64,
     /// (unix s, bytes) for the chart.

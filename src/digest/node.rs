@@ -2,13 +2,13 @@
 //! turned into the node's row of the digest, its memory growers, its disk chart and its capture
 //! schedule. Nodes are independent, so the digest builds these in parallel.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::aggregate::{Aggregate, aggregate, find};
 use super::rollup::{self, CaptureRow, DayRollup, RollupDir};
-use super::{Grower, NodeDigest, Week, rounds};
+use super::{ContainerTrouble, Grower, NodeDigest, Week, rounds};
 use crate::error::Result;
 use crate::model::Snapshot;
 use crate::rules::kinds::score_card;
@@ -52,7 +52,7 @@ struct Collected {
     /// Answered without the container list (the container source failed).
     no_container_list: usize,
     reboots: usize,
-    unhealthy: BTreeSet<String>,
+    trouble: BTreeMap<String, rollup::Trouble>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
     disk_pct: BTreeMap<String, Vec<(i64, f64)>>,
     /// Indexes of the captures in which a GPU sat idle holding memory.
@@ -87,7 +87,9 @@ impl Collected {
                 }
                 c.captures.push(row.clone());
             }
-            c.unhealthy.extend(day.unhealthy.iter().cloned());
+            for (name, t) in &day.trouble {
+                c.trouble.entry(name.clone()).or_default().add(t);
+            }
             for (into, from) in [
                 (&mut c.mem_points, &day.mem_points),
                 (&mut c.disk_pct, &day.disk_pct),
@@ -140,6 +142,12 @@ pub(super) fn node_week(
     });
     let scores = Scores::of(last.as_ref(), before.as_ref(), &ctx.cleanup_job, ctx.tz);
     let schedule = Schedule::of(before.as_ref(), &collected, ctx);
+    let schedule_interval = schedule
+        .coverage
+        .as_ref()
+        .map(|c| c.interval_s)
+        .or(ctx.interval_s)
+        .unwrap_or(900);
     let round_count = ctx.round_count;
     let up = collected.up;
     let digest = NodeDigest {
@@ -162,8 +170,7 @@ pub(super) fn node_week(
         coverage: schedule.coverage,
         gpu_temp_min,
         gpu_temp_max,
-        unhealthy: collected.unhealthy.iter().cloned().collect(),
-        restarted: restarted(&aggs),
+        trouble: trouble(&collected.trouble, &aggs, schedule_interval),
         score: scores.score,
         score_last_week: scores.score_last_week,
         weakest: scores.weakest,
@@ -233,42 +240,117 @@ fn gpu_temp_range(aggs: &[Aggregate]) -> (Option<f64>, Option<f64>) {
     )
 }
 
-/// Containers whose restart count rose during the week.
-fn restarted(aggs: &[Aggregate]) -> Vec<String> {
-    aggs.iter()
-        .filter(|a| a.metric == "restart_count")
-        .filter(|a| matches!((a.first, a.last), (Some(f), Some(l)) if l > f))
-        .map(|a| a.entity.trim_start_matches("container:").to_string())
-        .collect()
+/// Containers in trouble during the week: unhealthy or restarting (each capture standing for
+/// `interval_s`), restarted (their restart count rose) or OOM-killed; worst first.
+fn trouble(
+    seen: &BTreeMap<String, rollup::Trouble>,
+    aggs: &[Aggregate],
+    interval_s: u64,
+) -> Vec<ContainerTrouble> {
+    let mut by_name: BTreeMap<String, ContainerTrouble> = BTreeMap::new();
+    let blank = |name: &str| ContainerTrouble {
+        container: name.to_string(),
+        unhealthy_s: 0,
+        restarting_s: 0,
+        restarts: 0,
+        oom_kills: 0,
+    };
+    for (name, t) in seen {
+        let c = by_name.entry(name.clone()).or_insert_with(|| blank(name));
+        c.unhealthy_s = u64::from(t.unhealthy) * interval_s;
+        c.restarting_s = u64::from(t.restarting) * interval_s;
+        c.oom_kills = t.oom_kills;
+    }
+    for a in aggs.iter().filter(|a| a.metric == "restart_count") {
+        if let (Some(f), Some(l)) = (a.first, a.last)
+            && l > f
+        {
+            let name = a.entity.trim_start_matches("container:");
+            by_name
+                .entry(name.to_string())
+                .or_insert_with(|| blank(name))
+                .restarts = (l - f) as u64;
+        }
+    }
+    let mut out: Vec<ContainerTrouble> = by_name.into_values().collect();
+    out.sort_by_key(|c| {
+        std::cmp::Reverse((c.oom_kills, c.restarting_s + c.unhealthy_s, c.restarts))
+    });
+    out
 }
 
-/// Growers: slope within each container's current run (after its last reset), so a reboot's
-/// drop does not hide a leak; ranked fleet-wide later.
+/// Growers: how much a container's memory *floor* rose over the week, added up across its runs
+/// (the stretches between resets: a restart or a reboot that dropped it by half), per day of
+/// those runs. A leak a reboot reset still counts for what it climbed before; a cycle that
+/// comes back to its level every day (a sawtooth, a daily load) has a floor that does not rise,
+/// whatever phase the week starts and ends in. Ranked fleet-wide later.
 fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Grower> {
     let mut out = Vec::new();
     for (ent, pts) in mem_points {
-        let start = pts
-            .windows(2)
-            .rposition(|w| w[1].1 < w[0].1 * 0.5)
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let run = &pts[start..];
-        if run.len() < 8 {
-            continue;
-        }
-        let Some(slope) = crate::history::least_squares_slope(run) else {
+        let Some(g) = floor_growth(pts) else {
             continue;
         };
         out.push(Grower {
             node: node.to_string(),
             container: ent.trim_start_matches("container:").to_string(),
-            slope_per_day: slope * 86400.0,
-            first: run[0].1,
-            last: run[run.len() - 1].1,
+            slope_per_day: g.growth / (g.span_s / 86_400.0),
+            growth: g.growth,
+            resets: g.resets,
+            first: pts[0].1,
+            last: pts[pts.len() - 1].1,
             points: pts.clone(),
         });
     }
     out
+}
+
+/// What [`floor_growth`] measured.
+pub(super) struct FloorGrowth {
+    /// Bytes the floor rose, over every run.
+    pub growth: f64,
+    /// Seconds the runs measured span.
+    pub span_s: f64,
+    /// Resets between the runs.
+    pub resets: usize,
+}
+
+/// Readings a run needs before its floor is judged: two hours at 15-minute captures.
+const RUN_MIN_READINGS: usize = 8;
+
+/// The rise of the floor of `pts` (time, bytes), run by run: in each run of at least
+/// [`RUN_MIN_READINGS`], the lowest of its last quarter less the lowest of its first quarter.
+/// A run ends at a reset and at a capture gap (a step over three times the median one): what
+/// happened while nobody looked is no rate. `None` when no run is long enough.
+pub(super) fn floor_growth(pts: &[(i64, f64)]) -> Option<FloorGrowth> {
+    let mut steps: Vec<i64> = pts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    steps.sort_unstable();
+    let gap = steps.get(steps.len() / 2).copied().unwrap_or(0).max(1) * 3;
+    let reset = |w: &[(i64, f64)]| w[1].1 < w[0].1 * 0.5;
+    let resets = pts.windows(2).filter(|w| reset(w)).count();
+    let mut cuts: Vec<usize> = pts
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| reset(w) || w[1].0 - w[0].0 > gap)
+        .map(|(i, _)| i + 1)
+        .collect();
+    cuts.insert(0, 0);
+    cuts.push(pts.len());
+    let (mut growth, mut span_s, mut measured) = (0.0, 0.0, false);
+    for run in cuts.windows(2).map(|c| &pts[c[0]..c[1]]) {
+        if run.len() < RUN_MIN_READINGS {
+            continue;
+        }
+        let quarter = run.len() / 4;
+        let floor = |part: &[(i64, f64)]| part.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        growth += floor(&run[run.len() - quarter..]) - floor(&run[..quarter]);
+        span_s += (run[run.len() - 1].0 - run[0].0) as f64;
+        measured = true;
+    }
+    (measured && span_s > 0.0).then_some(FloorGrowth {
+        growth,
+        span_s,
+        resets,
+    })
 }
 
 /// The score card of the node's last answered capture of the week, and of its last capture

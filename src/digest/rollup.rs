@@ -10,7 +10,7 @@
 //! analysed to its day's rollup ([`land`]), from the snapshot already decoded; the digest builds
 //! whatever is missing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -61,6 +61,22 @@ pub struct SeriesDay {
     pub sum_xy: f64,
 }
 
+/// One container's trouble over a day (or, added up, a week).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Trouble {
+    pub unhealthy: u32,
+    pub restarting: u32,
+    pub oom_kills: u32,
+}
+
+impl Trouble {
+    pub fn add(&mut self, other: &Trouble) {
+        self.unhealthy += other.unhealthy;
+        self.restarting += other.restarting;
+        self.oom_kills += other.oom_kills;
+    }
+}
+
 /// A node's local day.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayRollup {
@@ -71,7 +87,9 @@ pub struct DayRollup {
     /// The capture times the archive listed for the day when this was built, readable or not.
     pub listed: Vec<i64>,
     pub captures: Vec<CaptureRow>,
-    pub unhealthy: BTreeSet<String>,
+    /// Per container in trouble during the day: how many captures saw it unhealthy or
+    /// restarting, and the OOM kills the engine reported.
+    pub trouble: BTreeMap<String, Trouble>,
     /// Per (entity, metric), the catalogue's digest metrics only.
     pub series: BTreeMap<(String, String), SeriesDay>,
     /// Container memory, point by point (the growers and their chart).
@@ -107,7 +125,7 @@ impl DayRollup {
             day_start,
             listed: Vec::new(),
             captures: Vec::new(),
-            unhealthy: BTreeSet::new(),
+            trouble: BTreeMap::new(),
             series: BTreeMap::new(),
             mem_points: BTreeMap::new(),
             disk_pct: BTreeMap::new(),
@@ -161,8 +179,13 @@ impl DayRollup {
         }
         self.captures.push(row);
         for c in s.containers.iter().flatten() {
-            if c.health == Health::Unhealthy {
-                self.unhealthy.insert(c.name.clone());
+            let t = Trouble {
+                unhealthy: u32::from(c.health == Health::Unhealthy),
+                restarting: u32::from(c.state == ContainerState::Restarting),
+                oom_kills: c.oom_kills.unwrap_or(0),
+            };
+            if t != Trouble::default() {
+                self.trouble.entry(c.name.clone()).or_default().add(&t);
             }
         }
         if let Some(h) = &s.host {
@@ -229,9 +252,12 @@ impl DayRollup {
             w.varint(u64::from(c.gpu_idle));
             w.opt_i64(c.running.map(i64::from));
         }
-        w.len(self.unhealthy.len());
-        for u in &self.unhealthy {
-            w.str(u);
+        w.len(self.trouble.len());
+        for (name, t) in &self.trouble {
+            w.str(name);
+            for n in [t.unhealthy, t.restarting, t.oom_kills] {
+                w.varint(u64::from(n));
+            }
         }
         w.len(self.series.len());
         for ((entity, metric), s) in &self.series {
@@ -292,8 +318,16 @@ impl DayRollup {
                     .transpose()?,
             });
         }
-        for _ in 0..r.len(1)? {
-            out.unhealthy.insert(r.str()?);
+        for _ in 0..r.len(4)? {
+            let name = r.str()?;
+            let mut count =
+                || u32::try_from(r.varint()?).map_err(|_| "a count out of range".to_string());
+            let t = Trouble {
+                unhealthy: count()?,
+                restarting: count()?,
+                oom_kills: count()?,
+            };
+            out.trouble.insert(name, t);
         }
         // Written in key order: collected and built at once rather than inserted one by one.
         let mut series = Vec::new();

@@ -84,3 +84,49 @@ fn the_score_card_looks_for_the_cleanup_job_the_rule_names() {
         "{weakest:?}"
     );
 }
+
+/// Readings every 15 minutes from Monday 00:00: (time, bytes) from a function of the hour.
+fn week_of(hours: usize, f: impl Fn(f64) -> f64) -> Vec<(i64, f64)> {
+    let start = Utc
+        .with_ymd_and_hms(2026, 3, 2, 0, 0, 0)
+        .unwrap()
+        .timestamp();
+    (0..hours * 4)
+        .map(|i| (start + i as i64 * 900, f(i as f64 / 4.0)))
+        .collect()
+}
+
+#[test]
+fn a_daily_cycle_back_to_its_level_does_not_grow_whatever_the_phase() {
+    for phase in [0.0, 6.0, 12.0, 18.0] {
+        let cycle = week_of(7 * 24 - 5, |h| {
+            let x = ((h + phase) % 24.0) / 24.0;
+            600e6 + 200e6 * x // a sawtooth: climbs all day, drops back at midnight
+        });
+        let g = node::floor_growth(&cycle).unwrap();
+        assert!(g.growth.abs() < 10e6, "phase {phase}: {}", g.growth);
+    }
+}
+
+#[test]
+fn a_leak_a_reboot_reset_counts_for_both_climbs() {
+    // 100MB/h for 10 h, reset to 50MB, then 100MB/h for 10 h more.
+    let pts = week_of(20, |h| 50e6 + 100e6 * (h % 10.0));
+    let g = node::floor_growth(&pts).unwrap();
+    assert_eq!(g.resets, 1);
+    // Each run's floor: its last quarter's lowest less its first quarter's lowest (7.5 h of
+    // climb in a 10 h run read every 15 minutes: 9.75 h spanned, quarter of 40 readings = 10).
+    let per_run = (50e6 + 100e6 * 7.5) - 50e6;
+    assert!((g.growth - 2.0 * per_run).abs() < 1.0, "{}", g.growth);
+    assert!((g.span_s - 2.0 * 9.75 * 3600.0).abs() < 1.0);
+}
+
+#[test]
+fn a_capture_gap_ends_a_run_and_what_happened_in_it_is_no_rate() {
+    let mut pts = week_of(4, |_| 1e9);
+    let later = week_of(4, |_| 15e9);
+    pts.extend(later.iter().map(|(t, v)| (t + 3 * 86_400, *v)));
+    let g = node::floor_growth(&pts).unwrap();
+    assert!(g.growth.abs() < 1.0, "{}", g.growth);
+    assert_eq!(g.resets, 0);
+}

@@ -213,30 +213,40 @@ pub(super) fn availability_text(n: &NodeDigest) -> String {
     format!("{} ({}/{}{why})", pct(n.availability_pct), n.up, n.rounds)
 }
 
-/// Containers unhealthy or restarted during the week, node by node.
+/// Containers in trouble during the week (restarting, restarted, OOM-killed, unhealthy, with
+/// how long), node by node, worst first within a node.
 fn trouble(nodes: &[NodeDigest]) -> Vec<String> {
     nodes
         .iter()
         .flat_map(|n| {
-            n.unhealthy
+            n.trouble
                 .iter()
-                .map(move |c| format!("{} `{}` unhealthy", n.node, c))
-                .chain(
-                    n.restarted
-                        .iter()
-                        .map(move |c| format!("{} `{}` restarted", n.node, c)),
-                )
+                .map(move |t| format!("{} `{}` {}", escape_inline(&n.node), t.container, t.text()))
         })
         .collect()
 }
 
 fn grower_line(g: &Grower) -> String {
     format!(
-        "{} `{}` {}/day ({} → {})",
+        "{} `{}` {}",
         escape_inline(&g.node),
         g.container,
-        format_args!("+{}", fmt_bytes(g.slope_per_day)),
-        fmt_bytes(g.first),
-        fmt_bytes(g.last)
+        grower_numbers(g)
+    )
+}
+
+/// "+1.09GB/day (its floor rose 4.5GB over the week, 1.02GB → 5.5GB)", or "…, across 1 reset;
+/// now 1.46GB)".
+pub(super) fn grower_numbers(g: &Grower) -> String {
+    // Across a reset, first and last say nothing of the growth: what it holds now does.
+    let levels = match g.resets {
+        0 => format!("{} → {}", fmt_bytes(g.first), fmt_bytes(g.last)),
+        1 => format!("across 1 reset; now {}", fmt_bytes(g.last)),
+        n => format!("across {n} resets; now {}", fmt_bytes(g.last)),
+    };
+    format!(
+        "+{}/day (its floor rose {} over the week, {levels})",
+        fmt_bytes(g.slope_per_day),
+        fmt_bytes(g.growth),
     )
 }
