@@ -945,3 +945,93 @@ fn containers_in_trouble_say_how_long_as_the_archive_does() {
         "{want}: {printed}"
     );
 }
+
+/// Issue 19: the digest's counts are what the week's report sections said: new and resolved
+/// added up over the sections of the week, still open as the week's last section left it.
+#[test]
+fn the_weeks_counts_are_what_its_sections_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &BotApi::start(vec![]));
+    let report = crate::support::rolling_report(&dir.path().join("out"));
+    for (week, days) in [
+        ("2026-W08", "2026-02-16".."2026-02-23"),
+        ("2026-W09", "2026-02-23".."2026-03-02"),
+    ] {
+        let (mut new, mut resolved) = (0usize, 0usize);
+        let mut still: Option<String> = None;
+        for section in report.split("\n## ").skip(1) {
+            let date = &section[..10];
+            if !days.contains(&date) {
+                continue;
+            }
+            let items = section
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(". **["))
+                .count();
+            // The counts line: "New 1, escalated 1, resolved 2." (absent when the section
+            // holds new findings only).
+            let counts = section.lines().rev().find(|l| !l.is_empty()).filter(|l| {
+                l.ends_with('.')
+                    && [
+                        "New ",
+                        "Escalated ",
+                        "Changed ",
+                        "Repeated ",
+                        "Resolved ",
+                        "Acknowledged ",
+                    ]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            });
+            let number = |what: &str| -> usize {
+                counts
+                    .and_then(|c| {
+                        c.trim_end_matches('.').split(", ").find_map(|part| {
+                            part.to_lowercase().strip_prefix(what)?.trim().parse().ok()
+                        })
+                    })
+                    .unwrap_or(0)
+            };
+            new += if counts.is_some() {
+                number("new ")
+            } else {
+                items
+            };
+            resolved += number("resolved ");
+            if let Some(line) = section.lines().find(|l| l.contains(" still open: ")) {
+                still = Some(line.split(" — ").next().unwrap().to_string());
+            }
+        }
+        let out = digest(&config, week, &["--dry-run"], &[]);
+        succeeded(&out);
+        let printed = text(&out.stdout);
+        let line = printed
+            .lines()
+            .find(|l| l.starts_with("<b>Findings</b>"))
+            .unwrap();
+        let total = |part: &str| -> usize {
+            part.split(", ")
+                .filter_map(|p| p.split(' ').next()?.parse::<usize>().ok())
+                .sum()
+        };
+        let said = |what: &str| -> &str {
+            line.split(&format!("{what} "))
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+        };
+        assert_eq!(total(said("opened")), new, "{week}: {line}");
+        assert_eq!(total(said("resolved")), resolved, "{week}: {line}");
+        // "37 still open: 13 WARNING, 11 INFO, 13 SUGGESTION" against "still open 13 warning, …".
+        let still = still.unwrap();
+        let (n, by_severity) = still.split_once(" still open: ").unwrap();
+        assert_eq!(
+            by_severity.to_lowercase(),
+            said("still open"),
+            "{week}: {line}"
+        );
+        assert_eq!(total(said("still open")), n.parse::<usize>().unwrap());
+    }
+}

@@ -87,6 +87,7 @@ pub fn analyse_round(
             )
         },
     );
+    ledger.enter_week(&crate::digest::Week::containing(at, tz).label);
     let outcome = ledger.update_grouped(findings.clone(), &evaluation.baseline, at, |f| {
         crate::rules::resolution::recheck(&evaluation, window, f)
     });
@@ -140,6 +141,12 @@ impl SectionWriter {
         // the ledger cleared third: a crash anywhere loses nothing and repeats nothing (the next
         // run finishes the pending section).
         ledger.count_month(&report::month_key(at, tz), outcome);
+        let still_open = report::open_by_severity(outcome, ledger);
+        ledger.count_week(
+            &crate::digest::Week::containing(at, tz).label,
+            outcome,
+            still_open,
+        );
         let pending = report::render_section(
             &self.output,
             &self.fleet,

@@ -122,6 +122,10 @@ pub struct Entry {
     pub count: Option<count::EpisodeCount>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub severity_history: Vec<SeverityChange>,
+    /// Its title as each of the last few ISO weeks ended, while it was open then: a weekly
+    /// digest made after later runs prints the week's numbers, not today's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub week_titles: BTreeMap<String, String>,
     /// Whether an acknowledgement held for it at the last analysis.
     #[serde(default)]
     pub acknowledged: bool,
@@ -178,6 +182,21 @@ pub struct MonthCounts {
     pub resolved: u32,
 }
 
+/// What the report's sections of one ISO week said, by severity label: the weekly digest's
+/// counts are these, so they equal what a reader of that week's sections counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekCounts {
+    pub sections: u32,
+    /// Reported new or back after resolving (the sections' "New").
+    pub opened: BTreeMap<String, usize>,
+    pub resolved: BTreeMap<String, usize>,
+    /// Still open after the week's last section ("N still open: …").
+    pub still_open: BTreeMap<String, usize>,
+}
+
+/// How many weeks of section counts the ledger keeps.
+const WEEK_COUNT_MEMORY: usize = 12;
+
 /// A section about to be written: saved in the ledger before the report files, cleared after.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingSection {
@@ -196,6 +215,9 @@ pub struct PendingSection {
     pub dated_text: String,
 }
 
+/// How many ended weeks an entry keeps its title of ([`Entry::week_titles`]).
+const WEEK_TITLE_MEMORY: usize = 4;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
     pub version: u32,
@@ -212,6 +234,13 @@ pub struct Ledger {
     /// When the archive was last thinned (capture time), so pruning runs at most once a period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_prune: Option<DateTime<Utc>>,
+    /// The ISO week (fleet's time zone, "2026-W08") of the newest analysis: when the next one is
+    /// in a later week, the open findings' titles are kept as that week ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week: Option<String>,
+    /// Per ISO week ("2026-W08"), what its sections said (the newest [`WEEK_COUNT_MEMORY`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weeks: BTreeMap<String, WeekCounts>,
     #[serde(skip)]
     pub policy: Policy,
     #[serde(skip)]
@@ -457,6 +486,57 @@ impl Ledger {
             .collect();
         for key in forget {
             self.entries.remove(&key);
+        }
+    }
+
+    /// Notes that an analysis of `week` ("2026-W09") is about to update the ledger: when it is
+    /// later than the week of the previous analysis, every open condition keeps its title as
+    /// that week ended (the newest [`WEEK_TITLE_MEMORY`] weeks are kept).
+    pub fn enter_week(&mut self, week: &str) {
+        let ended = match &self.week {
+            Some(w) if w.as_str() < week => w.clone(),
+            Some(_) => return,
+            None => {
+                self.week = Some(week.to_string());
+                return;
+            }
+        };
+        for e in self.entries.values_mut() {
+            if e.status == Status::Open && !e.finding.event {
+                e.week_titles.insert(ended.clone(), e.finding.title.clone());
+            }
+            while e.week_titles.len() > WEEK_TITLE_MEMORY {
+                e.week_titles.pop_first();
+            }
+        }
+        self.week = Some(week.to_string());
+    }
+
+    /// Counts a section into its week: what it reported new and resolved, and what is still
+    /// open after it (`still_open`, by severity label, as its summary line says).
+    pub fn count_week(
+        &mut self,
+        week: &str,
+        outcome: &Outcome,
+        still_open: BTreeMap<String, usize>,
+    ) {
+        let w = self.weeks.entry(week.to_string()).or_default();
+        w.sections += 1;
+        for r in &outcome.reported {
+            if matches!(r.reason, Reason::New | Reason::Reopened { .. }) {
+                *w.opened
+                    .entry(r.finding.severity.label().to_string())
+                    .or_default() += 1;
+            }
+        }
+        for r in &outcome.resolved {
+            *w.resolved
+                .entry(r.finding.severity.label().to_string())
+                .or_default() += 1;
+        }
+        w.still_open = still_open;
+        while self.weeks.len() > WEEK_COUNT_MEMORY {
+            self.weeks.pop_first();
         }
     }
 

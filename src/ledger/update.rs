@@ -295,6 +295,7 @@ impl Entry {
                 at: now,
                 severity: f.severity,
             }],
+            week_titles: BTreeMap::new(),
             finding: f,
             status: Status::Open,
             first_seen: now,

@@ -42,7 +42,7 @@ pub use files::{
 };
 pub use json::json;
 pub use noise::{NoiseRow, noise};
-pub use section::{build_section, heading_time};
+pub use section::{build_section, heading_time, open_by_severity};
 pub use textfile::{SourceHealth, prometheus_textfile};
 
 pub const HEADER_TEMPLATE: &str = "improvements-header.md.j2";

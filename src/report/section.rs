@@ -8,8 +8,9 @@
 //! (a resolution counts as INFO). A WARNING that is merely still open does not head every
 //! section; it is in the summary and in `open.md`.
 //!
-//! The summary says how many findings are still open by severity and by node, then the five
-//! most important, then links `open.md` for the rest. Importance, in order: severity (worst
+//! The summary says how many findings are still open by severity and by node (every open one,
+//! those reported in the section included: the same number `open.md`, the next section and the
+//! weekly digest give), then the five most important of those not reported above, then links `open.md` for the rest. Importance, in order: severity (worst
 //! first); then a finding whose evidence was read at this analysis before one that could not be
 //! checked (that one is a last-known state, and what blinds patrol is an open finding of its
 //! own); then a finding that escalated in its episode (it got worse while open); then the
@@ -92,6 +93,7 @@ pub fn build_section(
     );
     let severity = heading_severity(outcome);
     let open = still_open(outcome, ledger);
+    let every_open = all_open(outcome, ledger);
     let still_open: Vec<String> = open.iter().map(|o| open_line(o, &local_date)).collect();
     let acknowledged = acknowledged_lines(&outcome.acknowledged);
     let count = |pred: fn(&Reason) -> bool| outcome.count(pred);
@@ -118,7 +120,9 @@ pub fn build_section(
         counts_text: counts_text(&counts),
         counts,
         items,
-        open_summary: open_summary(&open),
+        // Every open finding, those reported above included: the number the next section's
+        // "the same N", open.md and the weekly digest say.
+        open_summary: open_summary(&every_open),
         open_top_same_as: match ledger.sections.back() {
             Some(last) if !last.top.is_empty() && last.top == top_keys(&open) => {
                 local_date(last.at)
@@ -126,16 +130,14 @@ pub fn build_section(
             _ => String::new(),
         },
         open_top_keys: top_keys(&open),
-        open_hash: open_hash(&all_open(outcome, ledger)),
+        open_hash: open_hash(&every_open),
         open_same_as: match ledger.sections.back() {
-            Some(last) if last.open_hash == Some(open_hash(&all_open(outcome, ledger))) => {
-                local_date(last.at)
-            }
+            Some(last) if last.open_hash == Some(open_hash(&every_open)) => local_date(last.at),
             _ => String::new(),
         },
         open_top: still_open.iter().take(OPEN_SHOWN).cloned().collect(),
         open_more: still_open.len().saturating_sub(OPEN_SHOWN),
-        open_total: all_open(outcome, ledger).len(),
+        open_total: every_open.len(),
         still_open,
         acknowledged,
     })
@@ -299,6 +301,20 @@ pub(super) fn all_open<'a>(outcome: &'a Outcome, ledger: &Ledger) -> Vec<OpenFin
 }
 
 /// "9 WARNING", "30 INFO": how many open findings of each severity, worst first, none of zero.
+/// Every open finding after this analysis, counted by severity label: what the section's
+/// "N still open: …" line says.
+pub fn open_by_severity(
+    outcome: &Outcome,
+    ledger: &Ledger,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for o in all_open(outcome, ledger) {
+        *out.entry(o.finding.severity.label().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
 pub(super) fn by_severity(open: &[OpenFinding]) -> Vec<String> {
     [Severity::Warning, Severity::Info, Severity::Suggestion]
         .into_iter()

@@ -521,9 +521,11 @@ fn still_open_is_a_summary_the_five_most_important_and_a_link_to_the_rest() {
     let at = utc("2026-02-23T04:00:00Z");
     let tz = chrono_tz::UTC;
     let s = build_section(&busy_outcome(), &Ledger::default(), at, tz, None).unwrap();
+    // Every open finding, the one reported above the summary included: the same 9 as
+    // `open_total` ("the same 9 as at …" in the next section) and open.md.
     assert_eq!(
         s.open_summary,
-        "8 still open: 3 WARNING, 3 INFO, 2 SUGGESTION — vk01 5, vk02 2, fleet 1"
+        "9 still open: 4 WARNING, 3 INFO, 2 SUGGESTION — vk01 5, vk02 3, fleet 1"
     );
     // Severity first; checked before could-not-check; newest episode first.
     assert_eq!(
@@ -569,7 +571,7 @@ fn a_section_with_few_open_findings_names_them_all_and_no_more() {
     outcome.acknowledged.clear();
     let at = utc("2026-02-23T04:00:00Z");
     let s = build_section(&outcome, &Ledger::default(), at, chrono_tz::UTC, None).unwrap();
-    assert_eq!(s.open_summary, "2 still open: 2 WARNING — vk01 2");
+    assert_eq!(s.open_summary, "3 still open: 3 WARNING — vk01 2, vk02 1");
     assert_eq!((s.open_top.len(), s.open_more), (2, 0));
     let dir = tempfile::tempdir().unwrap();
     let output = Output {
@@ -588,7 +590,7 @@ fn a_section_with_few_open_findings_names_them_all_and_no_more() {
     .unwrap();
     assert!(
         p.rolling_text
-            .contains("\n2 still open: 2 WARNING — vk01 2.\n")
+            .contains("\n3 still open: 3 WARNING — vk01 2, vk02 1.\n")
     );
     assert!(!p.rolling_text.contains("more in [open.md]"));
 }
