@@ -841,8 +841,9 @@ fn the_top_action_is_the_weeks_costliest_problem_and_says_why() {
             "{week}: the 100 % loss of inspection data comes first: {action}"
         );
         assert!(
-            printed.contains("<i>Why first: importance ")
-                && printed.contains("× work or data being lost (5) ×"),
+            printed.contains(
+                "<i>Why first: importance 15 = warning (3) × work or data being lost (5); open "
+            ),
             "{week}: {printed}"
         );
         let md =
@@ -883,8 +884,12 @@ fn the_message_reads_on_a_phone_and_a_node_running_nothing_is_down() {
         );
         assert!(["✅", "⚠️", "❌"].iter().any(|m| l.starts_with(m)), "{l}");
     }
-    assert_eq!(status[1], "❌ vk02 no score · ran nothing", "{printed}");
-    assert!(status[2].starts_with("✅ vk03 100/100"), "{printed}");
+    // vk02 ran nothing all week; vk03 scores 100 but two warnings are open about it.
+    assert_eq!(
+        status[1], "❌ vk02 no score · down since Mon 00:00",
+        "{printed}"
+    );
+    assert_eq!(status[2], "⚠️ vk03 100/100 · 2 warnings open", "{printed}");
     // The details come after the findings, and say why vk02 has no score.
     let details = lines.iter().position(|l| *l == "<b>Details</b>").unwrap();
     assert!(details > nodes);
@@ -894,7 +899,10 @@ fn the_message_reads_on_a_phone_and_a_node_running_nothing_is_down() {
         "{printed}"
     );
     let md = std::fs::read_to_string(dir.path().join("out/digests/2026-W09.md")).unwrap();
-    assert!(md.contains("| ❌ | vk02 | - |"), "{md}");
+    assert!(
+        md.contains("| ❌ | vk02 | down since Mon 00:00 | - |"),
+        "{md}"
+    );
     assert!(
         md.contains("| vk02 | 0% (0/25; 25 answered with no container running) |"),
         "{md}"

@@ -2,13 +2,15 @@
 //! resolved and stayed open by severity, the drift and the recommendations not yet deployed
 //! still open at the week's end, and the one action to take first.
 //!
-//! The action to take first is the open finding of highest *importance*: severity (warning 3,
-//! info 2, suggestion 1) × what it costs if nobody acts ([`Impact::weight`]: a node dark or
-//! data lost 5, memory heading for a kill 4, a service down or a resource filling 3, degraded
-//! 2, hygiene 1) × how long it was open in the week (up to ×1.25 for all of it) × how many
-//! nodes it is on (×1.25 for each more, up to ×2). What it costs comes first: an admin page
-//! down all week (3 × 3 × 1.25 = 11.3) does not outrank a leak heading for its kill since
-//! yesterday (3 × 4 × 1.04 = 12.4) nor a day of lost inspection data (15.5).
+//! The action to take first is the open, unacknowledged finding of highest *importance*:
+//! severity (warning 3, info 2, suggestion 1) × what it costs if nobody acts
+//! ([`Impact::weight`]: a node dark or data lost 5, memory heading for a kill 4, a service down
+//! or a resource filling 3, degraded 2, hygiene 1). Among equals, the one on more nodes, then
+//! the one open longer in the week (its current episode), comes first. What it costs decides:
+//! an admin page down all week (3 × 3 = 9) does not outrank a leak heading for its kill since
+//! yesterday (3 × 4 = 12) nor a day of lost inspection data (15), and no number of nodes lifts
+//! an info above a warning of the same cost. A finding whose rule left the library is passed
+//! over: nothing judges it any more.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,8 @@ pub(super) struct WeekFindings {
     pub top_action: Option<String>,
     /// Why it comes first: its importance and the factors behind it.
     pub top_action_reason: Option<String>,
+    /// Per node, the unacknowledged warnings open about it at the week's end.
+    pub warnings_by_node: BTreeMap<String, usize>,
 }
 
 fn severity_counts<'a>(entries: impl Iterator<Item = Severity> + 'a) -> BTreeMap<String, usize> {
@@ -64,6 +68,15 @@ pub(super) fn week_findings(ledger: &Ledger, library: &Library, week: &Week) -> 
             .collect()
     };
     let top = top_action(&open, library, week);
+    let mut warnings_by_node = BTreeMap::new();
+    for e in open
+        .iter()
+        .filter(|e| !e.acknowledged && e.finding.severity == Severity::Warning)
+    {
+        for n in &e.finding.nodes {
+            *warnings_by_node.entry(n.clone()).or_default() += 1;
+        }
+    }
     WeekFindings {
         counts,
         drift: titles_of(drift_across_nodes::SPEC.name),
@@ -72,6 +85,7 @@ pub(super) fn week_findings(ledger: &Ledger, library: &Library, week: &Week) -> 
             .as_ref()
             .map(|(e, _)| format!("{}: {}", title_in(e, week), e.finding.recommendation)),
         top_action_reason: top.map(|(_, why)| why.text),
+        warnings_by_node,
     }
 }
 
@@ -108,63 +122,72 @@ fn title_in<'e>(e: &'e Entry, week: &Week) -> &'e str {
         .unwrap_or(&e.finding.title)
 }
 
-/// An open finding's importance at the week's end, and the factors that make it.
+/// An open finding's importance at the week's end: severity × what it costs decides; among
+/// equals, more nodes, then longer open in the week (its current episode), come first.
 pub(super) struct Importance {
-    pub score: f64,
+    /// Severity weight × impact weight.
+    pub score: u32,
+    pub nodes: usize,
+    /// Seconds its current episode was open within the week.
+    pub open_s: i64,
     pub text: String,
 }
 
-fn severity_weight(s: Severity) -> f64 {
+impl Importance {
+    fn rank(&self) -> (u32, usize, i64) {
+        (self.score, self.nodes, self.open_s)
+    }
+}
+
+fn severity_weight(s: Severity) -> u32 {
     match s {
-        Severity::Warning => 3.0,
-        Severity::Info => 2.0,
-        Severity::Suggestion => 1.0,
+        Severity::Warning => 3,
+        Severity::Info => 2,
+        Severity::Suggestion => 1,
     }
 }
 
 /// What a finding costs: its rule's in the library as it is now (a fleet that re-declares a
-/// rule's impact re-ranks what is already open), else what the ledger recorded, else its kind's.
-fn impact_of(f: &crate::model::Finding, library: &Library) -> Impact {
-    match library.get(&f.rule_id) {
-        Some(r) => r
-            .impact
+/// rule's impact re-ranks what is already open). `None` for a finding whose rule is no longer
+/// in the library: nothing will judge it again, so it is no action to take first.
+fn impact_of(f: &crate::model::Finding, library: &Library) -> Option<Impact> {
+    let r = library.get(&f.rule_id)?;
+    Some(
+        r.impact
             .unwrap_or_else(|| Impact::of_kind(r.kind_name, r.blinds)),
-        None => f
-            .lifecycle
-            .impact
-            .unwrap_or_else(|| Impact::of_kind(&f.kind, f.lifecycle.blinds)),
-    }
+    )
 }
 
 pub(super) fn importance(e: &Entry, impact: Impact, week: &Week) -> Importance {
     let f = &e.finding;
-    let from = e.first_seen.max(week.start);
+    let from = e.episode_start().max(week.start);
     let to = e.resolved_at.unwrap_or(week.end).min(week.end);
-    let days = ((to - from).num_seconds().max(0) as f64 / 86_400.0).min(7.0);
-    let how_long = 1.0 + 0.25 * days / 7.0;
-    let more_nodes = f.nodes.len().saturating_sub(1).min(4);
-    let how_wide = 1.0 + 0.25 * more_nodes as f64;
+    let open_s = (to - from).num_seconds().max(0);
     let severity = severity_weight(f.severity);
-    let score = severity * impact.weight() * how_long * how_wide;
-    let wide = if more_nodes > 0 {
-        format!(" × on {} nodes ({how_wide:.2})", f.nodes.len())
+    let score = severity * impact.weight();
+    let nodes = f.nodes.len().max(1);
+    let on = if nodes > 1 {
+        format!(", on {nodes} nodes")
     } else {
         String::new()
     };
     let text = format!(
-        "importance {}: {} ({}) × {} ({}) × open {} of the week's 7 days ({how_long:.2}){wide}",
-        crate::units::fmt_number(score, 1),
+        "importance {score} = {} ({severity}) × {} ({}); open {} of the week{on}",
         f.severity.label().to_ascii_lowercase(),
-        severity,
         impact.label(),
         impact.weight(),
-        crate::units::fmt_number(days, 1),
+        crate::units::fmt_duration(open_s as f64),
     );
-    Importance { score, text }
+    Importance {
+        score,
+        nodes,
+        open_s,
+        text,
+    }
 }
 
-/// The unacknowledged finding open at the week's end with the highest [`importance`] (the
-/// more severe, then the oldest, among equals), with why it comes first.
+/// The unacknowledged finding open at the week's end with the highest [`importance`] (then the
+/// oldest, then by key, among equals), with why it comes first.
 fn top_action<'e>(
     open: &[&'e Entry],
     library: &Library,
@@ -172,11 +195,10 @@ fn top_action<'e>(
 ) -> Option<(&'e Entry, Importance)> {
     open.iter()
         .filter(|e| !e.acknowledged)
-        .map(|e| (*e, importance(e, impact_of(&e.finding, library), week)))
+        .filter_map(|e| Some((*e, importance(e, impact_of(&e.finding, library)?, week))))
         .max_by(|(a, ia), (b, ib)| {
-            ia.score
-                .total_cmp(&ib.score)
-                .then(a.finding.severity.cmp(&b.finding.severity))
+            ia.rank()
+                .cmp(&ib.rank())
                 .then(b.first_seen.cmp(&a.first_seen))
                 .then(b.finding.key().cmp(&a.finding.key()))
         })
@@ -232,44 +254,47 @@ mod tests {
     }
 
     #[test]
-    fn importance_is_severity_times_cost_times_how_long_and_how_wide() {
+    fn importance_is_severity_times_cost_then_breadth_then_how_long() {
         let w = week();
         let admin_page = importance(
             &entry(Severity::Warning, Impact::Outage, 10, 1),
             Impact::Outage,
             &w,
         );
-        assert!(
-            (admin_page.score - 11.25).abs() < 1e-9,
-            "{}",
-            admin_page.text
-        );
+        assert_eq!(admin_page.score, 9);
         let leak = importance(
             &entry(Severity::Warning, Impact::Oom, 1, 1),
             Impact::Oom,
             &w,
         );
-        assert!((leak.score - 3.0 * 4.0 * (1.0 + 0.25 / 7.0)).abs() < 1e-9);
         let lost = importance(
             &entry(Severity::Warning, Impact::DataLoss, 1, 1),
             Impact::DataLoss,
             &w,
         );
-        assert!(lost.score > leak.score && leak.score > admin_page.score);
+        assert!(lost.rank() > leak.rank() && leak.rank() > admin_page.rank());
         assert_eq!(
             lost.text,
-            "importance 15.5: warning (3) × work or data being lost (5) × open 1 of the week's 7 days (1.04)"
+            "importance 15 = warning (3) × work or data being lost (5); open 24 h of the week"
         );
-        let wide = importance(
-            &entry(Severity::Info, Impact::Hygiene, 7, 9),
-            Impact::Hygiene,
+        // Breadth and duration only order equals: a creep on five nodes stays under a node dark.
+        let wide = importance(&entry(Severity::Info, Impact::Oom, 7, 5), Impact::Oom, &w);
+        let dark = importance(
+            &entry(Severity::Warning, Impact::NodeDark, 1, 1),
+            Impact::NodeDark,
             &w,
         );
+        assert!(dark.rank() > wide.rank());
         assert!(
-            (wide.score - 2.0 * 1.25 * 2.0).abs() < 1e-9,
+            wide.text.ends_with("; open 7 days of the week, on 5 nodes"),
             "{}",
             wide.text
         );
-        assert!(wide.text.ends_with("× on 9 nodes (2.00)"), "{}", wide.text);
+        let longer = importance(
+            &entry(Severity::Warning, Impact::Oom, 3, 1),
+            Impact::Oom,
+            &w,
+        );
+        assert!(longer.rank() > leak.rank());
     }
 }

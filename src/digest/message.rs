@@ -37,7 +37,8 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
     }
     lines.push(String::new());
     lines.push("<b>Nodes</b>".into());
-    lines.extend(d.nodes.iter().map(status_line));
+    let tz: chrono_tz::Tz = d.timezone.parse().unwrap_or(chrono_tz::UTC);
+    lines.extend(d.nodes.iter().map(|n| status_line(n, tz)));
     lines.push(String::new());
     finding_lines(d, &mut lines);
     lines.push(String::new());
@@ -57,20 +58,19 @@ pub fn telegram_lines(d: &Digest) -> Vec<String> {
 /// The longest a node's status line may be, in characters: what a phone shows on one line.
 pub const PHONE_LINE: usize = 40;
 
-/// How a node's week went, at a glance: ❌ up under half the rounds or scoring under 50; ⚠️ up
-/// under 95 % of them, scoring under 80, a container unhealthy, restarting or OOM-killed, or its
-/// disk full within 30 days; ✅ otherwise.
+/// How a node's week went, at a glance: ❌ down at the week's end (its last capture not up) or
+/// up under half of its rounds; ⚠️ up under 95 % of them, a warning open about it, scoring under
+/// 80 (or not scored), a container restarting, unhealthy or OOM-killed, or its disk full within
+/// 30 days; ✅ otherwise.
 pub fn status(n: &NodeDigest) -> &'static str {
     let up = n.availability_pct.unwrap_or(0.0);
-    let score = n.score.unwrap_or(0);
-    if up < 50.0 || (n.score.is_some() && score < 50) {
+    if n.down_since.is_some() || up < 50.0 {
         "❌"
     } else if up < 95.0
+        || n.open_warnings > 0
         || n.score.is_none_or(|s| s < 80)
-        || n.trouble
-            .iter()
-            .any(|t| t.unhealthy_s > 0 || t.restarting_s > 0 || t.oom_kills > 0)
-        || n.disk_full_in_days.is_some_and(|d| d < 30.0)
+        || first_trouble(n).is_some()
+        || disk_soon(n).is_some()
     {
         "⚠️"
     } else {
@@ -78,31 +78,68 @@ pub fn status(n: &NodeDigest) -> &'static str {
     }
 }
 
-/// "⚠️ vk01 82/100 · Disk 0/15": the mark, the node, its score and what holds it back most;
-/// a node not up says how much it was up instead. Cut to [`PHONE_LINE`] characters.
-fn status_line(n: &NodeDigest) -> String {
+/// The first container in trouble beyond a restart now and then.
+fn first_trouble(n: &NodeDigest) -> Option<&super::ContainerTrouble> {
+    n.trouble
+        .iter()
+        .find(|t| t.unhealthy_s > 0 || t.restarting_s > 0 || t.oom_kills > 0)
+}
+
+/// Days until its fullest disk is full, when that is within 30.
+fn disk_soon(n: &NodeDigest) -> Option<f64> {
+    n.disk_full_in_days.filter(|d| *d < 30.0)
+}
+
+/// What gave the node its mark, in a few words: why it is down, then why it is amber, in the
+/// order [`status`] weighs them; for a green node the dimension that lost the most points.
+pub fn status_reason(n: &NodeDigest, tz: chrono_tz::Tz) -> String {
+    let up = n.availability_pct.unwrap_or(0.0);
+    if let Some(since) = n.down_since {
+        let at = chrono::DateTime::from_timestamp(since, 0)
+            .map(|t| t.with_timezone(&tz).format("%a %H:%M").to_string())
+            .unwrap_or_default();
+        return format!("down since {at}");
+    }
+    if up < 95.0 {
+        return format!("up {}", pct(n.availability_pct));
+    }
+    if n.open_warnings > 0 {
+        let s = if n.open_warnings == 1 { "" } else { "s" };
+        return format!("{} warning{s} open", n.open_warnings);
+    }
+    if let Some(t) = first_trouble(n) {
+        let what = t.text();
+        let first = what.split(", ").next().unwrap_or_default();
+        return format!("{} {first}", t.container);
+    }
+    if let Some(d) = disk_soon(n) {
+        return format!("disk full in {} d", fmt_number(d, 0));
+    }
+    match (&n.score, &n.weakest_short) {
+        (None, _) => "no score".into(),
+        (Some(_), Some(w)) => w.clone(),
+        (Some(_), None) => String::new(),
+    }
+}
+
+/// "⚠️ vk01 82/100 · 2 warnings open": the mark, the node, its score and what gave it the mark,
+/// at most [`PHONE_LINE`] characters: a long node name is shortened first, then the reason.
+fn status_line(n: &NodeDigest, tz: chrono_tz::Tz) -> String {
     let mark = status(n);
     let score = n
         .score
         .map(|s| format!("{s}/100"))
         .unwrap_or_else(|| "no score".into());
-    let up = n.availability_pct.unwrap_or(0.0);
-    let why = if up < 95.0 {
-        if n.up == 0 && n.ran_nothing > 0 {
-            "ran nothing".to_string()
-        } else {
-            format!("up {}", pct(n.availability_pct))
-        }
-    } else if let Some(d) = n.disk_full_in_days.filter(|d| *d < 30.0) {
-        format!("disk full in {} d", fmt_number(d, 0))
-    } else {
-        n.weakest_short.clone().unwrap_or_default()
-    };
-    let mut line = format!("{mark} {} {score}", n.node);
-    if !why.is_empty() {
-        line.push_str(" · ");
-        line.push_str(&why);
+    let reason = status_reason(n, tz);
+    let mut suffix = format!(" {score}");
+    if !reason.is_empty() && reason != "no score" {
+        suffix.push_str(" · ");
+        suffix.push_str(&reason);
     }
+    let fixed = mark.chars().count() + 1 + suffix.chars().count();
+    // At least eight characters of the name stay, so lines can still be told apart.
+    let room = PHONE_LINE.saturating_sub(fixed).max(8);
+    let line = format!("{mark} {}{suffix}", cut(&n.node, room));
     escape(&cut(&line, PHONE_LINE))
 }
 

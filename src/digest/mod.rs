@@ -106,9 +106,14 @@ pub struct NodeDigest {
     pub ran_nothing: usize,
     /// Rounds in which it answered but its container list could not be read.
     pub no_container_list: usize,
+    /// The rounds of its own schedule in the week (from its first capture; else the fleet's).
     pub rounds: usize,
     /// `up` of `rounds`.
     pub availability_pct: Option<f64>,
+    /// When its last capture of the week was not up: since when (unix s) it has not been.
+    pub down_since: Option<i64>,
+    /// Open, unacknowledged warnings about it at the week's end.
+    pub open_warnings: usize,
     pub reboots: usize,
     pub steal_avg_pct: Option<f64>,
     pub mem_available_avg: Option<f64>,
@@ -264,6 +269,7 @@ pub fn build(
     let round_times = round_times(&entries);
     let ctx = WeekContext {
         round_count: round_times.len(),
+        round_times: round_times.clone(),
         interval_s,
         week: week.clone(),
         previous: week.previous(tz),
@@ -285,6 +291,9 @@ pub fn build(
     }
     let coverage = fleet_coverage(&nodes, &round_times, fleet_previous, &ctx);
     let findings = findings::week_findings(ledger, library, week);
+    for n in &mut nodes {
+        n.open_warnings = findings.warnings_by_node.get(&n.node).copied().unwrap_or(0);
+    }
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
     Ok(Digest {
         fleet: fleet.to_string(),

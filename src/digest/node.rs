@@ -26,6 +26,8 @@ pub(super) struct NodeWeek {
 /// What every node's part needs to know about the week.
 pub(super) struct WeekContext {
     pub round_count: usize,
+    /// When each of the week's capture rounds began (unix s), oldest first.
+    pub round_times: Vec<i64>,
     /// The archive's metadata interval: for captures that do not record their own.
     pub interval_s: Option<u64>,
     pub week: Week,
@@ -51,6 +53,8 @@ struct Collected {
     ran_nothing: usize,
     /// Answered without the container list (the container source failed).
     no_container_list: usize,
+    /// When the node's last capture of the week was not up: since when it has not been.
+    down_since: Option<i64>,
     reboots: usize,
     trouble: BTreeMap<String, rollup::Trouble>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
@@ -66,14 +70,6 @@ impl Collected {
         let mut last_boot: Option<i64> = None;
         for day in days {
             for row in &day.captures {
-                if !row.dark {
-                    c.answered += 1;
-                    match row.running {
-                        Some(0) => c.ran_nothing += 1,
-                        Some(_) => c.up += 1,
-                        None => c.no_container_list += 1,
-                    }
-                }
                 // A reboot: a boot time that moved by more than two minutes.
                 if let Some(boot) = row.boot {
                     if last_boot.is_some_and(|b| boot - b > 120) {
@@ -101,7 +97,36 @@ impl Collected {
                 }
             }
         }
+        c.count_up();
         c
+    }
+
+    /// Up, of the captures: answered and ran containers. A node whose containers patrol does
+    /// not read at all (no Docker source in the whole week) is up when it answers; one whose
+    /// container list failed only sometimes is not up in those captures.
+    fn count_up(&mut self) {
+        let watches_containers = self.captures.iter().any(|r| r.running.is_some());
+        for row in &self.captures {
+            let up = !row.dark
+                && match row.running {
+                    Some(n) => n > 0,
+                    None => !watches_containers,
+                };
+            if !row.dark {
+                self.answered += 1;
+                match row.running {
+                    Some(0) => self.ran_nothing += 1,
+                    None if watches_containers => self.no_container_list += 1,
+                    _ => {}
+                }
+            }
+            if up {
+                self.up += 1;
+                self.down_since = None;
+            } else if self.down_since.is_none() {
+                self.down_since = Some(row.at);
+            }
+        }
     }
 }
 
@@ -150,6 +175,19 @@ pub(super) fn node_week(
         .unwrap_or(900);
     let round_count = ctx.round_count;
     let up = collected.up;
+    // Its own rounds: the fleet's rounds from its first capture of the week on (within half an
+    // interval), so a node that joined mid-week is up over the time it was watched.
+    let rounds = match collected.captures.first() {
+        Some(first) => {
+            let from = first.at - schedule_interval as i64 / 2;
+            ctx.round_times
+                .iter()
+                .filter(|t| **t >= from)
+                .count()
+                .max(collected.captures.len())
+        }
+        None => round_count,
+    };
     let digest = NodeDigest {
         node: node.to_string(),
         captures: collected.captures.len(),
@@ -157,8 +195,10 @@ pub(super) fn node_week(
         up,
         ran_nothing: collected.ran_nothing,
         no_container_list: collected.no_container_list,
-        rounds: round_count,
-        availability_pct: (round_count > 0).then(|| up as f64 / round_count as f64 * 100.0),
+        rounds,
+        availability_pct: (rounds > 0).then(|| up as f64 / rounds as f64 * 100.0),
+        down_since: collected.down_since,
+        open_warnings: 0,
         reboots: collected.reboots,
         steal_avg_pct: find(&aggs, "host", "cpu_steal_pct").and_then(|a| a.mean),
         mem_available_avg: find(&aggs, "host", "mem_available_bytes").and_then(|a| a.mean),

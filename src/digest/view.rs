@@ -46,6 +46,8 @@ pub struct View {
 pub struct NodeView {
     /// ✅ ⚠️ ❌ (see [`super::message::status`]).
     pub status: String,
+    /// What gave it the mark ("down since Sun 19:30", "2 warnings open").
+    pub status_reason: String,
     pub node: String,
     pub score: String,
     pub score_last_week: String,
@@ -104,7 +106,11 @@ pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
             .clone()
             .unwrap_or_else(|| "nothing open; keep it that way.".into()),
         top_action_reason: d.top_action_reason.clone().unwrap_or_default(),
-        nodes: d.nodes.iter().map(node_view).collect(),
+        nodes: d
+            .nodes
+            .iter()
+            .map(|n| node_view(n, d.timezone.parse().unwrap_or(chrono_tz::UTC)))
+            .collect(),
         opened: counts_text(&d.findings.opened),
         resolved: counts_text(&d.findings.resolved),
         still_open: counts_text(&d.findings.still_open),
@@ -138,9 +144,10 @@ fn coverage_text(d: &Digest) -> String {
 }
 
 /// A node's row of the table.
-fn node_view(n: &NodeDigest) -> NodeView {
+fn node_view(n: &NodeDigest, tz: chrono_tz::Tz) -> NodeView {
     NodeView {
         status: super::message::status(n).to_string(),
+        status_reason: escape_inline(&super::message::status_reason(n, tz)),
         node: escape_inline(&n.node),
         score: n.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
         score_last_week: n

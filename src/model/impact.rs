@@ -64,13 +64,13 @@ impl Impact {
 
     /// Its weight in the importance score: blind and lossy 5, a leak 4, down or filling 3,
     /// degraded 2, hygiene 1.
-    pub fn weight(self) -> f64 {
+    pub fn weight(self) -> u32 {
         match self {
-            Impact::NodeDark | Impact::DataLoss => 5.0,
-            Impact::Oom => 4.0,
-            Impact::Outage | Impact::Capacity => 3.0,
-            Impact::Degraded => 2.0,
-            Impact::Hygiene => 1.0,
+            Impact::NodeDark | Impact::DataLoss => 5,
+            Impact::Oom => 4,
+            Impact::Outage | Impact::Capacity => 3,
+            Impact::Degraded => 2,
+            Impact::Hygiene => 1,
         }
     }
 
@@ -81,8 +81,9 @@ impl Impact {
         }
         match kind {
             "unreachable" => Impact::NodeDark,
-            "silence" | "null-transition" | "stall" | "counter-jump" | "sentinel-value"
-            | "missing-key" => Impact::DataLoss,
+            "silence" | "stall" | "counter-jump" | "sentinel-value" | "missing-key" => {
+                Impact::DataLoss
+            }
             "growth-rate" => Impact::Oom,
             "projection" | "headroom" => Impact::Capacity,
             "config-missing" | "drift-across-nodes" | "asymmetry" | "cross-node-ratio"
