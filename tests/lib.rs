@@ -37,6 +37,7 @@ mod scenario_kinds;
 mod score;
 mod secrets;
 mod shared_archive;
+mod site;
 mod support;
 mod testbed;
 mod validation;

@@ -97,6 +97,8 @@ pub fn analyse_round(
             crate::fsutil::crash_point("before-ledger");
             let section_file = writer.write_section(ledger, &outcome, at, tz)?;
             writer.write_open(ledger, &outcome, at, tz)?;
+            ledger.score_card = score_card(library, window);
+            report::write_site(&writer.output, &writer.fleet, tz, ledger, at)?;
             writer.write_textfile(ledger, window, at)?;
             section_file
         }
@@ -108,6 +110,39 @@ pub fn analyse_round(
         worst,
         outcome,
     })
+}
+
+/// Each node's score card at its newest capture, for the site's index.
+fn score_card(library: &Library, window: &Window) -> Vec<report::ScoreRow> {
+    use crate::rules::kinds::score_card as card;
+    let job = card::cleanup_job(library);
+    window
+        .nodes()
+        .filter_map(|n| {
+            let s = n.latest()?;
+            let row = match card::score(s, &job) {
+                Some(dims) => {
+                    let (total, possible) = card::total(&dims);
+                    report::ScoreRow {
+                        node: n.node.clone(),
+                        score: (possible > 0).then_some(total),
+                        note: card::weakest(&dims)
+                            .map(card::Dimension::text)
+                            .unwrap_or_default(),
+                    }
+                }
+                None => report::ScoreRow {
+                    node: n.node.clone(),
+                    score: None,
+                    note: format!(
+                        "could not check: {}",
+                        card::unscored_why(s).unwrap_or("a reading is missing")
+                    ),
+                },
+            };
+            Some(row)
+        })
+        .collect()
 }
 
 /// The worst of what was reported now and what is still open.

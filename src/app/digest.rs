@@ -70,6 +70,12 @@ pub(super) fn make_digest(args: &DigestArgs, wait: std::time::Duration) -> Resul
         return Err(no_captures(&archive, &week, &digest));
     }
     let path = write_digest(&digest, &week, tz, &out, config.as_ref())?;
+    let output = report::Output {
+        dir: out.clone(),
+        mode: shared_mode(config.as_ref()),
+    };
+    let as_of = ledger.last_analysis.unwrap_or_else(Utc::now);
+    report::write_site(&output, &fleet, tz, &ledger, as_of)?;
     println!("{}", path.display());
     let messages = crate::telegram::split(
         &crate::digest::telegram_lines(&digest),

@@ -238,6 +238,9 @@ pub struct Ledger {
     /// in a later week, the open findings' titles are kept as that week ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub week: Option<String>,
+    /// Each node's score card line as of the newest analysis, for the site's index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_card: Vec<crate::report::ScoreRow>,
     /// Per ISO week ("2026-W08"), what its sections said (the newest [`WEEK_COUNT_MEMORY`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weeks: BTreeMap<String, WeekCounts>,
