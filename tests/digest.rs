@@ -903,6 +903,15 @@ fn the_message_reads_on_a_phone_and_a_node_running_nothing_is_down() {
         md.contains("| ❌ | vk02 | down since Mon 00:00 | - |"),
         "{md}"
     );
+    // The score card dimension by dimension; "could not check" is no zero, and a node without
+    // a card shows none.
+    for row in [
+        "| node | CPU efficiency (20) | Memory pressure (20) | Disk health (15) | Service health (20) | Maintenance hygiene (15) | LLM readiness (10) |",
+        "| vk01 | 20/20 (steal 0.1%) | 20/20 (51.9GB available) | 0/15 (83.4% used) | 20/20 (0 unhealthy) | could not check (no cleanup job `*cleanup*` on the node) |",
+        "| vk02 | - | - | - | - | - | - |",
+    ] {
+        assert!(md.contains(row), "{row}: {md}");
+    }
     assert!(
         md.contains("| vk02 | 0% (0/25; 25 answered with no container running) |"),
         "{md}"

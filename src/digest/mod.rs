@@ -135,8 +135,37 @@ pub struct NodeDigest {
     pub weakest: Option<String>,
     /// "Disk 0/15": the weakest dimension, short, for the phone line.
     pub weakest_short: Option<String>,
+    /// The score card dimension by dimension (empty when the node could not be scored).
+    pub dimensions: Vec<DimensionWeek>,
     /// Why the node has no score this week, when it has none.
     pub unscored: Option<String>,
+}
+
+/// One dimension of a node's score card at the week's end, with last week's points.
+#[derive(Debug, Clone, Serialize)]
+pub struct DimensionWeek {
+    pub name: String,
+    /// `None`: could not check (the total is scaled over the others).
+    pub points: Option<u32>,
+    pub max: u32,
+    /// The reading behind the points ("steal 0.1%"), or why it could not be checked.
+    pub reading: String,
+    pub last_week: Option<u32>,
+}
+
+impl DimensionWeek {
+    /// "15/20 ▲ +5 (3.2GB available)", "could not check (no cleanup job …)".
+    pub fn text(&self) -> String {
+        let Some(p) = self.points else {
+            return format!("could not check ({})", self.reading);
+        };
+        let trend = match self.last_week {
+            Some(b) if p > b => format!(" ▲ +{}", p - b),
+            Some(b) if p < b => format!(" ▼ -{}", b - p),
+            _ => String::new(),
+        };
+        format!("{p}/{}{trend} ({})", self.max, self.reading)
+    }
 }
 
 /// One container's trouble over the week.

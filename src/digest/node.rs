@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::aggregate::{Aggregate, aggregate, find};
 use super::rollup::{self, CaptureRow, DayRollup, RollupDir};
-use super::{ContainerTrouble, Grower, NodeDigest, Week, rounds};
+use super::{ContainerTrouble, DimensionWeek, Grower, NodeDigest, Week, rounds};
 use crate::error::Result;
 use crate::model::Snapshot;
 use crate::rules::kinds::score_card;
@@ -215,6 +215,7 @@ pub(super) fn node_week(
         score_last_week: scores.score_last_week,
         weakest: scores.weakest,
         weakest_short: scores.weakest_short,
+        dimensions: scores.dimensions,
         unscored: scores.unscored,
     };
     Ok(NodeWeek {
@@ -403,6 +404,8 @@ struct Scores {
     weakest_short: Option<String>,
     /// Why there is no score: "could not check: no host readings on Feb 25 10:00".
     unscored: Option<String>,
+    /// The card dimension by dimension, with last week's points.
+    dimensions: Vec<DimensionWeek>,
 }
 
 impl Scores {
@@ -429,15 +432,30 @@ impl Scores {
                 )
             }),
         };
-        let total = |c: Vec<score_card::Dimension>| match score_card::total(&c) {
+        let total = |c: &[score_card::Dimension]| match score_card::total(c) {
             (_, 0) => None,
             (t, _) => Some(t),
         };
+        let before_card = before.and_then(|s| score_card::score(s, cleanup_job));
+        let dimensions = card
+            .iter()
+            .flatten()
+            .map(|d| DimensionWeek {
+                name: d.name.to_string(),
+                points: d.checked.then_some(d.points),
+                max: d.max,
+                reading: d.reading.clone(),
+                last_week: before_card
+                    .iter()
+                    .flatten()
+                    .find(|b| b.name == d.name && b.checked)
+                    .map(|b| b.points),
+            })
+            .collect();
         Scores {
-            score: card.and_then(total),
-            score_last_week: before
-                .and_then(|s| score_card::score(s, cleanup_job))
-                .and_then(total),
+            score: card.as_deref().and_then(total),
+            score_last_week: before_card.as_deref().and_then(total),
+            dimensions,
             weakest,
             weakest_short,
             unscored,

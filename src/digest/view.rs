@@ -29,6 +29,9 @@ pub struct View {
     pub timezone: String,
     pub coverage: String,
     pub top_action: String,
+    /// The score card's dimensions with their points ("CPU efficiency (20)"), as the nodes'
+    /// cards name them; empty when no node was scored.
+    pub dimension_names: Vec<String>,
     /// Why it comes first ("importance 15.6: warning (3) × …"), empty when nothing is open.
     pub top_action_reason: String,
     pub nodes: Vec<NodeView>,
@@ -48,6 +51,8 @@ pub struct NodeView {
     pub status: String,
     /// What gave it the mark ("down since Sun 19:30", "2 warnings open").
     pub status_reason: String,
+    /// Its score card, one cell per dimension of [`View::dimension_names`] ("-" unscored).
+    pub dimensions: Vec<String>,
     pub node: String,
     pub score: String,
     pub score_last_week: String,
@@ -106,6 +111,7 @@ pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
             .clone()
             .unwrap_or_else(|| "nothing open; keep it that way.".into()),
         top_action_reason: d.top_action_reason.clone().unwrap_or_default(),
+        dimension_names: dimension_names(d),
         nodes: d
             .nodes
             .iter()
@@ -120,6 +126,21 @@ pub fn view(d: &Digest, charts: Vec<ChartView>) -> View {
         growers: d.growers.iter().map(grower_line).collect(),
         charts,
     }
+}
+
+/// The dimensions of the first scored node's card, "CPU efficiency (20)"; every card has the
+/// same.
+fn dimension_names(d: &Digest) -> Vec<String> {
+    d.nodes
+        .iter()
+        .find(|n| !n.dimensions.is_empty())
+        .map(|n| {
+            n.dimensions
+                .iter()
+                .map(|dim| format!("{} ({})", dim.name, dim.max))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The fleet's capture rounds against its schedule, as one sentence.
@@ -148,6 +169,13 @@ fn node_view(n: &NodeDigest, tz: chrono_tz::Tz) -> NodeView {
     NodeView {
         status: super::message::status(n).to_string(),
         status_reason: escape_inline(&super::message::status_reason(n, tz)),
+        dimensions: n
+            .dimensions
+            .iter()
+            // patrol's own words (a code span naming the cleanup job): only a pipe would break
+            // the table.
+            .map(|dim| dim.text().replace('|', "\\|"))
+            .collect(),
         node: escape_inline(&n.node),
         score: n.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
         score_last_week: n
