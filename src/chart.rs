@@ -1,6 +1,10 @@
 //! Small SVG line charts for the digest and `patrol history`: a few series over time, drawn by hand (no plotting
 //! crate): axes with the first and last day, the value range, one polyline per series with its
-//! label, and an optional dashed projection.
+//! label, and an optional dashed projection. A chart must not lie: a capture gap breaks the line
+//! (no straight stroke across days nobody saw), a null reading is marked under the axis in its
+//! series' colour, a reboot is a dotted vertical line, a label too long for the legend is cut
+//! (its whole text in a tooltip), and series of very different size are drawn on charts of
+//! their own ([`by_scale`]) rather than squashed at the bottom of one.
 
 use crate::markdown::escape_xml;
 
@@ -9,6 +13,66 @@ pub struct Series<'a> {
     pub points: &'a [(i64, f64)],
     /// Where the series is heading: drawn dashed from its last point.
     pub projection: Option<(i64, f64)>,
+    /// When the reading was null (its source answered without it): marked under the axis.
+    pub nulls: &'a [i64],
+}
+
+/// A step between two readings longer than this many times the series' median step is a
+/// capture gap: the line breaks there.
+const GAP_STEPS: i64 = 3;
+
+/// Series whose peaks differ by more than this factor go on charts of their own.
+const SCALE_FACTOR: f64 = 10.0;
+
+/// The legend's width in characters (11-pixel text in the right margin).
+const LEGEND_CHARS: usize = 22;
+
+/// `series` grouped so that, on each chart, the biggest peak is at most [`SCALE_FACTOR`] times
+/// the smallest: a 15GB database and a 300MB exporter each keep a readable line. Biggest first.
+pub fn by_scale(mut series: Vec<Series<'_>>) -> Vec<Vec<Series<'_>>> {
+    let peak = |s: &Series| s.points.iter().map(|p| p.1.abs()).fold(0.0, f64::max);
+    series.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
+    let mut groups: Vec<Vec<Series>> = Vec::new();
+    for s in series {
+        let fits = groups.last().is_some_and(|g| {
+            let top = g.first().map(&peak).unwrap_or(0.0);
+            peak(&s) * SCALE_FACTOR >= top
+        });
+        match groups.last_mut() {
+            Some(g) if fits => g.push(s),
+            _ => groups.push(vec![s]),
+        }
+    }
+    groups
+}
+
+/// The runs of `points` between capture gaps.
+fn segments(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
+    let mut steps: Vec<i64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    steps.sort_unstable();
+    let median = steps.get(steps.len() / 2).copied().unwrap_or(0).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..points.len() {
+        if points[i].0 - points[i - 1].0 > GAP_STEPS * median {
+            out.push(&points[start..i]);
+            start = i;
+        }
+    }
+    if start < points.len() {
+        out.push(&points[start..]);
+    }
+    out
+}
+
+/// `text` cut to `max` characters with an ellipsis.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 const W: f64 = 640.0;
@@ -27,6 +91,18 @@ pub fn line_chart(
     series: &[Series],
     t0: i64,
     t1: i64,
+    fmt: &dyn Fn(f64) -> String,
+    day: &dyn Fn(i64) -> String,
+) -> String {
+    line_chart_marked(title, series, (t0, t1), &[], fmt, day)
+}
+
+/// [`line_chart`] with the node's reboots (unix s) drawn as dotted vertical lines.
+pub fn line_chart_marked(
+    title: &str,
+    series: &[Series],
+    (t0, t1): (i64, i64),
+    reboots: &[i64],
     fmt: &dyn Fn(f64) -> String,
     day: &dyn Fn(i64) -> String,
 ) -> String {
@@ -78,15 +154,29 @@ pub fn line_chart(
     ));
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let pts: Vec<String> = s
-            .points
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
-            .collect();
-        if !pts.is_empty() {
+        for run in segments(s.points) {
+            if let [(t, v)] = run {
+                out.push_str(&format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{colour}\"/>\n",
+                    x(*t),
+                    y(*v)
+                ));
+                continue;
+            }
+            let pts: Vec<String> = run
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                .collect();
             out.push_str(&format!(
                 "<polyline points=\"{}\" stroke=\"{colour}\" stroke-width=\"1.5\" fill=\"none\"/>\n",
                 pts.join(" ")
+            ));
+        }
+        for t in s.nulls {
+            out.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" text-anchor=\"middle\">×<title>null</title></text>\n",
+                x(*t),
+                y1 + 6.0 + 4.0 * i as f64
             ));
         }
         if let (Some(&(lt, lv)), Some((pt, pv))) = (s.points.last(), s.projection) {
@@ -98,11 +188,28 @@ pub fn line_chart(
                 y(pv)
             ));
         }
+        let row = TOP + 14.0 * (i as f64 + 1.0);
+        if row > y1 {
+            continue;
+        }
+        let label = if row + 14.0 > y1 && i + 1 < series.len() {
+            format!("+{} more", series.len() - i)
+        } else {
+            cut(&s.label, LEGEND_CHARS)
+        };
         out.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{}</text>\n",
+            "<text x=\"{}\" y=\"{row}\" fill=\"{colour}\">{}<title>{}</title></text>\n",
             x1 + 8.0,
-            TOP + 14.0 * (i as f64 + 1.0),
+            escape_xml(&label),
             escape_xml(&s.label)
+        ));
+    }
+    for t in reboots.iter().filter(|t| (t0..=t1).contains(*t)) {
+        let xt = x(*t);
+        out.push_str(&format!(
+            "<line x1=\"{xt:.1}\" y1=\"{y0}\" x2=\"{xt:.1}\" y2=\"{y1}\" stroke=\"#888\" stroke-dasharray=\"2,3\"/>\n<text x=\"{:.1}\" y=\"{}\" fill=\"#888\" font-size=\"9\">reboot</text>\n",
+            xt + 2.0,
+            y0 + 10.0
         ));
     }
     out.push_str("</svg>\n");
@@ -122,6 +229,7 @@ mod tests {
                 label: "vk01 a&b".into(),
                 points: &a,
                 projection: Some((7200, 3.0)),
+                nulls: &[],
             }],
             0,
             3600,
@@ -132,5 +240,71 @@ mod tests {
         assert!(svg.contains("<polyline"));
         assert!(svg.contains("stroke-dasharray"), "the projection is dashed");
         assert!(svg.contains("Memory &lt;top&gt;") && svg.contains("vk01 a&amp;b"));
+    }
+
+    fn series<'a>(label: &str, points: &'a [(i64, f64)], nulls: &'a [i64]) -> Series<'a> {
+        Series {
+            label: label.into(),
+            points,
+            projection: None,
+            nulls,
+        }
+    }
+
+    #[test]
+    fn a_capture_gap_breaks_the_line_and_nulls_and_reboots_are_marked() {
+        let pts = [
+            (0, 1.0),
+            (900, 2.0),
+            (1800, 2.0),
+            (400_000, 3.0),
+            (400_900, 3.5),
+        ];
+        let svg = line_chart_marked(
+            "t",
+            &[series("a", &pts, &[2700])],
+            (0, 400_900),
+            &[200_000],
+            &|v| format!("{v}"),
+            &|t| t.to_string(),
+        );
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert!(svg.contains(">×<title>null</title>"), "{svg}");
+        assert!(svg.contains(">reboot</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_long_label_is_cut_with_its_whole_text_kept_and_many_series_say_how_many_more() {
+        let pts = [(0, 1.0), (900, 2.0)];
+        let many: Vec<Series> = (0..30)
+            .map(|i| series(&format!("vk01 a-very-long-container-name-{i}"), &pts, &[]))
+            .collect();
+        let svg = line_chart("t", &many, 0, 900, &|v| format!("{v}"), &|t| t.to_string());
+        assert!(
+            svg.contains(">vk01 a-very-long-cont…<title>vk01 a-very-long-container-name-0</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("more<title>"), "{svg}");
+        assert!(
+            !svg.contains("name-29</title>") || svg.contains("more"),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn series_of_very_different_size_go_on_charts_of_their_own() {
+        let big = [(0, 15e9), (900, 16e9)];
+        let mid = [(0, 2e9), (900, 2e9)];
+        let small = [(0, 3e8), (900, 3.2e8)];
+        let groups = by_scale(vec![
+            series("small", &small, &[]),
+            series("big", &big, &[]),
+            series("mid", &mid, &[]),
+        ]);
+        let labels: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.label.as_str()).collect())
+            .collect();
+        assert_eq!(labels, vec![vec!["big", "mid"], vec!["small"]]);
     }
 }

@@ -844,6 +844,37 @@ fn history_prints_a_nodes_values_over_time_and_writes_a_chart() {
     );
     let svg = std::fs::read_to_string(out_dir.join("history/vk02_gpu_0_temp_c.svg")).unwrap();
     assert!(svg.contains("<polyline"));
+    // Issue 19: nothing dropped in silence. The GPU telemetry blackout from Feb 22 19:30 is
+    // "null", the 3.7-day capture gap is said and breaks the chart's line, reboots are marked.
+    assert!(stdout.contains("2026-02-22 19:30  null"), "{stdout}");
+    assert!(stdout.contains("… no capture for 3.7 days"), "{stdout}");
+    assert!(svg.contains(">×<title>null</title>"), "{svg}");
+    assert!(
+        svg.matches("<polyline").count() >= 2,
+        "the gap breaks the line: {svg}"
+    );
+    let mem = patrol(
+        &[
+            "history",
+            "vk01",
+            "container:database-server",
+            "--since",
+            "2026-02-18 20:00",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    let mem_out = succeeded(&mem);
+    assert!(
+        mem_out.contains("vk01 rebooted at 2026-02-22 22:50"),
+        "{mem_out}"
+    );
+    let mem_svg = std::fs::read_to_string(
+        out_dir.join("history/vk01_container_database-server_mem_usage_bytes.svg"),
+    )
+    .unwrap();
+    assert!(mem_svg.contains(">reboot</text>"), "{mem_svg}");
     let bad = patrol(&["history", "vk02", "gpu:0", "temp"], &root());
     assert_eq!(bad.status.code(), Some(2));
     assert!(

@@ -121,6 +121,14 @@ fn write_digest(
     let dir = out.join("digests");
     let mode = shared_mode(config);
     let charts = crate::digest::charts(digest, tz, week.start.timestamp(), week.end.timestamp());
+    // A digest made again may draw fewer charts: the week's old ones it no longer draws go.
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(&format!("{}-", week.label)) && name.ends_with(".svg");
+        if ours && !charts.iter().any(|(file, _, _)| *file == name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let mut chart_views = Vec::new();
     for (file, alt, svg) in &charts {
         crate::fsutil::write_atomic(&dir.join(file), svg.as_bytes(), mode)?;

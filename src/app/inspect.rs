@@ -190,7 +190,7 @@ pub(super) fn history_cmd(args: HistoryArgs) -> Result<i32> {
         metric,
     };
     let series = readings(&archive, &entries, &wanted);
-    if series.is_empty() {
+    if series.values.is_empty() && series.nulls.is_empty() {
         return Err(Error::Usage(format!(
             "no `{metric}` readings of `{entity}` on {node} since {}",
             from.with_timezone(&tz).format("%Y-%m-%d %H:%M")
@@ -233,67 +233,129 @@ struct Chart<'a> {
     out: &'a Path,
 }
 
-/// The wanted metric's non-null readings in the given captures, per matching entity.
-fn readings(
-    archive: &Archive,
-    entries: &[Entry],
-    wanted: &Wanted,
-) -> BTreeMap<String, Vec<(i64, f64)>> {
+/// What `patrol history` shows: the wanted metric's readings per matching entity, when they
+/// were null (a telemetry blackout is a finding, not a hole), and the node's reboots.
+struct Readings {
+    values: BTreeMap<String, Vec<(i64, f64)>>,
+    nulls: BTreeMap<String, Vec<i64>>,
+    reboots: Vec<i64>,
+}
+
+impl Readings {
+    fn entities(&self) -> std::collections::BTreeSet<&String> {
+        self.values.keys().chain(self.nulls.keys()).collect()
+    }
+}
+
+/// The wanted metric's readings in the given captures, per matching entity, with its nulls and
+/// the node's reboots (a boot time that moved by more than two minutes).
+fn readings(archive: &Archive, entries: &[Entry], wanted: &Wanted) -> Readings {
     let (snaps, _) = archive.load_entries(entries);
-    let mut series: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut out = Readings {
+        values: BTreeMap::new(),
+        nulls: BTreeMap::new(),
+        reboots: Vec::new(),
+    };
+    let mut last_boot: Option<i64> = None;
     for s in &snaps {
+        let at = s.captured_at.timestamp();
+        let boot = s.host.as_ref().and_then(|h| {
+            h.boot_time
+                .map(|b| b.timestamp())
+                .or_else(|| h.uptime_s.map(|u| at - u as i64))
+        });
+        if let Some(b) = boot {
+            if last_boot.is_some_and(|l| b - l > 120) {
+                out.reboots.push(b);
+            }
+            last_boot = Some(b);
+        }
         for r in crate::history::metrics::readings(s) {
-            if r.metric == wanted.metric
-                && crate::rules::select::glob_match(wanted.entity, &r.entity)
-                && let Some(v) = r.value
+            if r.metric != wanted.metric
+                || !crate::rules::select::glob_match(wanted.entity, &r.entity)
             {
-                series
-                    .entry(r.entity)
-                    .or_default()
-                    .push((s.captured_at.timestamp(), v));
+                continue;
+            }
+            match r.value {
+                Some(v) => out.values.entry(r.entity).or_default().push((at, v)),
+                None => out.nulls.entry(r.entity).or_default().push(at),
             }
         }
     }
-    series
+    out
 }
 
-/// One block per entity on stdout: its name, a sparkline on a terminal, each reading.
-fn print_readings(series: &BTreeMap<String, Vec<(i64, f64)>>, wanted: &Wanted, tz: Tz) {
+/// One block per entity on stdout: its name, a sparkline on a terminal, each reading (`null`
+/// where the source answered without it), a line where no capture was taken for a while, and
+/// the node's reboots.
+fn print_readings(series: &Readings, wanted: &Wanted, tz: Tz) {
     let (dim, suffix) = metric_unit(wanted.metric);
     let tty = std::io::stdout().is_terminal();
-    for (ent, points) in series {
+    let local = |t: i64| {
+        Utc.timestamp_opt(t, 0)
+            .single()
+            .map(|x| x.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    for ent in series.entities() {
         println!(
             "{}",
             plain(&format!("{} {ent} {}", wanted.node, wanted.metric))
         );
-        if tty {
+        let points = series
+            .values
+            .get(ent)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if tty && !points.is_empty() {
             println!("  {}", sparkline(points));
         }
-        for (t, v) in points {
-            let local = Utc
-                .timestamp_opt(*t, 0)
-                .single()
-                .map(|x| x.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default();
-            println!("  {local}  {}", fmt_value(*v, dim, suffix));
+        let mut rows: Vec<(i64, Option<f64>)> =
+            points.iter().map(|(t, v)| (*t, Some(*v))).collect();
+        rows.extend(
+            series
+                .nulls
+                .get(ent)
+                .into_iter()
+                .flatten()
+                .map(|t| (*t, None)),
+        );
+        rows.sort_by_key(|r| r.0);
+        let mut steps: Vec<i64> = rows.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        steps.sort_unstable();
+        let gap = steps.get(steps.len() / 2).copied().unwrap_or(0).max(1) * 3;
+        for (i, (t, v)) in rows.iter().enumerate() {
+            if let Some(prev) = i.checked_sub(1).map(|p| rows[p].0)
+                && t - prev > gap
+            {
+                println!(
+                    "  … no capture for {}",
+                    crate::units::fmt_duration((t - prev) as f64)
+                );
+            }
+            let value = v
+                .map(|v| fmt_value(v, dim, suffix))
+                .unwrap_or_else(|| "null".into());
+            println!("  {}  {value}", local(*t));
         }
+    }
+    for b in &series.reboots {
+        println!("{} rebooted at {}", plain(wanted.node), local(*b));
     }
 }
 
 /// The SVG chart of the readings, under `<out>/history/`; returns its path.
-fn write_chart(
-    series: &BTreeMap<String, Vec<(i64, f64)>>,
-    wanted: &Wanted,
-    chart: &Chart,
-) -> Result<std::path::PathBuf> {
+fn write_chart(series: &Readings, wanted: &Wanted, chart: &Chart) -> Result<std::path::PathBuf> {
     let (dim, suffix) = metric_unit(wanted.metric);
     let tz = chart.tz;
     let lines: Vec<crate::chart::Series> = series
-        .iter()
-        .map(|(e, p)| crate::chart::Series {
+        .entities()
+        .into_iter()
+        .map(|e| crate::chart::Series {
             label: e.clone(),
-            points: p,
+            points: series.values.get(e).map(Vec::as_slice).unwrap_or_default(),
             projection: None,
+            nulls: series.nulls.get(e).map(Vec::as_slice).unwrap_or_default(),
         })
         .collect();
     let day = |t: i64| {
@@ -302,14 +364,14 @@ fn write_chart(
             .map(|x| x.with_timezone(&tz).format("%b %-d %H:%M").to_string())
             .unwrap_or_default()
     };
-    let svg = crate::chart::line_chart(
+    let svg = crate::chart::line_chart_marked(
         &format!(
             "{}: {} {} {}",
             chart.fleet, wanted.node, wanted.entity, wanted.metric
         ),
         &lines,
-        chart.from.timestamp(),
-        chart.newest.timestamp(),
+        (chart.from.timestamp(), chart.newest.timestamp()),
+        &series.reboots,
         &|v| fmt_value(v, dim, suffix),
         &day,
     );

@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::Digest;
-use crate::chart::{Series, line_chart};
+use crate::chart::{Series, by_scale, line_chart};
 use crate::units::{fmt_bytes, fmt_number};
 
 /// The week's charts as (file name, alt text, SVG).
@@ -18,7 +18,7 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
     };
     let mut out = Vec::new();
     if !d.growers.is_empty() {
-        out.push(memory_chart(d, start, end, &day));
+        out.extend(memory_charts(d, start, end, &day));
     }
     if !d.disk_series.is_empty() {
         out.push(disk_chart(d, start, end, &day));
@@ -26,12 +26,14 @@ pub fn charts(d: &Digest, tz: Tz, start: i64, end: i64) -> Vec<(String, String, 
     out
 }
 
-fn memory_chart(
+/// The growers' memory, on as many charts as their sizes need ([`by_scale`]): the first is
+/// `<week>-memory.svg`, the others `<week>-memory-2.svg`, ….
+fn memory_charts(
     d: &Digest,
     start: i64,
     end: i64,
     day: &dyn Fn(i64) -> String,
-) -> (String, String, String) {
+) -> Vec<(String, String, String)> {
     let series: Vec<Series> = d
         .growers
         .iter()
@@ -39,20 +41,36 @@ fn memory_chart(
             label: format!("{} {}", g.node, g.container),
             points: &g.points,
             projection: None,
+            nulls: &[],
         })
         .collect();
-    (
-        format!("{}-memory.svg", d.week),
-        "Memory of the top growers over the week".to_string(),
-        line_chart(
-            &format!("{} {}: memory of the top growers", d.fleet, d.week),
-            &series,
-            start,
-            end,
-            &|v| fmt_bytes(v),
-            day,
-        ),
-    )
+    let groups = by_scale(series);
+    let count = groups.len();
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let (file, part) = match i {
+                0 => (format!("{}-memory.svg", d.week), String::new()),
+                _ => (
+                    format!("{}-memory-{}.svg", d.week, i + 1),
+                    format!(" ({} of {count}, smaller)", i + 1),
+                ),
+            };
+            (
+                file,
+                format!("Memory of the top growers over the week{part}"),
+                line_chart(
+                    &format!("{} {}: memory of the top growers{part}", d.fleet, d.week),
+                    &group,
+                    start,
+                    end,
+                    &|v| fmt_bytes(v),
+                    day,
+                ),
+            )
+        })
+        .collect()
 }
 
 fn disk_chart(
@@ -80,6 +98,7 @@ fn disk_chart(
                 label: n.clone(),
                 points: p,
                 projection,
+                nulls: &[],
             }
         })
         .collect();

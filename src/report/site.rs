@@ -234,10 +234,12 @@ pub fn write_site(
         .flatten()
     {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // "2026-W08-memory-2.svg": the week is the name's first eight characters.
         let Some(week) = name
             .strip_suffix(".svg")
-            .and_then(|s| s.rsplit_once('-'))
-            .map(|(w, _)| w.to_string())
+            .and_then(|s| s.get(..8))
+            .filter(|w| w.as_bytes().get(4..6) == Some(b"-W"))
+            .map(str::to_string)
         else {
             continue;
         };
