@@ -1052,3 +1052,57 @@ fn the_weeks_counts_are_what_its_sections_said() {
         assert_eq!(total(said("still open")), n.parse::<usize>().unwrap());
     }
 }
+
+/// Issue 19, the rest of the demo's faults: W08's values are W08's, its growers hold the leaks
+/// the Feb 22 reboot reset, W09's hold no sawtooth, a dead node's row shows no healthy-looking
+/// "not filling", and the charts break at the capture gap and give small series their own.
+#[test]
+fn the_demo_weeks_values_growers_and_charts_are_the_weeks_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), &BotApi::start(vec![]));
+    for week in ["2026-W08", "2026-W09"] {
+        succeeded(&digest(&config, week, &[], &[]));
+    }
+    let md = |week: &str| {
+        std::fs::read_to_string(dir.path().join(format!("out/digests/{week}.md"))).unwrap()
+    };
+    let (w08, w09) = (md("2026-W08"), md("2026-W09"));
+    assert!(!w08.contains("11.5GB"), "a W09 value in W08: {w08}");
+    let growers = |text: &str| -> Vec<String> {
+        text.split("## Top memory growers")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect()
+    };
+    let g08 = growers(&w08);
+    for leak in ["vk01 `is-sis-surface`", "vk01 `visionking-inference`"] {
+        assert!(
+            g08.iter()
+                .any(|l| l.contains(leak) && l.contains("across 1 reset")),
+            "{leak} leaked before the reboot reset it: {g08:?}"
+        );
+    }
+    let g09 = growers(&w09);
+    assert!(
+        !g09.iter().any(|l| l.contains("vk01 `prometheus`")),
+        "vk01's Prometheus cycles back to its level: {g09:?}"
+    );
+    let vk02 = w09.lines().find(|l| l.starts_with("| vk02 | 0% ")).unwrap();
+    assert!(!vk02.contains("not filling"), "{vk02}");
+    let svg = |name: &str| {
+        std::fs::read_to_string(dir.path().join(format!("out/digests/{name}"))).unwrap()
+    };
+    let memory = svg("2026-W08-memory.svg");
+    let labels = memory.matches("<title>").count();
+    assert!(
+        memory.matches("<polyline").count() > labels,
+        "a line across the 3.7-day gap: {memory}"
+    );
+    assert!(
+        w08.contains("(2026-W08-memory-2.svg)"),
+        "the small growers get their own chart"
+    );
+}
