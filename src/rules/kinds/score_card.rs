@@ -274,7 +274,33 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
     ])
 }
 
+/// How far under its role's median a low score must be to be news: a role whose nodes all
+/// score alike (a fleet of small gateways) is not a fleet of findings.
+const ROLE_MARGIN: u32 = 10;
+
+/// Roles of at least this many scored nodes have a median to compare with.
+const ROLE_MIN_NODES: usize = 3;
+
+/// Each role's median score, for the roles with [`ROLE_MIN_NODES`] scored nodes or more.
+fn role_medians<'a>(
+    scored: impl Iterator<Item = (Option<&'a str>, u32)>,
+) -> std::collections::BTreeMap<Option<&'a str>, u32> {
+    let mut by_role: std::collections::BTreeMap<Option<&str>, Vec<u32>> = Default::default();
+    for (role, total) in scored {
+        by_role.entry(role).or_default().push(total);
+    }
+    by_role
+        .into_iter()
+        .filter(|(_, v)| v.len() >= ROLE_MIN_NODES)
+        .map(|(role, mut v)| {
+            v.sort_unstable();
+            (role, v[v.len() / 2])
+        })
+        .collect()
+}
+
 pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candidate>) {
+    let mut cards = Vec::new();
     for node in ctx.window.nodes().filter(|n| rule.select.node_matches(n)) {
         let Some(snap) = node.latest() else { continue };
         let at = snap.captured_at.timestamp();
@@ -283,7 +309,20 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         };
         let (total, possible) = total(&card);
-        if possible == 0 || f64::from(total) >= p.below {
+        if possible > 0 {
+            cards.push((node, at, card, total, possible));
+        }
+    }
+    let medians = role_medians(cards.iter().map(|c| (c.0.role.as_deref(), c.3)));
+    for (node, at, card, total, possible) in cards {
+        if f64::from(total) >= p.below {
+            continue;
+        }
+        let median = medians.get(&node.role.as_deref()).copied();
+        if median.is_some_and(|m| total + ROLE_MARGIN > m) {
+            // Low, but like the rest of its role: what lowers it is the role's (and the
+            // findings about that dimension say it), not this node's news.
+            out.push(Candidate::holding(node, "host", "score", at));
             continue;
         }
         let breakdown: Vec<String> = card.iter().map(Dimension::text).collect();
@@ -299,8 +338,11 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("score", Some(f64::from(total)), total.to_string());
         c.value("breakdown", None, breakdown.join("; "));
         c.value("weakest", None, weakest.clone());
+        let role = median
+            .map(|m| format!(" Its role's nodes score {m} (median)."))
+            .unwrap_or_default();
         c.evidence = format!(
-            "{} scores {total}/100 (below {}{scaled}): {}. The most points are lost on {weakest}.",
+            "{} scores {total}/100 (below {}{scaled}): {}. The most points are lost on {weakest}.{role}",
             node.node,
             fmt_number(p.below, 0),
             breakdown.join("; ")
