@@ -6,7 +6,7 @@
 //! (its whole text in a tooltip), and series of very different size are drawn on charts of
 //! their own ([`by_scale`]) rather than squashed at the bottom of one.
 
-use crate::markdown::escape_xml;
+use crate::markdown::{cut, escape_xml};
 
 pub struct Series<'a> {
     pub label: String,
@@ -62,16 +62,6 @@ fn segments(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
     if start < points.len() {
         out.push(&points[start..]);
     }
-    out
-}
-
-/// `text` cut to `max` characters with an ellipsis.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
     out
 }
 

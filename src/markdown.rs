@@ -20,6 +20,16 @@ fn control_picture(c: char) -> Option<char> {
     }
 }
 
+/// `text` cut to `max` characters with an ellipsis (a chart's legend, a line on a phone).
+pub fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// Text for a terminal or a plain file: line feeds and tabs stay, every other control character
 /// (bare `\r`, ESC of ANSI/OSC sequences, BEL…) becomes its visible picture.
 pub fn plain(text: &str) -> String {

@@ -6,6 +6,7 @@
 
 use super::view::{bytes, counts_text, pct};
 use super::{Digest, Grower, NodeDigest};
+use crate::markdown::cut;
 use crate::telegram::escape;
 use crate::units::fmt_number;
 
@@ -141,16 +142,6 @@ fn status_line(n: &NodeDigest, tz: chrono_tz::Tz) -> String {
     let room = PHONE_LINE.saturating_sub(fixed).max(8);
     let line = format!("{mark} {}{suffix}", cut(&n.node, room));
     escape(&cut(&line, PHONE_LINE))
-}
-
-/// `text` cut to `max` characters, with an ellipsis when cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// A node's score, its trend on last week, and its weakest dimension.
