@@ -1,6 +1,6 @@
 //! The digest as Telegram HTML lines, most important first and read on a phone: the week and how
 //! much of it patrol saw, the top action and why, one short line per node (✅ ⚠️ ❌, its score
-//! and what holds it back, at most [`PHONE_LINE`] characters), the findings, containers in
+//! and what gave it the mark, at most [`PHONE_LINE`] characters), the findings, containers in
 //! trouble, what is not deployed, then each node's details and the growers.
 //! `crate::telegram` splits the lines into messages.
 
