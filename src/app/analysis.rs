@@ -113,7 +113,7 @@ pub fn analyse_round(
 }
 
 /// Each node's score card at its newest capture, for the site's index.
-fn score_card(library: &Library, window: &Window) -> Vec<report::ScoreRow> {
+fn score_card(library: &Library, window: &Window) -> Vec<crate::model::ScoreRow> {
     use crate::rules::kinds::score_card as card;
     let job = card::cleanup_job(library);
     window
@@ -123,7 +123,7 @@ fn score_card(library: &Library, window: &Window) -> Vec<report::ScoreRow> {
             let row = match card::score(s, &job) {
                 Some(dims) => {
                     let (total, possible) = card::total(&dims);
-                    report::ScoreRow {
+                    crate::model::ScoreRow {
                         node: n.node.clone(),
                         score: (possible > 0).then_some(total),
                         note: card::weakest(&dims)
@@ -131,7 +131,7 @@ fn score_card(library: &Library, window: &Window) -> Vec<report::ScoreRow> {
                             .unwrap_or_default(),
                     }
                 }
-                None => report::ScoreRow {
+                None => crate::model::ScoreRow {
                     node: n.node.clone(),
                     score: None,
                     note: format!(

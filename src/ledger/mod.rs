@@ -240,7 +240,7 @@ pub struct Ledger {
     pub week: Option<String>,
     /// Each node's score card line as of the newest analysis, for the site's index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub score_card: Vec<crate::report::ScoreRow>,
+    pub score_card: Vec<crate::model::ScoreRow>,
     /// Per ISO week ("2026-W08"), what its sections said (the newest [`WEEK_COUNT_MEMORY`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub weeks: BTreeMap<String, WeekCounts>,

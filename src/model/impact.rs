@@ -2,9 +2,8 @@
 //! patrol cannot see and work or data being lost come before a memory leak heading for its
 //! kill, which comes before a service down, a resource filling up, a service running degraded,
 //! and configuration hygiene. Severity says how sure and how urgent a rule is; the impact says
-//! what is at stake. The weekly digest ranks its top action by both (see
-//! [`crate::digest`]), so an admin page being down does not outrank a week of lost inspection
-//! data. A rule declares it (`impact = "data-loss"`); a rule that does not gets its kind's
+//! what is at stake. The weekly digest ranks its top action by both, so an admin page being
+//! down does not outrank a week of lost inspection data. A rule declares it (`impact = "data-loss"`); a rule that does not gets its kind's
 //! default ([`Impact::of_kind`]).
 
 use serde::{Deserialize, Serialize};

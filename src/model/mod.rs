@@ -3,8 +3,10 @@
 
 pub mod finding;
 pub mod impact;
+pub mod score_row;
 pub mod snapshot;
 
 pub use finding::{Cumulative, EvidenceValue, Facet, Finding, Lifecycle, Member, Severity};
 pub use impact::Impact;
+pub use score_row::ScoreRow;
 pub use snapshot::*;

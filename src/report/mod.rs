@@ -44,7 +44,7 @@ pub use files::{
 pub use json::json;
 pub use noise::{NoiseRow, noise};
 pub use section::{build_section, heading_time, open_by_severity};
-pub use site::{ScoreRow, markdown_html, write_site};
+pub use site::{markdown_html, write_site};
 pub use textfile::{SourceHealth, prometheus_textfile};
 
 pub const HEADER_TEMPLATE: &str = "improvements-header.md.j2";

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
-use serde::{Deserialize, Serialize};
 
 use super::files::Output;
 use crate::error::{Error, Result};
@@ -21,16 +20,6 @@ use crate::fsutil;
 use crate::ledger::{Ledger, Status};
 use crate::markdown::escape_xml;
 use crate::model::Severity;
-
-/// One node's line of the score card on the index, as of the newest analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScoreRow {
-    pub node: String,
-    /// Out of 100; `None` when the node could not be scored.
-    pub score: Option<u32>,
-    /// The dimension that lost the most points, or why there is no score.
-    pub note: String,
-}
 
 /// How many of the newest dated sections the index shows in full.
 const LATEST_SECTIONS: usize = 3;
