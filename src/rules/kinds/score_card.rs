@@ -110,8 +110,7 @@ fn band(bands: &[(bool, u32)], floor: u32) -> u32 {
 /// Memory pressure from available memory. The seed's bands were drawn for nodes of 16 GB; a
 /// smaller node (a 4 GB gateway) is held to the same shares of its own memory, not to gigabytes
 /// it does not have.
-fn memory_pressure(host: &crate::model::Host, available: f64) -> Dimension {
-    let total = host.mem_total_bytes.map(|t| t as f64);
+fn memory_pressure(total: Option<f64>, available: f64) -> Dimension {
     let scale = total.map_or(1.0, |t| (t / MEMORY_BANDS_NODE_BYTES).min(1.0));
     let points = band(
         &[
@@ -170,20 +169,46 @@ pub fn short(d: &Dimension) -> String {
 /// is missing. Shared with the weekly digest.
 pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
     let host = s.host.as_ref()?;
-    let steal = host.cpu_steal_pct?;
-    let available = host.mem_available_bytes? as f64;
-    let free = host.mem_free_bytes.unwrap_or(host.mem_available_bytes?) as f64;
-    let disk = host
-        .disks
-        .iter()
-        .filter_map(|d| d.used_pct)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?;
-    let unhealthy = s
-        .containers
-        .as_ref()?
-        .iter()
-        .filter(|c| c.health == Health::Unhealthy)
-        .count();
+    let readings = Readings {
+        steal: host.cpu_steal_pct?,
+        available: host.mem_available_bytes? as f64,
+        free: host.mem_free_bytes.unwrap_or(host.mem_available_bytes?) as f64,
+        total: host.mem_total_bytes.map(|t| t as f64),
+        disk: host
+            .disks
+            .iter()
+            .filter_map(|d| d.used_pct)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))?,
+        unhealthy: s
+            .containers
+            .as_ref()?
+            .iter()
+            .filter(|c| c.health == Health::Unhealthy)
+            .count(),
+    };
+    Some(card(&readings, hygiene(s, cleanup_job)))
+}
+
+/// The readings a card is drawn from, but for the cleanup job.
+struct Readings {
+    steal: f64,
+    available: f64,
+    free: f64,
+    total: Option<f64>,
+    disk: f64,
+    unhealthy: usize,
+}
+
+/// The card of `r`, with the hygiene dimension already judged.
+fn card(r: &Readings, hygiene: Dimension) -> Vec<Dimension> {
+    let Readings {
+        steal,
+        available,
+        free,
+        total,
+        disk,
+        unhealthy,
+    } = *r;
     // Each band: (the reading passes, points), tried in order; then the floor.
     let cpu = band(
         &[(steal < 2.0, 20), (steal < 5.0, 15), (steal < 10.0, 10)],
@@ -198,11 +223,56 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         ],
         2,
     );
+    let llm = band(
+        &[
+            (free > 8.0 * GB, 10),
+            (free > 4.0 * GB, 7),
+            (free > 2.0 * GB, 4),
+        ],
+        1,
+    );
+    vec![
+        Dimension {
+            name: "CPU efficiency",
+            points: cpu,
+            max: 20,
+            reading: format!("steal {}%", fmt_number(steal, 1)),
+            checked: true,
+        },
+        memory_pressure(total, available),
+        Dimension {
+            name: "Disk health",
+            points: disk_points,
+            max: 15,
+            reading: format!("{}% used", fmt_number(disk, 1)),
+            checked: true,
+        },
+        Dimension {
+            name: "Service health",
+            points: service,
+            max: 20,
+            reading: format!("{unhealthy} unhealthy"),
+            checked: true,
+        },
+        hygiene,
+        Dimension {
+            name: "LLM readiness",
+            points: llm,
+            max: 10,
+            reading: format!("{} free", fmt_bytes(free)),
+            checked: true,
+        },
+    ]
+}
+
+/// The maintenance hygiene of a snapshot: its cleanup job's last run and what it freed; could
+/// not check without a job matching `cleanup_job`.
+fn hygiene(s: &Snapshot, cleanup_job: &str) -> Dimension {
     let cleanup = s
         .cron_jobs
         .iter()
         .find(|j| glob_match(cleanup_job, &j.name));
-    let hygiene_checked = cleanup.is_some();
+    let checked = cleanup.is_some();
     let (hygiene, hygiene_reading) = match cleanup.and_then(|j| j.last_run.map(|t| (j, t))) {
         _ if cleanup.is_none() => (0, format!("no cleanup job `{cleanup_job}` on the node")),
         Some((job, last)) => {
@@ -226,57 +296,75 @@ pub fn score(s: &Snapshot, cleanup_job: &str) -> Option<Vec<Dimension>> {
         }
         None => (0, "its cleanup job has no run recorded".to_string()),
     };
-    let llm = band(
-        &[
-            (free > 8.0 * GB, 10),
-            (free > 4.0 * GB, 7),
-            (free > 2.0 * GB, 4),
-        ],
-        1,
-    );
-    Some(vec![
-        Dimension {
-            name: "CPU efficiency",
-            points: cpu,
-            max: 20,
-            reading: format!("steal {}%", fmt_number(steal, 1)),
-            checked: true,
-        },
-        memory_pressure(host, available),
-        Dimension {
-            name: "Disk health",
-            points: disk_points,
-            max: 15,
-            reading: format!("{}% used", fmt_number(disk, 1)),
-            checked: true,
-        },
-        Dimension {
-            name: "Service health",
-            points: service,
-            max: 20,
-            reading: format!("{unhealthy} unhealthy"),
-            checked: true,
-        },
-        Dimension {
-            name: "Maintenance hygiene",
-            points: hygiene,
-            max: 15,
-            reading: hygiene_reading,
-            checked: hygiene_checked,
-        },
-        Dimension {
-            name: "LLM readiness",
-            points: llm,
-            max: 10,
-            reading: format!("{} free", fmt_bytes(free)),
-            checked: true,
-        },
-    ])
+    Dimension {
+        name: "Maintenance hygiene",
+        points: hygiene,
+        max: 15,
+        reading: hygiene_reading,
+        checked,
+    }
+}
+
+/// The card a node's readings in the window give at its capture taken at `at`, hygiene left
+/// unchecked (the window keeps no cleanup runs): what a node scored a day ago, and now, alike.
+fn card_at(node: &crate::history::NodeHistory, at: i64) -> Option<Vec<Dimension>> {
+    let read = |entity: &str, metric: &str| -> Option<f64> {
+        let points = &node.series(entity, metric)?.points;
+        let i = points.partition_point(|p| p.at < at);
+        points.get(i).filter(|p| p.at == at)?.value
+    };
+    let at_capture = |metric: &str, prefix: &str| -> Vec<f64> {
+        node.series_of(metric)
+            .into_iter()
+            .filter(|(entity, _)| entity.starts_with(prefix))
+            .filter_map(|(entity, _)| read(entity, metric))
+            .collect()
+    };
+    let available = read("host", "mem_available_bytes")?;
+    let readings = Readings {
+        steal: read("host", "cpu_steal_pct")?,
+        available,
+        free: read("host", "mem_free_bytes").unwrap_or(available),
+        total: read("host", "mem_total_bytes"),
+        disk: at_capture("used_pct", "disk:").into_iter().reduce(f64::max)?,
+        unhealthy: at_capture("healthy", "container:")
+            .into_iter()
+            .filter(|h| *h == 0.0)
+            .count(),
+    };
+    let hygiene = Dimension {
+        name: "Maintenance hygiene",
+        points: 0,
+        max: 15,
+        reading: "not kept in the window".into(),
+        checked: false,
+    };
+    Some(card(&readings, hygiene))
 }
 
 /// How far under its role's median a low score must be to be news: a role whose nodes all
 /// score alike (a fleet of small gateways) is not a fleet of findings.
 const ROLE_MARGIN: u32 = 10;
+
+/// A score that fell by this much since the window's oldest capture is news whatever its role
+/// scores.
+const FALL_MARGIN: u32 = 10;
+
+/// The oldest capture must be at least this much older than the newest for a fall to be read.
+const FALL_SPAN_S: i64 = 3600;
+
+/// (then, now): the node's score at its oldest capture in the window and at its newest, both
+/// from the window's readings (hygiene aside), when it fell by [`FALL_MARGIN`] or more.
+fn fell(node: &crate::history::NodeHistory) -> Option<(u32, u32)> {
+    let latest = node.latest_at()?;
+    let first = node.capture_times().next()?;
+    if latest - first < FALL_SPAN_S {
+        return None;
+    }
+    let then = total(&card_at(node, first)?).0;
+    let now = total(&card_at(node, latest)?).0;
+    (then >= now + FALL_MARGIN).then_some((then, now))
+}
 
 /// Roles of at least this many scored nodes have a median to compare with.
 const ROLE_MIN_NODES: usize = 3;
@@ -319,9 +407,10 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             continue;
         }
         let median = medians.get(&node.role.as_deref()).copied();
-        if median.is_some_and(|m| total + ROLE_MARGIN > m) {
-            // Low, but like the rest of its role: what lowers it is the role's (and the
-            // findings about that dimension say it), not this node's news.
+        let fall = fell(node);
+        if median.is_some_and(|m| total + ROLE_MARGIN > m) && fall.is_none() {
+            // Low, but like the rest of its role and not falling: what lowers it is the role's
+            // (and the findings about that dimension say it), not this node's news.
             out.push(Candidate::holding(node, "host", "score", at));
             continue;
         }
@@ -338,9 +427,14 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
         c.value("score", Some(f64::from(total)), total.to_string());
         c.value("breakdown", None, breakdown.join("; "));
         c.value("weakest", None, weakest.clone());
-        let role = median
+        let mut role = median
             .map(|m| format!(" Its role's nodes score {m} (median)."))
             .unwrap_or_default();
+        if let Some((then, now)) = fall {
+            role.push_str(&format!(
+                " It fell from {then} to {now} since the window's oldest capture (its readings alone, hygiene aside)."
+            ));
+        }
         c.evidence = format!(
             "{} scores {total}/100 (below {}{scaled}): {}. The most points are lost on {weakest}.{role}",
             node.node,
