@@ -87,12 +87,13 @@ pub fn line_chart(
     line_chart_marked(title, series, (t0, t1), &[], fmt, day)
 }
 
-/// [`line_chart`] with the node's reboots (unix s) drawn as dotted vertical lines.
+/// [`line_chart`] with reboots (unix s, and whose: "vk01", or empty for the one node a chart is
+/// about) drawn as dotted vertical lines.
 pub fn line_chart_marked(
     title: &str,
     series: &[Series],
     (t0, t1): (i64, i64),
-    reboots: &[i64],
+    reboots: &[(i64, String)],
     fmt: &dyn Fn(f64) -> String,
     day: &dyn Fn(i64) -> String,
 ) -> String {
@@ -194,12 +195,18 @@ pub fn line_chart_marked(
             escape_xml(&s.label)
         ));
     }
-    for t in reboots.iter().filter(|t| (t0..=t1).contains(*t)) {
+    for (t, whose) in reboots.iter().filter(|(t, _)| (t0..=t1).contains(t)) {
         let xt = x(*t);
+        let label = if whose.is_empty() {
+            "reboot".to_string()
+        } else {
+            format!("reboot {whose}")
+        };
         out.push_str(&format!(
-            "<line x1=\"{xt:.1}\" y1=\"{y0}\" x2=\"{xt:.1}\" y2=\"{y1}\" stroke=\"#888\" stroke-dasharray=\"2,3\"/>\n<text x=\"{:.1}\" y=\"{}\" fill=\"#888\" font-size=\"9\">reboot</text>\n",
+            "<line x1=\"{xt:.1}\" y1=\"{y0}\" x2=\"{xt:.1}\" y2=\"{y1}\" stroke=\"#888\" stroke-dasharray=\"2,3\"/>\n<text x=\"{:.1}\" y=\"{}\" fill=\"#888\" font-size=\"9\">{}</text>\n",
             xt + 2.0,
-            y0 + 10.0
+            y0 + 10.0,
+            escape_xml(&label)
         ));
     }
     out.push_str("</svg>\n");
@@ -254,7 +261,7 @@ mod tests {
             "t",
             &[series("a", &pts, &[2700])],
             (0, 400_900),
-            &[200_000],
+            &[(200_000, String::new())],
             &|v| format!("{v}"),
             &|t| t.to_string(),
         );

@@ -1105,4 +1105,6 @@ fn the_demo_weeks_values_growers_and_charts_are_the_weeks_own() {
         w08.contains("(2026-W08-memory-2.svg)"),
         "the small growers get their own chart"
     );
+    // vk01's reboots of Feb 18 and Feb 22 reset its growers: the chart says where.
+    assert_eq!(memory.matches(">reboot vk01</text>").count(), 2, "{memory}");
 }

@@ -371,7 +371,11 @@ fn write_chart(series: &Readings, wanted: &Wanted, chart: &Chart) -> Result<std:
         ),
         &lines,
         (chart.from.timestamp(), chart.newest.timestamp()),
-        &series.reboots,
+        &series
+            .reboots
+            .iter()
+            .map(|t| (*t, String::new()))
+            .collect::<Vec<_>>(),
         &|v| fmt_value(v, dim, suffix),
         &day,
     );

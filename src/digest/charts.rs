@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::Digest;
-use crate::chart::{Series, by_scale, line_chart};
+use crate::chart::{Series, by_scale, line_chart_marked};
 use crate::units::{fmt_bytes, fmt_number};
 
 /// The week's charts as (file name, alt text, SVG).
@@ -50,6 +50,12 @@ fn memory_charts(
         .into_iter()
         .enumerate()
         .map(|(i, group)| {
+            // The reboots of the nodes on this chart ("vk01 is-sis-surface": the node first).
+            let nodes: Vec<&str> = group
+                .iter()
+                .filter_map(|s| s.label.split(' ').next())
+                .collect();
+            let reboots = reboots_of(d, |n| nodes.contains(&n));
             let (file, part) = match i {
                 0 => (format!("{}-memory.svg", d.week), String::new()),
                 _ => (
@@ -60,16 +66,25 @@ fn memory_charts(
             (
                 file,
                 format!("Memory of the top growers over the week{part}"),
-                line_chart(
+                line_chart_marked(
                     &format!("{} {}: memory of the top growers{part}", d.fleet, d.week),
                     &group,
-                    start,
-                    end,
+                    (start, end),
+                    &reboots,
                     &|v| fmt_bytes(v),
                     day,
                 ),
             )
         })
+        .collect()
+}
+
+/// The week's reboots of the nodes `wanted` picks, each with its node's name.
+fn reboots_of(d: &Digest, wanted: impl Fn(&str) -> bool) -> Vec<(i64, String)> {
+    d.nodes
+        .iter()
+        .filter(|n| wanted(&n.node))
+        .flat_map(|n| n.reboot_times.iter().map(|t| (*t, n.node.clone())))
         .collect()
 }
 
@@ -106,14 +121,14 @@ fn disk_chart(
         format!("{}-disk.svg", d.week),
         "Fullest disk of each node over the week (% used), dashed: a week ahead at this rate"
             .to_string(),
-        line_chart(
+        line_chart_marked(
             &format!(
                 "{} {}: fullest disk, % used, and a week ahead",
                 d.fleet, d.week
             ),
             &series,
-            start,
-            horizon,
+            (start, horizon),
+            &reboots_of(d, |_| true),
             &|v| format!("{}%", fmt_number(v, 0)),
             day,
         ),

@@ -110,6 +110,9 @@ pub struct NodeDigest {
     pub rounds: usize,
     /// `up` of `rounds`.
     pub availability_pct: Option<f64>,
+    /// When it rebooted in the week (unix s), for the charts.
+    #[serde(skip)]
+    pub reboot_times: Vec<i64>,
     /// When its last capture of the week was not up: since when (unix s) it has not been.
     pub down_since: Option<i64>,
     /// Open, unacknowledged warnings about it at the week's end.

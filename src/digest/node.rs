@@ -56,6 +56,8 @@ struct Collected {
     /// When the node's last capture of the week was not up: since when it has not been.
     down_since: Option<i64>,
     reboots: usize,
+    /// When each of those reboots happened (the new boot time).
+    reboot_times: Vec<i64>,
     trouble: BTreeMap<String, rollup::Trouble>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
     disk_pct: BTreeMap<String, Vec<(i64, f64)>>,
@@ -74,6 +76,7 @@ impl Collected {
                 if let Some(boot) = row.boot {
                     if last_boot.is_some_and(|b| boot - b > 120) {
                         c.reboots += 1;
+                        c.reboot_times.push(boot);
                     }
                     last_boot = Some(boot);
                 }
@@ -200,6 +203,7 @@ pub(super) fn node_week(
         down_since: collected.down_since,
         open_warnings: 0,
         reboots: collected.reboots,
+        reboot_times: collected.reboot_times.clone(),
         steal_avg_pct: find(&aggs, "host", "cpu_steal_pct").and_then(|a| a.mean),
         mem_available_avg: find(&aggs, "host", "mem_available_bytes").and_then(|a| a.mean),
         swap_peak: find(&aggs, "host", "swap_used_bytes").and_then(|a| a.max),
