@@ -248,7 +248,8 @@ impl Readings {
 }
 
 /// The wanted metric's readings in the given captures, per matching entity, with its nulls and
-/// the node's reboots (a boot time that moved by more than two minutes).
+/// the node's reboots (a boot time that moved by more than two minutes, which the uptime
+/// confirms: `history::rebooted`, so a clock step is none).
 fn readings(archive: &Archive, entries: &[Entry], wanted: &Wanted) -> Readings {
     let (snaps, _) = archive.load_entries(entries);
     let mut out = Readings {
@@ -256,19 +257,27 @@ fn readings(archive: &Archive, entries: &[Entry], wanted: &Wanted) -> Readings {
         nulls: BTreeMap::new(),
         reboots: Vec::new(),
     };
-    let mut last_boot: Option<i64> = None;
+    let mut last: Option<(i64, Option<(i64, i64)>)> = None;
     for s in &snaps {
         let at = s.captured_at.timestamp();
+        let uptime = s
+            .host
+            .as_ref()
+            .and_then(|h| h.uptime_s)
+            .map(|u| (at, u as i64));
         let boot = s.host.as_ref().and_then(|h| {
             h.boot_time
                 .map(|b| b.timestamp())
-                .or_else(|| h.uptime_s.map(|u| at - u as i64))
+                .or_else(|| uptime.map(|(at, u)| at - u))
         });
         if let Some(b) = boot {
-            if last_boot.is_some_and(|l| b - l > 120) {
+            if let Some((l, previous)) = last
+                && b - l > 120
+                && crate::history::rebooted(previous, uptime)
+            {
                 out.reboots.push(b);
             }
-            last_boot = Some(b);
+            last = Some((b, uptime));
         }
         for r in crate::history::metrics::readings(s) {
             if r.metric != wanted.metric
