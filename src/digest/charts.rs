@@ -41,7 +41,7 @@ fn memory_charts(
             label: format!("{} {}", g.node, g.container),
             points: &g.points,
             projection: None,
-            nulls: &[],
+            nulls: &g.nulls,
         })
         .collect();
     let groups = by_scale(series);

@@ -233,6 +233,9 @@ pub struct Grower {
     /// (unix s, bytes) for the chart.
     #[serde(skip)]
     pub points: Vec<(i64, f64)>,
+    /// When its memory read null (unix s), marked on the chart.
+    #[serde(skip)]
+    pub nulls: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

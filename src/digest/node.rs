@@ -60,6 +60,7 @@ struct Collected {
     reboot_times: Vec<i64>,
     trouble: BTreeMap<String, rollup::Trouble>,
     mem_points: BTreeMap<String, Vec<(i64, f64)>>,
+    mem_nulls: BTreeMap<String, Vec<i64>>,
     disk_pct: BTreeMap<String, Vec<(i64, f64)>>,
     /// Indexes of the captures in which a GPU sat idle holding memory.
     gpu_idle: Vec<usize>,
@@ -88,6 +89,12 @@ impl Collected {
             }
             for (name, t) in &day.trouble {
                 c.trouble.entry(name.clone()).or_default().add(t);
+            }
+            for (entity, times) in &day.mem_nulls {
+                c.mem_nulls
+                    .entry(entity.clone())
+                    .or_default()
+                    .extend_from_slice(times);
             }
             for (into, from) in [
                 (&mut c.mem_points, &day.mem_points),
@@ -224,7 +231,7 @@ pub(super) fn node_week(
     };
     Ok(NodeWeek {
         digest,
-        growers: growers(node, &collected.mem_points),
+        growers: growers(node, &collected.mem_points, &collected.mem_nulls),
         disk: (!disk.points.is_empty()).then(|| (node.to_string(), disk.points)),
         previous: schedule.previous,
     })
@@ -329,7 +336,11 @@ fn trouble(
 /// those runs. A leak a reboot reset still counts for what it climbed before; a cycle that
 /// comes back to its level every day (a sawtooth, a daily load) has a floor that does not rise,
 /// whatever phase the week starts and ends in. Ranked fleet-wide later.
-fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Grower> {
+fn growers(
+    node: &str,
+    mem_points: &BTreeMap<String, Vec<(i64, f64)>>,
+    mem_nulls: &BTreeMap<String, Vec<i64>>,
+) -> Vec<Grower> {
     let mut out = Vec::new();
     for (ent, pts) in mem_points {
         let Some(g) = floor_growth(pts) else {
@@ -344,6 +355,7 @@ fn growers(node: &str, mem_points: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<Gr
             first: pts[0].1,
             last: pts[pts.len() - 1].1,
             points: pts.clone(),
+            nulls: mem_nulls.get(ent).cloned().unwrap_or_default(),
         });
     }
     out

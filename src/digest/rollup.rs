@@ -24,7 +24,7 @@ use crate::model::{ContainerState, Health, Snapshot};
 const MAGIC: &[u8] = b"patrol-rollup\n";
 
 /// The layout of the payload; a file of another version is rebuilt, not read.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// One capture of the day, as the digest needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +94,8 @@ pub struct DayRollup {
     pub series: BTreeMap<(String, String), SeriesDay>,
     /// Container memory, point by point (the growers and their chart).
     pub mem_points: BTreeMap<String, Vec<(i64, f64)>>,
+    /// When a container's memory read null (its chart marks them).
+    pub mem_nulls: BTreeMap<String, Vec<i64>>,
     /// Every disk's used percentage, point by point (the disk chart).
     pub disk_pct: BTreeMap<String, Vec<(i64, f64)>>,
 }
@@ -128,6 +130,7 @@ impl DayRollup {
             trouble: BTreeMap::new(),
             series: BTreeMap::new(),
             mem_points: BTreeMap::new(),
+            mem_nulls: BTreeMap::new(),
             disk_pct: BTreeMap::new(),
         }
     }
@@ -209,6 +212,9 @@ impl DayRollup {
                 .or_default();
             let Some(v) = r.value else {
                 series.nulls += 1;
+                if r.metric == "mem_usage_bytes" {
+                    self.mem_nulls.entry(r.entity.clone()).or_default().push(at);
+                }
                 continue;
             };
             if r.metric == "mem_usage_bytes" {
@@ -287,6 +293,14 @@ impl DayRollup {
                 }
             }
         }
+        w.len(self.mem_nulls.len());
+        for (entity, times) in &self.mem_nulls {
+            w.str(entity);
+            w.len(times.len());
+            for t in times {
+                w.i64(*t);
+            }
+        }
         crate::binfmt::pack(MAGIC, FORMAT_VERSION, &w.0, 3)
     }
 
@@ -361,6 +375,15 @@ impl DayRollup {
                 list.push((entity, pts));
             }
             *points = list.into_iter().collect();
+        }
+        for _ in 0..r.len(1)? {
+            let entity = r.str()?;
+            let n = r.len(8)?;
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                times.push(r.i64()?);
+            }
+            out.mem_nulls.insert(entity, times);
         }
         if r.at != payload.len() {
             return Err(format!(
@@ -526,5 +549,41 @@ pub fn under(output: &Path, mode: crate::fsutil::Mode) -> RollupDir {
     RollupDir {
         dir: output.join("rollups"),
         mode,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_rollup_keeps_reads_back_the_same() {
+        let date = NaiveDate::from_ymd_opt(2026, 2, 22).unwrap();
+        let mut r = DayRollup::new("vk02", date, 1_771_729_200);
+        r.listed = vec![1_771_729_200, 1_771_730_100];
+        r.captures.push(CaptureRow {
+            at: 1_771_729_200,
+            interval_s: Some(900),
+            dark: false,
+            boot: Some(1_771_000_000),
+            gpu_seen: true,
+            gpu_idle: 1,
+            running: Some(0),
+        });
+        r.trouble.insert(
+            "intel-gpu-exporter".into(),
+            Trouble {
+                unhealthy: 0,
+                restarting: 44,
+                oom_kills: 2,
+            },
+        );
+        r.mem_points
+            .insert("container:db".into(), vec![(1_771_729_200, 1.5e9)]);
+        r.mem_nulls
+            .insert("container:db".into(), vec![1_771_730_100]);
+        let back = DayRollup::decode(&r.encode().unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 }
