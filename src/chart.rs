@@ -50,7 +50,12 @@ pub fn by_scale(mut series: Vec<Series<'_>>) -> Vec<Vec<Series<'_>>> {
 fn segments(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
     let mut steps: Vec<i64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
     steps.sort_unstable();
-    let median = steps.get(steps.len() / 2).copied().unwrap_or(0).max(1);
+    // The lower middle: of two steps, a short one and a gap, the short one is the cadence.
+    let median = steps
+        .get(steps.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+        .max(1);
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..points.len() {
@@ -268,6 +273,13 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
         assert!(svg.contains(">×<title>null</title>"), "{svg}");
         assert!(svg.contains(">reboot</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_gap_breaks_the_line_even_in_three_readings() {
+        // Two steps, 15 minutes and 11.5 hours: the short one is the cadence.
+        let pts = [(0, 1.0), (900, 2.0), (900 + 41_400, 3.0)];
+        assert_eq!(segments(&pts).len(), 2);
     }
 
     #[test]

@@ -70,6 +70,7 @@ fn the_site_has_the_score_card_the_open_findings_the_digests_and_links_that_reso
         "<a href=\"digests/2026-W08.html\">2026-W08</a>",
         "<img src=\"digests/2026-W09-memory.svg\"",
         "<a href=\"improvements/2026-02.html\">",
+        " (since Feb ",
     ] {
         assert!(index.contains(want), "index.html lacks {want}");
     }
@@ -146,4 +147,37 @@ fn chromium_renders_the_index_with_its_charts_and_no_console_message() {
         assert!(svg.contains("<svg"), "{chart}: {svg}");
         assert!(!svg.contains("error on line"), "{chart}: {svg}");
     }
+}
+
+/// A site that cannot be written is said, and the run's reports, ledger and textfile stand.
+#[test]
+fn a_site_that_cannot_be_written_fails_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("site"), "not a folder").unwrap();
+    let textfile = dir.path().join("patrol.prom");
+    let run = patrol(
+        &[
+            "report",
+            "--archive",
+            "snapshots/demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--textfile",
+            textfile.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(
+        matches!(run.status.code(), Some(0) | Some(1)),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(
+        text(&run.stderr).contains("the reports' web page was not written"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(textfile.exists() && out.join("ledger.json").exists());
 }

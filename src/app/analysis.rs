@@ -97,9 +97,13 @@ pub fn analyse_round(
             crate::fsutil::crash_point("before-ledger");
             let section_file = writer.write_section(ledger, &outcome, at, tz)?;
             writer.write_open(ledger, &outcome, at, tz)?;
-            ledger.score_card = score_card(library, window);
-            report::write_site(&writer.output, &writer.fleet, tz, ledger, at)?;
             writer.write_textfile(ledger, window, at)?;
+            ledger.score_card = score_card(library, window);
+            // The site is a view of what was just written: a site that cannot be written is
+            // said, and the reports, the ledger and the textfile stand.
+            if let Err(e) = report::write_site(&writer.output, &writer.fleet, tz, ledger, at) {
+                tracing::warn!("the reports' web page was not written: {e}");
+            }
             section_file
         }
         None => None,

@@ -75,7 +75,9 @@ pub(super) fn make_digest(args: &DigestArgs, wait: std::time::Duration) -> Resul
         mode: shared_mode(config.as_ref()),
     };
     let as_of = ledger.last_analysis.unwrap_or_else(Utc::now);
-    report::write_site(&output, &fleet, tz, &ledger, as_of)?;
+    if let Err(e) = report::write_site(&output, &fleet, tz, &ledger, as_of) {
+        tracing::warn!("the reports' web page was not written: {e}");
+    }
     println!("{}", path.display());
     let messages = crate::telegram::split(
         &crate::digest::telegram_lines(&digest),

@@ -381,7 +381,12 @@ const RUN_MIN_READINGS: usize = 8;
 pub(super) fn floor_growth(pts: &[(i64, f64)]) -> Option<FloorGrowth> {
     let mut steps: Vec<i64> = pts.windows(2).map(|w| w[1].0 - w[0].0).collect();
     steps.sort_unstable();
-    let gap = steps.get(steps.len() / 2).copied().unwrap_or(0).max(1) * 3;
+    let gap = steps
+        .get(steps.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+        .max(1)
+        * 3;
     let reset = |w: &[(i64, f64)]| w[1].1 < w[0].1 * 0.5;
     let resets = pts.windows(2).filter(|w| reset(w)).count();
     let mut cuts: Vec<usize> = pts

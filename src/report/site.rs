@@ -21,6 +21,14 @@ use crate::ledger::{Ledger, Status};
 use crate::markdown::escape_xml;
 use crate::model::Severity;
 
+/// The first line of every page: a page without it (another patrol's, or no page) is rendered
+/// again even when it is newer than its markdown.
+const MARKER: &str = concat!(
+    "<!-- patrol site, version ",
+    env!("CARGO_PKG_VERSION"),
+    " -->"
+);
+
 /// How many of the newest dated sections the index shows in full.
 const LATEST_SECTIONS: usize = 3;
 
@@ -92,7 +100,7 @@ fn page_link(dest: CowStr<'_>) -> CowStr<'_> {
 fn page(title: &str, depth: usize, body: &str) -> String {
     let up = "../".repeat(depth);
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n{MARKER}\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <nav><a href=\"{up}index.html\">index</a> · <a href=\"{up}open.html\">open findings</a></nav>\n\
@@ -116,13 +124,27 @@ fn render_file(output: &Output, rel: &Path, title: &str) -> Result<Option<PathBu
     let target = output.site().join(rel).with_extension("html");
     let fresh = std::fs::metadata(&target)
         .and_then(|t| Ok(t.modified()? >= meta.modified()?))
-        .unwrap_or(false);
+        .unwrap_or(false)
+        && written_by_this_patrol(&target);
     if !fresh {
         let md = read(&source)?;
         let depth = rel.components().count().saturating_sub(1);
         write(output, &target, &page(title, depth, &markdown_html(&md)))?;
     }
     Ok(Some(target))
+}
+
+/// Whether a page's second line is this version's [`MARKER`].
+fn written_by_this_patrol(page: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(page) else {
+        return false;
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.ok())
+        .is_some_and(|l| l == MARKER)
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -194,7 +216,7 @@ pub fn write_site(
         render_file(
             output,
             &Path::new("improvements").join(m),
-            &format!("{fleet} — {m}"),
+            &format!("{fleet} — {}", m.trim_end_matches(".md")),
         )?;
     }
     render_file(
@@ -213,7 +235,7 @@ pub fn write_site(
         render_file(
             output,
             &Path::new("digests").join(d),
-            &format!("{fleet} — digest {d}"),
+            &format!("{fleet} — digest {}", d.trim_end_matches(".md")),
         )?;
     }
     let mut charts: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -282,7 +304,7 @@ fn index_body(
         }
         html.push_str("</tbody></table>\n");
     }
-    html.push_str(&open_findings(ledger));
+    html.push_str(&open_findings(ledger, tz));
     html.push_str("<h2 id=\"latest\">Latest sections</h2>\n");
     for path in latest_sections(output, LATEST_SECTIONS) {
         // reports/YYYY/MM/ is three folders below the output, the index none.
@@ -331,8 +353,10 @@ fn index_body(
     Ok(html)
 }
 
-/// Open conditions by severity, worst first, each with its nodes and since when.
-fn open_findings(ledger: &Ledger) -> String {
+/// Open conditions by severity, newest episode first, each with since when (or since when it
+/// could not be checked, as open.md says).
+fn open_findings(ledger: &Ledger, tz: Tz) -> String {
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%b %-d %H:%M").to_string();
     let mut html = String::from("<h2 id=\"open\">Open findings</h2>\n");
     let open: Vec<_> = ledger
         .entries
@@ -361,13 +385,13 @@ fn open_findings(ledger: &Ledger) -> String {
                 .trim()
                 .trim_start_matches("<p>")
                 .trim_end_matches("</p>");
+            let since = match e.unchecked_since {
+                Some(u) => format!("could not check since {}", local(u)),
+                None => format!("since {}", local(e.episode_start())),
+            };
+            let ack = if e.acknowledged { ", acknowledged" } else { "" };
             html.push_str(&format!(
-                "<li class=\"{class}\">{title}{}</li>\n",
-                if e.acknowledged {
-                    " (acknowledged)"
-                } else {
-                    ""
-                }
+                "<li class=\"{class}\">{title} ({since}{ack})</li>\n"
             ));
         }
         html.push_str("</ul>\n");

@@ -369,20 +369,44 @@ fn fell(node: &crate::history::NodeHistory) -> Option<(u32, u32)> {
 /// Roles of at least this many scored nodes have a median to compare with.
 const ROLE_MIN_NODES: usize = 3;
 
-/// Each role's median score, for the roles with [`ROLE_MIN_NODES`] scored nodes or more.
-fn role_medians<'a>(
+/// What a role says about a low score: nothing (no role, or fewer than [`ROLE_MIN_NODES`]
+/// nodes in it), its median, or that too few of its nodes were scored now to tell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RoleView {
+    None,
+    Median(u32),
+    TooFewScored,
+}
+
+/// Each declared role's view: the lower median of its nodes scored now, when at least
+/// [`ROLE_MIN_NODES`] were; a role of that many nodes in the window with fewer scored now (one
+/// dark) cannot tell. Nodes without a role are no role: unrelated machines are not compared.
+fn role_views<'a>(
+    in_window: impl Iterator<Item = Option<&'a str>>,
     scored: impl Iterator<Item = (Option<&'a str>, u32)>,
-) -> std::collections::BTreeMap<Option<&'a str>, u32> {
-    let mut by_role: std::collections::BTreeMap<Option<&str>, Vec<u32>> = Default::default();
-    for (role, total) in scored {
-        by_role.entry(role).or_default().push(total);
+) -> std::collections::BTreeMap<&'a str, RoleView> {
+    let mut size: std::collections::BTreeMap<&str, usize> = Default::default();
+    for role in in_window.flatten() {
+        *size.entry(role).or_default() += 1;
     }
-    by_role
-        .into_iter()
-        .filter(|(_, v)| v.len() >= ROLE_MIN_NODES)
-        .map(|(role, mut v)| {
-            v.sort_unstable();
-            (role, v[v.len() / 2])
+    let mut by_role: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+    for (role, total) in scored {
+        if let Some(role) = role {
+            by_role.entry(role).or_default().push(total);
+        }
+    }
+    size.into_iter()
+        .filter(|(_, n)| *n >= ROLE_MIN_NODES)
+        .map(|(role, _)| {
+            let view = match by_role.remove(role) {
+                Some(mut v) if v.len() >= ROLE_MIN_NODES => {
+                    v.sort_unstable();
+                    // The lower of two middles: half a role scoring low is not under itself.
+                    RoleView::Median(v[(v.len() - 1) / 2])
+                }
+                _ => RoleView::TooFewScored,
+            };
+            (role, view)
         })
         .collect()
 }
@@ -401,13 +425,32 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             cards.push((node, at, card, total, possible));
         }
     }
-    let medians = role_medians(cards.iter().map(|c| (c.0.role.as_deref(), c.3)));
+    let views = role_views(
+        ctx.window
+            .nodes()
+            .filter(|n| rule.select.node_matches(n))
+            .map(|n| n.role.as_deref()),
+        cards.iter().map(|c| (c.0.role.as_deref(), c.3)),
+    );
     for (node, at, card, total, possible) in cards {
         if f64::from(total) >= p.below {
             continue;
         }
-        let median = medians.get(&node.role.as_deref()).copied();
+        let view = node
+            .role
+            .as_deref()
+            .and_then(|r| views.get(r).copied())
+            .unwrap_or(RoleView::None);
         let fall = fell(node);
+        if view == RoleView::TooFewScored && fall.is_none() {
+            // A peer dark or unscored: the role cannot say whether this is news.
+            out.push(Candidate::undecided(node, "host", "score", at));
+            continue;
+        }
+        let median = match view {
+            RoleView::Median(m) => Some(m),
+            _ => None,
+        };
         if median.is_some_and(|m| total + ROLE_MARGIN > m) && fall.is_none() {
             // Low, but like the rest of its role and not falling: what lowers it is the role's
             // (and the findings about that dimension say it), not this node's news.
@@ -432,7 +475,7 @@ pub fn evaluate(p: &Params, rule: &Rule, ctx: &EvalContext, out: &mut Vec<Candid
             .unwrap_or_default();
         if let Some((then, now)) = fall {
             role.push_str(&format!(
-                " It fell from {then} to {now} since the window's oldest capture (its readings alone, hygiene aside)."
+                " It is falling: its readings alone (hygiene aside, which the window does not keep) gave {then} at the window's oldest capture and give {now} now."
             ));
         }
         c.evidence = format!(
