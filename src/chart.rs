@@ -46,20 +46,28 @@ pub fn by_scale(mut series: Vec<Series<'_>>) -> Vec<Vec<Series<'_>>> {
     groups
 }
 
-/// The runs of `points` between capture gaps.
-fn segments(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
-    let mut steps: Vec<i64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
+/// The longest step between readings at times `times` (oldest first) that is no capture gap:
+/// [`GAP_STEPS`] times the lower middle step (of a short step and a gap, the short one is the
+/// cadence). The charts, `patrol history` and the digest's growers cut their runs at it.
+pub fn gap_after(times: impl Iterator<Item = i64>) -> i64 {
+    let times: Vec<i64> = times.collect();
+    let mut steps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     steps.sort_unstable();
-    // The lower middle: of two steps, a short one and a gap, the short one is the cadence.
-    let median = steps
+    let cadence = steps
         .get(steps.len().saturating_sub(1) / 2)
         .copied()
         .unwrap_or(0)
         .max(1);
+    GAP_STEPS * cadence
+}
+
+/// The runs of `points` between capture gaps.
+fn segments(points: &[(i64, f64)]) -> Vec<&[(i64, f64)]> {
+    let gap = gap_after(points.iter().map(|p| p.0));
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..points.len() {
-        if points[i].0 - points[i - 1].0 > GAP_STEPS * median {
+        if points[i].0 - points[i - 1].0 > gap {
             out.push(&points[start..i]);
             start = i;
         }

@@ -330,15 +330,7 @@ fn print_readings(series: &Readings, wanted: &Wanted, tz: Tz) {
                 .map(|t| (*t, None)),
         );
         rows.sort_by_key(|r| r.0);
-        let mut steps: Vec<i64> = rows.windows(2).map(|w| w[1].0 - w[0].0).collect();
-        steps.sort_unstable();
-        // The lower middle step is the cadence (of a short step and a gap, the short one).
-        let gap = steps
-            .get(steps.len().saturating_sub(1) / 2)
-            .copied()
-            .unwrap_or(0)
-            .max(1)
-            * 3;
+        let gap = crate::chart::gap_after(rows.iter().map(|r| r.0));
         for (i, (t, v)) in rows.iter().enumerate() {
             if let Some(prev) = i.checked_sub(1).map(|p| rows[p].0)
                 && t - prev > gap

@@ -376,17 +376,10 @@ const RUN_MIN_READINGS: usize = 8;
 
 /// The rise of the floor of `pts` (time, bytes), run by run: in each run of at least
 /// [`RUN_MIN_READINGS`], the lowest of its last quarter less the lowest of its first quarter.
-/// A run ends at a reset and at a capture gap (a step over three times the median one): what
+/// A run ends at a reset and at a capture gap ([`crate::chart::gap_after`]): what
 /// happened while nobody looked is no rate. `None` when no run is long enough.
 pub(super) fn floor_growth(pts: &[(i64, f64)]) -> Option<FloorGrowth> {
-    let mut steps: Vec<i64> = pts.windows(2).map(|w| w[1].0 - w[0].0).collect();
-    steps.sort_unstable();
-    let gap = steps
-        .get(steps.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0)
-        .max(1)
-        * 3;
+    let gap = crate::chart::gap_after(pts.iter().map(|p| p.0));
     let reset = |w: &[(i64, f64)]| w[1].1 < w[0].1 * 0.5;
     let resets = pts.windows(2).filter(|w| reset(w)).count();
     let mut cuts: Vec<usize> = pts
